@@ -1,0 +1,438 @@
+//! Command-line flags (clap derive) and their translation into a validated
+//! [`Config`]. Every flag has a kebab-case name and also accepts the
+//! snake_case spelling older cron lines use (`--source_type`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+use crate::config::{
+    Config, CsvConfig, FileSinkConfig, InputPath, LogFormat, MetricsConfig, OutputPath, SinkConfig,
+    SourceConfig,
+};
+use crate::error::PipelineError;
+
+/// Kinds of source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SourceType {
+    /// A CSV file or standard input.
+    Csv,
+}
+
+/// Kinds of sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SinkType {
+    /// A JSON-lines file or standard output.
+    File,
+}
+
+/// Log formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormatArg {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+const EXAMPLES: &str = "\
+Examples:
+  # CSV to JSON lines, with metrics for Prometheus on port 9464
+  pipeline-cli --source-type csv --csv-file fixtures/sample.csv \\
+               --sink-type file --output-file out.jsonl --metrics-port 9464
+
+  # typed values, semicolon-separated input from stdin, JSON lines to stdout
+  cat data.csv | pipeline-cli --source-type csv --csv-file - --csv-delimiter ';' \\
+               --csv-infer-types --sink-type file --output-file -
+
+  # keep bad rows, give up after 100 of them
+  pipeline-cli --source-type csv --csv-file in.csv --sink-type file --output-file out.jsonl \\
+               --dead-letter rejected.jsonl --max-errors 100
+
+Every flag also accepts its snake_case spelling (--source_type, --csv_file, ...).
+
+Exit codes: 0 success; 1 the run failed or records failed; 2 usage or configuration
+error (nothing was read); 75 another run holds the lock; 130 interrupted by SIGINT;
+143 interrupted by SIGTERM.";
+
+/// pipeline-cli moves records from a source (CSV) into a sink (JSON lines),
+/// batching, counting and timing everything for Prometheus.
+#[derive(Debug, Parser)]
+#[command(name = "pipeline-cli", version, about, after_long_help = EXAMPLES, after_help = "Run with --help for examples and exit codes.")]
+pub struct Cli {
+    /// Where records come from. Example: --source-type csv
+    #[arg(long, alias = "source_type", value_enum, help_heading = "Source")]
+    pub source_type: SourceType,
+
+    /// CSV file to read; `-` reads standard input. Example: --csv-file data/orders.csv
+    #[arg(
+        long,
+        alias = "csv_file",
+        value_name = "PATH",
+        help_heading = "CSV source"
+    )]
+    pub csv_file: Option<String>,
+
+    /// Field delimiter: one character, or `tab`. Example: --csv-delimiter ';'
+    #[arg(
+        long,
+        alias = "csv_delimiter",
+        value_name = "C",
+        default_value = ",",
+        help_heading = "CSV source"
+    )]
+    pub csv_delimiter: String,
+
+    /// The first row is data, not a header; columns are named column_1, column_2, ...
+    #[arg(long, alias = "csv_no_header", help_heading = "CSV source")]
+    pub csv_no_header: bool,
+
+    /// Write integers, decimals and true/false as JSON numbers and booleans, and
+    /// empty fields as null (otherwise every value is a string).
+    #[arg(long, alias = "csv_infer_types", help_heading = "CSV source")]
+    pub csv_infer_types: bool,
+
+    /// Where records go. Example: --sink-type file
+    #[arg(long, alias = "sink_type", value_enum, help_heading = "Sink")]
+    pub sink_type: SinkType,
+
+    /// JSON-lines file to write; `-` writes standard output. The file is written
+    /// as PATH.partial and renamed to PATH only when the run succeeds.
+    /// Example: --output-file out/orders.jsonl
+    #[arg(
+        long,
+        alias = "output_file",
+        value_name = "PATH",
+        help_heading = "File sink"
+    )]
+    pub output_file: Option<String>,
+
+    /// Records per batch written by a sink worker. Example: --batch-size 5000
+    #[arg(
+        long,
+        alias = "batch_size",
+        value_name = "N",
+        default_value_t = 1000,
+        help_heading = "Batching"
+    )]
+    pub batch_size: usize,
+
+    /// Longest a partial batch waits for more records before it is written, in
+    /// milliseconds. Example: --batch-timeout-ms 250
+    #[arg(
+        long,
+        alias = "batch_timeout_ms",
+        value_name = "N",
+        default_value_t = 1000,
+        help_heading = "Batching"
+    )]
+    pub batch_timeout_ms: u64,
+
+    /// Records buffered between the source and the sinks; a full queue pauses
+    /// the source, so memory stays flat. Example: --queue-size 20000
+    #[arg(
+        long,
+        alias = "queue_size",
+        value_name = "N",
+        default_value_t = 10_000,
+        help_heading = "Batching"
+    )]
+    pub queue_size: usize,
+
+    /// Sink workers writing in parallel (default: 1 for the file sink). With
+    /// more than one, output lines are no longer in input order. Example: --workers 4
+    #[arg(long, value_name = "N", help_heading = "Batching")]
+    pub workers: Option<usize>,
+
+    /// Append every rejected record, with its line number, raw text and the
+    /// reason, to this JSON-lines file. Example: --dead-letter rejected.jsonl
+    #[arg(
+        long,
+        alias = "dead_letter",
+        value_name = "PATH",
+        help_heading = "Errors"
+    )]
+    pub dead_letter: Option<PathBuf>,
+
+    /// Stop reading once N records have failed (the run then fails). Example: --max-errors 100
+    #[arg(long, alias = "max_errors", value_name = "N", help_heading = "Errors")]
+    pub max_errors: Option<u64>,
+
+    /// Read at most N records, then finish normally. Example: --limit 1000
+    #[arg(long, value_name = "N", help_heading = "Errors")]
+    pub limit: Option<u64>,
+
+    /// Serve /metrics, /health and / on this port while the run lasts (0 picks a
+    /// free port and logs it). Example: --metrics-port 9464
+    #[arg(
+        long,
+        alias = "metrics_port",
+        value_name = "N",
+        help_heading = "Metrics"
+    )]
+    pub metrics_port: Option<u16>,
+
+    /// Address the metrics server binds. Example: --metrics-host 0.0.0.0
+    #[arg(
+        long,
+        alias = "metrics_host",
+        value_name = "H",
+        default_value = "127.0.0.1",
+        help_heading = "Metrics"
+    )]
+    pub metrics_host: String,
+
+    /// After the run ends, keep serving the final metrics until Ctrl+C or
+    /// SIGTERM, so Prometheus gets its last scrape.
+    #[arg(long, alias = "metrics_keep_alive", help_heading = "Metrics")]
+    pub metrics_keep_alive: bool,
+
+    /// Value of the pipeline_id label on every series. Example: --pipeline-id orders-hourly
+    #[arg(
+        long,
+        alias = "pipeline_id",
+        value_name = "ID",
+        default_value = "default",
+        help_heading = "Metrics"
+    )]
+    pub pipeline_id: String,
+
+    /// Log format on stderr. Example: --log-format json
+    #[arg(
+        long,
+        alias = "log_format",
+        value_enum,
+        default_value = "text",
+        help_heading = "Output"
+    )]
+    pub log_format: LogFormatArg,
+
+    /// No progress bar, no informational logs, no summary line; errors still print.
+    #[arg(long, short, help_heading = "Output")]
+    pub quiet: bool,
+
+    /// After Ctrl+C or SIGTERM, wait at most this many seconds for the sinks to
+    /// write what was read, then exit anyway. Example: --shutdown-timeout 30
+    #[arg(
+        long,
+        alias = "shutdown_timeout",
+        value_name = "SECS",
+        default_value_t = 10,
+        help_heading = "Output"
+    )]
+    pub shutdown_timeout: u64,
+}
+
+fn parse_delimiter(s: &str) -> Result<u8, PipelineError> {
+    let bytes = match s {
+        "tab" | "\\t" => return Ok(b'\t'),
+        _ => s.as_bytes(),
+    };
+    match bytes {
+        [b] if *b != b'"' && *b != b'\n' && *b != b'\r' => Ok(*b),
+        _ => Err(PipelineError::Config(format!(
+            "--csv-delimiter must be a single ASCII character other than a quote or newline (or `tab`), got {s:?}"
+        ))),
+    }
+}
+
+fn positive(flag: &str, n: usize) -> Result<usize, PipelineError> {
+    if n == 0 {
+        return Err(PipelineError::Config(format!("{flag} must be at least 1")));
+    }
+    Ok(n)
+}
+
+impl Cli {
+    /// Checks the flags against each other and builds the run's [`Config`].
+    pub fn into_config(self) -> Result<Config, PipelineError> {
+        let source = match self.source_type {
+            SourceType::Csv => {
+                let file = self.csv_file.ok_or_else(|| {
+                    PipelineError::Config(
+                        "--source-type csv needs --csv-file PATH (or `-` for standard input)"
+                            .into(),
+                    )
+                })?;
+                SourceConfig::Csv(CsvConfig {
+                    input: if file == "-" {
+                        InputPath::Stdin
+                    } else {
+                        InputPath::File(file.into())
+                    },
+                    delimiter: parse_delimiter(&self.csv_delimiter)?,
+                    has_header: !self.csv_no_header,
+                    infer_types: self.csv_infer_types,
+                })
+            }
+        };
+        let sink = match self.sink_type {
+            SinkType::File => {
+                let file = self.output_file.ok_or_else(|| {
+                    PipelineError::Config(
+                        "--sink-type file needs --output-file PATH (or `-` for standard output)"
+                            .into(),
+                    )
+                })?;
+                SinkConfig::File(FileSinkConfig {
+                    output: if file == "-" {
+                        OutputPath::Stdout
+                    } else {
+                        OutputPath::File(file.into())
+                    },
+                })
+            }
+        };
+        let mut config = Config::new(source, sink);
+        config.batch_size = positive("--batch-size", self.batch_size)?;
+        config.batch_timeout = Duration::from_millis(self.batch_timeout_ms.max(1));
+        config.queue_size = positive("--queue-size", self.queue_size)?;
+        if let Some(w) = self.workers {
+            config.workers = positive("--workers", w)?;
+        }
+        if self.max_errors == Some(0) {
+            return Err(PipelineError::Config(
+                "--max-errors must be at least 1 (leave it out to never stop on errors)".into(),
+            ));
+        }
+        if self.pipeline_id.is_empty() {
+            return Err(PipelineError::Config(
+                "--pipeline-id must not be empty".into(),
+            ));
+        }
+        if self.metrics_keep_alive && self.metrics_port.is_none() {
+            return Err(PipelineError::Config(
+                "--metrics-keep-alive needs --metrics-port N".into(),
+            ));
+        }
+        config.dead_letter = self.dead_letter;
+        config.max_errors = self.max_errors;
+        config.limit = self.limit;
+        config.metrics = MetricsConfig {
+            port: self.metrics_port,
+            host: self.metrics_host,
+            keep_alive: self.metrics_keep_alive,
+        };
+        config.pipeline_id = self.pipeline_id;
+        config.log_format = match self.log_format {
+            LogFormatArg::Text => LogFormat::Text,
+            LogFormatArg::Json => LogFormat::Json,
+        };
+        config.quiet = self.quiet;
+        config.shutdown_timeout = Duration::from_secs(self.shutdown_timeout);
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, String> {
+        let cli = Cli::try_parse_from(std::iter::once("pipeline-cli").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        cli.into_config().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn snake_and_kebab_spellings_agree() {
+        let a = parse(&[
+            "--source_type",
+            "csv",
+            "--csv_file",
+            "in.csv",
+            "--sink_type",
+            "file",
+            "--output_file",
+            "out.jsonl",
+            "--batch_size",
+            "7",
+            "--metrics_port",
+            "8000",
+        ])
+        .unwrap();
+        let b = parse(&[
+            "--source-type",
+            "csv",
+            "--csv-file",
+            "in.csv",
+            "--sink-type",
+            "file",
+            "--output-file",
+            "out.jsonl",
+            "--batch-size",
+            "7",
+            "--metrics-port",
+            "8000",
+        ])
+        .unwrap();
+        assert_eq!(format!("{a:?}"), format!("{b:?}"));
+        assert_eq!(a.batch_size, 7);
+        assert_eq!(a.metrics.port, Some(8000));
+    }
+
+    #[test]
+    fn stdin_stdout_and_delimiters() {
+        let c = parse(&[
+            "--source-type",
+            "csv",
+            "--csv-file",
+            "-",
+            "--sink-type",
+            "file",
+            "--output-file",
+            "-",
+            "--csv-delimiter",
+            "tab",
+        ])
+        .unwrap();
+        let SourceConfig::Csv(csv) = &c.source;
+        assert_eq!(csv.input, InputPath::Stdin);
+        assert_eq!(csv.delimiter, b'\t');
+        let SinkConfig::File(f) = &c.sink;
+        assert_eq!(f.output, OutputPath::Stdout);
+    }
+
+    #[test]
+    fn bad_combinations_are_refused_with_the_flag_named() {
+        let e = parse(&[
+            "--source-type",
+            "csv",
+            "--sink-type",
+            "file",
+            "--output-file",
+            "o",
+        ])
+        .unwrap_err();
+        assert!(e.contains("--csv-file"), "{e}");
+        let e = parse(&[
+            "--source-type",
+            "csv",
+            "--csv-file",
+            "x",
+            "--sink-type",
+            "file",
+            "--output-file",
+            "o",
+            "--csv-delimiter",
+            ";;",
+        ])
+        .unwrap_err();
+        assert!(e.contains("--csv-delimiter"), "{e}");
+        let e = parse(&[
+            "--source-type",
+            "csv",
+            "--csv-file",
+            "x",
+            "--sink-type",
+            "file",
+            "--output-file",
+            "o",
+            "--batch-size",
+            "0",
+        ])
+        .unwrap_err();
+        assert!(e.contains("--batch-size"), "{e}");
+    }
+}

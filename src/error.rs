@@ -1,0 +1,196 @@
+//! Error enums, the fixed `error_type` vocabulary used in metrics and
+//! dead-letter entries, and the process exit codes. `main` maps a run's
+//! outcome to an exit code here, in one place.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// The small, fixed vocabulary of the `error_type` label. Never extend it with
+/// free text: label values must stay few and known in advance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorType {
+    /// Input that could not be parsed (bad CSV row, invalid UTF-8, bad JSON).
+    Parse,
+    /// A value that does not fit its destination type.
+    Conversion,
+    /// A connection could not be made or was lost.
+    Connection,
+    /// A request or lock wait timed out.
+    Timeout,
+    /// The remote server rejected the request for its own reasons.
+    Server,
+    /// Authentication or authorisation failed.
+    Auth,
+    /// Local reading or writing failed.
+    Io,
+    /// A duplicate key was refused.
+    Duplicate,
+    /// The configuration is wrong.
+    Config,
+}
+
+impl ErrorType {
+    /// Every error type, in the order they are exported.
+    pub const ALL: [ErrorType; 9] = [
+        ErrorType::Parse,
+        ErrorType::Conversion,
+        ErrorType::Connection,
+        ErrorType::Timeout,
+        ErrorType::Server,
+        ErrorType::Auth,
+        ErrorType::Io,
+        ErrorType::Duplicate,
+        ErrorType::Config,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorType::Parse => "parse",
+            ErrorType::Conversion => "conversion",
+            ErrorType::Connection => "connection",
+            ErrorType::Timeout => "timeout",
+            ErrorType::Server => "server",
+            ErrorType::Auth => "auth",
+            ErrorType::Io => "io",
+            ErrorType::Duplicate => "duplicate",
+            ErrorType::Config => "config",
+        }
+    }
+}
+
+impl fmt::Display for ErrorType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where in the pipeline something happened: the `stage` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stage {
+    /// Reading from the source.
+    Source,
+    /// Writing to the sink.
+    Sink,
+    /// Serving metrics.
+    Metrics,
+    /// Pushing metrics to a Pushgateway or textfile.
+    Push,
+}
+
+impl Stage {
+    /// Every stage, in the order they are exported.
+    pub const ALL: [Stage; 4] = [Stage::Source, Stage::Sink, Stage::Metrics, Stage::Push];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Source => "source",
+            Stage::Sink => "sink",
+            Stage::Metrics => "metrics",
+            Stage::Push => "push",
+        }
+    }
+}
+
+/// Process exit codes, as documented in the README.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i32)]
+pub enum ExitCode {
+    /// Every record was written.
+    Success = 0,
+    /// The run failed, or some records failed.
+    Failed = 1,
+    /// Usage or configuration error; nothing was read.
+    Usage = 2,
+    /// Another run holds the lock file.
+    Locked = 75,
+    /// Stopped by SIGHUP.
+    Hangup = 129,
+    /// Stopped by SIGINT (Ctrl+C).
+    Interrupted = 130,
+    /// Stopped by SIGTERM.
+    Terminated = 143,
+}
+
+impl ExitCode {
+    /// The numeric code handed to the operating system.
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+}
+
+/// Everything that can end a run early or stop it from starting.
+///
+/// Each variant carries enough context for a single clear line; none of them
+/// ever carries a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// A flag or config value is wrong (exit 2).
+    #[error("{0}")]
+    Config(String),
+    /// The input could not be opened (exit 2).
+    #[error("cannot read {what} '{path}': {source}")]
+    OpenInput {
+        /// Which flag named the path.
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The output could not be created (exit 2).
+    #[error("cannot write {what} '{path}': {source}")]
+    OpenOutput {
+        /// Which flag named the path.
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The metrics port could not be bound (exit 2).
+    #[error("cannot listen on {host}:{port} for metrics: {reason}; choose another port with --metrics-port (or another address with --metrics-host)")]
+    MetricsBind {
+        /// The address asked for.
+        host: String,
+        /// The port asked for.
+        port: u16,
+        /// Why binding failed.
+        reason: String,
+    },
+    /// Reading the source failed part way (exit 1).
+    #[error("source failed: {0}")]
+    Source(String),
+    /// Writing the sink failed part way (exit 1).
+    #[error("sink failed: {0}")]
+    Sink(String),
+    /// `--max-errors` was reached (exit 1).
+    #[error("stopped reading after {0} failed records (--max-errors {0})")]
+    TooManyErrors(u64),
+    /// The counts do not add up: a bug, and the run fails (exit 1).
+    #[error("record counts do not reconcile: read {} != inserted {} + updated {} + skipped {} + failed {}", .0.read, .0.inserted, .0.updated, .0.skipped, .0.failed)]
+    Reconcile(crate::metrics::Counts),
+}
+
+impl PipelineError {
+    /// True for errors found before anything was read (exit code 2).
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            PipelineError::Config(_)
+                | PipelineError::OpenInput { .. }
+                | PipelineError::OpenOutput { .. }
+                | PipelineError::MetricsBind { .. }
+        )
+    }
+
+    /// The exit code for this error.
+    pub fn exit_code(&self) -> ExitCode {
+        if self.is_usage() {
+            ExitCode::Usage
+        } else {
+            ExitCode::Failed
+        }
+    }
+}

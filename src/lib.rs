@@ -1,0 +1,27 @@
+//! pipeline-cli moves records from a source (a CSV file) into a sink (a
+//! JSON-lines file) through a bounded channel and batching sink workers, and
+//! tells Prometheus everything about how that went.
+//!
+//! Map of the crate:
+//! - [`cli`]: clap flags (kebab-case plus snake_case aliases) -> [`config::Config`].
+//! - [`config`]: validated, typed settings.
+//! - [`error`]: error enums, the `error_type` vocabulary, exit codes.
+//! - [`record`]: `Record`, `Value` and their JSON form.
+//! - [`pipeline`]: source -> channel -> sink workers, shutdown order, run summary.
+//! - [`source`]: sources (CSV).
+//! - [`sink`]: sinks (JSON-lines file) and the shared batching loop.
+//! - [`metrics`]: every metric, the `/metrics` `/health` `/` server.
+//! - [`dead_letter`]: the file rejected records are kept in.
+//! - [`shutdown`]: the stop signal and the Ctrl+C / SIGTERM handler.
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod config;
+pub mod dead_letter;
+pub mod error;
+pub mod metrics;
+pub mod pipeline;
+pub mod record;
+pub mod shutdown;
+pub mod sink;
+pub mod source;

@@ -1,0 +1,150 @@
+//! The `pipeline-cli` binary: parse flags, start logging, the signal handler
+//! and the metrics server, run the pipeline, and map the outcome to an exit code.
+
+use std::io::Write;
+use std::process;
+use std::time::Duration;
+
+use clap::Parser;
+use pipeline_cli::cli::Cli;
+use pipeline_cli::config::{Config, LogFormat};
+use pipeline_cli::error::{ExitCode, PipelineError};
+use pipeline_cli::metrics::server::MetricsServer;
+use pipeline_cli::metrics::{Metrics, RunState};
+use pipeline_cli::pipeline::{self, signal_exit_code, signal_name, Outcome};
+use pipeline_cli::shutdown::{install_signal_handlers, Shutdown};
+
+fn init_logging(config: &Config) {
+    // actix-server's own start/stop lines are noise for a command-line tool.
+    let default = if config.quiet {
+        "warn"
+    } else {
+        "info,actix_server=warn,actix_web=warn"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PIPELINE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    match config.log_format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
+}
+
+/// One clear line on stderr, then the exit code.
+fn die(error: &PipelineError) -> ! {
+    eprintln!("pipeline-cli: error: {error}");
+    process::exit(error.exit_code().code());
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let config = match cli.into_config() {
+        Ok(c) => c,
+        Err(e) => die(&e),
+    };
+    init_logging(&config);
+    process::exit(run(config).code());
+}
+
+fn run(config: Config) -> ExitCode {
+    let shutdown = Shutdown::new();
+    if let Err(e) = install_signal_handlers(shutdown.clone(), |sig| {
+        eprintln!("pipeline-cli: second {}: exiting now", signal_name(sig));
+        process::exit(signal_exit_code(sig).code());
+    }) {
+        die(&PipelineError::Config(e));
+    }
+    spawn_watchdog(shutdown.clone(), config.shutdown_timeout);
+
+    let metrics = Metrics::new(
+        &config.pipeline_id,
+        config.source.kind(),
+        config.sink.kind(),
+    );
+    let server = match config.metrics.port {
+        Some(port) => match MetricsServer::start(&config.metrics.host, port, metrics.clone()) {
+            Ok(s) => {
+                tracing::info!("serving metrics on http://{}/metrics", s.local_addr());
+                Some(s)
+            }
+            Err(e) => die(&e),
+        },
+        None => None,
+    };
+    let prepared = match pipeline::prepare(&config, metrics.clone(), shutdown.clone()) {
+        Ok(p) => p,
+        Err(e) => {
+            metrics.set_state(RunState::Failed);
+            if let Some(s) = server {
+                s.stop();
+            }
+            die(&e);
+        }
+    };
+    let summary = prepared.run();
+
+    if let Some(e) = &summary.error {
+        eprintln!("pipeline-cli: error: {e}");
+    }
+    if !config.quiet {
+        print_summary(&config, &summary);
+    }
+    if let Some(server) = server {
+        if config.metrics.keep_alive && !shutdown.is_requested() {
+            tracing::info!(
+                "run finished; still serving the final metrics on http://{}/metrics until Ctrl+C or SIGTERM",
+                server.local_addr()
+            );
+            shutdown.wait();
+        }
+        server.stop();
+    }
+    summary.outcome.exit_code()
+}
+
+fn print_summary(config: &Config, summary: &pipeline::RunSummary) {
+    let line = summary.line();
+    match config.log_format {
+        LogFormat::Text => eprintln!("pipeline-cli: {line}"),
+        LogFormat::Json => {
+            let c = summary.counts;
+            let obj = serde_json::json!({
+                "level": "INFO",
+                "message": line,
+                "summary": true,
+                "outcome": match summary.outcome {
+                    Outcome::Success => "success",
+                    Outcome::RecordsFailed => "records_failed",
+                    Outcome::Failed => "failed",
+                    Outcome::Interrupted(_) => "interrupted",
+                },
+                "read": c.read, "inserted": c.inserted, "updated": c.updated,
+                "skipped": c.skipped, "failed": c.failed,
+                "elapsed_seconds": summary.elapsed.as_secs_f64(),
+            });
+            let _ = writeln!(std::io::stderr(), "{obj}");
+        }
+    }
+}
+
+/// After the first stop signal, bounds how long the process may take to end.
+fn spawn_watchdog(shutdown: Shutdown, timeout: Duration) {
+    std::thread::Builder::new()
+        .name("shutdown-watchdog".into())
+        .spawn(move || {
+            shutdown.wait();
+            std::thread::sleep(timeout);
+            let sig = shutdown.signal().unwrap_or(2);
+            eprintln!(
+                "pipeline-cli: error: shutdown did not finish within --shutdown-timeout {}s; exiting with records possibly unwritten",
+                timeout.as_secs()
+            );
+            process::exit(signal_exit_code(sig).code());
+        })
+        .expect("spawn the watchdog");
+}

@@ -1,0 +1,241 @@
+//! `Record`, the unit that flows from a source to a sink, its `Value`s, and the
+//! conversions between text, typed values and JSON.
+
+use std::io::{self, Write};
+use std::sync::Arc;
+
+/// The ordered field names shared by many records (a CSV header, say), with
+/// each name's JSON key escaped once up front so sinks never re-escape it.
+#[derive(Debug)]
+pub struct Schema {
+    names: Vec<String>,
+    json_keys: Vec<Vec<u8>>,
+}
+
+impl Schema {
+    /// Builds a schema from field names, in order.
+    pub fn new(names: Vec<String>) -> Self {
+        let json_keys = names
+            .iter()
+            .map(|n| {
+                let mut k = serde_json::to_vec(n).expect("a string always serialises");
+                k.push(b':');
+                k
+            })
+            .collect();
+        Schema { names, json_keys }
+    }
+
+    /// The field names, in order.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Number of fields.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// True when there are no fields.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+}
+
+/// One field value. Decimal keeps the exact source text of a number so no
+/// precision is lost between a CSV file and a DECIMAL column.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// No value (an empty field with type inference on, a JSON null).
+    Null,
+    /// true / false.
+    Bool(bool),
+    /// A whole number that fits in 64 bits.
+    Int(i64),
+    /// A number kept as its exact text; always valid JSON number syntax.
+    Decimal(String),
+    /// A floating-point number.
+    Float(f64),
+    /// Text.
+    Str(String),
+    /// Nested JSON (objects and arrays from a document source).
+    Json(serde_json::Value),
+}
+
+impl Value {
+    /// Infers a typed value from CSV text: integers, decimals and true/false
+    /// become numbers and booleans, an empty field becomes null, anything
+    /// else stays text. Integers with leading zeros ("007") stay text, since
+    /// they are usually codes rather than quantities.
+    pub fn infer(text: String) -> Value {
+        if text.is_empty() {
+            return Value::Null;
+        }
+        match classify_number(text.as_bytes()) {
+            NumberKind::Int => {
+                if let Ok(i) = text.parse::<i64>() {
+                    return Value::Int(i);
+                }
+                return Value::Decimal(text);
+            }
+            NumberKind::Decimal => return Value::Decimal(text),
+            NumberKind::NotNumber => {}
+        }
+        if text.eq_ignore_ascii_case("true") {
+            Value::Bool(true)
+        } else if text.eq_ignore_ascii_case("false") {
+            Value::Bool(false)
+        } else {
+            Value::Str(text)
+        }
+    }
+
+    /// Writes the value as JSON.
+    pub fn write_json<W: Write>(&self, out: &mut W) -> io::Result<()> {
+        match self {
+            Value::Null => out.write_all(b"null"),
+            Value::Bool(true) => out.write_all(b"true"),
+            Value::Bool(false) => out.write_all(b"false"),
+            Value::Int(i) => write!(out, "{i}"),
+            Value::Decimal(d) => out.write_all(d.as_bytes()),
+            Value::Float(f) if f.is_finite() => write!(out, "{f}"),
+            Value::Float(_) => out.write_all(b"null"),
+            Value::Str(s) => serde_json::to_writer(out, s).map_err(io::Error::other),
+            Value::Json(v) => serde_json::to_writer(out, v).map_err(io::Error::other),
+        }
+    }
+
+    /// The value as a `serde_json::Value` (used for dead-letter entries, not hot paths).
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Value::Null => serde_json::Value::Null,
+            Value::Bool(b) => serde_json::Value::Bool(*b),
+            Value::Int(i) => serde_json::Value::from(*i),
+            Value::Decimal(d) => {
+                serde_json::from_str(d).unwrap_or_else(|_| serde_json::Value::String(d.clone()))
+            }
+            Value::Float(f) => serde_json::Number::from_f64(*f)
+                .map(serde_json::Value::Number)
+                .unwrap_or(serde_json::Value::Null),
+            Value::Str(s) => serde_json::Value::String(s.clone()),
+            Value::Json(v) => v.clone(),
+        }
+    }
+}
+
+enum NumberKind {
+    Int,
+    Decimal,
+    NotNumber,
+}
+
+/// `-?(0|[1-9][0-9]*)(\.[0-9]+)?`: the numbers JSON and SQL both read the same way.
+fn classify_number(b: &[u8]) -> NumberKind {
+    let digits = match b.first() {
+        Some(b'-') => &b[1..],
+        _ => b,
+    };
+    let int_len = digits.iter().take_while(|c| c.is_ascii_digit()).count();
+    if int_len == 0 || (int_len > 1 && digits[0] == b'0') {
+        return NumberKind::NotNumber;
+    }
+    let rest = &digits[int_len..];
+    if rest.is_empty() {
+        return NumberKind::Int;
+    }
+    if rest[0] == b'.' && rest.len() > 1 && rest[1..].iter().all(u8::is_ascii_digit) {
+        return NumberKind::Decimal;
+    }
+    NumberKind::NotNumber
+}
+
+/// One record: values in the order of its schema, plus where it came from.
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// Field names, shared with the other records of the same shape.
+    pub schema: Arc<Schema>,
+    /// One value per schema field.
+    pub values: Vec<Value>,
+    /// Where the record came from: the line number in a CSV file, the
+    /// ordinal of a document. Used in dead-letter entries.
+    pub position: u64,
+}
+
+impl Record {
+    /// Writes the record as one JSON object (no newline), keys in schema order.
+    pub fn write_json<W: Write>(&self, out: &mut W) -> io::Result<()> {
+        out.write_all(b"{")?;
+        for (i, (key, value)) in self.schema.json_keys.iter().zip(&self.values).enumerate() {
+            if i > 0 {
+                out.write_all(b",")?;
+            }
+            out.write_all(key)?;
+            value.write_json(out)?;
+        }
+        out.write_all(b"}")
+    }
+
+    /// The record as a JSON object (for dead-letter entries).
+    pub fn to_json(&self) -> serde_json::Value {
+        let map = self
+            .schema
+            .names()
+            .iter()
+            .zip(&self.values)
+            .map(|(k, v)| (k.clone(), v.to_json()))
+            .collect();
+        serde_json::Value::Object(map)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json(v: &Value) -> String {
+        let mut out = Vec::new();
+        v.write_json(&mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn infers_numbers_booleans_and_nulls() {
+        assert_eq!(Value::infer("42".into()), Value::Int(42));
+        assert_eq!(Value::infer("-7".into()), Value::Int(-7));
+        assert_eq!(Value::infer("0".into()), Value::Int(0));
+        assert_eq!(Value::infer("3.25".into()), Value::Decimal("3.25".into()));
+        assert_eq!(Value::infer("TRUE".into()), Value::Bool(true));
+        assert_eq!(Value::infer("false".into()), Value::Bool(false));
+        assert_eq!(Value::infer(String::new()), Value::Null);
+    }
+
+    #[test]
+    fn keeps_codes_and_odd_numbers_as_text() {
+        for s in ["007", "1.", ".5", "1e5", "+3", "-", "12a", "1.2.3", " 1"] {
+            assert_eq!(Value::infer(s.into()), Value::Str(s.into()), "{s}");
+        }
+    }
+
+    #[test]
+    fn huge_integers_keep_their_digits() {
+        let big = "123456789012345678901234567890";
+        assert_eq!(Value::infer(big.into()), Value::Decimal(big.into()));
+        assert_eq!(json(&Value::infer(big.into())), big);
+    }
+
+    #[test]
+    fn writes_a_record_as_json_in_schema_order() {
+        let schema = Arc::new(Schema::new(vec!["b".into(), "a\"q".into()]));
+        let r = Record {
+            schema,
+            values: vec![Value::Str("x\n\"y\"".into()), Value::Null],
+            position: 2,
+        };
+        let mut out = Vec::new();
+        r.write_json(&mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"b":"x\n\"y\"","a\"q":null}"#
+        );
+    }
+}

@@ -1,0 +1,95 @@
+//! The sink worker loop shared by every sink: take records off the channel,
+//! build a batch (full at `--batch-size`, or flushed `--batch-timeout-ms`
+//! after its first record), write it, and report the outcome. Workers never
+//! stop on the stop signal: they end when the channel is empty and closed.
+
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+
+use crate::error::{PipelineError, Stage};
+use crate::metrics::BatchReport;
+use crate::pipeline::Context;
+use crate::record::Record;
+
+use super::{BatchError, BatchWriter};
+
+/// Runs one sink worker until the channel is closed and drained.
+pub fn run_worker(
+    rx: Receiver<Record>,
+    mut writer: Box<dyn BatchWriter>,
+    ctx: &Context,
+    batch_size: usize,
+    batch_timeout: Duration,
+) {
+    let _active = ctx.metrics.worker_active(Stage::Sink);
+    let mut batch: Vec<Record> = Vec::with_capacity(batch_size);
+    // Once the sink has failed, later batches are failed (and dead-lettered)
+    // instead of written, so everything read is still accounted for.
+    let mut broken: Option<BatchError> = None;
+    while let Ok(first) = rx.recv() {
+        let started = Instant::now();
+        let deadline = started + batch_timeout;
+        batch.push(first);
+        while batch.len() < batch_size {
+            match rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => match rx.recv_deadline(deadline) {
+                    Ok(r) => batch.push(r),
+                    Err(_) => break,
+                },
+            }
+        }
+        flush(&mut batch, writer.as_mut(), ctx, started, &mut broken);
+    }
+}
+
+fn flush(
+    batch: &mut Vec<Record>,
+    writer: &mut dyn BatchWriter,
+    ctx: &Context,
+    started: Instant,
+    broken: &mut Option<BatchError>,
+) {
+    let mut report = BatchReport {
+        size: batch.len() as u64,
+        ..Default::default()
+    };
+    let result = match broken {
+        Some(e) => Err(BatchError {
+            error_type: e.error_type,
+            message: format!("not written: the sink failed earlier ({})", e.message),
+        }),
+        None => {
+            let t = Instant::now();
+            let r = writer.write_batch(batch);
+            report.insert_elapsed = t.elapsed();
+            r
+        }
+    };
+    match result {
+        Ok(res) => {
+            report.ok = true;
+            report.inserted = res.inserted;
+            report.updated = res.updated;
+            report.skipped = res.skipped;
+            report.failed = res.rejected.len() as u64;
+            for rej in &res.rejected {
+                ctx.reject_record(&batch[rej.index], rej.error_type, &rej.reason);
+            }
+        }
+        Err(e) => {
+            report.failed = batch.len() as u64;
+            for r in batch.iter() {
+                ctx.reject_record(r, e.error_type, &e.message);
+            }
+            if broken.is_none() {
+                ctx.fail_run(PipelineError::Sink(e.message.clone()));
+                *broken = Some(e);
+            }
+        }
+    }
+    report.batch_elapsed = started.elapsed();
+    ctx.metrics.batch_done(&report);
+    batch.clear();
+}

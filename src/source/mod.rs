@@ -1,0 +1,29 @@
+//! Sources: where records come from. A source reads until its input ends, the
+//! run's stop signal is raised, or `--limit` is reached, and sends records to
+//! the sinks through [`RecordSender`]. It reports what it did (records, bytes,
+//! fetch timings, rejected rows) through the run's [`Context`].
+
+pub mod csv;
+
+use crate::config::SourceConfig;
+use crate::error::PipelineError;
+use crate::pipeline::{Context, RecordSender};
+
+/// A source that has been opened (so its configuration errors have been seen)
+/// and is ready to read.
+pub trait Source: Send {
+    /// Reads and sends records until the input ends or the context says stop.
+    /// Every record counted as read must either be sent or rejected through
+    /// the context. An `Err` ends the run as failed.
+    fn run(self: Box<Self>, out: &RecordSender, ctx: &Context) -> Result<(), PipelineError>;
+
+    /// Total bytes to read, when known in advance (for the progress bar).
+    fn size_hint(&self) -> Option<u64>;
+}
+
+/// Opens the configured source.
+pub fn open(config: &SourceConfig, limit: Option<u64>) -> Result<Box<dyn Source>, PipelineError> {
+    match config {
+        SourceConfig::Csv(c) => Ok(Box::new(csv::CsvSource::open(c, limit)?)),
+    }
+}
