@@ -81,13 +81,20 @@ pub fn install_signal_handlers(
 ) -> Result<(), String> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     // ctrlc runs the handler on its own thread and cannot say which signal
-    // arrived; signal-hook's flag handlers run first (they chain to the
-    // ctrlc handler) and record the number.
+    // arrived. signal-hook's flag handlers, chained with ctrlc's in the same
+    // signal handler invocation, record the number; the ctrlc thread may wake
+    // a moment before that store lands, so it waits (briefly) for it.
     let last = Arc::new(AtomicUsize::new(0));
     let seen = AtomicUsize::new(0);
     let last_in_handler = last.clone();
     ctrlc::set_handler(move || {
-        let sig = match last_in_handler.load(Ordering::SeqCst) {
+        let waited = std::time::Instant::now();
+        let mut sig = last_in_handler.load(Ordering::SeqCst);
+        while sig == 0 && waited.elapsed() < Duration::from_secs(1) {
+            std::thread::yield_now();
+            sig = last_in_handler.load(Ordering::SeqCst);
+        }
+        let sig = match sig {
             0 => SIGINT,
             s => s as i32,
         };

@@ -19,6 +19,10 @@ use super::Source;
 /// Rows read between two sends, counter updates and fetch observations.
 const CHUNK_ROWS: usize = 1024;
 
+/// With live input, when fewer than this many bytes are buffered, check whether
+/// the next read would block before reading on.
+const LIVE_PEEK_BYTES: u64 = 4096;
+
 /// Keep at least this many already-parsed bytes before discarding them.
 const RETAIN_SLACK: u64 = 256 * 1024;
 
@@ -47,6 +51,11 @@ impl<R> Retain<R> {
         &self.buf[s..e.max(s)]
     }
 
+    /// Stream offset just past the last byte handed to the CSV parser.
+    fn handed(&self) -> u64 {
+        self.base + self.buf.len() as u64
+    }
+
     /// Lets go of bytes before `offset` (in large steps, so it stays cheap).
     fn forget_before(&mut self, offset: u64) {
         let k = offset.saturating_sub(self.base).min(self.buf.len() as u64);
@@ -67,6 +76,21 @@ pub struct CsvSource {
     limit: Option<u64>,
     size: Option<u64>,
     name: String,
+    /// Standard input may be a pipe fed slowly (`tail -f | pipeline-cli`).
+    live: bool,
+}
+
+/// True when reading standard input now would not block. Asked only when
+/// the parser has (nearly) nothing buffered, so a slow pipe never holds
+/// rows that were already read back from the sinks.
+fn stdin_ready() -> bool {
+    let mut fds = libc::pollfd {
+        fd: libc::STDIN_FILENO,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, zero timeout.
+    unsafe { libc::poll(&mut fds, 1, 0) != 0 }
 }
 
 fn display_name(input: &InputPath) -> String {
@@ -153,6 +177,7 @@ impl CsvSource {
             limit,
             size,
             name,
+            live: config.input == InputPath::Stdin,
         })
     }
 
@@ -213,7 +238,8 @@ impl Source for CsvSource {
         let mut chunk: Vec<Record> = Vec::with_capacity(CHUNK_ROWS);
         let mut rejected: Vec<(u64, Vec<u8>, ErrorType, String)> = Vec::new();
         let mut total_rows: u64 = 0;
-        let mut last_byte = self.reader.position().byte();
+        // The header was read from the source too: count from the first byte.
+        let mut last_byte = 0;
         let mut done = false;
         while !done && !ctx.should_stop_reading() {
             let started = Instant::now();
@@ -239,6 +265,15 @@ impl Source for CsvSource {
                                 let raw = trim_line_end(raw).to_vec();
                                 rejected.push((pos.line(), raw, et, reason));
                             }
+                        }
+                        if self.live
+                            && self.reader.get_ref().handed() - self.reader.position().byte()
+                                < LIVE_PEEK_BYTES
+                            && !stdin_ready()
+                        {
+                            // The next row would wait for the writer: hand
+                            // over what was read so far first.
+                            break;
                         }
                     }
                     Err(e) => {

@@ -1,0 +1,241 @@
+//! Helpers shared by the integration tests: run the real binary, pick free
+//! ports, speak plain HTTP/1.1 to the metrics server, read metric values,
+//! call the real promtool.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_pipeline-cli")
+}
+
+/// Runs the binary to the end with `args`.
+pub fn run(args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .env_remove("PIPELINE_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run pipeline-cli")
+}
+
+/// Starts the binary with `args`, stdin piped, stdout/stderr captured.
+pub fn spawn(args: &[&str]) -> Child {
+    Command::new(bin())
+        .args(args)
+        .env_remove("PIPELINE_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start pipeline-cli")
+}
+
+/// The standard CSV -> file arguments.
+pub fn csv_to_file<'a>(input: &'a str, output: &'a str) -> Vec<&'a str> {
+    vec![
+        "--source-type",
+        "csv",
+        "--csv-file",
+        input,
+        "--sink-type",
+        "file",
+        "--output-file",
+        output,
+    ]
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// True while something accepts connections on the port.
+pub fn port_open(port: u16) -> bool {
+    TcpStream::connect_timeout(
+        &format!("127.0.0.1:{port}").parse().unwrap(),
+        Duration::from_millis(200),
+    )
+    .is_ok()
+}
+
+/// One HTTP/1.1 request; returns (status, content-type, body).
+pub fn http(method: &str, port: u16, path: &str) -> std::io::Result<(u16, String, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let ctype = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-type")
+                .then(|| v.trim().to_string())
+        })
+        .unwrap_or_default();
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    Ok((status, ctype, body))
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// GET `/metrics`, panicking on anything but 200.
+pub fn scrape(port: u16) -> String {
+    let (status, _, body) = http("GET", port, "/metrics").expect("scrape /metrics");
+    assert_eq!(status, 200, "GET /metrics");
+    body
+}
+
+/// Waits until the metrics server answers.
+pub fn wait_for_port(port: u16, child: &mut Child) {
+    let t = Instant::now();
+    while !port_open(port) {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("pipeline-cli exited ({status}) before serving metrics");
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "metrics server never came up"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The value of the one series of `name` (with any labels) whose label set
+/// contains every `labels` pair, e.g. `value(&text, "pipeline_errors_total",
+/// &[("stage", "source"), ("error_type", "parse")])`.
+pub fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (series, v) = l.rsplit_once(' ')?;
+        let (n, rest) = match series.split_once('{') {
+            Some((n, rest)) => (n, rest),
+            None => (series, ""),
+        };
+        if n != name {
+            return None;
+        }
+        let all = labels
+            .iter()
+            .all(|(k, val)| rest.contains(&format!("{k}=\"{val}\"")));
+        all.then(|| v.parse().ok())?
+    })
+}
+
+/// Runs `promtool check metrics` on `text`; returns its combined output and
+/// whether it passed. promtool must be installed (scripts/test.sh does it).
+pub fn promtool_check_metrics(text: &str) -> (bool, String) {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect(
+            "promtool is required: run scripts/test.sh, which installs Debian's prometheus package",
+        );
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), all)
+}
+
+/// Sends a signal by name (INT, TERM) to a child.
+pub fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .args([&format!("-{sig}"), &child.id().to_string()])
+        .status()
+        .expect("run kill")
+        .success();
+    assert!(ok, "kill -{sig} failed");
+}
+
+/// Waits for a child at most `limit`, killing it (and failing) past that.
+pub fn wait_with_limit(mut child: Child, limit: Duration) -> Output {
+    let t = Instant::now();
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            return child.wait_with_output().expect("collect output");
+        }
+        if t.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("collect output");
+            panic!(
+                "pipeline-cli did not exit within {limit:?}; stderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Reads a JSON-lines file into values, failing on any invalid line.
+pub fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).expect("read output");
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("{}:{}: invalid JSON ({e}): {l}", path.display(), i + 1))
+        })
+        .collect()
+}
+
+/// stderr as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Quotes a CSV field the RFC 4180 way; `force` quotes even when not needed.
+pub fn csv_field(s: &str, force: bool) -> String {
+    if force || s.contains([',', '"', '\n', '\r']) || s.starts_with(' ') {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}

@@ -1,0 +1,182 @@
+//! Ctrl+C and SIGTERM against the real binary: the source stops, what was read
+//! is written, `.partial` holds a valid prefix of the input, the exit code
+//! names the signal, the metrics port is closed; a second signal or the
+//! shutdown timeout ends a stuck drain at once.
+
+mod common;
+
+use std::io::Write;
+use std::process::Child;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Feeds numbered rows into the child's stdin until the child stops reading.
+fn feed_forever(child: &mut Child) -> JoinHandle<u64> {
+    let mut stdin = child.stdin.take().unwrap();
+    std::thread::spawn(move || {
+        if stdin.write_all(b"id,payload\n").is_err() {
+            return 0;
+        }
+        let mut i = 0u64;
+        loop {
+            let mut chunk = String::new();
+            for _ in 0..500 {
+                chunk.push_str(&format!("{i},\"row {i}, with a comma\"\n"));
+                i += 1;
+            }
+            if stdin.write_all(chunk.as_bytes()).is_err() || i > 50_000_000 {
+                return i;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    })
+}
+
+fn wait_until_read(port: u16, at_least: f64) {
+    let t = Instant::now();
+    loop {
+        let read = value(&scrape(port), "pipeline_records_read_total", &[]).unwrap_or(0.0);
+        if read >= at_least {
+            return;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "only {read} records read"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn summary_number(err: &str, key: &str) -> u64 {
+    err.split(&format!("{key}="))
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no {key}= in summary: {err}"))
+}
+
+fn interrupt_mid_run(sig: &str, code: i32, name: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("out.jsonl");
+    let port = free_port();
+    let port_s = port.to_string();
+    let mut args = csv_to_file("-", output.to_str().unwrap());
+    args.extend([
+        "--metrics-port",
+        &port_s,
+        "--batch-size",
+        "100",
+        "--batch-timeout-ms",
+        "20",
+    ]);
+    let mut child = spawn(&args);
+    let feeder = feed_forever(&mut child);
+    wait_for_port(port, &mut child);
+    wait_until_read(port, 5000.0);
+
+    signal(&child, sig);
+    let out = wait_with_limit(child, Duration::from_secs(15));
+    feeder.join().unwrap();
+    assert_eq!(out.status.code(), Some(code), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains(&format!("interrupted by {name}")), "{err}");
+    assert!(err.contains("output so far left in"), "{err}");
+
+    // Nothing read was lost: every record read is in .partial, in order,
+    // as valid JSON lines forming a prefix of the input.
+    assert!(
+        !output.exists(),
+        "an interrupted run must not create the target"
+    );
+    let partial = dir.path().join("out.jsonl.partial");
+    let lines = read_jsonl(&partial);
+    let read = summary_number(&err, "read");
+    assert!(read >= 5000, "read={read}");
+    assert_eq!(summary_number(&err, "inserted"), read);
+    assert_eq!(lines.len() as u64, read);
+    for (i, v) in lines.iter().enumerate() {
+        assert_eq!(v["id"], i.to_string());
+        assert_eq!(v["payload"], format!("row {i}, with a comma"));
+    }
+    assert!(!port_open(port), "metrics port still open after exit");
+}
+
+#[test]
+fn sigint_mid_run_writes_what_was_read_and_exits_130() {
+    interrupt_mid_run("INT", 130, "SIGINT");
+}
+
+#[test]
+fn sigterm_mid_run_writes_what_was_read_and_exits_143() {
+    interrupt_mid_run("TERM", 143, "SIGTERM");
+}
+
+/// A sink stuck on a full pipe: stdout is never read.
+fn stuck_run(extra: &[&str]) -> (Child, JoinHandle<u64>, u16) {
+    let port = free_port();
+    let port_s = port.to_string();
+    let mut args = csv_to_file("-", "-");
+    args.extend([
+        "--metrics-port",
+        &port_s,
+        "--queue-size",
+        "100",
+        "--batch-size",
+        "10",
+    ]);
+    args.extend(extra);
+    let mut child = spawn(&args);
+    let feeder = feed_forever(&mut child);
+    wait_for_port(port, &mut child);
+    // Enough to fill the stdout pipe, the queue and the source's chunk.
+    wait_until_read(port, 3000.0);
+    std::thread::sleep(Duration::from_millis(300));
+    (child, feeder, port)
+}
+
+#[test]
+fn a_second_signal_exits_at_once() {
+    let (child, feeder, _port) = stuck_run(&["--shutdown-timeout", "60"]);
+    signal(&child, "INT");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        child_status(&child).is_none(),
+        "the first signal must wait for the stuck sink"
+    );
+    let t = Instant::now();
+    signal(&child, "INT");
+    let out = wait_with_limit(child, Duration::from_secs(10));
+    feeder.join().unwrap();
+    assert!(t.elapsed() < Duration::from_secs(5));
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert!(stderr(&out).contains("second SIGINT"), "{}", stderr(&out));
+}
+
+#[test]
+fn the_shutdown_timeout_bounds_a_stuck_drain() {
+    let (child, feeder, _port) = stuck_run(&["--shutdown-timeout", "1"]);
+    let t = Instant::now();
+    signal(&child, "TERM");
+    let out = wait_with_limit(child, Duration::from_secs(10));
+    feeder.join().unwrap();
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(900),
+        "exited after {took:?}, before the timeout"
+    );
+    assert_eq!(out.status.code(), Some(143), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--shutdown-timeout 1"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+fn child_status(child: &Child) -> Option<i32> {
+    // /proc/PID exists (as a zombie at worst) until the child is reaped.
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).ok()?;
+    let state = stat.rsplit(')').next()?.split_whitespace().next()?;
+    (state == "Z").then_some(0)
+}
