@@ -8,8 +8,8 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 
 use crate::config::{
-    Config, CsvConfig, FileSinkConfig, InputPath, LogFormat, MetricsConfig, OutputPath, SinkConfig,
-    SourceConfig,
+    Config, CsvConfig, FileSinkConfig, InputPath, LoadMode, LogFormat, MetricsConfig, MysqlConfig,
+    OnDuplicate, OutputPath, Secret, SinkConfig, SourceConfig, SslMode,
 };
 use crate::error::PipelineError;
 
@@ -25,6 +25,45 @@ pub enum SourceType {
 pub enum SinkType {
     /// A JSON-lines file or standard output.
     File,
+    /// A MySQL or MariaDB table.
+    Mysql,
+}
+
+/// `--on-duplicate` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnDuplicateArg {
+    /// Leave the existing row alone; count the record as skipped.
+    Skip,
+    /// Update the existing row with the record; count it as updated.
+    Update,
+    /// Fail the record (it goes to the dead-letter file).
+    Error,
+}
+
+/// `--mysql-load-mode` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LoadModeArg {
+    /// load-data when the server allows LOCAL INFILE, else insert.
+    Auto,
+    /// Multi-row prepared INSERT statements.
+    Insert,
+    /// LOAD DATA LOCAL INFILE, streamed from memory (no temporary files).
+    LoadData,
+}
+
+/// `--db-ssl-mode` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SslModeArg {
+    /// Plain TCP.
+    Disabled,
+    /// TLS if the server offers it, else plain TCP.
+    Preferred,
+    /// TLS; the certificate is not checked.
+    Required,
+    /// TLS; the certificate must be signed by --db-ssl-ca.
+    VerifyCa,
+    /// TLS; the certificate must be signed by --db-ssl-ca and name the host.
+    VerifyIdentity,
 }
 
 /// Log formats.
@@ -107,6 +146,141 @@ pub struct Cli {
         help_heading = "File sink"
     )]
     pub output_file: Option<String>,
+
+    /// MySQL/MariaDB connection as a URL; the separate --db-* flags override its
+    /// parts. Keep the password out of it: use PIPELINE_DB_PASS.
+    /// Example: --db-url mysql://loader@db.internal:3306/analytics
+    #[arg(
+        long,
+        alias = "db_url",
+        value_name = "URL",
+        help_heading = "MySQL sink"
+    )]
+    pub db_url: Option<String>,
+
+    /// Database host. Example: --db-host 127.0.0.1
+    #[arg(
+        long,
+        alias = "db_host",
+        value_name = "HOST",
+        help_heading = "MySQL sink"
+    )]
+    pub db_host: Option<String>,
+
+    /// Database port (default 3306). Example: --db-port 3307
+    #[arg(long, alias = "db_port", value_name = "N", help_heading = "MySQL sink")]
+    pub db_port: Option<u16>,
+
+    /// Database user (default root). Example: --db-user loader
+    #[arg(
+        long,
+        alias = "db_user",
+        value_name = "USER",
+        help_heading = "MySQL sink"
+    )]
+    pub db_user: Option<String>,
+
+    /// Database password; better set in the environment as PIPELINE_DB_PASS so it
+    /// stays out of the process list. Never printed.
+    #[arg(
+        long,
+        alias = "db_pass",
+        value_name = "PASS",
+        env = "PIPELINE_DB_PASS",
+        hide_env_values = true,
+        help_heading = "MySQL sink"
+    )]
+    pub db_pass: Option<String>,
+
+    /// Database (schema) name. Example: --db-name analytics
+    #[arg(
+        long,
+        alias = "db_name",
+        value_name = "NAME",
+        help_heading = "MySQL sink"
+    )]
+    pub db_name: Option<String>,
+
+    /// Table to load. Record fields map to its columns by name. Example: --db-table orders
+    #[arg(
+        long,
+        alias = "db_table",
+        value_name = "TABLE",
+        help_heading = "MySQL sink"
+    )]
+    pub db_table: Option<String>,
+
+    /// Create the table if it is missing, with column types inferred from the
+    /// first batch (the DDL is logged). Example: --create-table --db-key id
+    #[arg(long, alias = "create_table", help_heading = "MySQL sink")]
+    pub create_table: bool,
+
+    /// Primary key column(s) of a table made by --create-table, comma-separated.
+    /// Example: --db-key id
+    #[arg(
+        long,
+        alias = "db_key",
+        value_name = "COL",
+        help_heading = "MySQL sink"
+    )]
+    pub db_key: Option<String>,
+
+    /// A record whose key is already in the table: skip it (counted as skipped),
+    /// update the row (counted as updated), or fail it (dead-lettered).
+    #[arg(
+        long,
+        alias = "on_duplicate",
+        value_enum,
+        default_value = "skip",
+        help_heading = "MySQL sink"
+    )]
+    pub on_duplicate: OnDuplicateArg,
+
+    /// How rows are sent: LOAD DATA LOCAL INFILE from memory, multi-row INSERT,
+    /// or auto (load-data when the server allows LOCAL INFILE). Both give identical tables.
+    #[arg(
+        long,
+        alias = "mysql_load_mode",
+        value_enum,
+        default_value = "auto",
+        help_heading = "MySQL sink"
+    )]
+    pub mysql_load_mode: LoadModeArg,
+
+    /// TLS to the database. Example: --db-ssl-mode verify-ca --db-ssl-ca /etc/ssl/db-ca.pem
+    #[arg(
+        long,
+        alias = "db_ssl_mode",
+        value_enum,
+        default_value = "preferred",
+        help_heading = "MySQL sink"
+    )]
+    pub db_ssl_mode: SslModeArg,
+
+    /// CA certificate (PEM) for --db-ssl-mode verify-ca / verify-identity.
+    #[arg(
+        long,
+        alias = "db_ssl_ca",
+        value_name = "PATH",
+        help_heading = "MySQL sink"
+    )]
+    pub db_ssl_ca: Option<PathBuf>,
+
+    /// Record fields that have no column in the table are an error (exit 2)
+    /// instead of being ignored with a warning.
+    #[arg(long, alias = "strict_columns", help_heading = "MySQL sink")]
+    pub strict_columns: bool,
+
+    /// Retries of a batch after a lost connection, a deadlock or a lock wait
+    /// timeout, with exponential backoff. Example: --max-retries 10
+    #[arg(
+        long,
+        alias = "max_retries",
+        value_name = "N",
+        default_value_t = 5,
+        help_heading = "Errors"
+    )]
+    pub max_retries: u32,
 
     /// Records per batch written by a sink worker. Example: --batch-size 5000
     #[arg(
@@ -244,12 +418,136 @@ fn positive(flag: &str, n: usize) -> Result<usize, PipelineError> {
     Ok(n)
 }
 
+/// The parts of a `mysql://user:pass@host:port/db` URL.
+#[derive(Debug, Default)]
+struct DbUrl {
+    host: Option<String>,
+    port: Option<u16>,
+    user: Option<String>,
+    pass: Option<String>,
+    db: Option<String>,
+}
+
+fn parse_db_url(raw: &str) -> Result<DbUrl, PipelineError> {
+    // The message never repeats the URL: it may hold a password.
+    let bad =
+        |why: &str| PipelineError::Config(format!("--db-url is not a valid MySQL URL: {why}"));
+    let url = url::Url::parse(raw).map_err(|e| bad(&e.to_string()))?;
+    if !matches!(url.scheme(), "mysql" | "mariadb") {
+        return Err(bad("it must start with mysql://"));
+    }
+    let decode = |s: &str| {
+        url::form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    let db = url.path().trim_start_matches('/');
+    Ok(DbUrl {
+        host: url.host_str().map(str::to_string),
+        port: url.port(),
+        user: (!url.username().is_empty()).then(|| decode(url.username())),
+        pass: url.password().map(decode),
+        db: (!db.is_empty()).then(|| decode(db)),
+    })
+}
+
 impl Cli {
+    fn mysql_config(&self) -> Result<MysqlConfig, PipelineError> {
+        let url = match &self.db_url {
+            Some(u) => parse_db_url(u)?,
+            None => DbUrl::default(),
+        };
+        let database = self.db_name.clone().or(url.db).ok_or_else(|| {
+            PipelineError::Config(
+                "--sink-type mysql needs the database: --db-name NAME (or the path of --db-url)"
+                    .into(),
+            )
+        })?;
+        let table = self.db_table.clone().ok_or_else(|| {
+            PipelineError::Config("--sink-type mysql needs --db-table TABLE".into())
+        })?;
+        let ssl_mode = match self.db_ssl_mode {
+            SslModeArg::Disabled => SslMode::Disabled,
+            SslModeArg::Preferred => SslMode::Preferred,
+            SslModeArg::Required => SslMode::Required,
+            SslModeArg::VerifyCa => SslMode::VerifyCa,
+            SslModeArg::VerifyIdentity => SslMode::VerifyIdentity,
+        };
+        if matches!(ssl_mode, SslMode::VerifyCa | SslMode::VerifyIdentity)
+            && self.db_ssl_ca.is_none()
+        {
+            return Err(PipelineError::Config(
+                "--db-ssl-mode verify-ca and verify-identity need --db-ssl-ca PATH".into(),
+            ));
+        }
+        if let Some(ca) = &self.db_ssl_ca {
+            if !ca.is_file() {
+                return Err(PipelineError::Config(format!(
+                    "--db-ssl-ca '{}' is not a readable file",
+                    ca.display()
+                )));
+            }
+        }
+        let key: Vec<String> = self
+            .db_key
+            .as_deref()
+            .map(|k| {
+                k.split(',')
+                    .map(|c| c.trim().to_string())
+                    .filter(|c| !c.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if self.db_key.is_some() && key.is_empty() {
+            return Err(PipelineError::Config(
+                "--db-key needs at least one column name".into(),
+            ));
+        }
+        Ok(MysqlConfig {
+            host: self
+                .db_host
+                .clone()
+                .or(url.host)
+                .unwrap_or_else(|| "127.0.0.1".into()),
+            port: self.db_port.or(url.port).unwrap_or(3306),
+            user: self
+                .db_user
+                .clone()
+                .or(url.user)
+                .unwrap_or_else(|| "root".into()),
+            password: self
+                .db_pass
+                .clone()
+                .or(url.pass)
+                .filter(|p| !p.is_empty())
+                .map(Secret::new),
+            database,
+            table,
+            ssl_mode,
+            ssl_ca: self.db_ssl_ca.clone(),
+            create_table: self.create_table,
+            key,
+            on_duplicate: match self.on_duplicate {
+                OnDuplicateArg::Skip => OnDuplicate::Skip,
+                OnDuplicateArg::Update => OnDuplicate::Update,
+                OnDuplicateArg::Error => OnDuplicate::Error,
+            },
+            load_mode: match self.mysql_load_mode {
+                LoadModeArg::Auto => LoadMode::Auto,
+                LoadModeArg::Insert => LoadMode::Insert,
+                LoadModeArg::LoadData => LoadMode::LoadData,
+            },
+            strict_columns: self.strict_columns,
+            max_retries: self.max_retries,
+        })
+    }
+
     /// Checks the flags against each other and builds the run's [`Config`].
     pub fn into_config(self) -> Result<Config, PipelineError> {
         let source = match self.source_type {
             SourceType::Csv => {
-                let file = self.csv_file.ok_or_else(|| {
+                let file = self.csv_file.clone().ok_or_else(|| {
                     PipelineError::Config(
                         "--source-type csv needs --csv-file PATH (or `-` for standard input)"
                             .into(),
@@ -268,8 +566,9 @@ impl Cli {
             }
         };
         let sink = match self.sink_type {
+            SinkType::Mysql => SinkConfig::Mysql(self.mysql_config()?),
             SinkType::File => {
-                let file = self.output_file.ok_or_else(|| {
+                let file = self.output_file.clone().ok_or_else(|| {
                     PipelineError::Config(
                         "--sink-type file needs --output-file PATH (or `-` for standard output)"
                             .into(),
@@ -306,6 +605,7 @@ impl Cli {
                 "--metrics-keep-alive needs --metrics-port N".into(),
             ));
         }
+        config.max_retries = self.max_retries;
         config.dead_letter = self.dead_letter;
         config.max_errors = self.max_errors;
         config.limit = self.limit;
@@ -390,8 +690,53 @@ mod tests {
         let SourceConfig::Csv(csv) = &c.source;
         assert_eq!(csv.input, InputPath::Stdin);
         assert_eq!(csv.delimiter, b'\t');
-        let SinkConfig::File(f) = &c.sink;
+        let SinkConfig::File(f) = &c.sink else {
+            panic!("file sink expected")
+        };
         assert_eq!(f.output, OutputPath::Stdout);
+    }
+
+    #[test]
+    fn db_url_parts_and_flags_combine_and_secrets_stay_hidden() {
+        let c = parse(&[
+            "--source-type",
+            "csv",
+            "--csv-file",
+            "x",
+            "--sink-type",
+            "mysql",
+            "--db-url",
+            "mysql://loader:p%40ss@db.example:3307/shop",
+            "--db-table",
+            "orders",
+            "--db-port",
+            "3308",
+        ])
+        .unwrap();
+        let SinkConfig::Mysql(m) = &c.sink else {
+            panic!("mysql sink expected")
+        };
+        assert_eq!(m.host, "db.example");
+        assert_eq!(m.port, 3308);
+        assert_eq!(m.user, "loader");
+        assert_eq!(m.password.as_ref().unwrap().expose(), "p@ss");
+        assert_eq!(m.database, "shop");
+        assert_eq!(c.workers, 2);
+        assert!(!format!("{c:?}").contains("p@ss"));
+        let e = parse(&[
+            "--source-type",
+            "csv",
+            "--csv-file",
+            "x",
+            "--sink-type",
+            "mysql",
+            "--db-url",
+            "postgres://u:hunter2@h/db",
+            "--db-table",
+            "t",
+        ])
+        .unwrap_err();
+        assert!(e.contains("--db-url") && !e.contains("hunter2"), "{e}");
     }
 
     #[test]

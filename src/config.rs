@@ -58,11 +58,116 @@ pub struct FileSinkConfig {
     pub output: OutputPath,
 }
 
+/// A secret (a password, an API key): printed as `***` by `Debug`, so it
+/// cannot reach a log line or an error message by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The value, for handing to a client library; never for printing.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// TLS to the database, named as the MySQL client names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    /// Plain TCP.
+    Disabled,
+    /// TLS when the server offers it, plain otherwise.
+    Preferred,
+    /// TLS, without checking the certificate.
+    Required,
+    /// TLS, with the certificate checked against `--db-ssl-ca`.
+    VerifyCa,
+    /// TLS, with the certificate and the host name checked.
+    VerifyIdentity,
+}
+
+/// What to do with a record whose key is already in the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnDuplicate {
+    /// Leave the existing row; count the record as skipped.
+    Skip,
+    /// Update the existing row; count the record as updated.
+    Update,
+    /// Fail the record.
+    Error,
+}
+
+/// How rows are sent to MySQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadMode {
+    /// `load-data` when the server allows LOCAL INFILE, else `insert`.
+    Auto,
+    /// Multi-row prepared INSERT statements.
+    Insert,
+    /// LOAD DATA LOCAL INFILE fed from memory.
+    LoadData,
+}
+
+/// MySQL/MariaDB sink settings.
+#[derive(Debug, Clone)]
+pub struct MysqlConfig {
+    /// Server host name or address.
+    pub host: String,
+    /// Server port.
+    pub port: u16,
+    /// User name.
+    pub user: String,
+    /// Password, if any.
+    pub password: Option<Secret>,
+    /// Database (schema) name.
+    pub database: String,
+    /// Table name.
+    pub table: String,
+    /// TLS mode.
+    pub ssl_mode: SslMode,
+    /// CA certificate for `verify-ca` / `verify-identity`.
+    pub ssl_ca: Option<PathBuf>,
+    /// Create a missing table from the first batch.
+    pub create_table: bool,
+    /// Primary key column(s) for `--create-table`.
+    pub key: Vec<String>,
+    /// Duplicate-key policy.
+    pub on_duplicate: OnDuplicate,
+    /// Load mode.
+    pub load_mode: LoadMode,
+    /// Record fields with no column are an error instead of a warning.
+    pub strict_columns: bool,
+    /// Retries of a batch after a lost connection, deadlock or lock wait timeout.
+    pub max_retries: u32,
+}
+
+impl MysqlConfig {
+    /// `user@host:port/database.table`, for messages (never the password).
+    pub fn display_target(&self) -> String {
+        format!(
+            "{}@{}:{}/{}.{}",
+            self.user, self.host, self.port, self.database, self.table
+        )
+    }
+}
+
 /// Which sink to write.
 #[derive(Debug, Clone)]
 pub enum SinkConfig {
     /// A JSON-lines file.
     File(FileSinkConfig),
+    /// A MySQL/MariaDB table.
+    Mysql(MysqlConfig),
 }
 
 impl SinkConfig {
@@ -70,6 +175,7 @@ impl SinkConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             SinkConfig::File(_) => "file",
+            SinkConfig::Mysql(_) => "mysql",
         }
     }
 
@@ -77,6 +183,7 @@ impl SinkConfig {
     pub fn default_workers(&self) -> usize {
         match self {
             SinkConfig::File(_) => 1,
+            SinkConfig::Mysql(_) => 2,
         }
     }
 }
@@ -120,6 +227,8 @@ pub struct Config {
     pub dead_letter: Option<PathBuf>,
     /// Stop reading once this many records have failed.
     pub max_errors: Option<u64>,
+    /// Retries of a request or batch that failed for a passing reason.
+    pub max_retries: u32,
     /// Read at most this many records.
     pub limit: Option<u64>,
     /// The metrics server.
@@ -148,6 +257,7 @@ impl Config {
             workers,
             dead_letter: None,
             max_errors: None,
+            max_retries: 5,
             limit: None,
             metrics: MetricsConfig {
                 port: None,

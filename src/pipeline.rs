@@ -19,6 +19,20 @@ use crate::shutdown::Shutdown;
 use crate::sink::{self, BatchWriter, Sink};
 use crate::source::{self, Source};
 
+/// The one tokio runtime async clients (MySQL, Elasticsearch) run on;
+/// pipeline threads call into it with `block_on`. Started on first use.
+pub fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("pipeline-io")
+            .enable_all()
+            .build()
+            .expect("start the tokio runtime")
+    })
+}
+
 /// What every source and sink worker of one run shares.
 pub struct Context {
     /// The one metrics handle.
@@ -340,9 +354,9 @@ pub fn prepare(
     shutdown: Shutdown,
 ) -> Result<Prepared, PipelineError> {
     let source = source::open(&config.source, config.limit)?;
-    let sink = sink::open(&config.sink)?;
+    let sink = sink::open(&config.sink, source.fields().as_deref())?;
     let writers = (0..config.workers)
-        .map(|_| sink.writer())
+        .map(|_| sink.writer(&metrics))
         .collect::<Result<Vec<_>, _>>()?;
     let dead_letter = DeadLetter::open(config.dead_letter.as_deref())?;
     let mut ctx = Context::new(metrics, shutdown, dead_letter, config.max_errors);

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::config::{FileSinkConfig, OutputPath};
 use crate::error::{ErrorType, PipelineError};
+use crate::metrics::Metrics;
 use crate::record::Record;
 
 use super::{BatchError, BatchResult, BatchWriter, Sink};
@@ -118,7 +119,7 @@ impl BatchWriter for FileWriter {
 }
 
 impl Sink for FileSink {
-    fn writer(&self) -> Result<Box<dyn BatchWriter>, PipelineError> {
+    fn writer(&self, _metrics: &Arc<Metrics>) -> Result<Box<dyn BatchWriter>, PipelineError> {
         Ok(Box::new(FileWriter {
             shared: self.shared.clone(),
             buf: Vec::with_capacity(256 * 1024),

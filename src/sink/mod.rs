@@ -5,11 +5,13 @@
 
 pub mod batch;
 pub mod file;
+pub mod mysql;
 
 use std::sync::Arc;
 
 use crate::config::SinkConfig;
 use crate::error::{ErrorType, PipelineError};
+use crate::metrics::Metrics;
 use crate::record::Record;
 
 /// A record a sink refused, by its index in the batch.
@@ -55,8 +57,9 @@ pub trait BatchWriter: Send {
 
 /// An opened sink.
 pub trait Sink: Send + Sync {
-    /// A writer for one more worker.
-    fn writer(&self) -> Result<Box<dyn BatchWriter>, PipelineError>;
+    /// A writer for one more worker (its own connection, where the sink has
+    /// them); `metrics` is for what the writer does inside a batch (retries).
+    fn writer(&self, metrics: &Arc<Metrics>) -> Result<Box<dyn BatchWriter>, PipelineError>;
 
     /// Called once after every worker has stopped. `complete` is true when
     /// the run read everything and nothing fatal happened; a file sink then
@@ -65,9 +68,15 @@ pub trait Sink: Send + Sync {
     fn finish(&self, complete: bool) -> Result<Option<String>, PipelineError>;
 }
 
-/// Opens the configured sink.
-pub fn open(config: &SinkConfig) -> Result<Arc<dyn Sink>, PipelineError> {
+/// Opens the configured sink. `fields` are the field names the source will
+/// produce, when it knows them before reading (a CSV header), so a mismatch
+/// with a table is reported before anything is read.
+pub fn open(
+    config: &SinkConfig,
+    fields: Option<&[String]>,
+) -> Result<Arc<dyn Sink>, PipelineError> {
     match config {
         SinkConfig::File(c) => Ok(Arc::new(file::FileSink::open(c)?)),
+        SinkConfig::Mysql(c) => Ok(Arc::new(mysql::MysqlSink::open(c, fields)?)),
     }
 }

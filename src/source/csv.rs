@@ -233,6 +233,10 @@ impl Source for CsvSource {
         self.size
     }
 
+    fn fields(&self) -> Option<Vec<String>> {
+        self.schema.as_ref().map(|s| s.names().to_vec())
+    }
+
     fn run(mut self: Box<Self>, out: &RecordSender, ctx: &Context) -> Result<(), PipelineError> {
         let mut row = csv::ByteRecord::new();
         let mut chunk: Vec<Record> = Vec::with_capacity(CHUNK_ROWS);

@@ -19,6 +19,10 @@ pub trait Source: Send {
 
     /// Total bytes to read, when known in advance (for the progress bar).
     fn size_hint(&self) -> Option<u64>;
+
+    /// The field names every record will have, when known before reading
+    /// (a CSV header), so sinks can check them against a table up front.
+    fn fields(&self) -> Option<Vec<String>>;
 }
 
 /// Opens the configured source.
