@@ -3,6 +3,9 @@
 # Safe to run again: everything already present is left as it is.
 #
 #   promtool   Debian package `prometheus` (the tests check /metrics with it)
+#   MariaDB    answering on 127.0.0.1:3306 as root with an empty password and a
+#              database `test` (installed from Debian's mariadb-server and
+#              started where it is not already running)
 #
 # Runs unattended (CI=true, no stdin): apt-get is non-interactive.
 set -euo pipefail
@@ -27,5 +30,36 @@ ensure_promtool() {
   command -v promtool >/dev/null 2>&1 || { log "promtool still missing after install"; exit 1; }
 }
 
+mysql_answers() {
+  mysql --protocol=TCP -h 127.0.0.1 -P 3306 -uroot -e 'SELECT 1' >/dev/null 2>&1
+}
+
+ensure_mariadb() {
+  command -v mysql >/dev/null 2>&1 || apt_install mariadb-client
+  if mysql_answers; then
+    mysql --protocol=TCP -h 127.0.0.1 -uroot -e 'CREATE DATABASE IF NOT EXISTS test'
+    return
+  fi
+  [ -x /usr/sbin/mariadbd ] || apt_install mariadb-server mariadb-client
+  mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld 2>/dev/null || true
+  if [ ! -d /var/lib/mysql/mysql ]; then
+    mariadb-install-db --user=mysql --datadir=/var/lib/mysql >/dev/null
+  fi
+  log "starting MariaDB"
+  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql --bind-address=127.0.0.1 --port=3306
+  for _ in $(seq 1 60); do
+    mysql -uroot -e 'SELECT 1' >/dev/null 2>&1 && break
+    sleep 1
+  done
+  # Debian's root logs in through the Unix socket only; the tests connect
+  # over TCP as root with an empty password, as the README says.
+  if ! mysql_answers; then
+    mysql -uroot -e "ALTER USER 'root'@'localhost' IDENTIFIED VIA unix_socket OR mysql_native_password USING PASSWORD('')" || true
+  fi
+  mysql_answers || { log "MariaDB does not answer on 127.0.0.1:3306 as root"; exit 1; }
+  mysql --protocol=TCP -h 127.0.0.1 -uroot -e 'CREATE DATABASE IF NOT EXISTS test'
+}
+
 ensure_promtool
-log "ready: promtool $(promtool --version 2>&1 | head -n 1 | awk '{print $3}')"
+ensure_mariadb
+log "ready: promtool $(promtool --version 2>&1 | head -n 1 | awk '{print $3}'), MariaDB $(mysql --protocol=TCP -h 127.0.0.1 -uroot -N -e 'SELECT VERSION()')"

@@ -214,12 +214,7 @@ fn max_errors_stops_reading_and_keeps_the_old_target() {
     let err = stderr(&out);
     assert!(err.contains("--max-errors 3"), "{err}");
     // The source stops within its current chunk of rows, far before the end.
-    let read: u64 = err
-        .split("read=")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .and_then(|s| s.parse().ok())
-        .expect("summary with read=");
+    let read = summary_number(&err, "read");
     assert!((3..20_000).contains(&read), "read={read}");
     // Every row read was failed and kept: nothing silently dropped.
     assert_eq!(read_jsonl(&dead).len() as u64, read);

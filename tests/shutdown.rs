@@ -49,14 +49,6 @@ fn wait_until_read(port: u16, at_least: f64) {
     }
 }
 
-fn summary_number(err: &str, key: &str) -> u64 {
-    err.split(&format!("{key}="))
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no {key}= in summary: {err}"))
-}
-
 fn interrupt_mid_run(sig: &str, code: i32, name: &str) {
     let dir = tempfile::tempdir().unwrap();
     let output = dir.path().join("out.jsonl");

@@ -47,6 +47,12 @@ struct Shared {
     load_data: bool,
     max_packet: usize,
     max_retries: u32,
+    /// Batches commit with XA (two-phase), so a commit cut off by a lost
+    /// connection can be checked; false where the server refuses XA RECOVER.
+    xa: bool,
+    /// Seconds since the epoch when the sink opened (part of every XA id).
+    started: u64,
+    writers: std::sync::atomic::AtomicU64,
 }
 
 /// A database error, sorted into what the sink does about it.
@@ -317,7 +323,7 @@ impl MysqlSink {
     pub fn open(cfg: &MysqlConfig, fields: Option<&[String]>) -> Result<MysqlSink, PipelineError> {
         let opts = build_opts(cfg, ssl_opts(cfg));
         let rt = runtime();
-        let (table, local_infile, max_packet) = rt.block_on(async {
+        let (table, local_infile, max_packet, xa) = rt.block_on(async {
             let mut conn = connect(&opts, cfg)
                 .await
                 .map_err(|e| connect_error(cfg, &e))?;
@@ -334,6 +340,15 @@ impl MysqlSink {
             )
             .await
             .map_err(query_err)?;
+            let xa = match conn.query_drop("XA RECOVER").await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(
+                        "XA RECOVER is not allowed ({e}); batches use plain transactions, so a commit cut off by a lost connection cannot be checked"
+                    );
+                    false
+                }
+            };
             let _ = conn.disconnect().await;
             let row = vars.into_iter().next().unwrap_or_default();
             let local_infile =
@@ -344,7 +359,7 @@ impl MysqlSink {
                 .flatten()
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(4 * 1024 * 1024usize);
-            Ok::<_, PipelineError>((table, local_infile, max_packet))
+            Ok::<_, PipelineError>((table, local_infile, max_packet, xa))
         })?;
         match (&table, fields) {
             (Some(t), Some(f)) => check_fields(cfg, t, f)?,
@@ -388,6 +403,12 @@ impl MysqlSink {
                 load_data,
                 max_packet,
                 max_retries: cfg.max_retries,
+                xa,
+                started: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0),
+                writers: std::sync::atomic::AtomicU64::new(0),
             }),
         })
     }
@@ -403,6 +424,15 @@ impl Sink for MysqlSink {
             metrics: metrics.clone(),
             conn: Some(conn),
             maps: HashMap::new(),
+            xid_prefix: format!(
+                "pipeline-cli-{}-{}-{}",
+                std::process::id(),
+                self.shared.started,
+                self.shared
+                    .writers
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            ),
+            xid_seq: 0,
         }))
     }
 
@@ -432,6 +462,9 @@ struct MysqlWriter {
     metrics: Arc<Metrics>,
     conn: Option<Conn>,
     maps: HashMap<usize, (Arc<Schema>, Arc<ColumnMap>)>,
+    /// Transaction ids: `pipeline-cli-<pid>-<start>-<worker>-<seq>`.
+    xid_prefix: String,
+    xid_seq: u64,
 }
 
 #[derive(Default)]
@@ -603,9 +636,24 @@ impl BatchWriter for MysqlWriter {
     }
 }
 
+/// Where a transaction's end failed, for working out whether it committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Prepare,
+    Commit,
+}
+
 impl MysqlWriter {
-    /// Writes the rows in one transaction; on a passing failure the
-    /// transaction is abandoned (the server rolls it back) and nothing of it stays.
+    fn next_xid(&mut self) -> String {
+        self.xid_seq += 1;
+        format!("{}-{}", self.xid_prefix, self.xid_seq)
+    }
+
+    /// Writes the rows in one transaction. Before the commit is sent, any
+    /// failure leaves nothing behind (the server rolls the transaction back).
+    /// The commit is two-phase (XA), so when the connection drops during
+    /// PREPARE or COMMIT, a new connection can tell from XA RECOVER whether
+    /// the batch is in the table: a retry never writes a batch twice.
     async fn write_rows(&mut self, table: &Table, rows: &[Row]) -> Result<Tally, DbError> {
         if self.conn.is_none() {
             let conn = connect(&self.shared.opts, &self.shared.cfg)
@@ -614,11 +662,17 @@ impl MysqlWriter {
             self.conn = Some(conn);
         }
         let shared = self.shared.clone();
+        let xa = shared.xa;
+        let xid = self.next_xid();
         let conn = self.conn.as_mut().expect("connected above");
         let mut use_load = shared.load_data && shared.cfg.on_duplicate == OnDuplicate::Skip;
         loop {
             let mut tally = Tally::default();
-            exec(conn, "START TRANSACTION").await?;
+            if xa {
+                exec(conn, &format!("XA START '{xid}'")).await?;
+            } else {
+                exec(conn, "START TRANSACTION").await?;
+            }
             let mut redo_with_insert = false;
             for group in groups(rows) {
                 if use_load {
@@ -633,21 +687,119 @@ impl MysqlWriter {
             if redo_with_insert {
                 // LOAD DATA turned a data problem into a warning: redo the
                 // batch with INSERT, which names the bad rows exactly.
-                exec(conn, "ROLLBACK").await?;
+                if xa {
+                    exec(conn, &format!("XA END '{xid}'")).await?;
+                    exec(conn, &format!("XA ROLLBACK '{xid}'")).await?;
+                } else {
+                    exec(conn, "ROLLBACK").await?;
+                }
                 use_load = false;
                 continue;
             }
-            exec(conn, "COMMIT").await?;
-            return Ok(tally);
+            if !xa {
+                exec(conn, "COMMIT").await?;
+                return Ok(tally);
+            }
+            exec(conn, &format!("XA END '{xid}'")).await?;
+            let ended = match exec(conn, &format!("XA PREPARE '{xid}'")).await {
+                Ok(()) => exec(conn, &format!("XA COMMIT '{xid}'"))
+                    .await
+                    .map_err(|e| (Phase::Commit, e)),
+                Err(e) => Err((Phase::Prepare, e)),
+            };
+            return match ended {
+                Ok(()) => Ok(tally),
+                Err((phase, DbError::Retry(t, m))) => {
+                    let old_id = conn.id();
+                    self.conn = None;
+                    self.resolve(&xid, old_id, phase, t, m)
+                        .await
+                        .map(|()| tally)
+                }
+                Err((_, other)) => Err(other),
+            };
         }
+    }
+
+    /// The connection dropped while the batch's transaction `xid` was being
+    /// prepared or committed. A prepared XA transaction outlives its
+    /// connection: if XA RECOVER lists it, commit it; if not, it committed
+    /// (the failure was in COMMIT) or never prepared (in PREPARE; then the
+    /// batch is retried).
+    async fn resolve(
+        &mut self,
+        xid: &str,
+        old_id: u32,
+        phase: Phase,
+        error_type: ErrorType,
+        message: String,
+    ) -> Result<(), DbError> {
+        let mut attempt = 0;
+        let mut conn = loop {
+            match connect(&self.shared.opts, &self.shared.cfg).await {
+                Ok(c) => break c,
+                Err(e) if attempt < self.shared.max_retries => {
+                    attempt += 1;
+                    tracing::warn!("reconnecting to check batch {xid}: {e}");
+                    tokio::time::sleep(Duration::from_millis(100 << attempt.min(6))).await;
+                }
+                Err(e) => return Err(DbError::Fatal(
+                    error_type,
+                    format!(
+                        "{message}; cannot reconnect to learn whether batch {xid} committed: {e}"
+                    ),
+                )),
+            }
+        };
+        // Until the server has finished with the old connection, its
+        // prepared transaction is not yet detached and listed.
+        let gone = std::time::Instant::now();
+        loop {
+            let alive = text_rows(
+                &mut conn,
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ?",
+                vec![old_id.into()],
+            )
+            .await
+            .map(|r| r.first().and_then(|r| r[0].clone()).as_deref() != Some("0"))
+            .unwrap_or(false);
+            if !alive {
+                break;
+            }
+            if gone.elapsed() > Duration::from_secs(30) {
+                return Err(DbError::Fatal(
+                    error_type,
+                    format!("{message}; the old connection {old_id} is still open after 30 s, so whether batch {xid} committed is unknown"),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let listed = text_rows(&mut conn, "XA RECOVER", vec![])
+            .await
+            .map_err(|e| DbError::Fatal(ErrorType::Server, format!("XA RECOVER: {e}")))?
+            .iter()
+            .any(|r| r.get(3).and_then(|d| d.as_deref()) == Some(xid));
+        let outcome = if listed {
+            exec(&mut conn, &format!("XA COMMIT '{xid}'")).await?;
+            tracing::warn!("{message}; batch {xid} was prepared and is now committed");
+            Ok(())
+        } else if phase == Phase::Commit {
+            tracing::warn!("{message}; batch {xid} had committed");
+            Ok(())
+        } else {
+            Err(DbError::Retry(error_type, message))
+        };
+        self.conn = Some(conn);
+        outcome
     }
 }
 
 async fn exec(conn: &mut Conn, sql: &str) -> Result<(), DbError> {
     conn.query_drop(sql).await.map_err(|e| match classify(&e) {
         // A data error on a control statement is not about a row.
-        DbError::Data(t, m) => DbError::Fatal(t, m),
-        other => other,
+        DbError::Data(t, m) => DbError::Fatal(t, format!("{m} (during {sql})")),
+        DbError::Retry(t, m) => DbError::Retry(t, format!("{m} (during {sql})")),
+        DbError::Fatal(t, m) => DbError::Fatal(t, format!("{m} (during {sql})")),
     })
 }
 
