@@ -14,6 +14,11 @@ use pipeline_cli::metrics::{Metrics, RunState};
 use pipeline_cli::pipeline::{self, signal_exit_code, signal_name, Outcome};
 use pipeline_cli::shutdown::{install_signal_handlers, Shutdown};
 
+/// mimalloc: records are allocated on the source thread and freed on the
+/// sink threads; glibc's allocator serialises that on a lock.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn init_logging(config: &Config) {
     // actix-server's own start/stop lines are noise for a command-line tool.
     let default = if config.quiet {

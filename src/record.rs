@@ -100,7 +100,7 @@ impl Value {
             Value::Decimal(d) => out.write_all(d.as_bytes()),
             Value::Float(f) if f.is_finite() => write!(out, "{f}"),
             Value::Float(_) => out.write_all(b"null"),
-            Value::Str(s) => serde_json::to_writer(out, s).map_err(io::Error::other),
+            Value::Str(s) => write_json_str(out, s),
             Value::Json(v) => serde_json::to_writer(out, v).map_err(io::Error::other),
         }
     }
@@ -121,6 +121,54 @@ impl Value {
             Value::Json(v) => v.clone(),
         }
     }
+}
+
+/// Bytes JSON strings must escape: `"`, `\\` and the control characters.
+const NEEDS_ESCAPE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = true;
+        i += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
+/// Writes `s` as a JSON string, exactly as serde_json would. Runs of bytes
+/// that need no escaping are copied whole.
+pub fn write_json_str<W: Write>(out: &mut W, s: &str) -> io::Result<()> {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bytes = s.as_bytes();
+    out.write_all(b"\"")?;
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if !NEEDS_ESCAPE[b as usize] {
+            continue;
+        }
+        out.write_all(&bytes[start..i])?;
+        match b {
+            b'"' => out.write_all(b"\\\"")?,
+            b'\\' => out.write_all(b"\\\\")?,
+            b'\n' => out.write_all(b"\\n")?,
+            b'\r' => out.write_all(b"\\r")?,
+            b'\t' => out.write_all(b"\\t")?,
+            0x08 => out.write_all(b"\\b")?,
+            0x0c => out.write_all(b"\\f")?,
+            _ => out.write_all(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[(b >> 4) as usize],
+                HEX[(b & 0xf) as usize],
+            ])?,
+        }
+        start = i + 1;
+    }
+    out.write_all(&bytes[start..])?;
+    out.write_all(b"\"")
 }
 
 enum NumberKind {
@@ -221,6 +269,29 @@ mod tests {
         let big = "123456789012345678901234567890";
         assert_eq!(Value::infer(big.into()), Value::Decimal(big.into()));
         assert_eq!(json(&Value::infer(big.into())), big);
+    }
+
+    #[test]
+    fn strings_escape_exactly_as_serde_json_does() {
+        let samples = [
+            "",
+            "plain",
+            "q\"uote",
+            "back\\slash",
+            "nl\ncr\rtab\t",
+            "\u{0}\u{1}\u{1f}\u{7f}",
+            "\u{8}\u{c}",
+            "Zürich 東京 🚀",
+            "/slash/",
+        ];
+        for s in samples {
+            let mut ours = Vec::new();
+            write_json_str(&mut ours, s).unwrap();
+            assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                serde_json::to_string(s).unwrap()
+            );
+        }
     }
 
     #[test]

@@ -198,22 +198,30 @@ impl CsvSource {
                 format!("expected {} fields, found {}", schema.len(), row.len()),
             ));
         }
+        // One UTF-8 check for the whole row; fields split at ASCII
+        // delimiters, so each field's range is a valid slice of it.
+        let all = match std::str::from_utf8(row.as_slice()) {
+            Ok(all) => all,
+            Err(e) => {
+                let bad = e.valid_up_to();
+                let field = (0..row.len())
+                    .find(|&i| row.range(i).is_some_and(|r| r.contains(&bad)))
+                    .unwrap_or(0);
+                let start = row.range(field).map_or(0, |r| r.start);
+                return Err((
+                    ErrorType::Parse,
+                    format!(
+                        "invalid UTF-8 in field {} ({}) at byte {}",
+                        field + 1,
+                        schema.names()[field],
+                        bad - start
+                    ),
+                ));
+            }
+        };
         let mut values = Vec::with_capacity(row.len());
-        for (i, field) in row.iter().enumerate() {
-            let text = match std::str::from_utf8(field) {
-                Ok(t) => t.to_owned(),
-                Err(e) => {
-                    return Err((
-                        ErrorType::Parse,
-                        format!(
-                            "invalid UTF-8 in field {} ({}) at byte {}",
-                            i + 1,
-                            schema.names()[i],
-                            e.valid_up_to()
-                        ),
-                    ))
-                }
-            };
+        for i in 0..row.len() {
+            let text = all[row.range(i).expect("field index in range")].to_owned();
             values.push(if self.infer_types {
                 Value::infer(text)
             } else {

@@ -743,12 +743,14 @@ impl MysqlWriter {
                     tracing::warn!("reconnecting to check batch {xid}: {e}");
                     tokio::time::sleep(Duration::from_millis(100 << attempt.min(6))).await;
                 }
-                Err(e) => return Err(DbError::Fatal(
-                    error_type,
-                    format!(
+                Err(e) => {
+                    return Err(DbError::Fatal(
+                        error_type,
+                        format!(
                         "{message}; cannot reconnect to learn whether batch {xid} committed: {e}"
                     ),
-                )),
+                    ))
+                }
             }
         };
         // Until the server has finished with the old connection, its
