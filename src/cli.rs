@@ -8,8 +8,8 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 
 use crate::config::{
-    Config, CsvConfig, FileSinkConfig, InputPath, LoadMode, LogFormat, MetricsConfig, MysqlConfig,
-    OnDuplicate, OutputPath, Secret, SinkConfig, SourceConfig, SslMode,
+    Config, CsvConfig, EsConfig, EsMode, FileSinkConfig, InputPath, LoadMode, LogFormat,
+    MetricsConfig, MysqlConfig, OnDuplicate, OutputPath, Secret, SinkConfig, SourceConfig, SslMode,
 };
 use crate::error::PipelineError;
 
@@ -18,6 +18,19 @@ use crate::error::PipelineError;
 pub enum SourceType {
     /// A CSV file or standard input.
     Csv,
+    /// An Elasticsearch or OpenSearch index.
+    Elasticsearch,
+}
+
+/// `--es-mode` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EsModeArg {
+    /// Point in time where the server supports it (Elasticsearch >= 7.10, OpenSearch >= 2.4), else scroll.
+    Auto,
+    /// Point in time + search_after.
+    Pit,
+    /// The scroll API.
+    Scroll,
 }
 
 /// Kinds of sink.
@@ -95,8 +108,9 @@ Exit codes: 0 success; 1 the run failed or records failed; 2 usage or configurat
 error (nothing was read); 75 another run holds the lock; 130 interrupted by SIGINT;
 143 interrupted by SIGTERM.";
 
-/// pipeline-cli moves records from a source (CSV) into a sink (JSON lines),
-/// batching, counting and timing everything for Prometheus.
+/// pipeline-cli moves records from a source (CSV, Elasticsearch/OpenSearch)
+/// into a sink (JSON lines, MySQL/MariaDB), batching, counting and timing
+/// everything for Prometheus.
 #[derive(Debug, Parser)]
 #[command(name = "pipeline-cli", version, about, after_long_help = EXAMPLES, after_help = "Run with --help for examples and exit codes.")]
 pub struct Cli {
@@ -131,6 +145,161 @@ pub struct Cli {
     /// empty fields as null (otherwise every value is a string).
     #[arg(long, alias = "csv_infer_types", help_heading = "CSV source")]
     pub csv_infer_types: bool,
+
+    /// Elasticsearch/OpenSearch node URL(s), comma-separated; a bare host:port
+    /// means http. Example: --es-url https://es1:9200,https://es2:9200
+    #[arg(
+        long,
+        alias = "es_url",
+        value_name = "URL[,URL]",
+        help_heading = "Elasticsearch source"
+    )]
+    pub es_url: Option<String>,
+
+    /// Index name or pattern to read. Example: --es-index 'logs-2026.*'
+    #[arg(
+        long,
+        alias = "es_index",
+        value_name = "NAME",
+        help_heading = "Elasticsearch source"
+    )]
+    pub es_index: Option<String>,
+
+    /// Query as JSON (a query clause or a body with "query"), or @FILE to read it
+    /// from a file. Default: match_all. Example: --es-query '{"term":{"status":"paid"}}'
+    #[arg(
+        long,
+        alias = "es_query",
+        value_name = "JSON|@FILE",
+        help_heading = "Elasticsearch source"
+    )]
+    pub es_query: Option<String>,
+
+    /// Documents per page (at most 10000). Example: --es-page-size 5000
+    #[arg(
+        long,
+        alias = "es_page_size",
+        value_name = "N",
+        default_value_t = 1000,
+        help_heading = "Elasticsearch source"
+    )]
+    pub es_page_size: u32,
+
+    /// Only these _source fields, comma-separated. Example: --es-fields id,amount,customer
+    #[arg(
+        long,
+        alias = "es_fields",
+        value_name = "A,B",
+        help_heading = "Elasticsearch source"
+    )]
+    pub es_fields: Option<String>,
+
+    /// Metadata copied into each record, comma-separated (empty for none).
+    /// Example: --es-meta-fields _id,_index
+    #[arg(
+        long,
+        alias = "es_meta_fields",
+        value_name = "A,B",
+        default_value = "_id",
+        help_heading = "Elasticsearch source"
+    )]
+    pub es_meta_fields: String,
+
+    /// Read N slices in parallel (sliced point in time or scroll). Example: --es-slices 4
+    #[arg(
+        long,
+        alias = "es_slices",
+        value_name = "N",
+        default_value_t = 1,
+        help_heading = "Elasticsearch source"
+    )]
+    pub es_slices: u32,
+
+    /// Paging: point in time + search_after, scroll, or auto (point in time where
+    /// the server has it).
+    #[arg(
+        long,
+        alias = "es_mode",
+        value_enum,
+        default_value = "auto",
+        help_heading = "Elasticsearch source"
+    )]
+    pub es_mode: EsModeArg,
+
+    /// How long the server keeps the point in time or scroll open between two
+    /// pages. Example: --es-keep-alive 10m
+    #[arg(
+        long,
+        alias = "es_keep_alive",
+        value_name = "DURATION",
+        default_value = "5m",
+        help_heading = "Elasticsearch source"
+    )]
+    pub es_keep_alive: String,
+
+    /// User for basic authentication (password in PIPELINE_ES_PASS). Example: --es-user reader
+    #[arg(
+        long,
+        alias = "es_user",
+        value_name = "USER",
+        help_heading = "Elasticsearch source"
+    )]
+    pub es_user: Option<String>,
+
+    /// Password for --es-user; better set as PIPELINE_ES_PASS. Never printed.
+    #[arg(
+        long,
+        alias = "es_pass",
+        value_name = "PASS",
+        env = "PIPELINE_ES_PASS",
+        hide_env_values = true,
+        help_heading = "Elasticsearch source"
+    )]
+    pub es_pass: Option<String>,
+
+    /// API key (base64 id:key); better set as PIPELINE_ES_API_KEY. Never printed.
+    #[arg(
+        long,
+        alias = "es_api_key",
+        value_name = "KEY",
+        env = "PIPELINE_ES_API_KEY",
+        hide_env_values = true,
+        help_heading = "Elasticsearch source"
+    )]
+    pub es_api_key: Option<String>,
+
+    /// CA certificate (PEM) to trust for https. Example: --es-ca-cert /etc/ssl/es-ca.pem
+    #[arg(
+        long,
+        alias = "es_ca_cert",
+        value_name = "PATH",
+        help_heading = "Elasticsearch source"
+    )]
+    pub es_ca_cert: Option<PathBuf>,
+
+    /// Do not check the server's certificate (testing only).
+    #[arg(long, alias = "es_insecure", help_heading = "Elasticsearch source")]
+    pub es_insecure: bool,
+
+    /// Incremental runs: read only documents whose FIELD is greater than the
+    /// value saved by the last successful run (needs --state-file). Example: --es-since-field updated_at
+    #[arg(
+        long,
+        alias = "es_since_field",
+        value_name = "FIELD",
+        help_heading = "Elasticsearch source"
+    )]
+    pub es_since_field: Option<String>,
+
+    /// Where --es-since-field keeps its value; written atomically, only when a
+    /// run succeeds. Example: --state-file /var/lib/pipeline/orders.state
+    #[arg(
+        long,
+        alias = "state_file",
+        value_name = "PATH",
+        help_heading = "Elasticsearch source"
+    )]
+    pub state_file: Option<PathBuf>,
 
     /// Where records go. Example: --sink-type file
     #[arg(long, alias = "sink_type", value_enum, help_heading = "Sink")]
@@ -418,6 +587,15 @@ fn positive(flag: &str, n: usize) -> Result<usize, PipelineError> {
     Ok(n)
 }
 
+/// A URL without any `user:password@` part, for messages.
+fn strip_userinfo(raw: &str) -> String {
+    match (raw.find("://"), raw.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}{}", &raw[..s + 3], &raw[at + 1..]),
+        (None, Some(at)) => raw[at + 1..].to_string(),
+        _ => raw.to_string(),
+    }
+}
+
 /// The parts of a `mysql://user:pass@host:port/db` URL.
 #[derive(Debug, Default)]
 struct DbUrl {
@@ -453,6 +631,133 @@ fn parse_db_url(raw: &str) -> Result<DbUrl, PipelineError> {
 }
 
 impl Cli {
+    fn es_config(&self) -> Result<EsConfig, PipelineError> {
+        let cfg = |m: String| PipelineError::Config(m);
+        let raw = self.es_url.as_deref().ok_or_else(|| {
+            cfg(
+                "--source-type elasticsearch needs --es-url URL (e.g. http://localhost:9200)"
+                    .into(),
+            )
+        })?;
+        let mut urls = Vec::new();
+        for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let with_scheme = if part.contains("://") {
+                part.to_string()
+            } else {
+                format!("http://{part}")
+            };
+            let url = url::Url::parse(&with_scheme).map_err(|e| {
+                cfg(format!(
+                    "--es-url '{}' is not a URL: {e}",
+                    strip_userinfo(part)
+                ))
+            })?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(cfg(format!(
+                    "--es-url '{}' must be http or https",
+                    strip_userinfo(part)
+                )));
+            }
+            urls.push(url);
+        }
+        if urls.is_empty() {
+            return Err(cfg("--es-url needs at least one URL".into()));
+        }
+        let index = self
+            .es_index
+            .clone()
+            .filter(|i| !i.is_empty())
+            .ok_or_else(|| cfg("--source-type elasticsearch needs --es-index NAME".into()))?;
+        let query = match self.es_query.as_deref() {
+            None => serde_json::json!({"match_all": {}}),
+            Some(q) => {
+                let text = match q.strip_prefix('@') {
+                    Some(path) => std::fs::read_to_string(path)
+                        .map_err(|e| cfg(format!("--es-query @{path}: {e}")))?,
+                    None => q.to_string(),
+                };
+                let v: serde_json::Value = serde_json::from_str(&text)
+                    .map_err(|e| cfg(format!("--es-query is not valid JSON: {e}")))?;
+                match v {
+                    serde_json::Value::Object(mut m) if m.contains_key("query") => {
+                        m.remove("query").expect("checked")
+                    }
+                    serde_json::Value::Object(_) => v,
+                    _ => return Err(cfg("--es-query must be a JSON object".into())),
+                }
+            }
+        };
+        if self.es_page_size == 0 || self.es_page_size > 10_000 {
+            return Err(cfg("--es-page-size must be between 1 and 10000".into()));
+        }
+        if self.es_slices == 0 || self.es_slices > 1024 {
+            return Err(cfg("--es-slices must be between 1 and 1024".into()));
+        }
+        let list = |s: &str| -> Vec<String> {
+            s.split(',')
+                .map(|f| f.trim().to_string())
+                .filter(|f| !f.is_empty())
+                .collect()
+        };
+        if self.es_since_field.is_some() != self.state_file.is_some() {
+            return Err(cfg("--es-since-field and --state-file go together".into()));
+        }
+        if self.es_pass.is_some() && self.es_user.is_none() {
+            return Err(cfg(
+                "a password (--es-pass / PIPELINE_ES_PASS) needs --es-user".into(),
+            ));
+        }
+        if let Some(ca) = &self.es_ca_cert {
+            if !ca.is_file() {
+                return Err(cfg(format!(
+                    "--es-ca-cert '{}' is not a readable file",
+                    ca.display()
+                )));
+            }
+        }
+        let ka = &self.es_keep_alive;
+        let unit_ok = ["ms", "s", "m", "h", "d"].iter().any(|u| {
+            ka.strip_suffix(u)
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        });
+        if !unit_ok {
+            return Err(cfg(format!(
+                "--es-keep-alive '{ka}' is not a duration like 30s, 5m or 1h"
+            )));
+        }
+        Ok(EsConfig {
+            urls,
+            index,
+            query,
+            page_size: self.es_page_size,
+            fields: self.es_fields.as_deref().map(list),
+            meta_fields: list(&self.es_meta_fields),
+            slices: self.es_slices,
+            mode: match self.es_mode {
+                EsModeArg::Auto => EsMode::Auto,
+                EsModeArg::Pit => EsMode::Pit,
+                EsModeArg::Scroll => EsMode::Scroll,
+            },
+            keep_alive: ka.clone(),
+            user: self.es_user.clone(),
+            password: self
+                .es_pass
+                .clone()
+                .filter(|p| !p.is_empty())
+                .map(Secret::new),
+            api_key: self
+                .es_api_key
+                .clone()
+                .filter(|p| !p.is_empty())
+                .map(Secret::new),
+            ca_cert: self.es_ca_cert.clone(),
+            insecure: self.es_insecure,
+            since_field: self.es_since_field.clone(),
+            state_file: self.state_file.clone(),
+            max_retries: self.max_retries,
+        })
+    }
+
     fn mysql_config(&self) -> Result<MysqlConfig, PipelineError> {
         let url = match &self.db_url {
             Some(u) => parse_db_url(u)?,
@@ -546,6 +851,7 @@ impl Cli {
     /// Checks the flags against each other and builds the run's [`Config`].
     pub fn into_config(self) -> Result<Config, PipelineError> {
         let source = match self.source_type {
+            SourceType::Elasticsearch => SourceConfig::Elasticsearch(Box::new(self.es_config()?)),
             SourceType::Csv => {
                 let file = self.csv_file.clone().ok_or_else(|| {
                     PipelineError::Config(
@@ -687,7 +993,9 @@ mod tests {
             "tab",
         ])
         .unwrap();
-        let SourceConfig::Csv(csv) = &c.source;
+        let SourceConfig::Csv(csv) = &c.source else {
+            panic!("csv source expected")
+        };
         assert_eq!(csv.input, InputPath::Stdin);
         assert_eq!(csv.delimiter, b'\t');
         let SinkConfig::File(f) = &c.sink else {

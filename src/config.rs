@@ -35,11 +35,63 @@ pub struct CsvConfig {
     pub infer_types: bool,
 }
 
+/// How an Elasticsearch/OpenSearch index is paged through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EsMode {
+    /// Point in time where the server has it, else scroll.
+    Auto,
+    /// Point in time + search_after.
+    Pit,
+    /// The scroll API.
+    Scroll,
+}
+
+/// Elasticsearch / OpenSearch source settings.
+#[derive(Debug, Clone)]
+pub struct EsConfig {
+    /// Node URLs; the next is tried when one cannot be reached.
+    pub urls: Vec<url::Url>,
+    /// Index name or pattern.
+    pub index: String,
+    /// The query clause (`{"match_all":{}}` by default).
+    pub query: serde_json::Value,
+    /// Documents per page.
+    pub page_size: u32,
+    /// `_source` fields to fetch (all when `None`).
+    pub fields: Option<Vec<String>>,
+    /// Metadata fields copied into each record (`_id`, `_index`, …).
+    pub meta_fields: Vec<String>,
+    /// Parallel slices.
+    pub slices: u32,
+    /// Paging mode.
+    pub mode: EsMode,
+    /// How long the server keeps the point in time / scroll between pages.
+    pub keep_alive: String,
+    /// Basic-auth user.
+    pub user: Option<String>,
+    /// Basic-auth password.
+    pub password: Option<Secret>,
+    /// API key (the base64 `id:key` form).
+    pub api_key: Option<Secret>,
+    /// CA certificate (PEM) to trust.
+    pub ca_cert: Option<PathBuf>,
+    /// Skip certificate checks.
+    pub insecure: bool,
+    /// Incremental runs: only documents whose field is greater than the saved value.
+    pub since_field: Option<String>,
+    /// Where the incremental value is kept between runs.
+    pub state_file: Option<PathBuf>,
+    /// Retries of a request that failed for a passing reason.
+    pub max_retries: u32,
+}
+
 /// Which source to read.
 #[derive(Debug, Clone)]
 pub enum SourceConfig {
     /// A CSV file.
     Csv(CsvConfig),
+    /// An Elasticsearch or OpenSearch index.
+    Elasticsearch(Box<EsConfig>),
 }
 
 impl SourceConfig {
@@ -47,6 +99,7 @@ impl SourceConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             SourceConfig::Csv(_) => "csv",
+            SourceConfig::Elasticsearch(_) => "elasticsearch",
         }
     }
 }

@@ -159,12 +159,28 @@ impl Context {
             p.bar.set_length(total);
         }
     }
+
+    /// Sets the total number of records, when the source knows it (a count
+    /// of matching documents): the bar then counts records, not bytes.
+    pub fn progress_total_records(&self, total: u64) {
+        if let Some(p) = &self.progress {
+            p.bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {wide_bar} {percent:>3}% {human_pos}/{human_len} records {msg}",
+                )
+                .expect("valid template"),
+            );
+            p.bar.set_length(total);
+            p.by_records.store(true, Ordering::Relaxed);
+        }
+    }
 }
 
 /// A progress bar on stderr (only on a terminal, and never with --quiet).
 struct Progress {
     bar: ProgressBar,
     started: Instant,
+    by_records: AtomicBool,
 }
 
 impl Progress {
@@ -179,6 +195,7 @@ impl Progress {
         Progress {
             bar,
             started: Instant::now(),
+            by_records: AtomicBool::new(false),
         }
     }
 
@@ -389,7 +406,7 @@ impl Prepared {
         let Prepared {
             config,
             ctx,
-            source,
+            mut source,
             sink,
             writers,
         } = self;
@@ -415,10 +432,10 @@ impl Prepared {
             drop(rx);
             let sender = RecordSender { tx };
             let ctx = &ctx;
+            let source = &mut source;
             std::thread::Builder::new()
                 .name("source".into())
                 .spawn_scoped(scope, move || {
-                    let _active = ctx.metrics.worker_active(Stage::Source);
                     if let Err(e) = source.run(&sender, ctx) {
                         ctx.fail_run(e);
                     }
@@ -463,8 +480,17 @@ impl Prepared {
             Outcome::Failed => RunState::Failed,
             Outcome::Interrupted(_) => RunState::Interrupted,
         });
+        let mut error = error;
+        let mut outcome = outcome;
         if outcome == Outcome::Success {
-            metrics.mark_success();
+            if let Err(e) = source.commit() {
+                tracing::error!("{e}");
+                error = Some(e);
+                outcome = Outcome::Failed;
+                metrics.set_state(RunState::Failed);
+            } else {
+                metrics.mark_success();
+            }
         }
         RunSummary {
             outcome,

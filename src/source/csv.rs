@@ -245,7 +245,8 @@ impl Source for CsvSource {
         self.schema.as_ref().map(|s| s.names().to_vec())
     }
 
-    fn run(mut self: Box<Self>, out: &RecordSender, ctx: &Context) -> Result<(), PipelineError> {
+    fn run(&mut self, out: &RecordSender, ctx: &Context) -> Result<(), PipelineError> {
+        let _active = ctx.metrics.worker_active(crate::error::Stage::Source);
         let mut row = csv::ByteRecord::new();
         let mut chunk: Vec<Record> = Vec::with_capacity(CHUNK_ROWS);
         let mut rejected: Vec<(u64, Vec<u8>, ErrorType, String)> = Vec::new();

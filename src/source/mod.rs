@@ -4,6 +4,7 @@
 //! fetch timings, rejected rows) through the run's [`Context`].
 
 pub mod csv;
+pub mod elasticsearch;
 
 use crate::config::SourceConfig;
 use crate::error::PipelineError;
@@ -15,7 +16,13 @@ pub trait Source: Send {
     /// Reads and sends records until the input ends or the context says stop.
     /// Every record counted as read must either be sent or rejected through
     /// the context. An `Err` ends the run as failed.
-    fn run(self: Box<Self>, out: &RecordSender, ctx: &Context) -> Result<(), PipelineError>;
+    fn run(&mut self, out: &RecordSender, ctx: &Context) -> Result<(), PipelineError>;
+
+    /// Called once the whole run has succeeded (every record written), so a
+    /// source can save what the next run starts from. Nothing by default.
+    fn commit(&mut self) -> Result<(), PipelineError> {
+        Ok(())
+    }
 
     /// Total bytes to read, when known in advance (for the progress bar).
     fn size_hint(&self) -> Option<u64>;
@@ -29,5 +36,6 @@ pub trait Source: Send {
 pub fn open(config: &SourceConfig, limit: Option<u64>) -> Result<Box<dyn Source>, PipelineError> {
     match config {
         SourceConfig::Csv(c) => Ok(Box::new(csv::CsvSource::open(c, limit)?)),
+        SourceConfig::Elasticsearch(c) => Ok(Box::new(elasticsearch::EsSource::open(c, limit)?)),
     }
 }
