@@ -6,6 +6,11 @@
 #   MariaDB    answering on 127.0.0.1:3306 as root with an empty password and a
 #              database `test` (installed from Debian's mariadb-server and
 #              started where it is not already running)
+#   .venv/     the two Elasticsearch-API servers the tests start themselves:
+#              noida-db==0.2.3 (Elasticsearch 8 API) and osmem-server==0.1.6
+#              (OpenSearch 3 API), from PyPI
+#   nginx, openssl  put in front of a test server for basic auth, API keys
+#              and TLS (Debian packages; nginx is not started here)
 #
 # Runs unattended (CI=true, no stdin): apt-get is non-interactive.
 set -euo pipefail
@@ -60,6 +65,33 @@ ensure_mariadb() {
   mysql --protocol=TCP -h 127.0.0.1 -uroot -e 'CREATE DATABASE IF NOT EXISTS test'
 }
 
+ensure_es_servers() {
+  local venv=.venv
+  if ! "$venv/bin/python" -c 'import noida_db, osmem_server' >/dev/null 2>&1; then
+    if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+      apt_install python3-venv
+      python3 -m venv "$venv"
+    fi
+    log "installing noida-db and osmem-server into $venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check noida-db==0.2.3 osmem-server==0.1.6 >&2
+  fi
+  local noida
+  noida="$("$venv/bin/python" -c 'import noida_db, os; print(os.path.dirname(noida_db.__file__))')/noida-db"
+  chmod +x "$noida" "$("$venv/bin/python" -c 'import osmem_server; print(osmem_server.resolve_binary())')"
+}
+
+ensure_nginx_openssl() {
+  if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+    # Install without starting the packaged service: the tests run their own.
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    apt_install nginx || { rm -f /usr/sbin/policy-rc.d; exit 1; }
+    rm -f /usr/sbin/policy-rc.d
+  fi
+  command -v openssl >/dev/null 2>&1 || apt_install openssl
+}
+
 ensure_promtool
 ensure_mariadb
+ensure_es_servers
+ensure_nginx_openssl
 log "ready: promtool $(promtool --version 2>&1 | head -n 1 | awk '{print $3}'), MariaDB $(mysql --protocol=TCP -h 127.0.0.1 -uroot -N -e 'SELECT VERSION()')"

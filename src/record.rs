@@ -98,7 +98,10 @@ impl Value {
             Value::Bool(false) => out.write_all(b"false"),
             Value::Int(i) => write!(out, "{i}"),
             Value::Decimal(d) => out.write_all(d.as_bytes()),
-            Value::Float(f) if f.is_finite() => write!(out, "{f}"),
+            // serde_json keeps a float a float: 12.0, not 12.
+            Value::Float(f) if f.is_finite() => {
+                serde_json::to_writer(out, f).map_err(io::Error::other)
+            }
             Value::Float(_) => out.write_all(b"null"),
             Value::Str(s) => write_json_str(out, s),
             Value::Json(v) => serde_json::to_writer(out, v).map_err(io::Error::other),

@@ -505,7 +505,7 @@ impl EsSource {
             )
             .await
         {
-            Ok(_) => tracing::debug!("cleared {} scroll(s)", ids.len()),
+            Ok(_) => tracing::debug!("cleared scrolls {}", ids.join(",")),
             Err(e) => tracing::warn!("could not clear the scroll: {}", e.message()),
         }
     }

@@ -1,0 +1,582 @@
+//! The Elasticsearch/OpenSearch source against two real servers that speak
+//! the REST API (noida-db: Elasticsearch 8; osmem-server: OpenSearch 3),
+//! started here on loopback: every document exactly once in every paging
+//! mode, filters and fields, the PIT/scroll released, a missing index, a
+//! server stopped mid-run, incremental runs, ES -> MySQL, and basic auth, API
+//! keys and TLS through a real nginx.
+
+mod common;
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value as Json};
+
+use common::*;
+
+const DOCS: usize = 25_000;
+
+fn doc(i: usize) -> Json {
+    let names = [
+        "Zürich",
+        "東京",
+        "naïve café",
+        "🚀 launch",
+        "plain",
+        "quote \" and \\ back",
+    ];
+    json!({
+        "n": i,
+        "name": format!("{} {i}", names[i % names.len()]),
+        "price": (i as f64) / 100.0,
+        "tags": (0..(i % 4)).map(|t| format!("t{t}")).collect::<Vec<_>>(),
+        "nested": {"level": i % 7, "inner": {"even": i.is_multiple_of(2), "note": if i.is_multiple_of(3) { Json::Null } else { json!("x\ny") }}},
+        "maybe": if i.is_multiple_of(5) { Json::Null } else { json!("here") },
+        "updated": i,
+    })
+}
+
+fn docs(from: usize, to: usize) -> Vec<(String, Json)> {
+    (from..to)
+        .map(|i| (format!("doc-{i:05}"), doc(i)))
+        .collect()
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+fn es_to_file(srv: &EsServer, index: &str, output: &Path, extra: &[&str]) -> std::process::Output {
+    let url = srv.url();
+    let mut args = vec![
+        "--source-type",
+        "elasticsearch",
+        "--es-url",
+        &url,
+        "--es-index",
+        index,
+        "--sink-type",
+        "file",
+        "--output-file",
+        p(output),
+    ];
+    args.extend(extra);
+    Command::new(bin())
+        .args(&args)
+        .env("PIPELINE_LOG", "debug")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// Checks the output holds exactly documents `from..to`, each once and whole.
+fn assert_exactly(output: &Path, from: usize, to: usize, what: &str) {
+    let lines = read_jsonl(output);
+    assert_eq!(lines.len(), to - from, "{what}: line count");
+    let mut seen: HashMap<String, Json> = HashMap::new();
+    for mut line in lines {
+        let id = line["_id"].as_str().expect("an _id").to_string();
+        line.as_object_mut().unwrap().shift_remove("_id");
+        assert!(
+            seen.insert(id.clone(), line).is_none(),
+            "{what}: {id} read twice"
+        );
+    }
+    for i in from..to {
+        let id = format!("doc-{i:05}");
+        let got = seen
+            .get(&id)
+            .unwrap_or_else(|| panic!("{what}: {id} missing"));
+        assert_eq!(got, &doc(i), "{what}: {id} differs");
+    }
+}
+
+/// The PIT or scroll ids the run logged as released must be gone.
+fn assert_released(srv: &EsServer, stderr: &str, what: &str) {
+    let mut checked = 0;
+    for line in stderr.lines() {
+        if let Some(id) = line.split("closed point in time ").nth(1) {
+            let (status, body) = srv.json(
+                "POST",
+                "/_search",
+                &json!({"size": 1, "pit": {"id": id.trim(), "keep_alive": "1m"}}),
+            );
+            assert_ne!(status, 200, "{what}: point in time still open: {body}");
+            checked += 1;
+        }
+        if let Some(ids) = line.split("cleared scrolls ").nth(1) {
+            for id in ids.trim().split(',') {
+                let (status, body) = srv.json(
+                    "POST",
+                    "/_search/scroll",
+                    &json!({"scroll": "1m", "scroll_id": id}),
+                );
+                assert_ne!(status, 200, "{what}: scroll still open: {body}");
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 0, "{what}: no release logged:\n{stderr}");
+}
+
+#[test]
+fn every_document_exactly_once_in_every_mode_on_both_servers() {
+    for kind in ES_KINDS {
+        let srv = EsServer::start(kind);
+        srv.bulk("docs", &docs(0, DOCS));
+        let dir = tempfile::tempdir().unwrap();
+        for (mode, slices) in [("pit", "1"), ("scroll", "1"), ("pit", "4"), ("scroll", "4")] {
+            let what = format!("{kind:?} {mode} x{slices}");
+            let out_file = dir.path().join(format!("{mode}-{slices}.jsonl"));
+            let out = es_to_file(
+                &srv,
+                "docs",
+                &out_file,
+                &[
+                    "--es-mode",
+                    mode,
+                    "--es-slices",
+                    slices,
+                    "--es-page-size",
+                    "1000",
+                ],
+            );
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(0), "{what}: {err}");
+            assert!(
+                err.contains(&format!(
+                    "read={DOCS} inserted={DOCS} updated=0 skipped=0 failed=0"
+                )),
+                "{what}: {err}"
+            );
+            assert_exactly(&out_file, 0, DOCS, &what);
+            assert_released(&srv, &err, &what);
+        }
+    }
+}
+
+#[test]
+fn a_query_filter_and_source_fields() {
+    for kind in ES_KINDS {
+        let srv = EsServer::start(kind);
+        srv.bulk("docs", &docs(0, 500));
+        let dir = tempfile::tempdir().unwrap();
+        let out_file = dir.path().join("filtered.jsonl");
+        let query = dir.path().join("q.json");
+        fs::write(&query, r#"{"query": {"range": {"n": {"lt": 100}}}}"#).unwrap();
+        let q = format!("@{}", p(&query));
+        let out = es_to_file(
+            &srv,
+            "docs",
+            &out_file,
+            &[
+                "--es-query",
+                &q,
+                "--es-fields",
+                "n,tags",
+                "--es-meta-fields",
+                "_id,_index",
+            ],
+        );
+        assert_eq!(out.status.code(), Some(0), "{kind:?}: {}", stderr(&out));
+        let lines = read_jsonl(&out_file);
+        assert_eq!(lines.len(), 100, "{kind:?}");
+        for line in &lines {
+            let keys: Vec<&str> = line
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
+            assert_eq!(keys, ["_id", "_index", "n", "tags"], "{kind:?}: {line}");
+            assert_eq!(line["_index"], "docs");
+            let n = line["n"].as_u64().unwrap() as usize;
+            assert!(n < 100);
+            assert_eq!(line["tags"], doc(n)["tags"]);
+        }
+    }
+}
+
+#[test]
+fn a_missing_index_is_a_usage_error() {
+    for kind in ES_KINDS {
+        let srv = EsServer::start(kind);
+        let dir = tempfile::tempdir().unwrap();
+        let out_file = dir.path().join("none.jsonl");
+        let out = es_to_file(&srv, "no-such-index", &out_file, &[]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{kind:?}: {err}");
+        assert!(
+            err.contains("index 'no-such-index' does not exist"),
+            "{kind:?}: {err}"
+        );
+        assert!(!out_file.exists());
+    }
+}
+
+#[test]
+fn a_server_stopped_mid_run_is_retried_then_fails() {
+    for kind in ES_KINDS {
+        let mut srv = EsServer::start(kind);
+        srv.bulk("docs", &docs(0, DOCS));
+        let dir = tempfile::tempdir().unwrap();
+        let out_file = dir.path().join("cut.jsonl");
+        let port = free_port();
+        let (url, port_s) = (srv.url(), port.to_string());
+        let mut child = spawn(&[
+            "--source-type",
+            "elasticsearch",
+            "--es-url",
+            &url,
+            "--es-index",
+            "docs",
+            "--es-page-size",
+            "20",
+            "--max-retries",
+            "2",
+            "--sink-type",
+            "file",
+            "--output-file",
+            p(&out_file),
+            "--metrics-port",
+            &port_s,
+        ]);
+        wait_for_port(port, &mut child);
+        let t = Instant::now();
+        while value(&scrape(port), "pipeline_records_read_total", &[]).unwrap_or(0.0) < 1000.0 {
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "{kind:?}: nothing read"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        srv.stop();
+        let out = wait_with_limit(child, Duration::from_secs(60));
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{kind:?}: {err}");
+        assert!(
+            err.contains("retry 1/2") && err.contains("retry 2/2"),
+            "{kind:?}: {err}"
+        );
+        assert!(err.contains("gave up after 2 retries"), "{kind:?}: {err}");
+        assert!(err.contains("output so far left in"), "{kind:?}: {err}");
+        assert!(
+            !out_file.exists(),
+            "{kind:?}: a failed run must not create the target"
+        );
+    }
+}
+
+#[test]
+fn incremental_runs_pick_up_only_new_documents() {
+    for kind in ES_KINDS {
+        let srv = EsServer::start(kind);
+        srv.bulk("docs", &docs(0, 300));
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state.json");
+        let run_once = |name: &str| {
+            let out_file = dir.path().join(name);
+            let out = es_to_file(
+                &srv,
+                "docs",
+                &out_file,
+                &[
+                    "--es-since-field",
+                    "updated",
+                    "--state-file",
+                    p(&state),
+                    "--es-slices",
+                    "2",
+                ],
+            );
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{kind:?} {name}: {}",
+                stderr(&out)
+            );
+            out_file
+        };
+        let first = run_once("first.jsonl");
+        assert_exactly(&first, 0, 300, "first run");
+        let saved: Json = serde_json::from_str(&fs::read_to_string(&state).unwrap()).unwrap();
+        assert_eq!(saved["since"], 299, "{kind:?}: {saved}");
+
+        srv.bulk("docs", &docs(300, 350));
+        let second = run_once("second.jsonl");
+        assert_exactly(&second, 300, 350, "second run");
+
+        let third = run_once("third.jsonl");
+        assert_eq!(read_jsonl(&third).len(), 0, "{kind:?}: nothing new");
+        let saved: Json = serde_json::from_str(&fs::read_to_string(&state).unwrap()).unwrap();
+        assert_eq!(saved["since"], 349, "{kind:?}: {saved}");
+    }
+}
+
+#[test]
+fn elasticsearch_to_mysql_end_to_end() {
+    let mut db = Db::connect();
+    for kind in ES_KINDS {
+        let srv = EsServer::start(kind);
+        srv.bulk("docs", &docs(0, DOCS));
+        let table = table_name(&format!("es_{kind:?}").to_lowercase());
+        db.exec(&format!("DROP TABLE IF EXISTS {table}"));
+        db.exec(&format!(
+            "CREATE TABLE {table} (_id VARCHAR(20) PRIMARY KEY, n INT NOT NULL, name VARCHAR(100), \
+             price DECIMAL(12,2), tags JSON, nested JSON, maybe VARCHAR(10), updated BIGINT)"
+        ));
+        let (url, dburl) = (srv.url(), mysql_url());
+        let out = run(&[
+            "--source-type",
+            "elasticsearch",
+            "--es-url",
+            &url,
+            "--es-index",
+            "docs",
+            "--es-slices",
+            "2",
+            "--sink-type",
+            "mysql",
+            "--db-url",
+            &dburl,
+            "--db-table",
+            &table,
+        ]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(0), "{kind:?}: {err}");
+        assert!(
+            err.contains(&format!(
+                "read={DOCS} inserted={DOCS} updated=0 skipped=0 failed=0"
+            )),
+            "{kind:?}: {err}"
+        );
+        assert_eq!(
+            db.count(&format!("SELECT COUNT(*) FROM {table}")),
+            DOCS as u64
+        );
+        let row = &db.rows(&format!(
+            "SELECT n, name, price, tags, nested, maybe FROM {table} WHERE _id = 'doc-01234'"
+        ))[0];
+        let d = doc(1234);
+        assert_eq!(row[0].as_deref(), Some("1234"));
+        assert_eq!(row[1].as_deref(), d["name"].as_str());
+        assert_eq!(row[2].as_deref(), Some("12.34"));
+        let tags: Json = serde_json::from_str(row[3].as_deref().unwrap()).unwrap();
+        assert_eq!(tags, d["tags"]);
+        let nested: Json = serde_json::from_str(row[4].as_deref().unwrap()).unwrap();
+        assert_eq!(nested, d["nested"]);
+        assert_eq!(row[5].as_deref(), Some("here"));
+        // A second run finds every key already there.
+        let out = run(&[
+            "--source-type",
+            "elasticsearch",
+            "--es-url",
+            &url,
+            "--es-index",
+            "docs",
+            "--sink-type",
+            "mysql",
+            "--db-url",
+            &dburl,
+            "--db-table",
+            &table,
+        ]);
+        assert!(
+            stderr(&out).contains(&format!("inserted=0 updated=0 skipped={DOCS}")),
+            "{}",
+            stderr(&out)
+        );
+        db.exec(&format!("DROP TABLE {table}"));
+    }
+}
+
+/// nginx in front of a test server: basic auth, an API-key check, and TLS
+/// with a certificate signed by a CA made here.
+struct Nginx {
+    child: Child,
+    dir: tempfile::TempDir,
+    basic: u16,
+    apikey: u16,
+    tls: u16,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sh(dir: &Path, cmd: &str) -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+impl Nginx {
+    fn start(upstream: u16, user: &str, password: &str, api_key: &str) -> Nginx {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        sh(d, "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=pipeline-cli-test-ca 2>/dev/null");
+        sh(d, "openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=localhost 2>/dev/null");
+        fs::write(
+            d.join("ext.cnf"),
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+        )
+        .unwrap();
+        sh(d, "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile ext.cnf 2>/dev/null");
+        let hash = sh(d, &format!("openssl passwd -apr1 '{password}'"));
+        fs::write(d.join("htpasswd"), format!("{user}:{}", hash.trim())).unwrap();
+        let (basic, apikey, tls) = (free_port(), free_port(), free_port());
+        let dp = d.display();
+        let conf = format!(
+            "user root;\nworker_processes 1;\ndaemon off;\npid {dp}/nginx.pid;\nerror_log {dp}/error.log;\n\
+             events {{ worker_connections 64; }}\n\
+             http {{\n access_log off;\n client_body_temp_path {dp}/body; proxy_temp_path {dp}/proxy;\n \
+             fastcgi_temp_path {dp}/fcgi; uwsgi_temp_path {dp}/uwsgi; scgi_temp_path {dp}/scgi;\n \
+             server {{ listen 127.0.0.1:{basic}; auth_basic \"es\"; auth_basic_user_file {dp}/htpasswd;\n   \
+             location / {{ proxy_pass http://127.0.0.1:{upstream}; proxy_set_header Authorization \"\"; }} }}\n \
+             server {{ listen 127.0.0.1:{apikey};\n   location / {{ if ($http_authorization != \"ApiKey {api_key}\") {{ return 401; }}\n   \
+             proxy_pass http://127.0.0.1:{upstream}; proxy_set_header Authorization \"\"; }} }}\n \
+             server {{ listen 127.0.0.1:{tls} ssl; ssl_certificate {dp}/server.pem; ssl_certificate_key {dp}/server.key;\n   \
+             location / {{ proxy_pass http://127.0.0.1:{upstream}; }} }}\n}}\n"
+        );
+        fs::write(d.join("nginx.conf"), conf).unwrap();
+        let nginx = if Path::new("/usr/sbin/nginx").exists() {
+            "/usr/sbin/nginx"
+        } else {
+            "nginx"
+        };
+        let child = Command::new(nginx)
+            .args(["-p", &dp.to_string(), "-c", &format!("{dp}/nginx.conf")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("nginx is required (scripts/services.sh installs it)");
+        let nginx = Nginx {
+            child,
+            dir,
+            basic,
+            apikey,
+            tls,
+        };
+        let t = Instant::now();
+        while !(port_open(basic) && port_open(apikey) && port_open(tls)) {
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "nginx did not start: {}",
+                fs::read_to_string(nginx.dir.path().join("error.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        nginx
+    }
+}
+
+fn es_run(url: &str, env: &[(&str, &str)], extra: &[&str], out: &Path) -> std::process::Output {
+    let mut cmd = Command::new(bin());
+    cmd.args([
+        "--source-type",
+        "elasticsearch",
+        "--es-url",
+        url,
+        "--es-index",
+        "docs",
+        "--sink-type",
+        "file",
+        "--output-file",
+        p(out),
+    ])
+    .args(extra)
+    .env_remove("PIPELINE_ES_PASS")
+    .env_remove("PIPELINE_ES_API_KEY")
+    .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn basic_auth_api_keys_and_tls_through_nginx() {
+    let srv = EsServer::start(EsKind::Noida);
+    srv.bulk("docs", &docs(0, 50));
+    let password = "Es-S3cret-do-not-print";
+    let api_key = "dGVzdDprZXktZG8tbm90LXByaW50";
+    let nginx = Nginx::start(srv.port, "reader", password, api_key);
+    let dir = tempfile::tempdir().unwrap();
+    let out_file = dir.path().join("out.jsonl");
+    let basic = format!("http://127.0.0.1:{}", nginx.basic);
+    let keyed = format!("http://127.0.0.1:{}", nginx.apikey);
+    let tls = format!("https://127.0.0.1:{}", nginx.tls);
+    let ca = nginx.dir.path().join("ca.pem");
+    let ok = |out: &std::process::Output, what: &str| {
+        assert_eq!(out.status.code(), Some(0), "{what}: {}", stderr(out));
+        assert_exactly(&out_file, 0, 50, what);
+    };
+
+    let out = es_run(
+        &basic,
+        &[("PIPELINE_ES_PASS", password)],
+        &["--es-user", "reader"],
+        &out_file,
+    );
+    ok(&out, "basic auth");
+    assert!(!stderr(&out).contains(password));
+
+    let wrong = "Wr0ng-do-not-print";
+    let out = es_run(
+        &basic,
+        &[("PIPELINE_ES_PASS", wrong)],
+        &["--es-user", "reader"],
+        &out_file,
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("refused the credentials (HTTP 401)"), "{err}");
+    assert!(
+        !err.contains(wrong) && !err.contains(password),
+        "a password leaked: {err}"
+    );
+
+    let out = es_run(&keyed, &[("PIPELINE_ES_API_KEY", api_key)], &[], &out_file);
+    ok(&out, "API key");
+    assert!(!stderr(&out).contains(api_key));
+    let out = es_run(
+        &keyed,
+        &[("PIPELINE_ES_API_KEY", "bm9wZTpub3Bl")],
+        &[],
+        &out_file,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("refused the credentials"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = es_run(&tls, &[], &["--es-ca-cert", p(&ca)], &out_file);
+    ok(&out, "TLS with --es-ca-cert");
+    let out = es_run(&tls, &[], &[], &out_file);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an unknown CA must be refused: {}",
+        stderr(&out)
+    );
+    let out = es_run(&tls, &[], &["--es-insecure"], &out_file);
+    ok(&out, "TLS with --es-insecure");
+}
