@@ -580,3 +580,53 @@ fn basic_auth_api_keys_and_tls_through_nginx() {
     let out = es_run(&tls, &[], &["--es-insecure"], &out_file);
     ok(&out, "TLS with --es-insecure");
 }
+
+#[test]
+fn an_expired_point_in_time_or_scroll_is_a_clear_error() {
+    use std::io::Read;
+    for kind in ES_KINDS {
+        let srv = EsServer::start(kind);
+        srv.bulk("docs", &docs(0, 5000));
+        for mode in ["pit", "scroll"] {
+            let url = srv.url();
+            // stdout is not read for a while: the sink stalls, the queue
+            // fills, the source waits longer than the keep-alive.
+            let mut child = spawn(&[
+                "--source-type",
+                "elasticsearch",
+                "--es-url",
+                &url,
+                "--es-index",
+                "docs",
+                "--es-mode",
+                mode,
+                "--es-keep-alive",
+                "1s",
+                "--es-page-size",
+                "100",
+                "--queue-size",
+                "10",
+                "--batch-size",
+                "10",
+                "--sink-type",
+                "file",
+                "--output-file",
+                "-",
+            ]);
+            std::thread::sleep(Duration::from_secs(4));
+            let mut stdout = child.stdout.take().unwrap();
+            let drain = std::thread::spawn(move || {
+                let mut sink = Vec::new();
+                let _ = stdout.read_to_end(&mut sink);
+            });
+            let out = wait_with_limit(child, Duration::from_secs(60));
+            drain.join().unwrap();
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(1), "{kind:?} {mode}: {err}");
+            assert!(
+                err.contains("expired") && err.contains("--es-keep-alive 1s"),
+                "{kind:?} {mode}: {err}"
+            );
+        }
+    }
+}
