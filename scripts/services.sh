@@ -2,7 +2,8 @@
 # Installs and starts what pipeline-cli's tests need, where it is missing.
 # Safe to run again: everything already present is left as it is.
 #
-#   promtool   Debian package `prometheus` (the tests check /metrics with it)
+#   promtool   Debian package `prometheus` (the tests check /metrics with it,
+#              and run a real Prometheus), and `prometheus-pushgateway`
 #   MariaDB    answering on 127.0.0.1:3306 as root with an empty password and a
 #              database `test` (installed from Debian's mariadb-server and
 #              started where it is not already running)
@@ -30,8 +31,27 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >&2
 }
 
+# apt_install, but packaged services are not started (the tests start their
+# own, on ports they choose): a temporary policy-rc.d says no.
+apt_install_quiet() {
+  local made=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    made=1
+  fi
+  local rc=0
+  apt_install "$@" || rc=$?
+  [ -n "$made" ] && rm -f /usr/sbin/policy-rc.d
+  return "$rc"
+}
+
 ensure_promtool() {
-  command -v promtool >/dev/null 2>&1 || apt_install prometheus
+  local missing=()
+  command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+  command -v prometheus-pushgateway >/dev/null 2>&1 || missing+=(prometheus-pushgateway)
+  if [ ${#missing[@]} -gt 0 ]; then
+    apt_install_quiet "${missing[@]}"
+  fi
   command -v promtool >/dev/null 2>&1 || { log "promtool still missing after install"; exit 1; }
 }
 
@@ -82,10 +102,7 @@ ensure_es_servers() {
 
 ensure_nginx_openssl() {
   if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
-    # Install without starting the packaged service: the tests run their own.
-    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
-    apt_install nginx || { rm -f /usr/sbin/policy-rc.d; exit 1; }
-    rm -f /usr/sbin/policy-rc.d
+    apt_install_quiet nginx
   fi
   command -v openssl >/dev/null 2>&1 || apt_install openssl
 }

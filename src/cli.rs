@@ -9,7 +9,8 @@ use clap::{Parser, ValueEnum};
 
 use crate::config::{
     Config, CsvConfig, EsConfig, EsMode, FileSinkConfig, InputPath, LoadMode, LogFormat,
-    MetricsConfig, MysqlConfig, OnDuplicate, OutputPath, Secret, SinkConfig, SourceConfig, SslMode,
+    MetricsConfig, MysqlConfig, OnDuplicate, OutputPath, PushConfig, Secret, SinkConfig,
+    SourceConfig, SslMode,
 };
 use crate::error::PipelineError;
 
@@ -112,7 +113,14 @@ error (nothing was read); 75 another run holds the lock; 130 interrupted by SIGI
 /// into a sink (JSON lines, MySQL/MariaDB), batching, counting and timing
 /// everything for Prometheus.
 #[derive(Debug, Parser)]
-#[command(name = "pipeline-cli", version, about, after_long_help = EXAMPLES, after_help = "Run with --help for examples and exit codes.")]
+#[command(
+    name = "pipeline-cli",
+    version,
+    about,
+    after_long_help = EXAMPLES,
+    after_help = "Run with --help for examples and exit codes.",
+    args_override_self = true
+)]
 pub struct Cli {
     /// Where records come from. Example: --source-type csv
     #[arg(long, alias = "source_type", value_enum, help_heading = "Source")]
@@ -555,6 +563,66 @@ pub struct Cli {
     #[arg(long, short, help_heading = "Output")]
     pub quiet: bool,
 
+    /// Read flags from a TOML file: the same names as keys (`source-type = "csv"`,
+    /// `batch-size = 5000`, `create-table = true`); flags on the command line
+    /// override it. Secrets are not allowed in it: use the environment.
+    /// Example: --config /etc/pipeline/orders.toml
+    #[arg(long, value_name = "FILE", help_heading = "Scheduled runs")]
+    pub config: Option<PathBuf>,
+
+    /// Push the run's metrics to this Pushgateway when it ends (and every
+    /// --push-interval while it runs). Example: --pushgateway-url http://127.0.0.1:9091
+    #[arg(
+        long,
+        alias = "pushgateway_url",
+        value_name = "URL",
+        help_heading = "Scheduled runs"
+    )]
+    pub pushgateway_url: Option<String>,
+
+    /// The `job` grouping label of pushed metrics. Example: --push-job nightly-export
+    #[arg(
+        long,
+        alias = "push_job",
+        value_name = "NAME",
+        default_value = "pipeline-cli",
+        help_heading = "Scheduled runs"
+    )]
+    pub push_job: String,
+
+    /// Also push every SECS seconds while the run lasts. Example: --push-interval 15
+    #[arg(
+        long,
+        alias = "push_interval",
+        value_name = "SECS",
+        help_heading = "Scheduled runs"
+    )]
+    pub push_interval: Option<u64>,
+
+    /// A failed final push fails the run (exit 1); otherwise it is only logged and counted.
+    #[arg(long, alias = "push_required", help_heading = "Scheduled runs")]
+    pub push_required: bool,
+
+    /// Write the final metrics to this file (atomically) for node_exporter's
+    /// textfile collector. Example: --metrics-textfile /var/lib/node_exporter/orders.prom
+    #[arg(
+        long,
+        alias = "metrics_textfile",
+        value_name = "PATH",
+        help_heading = "Scheduled runs"
+    )]
+    pub metrics_textfile: Option<PathBuf>,
+
+    /// Hold an exclusive lock on this file for the whole run; a second run exits
+    /// 75 at once. A killed run never leaves it locked. Example: --lock-file /run/lock/orders.lock
+    #[arg(
+        long,
+        alias = "lock_file",
+        value_name = "PATH",
+        help_heading = "Scheduled runs"
+    )]
+    pub lock_file: Option<PathBuf>,
+
     /// After Ctrl+C or SIGTERM, wait at most this many seconds for the sinks to
     /// write what was read, then exit anyway. Example: --shutdown-timeout 30
     #[arg(
@@ -585,6 +653,94 @@ fn positive(flag: &str, n: usize) -> Result<usize, PipelineError> {
         return Err(PipelineError::Config(format!("{flag} must be at least 1")));
     }
     Ok(n)
+}
+
+/// Flags that hold secrets: never read from a config file.
+const SECRET_FLAGS: [&str; 3] = ["db-pass", "es-pass", "es-api-key"];
+
+/// The command line with the settings of `--config FILE` (if given) put in
+/// front, so flags on the command line override them.
+pub fn with_config_file(
+    args: Vec<std::ffi::OsString>,
+) -> Result<Vec<std::ffi::OsString>, PipelineError> {
+    use clap::CommandFactory;
+    let mut path: Option<PathBuf> = None;
+    let mut iter = args.iter().skip(1);
+    while let Some(a) = iter.next() {
+        let a = a.to_string_lossy();
+        if a == "--config" {
+            path = iter.next().map(PathBuf::from);
+        } else if let Some(p) = a.strip_prefix("--config=") {
+            path = Some(PathBuf::from(p));
+        }
+    }
+    let Some(path) = path else {
+        return Ok(args);
+    };
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(&path).map_err(|source| PipelineError::OpenInput {
+        what: "--config",
+        path: path.clone(),
+        source,
+    })?;
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        PipelineError::Config(format!("--config {shown}: {}", e.message()))
+    })?;
+    let command = Cli::command();
+    let mut injected = Vec::new();
+    for (key, value) in table {
+        let flag = key.replace('_', "-");
+        if SECRET_FLAGS.contains(&flag.as_str()) {
+            return Err(PipelineError::Config(format!(
+                "--config {shown}: '{key}' is a secret; set it in the environment (PIPELINE_DB_PASS, PIPELINE_ES_PASS, PIPELINE_ES_API_KEY) instead"
+            )));
+        }
+        let arg = command
+            .get_arguments()
+            .find(|a| a.get_long() == Some(flag.as_str()) && flag != "config")
+            .ok_or_else(|| {
+                PipelineError::Config(format!("--config {shown}: unknown setting '{key}'"))
+            })?;
+        let takes_value = arg.get_action().takes_values();
+        let text = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            toml::Value::Boolean(b) if !takes_value => {
+                if b {
+                    injected.push(format!("--{flag}").into());
+                }
+                continue;
+            }
+            toml::Value::Boolean(b) => b.to_string(),
+            toml::Value::Array(items) => items
+                .iter()
+                .map(|v| match v {
+                    toml::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(","),
+            other => {
+                return Err(PipelineError::Config(format!(
+                    "--config {shown}: '{key}' must be a string, number, boolean or list, not {}",
+                    other.type_str()
+                )))
+            }
+        };
+        if !takes_value {
+            return Err(PipelineError::Config(format!(
+                "--config {shown}: '{key}' is a switch; write {key} = true"
+            )));
+        }
+        injected.push(format!("--{flag}").into());
+        injected.push(text.into());
+    }
+    let mut out = Vec::with_capacity(args.len() + injected.len());
+    out.push(args[0].clone());
+    out.extend(injected);
+    out.extend(args.into_iter().skip(1));
+    Ok(out)
 }
 
 /// A URL without any `user:password@` part, for messages.
@@ -927,6 +1083,49 @@ impl Cli {
         };
         config.quiet = self.quiet;
         config.shutdown_timeout = Duration::from_secs(self.shutdown_timeout);
+        let label_ok = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
+        };
+        if !label_ok(&config.pipeline_id) {
+            return Err(PipelineError::Config(
+                "--pipeline-id may hold only letters, digits, '_', '-', '.' and ':'".into(),
+            ));
+        }
+        if let Some(raw) = &self.pushgateway_url {
+            let url = url::Url::parse(raw)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https"))
+                .ok_or_else(|| {
+                    PipelineError::Config(format!(
+                        "--pushgateway-url '{}' is not an http(s) URL",
+                        strip_userinfo(raw)
+                    ))
+                })?;
+            if !label_ok(&self.push_job) {
+                return Err(PipelineError::Config(
+                    "--push-job may hold only letters, digits, '_', '-', '.' and ':'".into(),
+                ));
+            }
+            if self.push_interval == Some(0) {
+                return Err(PipelineError::Config(
+                    "--push-interval must be at least 1".into(),
+                ));
+            }
+            config.push = Some(PushConfig {
+                url,
+                job: self.push_job.clone(),
+                interval: self.push_interval.map(Duration::from_secs),
+                required: self.push_required,
+            });
+        } else if self.push_interval.is_some() || self.push_required {
+            return Err(PipelineError::Config(
+                "--push-interval and --push-required need --pushgateway-url URL".into(),
+            ));
+        }
+        config.textfile = self.metrics_textfile.clone();
+        config.lock_file = self.lock_file.clone();
         Ok(config)
     }
 }
@@ -1045,6 +1244,49 @@ mod tests {
         ])
         .unwrap_err();
         assert!(e.contains("--db-url") && !e.contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn a_config_file_fills_in_flags_and_the_command_line_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("job.toml");
+        std::fs::write(
+            &file,
+            "source-type = \"csv\"\ncsv_file = \"in.csv\"\nsink-type = \"file\"\noutput-file = \"out.jsonl\"\nbatch-size = 10\ncsv-infer-types = true\nes-fields = [\"a\", \"b\"]\n",
+        )
+        .unwrap();
+        let args: Vec<std::ffi::OsString> = [
+            "pipeline-cli",
+            "--config",
+            file.to_str().unwrap(),
+            "--batch-size",
+            "20",
+        ]
+        .iter()
+        .map(Into::into)
+        .collect();
+        let cli = Cli::try_parse_from(with_config_file(args).unwrap()).unwrap();
+        assert_eq!(cli.batch_size, 20);
+        assert!(cli.csv_infer_types);
+        assert_eq!(cli.csv_file.as_deref(), Some("in.csv"));
+        assert_eq!(cli.es_fields.as_deref(), Some("a,b"));
+
+        std::fs::write(&file, "db-pass = \"hunter2\"\n").unwrap();
+        let args: Vec<std::ffi::OsString> = ["pipeline-cli", "--config", file.to_str().unwrap()]
+            .iter()
+            .map(Into::into)
+            .collect();
+        let e = with_config_file(args).unwrap_err().to_string();
+        assert!(e.contains("secret") && !e.contains("hunter2"), "{e}");
+        std::fs::write(&file, "no-such-flag = 1\n").unwrap();
+        let args: Vec<std::ffi::OsString> = ["pipeline-cli", "--config", file.to_str().unwrap()]
+            .iter()
+            .map(Into::into)
+            .collect();
+        assert!(with_config_file(args)
+            .unwrap_err()
+            .to_string()
+            .contains("unknown setting 'no-such-flag'"));
     }
 
     #[test]

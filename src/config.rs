@@ -261,6 +261,19 @@ pub struct MetricsConfig {
     pub keep_alive: bool,
 }
 
+/// Pushgateway settings.
+#[derive(Debug, Clone)]
+pub struct PushConfig {
+    /// The Pushgateway's base URL.
+    pub url: url::Url,
+    /// The `job` grouping label.
+    pub job: String,
+    /// Also push this often while the run lasts.
+    pub interval: Option<Duration>,
+    /// A failed final push fails the run.
+    pub required: bool,
+}
+
 /// Everything one run needs.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -294,6 +307,12 @@ pub struct Config {
     pub quiet: bool,
     /// Longest the process waits, after a stop signal, for the sinks to drain.
     pub shutdown_timeout: Duration,
+    /// Push metrics to a Pushgateway.
+    pub push: Option<PushConfig>,
+    /// Write the final metrics to this file for node_exporter.
+    pub textfile: Option<PathBuf>,
+    /// Hold this lock for the whole run.
+    pub lock_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -321,6 +340,9 @@ impl Config {
             log_format: LogFormat::Text,
             quiet: false,
             shutdown_timeout: Duration::from_secs(10),
+            push: None,
+            textfile: None,
+            lock_file: None,
         }
     }
 }

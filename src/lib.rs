@@ -1,5 +1,5 @@
-//! pipeline-cli moves records from a source (a CSV file) into a sink (a
-//! JSON-lines file) through a bounded channel and batching sink workers, and
+//! pipeline-cli moves records from a source (a CSV file, an Elasticsearch or
+//! OpenSearch index) into a sink (a JSON-lines file, a MySQL/MariaDB table) through a bounded channel and batching sink workers, and
 //! tells Prometheus everything about how that went.
 //!
 //! Map of the crate:
@@ -8,17 +8,20 @@
 //! - [`error`]: error enums, the `error_type` vocabulary, exit codes.
 //! - [`record`]: `Record`, `Value` and their JSON form.
 //! - [`pipeline`]: source -> channel -> sink workers, shutdown order, run summary.
-//! - [`source`]: sources (CSV).
-//! - [`sink`]: sinks (JSON-lines file) and the shared batching loop.
-//! - [`metrics`]: every metric, the `/metrics` `/health` `/` server.
+//! - [`source`]: sources (CSV, Elasticsearch/OpenSearch).
+//! - [`sink`]: sinks (JSON-lines file, MySQL) and the shared batching loop.
+//! - [`metrics`]: every metric, the `/metrics` `/health` `/` server, the
+//!   Pushgateway and textfile exports.
 //! - [`dead_letter`]: the file rejected records are kept in.
 //! - [`shutdown`]: the stop signal and the Ctrl+C / SIGTERM handler.
+//! - [`lock`]: `--lock-file`, one run at a time.
 #![warn(missing_docs)]
 
 pub mod cli;
 pub mod config;
 pub mod dead_letter;
 pub mod error;
+pub mod lock;
 pub mod metrics;
 pub mod pipeline;
 pub mod record;

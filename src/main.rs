@@ -5,10 +5,14 @@ use std::io::Write;
 use std::process;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use clap::Parser;
 use pipeline_cli::cli::Cli;
 use pipeline_cli::config::{Config, LogFormat};
 use pipeline_cli::error::{ExitCode, PipelineError};
+use pipeline_cli::lock::{LockError, RunLock};
+use pipeline_cli::metrics::push::{write_textfile, Pusher};
 use pipeline_cli::metrics::server::MetricsServer;
 use pipeline_cli::metrics::{Metrics, RunState};
 use pipeline_cli::pipeline::{self, signal_exit_code, signal_name, Outcome};
@@ -47,13 +51,56 @@ fn die(error: &PipelineError) -> ! {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let args = match pipeline_cli::cli::with_config_file(std::env::args_os().collect()) {
+        Ok(a) => a,
+        Err(e) => die(&e),
+    };
+    let cli = Cli::try_parse_from(args).unwrap_or_else(|e| e.exit());
     let config = match cli.into_config() {
         Ok(c) => c,
         Err(e) => die(&e),
     };
     init_logging(&config);
+    // Held until the process exits, whichever way it exits.
+    let _lock = match &config.lock_file {
+        Some(path) => match RunLock::acquire(path) {
+            Ok(lock) => Some(lock),
+            Err(LockError::Held(holder)) => {
+                eprintln!(
+                    "pipeline-cli: another run holds the lock {}: {holder}",
+                    path.display()
+                );
+                process::exit(ExitCode::Locked.code());
+            }
+            Err(LockError::Io(e)) => die(&PipelineError::Config(format!(
+                "cannot lock --lock-file '{}': {e}",
+                path.display()
+            ))),
+        },
+        None => None,
+    };
     process::exit(run(config).code());
+}
+
+/// The final textfile and push. Returns false when a push that
+/// `--push-required` asked for failed.
+fn export_final(config: &Config, metrics: &Metrics, pusher: Option<&Arc<Pusher>>) -> bool {
+    if let Some(path) = &config.textfile {
+        match write_textfile(path, metrics) {
+            Ok(()) => tracing::info!("metrics written to {}", path.display()),
+            Err(e) => tracing::error!("cannot write --metrics-textfile '{}': {e}", path.display()),
+        }
+    }
+    match pusher {
+        Some(p) => match p.push() {
+            Ok(()) => {
+                tracing::info!("metrics pushed to {}", p.target());
+                true
+            }
+            Err(_) => !p.required(),
+        },
+        None => true,
+    }
 }
 
 fn run(config: Config) -> ExitCode {
@@ -81,17 +128,33 @@ fn run(config: Config) -> ExitCode {
         },
         None => None,
     };
+    let pusher = match &config.push {
+        Some(p) => match Pusher::new(p.clone(), metrics.clone()) {
+            Ok(p) => Some(Arc::new(p)),
+            Err(e) => die(&PipelineError::Config(e)),
+        },
+        None => None,
+    };
     let prepared = match pipeline::prepare(&config, metrics.clone(), shutdown.clone()) {
         Ok(p) => p,
         Err(e) => {
+            // Cron runs that cannot even start still say so to Prometheus.
             metrics.set_state(RunState::Failed);
+            export_final(&config, &metrics, pusher.as_ref());
             if let Some(s) = server {
                 s.stop();
             }
             die(&e);
         }
     };
+    let (push_done, push_done_rx) = crossbeam_channel::bounded::<()>(0);
+    let interval_pusher = pusher.as_ref().and_then(|p| p.spawn_interval(push_done_rx));
     let summary = prepared.run();
+    drop(push_done);
+    if let Some(t) = interval_pusher {
+        let _ = t.join();
+    }
+    let exported = export_final(&config, &metrics, pusher.as_ref());
 
     if let Some(e) = &summary.error {
         eprintln!("pipeline-cli: error: {e}");
@@ -109,7 +172,10 @@ fn run(config: Config) -> ExitCode {
         }
         server.stop();
     }
-    summary.outcome.exit_code()
+    match summary.outcome.exit_code() {
+        ExitCode::Success if !exported => ExitCode::Failed,
+        code => code,
+    }
 }
 
 fn print_summary(config: &Config, summary: &pipeline::RunSummary) {

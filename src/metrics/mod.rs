@@ -3,6 +3,7 @@
 //! [`Metrics`]; they never spell a metric name. Label handles are resolved once,
 //! up front, and every known label combination exists from the first scrape.
 
+pub mod push;
 pub mod server;
 
 use std::sync::{Arc, Mutex};

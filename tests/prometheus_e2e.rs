@@ -1,0 +1,317 @@
+//! Scheduled runs against the real tools: a real Pushgateway receives the
+//! run's metrics under the right grouping labels and keeps the last success
+//! when a later run fails; the textfile passes `promtool check metrics`; the
+//! lock refuses a second run with exit 75 and never goes stale; a config file
+//! fills in flags.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// A real Pushgateway on a free loopback port, stopped by PID when dropped.
+struct Pushgateway {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Pushgateway {
+    fn start() -> Pushgateway {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let child = Command::new("prometheus-pushgateway")
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg(format!(
+                "--persistence.file={}",
+                dir.path().join("pg.data").display()
+            ))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus-pushgateway is required (scripts/test.sh installs it)");
+        let t = Instant::now();
+        while !port_open(port) {
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "the Pushgateway did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Pushgateway {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn metrics(&self) -> String {
+        let (status, _, body) = http("GET", self.port, "/metrics").unwrap();
+        assert_eq!(status, 200);
+        body
+    }
+}
+
+impl Drop for Pushgateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The grouping labels of a push, plus `extra`.
+fn grouped<'a>(extra: &[(&'a str, &'a str)], id: &'a str) -> Vec<(&'a str, &'a str)> {
+    let mut labels = vec![("job", "pipeline-cli"), ("pipeline_id", id)];
+    labels.extend_from_slice(extra);
+    labels
+}
+
+#[test]
+fn a_pushgateway_gets_the_run_and_keeps_the_last_success() {
+    let pg = Pushgateway::start();
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.csv");
+    let bad = dir.path().join("bad.csv");
+    let output = dir.path().join("out.jsonl");
+    let mut csv = String::from("id,name\n");
+    for i in 0..1234 {
+        csv.push_str(&format!("{i},n{i}\n"));
+    }
+    fs::write(&good, csv).unwrap();
+    fs::write(&bad, "id,name\n1,a\n2\n3,c\n").unwrap();
+    let url = pg.url();
+
+    let mut args = csv_to_file(p(&good), p(&output));
+    args.extend(["--pushgateway-url", &url, "--pipeline-id", "nightly"]);
+    let out = run(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = pg.metrics();
+    let inserted = value(
+        &text,
+        "pipeline_records_inserted_total",
+        &grouped(&[], "nightly"),
+    );
+    assert_eq!(inserted, Some(1234.0), "{text}");
+    assert_eq!(
+        value(
+            &text,
+            "pipeline_state",
+            &grouped(&[("state", "completed")], "nightly")
+        ),
+        Some(1.0)
+    );
+    let success = value(
+        &text,
+        "pipeline_last_success_timestamp_seconds",
+        &grouped(&[], "nightly"),
+    )
+    .expect("last success pushed");
+    assert!(success > 1.7e9);
+    assert!(
+        !text.contains("process_cpu_seconds_total{instance=\"\",job=\"pipeline-cli\""),
+        "process metrics are not pushed"
+    );
+
+    // A failed run of the same pipeline: its figures replace the old ones,
+    // but the earlier success stays.
+    std::thread::sleep(Duration::from_millis(1100));
+    let mut args = csv_to_file(p(&bad), p(&output));
+    args.extend([
+        "--pushgateway-url",
+        &url,
+        "--pipeline-id",
+        "nightly",
+        "--max-errors",
+        "1",
+    ]);
+    let out = run(&args);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = pg.metrics();
+    assert_eq!(
+        value(
+            &text,
+            "pipeline_state",
+            &grouped(&[("state", "failed")], "nightly")
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            &text,
+            "pipeline_records_failed_total",
+            &grouped(&[], "nightly")
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &text,
+            "pipeline_last_success_timestamp_seconds",
+            &grouped(&[], "nightly")
+        ),
+        Some(success),
+        "a failed run must not erase the last success"
+    );
+
+    // A push that cannot be delivered: logged and counted, the run still
+    // succeeds unless --push-required.
+    let nowhere = format!("http://127.0.0.1:{}", free_port());
+    let mut args = csv_to_file(p(&good), p(&output));
+    args.extend(["--pushgateway-url", &nowhere]);
+    let out = run(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("pushing metrics to"),
+        "{}",
+        stderr(&out)
+    );
+    args.push("--push-required");
+    let out = run(&args);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+}
+
+#[test]
+fn the_textfile_is_clean_for_promtool() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    fs::write(&input, "a\n1\n2\n").unwrap();
+    let output = dir.path().join("out.jsonl");
+    let prom = dir.path().join("pipeline.prom");
+    let mut args = csv_to_file(p(&input), p(&output));
+    args.extend(["--metrics-textfile", p(&prom), "--pipeline-id", "tf"]);
+    let out = run(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = fs::read_to_string(&prom).unwrap();
+    assert_eq!(
+        value(
+            &text,
+            "pipeline_records_inserted_total",
+            &[("pipeline_id", "tf")]
+        ),
+        Some(2.0)
+    );
+    assert!(value(&text, "pipeline_last_success_timestamp_seconds", &[]).is_some());
+    let (ok, report) = promtool_check_metrics(&text);
+    assert!(ok && report.trim().is_empty(), "promtool: {report}");
+    let leftovers: Vec<_> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn the_lock_refuses_a_second_run_and_never_goes_stale() {
+    let dir = tempfile::tempdir().unwrap();
+    let lock = dir.path().join("run.lock");
+    let output = dir.path().join("out.jsonl");
+    let mut args = csv_to_file("-", p(&output));
+    args.extend(["--lock-file", p(&lock)]);
+    // The first run waits on its stdin, holding the lock.
+    let mut first = spawn(&args);
+    let t = Instant::now();
+    while fs::read_to_string(&lock).unwrap_or_default().is_empty() {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the first run never took the lock"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = run(&args);
+    assert_eq!(out.status.code(), Some(75), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("another run holds the lock"), "{err}");
+    assert!(err.contains(&format!("pid {}", first.id())), "{err}");
+
+    // Killed outright: the kernel drops the lock with the process.
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let input = dir.path().join("in.csv");
+    fs::write(&input, "a\n1\n").unwrap();
+    let mut args = csv_to_file(p(&input), p(&output));
+    args.extend(["--lock-file", p(&lock)]);
+    let out = run(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
+fn a_config_file_holds_the_flags_and_the_command_line_overrides_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    fs::write(&input, "id;ok\n1;true\n2;false\n").unwrap();
+    let output = dir.path().join("out.jsonl");
+    let conf = dir.path().join("job.toml");
+    fs::write(
+        &conf,
+        format!(
+            "source-type = \"csv\"\ncsv-file = \"{}\"\ncsv-delimiter = \";\"\ncsv-infer-types = true\n\
+             sink-type = \"file\"\noutput-file = \"{}\"\nlimit = 1\n",
+            p(&input),
+            p(&output)
+        ),
+    )
+    .unwrap();
+    let out = run(&["--config", p(&conf)]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        fs::read_to_string(&output).unwrap(),
+        "{\"id\":1,\"ok\":true}\n"
+    );
+    let out = run(&["--config", p(&conf), "--limit", "5"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(read_jsonl(&output).len(), 2);
+
+    fs::write(&conf, "db-pass = \"hunter2-do-not-print\"\n").unwrap();
+    let out = run(&["--config", p(&conf)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("secret") && !stderr(&out).contains("hunter2"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn the_examples_parse() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut seen = 0;
+    for entry in fs::read_dir(&examples).expect("examples/") {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        seen += 1;
+        let args: Vec<std::ffi::OsString> = ["pipeline-cli", "--config", p(&path)]
+            .iter()
+            .map(Into::into)
+            .collect();
+        let args = pipeline_cli::cli::with_config_file(args)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        // Flags and values parse; paths in the examples need not exist here.
+        <pipeline_cli::cli::Cli as clap::Parser>::try_parse_from(args)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    }
+    assert!(
+        seen >= 4,
+        "expected a config per source/sink pair, found {seen}"
+    );
+    let cron = fs::read_to_string(examples.join("crontab")).unwrap();
+    assert!(
+        cron.contains("--lock-file") && cron.contains("--pushgateway-url"),
+        "{cron}"
+    );
+}
