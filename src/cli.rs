@@ -459,15 +459,16 @@ pub struct Cli {
     )]
     pub max_retries: u32,
 
-    /// Records per batch written by a sink worker. Example: --batch-size 5000
+    /// Records per batch written by a sink worker (default: 1000 for the file
+    /// sink, 5000 for MySQL, where each batch is one transaction with a
+    /// two-phase commit). Example: --batch-size 2000
     #[arg(
         long,
         alias = "batch_size",
         value_name = "N",
-        default_value_t = 1000,
         help_heading = "Batching"
     )]
-    pub batch_size: usize,
+    pub batch_size: Option<usize>,
 
     /// Longest a partial batch waits for more records before it is written, in
     /// milliseconds. Example: --batch-timeout-ms 250
@@ -1046,7 +1047,9 @@ impl Cli {
             }
         };
         let mut config = Config::new(source, sink);
-        config.batch_size = positive("--batch-size", self.batch_size)?;
+        if let Some(n) = self.batch_size {
+            config.batch_size = positive("--batch-size", n)?;
+        }
         config.batch_timeout = Duration::from_millis(self.batch_timeout_ms.max(1));
         config.queue_size = positive("--queue-size", self.queue_size)?;
         if let Some(w) = self.workers {
@@ -1174,6 +1177,20 @@ mod tests {
         .unwrap();
         assert_eq!(format!("{a:?}"), format!("{b:?}"));
         assert_eq!(a.batch_size, 7);
+        let c = parse(&[
+            "--source-type",
+            "csv",
+            "--csv-file",
+            "x",
+            "--sink-type",
+            "mysql",
+            "--db-name",
+            "d",
+            "--db-table",
+            "t",
+        ])
+        .unwrap();
+        assert_eq!((c.batch_size, c.workers), (5000, 2));
         assert_eq!(a.metrics.port, Some(8000));
     }
 
@@ -1266,7 +1283,7 @@ mod tests {
         .map(Into::into)
         .collect();
         let cli = Cli::try_parse_from(with_config_file(args).unwrap()).unwrap();
-        assert_eq!(cli.batch_size, 20);
+        assert_eq!(cli.batch_size, Some(20));
         assert!(cli.csv_infer_types);
         assert_eq!(cli.csv_file.as_deref(), Some("in.csv"));
         assert_eq!(cli.es_fields.as_deref(), Some("a,b"));

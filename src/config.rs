@@ -239,6 +239,16 @@ impl SinkConfig {
             SinkConfig::Mysql(_) => 2,
         }
     }
+
+    /// Records per batch when `--batch-size` is not given. MySQL batches are
+    /// larger: each is a transaction with a two-phase commit (two log
+    /// flushes), which small batches would spend most of their time on.
+    pub fn default_batch_size(&self) -> usize {
+        match self {
+            SinkConfig::File(_) => 1000,
+            SinkConfig::Mysql(_) => 5000,
+        }
+    }
 }
 
 /// Log line format.
@@ -320,10 +330,11 @@ impl Config {
     /// used by tests and as the base the CLI fills in.
     pub fn new(source: SourceConfig, sink: SinkConfig) -> Config {
         let workers = sink.default_workers();
+        let batch_size = sink.default_batch_size();
         Config {
             source,
             sink,
-            batch_size: 1000,
+            batch_size,
             batch_timeout: Duration::from_millis(1000),
             queue_size: 10_000,
             workers,
