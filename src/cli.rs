@@ -703,6 +703,13 @@ pub fn with_config_file(
                 PipelineError::Config(format!("--config {shown}: unknown setting '{key}'"))
             })?;
         let takes_value = arg.get_action().takes_values();
+        if let toml::Value::String(v) = &value {
+            if url::Url::parse(v).is_ok_and(|u| u.password().is_some()) {
+                return Err(PipelineError::Config(format!(
+                    "--config {shown}: '{key}' holds a password; set it in the environment (PIPELINE_DB_PASS, PIPELINE_ES_PASS) instead"
+                )));
+            }
+        }
         let text = match value {
             toml::Value::String(s) => s,
             toml::Value::Integer(i) => i.to_string(),
@@ -771,11 +778,11 @@ fn parse_db_url(raw: &str) -> Result<DbUrl, PipelineError> {
     if !matches!(url.scheme(), "mysql" | "mariadb") {
         return Err(bad("it must start with mysql://"));
     }
+    // Percent-decoding only: a '+' in a password stays a '+'.
     let decode = |s: &str| {
-        url::form_urlencoded::parse(format!("x={s}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default()
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
     };
     let db = url.path().trim_start_matches('/');
     Ok(DbUrl {
@@ -1230,7 +1237,7 @@ mod tests {
             "--sink-type",
             "mysql",
             "--db-url",
-            "mysql://loader:p%40ss@db.example:3307/shop",
+            "mysql://loader:p%40s+s@db.example:3307/shop",
             "--db-table",
             "orders",
             "--db-port",
@@ -1243,10 +1250,10 @@ mod tests {
         assert_eq!(m.host, "db.example");
         assert_eq!(m.port, 3308);
         assert_eq!(m.user, "loader");
-        assert_eq!(m.password.as_ref().unwrap().expose(), "p@ss");
+        assert_eq!(m.password.as_ref().unwrap().expose(), "p@s+s");
         assert_eq!(m.database, "shop");
         assert_eq!(c.workers, 2);
-        assert!(!format!("{c:?}").contains("p@ss"));
+        assert!(!format!("{c:?}").contains("p@s+s"));
         let e = parse(&[
             "--source-type",
             "csv",
@@ -1295,6 +1302,13 @@ mod tests {
             .collect();
         let e = with_config_file(args).unwrap_err().to_string();
         assert!(e.contains("secret") && !e.contains("hunter2"), "{e}");
+        std::fs::write(&file, "db-url = \"mysql://u:hunter3@h/db\"\n").unwrap();
+        let args: Vec<std::ffi::OsString> = ["pipeline-cli", "--config", file.to_str().unwrap()]
+            .iter()
+            .map(Into::into)
+            .collect();
+        let e = with_config_file(args).unwrap_err().to_string();
+        assert!(e.contains("password") && !e.contains("hunter3"), "{e}");
         std::fs::write(&file, "no-such-flag = 1\n").unwrap();
         let args: Vec<std::ffi::OsString> = ["pipeline-cli", "--config", file.to_str().unwrap()]
             .iter()

@@ -5,6 +5,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
@@ -31,6 +32,7 @@ impl RunLock {
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(0o600)
             .open(path)
             .map_err(LockError::Io)?;
         // SAFETY: flock on a file descriptor this function owns.
@@ -49,16 +51,12 @@ impl RunLock {
             }
             return Err(LockError::Io(err));
         }
+        // Only who and since when: the command line may hold secrets.
         let me = format!(
-            "pid {} since {} ({})",
+            "pid {} since {} (pipeline-cli {})",
             std::process::id(),
             crate::metrics::unix_now() as u64,
-            std::env::args()
-                .collect::<Vec<_>>()
-                .join(" ")
-                .chars()
-                .take(200)
-                .collect::<String>()
+            env!("CARGO_PKG_VERSION")
         );
         file.set_len(0).map_err(LockError::Io)?;
         file.seek(SeekFrom::Start(0)).map_err(LockError::Io)?;

@@ -43,6 +43,7 @@ pub struct Context {
     max_errors: Option<u64>,
     abort: AtomicBool,
     warned: AtomicU64,
+    live_sinks: AtomicU64,
     fatal: Mutex<Option<PipelineError>>,
     progress: Option<Progress>,
 }
@@ -62,6 +63,7 @@ impl Context {
             max_errors,
             abort: AtomicBool::new(false),
             warned: AtomicU64::new(0),
+            live_sinks: AtomicU64::new(0),
             fatal: Mutex::new(None),
             progress: None,
         }
@@ -201,11 +203,15 @@ impl Progress {
 
     fn update(&self, bytes: u64, records: u64) {
         let secs = self.started.elapsed().as_secs_f64().max(1e-3);
-        self.bar.set_position(bytes);
-        self.bar.set_message(format!(
-            "{records} records, {:.0} records/s",
-            records as f64 / secs
-        ));
+        let rate = records as f64 / secs;
+        if self.by_records.load(Ordering::Relaxed) {
+            self.bar.set_position(records);
+            self.bar.set_message(format!("{rate:.0} records/s"));
+        } else {
+            self.bar.set_position(bytes);
+            self.bar
+                .set_message(format!("{records} records, {rate:.0} records/s"));
+        }
     }
 }
 
@@ -226,7 +232,11 @@ impl RecordSender {
         while let Some(record) = drain.next() {
             let mut record = match self.tx.try_send(record) {
                 Ok(()) => continue,
-                Err(TrySendError::Full(r)) => r,
+                Err(TrySendError::Full(r)) if ctx.live_sinks.load(Ordering::SeqCst) > 0 => r,
+                Err(TrySendError::Full(r)) => {
+                    undeliverable(ctx, std::iter::once(r).chain(drain.by_ref()));
+                    break;
+                }
                 Err(TrySendError::Disconnected(r)) => {
                     undeliverable(ctx, std::iter::once(r).chain(drain.by_ref()));
                     break;
@@ -236,6 +246,15 @@ impl RecordSender {
             loop {
                 match self.tx.send_timeout(record, Duration::from_millis(200)) {
                     Ok(()) => break,
+                    // Every sink worker is gone (one panicked): nobody
+                    // will take this record; fail it instead of waiting.
+                    Err(SendTimeoutError::Timeout(r))
+                        if ctx.live_sinks.load(Ordering::SeqCst) == 0 =>
+                    {
+                        undeliverable(ctx, std::iter::once(r).chain(drain.by_ref()));
+                        blocked += t.elapsed();
+                        return blocked;
+                    }
                     Err(SendTimeoutError::Timeout(r)) => record = r,
                     Err(SendTimeoutError::Disconnected(r)) => {
                         undeliverable(ctx, std::iter::once(r).chain(drain.by_ref()));
@@ -246,6 +265,15 @@ impl RecordSender {
             blocked += t.elapsed();
         }
         blocked
+    }
+}
+
+/// Counts a sink worker as alive until it ends, however it ends.
+struct LiveSink<'a>(&'a AtomicU64);
+
+impl Drop for LiveSink<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -422,10 +450,19 @@ impl Prepared {
                 let rx = rx.clone();
                 let ctx = &ctx;
                 let cfg = &config;
+                ctx.live_sinks.fetch_add(1, Ordering::SeqCst);
                 std::thread::Builder::new()
                     .name(format!("sink-{i}"))
                     .spawn_scoped(scope, move || {
-                        sink::batch::run_worker(rx, writer, ctx, cfg.batch_size, cfg.batch_timeout)
+                        let _alive = LiveSink(&ctx.live_sinks);
+                        let worked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            sink::batch::run_worker(rx, writer, ctx, cfg.batch_size, cfg.batch_timeout)
+                        }));
+                        if worked.is_err() {
+                            ctx.fail_run(PipelineError::Sink(format!(
+                                "sink worker {i} crashed; records it held are missing from the counts"
+                            )));
+                        }
                     })
                     .expect("spawn a sink worker");
             }
@@ -451,7 +488,11 @@ impl Prepared {
             ctx.dead_letter_failed(e);
         }
 
-        let interrupted = ctx.shutdown.signal();
+        // A stop requested without a signal (the library API) is SIGINT-like.
+        let interrupted = ctx
+            .shutdown
+            .is_requested()
+            .then(|| ctx.shutdown.signal().unwrap_or(2));
         let complete = interrupted.is_none() && !ctx.has_failed();
         let output_note = match sink.finish(complete) {
             Ok(note) => note,

@@ -309,10 +309,37 @@ fn incremental_runs_pick_up_only_new_documents() {
         let second = run_once("second.jsonl");
         assert_exactly(&second, 300, 350, "second run");
 
+        // A --limit run reads in index order, not by the field: it must not
+        // move the saved position.
+        srv.bulk("docs", &docs(350, 360));
+        let limited = dir.path().join("limited.jsonl");
+        let out = es_to_file(
+            &srv,
+            "docs",
+            &limited,
+            &[
+                "--es-since-field",
+                "updated",
+                "--state-file",
+                p(&state),
+                "--limit",
+                "3",
+            ],
+        );
+        assert_eq!(out.status.code(), Some(0), "{kind:?}: {}", stderr(&out));
+        assert_eq!(read_jsonl(&limited).len(), 3);
+        let saved: Json = serde_json::from_str(&fs::read_to_string(&state).unwrap()).unwrap();
+        assert_eq!(
+            saved["since"], 349,
+            "{kind:?}: a limited run moved the state: {saved}"
+        );
+        let rest = run_once("rest.jsonl");
+        assert_exactly(&rest, 350, 360, "after the limited run");
+
         let third = run_once("third.jsonl");
         assert_eq!(read_jsonl(&third).len(), 0, "{kind:?}: nothing new");
         let saved: Json = serde_json::from_str(&fs::read_to_string(&state).unwrap()).unwrap();
-        assert_eq!(saved["since"], 349, "{kind:?}: {saved}");
+        assert_eq!(saved["since"], 359, "{kind:?}: {saved}");
     }
 }
 

@@ -236,6 +236,14 @@ fn the_lock_refuses_a_second_run_and_never_goes_stale() {
     let err = stderr(&out);
     assert!(err.contains("another run holds the lock"), "{err}");
     assert!(err.contains(&format!("pid {}", first.id())), "{err}");
+    // The lock file says who, never the command line (it may hold secrets).
+    let holder = fs::read_to_string(&lock).unwrap();
+    assert!(!holder.contains("--lock-file"), "{holder}");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        fs::metadata(&lock).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
 
     // Killed outright: the kernel drops the lock with the process.
     first.kill().unwrap();

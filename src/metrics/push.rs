@@ -201,10 +201,12 @@ mod tests {
     #[test]
     fn exports_leave_out_process_metrics_only() {
         let m = Metrics::new("px", "csv", "file");
+        // A finished run: its duration no longer moves between two renders.
+        m.set_state(super::super::RunState::Completed);
         let text = render_for_export(&m);
         assert!(!text.contains("process_"), "{text}");
         assert!(text.contains("# TYPE pipeline_records_read_total counter"));
-        assert!(text.contains("pipeline_state{state=\"starting\",pipeline_id=\"px\"} 1"));
+        assert!(text.contains("pipeline_state{state=\"completed\",pipeline_id=\"px\"} 1"));
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pipeline.prom");
         write_textfile(&path, &m).unwrap();

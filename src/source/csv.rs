@@ -221,7 +221,20 @@ impl CsvSource {
         };
         let mut values = Vec::with_capacity(row.len());
         for i in 0..row.len() {
-            let text = all[row.range(i).expect("field index in range")].to_owned();
+            let range = row.range(i).expect("field index in range");
+            // The row is valid as a whole, but a field may still split a
+            // character in two (the bytes of the delimiter are not in `all`).
+            if !all.is_char_boundary(range.start) || !all.is_char_boundary(range.end) {
+                return Err((
+                    ErrorType::Parse,
+                    format!(
+                        "invalid UTF-8 in field {} ({}): a character is cut by the delimiter",
+                        i + 1,
+                        schema.names()[i]
+                    ),
+                ));
+            }
+            let text = all[range].to_owned();
             values.push(if self.infer_types {
                 Value::infer(text)
             } else {
@@ -292,6 +305,12 @@ impl Source for CsvSource {
                     Err(e) => {
                         // csv reports I/O errors here; parse problems are
                         // handled per row above because the reader is flexible.
+                        // What this chunk already read is still accounted for.
+                        ctx.metrics.records_read(rows);
+                        for (line, raw, et, reason) in rejected.drain(..) {
+                            ctx.reject_row(line, &raw, et, &reason);
+                        }
+                        out.send_all(&mut chunk, ctx);
                         return Err(PipelineError::Source(format!("reading {}: {e}", self.name)));
                     }
                 }
@@ -336,6 +355,26 @@ mod tests {
             names(&["a", "", "a", " b ", "a"]),
             vec!["a", "column_2", "a_2", "b", "a_3"]
         );
+    }
+
+    #[test]
+    fn a_character_cut_by_the_delimiter_is_a_parse_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cut.csv");
+        std::fs::write(&path, b"a,b\n\xc3,\xa9\nok,fine\n").unwrap();
+        let cfg = CsvConfig {
+            input: InputPath::File(path),
+            delimiter: b',',
+            has_header: true,
+            infer_types: false,
+        };
+        let mut src = CsvSource::open(&cfg, None).unwrap();
+        let mut row = csv::ByteRecord::new();
+        assert!(src.reader.read_byte_record(&mut row).unwrap());
+        let err = src.convert(&row, 2).unwrap_err();
+        assert!(err.1.contains("invalid UTF-8 in field 1"), "{}", err.1);
+        assert!(src.reader.read_byte_record(&mut row).unwrap());
+        assert!(src.convert(&row, 3).is_ok());
     }
 
     #[test]

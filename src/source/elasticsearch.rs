@@ -175,11 +175,16 @@ impl Client {
                     None,
                 )
                 .await;
-            let (retry_after, why) = match sent {
+            let (retry_after, why, error_type) = match sent {
                 Err(e) => {
                     // Try the next node, if there is one.
                     self.next.fetch_add(1, Ordering::Relaxed);
-                    (None, format!("cannot reach {shown}: {e}"))
+                    let et = if e.is_timeout() {
+                        ErrorType::Timeout
+                    } else {
+                        ErrorType::Connection
+                    };
+                    (None, format!("cannot reach {shown}: {e}"), et)
                 }
                 Ok(resp) => {
                     let status = resp.status_code().as_u16();
@@ -199,6 +204,7 @@ impl Client {
                                 self.max_retries,
                                 None,
                                 format!("reading the answer from {shown}: {e}"),
+                                ErrorType::Connection,
                             )
                             .await?;
                             continue;
@@ -216,7 +222,11 @@ impl Client {
                                 "{shown} refused the credentials (HTTP {status}); check --es-user and PIPELINE_ES_PASS, or PIPELINE_ES_API_KEY"
                             )))
                         }
-                        429 | 502 | 503 | 504 => (retry_after, format!("{shown} answered HTTP {status}")),
+                        429 | 502 | 503 | 504 => (
+                            retry_after,
+                            format!("{shown} answered HTTP {status}"),
+                            ErrorType::Server,
+                        ),
                         404 => {
                             let (kind, reason) = error_reason(&json);
                             return Err(match kind.as_str() {
@@ -235,7 +245,15 @@ impl Client {
                     }
                 }
             };
-            return_or_retry(metrics, &mut attempt, self.max_retries, retry_after, why).await?;
+            return_or_retry(
+                metrics,
+                &mut attempt,
+                self.max_retries,
+                retry_after,
+                why,
+                error_type,
+            )
+            .await?;
         }
     }
 }
@@ -247,9 +265,10 @@ async fn return_or_retry(
     max: u32,
     retry_after: Option<Duration>,
     why: String,
+    error_type: ErrorType,
 ) -> Result<(), EsError> {
     if let Some(m) = metrics {
-        m.error(Stage::Source, ErrorType::Connection, 1);
+        m.error(Stage::Source, error_type, 1);
     }
     if *attempt >= max {
         return Err(EsError::Unavailable(format!(
@@ -302,6 +321,8 @@ pub struct EsSource {
     limit: Option<u64>,
     since: Option<Since>,
     server: String,
+    /// `--limit` cut the read short.
+    limited: bool,
 }
 
 fn open_error(cfg: &EsConfig, e: EsError) -> PipelineError {
@@ -406,6 +427,7 @@ impl EsSource {
             limit,
             since,
             server,
+            limited: false,
         })
     }
 
@@ -531,7 +553,7 @@ impl EsSource {
         let mut chunk: Vec<Record> = Vec::new();
         let mut since_max: Option<Json> = None;
         let result = loop {
-            if ctx.should_stop_reading() {
+            if ctx.should_stop_reading() || shared.failed.load(Ordering::Relaxed) > 0 {
                 break Ok(total);
             }
             let page = rt.block_on(async {
@@ -583,7 +605,11 @@ impl EsSource {
             });
             let (page, _) = match page {
                 Ok(p) => p,
-                Err(e) => break Err(e),
+                Err(e) => {
+                    // The run fails: the other slices stop too.
+                    shared.failed.store(1, Ordering::Relaxed);
+                    break Err(e);
+                }
             };
             if page["_shards"]["failed"].as_u64().unwrap_or(0) > 0 {
                 let (kind, reason) =
@@ -668,6 +694,7 @@ struct SliceShared {
     read: AtomicU64,
     taken: AtomicU64,
     limited: AtomicU64,
+    failed: AtomicU64,
     scrolls: Mutex<Vec<String>>,
     last_pit: Mutex<Option<String>>,
 }
@@ -839,6 +866,7 @@ impl Source for EsSource {
             expected += r.map_err(|e| self.run_error(e, &ctx.metrics))?;
         }
         let read = shared.read.load(Ordering::Relaxed);
+        self.limited = shared.limited.load(Ordering::Relaxed) > 0;
         let stopped = ctx.should_stop_reading() || shared.limited.load(Ordering::Relaxed) > 0;
         if !stopped && read != expected {
             return Err(PipelineError::Source(format!(
@@ -858,6 +886,15 @@ impl Source for EsSource {
         let Some(s) = &self.since else {
             return Ok(());
         };
+        if self.limited {
+            // Documents are read in index order, not by the field: after a
+            // --limit cut, some smaller values may still be unread.
+            tracing::warn!(
+                "--limit stopped the read early; {} is not saved, so the next run starts from the same place",
+                s.path.display()
+            );
+            return Ok(());
+        }
         let seen = s.seen.lock().expect("since lock").clone();
         let Some(max) = seen.or_else(|| s.previous.clone()) else {
             return Ok(());
@@ -876,7 +913,10 @@ impl Source for EsSource {
 impl EsSource {
     /// The error that ends the run, counted in `errors_total{stage="source"}`.
     fn run_error(&self, e: EsError, metrics: &Metrics) -> PipelineError {
-        metrics.error(Stage::Source, e.error_type(), 1);
+        // Failed attempts of passing errors were counted as they happened.
+        if !matches!(e, EsError::Unavailable(_)) {
+            metrics.error(Stage::Source, e.error_type(), 1);
+        }
         match e {
             EsError::Expired(reason) => PipelineError::Source(format!(
                 "the {} expired on the server ({reason}); pages came too slowly for --es-keep-alive {}: raise it",

@@ -53,6 +53,8 @@ struct Shared {
     /// Seconds since the epoch when the sink opened (part of every XA id).
     started: u64,
     writers: std::sync::atomic::AtomicU64,
+    /// Unknown record fields already warned about.
+    warned_unknown: Mutex<std::collections::HashSet<String>>,
 }
 
 /// A database error, sorted into what the sink does about it.
@@ -280,6 +282,26 @@ async fn describe(
     }))
 }
 
+/// Whether prepared XA transactions survive a lost connection on this server
+/// version (MariaDB >= 10.5.2, MySQL >= 5.7.7).
+fn xa_survives_disconnect(version: &str) -> bool {
+    let nums: Vec<u64> = version
+        .split(|c: char| !c.is_ascii_digit())
+        .take(3)
+        .map(|p| p.parse().unwrap_or(0))
+        .collect();
+    let v = (
+        nums.first().copied().unwrap_or(0),
+        nums.get(1).copied().unwrap_or(0),
+        nums.get(2).copied().unwrap_or(0),
+    );
+    if version.to_ascii_lowercase().contains("mariadb") {
+        v >= (10, 5, 2)
+    } else {
+        v >= (5, 7, 7)
+    }
+}
+
 /// Checks the fields the source will produce against the table's columns.
 fn check_fields(cfg: &MysqlConfig, table: &Table, fields: &[String]) -> Result<(), PipelineError> {
     let unknown: Vec<&str> = fields
@@ -335,13 +357,26 @@ impl MysqlSink {
                 .map_err(query_err)?;
             let vars = text_rows(
                 &mut conn,
-                "SELECT @@local_infile, @@max_allowed_packet",
+                "SELECT @@local_infile, @@max_allowed_packet, VERSION()",
                 vec![],
             )
             .await
             .map_err(query_err)?;
+            // Prepared XA transactions outlive their connection only from
+            // MariaDB 10.5.2 and MySQL 5.7.7 on; before that, plain transactions.
+            let version = vars
+                .first()
+                .and_then(|r| r.get(2).cloned().flatten())
+                .unwrap_or_default();
+            let xa_survives = xa_survives_disconnect(&version);
             let xa = match conn.query_drop("XA RECOVER").await {
-                Ok(()) => true,
+                Ok(()) if xa_survives => true,
+                Ok(()) => {
+                    tracing::warn!(
+                        "server {version} drops prepared XA transactions with their connection; batches use plain transactions, so a commit cut off by a lost connection cannot be checked"
+                    );
+                    false
+                }
                 Err(e) => {
                     tracing::warn!(
                         "XA RECOVER is not allowed ({e}); batches use plain transactions, so a commit cut off by a lost connection cannot be checked"
@@ -409,6 +444,11 @@ impl MysqlSink {
                     .map(|d| d.as_secs())
                     .unwrap_or(0),
                 writers: std::sync::atomic::AtomicU64::new(0),
+                warned_unknown: Mutex::new(
+                    fields
+                        .map(|f| f.iter().cloned().collect())
+                        .unwrap_or_default(),
+                ),
             }),
         })
     }
@@ -447,6 +487,8 @@ struct ColumnMap {
     pairs: Vec<(usize, usize)>,
     /// `(`a`, `b`)`, ready for SQL.
     column_list: String,
+    /// Record fields with no column.
+    unknown: Vec<String>,
 }
 
 /// One converted row, ready to send.
@@ -500,6 +542,28 @@ impl MysqlWriter {
             .filter_map(|(f, name)| table.by_name.get(name).map(|&c| (f, c)))
             .collect();
         pairs.sort_by_key(|&(_, c)| c);
+        let unknown: Vec<String> = schema
+            .names()
+            .iter()
+            .filter(|n| !table.by_name.contains_key(*n))
+            .cloned()
+            .collect();
+        if !unknown.is_empty() && !self.shared.cfg.strict_columns {
+            let mut warned = self.shared.warned_unknown.lock().expect("warned lock");
+            let new: Vec<&str> = unknown
+                .iter()
+                .filter(|f| warned.insert((*f).clone()))
+                .map(String::as_str)
+                .collect();
+            if !new.is_empty() {
+                tracing::warn!(
+                    "record fields with no column in {}.{}: {}; they are ignored (--strict-columns makes them fail the record)",
+                    self.shared.cfg.database,
+                    self.shared.cfg.table,
+                    new.join(", ")
+                );
+            }
+        }
         let column_list = format!(
             "({})",
             pairs
@@ -508,7 +572,11 @@ impl MysqlWriter {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        let map = Arc::new(ColumnMap { pairs, column_list });
+        let map = Arc::new(ColumnMap {
+            pairs,
+            column_list,
+            unknown,
+        });
         if self.maps.len() > 1024 {
             self.maps.clear();
         }
@@ -559,7 +627,19 @@ impl MysqlWriter {
         for (index, record) in batch.iter().enumerate() {
             let map = self.column_map(table, &record.schema);
             let mut values = Vec::with_capacity(map.pairs.len());
-            let mut failed = None;
+            let mut failed = if map.pairs.is_empty() {
+                Some(format!(
+                    "no field of the record is a column of the table (fields: {})",
+                    record.schema.names().join(", ")
+                ))
+            } else if self.shared.cfg.strict_columns && !map.unknown.is_empty() {
+                Some(format!(
+                    "fields with no column (--strict-columns): {}",
+                    map.unknown.join(", ")
+                ))
+            } else {
+                None
+            };
             for &(f, c) in &map.pairs {
                 let column = &table.columns[c];
                 match column.convert(&record.values[f]) {
@@ -764,7 +844,8 @@ impl MysqlWriter {
             )
             .await
             .map(|r| r.first().and_then(|r| r[0].clone()).as_deref() != Some("0"))
-            .unwrap_or(false);
+            // Not knowing is not "gone": ask again until the deadline.
+            .unwrap_or(true);
             if !alive {
                 break;
             }
@@ -782,7 +863,15 @@ impl MysqlWriter {
             .iter()
             .any(|r| r.get(3).and_then(|d| d.as_deref()) == Some(xid));
         let outcome = if listed {
-            exec(&mut conn, &format!("XA COMMIT '{xid}'")).await?;
+            // Whatever happens now, the batch must not be written again.
+            exec(&mut conn, &format!("XA COMMIT '{xid}'"))
+                .await
+                .map_err(|e| match e {
+                    DbError::Retry(t, m) | DbError::Data(t, m) | DbError::Fatal(t, m) => DbError::Fatal(
+                        t,
+                        format!("{m}; batch {xid} is prepared on the server and could not be committed: finish it with XA COMMIT '{xid}'"),
+                    ),
+                })?;
             tracing::warn!("{message}; batch {xid} was prepared and is now committed");
             Ok(())
         } else if phase == Phase::Commit {
@@ -1037,6 +1126,14 @@ fn encode_load_value(v: &MyValue, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn xa_survival_by_server_version() {
+        assert!(xa_survives_disconnect("10.11.19-MariaDB-0+deb12u1"));
+        assert!(!xa_survives_disconnect("10.4.30-MariaDB"));
+        assert!(xa_survives_disconnect("8.0.36"));
+        assert!(!xa_survives_disconnect("5.7.6-log"));
+    }
 
     #[test]
     fn server_info_numbers() {
