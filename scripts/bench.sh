@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Benchmarks of pipeline-cli against peer tools. Two modes:
+# Benchmarks of pipeline-cli against peer tools. Three modes:
 #
 #   scripts/bench.sh          CSV -> JSON lines, against Miller
 #   scripts/bench.sh mysql    CSV -> MySQL/MariaDB table, against the mysql
 #                             client's LOAD DATA LOCAL INFILE, ingestr and a
 #                             plain Python executemany loader
+#   scripts/bench.sh es       Elasticsearch/OpenSearch index -> JSON lines,
+#                             against elasticdump
 #
 # Each mode runs every tool in one run, so that ratios stay meaningful on a
 # noisy (shared, small) machine; absolute times from different runs are not
@@ -101,15 +103,63 @@
 #
 # Needs cargo, python3 (with venv), hyperfine and the mysql/mariadb client
 # (the last two installed with apt-get if missing), and the running server.
+#
+# ============================================================================
+# scripts/bench.sh es — Elasticsearch/OpenSearch index -> JSON lines
+# ============================================================================
+# Starts the two Elasticsearch-API servers the tests use, from .venv/ (made by
+# scripts/services.sh, which is run when .venv/ lacks them), each on a free
+# 127.0.0.1 port:
+#   noida-db      Elasticsearch 8 API (data dir: a temporary bench-out/es/noida-data.*)
+#   osmem-server  OpenSearch 3 API (in memory; it has no data dir)
+# and, on each in turn, loads BENCH_ES_DOCS generated documents into the index
+# `bench` with the _bulk API (scripts/bench_es.py: urllib, batches of 5000,
+# then _refresh and a _count check). A document has scalar fields, an array,
+# a nested object and non-ASCII text:
+#   {"id": 17, "name": "...", "amount": 1234.56, "created_at": "2024-...Z",
+#    "tags": ["red", "grün"], "nested": {"level": 2, "note": "東京 #17"}}
+# Then, against that server:
+#   a. pipeline-cli --es-page-size 5000 -> bench-out/es.jsonl (point in time
+#      + search_after on both servers; --quiet)
+#   b. the same with --es-slices 2 (two reader threads, sliced point in time)
+#   c. elasticdump (npm package, installed into bench-out/npm when missing):
+#      --type=data --limit=5000 -> bench-out/elasticdump.json. --limit is its
+#      page size (= --es-page-size); it reads with the scroll API, one request
+#      at a time (it has no slicing for one index); --quiet as for
+#      pipeline-cli; --overwrite because the file exists after the first run.
+# Timing: hyperfine, BENCH_ES_WARMUP warm-up runs then BENCH_ES_RUNS timed runs
+# per command (output files removed before every run, untimed); then one
+# extra run each under GNU time for peak RSS, whose output is checked.
+#
+# Correctness, per output file: exactly BENCH_ES_DOCS lines, BENCH_ES_DOCS
+# distinct _id values (0 .. BENCH_ES_DOCS-1), every line valid JSON, and every
+# document (pipeline-cli: the fields after _id; elasticdump: _source) equal to
+# the one that was loaded.
+#
+# Report (printed, and written to bench-out/report-es.md): date, machine,
+# documents, server versions (GET /), pipeline-cli build, elasticdump and node
+# versions; per server and tool mean s ± stddev, median (min-max), docs/s, the
+# ratio pipeline-cli docs/s ÷ elasticdump docs/s, peak RSS MiB, the check. No
+# speed target; exits 1 only when an output is wrong (or a tool fails).
+# Both servers are stopped on exit, and noida-db's data dir is removed.
+#
+# Run from anywhere:   scripts/bench.sh es
+# Env knobs:
+#   BENCH_ES_DOCS    documents to load (default 200000)
+#   BENCH_ES_RUNS    timed runs per command (default 3, at least 3)
+#   BENCH_ES_WARMUP  warm-up runs per command (default 1)
+#
+# Needs cargo, python3, node/npm, hyperfine and GNU time (npm, hyperfine and
+# time are installed with apt-get if missing).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 MODE="${1:-jsonl}"
 case "$MODE" in
-jsonl | mysql) ;;
+jsonl | mysql | es) ;;
 *)
-    echo "usage: scripts/bench.sh [mysql]" >&2
+    echo "usage: scripts/bench.sh [mysql|es]" >&2
     exit 2
     ;;
 esac
@@ -675,8 +725,342 @@ PY
     exit "$status"
 }
 
+# ==============================================================================
+# scripts/bench.sh es — helpers
+# ==============================================================================
+# A port nothing listens on right now.
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# The servers this run started (name -> PID, URL, data dir), for the cleanup.
+declare -A ES_PID=() ES_URL=() ES_DATA=()
+
+# start_es_server NAME: starts noida-db or osmem-server from .venv/ on a free
+# port, as tests/common/mod.rs does, and waits until GET / answers.
+start_es_server() {
+    local name="$1" port bin
+    port=$(free_port)
+    echo "== starting $name on 127.0.0.1:$port"
+    case "$name" in
+    noida-db)
+        bin="$(.venv/bin/python -c 'import noida_db, os; print(os.path.dirname(noida_db.__file__))')/noida-db"
+        ES_DATA[$name]=$(mktemp -d "$PWD/$EO/noida-data.XXXXXX")
+        "$bin" start --only elasticsearch --host 127.0.0.1 --elasticsearch-port "$port" \
+            --data-dir "${ES_DATA[$name]}" </dev/null >"$EO/$name.log" 2>&1 &
+        ;;
+    osmem-server)
+        bin="$(.venv/bin/python -c 'import osmem_server; print(osmem_server.resolve_binary())')"
+        "$bin" -addr "127.0.0.1:$port" -no-stdin-watch </dev/null >"$EO/$name.log" 2>&1 &
+        ;;
+    esac
+    ES_PID[$name]=$!
+    ES_URL[$name]="http://127.0.0.1:$port"
+    if ! python3 scripts/bench_es.py wait "${ES_URL[$name]}" 60; then
+        echo "$name did not start; its log:" >&2
+        tail -n 20 "$EO/$name.log" >&2
+        exit 1
+    fi
+}
+
+# stop_es_server NAME: TERM (KILL after 10 s) to the PID this run started,
+# then removes its data dir.
+stop_es_server() {
+    local name="$1" pid="${ES_PID[$1]:-}"
+    if [[ -n "$pid" ]]; then
+        kill "$pid" 2>/dev/null || true
+        for _ in $(seq 1 100); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+        unset "ES_PID[$name]"
+    fi
+    if [[ -n "${ES_DATA[$name]:-}" ]]; then
+        rm -rf "${ES_DATA[$name]}"
+        unset "ES_DATA[$name]"
+    fi
+}
+
+es_cleanup() {
+    local name
+    for name in "${!ES_PID[@]}" "${!ES_DATA[@]}"; do
+        stop_es_server "$name"
+    done
+}
+
+# time_es SERVER KEY LABEL OUTPUT COMMAND
+# Times COMMAND with hyperfine into $EO/SERVER-KEY.json (the output files are
+# removed before every run, untimed), then runs it once more under GNU time:
+# peak RSS (KiB) into $EO/SERVER-KEY.rss, and OUTPUT, as that run left it,
+# checked into $EO/SERVER-KEY.check. A failing command leaves its last output
+# line in $EO/SERVER-KEY.failed.
+time_es() {
+    local server="$1" key="$2" label="$3" output="$4" cmd="$5"
+    local id="$server-$key"
+    printf '%s\t%s\t%s\t%s\t%s\n' "$server" "$key" "$label" "$output" "$cmd" >>"$EO/tools.tsv"
+    echo "== $server: timing $label ($ES_RUNS runs after $ES_WARMUP warm-up)"
+    if ! hyperfine --runs "$ES_RUNS" --warmup "$ES_WARMUP" --prepare "rm -f $ES_OUTPUTS" \
+        --export-json "$EO/$id.json" -n "$label" "$cmd"; then
+        rm -f "$EO/$id.json"
+    fi
+    echo "== $server: $label once more, for peak RSS and the output check"
+    rm -f $ES_OUTPUTS
+    # shellcheck disable=SC2086  # the command string is meant to word-split
+    if ! /usr/bin/time -f '%M' -o "$EO/$id.rss" $cmd >"$EO/$id.log" 2>&1; then
+        { grep -v '^\s*$' "$EO/$id.log" | grep -v 'Command exited with' | tail -n 1 || echo "exit status non-zero"; } |
+            cut -c1-300 >"$EO/$id.failed"
+        echo "== $label failed: $(cat "$EO/$id.failed")"
+    fi
+    python3 scripts/bench_es.py check "$output" "$ES_DOCS" | tee "$EO/$id.check"
+}
+
+# ==============================================================================
+# scripts/bench.sh es
+# ==============================================================================
+bench_es() {
+    ES_DOCS="${BENCH_ES_DOCS:-200000}"
+    ES_RUNS="${BENCH_ES_RUNS:-3}"
+    ES_WARMUP="${BENCH_ES_WARMUP:-1}"
+    if ! [[ "$ES_DOCS" =~ ^[1-9][0-9]*$ ]]; then
+        echo "BENCH_ES_DOCS must be a positive integer, got '$ES_DOCS'" >&2
+        exit 2
+    fi
+    if ! [[ "$ES_RUNS" =~ ^[0-9]+$ ]] || ((ES_RUNS < 3)); then
+        echo "BENCH_ES_RUNS must be an integer >= 3, got '$ES_RUNS'" >&2
+        exit 2
+    fi
+    if ! [[ "$ES_WARMUP" =~ ^[0-9]+$ ]]; then
+        echo "BENCH_ES_WARMUP must be an integer >= 0, got '$ES_WARMUP'" >&2
+        exit 2
+    fi
+
+    EO="$OUT/es" # per-server logs, hyperfine JSON, peak RSS, output checks
+    rm -rf "$EO"
+    mkdir -p "$EO"
+    trap es_cleanup EXIT
+    local load1
+    load1=$(cut -d' ' -f1-3 /proc/loadavg)
+
+    # --- tools ---------------------------------------------------------------------
+    need hyperfine hyperfine
+    need /usr/bin/time time
+    need npm npm
+    if ! .venv/bin/python -c 'import noida_db, osmem_server' >/dev/null 2>&1; then
+        echo "== .venv/ lacks the test servers: running scripts/services.sh"
+        scripts/services.sh
+    fi
+    local ed="$OUT/npm/node_modules/.bin/elasticdump"
+    if [[ ! -x "$ed" ]]; then
+        echo "== npm install --prefix $OUT/npm elasticdump"
+        npm install --prefix "$OUT/npm" elasticdump
+    fi
+    build_release
+
+    # The files the timed commands write; removed before every run.
+    local pcli_out="$OUT/es.jsonl" ed_out="$OUT/elasticdump.json"
+    ES_OUTPUTS="$pcli_out $pcli_out.partial $ed_out"
+    : >"$EO/tools.tsv"
+    : >"$EO/servers.tsv"
+
+    # --- per server: start, load, time the three commands, stop --------------------
+    local server url pcli
+    for server in noida-db osmem-server; do
+        start_es_server "$server"
+        url="${ES_URL[$server]}"
+        printf '%s\t%s\t%s\n' "$server" "$url" "$(python3 scripts/bench_es.py info "$url")" >>"$EO/servers.tsv"
+        echo "== $server: loading $ES_DOCS documents into index bench"
+        python3 scripts/bench_es.py load "$url" bench "$ES_DOCS" | tee "$EO/$server.load"
+
+        pcli="$BIN --source-type elasticsearch --es-url $url --es-index bench --sink-type file --output-file $pcli_out --quiet --es-page-size 5000"
+        time_es "$server" pcli "pipeline-cli" "$pcli_out" "$pcli"
+        time_es "$server" pcli_s2 "pipeline-cli --es-slices 2" "$pcli_out" "$pcli --es-slices 2"
+        time_es "$server" elasticdump "elasticdump" "$ed_out" \
+            "$ed --input=$url/bench --output=$ed_out --type=data --limit=5000 --overwrite --quiet"
+
+        stop_es_server "$server"
+    done
+
+    # --- report --------------------------------------------------------------------
+    echo
+    local status=0
+    EO="$EO" DOCS="$ES_DOCS" RUNS="$ES_RUNS" WARMUP="$ES_WARMUP" LOADAVG="$load1" \
+        BUILD_ID="$(build_id)" ED="$ed" \
+        python3 - <<'PY' | tee "$OUT/report-es.md" || status=$?
+import json
+import os
+import platform
+import subprocess
+import time
+
+env = os.environ
+eo = env["EO"]
+docs = int(env["DOCS"])
+
+
+def read(path, default=None):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read().strip()
+    except OSError:
+        return default
+
+
+def version(cmd):
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        return (r.stdout or r.stderr).strip().splitlines()[0] if r.returncode == 0 else None
+    except (OSError, IndexError, subprocess.TimeoutExpired):
+        return None
+
+
+# --- servers and tools -----------------------------------------------------------------
+servers = {}
+with open(f"{eo}/servers.tsv", encoding="utf-8") as f:
+    for line in f:
+        name, url, root = line.rstrip("\n").split("\t")
+        root = json.loads(root)
+        v = root.get("version", {})
+        servers[name] = {
+            "url": url,
+            "api": f"{v.get('distribution', 'elasticsearch')} {v.get('number', '?')}",
+            "name": root.get("name", "?"),
+            "load": read(f"{eo}/{name}.load", "?"),
+        }
+for name, s in servers.items():  # the PyPI package's version
+    s["pkg"] = version([".venv/bin/python", "-c", f"import importlib.metadata as m; print(m.version('{name}'))"])
+
+tools = []
+with open(f"{eo}/tools.tsv", encoding="utf-8") as f:
+    for line in f:
+        server, key, label, output, cmd = line.rstrip("\n").split("\t")
+        ident = f"{server}-{key}"
+        t = {"server": server, "key": key, "label": label, "output": output, "cmd": cmd}
+        res = read(f"{eo}/{ident}.json")
+        t["result"] = json.loads(res)["results"][0] if res else None
+        rss = read(f"{eo}/{ident}.rss")
+        t["rss"] = int(rss.split()[-1]) / 1024 if rss and rss.split()[-1].isdigit() else None
+        t["failed"] = read(f"{eo}/{ident}.failed")
+        t["check"] = json.loads(read(f"{eo}/{ident}.check", '{"ok": false, "error": "not checked"}'))
+        tools.append(t)
+
+failures = []
+for t in tools:
+    c = t["check"]
+    if t["result"] is None:
+        failures.append(f"{t['server']}: {t['label']} failed in hyperfine")
+    if t["failed"]:
+        failures.append(f"{t['server']}: {t['label']} failed: {t['failed']}")
+    if not c["ok"]:
+        why = c.get("error") or (
+            f"{c['lines']:,} lines, {c['distinct_ids']:,} distinct _id, "
+            f"{c['bad_json']} invalid, {c['differ']} differ from the loaded documents"
+        )
+        failures.append(f"{t['server']}: {t['label']} output {t['output']}: {why}")
+
+# --- report -------------------------------------------------------------------------------
+cpu = "unknown"
+with open("/proc/cpuinfo") as f:
+    for line in f:
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+runs, warmup = int(env["RUNS"]), int(env["WARMUP"])
+
+print("# pipeline-cli Elasticsearch benchmark: index -> JSON lines\n")
+print(f"- date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
+print(
+    f"- machine: {os.cpu_count()} CPUs (nproc), {cpu}, {mem_gib:.0f} GiB, "
+    f"{platform.system()} {platform.release()}; load average at start {env['LOADAVG']} "
+    "(shared machine: compare within this run only)"
+)
+print(
+    f"- documents: {docs:,} in index `bench` (1 index, default settings), loaded with _bulk "
+    "in batches of 5000, then _refresh; fields id, name, amount, created_at, tags (array), "
+    "nested {level, note}, non-ASCII text"
+)
+for name, s in servers.items():
+    print(
+        f"- server {name} {s['pkg'] or '?'}: GET / says {s['api']} (name {s['name']}), "
+        f"{s['url']}, same machine; {s['load']}"
+    )
+print(f"- build: pipeline-cli {env['BUILD_ID']}")
+print(
+    f"- versions: elasticdump {version([env['ED'], '--version']) or '?'} "
+    f"(node {version(['node', '--version']) or '?'}); {version(['hyperfine', '--version'])}"
+)
+print(
+    "- protocols: pipeline-cli reads with a point in time and search_after on both servers "
+    "(--es-mode auto), 5000 documents a page, one reader (two with --es-slices 2); "
+    "elasticdump reads with the scroll API (its default; scroll=10m), --limit=5000 documents "
+    "a page, one request at a time"
+)
+print(
+    f"- runs: {runs} timed per command after {warmup} warm-up (hyperfine), output files "
+    "removed before every run (untimed); peak RSS from one extra run under GNU time, "
+    "whose output is the one checked"
+)
+
+for name in servers:
+    rows = [t for t in tools if t["server"] == name]
+    ed = next((t["result"] for t in rows if t["key"] == "elasticdump"), None)
+    print(f"\n## {name} ({servers[name]['api']})\n")
+    print(
+        "| tool | mean s ± stddev | median s (min-max) | docs/s | docs/s ÷ elasticdump "
+        "| client CPU s (user+sys) | peak RSS MiB | output |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for t in rows:
+        r, c = t["result"], t["check"]
+        out = "ok" if c["ok"] else "WRONG"
+        if "lines" in c:
+            out += f": {c['lines']:,} lines, {c['distinct_ids']:,} distinct _id"
+        elif c.get("error"):
+            out += f": {c['error']}"
+        rss = f"{t['rss']:.1f}" if t["rss"] is not None else "-"
+        if r is None:
+            print(f"| {t['label']} | failed | - | - | - | - | {rss} | {out} |")
+            continue
+        mean, sd = r["mean"], r["stddev"] or 0.0
+        ratio = f"{ed['mean'] / mean:.2f}x" if ed else "-"
+        print(
+            f"| {t['label']} | {mean:.2f} ± {sd:.2f} | {r['median']:.2f} ({r['min']:.2f}-{r['max']:.2f}) "
+            f"| {docs / mean:,.0f} | {ratio} | {r['user'] + r['system']:.2f} | {rss} | {out} |"
+        )
+
+print(
+    "\ndocs/s ÷ elasticdump is this tool's docs/s divided by elasticdump's against the same "
+    "server (= elasticdump mean s ÷ this tool's mean s). Client CPU is the tool's own "
+    "processes (mean per run); the server's work is not in it."
+)
+print(
+    "\nOutput check: exactly as many lines as documents, as many distinct _id values "
+    "(0 .. N-1), every line valid JSON, every document equal to the one loaded "
+    "(pipeline-cli: the fields after _id; elasticdump: _source)."
+)
+print(f"\nCorrectness: {'FAIL: ' + '; '.join(failures) if failures else 'PASS'}")
+
+print("\n## Commands\n")
+print("Run from the repository root (the ports are this run's).\n")
+for t in tools:
+    r = t["result"]
+    times = ", ".join(f"{x:.2f}" for x in r["times"]) if r else "-"
+    print(f"- {t['server']}, {t['label']} (run times s: {times})")
+    print(f"  ```\n  {t['cmd']}\n  ```")
+
+raise SystemExit(1 if failures else 0)
+PY
+    exit "$status"
+}
+
 if [[ "$MODE" == mysql ]]; then
     bench_mysql
+    exit
+fi
+if [[ "$MODE" == es ]]; then
+    bench_es
     exit
 fi
 

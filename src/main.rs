@@ -196,7 +196,7 @@ fn print_summary(config: &Config, summary: &pipeline::RunSummary) {
                 },
                 "read": c.read, "inserted": c.inserted, "updated": c.updated,
                 "skipped": c.skipped, "failed": c.failed,
-                "elapsed_seconds": summary.elapsed.as_secs_f64(),
+                "elapsed": summary.elapsed.as_secs_f64(),
             });
             let _ = writeln!(std::io::stderr(), "{obj}");
         }

@@ -245,14 +245,7 @@ fn a_server_stopped_mid_run_is_retried_then_fails() {
             &port_s,
         ]);
         wait_for_port(port, &mut child);
-        let t = Instant::now();
-        while value(&scrape(port), "pipeline_records_read_total", &[]).unwrap_or(0.0) < 1000.0 {
-            assert!(
-                t.elapsed() < Duration::from_secs(30),
-                "{kind:?}: nothing read"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait_for_count(port, "read", 1000.0);
         srv.stop();
         let out = wait_with_limit(child, Duration::from_secs(60));
         let err = stderr(&out);

@@ -6,28 +6,12 @@ mod common;
 
 use std::io::Write;
 use std::net::TcpListener;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
 fn rows(from: usize, to: usize) -> String {
     (from..to).map(|i| format!("{i},name {i}\n")).collect()
-}
-
-/// Scrapes until `cond` holds on the text, or fails after 20 s.
-fn scrape_until(port: u16, what: &str, cond: impl Fn(&str) -> bool) -> String {
-    let t = Instant::now();
-    loop {
-        let text = scrape(port);
-        if cond(&text) {
-            return text;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "timed out waiting for {what}:\n{text}"
-        );
-        std::thread::sleep(Duration::from_millis(25));
-    }
 }
 
 fn assert_promtool_clean(text: &str) {

@@ -34,21 +34,6 @@ fn feed_forever(child: &mut Child) -> JoinHandle<u64> {
     })
 }
 
-fn wait_until_read(port: u16, at_least: f64) {
-    let t = Instant::now();
-    loop {
-        let read = value(&scrape(port), "pipeline_records_read_total", &[]).unwrap_or(0.0);
-        if read >= at_least {
-            return;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "only {read} records read"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn interrupt_mid_run(sig: &str, code: i32, name: &str) {
     let dir = tempfile::tempdir().unwrap();
     let output = dir.path().join("out.jsonl");
@@ -66,7 +51,7 @@ fn interrupt_mid_run(sig: &str, code: i32, name: &str) {
     let mut child = spawn(&args);
     let feeder = feed_forever(&mut child);
     wait_for_port(port, &mut child);
-    wait_until_read(port, 5000.0);
+    wait_for_count(port, "read", 5000.0);
 
     signal(&child, sig);
     let out = wait_with_limit(child, Duration::from_secs(15));
@@ -123,7 +108,7 @@ fn stuck_run(extra: &[&str]) -> (Child, JoinHandle<u64>, u16) {
     let feeder = feed_forever(&mut child);
     wait_for_port(port, &mut child);
     // Enough to fill the stdout pipe, the queue and the source's chunk.
-    wait_until_read(port, 3000.0);
+    wait_for_count(port, "read", 3000.0);
     std::thread::sleep(Duration::from_millis(300));
     (child, feeder, port)
 }

@@ -554,3 +554,28 @@ impl Drop for EsServer {
         self.stop();
     }
 }
+
+/// Scrapes `/metrics` until `cond` holds on the text (returned), failing
+/// after 30 s with `what` and the last scrape.
+pub fn scrape_until(port: u16, what: &str, cond: impl Fn(&str) -> bool) -> String {
+    let t = Instant::now();
+    loop {
+        let text = scrape(port);
+        if cond(&text) {
+            return text;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {what}:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until `pipeline_<counter>_total` reaches `at_least`.
+pub fn wait_for_count(port: u16, counter: &str, at_least: f64) {
+    let name = format!("pipeline_records_{counter}_total");
+    scrape_until(port, &format!("{name} >= {at_least}"), |t| {
+        value(t, &name, &[]).unwrap_or(0.0) >= at_least
+    });
+}
