@@ -157,3 +157,39 @@ fn child_status(child: &Child) -> Option<i32> {
     let state = stat.rsplit(')').next()?.split_whitespace().next()?;
     (state == "Z").then_some(0)
 }
+
+#[test]
+fn a_quiet_stdin_pipe_still_stops_at_once() {
+    // `tail -f log.csv | pipeline-cli ...`: the writer is alive but silent.
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("quiet.jsonl");
+    let port = free_port();
+    let port_s = port.to_string();
+    let mut args = csv_to_file("-", output.to_str().unwrap());
+    args.extend([
+        "--metrics-port",
+        &port_s,
+        "--batch-timeout-ms",
+        "20",
+        "--shutdown-timeout",
+        "30",
+    ]);
+    let mut child = spawn(&args);
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"id,payload\n1,a\n2,b\n3,c\n").unwrap();
+    stdin.flush().unwrap();
+    wait_for_port(port, &mut child);
+    wait_for_count(port, "inserted", 3.0);
+    let t = Instant::now();
+    signal(&child, "TERM");
+    let out = wait_with_limit(child, Duration::from_secs(20));
+    drop(stdin);
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(143), "{}", stderr(&out));
+    let lines = read_jsonl(&dir.path().join("quiet.jsonl.partial"));
+    assert_eq!(lines.len(), 3);
+}

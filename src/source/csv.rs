@@ -13,6 +13,7 @@ use crate::config::{CsvConfig, InputPath};
 use crate::error::{ErrorType, PipelineError};
 use crate::pipeline::{Context, RecordSender};
 use crate::record::{Record, Schema, Value};
+use crate::shutdown::Shutdown;
 
 use super::Source;
 
@@ -33,12 +34,29 @@ struct Retain<R> {
     buf: Vec<u8>,
     /// Stream offset of `buf[0]`.
     base: u64,
+    /// For a live pipe (standard input): the stop signal. A read then waits
+    /// in short polls, and once the run is stopped, a pipe with nothing more
+    /// to say at a line end counts as ended, so Ctrl+C never waits on a
+    /// quiet writer.
+    stop: Option<Shutdown>,
+    /// The last byte handed on, to know whether input stopped at a line end.
+    last: Option<u8>,
 }
 
 impl<R: Read> Read for Retain<R> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if let Some(stop) = &self.stop {
+            while !stdin_ready_within(200) {
+                if stop.is_requested() && matches!(self.last, None | Some(b'\n')) {
+                    return Ok(0);
+                }
+            }
+        }
         let n = self.inner.read(out)?;
         self.buf.extend_from_slice(&out[..n]);
+        if n > 0 {
+            self.last = Some(out[n - 1]);
+        }
         Ok(n)
     }
 }
@@ -84,13 +102,19 @@ pub struct CsvSource {
 /// the parser has (nearly) nothing buffered, so a slow pipe never holds
 /// rows that were already read back from the sinks.
 fn stdin_ready() -> bool {
+    stdin_ready_within(0)
+}
+
+/// True when standard input becomes readable (data, end or error) within
+/// `ms` milliseconds.
+fn stdin_ready_within(ms: i32) -> bool {
     let mut fds = libc::pollfd {
         fd: libc::STDIN_FILENO,
         events: libc::POLLIN,
         revents: 0,
     };
-    // SAFETY: one valid pollfd, zero timeout.
-    unsafe { libc::poll(&mut fds, 1, 0) != 0 }
+    // SAFETY: one valid pollfd.
+    unsafe { libc::poll(&mut fds, 1, ms) != 0 }
 }
 
 fn display_name(input: &InputPath) -> String {
@@ -161,6 +185,8 @@ impl CsvSource {
                 inner,
                 buf: Vec::new(),
                 base: 0,
+                stop: None,
+                last: None,
             });
         let schema = if config.has_header {
             let header = reader.byte_headers().map_err(|e| {
@@ -260,6 +286,9 @@ impl Source for CsvSource {
 
     fn run(&mut self, out: &RecordSender, ctx: &Context) -> Result<(), PipelineError> {
         let _active = ctx.metrics.worker_active(crate::error::Stage::Source);
+        if self.live {
+            self.reader.get_mut().stop = Some(ctx.shutdown.clone());
+        }
         let mut row = csv::ByteRecord::new();
         let mut chunk: Vec<Record> = Vec::with_capacity(CHUNK_ROWS);
         let mut rejected: Vec<(u64, Vec<u8>, ErrorType, String)> = Vec::new();
@@ -383,6 +412,8 @@ mod tests {
             inner: &b"0123456789"[..],
             buf: Vec::new(),
             base: 0,
+            stop: None,
+            last: None,
         };
         let mut out = [0u8; 4];
         assert_eq!(r.read(&mut out).unwrap(), 4);
