@@ -222,49 +222,34 @@ pub struct RecordSender {
 
 impl RecordSender {
     /// Sends every record of `chunk` (leaving it empty), blocking while the
-    /// queue is full: that is the back-pressure that keeps memory flat. Returns
-    /// the time spent blocked, so sources can leave it out of their fetch timings.
-    /// Records that can no longer be delivered (every sink worker is gone) are
-    /// failed and kept in the dead-letter file, never dropped.
-    pub fn send_all(&self, chunk: &mut Vec<Record>, ctx: &Context) -> Duration {
-        let mut blocked = Duration::ZERO;
+    /// queue is full: that is the back-pressure that keeps memory flat.
+    /// Records that can no longer be delivered (every sink worker is gone)
+    /// are failed and kept in the dead-letter file, never dropped.
+    pub fn send_all(&self, chunk: &mut Vec<Record>, ctx: &Context) {
         let mut drain = chunk.drain(..);
         while let Some(record) = drain.next() {
+            // The common case, without reading the clock.
             let mut record = match self.tx.try_send(record) {
                 Ok(()) => continue,
-                Err(TrySendError::Full(r)) if ctx.live_sinks.load(Ordering::SeqCst) > 0 => r,
-                Err(TrySendError::Full(r)) => {
-                    undeliverable(ctx, std::iter::once(r).chain(drain.by_ref()));
-                    break;
-                }
-                Err(TrySendError::Disconnected(r)) => {
-                    undeliverable(ctx, std::iter::once(r).chain(drain.by_ref()));
-                    break;
-                }
+                Err(TrySendError::Full(r) | TrySendError::Disconnected(r)) => r,
             };
-            let t = Instant::now();
             loop {
-                match self.tx.send_timeout(record, Duration::from_millis(200)) {
+                record = match self.tx.send_timeout(record, Duration::from_millis(200)) {
                     Ok(()) => break,
-                    // Every sink worker is gone (one panicked): nobody
-                    // will take this record; fail it instead of waiting.
+                    // Every sink worker is gone (one panicked): nobody will
+                    // take this record; fail it instead of waiting.
                     Err(SendTimeoutError::Timeout(r))
-                        if ctx.live_sinks.load(Ordering::SeqCst) == 0 =>
+                        if ctx.live_sinks.load(Ordering::SeqCst) > 0 =>
                     {
-                        undeliverable(ctx, std::iter::once(r).chain(drain.by_ref()));
-                        blocked += t.elapsed();
-                        return blocked;
+                        r
                     }
-                    Err(SendTimeoutError::Timeout(r)) => record = r,
-                    Err(SendTimeoutError::Disconnected(r)) => {
+                    Err(SendTimeoutError::Timeout(r) | SendTimeoutError::Disconnected(r)) => {
                         undeliverable(ctx, std::iter::once(r).chain(drain.by_ref()));
-                        break;
+                        return;
                     }
-                }
+                };
             }
-            blocked += t.elapsed();
         }
-        blocked
     }
 }
 

@@ -469,10 +469,10 @@ impl Metrics {
     /// Sets the channel capacity and how to read its depth at scrape time.
     pub fn watch_queue(&self, capacity: usize, probe: Option<QueueProbe>) {
         self.queue_capacity.set(capacity as i64);
-        self.live.lock().expect("metrics lock").queue_probe = probe;
-        if let Some(p) = &self.live.lock().expect("metrics lock").queue_probe {
+        if let Some(p) = &probe {
             self.queue_depth.set(p() as i64);
         }
+        self.live.lock().expect("metrics lock").queue_probe = probe;
     }
 
     /// Stops reading the channel depth (the channel is gone); depth reads 0.

@@ -452,39 +452,24 @@ impl EsSource {
         body
     }
 
-    async fn open_pit(&self, metrics: &Metrics) -> Result<String, EsError> {
-        let ka = self.cfg.keep_alive.as_str();
-        match self.paging {
-            Paging::EsPit => {
-                let path = format!("/{}/_pit", self.cfg.index);
-                let (r, _) = self
-                    .client
-                    .request(
-                        Some(metrics),
-                        Method::Post,
-                        &path,
-                        &[("keep_alive", ka)],
-                        None,
-                    )
-                    .await?;
-                r["id"].as_str().map(str::to_string)
-            }
-            _ => {
-                let path = format!("/{}/_search/point_in_time", self.cfg.index);
-                let (r, _) = self
-                    .client
-                    .request(
-                        Some(metrics),
-                        Method::Post,
-                        &path,
-                        &[("keep_alive", ka)],
-                        None,
-                    )
-                    .await?;
-                r["pit_id"].as_str().map(str::to_string)
-            }
-        }
-        .ok_or_else(|| EsError::Refused("the server did not return a point in time id".into()))
+    /// Opens the point in time. Not a page: it is not timed as a fetch.
+    async fn open_pit(&self) -> Result<String, EsError> {
+        let (path, id_key) = match self.paging {
+            Paging::EsPit => (format!("/{}/_pit", self.cfg.index), "id"),
+            _ => (
+                format!("/{}/_search/point_in_time", self.cfg.index),
+                "pit_id",
+            ),
+        };
+        let keep_alive = [("keep_alive", self.cfg.keep_alive.as_str())];
+        let (r, _) = self
+            .client
+            .request(None, Method::Post, &path, &keep_alive, None)
+            .await?;
+        r[id_key]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| EsError::Refused("the server did not return a point in time id".into()))
     }
 
     async fn close_pit(&self, id: &str) {
@@ -827,7 +812,7 @@ impl Source for EsSource {
         let rt = runtime();
         let pit = match self.paging {
             Paging::EsPit | Paging::OsPit => Some(
-                rt.block_on(self.open_pit(&ctx.metrics))
+                rt.block_on(self.open_pit())
                     .map_err(|e| self.run_error(e, &ctx.metrics))?,
             ),
             Paging::Scroll => None,
