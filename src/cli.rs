@@ -154,6 +154,29 @@ pub struct Cli {
     #[arg(long, alias = "csv_infer_types", help_heading = "CSV source")]
     pub csv_infer_types: bool,
 
+    /// A quoted field longer than this is taken for an unclosed quote: its row
+    /// is rejected and reading resumes on the next line. Bounds the memory one
+    /// row may take. Example: --csv-max-field-bytes 256MiB
+    #[arg(
+        long,
+        alias = "csv_max_field_bytes",
+        value_name = "SIZE",
+        default_value = "64MiB",
+        help_heading = "CSV source"
+    )]
+    pub csv_max_field_bytes: String,
+
+    /// A quoted field spanning more lines than this is taken for an unclosed
+    /// quote, like --csv-max-field-bytes. Example: --csv-max-field-lines 100000
+    #[arg(
+        long,
+        alias = "csv_max_field_lines",
+        value_name = "N",
+        default_value_t = crate::config::DEFAULT_CSV_MAX_FIELD_LINES,
+        help_heading = "CSV source"
+    )]
+    pub csv_max_field_lines: u64,
+
     /// Elasticsearch/OpenSearch node URL(s), comma-separated; a bare host:port
     /// means http. Example: --es-url https://es1:9200,https://es2:9200
     #[arg(
@@ -288,6 +311,17 @@ pub struct Cli {
     /// Do not check the server's certificate (testing only).
     #[arg(long, alias = "es_insecure", help_heading = "Elasticsearch source")]
     pub es_insecure: bool,
+
+    /// Longest one request may take before it counts as timed out (and is
+    /// retried). Example: --es-timeout 2m
+    #[arg(
+        long,
+        alias = "es_timeout",
+        value_name = "DURATION",
+        default_value = "30s",
+        help_heading = "Elasticsearch source"
+    )]
+    pub es_timeout: String,
 
     /// Incremental runs: read only documents whose FIELD is greater than the
     /// value saved by the last successful run (needs --state-file). Example: --es-since-field updated_at
@@ -448,16 +482,54 @@ pub struct Cli {
     #[arg(long, alias = "strict_columns", help_heading = "MySQL sink")]
     pub strict_columns: bool,
 
-    /// Retries of a batch after a lost connection, a deadlock or a lock wait
-    /// timeout, with exponential backoff. Example: --max-retries 10
+    /// Add a column (ALTER TABLE … ADD COLUMN, type inferred from the values)
+    /// for a record field the table lacks, instead of failing its records.
+    #[arg(long, alias = "add_columns", help_heading = "MySQL sink")]
+    pub add_columns: bool,
+
+    /// Record fields not to load, comma-separated: they need no column and are
+    /// left out on purpose (any other field without a column fails its record).
+    /// Example: --ignore-fields internal_note,debug
     #[arg(
         long,
-        alias = "max_retries",
-        value_name = "N",
-        default_value_t = 5,
+        alias = "ignore_fields",
+        value_name = "A,B",
+        help_heading = "MySQL sink"
+    )]
+    pub ignore_fields: Option<String>,
+
+    /// With --create-table and no --db-key: create the table without a primary
+    /// key, accepting that a re-run inserts every row again.
+    #[arg(long, alias = "no_key", help_heading = "MySQL sink")]
+    pub no_key: bool,
+
+    /// Longest one database statement may take before it counts as timed out
+    /// (and is retried on a new connection). Example: --db-timeout 2m
+    #[arg(
+        long,
+        alias = "db_timeout",
+        value_name = "DURATION",
+        default_value = "60s",
+        help_heading = "MySQL sink"
+    )]
+    pub db_timeout: String,
+
+    /// How long failed requests and batches are retried (lost connection,
+    /// deadlock, lock wait timeout, 429/502/503/504, timeouts), with
+    /// exponential backoff of up to 10 s between attempts. Example: --retry-for 15m
+    #[arg(
+        long,
+        alias = "retry_for",
+        value_name = "DURATION",
+        default_value = "5m",
         help_heading = "Errors"
     )]
-    pub max_retries: u32,
+    pub retry_for: String,
+
+    /// At most N retries of one request or batch (within --retry-for).
+    /// Example: --max-retries 10
+    #[arg(long, alias = "max_retries", value_name = "N", help_heading = "Errors")]
+    pub max_retries: Option<u32>,
 
     /// Records per batch written by a sink worker (default: 1000 for the file
     /// sink, 5000 for MySQL, where each batch is one transaction with a
@@ -591,6 +663,17 @@ pub struct Cli {
     )]
     pub push_job: String,
 
+    /// Longest the final push may take, retries included; a slow Pushgateway
+    /// never holds a finished run longer. Example: --push-timeout 30s
+    #[arg(
+        long,
+        alias = "push_timeout",
+        value_name = "DURATION",
+        default_value = "10s",
+        help_heading = "Scheduled runs"
+    )]
+    pub push_timeout: String,
+
     /// Also push every SECS seconds while the run lasts. Example: --push-interval 15
     #[arg(
         long,
@@ -647,6 +730,23 @@ fn parse_delimiter(s: &str) -> Result<u8, PipelineError> {
             "--csv-delimiter must be a single ASCII character other than a quote or newline (or `tab`), got {s:?}"
         ))),
     }
+}
+
+fn positive_u64(flag: &str, n: u64) -> Result<u64, PipelineError> {
+    if n == 0 {
+        return Err(PipelineError::Config(format!("{flag} must be at least 1")));
+    }
+    Ok(n)
+}
+
+/// A duration flag (`30s`, `5m`, …) that must be more than zero.
+fn duration_flag(flag: &str, text: &str) -> Result<Duration, PipelineError> {
+    let d = crate::retry::parse_duration(text)
+        .map_err(|e| PipelineError::Config(format!("{flag}: {e}")))?;
+    if d.is_zero() {
+        return Err(PipelineError::Config(format!("{flag} must be more than 0")));
+    }
+    Ok(d)
 }
 
 fn positive(flag: &str, n: usize) -> Result<usize, PipelineError> {
@@ -795,6 +895,14 @@ fn parse_db_url(raw: &str) -> Result<DbUrl, PipelineError> {
 }
 
 impl Cli {
+    fn retry_policy(&self) -> Result<crate::retry::RetryPolicy, PipelineError> {
+        Ok(crate::retry::RetryPolicy {
+            retry_for: crate::retry::parse_duration(&self.retry_for)
+                .map_err(|e| PipelineError::Config(format!("--retry-for: {e}")))?,
+            max_retries: self.max_retries,
+        })
+    }
+
     fn es_config(&self) -> Result<EsConfig, PipelineError> {
         let cfg = |m: String| PipelineError::Config(m);
         let raw = self.es_url.as_deref().ok_or_else(|| {
@@ -918,7 +1026,8 @@ impl Cli {
             insecure: self.es_insecure,
             since_field: self.es_since_field.clone(),
             state_file: self.state_file.clone(),
-            max_retries: self.max_retries,
+            retry: self.retry_policy()?,
+            timeout: duration_flag("--es-timeout", &self.es_timeout)?,
         })
     }
 
@@ -1008,7 +1117,20 @@ impl Cli {
                 LoadModeArg::LoadData => LoadMode::LoadData,
             },
             strict_columns: self.strict_columns,
-            max_retries: self.max_retries,
+            add_columns: self.add_columns,
+            ignore_fields: self
+                .ignore_fields
+                .as_deref()
+                .map(|f| {
+                    f.split(',')
+                        .map(|c| c.trim().to_string())
+                        .filter(|c| !c.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            no_key: self.no_key,
+            retry: self.retry_policy()?,
+            timeout: duration_flag("--db-timeout", &self.db_timeout)?,
         })
     }
 
@@ -1032,11 +1154,18 @@ impl Cli {
                     delimiter: parse_delimiter(&self.csv_delimiter)?,
                     has_header: !self.csv_no_header,
                     infer_types: self.csv_infer_types,
+                    max_field_bytes: crate::retry::parse_size(&self.csv_max_field_bytes)
+                        .map_err(|e| PipelineError::Config(format!("--csv-max-field-bytes: {e}")))
+                        .and_then(|n| positive_u64("--csv-max-field-bytes", n))?,
+                    max_field_lines: positive_u64(
+                        "--csv-max-field-lines",
+                        self.csv_max_field_lines,
+                    )?,
                 })
             }
         };
         let sink = match self.sink_type {
-            SinkType::Mysql => SinkConfig::Mysql(self.mysql_config()?),
+            SinkType::Mysql => SinkConfig::Mysql(Box::new(self.mysql_config()?)),
             SinkType::File => {
                 let file = self.output_file.clone().ok_or_else(|| {
                     PipelineError::Config(
@@ -1077,7 +1206,7 @@ impl Cli {
                 "--metrics-keep-alive needs --metrics-port N".into(),
             ));
         }
-        config.max_retries = self.max_retries;
+        config.retry = self.retry_policy()?;
         config.dead_letter = self.dead_letter;
         config.max_errors = self.max_errors;
         config.limit = self.limit;
@@ -1128,6 +1257,7 @@ impl Cli {
                 job: self.push_job.clone(),
                 interval: self.push_interval.map(Duration::from_secs),
                 required: self.push_required,
+                timeout: duration_flag("--push-timeout", &self.push_timeout)?,
             });
         } else if self.push_interval.is_some() || self.push_required {
             return Err(PipelineError::Config(

@@ -4,6 +4,23 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::retry::RetryPolicy;
+
+/// `--csv-max-field-bytes` when not given: a quoted field longer than this
+/// is taken for an unclosed quote.
+pub const DEFAULT_CSV_MAX_FIELD_BYTES: u64 = 64 << 20;
+/// `--csv-max-field-lines` when not given: a quoted field spanning more
+/// lines than this is taken for an unclosed quote.
+pub const DEFAULT_CSV_MAX_FIELD_LINES: u64 = 10_000;
+/// `--retry-for` when not given.
+pub const DEFAULT_RETRY_FOR: Duration = Duration::from_secs(300);
+/// `--es-timeout` when not given.
+pub const DEFAULT_ES_TIMEOUT: Duration = Duration::from_secs(30);
+/// `--db-timeout` when not given.
+pub const DEFAULT_DB_TIMEOUT: Duration = Duration::from_secs(60);
+/// `--push-timeout` when not given.
+pub const DEFAULT_PUSH_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Where bytes come from: a file or standard input (`-`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InputPath {
@@ -33,6 +50,12 @@ pub struct CsvConfig {
     pub has_header: bool,
     /// Turn integers, decimals and true/false into typed values, empty into null.
     pub infer_types: bool,
+    /// A quoted field longer than this many bytes is reported as probably
+    /// unclosed (and bounds the memory one row may take).
+    pub max_field_bytes: u64,
+    /// A quoted field spanning more lines than this is reported as probably
+    /// unclosed.
+    pub max_field_lines: u64,
 }
 
 /// How an Elasticsearch/OpenSearch index is paged through.
@@ -82,7 +105,9 @@ pub struct EsConfig {
     /// Where the incremental value is kept between runs.
     pub state_file: Option<PathBuf>,
     /// Retries of a request that failed for a passing reason.
-    pub max_retries: u32,
+    pub retry: RetryPolicy,
+    /// Longest one request may take before it counts as timed out.
+    pub timeout: Duration,
 }
 
 /// Which source to read.
@@ -200,8 +225,18 @@ pub struct MysqlConfig {
     pub load_mode: LoadMode,
     /// Record fields with no column are an error instead of a warning.
     pub strict_columns: bool,
+    /// Add a column (ALTER TABLE) for a record field the table lacks,
+    /// instead of failing the record.
+    pub add_columns: bool,
+    /// Record fields deliberately not loaded (they need no column).
+    pub ignore_fields: Vec<String>,
+    /// `--create-table` without a key was asked for explicitly: duplicates
+    /// cannot be detected, and the user said that is fine.
+    pub no_key: bool,
     /// Retries of a batch after a lost connection, deadlock or lock wait timeout.
-    pub max_retries: u32,
+    pub retry: RetryPolicy,
+    /// Longest one statement may take before it counts as timed out.
+    pub timeout: Duration,
 }
 
 impl MysqlConfig {
@@ -220,7 +255,7 @@ pub enum SinkConfig {
     /// A JSON-lines file.
     File(FileSinkConfig),
     /// A MySQL/MariaDB table.
-    Mysql(MysqlConfig),
+    Mysql(Box<MysqlConfig>),
 }
 
 impl SinkConfig {
@@ -282,6 +317,8 @@ pub struct PushConfig {
     pub interval: Option<Duration>,
     /// A failed final push fails the run.
     pub required: bool,
+    /// Longest one push may take, retries included.
+    pub timeout: Duration,
 }
 
 /// Everything one run needs.
@@ -304,7 +341,7 @@ pub struct Config {
     /// Stop reading once this many records have failed.
     pub max_errors: Option<u64>,
     /// Retries of a request or batch that failed for a passing reason.
-    pub max_retries: u32,
+    pub retry: RetryPolicy,
     /// Read at most this many records.
     pub limit: Option<u64>,
     /// The metrics server.
@@ -340,7 +377,10 @@ impl Config {
             workers,
             dead_letter: None,
             max_errors: None,
-            max_retries: 5,
+            retry: RetryPolicy {
+                retry_for: DEFAULT_RETRY_FOR,
+                max_retries: None,
+            },
             limit: None,
             metrics: MetricsConfig {
                 port: None,

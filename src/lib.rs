@@ -15,6 +15,7 @@
 //! - [`dead_letter`]: the file rejected records are kept in.
 //! - [`shutdown`]: the stop signal and the Ctrl+C / SIGTERM handler.
 //! - [`lock`]: `--lock-file`, one run at a time.
+//! - [`retry`]: the one backoff policy (`--retry-for`, `--max-retries`), durations and sizes.
 #![warn(missing_docs)]
 
 pub mod cli;
@@ -25,6 +26,7 @@ pub mod lock;
 pub mod metrics;
 pub mod pipeline;
 pub mod record;
+pub mod retry;
 pub mod shutdown;
 pub mod sink;
 pub mod source;

@@ -16,7 +16,7 @@ use pipeline_cli::metrics::push::{write_textfile, Pusher};
 use pipeline_cli::metrics::server::MetricsServer;
 use pipeline_cli::metrics::{Metrics, RunState};
 use pipeline_cli::pipeline::{self, signal_exit_code, signal_name, Outcome};
-use pipeline_cli::shutdown::{install_signal_handlers, Shutdown};
+use pipeline_cli::shutdown::{install_signal_handlers, Shutdown, CRITICAL_LIMIT};
 
 /// mimalloc: records are allocated on the source thread and freed on the
 /// sink threads; glibc's allocator serialises that on a lock.
@@ -105,8 +105,17 @@ fn export_final(config: &Config, metrics: &Metrics, pusher: Option<&Arc<Pusher>>
 
 fn run(config: Config) -> ExitCode {
     let shutdown = Shutdown::new();
-    if let Err(e) = install_signal_handlers(shutdown.clone(), |sig| {
+    let held = shutdown.clone();
+    if let Err(e) = install_signal_handlers(shutdown.clone(), move |sig| {
         eprintln!("pipeline-cli: second {}: exiting now", signal_name(sig));
+        // Never between XA PREPARE and XA COMMIT: that would leave a batch
+        // locked on the server until the next run resolves it.
+        if !held.wait_for_critical(CRITICAL_LIMIT) {
+            eprintln!(
+                "pipeline-cli: a batch commit did not finish within {}s; the next run resolves it",
+                CRITICAL_LIMIT.as_secs()
+            );
+        }
         process::exit(signal_exit_code(sig).code());
     }) {
         die(&PipelineError::Config(e));
@@ -210,6 +219,7 @@ fn spawn_watchdog(shutdown: Shutdown, timeout: Duration) {
         .spawn(move || {
             shutdown.wait();
             std::thread::sleep(timeout);
+            shutdown.wait_for_critical(CRITICAL_LIMIT);
             let sig = shutdown.signal().unwrap_or(2);
             eprintln!(
                 "pipeline-cli: error: shutdown did not finish within --shutdown-timeout {}s; exiting with records possibly unwritten",

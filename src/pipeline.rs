@@ -386,7 +386,7 @@ pub fn prepare(
     let source = source::open(&config.source, config.limit)?;
     let sink = sink::open(&config.sink, source.fields().as_deref())?;
     let writers = (0..config.workers)
-        .map(|_| sink.writer(&metrics))
+        .map(|_| sink.writer(&metrics, &shutdown))
         .collect::<Result<Vec<_>, _>>()?;
     let dead_letter = DeadLetter::open(config.dead_letter.as_deref())?;
     let mut ctx = Context::new(metrics, shutdown, dead_letter, config.max_errors);

@@ -1,10 +1,16 @@
 //! The one stop signal passed down through a run. Sources stop reading when it
-//! is raised; sinks never stop on it, they finish what was already read.
+//! is raised (and cancel a request in flight, through [`Shutdown::cancelled`]);
+//! sinks never stop on it, they finish what was already read.
 //! `run` takes it as a parameter, so tests raise it without real signals.
+//!
+//! A sink marks the moments when exiting would leave the database in doubt
+//! (between `XA PREPARE` and `XA COMMIT`) with [`Shutdown::critical`]; a
+//! second signal or the shutdown watchdog waits for them to end, within a
+//! bound, before the process exits.
 
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A cloneable stop flag that can also be waited on.
 #[derive(Clone, Default)]
@@ -18,6 +24,11 @@ struct Inner {
     signal: AtomicI32,
     lock: Mutex<()>,
     cv: Condvar,
+    /// Wakes async waiters ([`Shutdown::cancelled`]) when the flag is raised.
+    notify: tokio::sync::Notify,
+    /// Critical sections open now (see [`Shutdown::critical`]).
+    critical: Mutex<usize>,
+    critical_cv: Condvar,
 }
 
 impl Shutdown {
@@ -37,6 +48,50 @@ impl Shutdown {
         let _guard = self.inner.lock.lock().expect("shutdown lock");
         self.inner.requested.store(true, Ordering::SeqCst);
         self.inner.cv.notify_all();
+        self.inner.notify.notify_waiters();
+    }
+
+    /// Resolves once the flag is raised: `select!` it against a request in
+    /// flight so a stop cancels the request at once.
+    pub async fn cancelled(&self) {
+        loop {
+            let notified = self.inner.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.is_requested() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Marks a moment the process must not exit in (a prepared transaction
+    /// not yet committed) until the guard is dropped.
+    pub fn critical(&self) -> CriticalGuard {
+        *self.inner.critical.lock().expect("critical lock") += 1;
+        CriticalGuard {
+            inner: self.inner.clone(),
+        }
+    }
+
+    /// Waits until no critical section is open, or `limit` has passed;
+    /// true when none is open.
+    pub fn wait_for_critical(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        let mut open = self.inner.critical.lock().expect("critical lock");
+        while *open > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            open = self
+                .inner
+                .critical_cv
+                .wait_timeout(open, left)
+                .expect("critical lock")
+                .0;
+        }
+        true
     }
 
     /// True once the flag is raised.
@@ -71,6 +126,24 @@ impl Shutdown {
         self.is_requested()
     }
 }
+
+/// An open critical section; see [`Shutdown::critical`].
+pub struct CriticalGuard {
+    inner: Arc<Inner>,
+}
+
+impl Drop for CriticalGuard {
+    fn drop(&mut self) {
+        let mut open = self.inner.critical.lock().expect("critical lock");
+        *open -= 1;
+        if *open == 0 {
+            self.inner.critical_cv.notify_all();
+        }
+    }
+}
+
+/// Longest a second signal or the watchdog waits for a critical section.
+pub const CRITICAL_LIMIT: Duration = Duration::from_secs(10);
 
 /// Installs the Ctrl+C / SIGTERM / SIGHUP handler: the first signal raises
 /// `shutdown`; a second one calls `on_second` with the signal number (which is
@@ -127,5 +200,43 @@ mod tests {
         t.join().unwrap();
         assert!(s.is_requested());
         assert_eq!(s.signal(), Some(15));
+    }
+
+    #[test]
+    fn cancelled_resolves_for_waiters_before_and_after_the_request() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let s = Shutdown::new();
+        let s2 = s.clone();
+        let raiser = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            s2.request(None);
+        });
+        rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(5), s.cancelled())
+                .await
+                .expect("woken by the request");
+            // Already raised: resolves at once.
+            tokio::time::timeout(Duration::from_millis(10), s.cancelled())
+                .await
+                .expect("already raised");
+        });
+        raiser.join().unwrap();
+    }
+
+    #[test]
+    fn critical_sections_hold_the_exit_back_within_a_bound() {
+        let s = Shutdown::new();
+        assert!(s.wait_for_critical(Duration::from_millis(1)));
+        let guard = s.critical();
+        assert!(!s.wait_for_critical(Duration::from_millis(20)));
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(30));
+            drop(guard);
+        });
+        assert!(s.wait_for_critical(Duration::from_secs(5)));
+        t.join().unwrap();
     }
 }

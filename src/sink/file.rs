@@ -119,7 +119,11 @@ impl BatchWriter for FileWriter {
 }
 
 impl Sink for FileSink {
-    fn writer(&self, _metrics: &Arc<Metrics>) -> Result<Box<dyn BatchWriter>, PipelineError> {
+    fn writer(
+        &self,
+        _metrics: &Arc<Metrics>,
+        _shutdown: &crate::shutdown::Shutdown,
+    ) -> Result<Box<dyn BatchWriter>, PipelineError> {
         Ok(Box::new(FileWriter {
             shared: self.shared.clone(),
             buf: Vec::with_capacity(256 * 1024),

@@ -13,6 +13,7 @@ use crate::config::SinkConfig;
 use crate::error::{ErrorType, PipelineError};
 use crate::metrics::Metrics;
 use crate::record::Record;
+use crate::shutdown::Shutdown;
 
 /// A record a sink refused, by its index in the batch.
 #[derive(Debug, Clone)]
@@ -58,8 +59,14 @@ pub trait BatchWriter: Send {
 /// An opened sink.
 pub trait Sink: Send + Sync {
     /// A writer for one more worker (its own connection, where the sink has
-    /// them); `metrics` is for what the writer does inside a batch (retries).
-    fn writer(&self, metrics: &Arc<Metrics>) -> Result<Box<dyn BatchWriter>, PipelineError>;
+    /// them); `metrics` is for what the writer does inside a batch (retries),
+    /// `shutdown` for marking the moments it must not be cut short in
+    /// ([`Shutdown::critical`]).
+    fn writer(
+        &self,
+        metrics: &Arc<Metrics>,
+        shutdown: &Shutdown,
+    ) -> Result<Box<dyn BatchWriter>, PipelineError>;
 
     /// Called once after every worker has stopped. `complete` is true when
     /// the run read everything and nothing fatal happened; a file sink then

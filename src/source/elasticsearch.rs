@@ -145,7 +145,7 @@ impl Client {
         Ok(Client {
             nodes,
             next: AtomicUsize::new(0),
-            max_retries: cfg.max_retries,
+            max_retries: cfg.retry.max_retries.unwrap_or(5),
         })
     }
 

@@ -437,7 +437,7 @@ impl MysqlSink {
                 table: Mutex::new(table.map(Arc::new)),
                 load_data,
                 max_packet,
-                max_retries: cfg.max_retries,
+                max_retries: cfg.retry.max_retries.unwrap_or(5),
                 xa,
                 started: std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
@@ -455,13 +455,18 @@ impl MysqlSink {
 }
 
 impl Sink for MysqlSink {
-    fn writer(&self, metrics: &Arc<Metrics>) -> Result<Box<dyn BatchWriter>, PipelineError> {
+    fn writer(
+        &self,
+        metrics: &Arc<Metrics>,
+        shutdown: &crate::shutdown::Shutdown,
+    ) -> Result<Box<dyn BatchWriter>, PipelineError> {
         let conn = runtime()
             .block_on(connect(&self.shared.opts, &self.shared.cfg))
             .map_err(|e| connect_error(&self.shared.cfg, &e))?;
         Ok(Box::new(MysqlWriter {
             shared: self.shared.clone(),
             metrics: metrics.clone(),
+            shutdown: shutdown.clone(),
             conn: Some(conn),
             maps: HashMap::new(),
             xid_prefix: format!(
@@ -502,6 +507,8 @@ struct Row {
 struct MysqlWriter {
     shared: Arc<Shared>,
     metrics: Arc<Metrics>,
+    /// To hold a second signal back between XA PREPARE and XA COMMIT.
+    shutdown: crate::shutdown::Shutdown,
     conn: Option<Conn>,
     maps: HashMap<usize, (Arc<Schema>, Arc<ColumnMap>)>,
     /// Transaction ids: `pipeline-cli-<pid>-<start>-<worker>-<seq>`.
@@ -781,6 +788,9 @@ impl MysqlWriter {
                 return Ok(tally);
             }
             exec(conn, &format!("XA END '{xid}'")).await?;
+            // From PREPARE until COMMIT has answered, exiting would leave the
+            // batch prepared and its rows locked.
+            let _critical = self.shutdown.critical();
             let ended = match exec(conn, &format!("XA PREPARE '{xid}'")).await {
                 Ok(()) => exec(conn, &format!("XA COMMIT '{xid}'"))
                     .await
