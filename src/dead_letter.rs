@@ -3,8 +3,9 @@
 //! silently dropped.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use serde_json::json;
@@ -13,9 +14,24 @@ use crate::error::{ErrorType, PipelineError, Stage};
 use crate::record::Record;
 
 /// Appends rejected records to `--dead-letter PATH`; a no-op without it.
+///
+/// Each entry is one write of one whole line, so a record counted as failed
+/// is in the file even if the process is ended before the run finishes.
+/// When a write fails (a full disk), the file is cut back to its last whole
+/// line and every later entry is counted in [`DeadLetter::lost`] instead.
 pub struct DeadLetter {
     path: Option<PathBuf>,
-    out: Option<Mutex<BufWriter<File>>>,
+    out: Option<Mutex<Appender>>,
+    lost: AtomicU64,
+}
+
+struct Appender {
+    file: File,
+    /// Length of the file: where a torn entry is cut back to.
+    len: u64,
+    /// Set once a write failed.
+    broken: bool,
+    line: Vec<u8>,
 }
 
 impl DeadLetter {
@@ -25,6 +41,7 @@ impl DeadLetter {
             return Ok(DeadLetter {
                 path: None,
                 out: None,
+                lost: AtomicU64::new(0),
             });
         };
         let file = OpenOptions::new()
@@ -36,9 +53,16 @@ impl DeadLetter {
                 path: path.to_path_buf(),
                 source,
             })?;
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
         Ok(DeadLetter {
             path: Some(path.to_path_buf()),
-            out: Some(Mutex::new(BufWriter::new(file))),
+            out: Some(Mutex::new(Appender {
+                file,
+                len,
+                broken: false,
+                line: Vec::with_capacity(1024),
+            })),
+            lost: AtomicU64::new(0),
         })
     }
 
@@ -92,20 +116,42 @@ impl DeadLetter {
     }
 
     fn write(&self, entry: &serde_json::Value) -> std::io::Result<()> {
-        if let Some(out) = &self.out {
-            let mut out = out.lock().expect("dead-letter lock");
-            serde_json::to_writer(&mut *out, entry)?;
-            out.write_all(b"\n")?;
+        let Some(out) = &self.out else {
+            return Ok(());
+        };
+        let mut out = out.lock().expect("dead-letter lock");
+        let out = &mut *out;
+        if out.broken {
+            self.lost.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
         }
-        Ok(())
+        out.line.clear();
+        serde_json::to_writer(&mut out.line, entry)?;
+        out.line.push(b'\n');
+        match out.file.write_all(&out.line) {
+            Ok(()) => {
+                out.len += out.line.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                out.broken = true;
+                self.lost.fetch_add(1, Ordering::Relaxed);
+                let _ = out.file.set_len(out.len);
+                Err(e)
+            }
+        }
     }
 
-    /// Flushes buffered entries to disk.
+    /// Failed records that could not be kept because writing the file failed.
+    pub fn lost(&self) -> u64 {
+        self.lost.load(Ordering::Relaxed)
+    }
+
+    /// Syncs the file to disk.
     pub fn flush(&self) -> std::io::Result<()> {
         if let Some(out) = &self.out {
-            let mut out = out.lock().expect("dead-letter lock");
-            out.flush()?;
-            out.get_ref().sync_data()?;
+            let out = out.lock().expect("dead-letter lock");
+            out.file.sync_data()?;
         }
         Ok(())
     }

@@ -159,6 +159,9 @@ pub enum PipelineError {
         /// Why binding failed.
         reason: String,
     },
+    /// Another run is using the same output (exit 75, like a held lock).
+    #[error("{0}")]
+    Busy(String),
     /// Reading the source failed part way (exit 1).
     #[error("source failed: {0}")]
     Source(String),
@@ -187,7 +190,9 @@ impl PipelineError {
 
     /// The exit code for this error.
     pub fn exit_code(&self) -> ExitCode {
-        if self.is_usage() {
+        if matches!(self, PipelineError::Busy(_)) {
+            ExitCode::Locked
+        } else if self.is_usage() {
             ExitCode::Usage
         } else {
             ExitCode::Failed

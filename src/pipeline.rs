@@ -135,9 +135,14 @@ impl Context {
     }
 
     fn dead_letter_failed(&self, e: std::io::Error) {
-        self.fail_run(PipelineError::Sink(format!(
-            "cannot write the dead-letter file: {e}"
-        )));
+        let error = PipelineError::Sink(format!(
+            "cannot write the dead-letter file: {e}; failed records from now on are counted but not kept"
+        ));
+        // Said even when the run has already failed for another reason.
+        if self.has_failed() {
+            tracing::error!("{error}");
+        }
+        self.fail_run(error);
     }
 
     fn check_budget(&self) {
@@ -320,6 +325,8 @@ pub struct RunSummary {
     pub output_note: Option<String>,
     /// The dead-letter file, when records failed and one was given.
     pub dead_letter: Option<std::path::PathBuf>,
+    /// Failed records the dead-letter file could not take (it failed).
+    pub dead_letter_lost: u64,
 }
 
 impl RunSummary {
@@ -349,6 +356,11 @@ impl RunSummary {
         }
         if c.failed > 0 {
             match &self.dead_letter {
+                Some(p) if self.dead_letter_lost > 0 => line.push_str(&format!(
+                    "; failed records in {}, except {} that could not be written there",
+                    p.display(),
+                    self.dead_letter_lost
+                )),
                 Some(p) => line.push_str(&format!("; failed records in {}", p.display())),
                 None => line.push_str("; keep failed records with --dead-letter PATH"),
             }
@@ -525,6 +537,7 @@ impl Prepared {
             error,
             output_note,
             dead_letter: ctx.dead_letter.path().map(|p| p.to_path_buf()),
+            dead_letter_lost: ctx.dead_letter.lost(),
         }
     }
 }

@@ -77,6 +77,12 @@ fn flush(
             for rej in &res.rejected {
                 ctx.reject_record(&batch[rej.index], rej.error_type, &rej.reason);
             }
+            if let Some(e) = res.broken {
+                if broken.is_none() {
+                    ctx.fail_run(PipelineError::Sink(e.message.clone()));
+                    *broken = Some(e);
+                }
+            }
         }
         Err(e) => {
             report.failed = batch.len() as u64;

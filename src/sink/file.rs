@@ -3,10 +3,20 @@
 //! only when the run completes, so the target only ever holds a whole output;
 //! a failed or interrupted run leaves what it wrote in `<path>.partial`.
 //! `-` writes standard output.
+//!
+//! Each batch is written with its own write calls (no buffer in between),
+//! so a record is counted as inserted only once its line has been handed to
+//! the operating system, and a reader of a live output sees every batch.
+//! When a write fails part way (a full disk), the records whose lines were
+//! written whole stay counted, the file is cut back to its last whole line,
+//! and every other record of the batch is failed and dead-lettered.
+//!
+//! The `.partial` file is locked (`flock`) for the whole run: a second run
+//! on the same output exits 75 instead of writing into the same file.
 
-use std::fs::File;
-use std::io::{self, BufWriter, Write};
-use std::path::PathBuf;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use crate::config::{FileSinkConfig, OutputPath};
@@ -14,24 +24,27 @@ use crate::error::{ErrorType, PipelineError};
 use crate::metrics::Metrics;
 use crate::record::Record;
 
-use super::{BatchError, BatchResult, BatchWriter, Sink};
+use super::{BatchError, BatchResult, BatchWriter, Rejected, Sink};
+
+/// A batch buffer that grew past this (a huge record) is given back.
+const KEEP_BUFFER: usize = 4 << 20;
 
 enum Out {
-    File(BufWriter<File>),
-    Stdout(BufWriter<io::Stdout>),
+    File(File),
+    Stdout(io::Stdout),
 }
 
-impl Out {
-    fn writer(&mut self) -> &mut dyn Write {
-        match self {
-            Out::File(w) => w,
-            Out::Stdout(w) => w,
-        }
-    }
+/// The open output and what has been written to it.
+struct OutState {
+    out: Option<Out>,
+    /// Bytes written to the file so far (where a cut-back goes).
+    written: u64,
+    /// Set once a write failed: later batches are not written.
+    broken: Option<String>,
 }
 
 struct Shared {
-    out: Mutex<Option<Out>>,
+    state: Mutex<OutState>,
     target: Option<PathBuf>,
     partial: Option<PathBuf>,
 }
@@ -42,24 +55,61 @@ pub struct FileSink {
 }
 
 /// `<path>.partial`, the file written while a run lasts.
-pub fn partial_path(target: &std::path::Path) -> PathBuf {
+pub fn partial_path(target: &Path) -> PathBuf {
     let mut p = target.as_os_str().to_owned();
     p.push(".partial");
     PathBuf::from(p)
 }
 
+/// Opens `partial` for this run alone: created if missing, locked, and only
+/// then emptied. A run that finds it locked gets [`PipelineError::Busy`].
+fn open_locked(partial: &Path, target: &Path) -> Result<File, PipelineError> {
+    use std::os::unix::fs::MetadataExt;
+    let open_err = |source| PipelineError::OpenOutput {
+        what: "--output-file",
+        path: target.to_path_buf(),
+        source,
+    };
+    loop {
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(partial)
+            .map_err(open_err)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(PipelineError::Busy(format!(
+                    "another run is writing {} (its {} is locked); wait for it to end or choose another --output-file",
+                    target.display(),
+                    partial.display()
+                )))
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(open_err(e)),
+        }
+        // The run that held the lock may have renamed this very file onto
+        // the target just before letting go: then start over with a new one.
+        let ours = file.metadata().map_err(open_err)?;
+        match std::fs::metadata(partial) {
+            Ok(m) if m.dev() == ours.dev() && m.ino() == ours.ino() => {
+                file.set_len(0).map_err(open_err)?;
+                return Ok(file);
+            }
+            Ok(_) | Err(_) => continue,
+        }
+    }
+}
+
 impl FileSink {
-    /// Creates `<path>.partial` (or takes standard output). An unwritable
-    /// path is a configuration error, found before anything is read.
+    /// Creates and locks `<path>.partial` (or takes standard output). An
+    /// unwritable path is a configuration error, a path another run is
+    /// writing is [`PipelineError::Busy`]; both are found before anything
+    /// is read.
     pub fn open(config: &FileSinkConfig) -> Result<FileSink, PipelineError> {
         let (out, target, partial) = match &config.output {
-            OutputPath::Stdout => (
-                Out::Stdout(BufWriter::with_capacity(256 * 1024, io::stdout())),
-                None,
-                None,
-            ),
+            OutputPath::Stdout => (Out::Stdout(io::stdout()), None, None),
             OutputPath::File(path) => {
-                let partial = partial_path(path);
                 if path.is_dir() {
                     return Err(PipelineError::OpenOutput {
                         what: "--output-file",
@@ -67,21 +117,18 @@ impl FileSink {
                         source: io::Error::other("it is a directory"),
                     });
                 }
-                let file = File::create(&partial).map_err(|source| PipelineError::OpenOutput {
-                    what: "--output-file",
-                    path: path.clone(),
-                    source,
-                })?;
-                (
-                    Out::File(BufWriter::with_capacity(256 * 1024, file)),
-                    Some(path.clone()),
-                    Some(partial),
-                )
+                let partial = partial_path(path);
+                let file = open_locked(&partial, path)?;
+                (Out::File(file), Some(path.clone()), Some(partial))
             }
         };
         Ok(FileSink {
             shared: Arc::new(Shared {
-                out: Mutex::new(Some(out)),
+                state: Mutex::new(OutState {
+                    out: Some(out),
+                    written: 0,
+                    broken: None,
+                }),
                 target,
                 partial,
             }),
@@ -92,29 +139,109 @@ impl FileSink {
 struct FileWriter {
     shared: Arc<Shared>,
     buf: Vec<u8>,
+    /// End offset in `buf` of each record's line.
+    ends: Vec<usize>,
+}
+
+/// Writes `buf` to `out`, returning how many bytes went out before an error.
+fn write_counted(out: &mut dyn Write, buf: &[u8]) -> (usize, Option<io::Error>) {
+    let mut done = 0;
+    while done < buf.len() {
+        match out.write(&buf[done..]) {
+            Ok(0) => return (done, Some(io::ErrorKind::WriteZero.into())),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return (done, Some(e)),
+        }
+    }
+    match out.flush() {
+        Ok(()) => (done, None),
+        Err(e) => (done, Some(e)),
+    }
+}
+
+impl FileWriter {
+    fn not_written(&self, from: usize, reason: &str) -> Vec<Rejected> {
+        (from..self.ends.len())
+            .map(|index| Rejected {
+                index,
+                error_type: ErrorType::Io,
+                reason: reason.to_string(),
+            })
+            .collect()
+    }
 }
 
 impl BatchWriter for FileWriter {
     fn write_batch(&mut self, batch: &[Record]) -> Result<BatchResult, BatchError> {
-        let io_err = |e: io::Error| BatchError {
-            error_type: ErrorType::Io,
-            message: format!("writing the output: {e}"),
-        };
         // Serialise outside the lock so several workers encode in parallel.
         self.buf.clear();
+        self.ends.clear();
         for record in batch {
-            record.write_json(&mut self.buf).map_err(io_err)?;
+            record
+                .write_json(&mut self.buf)
+                .expect("writing to a Vec cannot fail");
             self.buf.push(b'\n');
+            self.ends.push(self.buf.len());
         }
-        let mut out = self.shared.out.lock().expect("output lock");
-        let out = out
-            .as_mut()
-            .ok_or_else(|| io_err(io::Error::other("output already closed")))?;
-        out.writer().write_all(&self.buf).map_err(io_err)?;
-        Ok(BatchResult {
-            inserted: batch.len() as u64,
-            ..Default::default()
-        })
+        let mut state = self.shared.state.lock().expect("output lock");
+        let state = &mut *state;
+        if let Some(why) = &state.broken {
+            let reason = format!("not written: the output failed earlier ({why})");
+            return Ok(BatchResult {
+                rejected: self.not_written(0, &reason),
+                ..Default::default()
+            });
+        }
+        let (done, error) = match state.out.as_mut() {
+            Some(Out::File(f)) => write_counted(f, &self.buf),
+            Some(Out::Stdout(s)) => write_counted(&mut s.lock(), &self.buf),
+            None => (0, Some(io::Error::other("the output is already closed"))),
+        };
+        let whole = self.ends.partition_point(|&end| end <= done);
+        let result = match error {
+            None => {
+                state.written += done as u64;
+                BatchResult {
+                    inserted: batch.len() as u64,
+                    ..Default::default()
+                }
+            }
+            Some(e) => {
+                let kept = if whole == 0 { 0 } else { self.ends[whole - 1] };
+                let mut why = format!("writing the output: {e}");
+                match state.out.as_mut() {
+                    // Cut a torn last line off, so the file holds whole lines.
+                    Some(Out::File(f)) => {
+                        if let Err(cut) = f.set_len(state.written + kept as u64) {
+                            why.push_str(&format!(
+                                "; the last line may be torn (cannot cut it off: {cut})"
+                            ));
+                        }
+                        state.written += kept as u64;
+                    }
+                    Some(Out::Stdout(_)) if done > kept => {
+                        why.push_str("; the last line written to standard output is torn");
+                    }
+                    _ => {}
+                }
+                let reason = format!("not written: {why}");
+                state.broken = Some(why.clone());
+                BatchResult {
+                    inserted: whole as u64,
+                    rejected: self.not_written(whole, &reason),
+                    broken: Some(BatchError {
+                        error_type: ErrorType::Io,
+                        message: why,
+                    }),
+                    ..Default::default()
+                }
+            }
+        };
+        if self.buf.capacity() > KEEP_BUFFER {
+            self.buf = Vec::with_capacity(256 * 1024);
+        }
+        Ok(result)
     }
 }
 
@@ -127,30 +254,33 @@ impl Sink for FileSink {
         Ok(Box::new(FileWriter {
             shared: self.shared.clone(),
             buf: Vec::with_capacity(256 * 1024),
+            ends: Vec::new(),
         }))
     }
 
     fn finish(&self, complete: bool) -> Result<Option<String>, PipelineError> {
-        let out = self.shared.out.lock().expect("output lock").take();
-        let flushed = match out {
-            Some(Out::File(mut w)) => w.flush().and_then(|_| w.get_ref().sync_all()),
-            Some(Out::Stdout(mut w)) => w.flush(),
+        let mut state = self.shared.state.lock().expect("output lock");
+        // The lock on `.partial` is held until the rename below is done.
+        let out = state.out.take();
+        let synced = match &out {
+            Some(Out::File(f)) => f.sync_all(),
+            Some(Out::Stdout(s)) => s.lock().flush(),
             None => Ok(()),
         };
         let (Some(target), Some(partial)) = (&self.shared.target, &self.shared.partial) else {
-            return flushed
+            return synced
                 .map(|_| None)
                 .map_err(|e| PipelineError::Sink(format!("writing standard output: {e}")));
         };
         let left = || format!("output so far left in {}", partial.display());
-        if let Err(e) = flushed {
+        if let Err(e) = synced {
             return Err(PipelineError::Sink(format!(
-                "writing {}: {e}; {}",
+                "cannot flush {} to disk: {e}; the lines counted as written may not all be on disk; {}",
                 partial.display(),
                 left()
             )));
         }
-        if !complete {
+        if !complete || state.broken.is_some() {
             return Ok(Some(left()));
         }
         std::fs::rename(partial, target).map_err(|e| {
@@ -160,6 +290,7 @@ impl Sink for FileSink {
                 target.display()
             ))
         })?;
+        drop(out);
         Ok(Some(format!("output in {}", target.display())))
     }
 }

@@ -38,6 +38,10 @@ pub struct BatchResult {
     pub skipped: u64,
     /// Refused, one by one.
     pub rejected: Vec<Rejected>,
+    /// The sink broke part way through the batch (a full disk): the counts
+    /// above are what was written before it did, the rest of the batch is in
+    /// `rejected`, and the run fails (later batches are failed unwritten).
+    pub broken: Option<BatchError>,
 }
 
 /// The batch as a whole could not be written and retrying did not help; the

@@ -686,6 +686,7 @@ impl BatchWriter for MysqlWriter {
                         updated: tally.updated,
                         skipped: tally.skipped,
                         rejected: tally.rejected,
+                        broken: None,
                     });
                 }
                 Err(DbError::Retry(error_type, message)) if attempt < self.shared.max_retries => {
