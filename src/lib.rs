@@ -14,6 +14,7 @@
 //!   Pushgateway and textfile exports.
 //! - [`dead_letter`]: the file rejected records are kept in.
 //! - [`shutdown`]: the stop signal and the Ctrl+C / SIGTERM handler.
+//! - [`fsutil`]: the one atomic write, and the check that a run's paths do not collide.
 //! - [`lock`]: `--lock-file`, one run at a time.
 //! - [`retry`]: the one backoff policy (`--retry-for`, `--max-retries`), durations and sizes.
 #![warn(missing_docs)]
@@ -22,6 +23,7 @@ pub mod cli;
 pub mod config;
 pub mod dead_letter;
 pub mod error;
+pub mod fsutil;
 pub mod lock;
 pub mod metrics;
 pub mod pipeline;

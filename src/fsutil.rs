@@ -1,0 +1,280 @@
+//! Files pipeline-cli writes besides its output: the one atomic write
+//! (temporary file beside the target, fsync, rename) for the state file and
+//! the metrics textfile, and the check, before anything is opened for
+//! writing, that no two paths of a run name the same file and that every
+//! file the run will write at its end can be written.
+
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use crate::config::{Config, InputPath, OutputPath, SinkConfig, SourceConfig};
+use crate::error::PipelineError;
+use crate::sink::file::partial_path;
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same
+/// directory (hidden, so collectors that read `*.prom` ignore it), fsync,
+/// rename over `path`. On error the temporary file is removed and `path` is
+/// left as it was.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = temp_beside(path);
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        // The rename itself reaches the disk with the directory.
+        if let Ok(dir) = std::fs::File::open(dir_of(path)) {
+            let _ = dir.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn dir_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// `.<name>.<pid>.tmp` in the directory of `path`.
+fn temp_beside(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "pipeline".into());
+    dir_of(path).join(format!(".{name}.{}.tmp", std::process::id()))
+}
+
+/// What a path resolves to: the file itself when it exists (device and
+/// inode, so hard links and symlinks are seen through), and the absolute
+/// path it would have.
+struct Resolved {
+    inode: Option<(u64, u64)>,
+    absolute: PathBuf,
+}
+
+fn resolve(path: &Path) -> Resolved {
+    let inode = std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()));
+    let absolute = std::fs::canonicalize(path).unwrap_or_else(|_| {
+        let dir = std::fs::canonicalize(dir_of(path)).unwrap_or_else(|_| dir_of(path).into());
+        match path.file_name() {
+            Some(name) => dir.join(name),
+            None => dir,
+        }
+    });
+    Resolved { inode, absolute }
+}
+
+impl Resolved {
+    fn same(&self, other: &Resolved) -> bool {
+        match (self.inode, other.inode) {
+            (Some(a), Some(b)) => a == b,
+            _ => self.absolute == other.absolute,
+        }
+    }
+}
+
+/// One path a run writes, with the flag that named it.
+struct Written {
+    what: String,
+    path: PathBuf,
+}
+
+fn config_error(msg: String) -> PipelineError {
+    PipelineError::Config(msg)
+}
+
+/// Refuses (exit 2, before anything is opened for writing) a run whose
+/// paths collide: an output that is the input, an input named like the
+/// output's `.partial`, two outputs that are one file, a lock file or
+/// metrics textfile that already holds something else; and checks that the
+/// files written only at the end (textfile, state file) can be written.
+pub fn check_paths(config: &Config) -> Result<(), PipelineError> {
+    let input = match &config.source {
+        SourceConfig::Csv(c) => match &c.input {
+            InputPath::File(p) => Some(p.clone()),
+            InputPath::Stdin => None,
+        },
+        SourceConfig::Elasticsearch(_) => None,
+    };
+    let mut written: Vec<Written> = Vec::new();
+    let mut add = |what: &str, path: &Path| {
+        written.push(Written {
+            what: what.to_string(),
+            path: path.to_path_buf(),
+        })
+    };
+    if let SinkConfig::File(f) = &config.sink {
+        if let OutputPath::File(p) = &f.output {
+            add("--output-file", p);
+            add(
+                "the temporary output (--output-file + .partial)",
+                &partial_path(p),
+            );
+        }
+    }
+    if let Some(p) = &config.dead_letter {
+        add("--dead-letter", p);
+    }
+    if let Some(p) = &config.lock_file {
+        add("--lock-file", p);
+    }
+    if let Some(p) = &config.textfile {
+        add("--metrics-textfile", p);
+    }
+    if let SourceConfig::Elasticsearch(es) = &config.source {
+        if let Some(p) = &es.state_file {
+            add("--state-file", p);
+        }
+    }
+    let resolved: Vec<Resolved> = written.iter().map(|w| resolve(&w.path)).collect();
+    if let Some(input) = &input {
+        let r = resolve(input);
+        for (w, o) in written.iter().zip(&resolved) {
+            if r.same(o) {
+                return Err(config_error(if w.what.starts_with("the temporary") {
+                    format!(
+                        "--csv-file '{}' is the temporary file of --output-file: it would be emptied before it is read; rename it or choose another --output-file",
+                        input.display()
+                    )
+                } else {
+                    format!(
+                        "{} '{}' is the input file (--csv-file): it would be overwritten; choose another path",
+                        w.what,
+                        w.path.display()
+                    )
+                }));
+            }
+        }
+    }
+    for i in 0..written.len() {
+        for j in i + 1..written.len() {
+            if resolved[i].same(&resolved[j]) {
+                return Err(config_error(format!(
+                    "{} and {} name the same file '{}'; give each its own path",
+                    written[i].what,
+                    written[j].what,
+                    written[i].path.display()
+                )));
+            }
+        }
+    }
+    if let Some(p) = &config.lock_file {
+        check_not_foreign(p, "--lock-file", |text| {
+            text.is_empty() || (text.starts_with("pid ") && text.contains("pipeline-cli"))
+        })?;
+    }
+    if let Some(p) = &config.textfile {
+        check_not_foreign(p, "--metrics-textfile", |text| {
+            text.is_empty() || text.starts_with("# HELP ") || text.starts_with("# TYPE ")
+        })?;
+        check_writable_dir(p, "--metrics-textfile")?;
+    }
+    if let SourceConfig::Elasticsearch(es) = &config.source {
+        if let Some(p) = &es.state_file {
+            if p.is_dir() {
+                return Err(config_error(format!(
+                    "--state-file '{}' is a directory",
+                    p.display()
+                )));
+            }
+            check_writable_dir(p, "--state-file")?;
+        }
+    }
+    Ok(())
+}
+
+/// An existing file at `path` must look like what pipeline-cli writes there;
+/// anything else would be overwritten, so it is refused.
+fn check_not_foreign(
+    path: &Path,
+    what: &str,
+    ours: impl Fn(&str) -> bool,
+) -> Result<(), PipelineError> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(_) => return Ok(()),
+    };
+    if meta.is_dir() {
+        return Err(config_error(format!(
+            "{what} '{}' is a directory",
+            path.display()
+        )));
+    }
+    let mut head = vec![0u8; 256];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+        .unwrap_or(0);
+    let text = String::from_utf8_lossy(&head[..n]);
+    if ours(&text) {
+        Ok(())
+    } else {
+        Err(config_error(format!(
+            "{what} '{}' already exists and holds other data; pipeline-cli would overwrite it: choose another path",
+            path.display()
+        )))
+    }
+}
+
+/// The directory of `path` must take a new file (how atomic writes work).
+fn check_writable_dir(path: &Path, what: &str) -> Result<(), PipelineError> {
+    let probe = temp_beside(path).with_extension("probe");
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(config_error(format!(
+            "{what} '{}' cannot be written: {e} (in {})",
+            path.display(),
+            dir_of(path).display()
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_whole_and_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        write_atomic(&path, b"one").unwrap();
+        write_atomic(&path, b"two").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"two");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        // A directory in the way: the write fails and leaves no temporary file.
+        let blocked = dir.path().join("sub");
+        std::fs::create_dir(&blocked).unwrap();
+        std::fs::write(blocked.join("x"), b"keep").unwrap();
+        assert!(write_atomic(&blocked, b"three").is_err());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn the_same_file_is_found_through_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.csv");
+        std::fs::write(&a, b"x").unwrap();
+        let b = dir.path().join("b.csv");
+        std::fs::hard_link(&a, &b).unwrap();
+        let c = dir.path().join("c.csv");
+        std::os::unix::fs::symlink(&a, &c).unwrap();
+        assert!(resolve(&a).same(&resolve(&b)));
+        assert!(resolve(&a).same(&resolve(&c)));
+        let missing = dir.path().join("sub/../missing");
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        assert!(resolve(&missing).same(&resolve(&dir.path().join("missing"))));
+        assert!(!resolve(&a).same(&resolve(&missing)));
+    }
+}
