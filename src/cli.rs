@@ -803,12 +803,10 @@ pub fn with_config_file(
                 PipelineError::Config(format!("--config {shown}: unknown setting '{key}'"))
             })?;
         let takes_value = arg.get_action().takes_values();
-        if let toml::Value::String(v) = &value {
-            if url::Url::parse(v).is_ok_and(|u| u.password().is_some()) {
-                return Err(PipelineError::Config(format!(
-                    "--config {shown}: '{key}' holds a password; set it in the environment (PIPELINE_DB_PASS, PIPELINE_ES_PASS) instead"
-                )));
-            }
+        if value_holds_password(&value) {
+            return Err(PipelineError::Config(format!(
+                "--config {shown}: '{key}' holds a password; set it in the environment (PIPELINE_DB_PASS, PIPELINE_ES_PASS) instead"
+            )));
         }
         let text = match value {
             toml::Value::String(s) => s,
@@ -849,6 +847,45 @@ pub fn with_config_file(
     out.extend(injected);
     out.extend(args.into_iter().skip(1));
     Ok(out)
+}
+
+/// True when `text` holds a URL with a password in any of the forms the
+/// flags accept: `scheme://user:pass@host`, a bare `user:pass@host:port`, or
+/// either as one part of a comma-separated list.
+fn holds_password(text: &str) -> bool {
+    text.split(',').map(str::trim).any(|part| {
+        let with_scheme = if part.contains("://") {
+            part.to_string()
+        } else {
+            format!("http://{part}")
+        };
+        if url::Url::parse(&with_scheme).is_ok_and(|u| u.password().is_some()) {
+            return true;
+        }
+        // Forms the URL parser refuses still hold a secret: `user:pass@host`
+        // (user info made of URL characters, then a host name).
+        let rest = part.split_once("://").map_or(part, |(_, r)| r);
+        rest.split_once('@').is_some_and(|(userinfo, host)| {
+            userinfo.contains(':')
+                && userinfo
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+;=:".contains(&b))
+                && host
+                    .bytes()
+                    .next()
+                    .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'[')
+        })
+    })
+}
+
+/// [`holds_password`] for a TOML value of any type (lists included).
+fn value_holds_password(value: &toml::Value) -> bool {
+    match value {
+        toml::Value::String(s) => holds_password(s),
+        toml::Value::Array(items) => items.iter().any(value_holds_password),
+        toml::Value::Table(t) => t.values().any(value_holds_password),
+        _ => false,
+    }
 }
 
 /// A URL without any `user:password@` part, for messages.
@@ -1439,6 +1476,32 @@ mod tests {
             .collect();
         let e = with_config_file(args).unwrap_err().to_string();
         assert!(e.contains("password") && !e.contains("hunter3"), "{e}");
+        for leaky in [
+            "es-url = \"http://a:9200,https://reader:hunter4@b:9200\"\n",
+            "es-url = \"reader:hunter4@b:9200\"\n",
+            "es-url = [\"http://a:9200\", \"http://reader:hunter4@b:9200\"]\n",
+            "db-url = [\"mysql://u:hunter4@h/db\"]\n",
+            "pushgateway-url = \"http://u:hunter4@pgw:9091\"\n",
+        ] {
+            std::fs::write(&file, leaky).unwrap();
+            let args: Vec<std::ffi::OsString> =
+                ["pipeline-cli", "--config", file.to_str().unwrap()]
+                    .iter()
+                    .map(Into::into)
+                    .collect();
+            let e = with_config_file(args).unwrap_err().to_string();
+            assert!(
+                e.contains("password") && !e.contains("hunter4"),
+                "{leaky}: {e}"
+            );
+        }
+        assert!(!holds_password("http://a:9200,https://b:9200"));
+        assert!(!holds_password("mysql://loader@db:3306/shop"));
+        assert!(!holds_password("localhost:9200"));
+        assert!(holds_password("reader:s3cr%40t@es.internal:9200"));
+        assert!(!holds_password(
+            r#"{"range": {"@timestamp": {"gte": "now-1d/d", "lt": "now/d"}}}"#
+        ));
         std::fs::write(&file, "no-such-flag = 1\n").unwrap();
         let args: Vec<std::ffi::OsString> = ["pipeline-cli", "--config", file.to_str().unwrap()]
             .iter()

@@ -5,6 +5,7 @@ use std::io::Write;
 use std::process;
 use std::time::Duration;
 
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 
 use clap::Parser;
@@ -61,6 +62,9 @@ fn main() {
         Err(e) => die(&e),
     };
     init_logging(&config);
+    if let Err(e) = pipeline_cli::fsutil::check_paths(&config) {
+        die(&e);
+    }
     // Held until the process exits, whichever way it exits.
     let _lock = match &config.lock_file {
         Some(path) => match RunLock::acquire(path) {
@@ -103,10 +107,22 @@ fn export_final(config: &Config, metrics: &Metrics, pusher: Option<&Arc<Pusher>>
     }
 }
 
+/// The run's exit code once the pipeline has finished (-1 before): a signal
+/// arriving after that (during the final push, say) no longer changes it.
+static FINISHED: AtomicI32 = AtomicI32::new(-1);
+
 fn run(config: Config) -> ExitCode {
     let shutdown = Shutdown::new();
     let held = shutdown.clone();
     if let Err(e) = install_signal_handlers(shutdown.clone(), move |sig| {
+        let finished = FINISHED.load(Ordering::SeqCst);
+        if finished >= 0 {
+            eprintln!(
+                "pipeline-cli: second {}: the run had finished; exiting now",
+                signal_name(sig)
+            );
+            process::exit(finished);
+        }
         eprintln!("pipeline-cli: second {}: exiting now", signal_name(sig));
         // Never between XA PREPARE and XA COMMIT: that would leave a batch
         // locked on the server until the next run resolves it.
@@ -120,13 +136,12 @@ fn run(config: Config) -> ExitCode {
     }) {
         die(&PipelineError::Config(e));
     }
-    spawn_watchdog(shutdown.clone(), config.shutdown_timeout);
-
     let metrics = Metrics::new(
         &config.pipeline_id,
         config.source.kind(),
         config.sink.kind(),
     );
+    spawn_watchdog(shutdown.clone(), config.shutdown_timeout, metrics.clone());
     let server = match config.metrics.port {
         Some(port) => match MetricsServer::start(&config.metrics.host, port, metrics.clone()) {
             Ok(s) => {
@@ -159,6 +174,8 @@ fn run(config: Config) -> ExitCode {
     let (push_done, push_done_rx) = crossbeam_channel::bounded::<()>(0);
     let interval_pusher = pusher.as_ref().and_then(|p| p.spawn_interval(push_done_rx));
     let summary = prepared.run();
+    let code = summary.outcome.exit_code();
+    FINISHED.store(code.code(), Ordering::SeqCst);
     drop(push_done);
     if let Some(t) = interval_pusher {
         let _ = t.join();
@@ -181,7 +198,7 @@ fn run(config: Config) -> ExitCode {
         }
         server.stop();
     }
-    match summary.outcome.exit_code() {
+    match code {
         ExitCode::Success if !exported => ExitCode::Failed,
         code => code,
     }
@@ -213,17 +230,35 @@ fn print_summary(config: &Config, summary: &pipeline::RunSummary) {
 }
 
 /// After the first stop signal, bounds how long the process may take to end.
-fn spawn_watchdog(shutdown: Shutdown, timeout: Duration) {
+/// It stands down once the pipeline has finished (what is left, the final
+/// push, is bounded by --push-timeout); when it fires it prints what the run
+/// did so far and how many records read are in doubt.
+fn spawn_watchdog(shutdown: Shutdown, timeout: Duration, metrics: Arc<Metrics>) {
     std::thread::Builder::new()
         .name("shutdown-watchdog".into())
         .spawn(move || {
             shutdown.wait();
             std::thread::sleep(timeout);
             shutdown.wait_for_critical(CRITICAL_LIMIT);
+            if FINISHED.load(Ordering::SeqCst) >= 0 {
+                return;
+            }
             let sig = shutdown.signal().unwrap_or(2);
+            let c = metrics.counts();
+            let done = c.inserted + c.updated + c.skipped + c.failed;
             eprintln!(
-                "pipeline-cli: error: shutdown did not finish within --shutdown-timeout {}s; exiting with records possibly unwritten",
-                timeout.as_secs()
+                "pipeline-cli: error: shutdown did not finish within --shutdown-timeout {}s; exiting with {} records read but neither written nor failed (in doubt)",
+                timeout.as_secs(),
+                c.read.saturating_sub(done)
+            );
+            eprintln!(
+                "pipeline-cli: interrupted by {}: read={} inserted={} updated={} skipped={} failed={} (stopped by the shutdown timeout)",
+                signal_name(sig),
+                c.read,
+                c.inserted,
+                c.updated,
+                c.skipped,
+                c.failed
             );
             process::exit(signal_exit_code(sig).code());
         })

@@ -323,3 +323,72 @@ fn the_examples_parse() {
         "{cron}"
     );
 }
+
+/// Freezes (SIGSTOP) or thaws (SIGCONT) a process: a frozen Pushgateway
+/// accepts connections (the kernel does) but never answers.
+fn freeze(child: &Child, frozen: bool) {
+    let sig = if frozen { libc::SIGSTOP } else { libc::SIGCONT };
+    assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
+}
+
+#[test]
+fn a_stalled_pushgateway_holds_a_finished_run_no_longer_than_the_push_timeout() {
+    let pg = Pushgateway::start();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    fs::write(&input, "id\n1\n2\n").unwrap();
+    let output = dir.path().join("out.jsonl");
+    let url = pg.url();
+    let mut args = csv_to_file(p(&input), p(&output));
+    args.extend(["--pushgateway-url", &url, "--push-timeout", "2s"]);
+    freeze(&pg.child, true);
+    let t = Instant::now();
+    let out = wait_with_limit(spawn(&args), Duration::from_secs(30));
+    let took = t.elapsed();
+    freeze(&pg.child, false);
+    let err = stderr(&out);
+    // The run itself succeeded: a push that is not --push-required only logs.
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("timed out (--push-timeout 2s)"), "{err}");
+    assert!(took < Duration::from_secs(12), "took {took:?}: {err}");
+    assert_eq!(read_jsonl(&output).len(), 2);
+}
+
+#[test]
+fn a_signal_during_the_final_push_does_not_change_a_finished_run() {
+    let pg = Pushgateway::start();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    fs::write(&input, "id\n1\n2\n3\n").unwrap();
+    let output = dir.path().join("out.jsonl");
+    let url = pg.url();
+    let mut args = csv_to_file(p(&input), p(&output));
+    args.extend([
+        "--pushgateway-url",
+        &url,
+        "--push-timeout",
+        "4s",
+        "--shutdown-timeout",
+        "1",
+    ]);
+    freeze(&pg.child, true);
+    let child = spawn(&args);
+    // The output is moved into place when the pipeline has finished; the
+    // final push (to a frozen Pushgateway) comes after that.
+    let t = Instant::now();
+    while !output.exists() {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the run never finished"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    signal(&child, "INT");
+    let out = wait_with_limit(child, Duration::from_secs(30));
+    freeze(&pg.child, false);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("in doubt"), "{err}");
+    assert!(!err.contains("did not finish"), "{err}");
+    assert!(err.contains("completed: read=3 inserted=3"), "{err}");
+}

@@ -9,10 +9,8 @@
 //! The `process_*` metrics are left out of pushes and textfiles: they would
 //! describe a process that has ended, and node_exporter has its own.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::config::PushConfig;
 use crate::error::{ErrorType, Stage};
@@ -61,7 +59,7 @@ impl Pusher {
         // The client's connection pool lives on the shared runtime.
         let _inside = runtime().enter();
         let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
+            .connect_timeout(cfg.timeout)
             .build()
             .map_err(|e| format!("cannot set up the Pushgateway client: {e}"))?;
         let base = cfg.url.as_str().trim_end_matches('/').to_string();
@@ -89,53 +87,77 @@ impl Pusher {
         shown
     }
 
-    /// Pushes now, retrying a few times. A failure is logged and counted in
-    /// `errors_total{stage="push"}`.
+    /// Pushes now, retrying a passing failure (a refused connection, a 5xx,
+    /// a timeout) for at most `--push-timeout` in all, so a slow or absent
+    /// Pushgateway never holds a finished run for long. A 4xx is a mistake in
+    /// the URL or the metrics and is not retried. A failure is logged and
+    /// counted in `errors_total{stage="push"}`.
     pub fn push(&self) -> Result<(), String> {
-        let mut last = String::new();
-        for attempt in 1..=PUSH_ATTEMPTS {
+        let deadline = std::time::Instant::now() + self.cfg.timeout;
+        let mut backoff = crate::retry::RetryPolicy {
+            retry_for: self.cfg.timeout,
+            max_retries: Some(PUSH_ATTEMPTS - 1),
+        }
+        .start();
+        let last = loop {
             let body = render_for_export(&self.metrics);
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
             // The request is built inside the runtime: reqwest sets its
-            // timeout timer up as soon as the request is made.
+            // timers up as soon as the request is made.
             let sent = runtime().block_on(async {
-                self.client
+                let request = self
+                    .client
                     .post(&self.target)
                     .header("Content-Type", "text/plain; version=0.0.4")
                     .body(body)
-                    .send()
-                    .await
-            });
-            let error_type = match sent {
-                Ok(resp) if resp.status().is_success() => return Ok(()),
-                Ok(resp) => {
-                    let status = resp.status();
-                    let text = runtime().block_on(resp.text()).unwrap_or_default();
-                    last = format!("HTTP {status}: {}", text.trim());
-                    ErrorType::Server
-                }
-                Err(e) => {
-                    let timeout = e.is_timeout();
-                    last = if timeout {
-                        "timed out".to_string()
-                    } else {
-                        format!("cannot connect: {}", e.without_url())
-                    };
-                    if timeout {
-                        ErrorType::Timeout
-                    } else {
-                        ErrorType::Connection
+                    .send();
+                match tokio::time::timeout(left, request).await {
+                    Ok(Ok(resp)) => {
+                        let status = resp.status();
+                        let text = tokio::time::timeout(left, resp.text())
+                            .await
+                            .ok()
+                            .and_then(Result::ok)
+                            .unwrap_or_default();
+                        Ok((status, text))
                     }
+                    Ok(Err(e)) => Err((e.is_timeout(), e.without_url().to_string())),
+                    Err(_) => Err((true, String::new())),
                 }
+            });
+            let (error_type, why, retry) = match sent {
+                Ok((status, _)) if status.is_success() => return Ok(()),
+                Ok((status, text)) => (
+                    ErrorType::Server,
+                    format!("HTTP {status}: {}", text.trim()),
+                    status.is_server_error(),
+                ),
+                Err((true, _)) => (
+                    ErrorType::Timeout,
+                    format!(
+                        "timed out (--push-timeout {})",
+                        crate::retry::format_duration(self.cfg.timeout)
+                    ),
+                    true,
+                ),
+                Err((false, e)) => (ErrorType::Connection, format!("cannot connect: {e}"), true),
             };
             self.metrics.error(Stage::Push, error_type, 1);
-            if attempt < PUSH_ATTEMPTS {
-                self.metrics.retried(Stage::Push);
-                std::thread::sleep(Duration::from_millis(500 << attempt));
+            if !retry {
+                break why;
             }
-        }
+            match backoff.next_delay(None) {
+                Some(wait) if std::time::Instant::now() + wait < deadline => {
+                    self.metrics.retried(Stage::Push);
+                    std::thread::sleep(wait);
+                }
+                _ => break why,
+            }
+        };
         let msg = format!(
-            "pushing metrics to {} failed after {PUSH_ATTEMPTS} attempts: {last}",
-            self.target()
+            "pushing metrics to {} failed after {} attempt(s): {last}",
+            self.target(),
+            backoff.attempt() + 1
         );
         tracing::error!("{msg}");
         Err(msg)
@@ -171,24 +193,8 @@ impl Pusher {
 /// Writes the exposition to `path` atomically (temporary file beside it,
 /// fsync, rename), for node_exporter's textfile collector.
 pub fn write_textfile(path: &Path, metrics: &Metrics) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "pipeline.prom".into());
-    // node_exporter reads only *.prom files, so the temporary name is ignored.
-    let tmp: PathBuf = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(render_for_export(metrics).as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
+    let result = crate::fsutil::write_atomic(path, render_for_export(metrics).as_bytes());
     if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
         metrics.error(Stage::Push, ErrorType::Io, 1);
     }
     result
