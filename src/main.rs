@@ -174,7 +174,7 @@ fn run(config: Config) -> ExitCode {
     let (push_done, push_done_rx) = crossbeam_channel::bounded::<()>(0);
     let interval_pusher = pusher.as_ref().and_then(|p| p.spawn_interval(push_done_rx));
     let summary = prepared.run();
-    let code = summary.outcome.exit_code();
+    let code = summary.exit_code();
     FINISHED.store(code.code(), Ordering::SeqCst);
     drop(push_done);
     if let Some(t) = interval_pusher {

@@ -330,6 +330,16 @@ pub struct RunSummary {
 }
 
 impl RunSummary {
+    /// The exit code: the outcome's, except that a configuration error
+    /// found before anything was read (credentials refused on the first
+    /// page) is a usage error (2), as when it is found at start.
+    pub fn exit_code(&self) -> ExitCode {
+        match &self.error {
+            Some(e) if self.counts.read == 0 && e.is_usage() => ExitCode::Usage,
+            _ => self.outcome.exit_code(),
+        }
+    }
+
     /// The one-line summary printed on stderr.
     pub fn line(&self) -> String {
         let c = &self.counts;

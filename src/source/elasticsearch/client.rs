@@ -1,0 +1,382 @@
+//! The HTTP side of the Elasticsearch source: one client per node, each
+//! request bounded by `--es-timeout`, passing failures (connection errors,
+//! timeouts, 429, 502-504, and 2xx answers that are not what was asked
+//! for, such as a proxy's HTML page) retried with the run's [`Backoff`]
+//! within `--retry-for`, honouring Retry-After.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use elasticsearch::auth::Credentials;
+use elasticsearch::cert::{Certificate, CertificateValidation};
+use elasticsearch::http::headers::HeaderMap;
+use elasticsearch::http::request::JsonBody;
+use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
+use elasticsearch::http::Method;
+use elasticsearch::Elasticsearch;
+use serde_json::Value as Json;
+
+use crate::config::EsConfig;
+use crate::error::{ErrorType, PipelineError, Stage};
+use crate::metrics::Metrics;
+use crate::retry::{format_duration, RetryPolicy};
+use crate::shutdown::Shutdown;
+
+/// Why a request failed, after any retries.
+#[derive(Debug)]
+pub(super) enum EsError {
+    /// 401 / 403.
+    Auth(String),
+    /// 404 index_not_found.
+    Missing(String),
+    /// 404 search_context_missing: the point in time or scroll is gone.
+    Expired(String),
+    /// The server could not be reached, kept answering 429/5xx, or kept
+    /// answering with something that is not a valid response.
+    Unavailable(String),
+    /// A scroll page was lost: a scroll cannot be asked for the same page
+    /// twice, so it is not retried.
+    ScrollLost(String),
+    /// Anything else the server refused.
+    Refused(String),
+    /// The run was stopped while the request was in flight.
+    Stopped,
+}
+
+impl EsError {
+    pub(super) fn error_type(&self) -> ErrorType {
+        match self {
+            EsError::Auth(_) => ErrorType::Auth,
+            EsError::Missing(_) => ErrorType::Config,
+            EsError::Expired(_) => ErrorType::Timeout,
+            EsError::Unavailable(_) | EsError::ScrollLost(_) => ErrorType::Connection,
+            EsError::Refused(_) | EsError::Stopped => ErrorType::Server,
+        }
+    }
+
+    pub(super) fn message(&self) -> &str {
+        match self {
+            EsError::Auth(m)
+            | EsError::Missing(m)
+            | EsError::Expired(m)
+            | EsError::Unavailable(m)
+            | EsError::ScrollLost(m)
+            | EsError::Refused(m) => m,
+            EsError::Stopped => "stopped",
+        }
+    }
+}
+
+/// The server's error type and reason from an error body.
+pub(super) fn error_reason(body: &Json) -> (String, String) {
+    let err = &body["error"];
+    let root = &err["root_cause"][0];
+    let kind = root["type"]
+        .as_str()
+        .or_else(|| err["type"].as_str())
+        .unwrap_or("")
+        .to_string();
+    let reason = root["reason"]
+        .as_str()
+        .or_else(|| err["reason"].as_str())
+        .or_else(|| err.as_str())
+        .unwrap_or("")
+        .to_string();
+    (kind, reason)
+}
+
+/// When a failed request may be sent again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Retry {
+    /// Whenever the failure is a passing one.
+    Passing,
+    /// Only when the server surely did not act on it (the connection could
+    /// not be made, or 429): a scroll page.
+    IfNotActedOn,
+    /// Never: one attempt (releasing a point in time or scroll).
+    Never,
+}
+
+/// Checks a 2xx body; `Err` says what is wrong with it.
+pub(super) type Check<'a> = &'a (dyn Fn(&Json) -> Result<(), String> + Sync);
+
+/// One request.
+pub(super) struct Call<'a> {
+    pub method: Method,
+    pub path: &'a str,
+    pub query: &'a [(&'a str, &'a str)],
+    pub body: Option<Json>,
+    pub check: Option<Check<'a>>,
+    pub retry: Retry,
+    /// Counted as a page fetch in the metrics.
+    pub metrics: Option<&'a Metrics>,
+}
+
+impl<'a> Call<'a> {
+    pub(super) fn new(method: Method, path: &'a str) -> Call<'a> {
+        Call {
+            method,
+            path,
+            query: &[],
+            body: None,
+            check: None,
+            retry: Retry::Passing,
+            metrics: None,
+        }
+    }
+}
+
+/// A connection to one or more nodes, with retries.
+pub(super) struct Client {
+    nodes: Vec<(Elasticsearch, String)>,
+    next: AtomicUsize,
+    retry: RetryPolicy,
+    timeout: Duration,
+}
+
+/// The first characters of a body that is not what was expected, for the
+/// error message (control characters and long bodies cut).
+fn preview(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(60)]);
+    let flat: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    format!("{}{}", flat.trim(), if bytes.len() > 60 { "…" } else { "" })
+}
+
+impl Client {
+    pub(super) fn new(cfg: &EsConfig) -> Result<Client, PipelineError> {
+        let mut nodes = Vec::new();
+        for url in &cfg.urls {
+            let mut shown = url.clone();
+            let _ = shown.set_password(None);
+            let _ = shown.set_username("");
+            let mut builder = TransportBuilder::new(SingleNodeConnectionPool::new(url.clone()))
+                .disable_proxy()
+                .timeout(cfg.timeout);
+            if let Some(key) = &cfg.api_key {
+                builder = builder.auth(Credentials::EncodedApiKey(key.expose().to_string()));
+            } else if let Some(user) = &cfg.user {
+                let pass = cfg
+                    .password
+                    .as_ref()
+                    .map(|p| p.expose().to_string())
+                    .unwrap_or_default();
+                builder = builder.auth(Credentials::Basic(user.clone(), pass));
+            }
+            if cfg.insecure {
+                builder = builder.cert_validation(CertificateValidation::None);
+            } else if let Some(ca) = &cfg.ca_cert {
+                let pem = std::fs::read(ca).map_err(|e| {
+                    PipelineError::Config(format!("--es-ca-cert '{}': {e}", ca.display()))
+                })?;
+                let cert = Certificate::from_pem(&pem).map_err(|e| {
+                    PipelineError::Config(format!(
+                        "--es-ca-cert '{}' is not a PEM certificate: {e}",
+                        ca.display()
+                    ))
+                })?;
+                builder = builder.cert_validation(CertificateValidation::Full(cert));
+            }
+            let transport = builder.build().map_err(|e| {
+                PipelineError::Config(format!("cannot set up the client for {shown}: {e}"))
+            })?;
+            nodes.push((Elasticsearch::new(transport), shown.to_string()));
+        }
+        Ok(Client {
+            nodes,
+            next: AtomicUsize::new(0),
+            retry: cfg.retry,
+            timeout: cfg.timeout,
+        })
+    }
+
+    /// Sends `call`, cancelled at once when `stop` is raised.
+    pub(super) async fn send_or_stop(
+        &self,
+        call: Call<'_>,
+        stop: &Shutdown,
+    ) -> Result<(Json, u64), EsError> {
+        tokio::select! {
+            r = self.send(call) => r,
+            _ = stop.cancelled() => Err(EsError::Stopped),
+        }
+    }
+
+    /// Sends `call`, retrying passing failures as its [`Retry`] allows.
+    /// Returns the JSON body and its size in bytes.
+    pub(super) async fn send(&self, call: Call<'_>) -> Result<(Json, u64), EsError> {
+        let mut backoff = self.retry.start();
+        loop {
+            let n = self.next.load(Ordering::Relaxed) % self.nodes.len();
+            let (client, shown) = &self.nodes[n];
+            let started = Instant::now();
+            let sent = client
+                .send(
+                    call.method,
+                    call.path,
+                    HeaderMap::new(),
+                    Some(call.query),
+                    call.body.clone().map(JsonBody::new),
+                    None,
+                )
+                .await;
+            // (wait hint, why, error type, whether the server may have acted)
+            let (hint, why, error_type, acted): (Option<Duration>, String, ErrorType, bool) =
+                match sent {
+                    Err(e) => {
+                        // Try the next node, if there is one.
+                        self.next.fetch_add(1, Ordering::Relaxed);
+                        if e.is_timeout() {
+                            (
+                                None,
+                                format!(
+                                    "no answer from {shown} within --es-timeout {}",
+                                    format_duration(self.timeout)
+                                ),
+                                ErrorType::Timeout,
+                                true,
+                            )
+                        } else {
+                            let connect = std::error::Error::source(&e)
+                                .and_then(|s| s.downcast_ref::<reqwest::Error>())
+                                .is_some_and(reqwest::Error::is_connect);
+                            (
+                                None,
+                                format!("cannot reach {shown}: {e}"),
+                                ErrorType::Connection,
+                                !connect,
+                            )
+                        }
+                    }
+                    Ok(resp) => {
+                        let status = resp.status_code().as_u16();
+                        let hint = resp
+                            .headers()
+                            .get("retry-after")
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| v.trim().parse::<u64>().ok())
+                            .map(Duration::from_secs);
+                        match resp.bytes().await {
+                            Err(e) => {
+                                self.next.fetch_add(1, Ordering::Relaxed);
+                                let et = if e.is_timeout() {
+                                    ErrorType::Timeout
+                                } else {
+                                    ErrorType::Connection
+                                };
+                                (
+                                    None,
+                                    format!("reading the answer from {shown}: {e}"),
+                                    et,
+                                    true,
+                                )
+                            }
+                            Ok(bytes) => {
+                                if let Some(m) = call.metrics {
+                                    m.fetch_observed(started.elapsed());
+                                    m.source_bytes(bytes.len() as u64);
+                                }
+                                match self.answer(shown, status, &bytes, call.check)? {
+                                    Ok(json) => return Ok((json, bytes.len() as u64)),
+                                    Err((why, et)) => (hint, why, et, status != 429),
+                                }
+                            }
+                        }
+                    }
+                };
+            if let Some(m) = call.metrics {
+                m.error(Stage::Source, error_type, 1);
+            }
+            let may_retry = match call.retry {
+                Retry::Passing => true,
+                Retry::IfNotActedOn => !acted,
+                Retry::Never => false,
+            };
+            if !may_retry {
+                return Err(match call.retry {
+                    Retry::IfNotActedOn => EsError::ScrollLost(why),
+                    _ => EsError::Unavailable(why),
+                });
+            }
+            let Some(delay) = backoff.next_delay(hint) else {
+                return Err(EsError::Unavailable(format!(
+                    "{why} ({})",
+                    backoff.exhausted()
+                )));
+            };
+            tracing::warn!("{why}; retry {} in {delay:?}", backoff.progress());
+            if let Some(m) = call.metrics {
+                m.retried(Stage::Source);
+            }
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// Reads one answer: `Ok(Ok(json))` to return, `Ok(Err(..))` for a
+    /// passing failure, `Err` for a failure no retry can mend.
+    #[allow(clippy::type_complexity)]
+    fn answer(
+        &self,
+        shown: &str,
+        status: u16,
+        bytes: &[u8],
+        check: Option<Check<'_>>,
+    ) -> Result<Result<Json, (String, ErrorType)>, EsError> {
+        let parsed: Result<Json, _> = serde_json::from_slice(bytes);
+        match status {
+            200..=299 => {
+                let json = match parsed {
+                    Ok(j) => j,
+                    Err(e) => {
+                        return Ok(Err((
+                            format!(
+                                "{shown} answered HTTP {status} with a body that is not JSON ({e}; it starts with '{}'): a proxy or gateway page, or a body cut short",
+                                preview(bytes)
+                            ),
+                            ErrorType::Parse,
+                        )))
+                    }
+                };
+                if let Some(check) = check {
+                    if let Err(what) = check(&json) {
+                        return Ok(Err((
+                            format!(
+                                "{shown} answered HTTP {status} with JSON that is not a valid response: {what}"
+                            ),
+                            ErrorType::Parse,
+                        )));
+                    }
+                }
+                Ok(Ok(json))
+            }
+            401 | 403 => Err(EsError::Auth(format!(
+                "{shown} refused the credentials (HTTP {status}); check --es-user and PIPELINE_ES_PASS, or PIPELINE_ES_API_KEY"
+            ))),
+            429 | 502 | 503 | 504 => Ok(Err((
+                format!("{shown} answered HTTP {status}"),
+                ErrorType::Server,
+            ))),
+            _ => {
+                let json = parsed.unwrap_or(Json::Null);
+                let (kind, reason) = error_reason(&json);
+                if kind == "index_not_found_exception" {
+                    return Err(EsError::Missing(reason));
+                }
+                if kind == "search_context_missing_exception"
+                    || reason.contains("No search context found")
+                {
+                    return Err(EsError::Expired(reason));
+                }
+                if json.is_null() {
+                    return Err(EsError::Refused(format!(
+                        "{shown} answered HTTP {status}: '{}'",
+                        preview(bytes)
+                    )));
+                }
+                Err(EsError::Refused(format!("HTTP {status} {kind}: {reason}")))
+            }
+        }
+    }
+}

@@ -1,0 +1,680 @@
+//! The Elasticsearch / OpenSearch source. It asks the server what it is, then
+//! pages through the index with a point in time + search_after (sorted by
+//! `_shard_doc`; OpenSearch's own PIT API on OpenSearch) or with the scroll
+//! API, optionally in parallel slices, each feeding the channel.
+//!
+//! Every document is read exactly once, and that is checked: every page must
+//! be a well-formed search response (a proxy's HTML page or a body cut short
+//! is retried like a 5xx, never taken as the end of the index), and the
+//! number read is compared at the end with a count taken independently of
+//! the pages when the point in time or scroll opened. A stop cancels the
+//! request in flight; the point in time or scroll is always released.
+
+mod client;
+mod page;
+mod since;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use elasticsearch::http::Method;
+use serde_json::{json, Value as Json};
+
+use crate::config::{EsConfig, EsMode};
+use crate::error::{PipelineError, Stage};
+use crate::metrics::Metrics;
+use crate::pipeline::{runtime, Context, RecordSender};
+use crate::record::Record;
+use crate::retry::parse_duration;
+
+use super::Source;
+use client::{Call, Client, EsError, Retry};
+use page::{Expect, SchemaCache};
+use since::{field_at, Mark, Since};
+
+/// How the index is paged through, once the server is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Paging {
+    /// Elasticsearch's point in time (`/_pit`).
+    EsPit,
+    /// OpenSearch's point in time (`/_search/point_in_time`).
+    OsPit,
+    /// The scroll API.
+    Scroll,
+}
+
+impl Paging {
+    fn name(self) -> &'static str {
+        match self {
+            Paging::Scroll => "scroll",
+            _ => "point in time",
+        }
+    }
+}
+
+/// Where a slice is in its paging.
+enum Cursor {
+    /// Point in time + search_after (none before the first page).
+    Pit { id: String, after: Option<Json> },
+    /// The scroll is not open yet.
+    ScrollStart,
+    /// The scroll is open.
+    Scroll { id: String },
+}
+
+/// An opened Elasticsearch/OpenSearch index.
+pub struct EsSource {
+    cfg: EsConfig,
+    client: Arc<Client>,
+    paging: Paging,
+    query: Json,
+    count: u64,
+    limit: Option<u64>,
+    since: Option<Since>,
+    server: String,
+    /// `--limit` cut the read short.
+    limited: bool,
+}
+
+fn open_error(cfg: &EsConfig, e: EsError) -> PipelineError {
+    match e {
+        EsError::Missing(_) => {
+            PipelineError::Config(format!("index '{}' does not exist (--es-index)", cfg.index))
+        }
+        other => PipelineError::Config(format!(
+            "cannot read from Elasticsearch: {}",
+            other.message()
+        )),
+    }
+}
+
+fn version_at_least(number: &str, major: u64, minor: u64) -> bool {
+    let mut parts = number.split('.').map(|p| p.parse::<u64>().unwrap_or(0));
+    let (ma, mi) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (ma, mi) >= (major, minor)
+}
+
+/// The count of a `_count` answer or a `size: 0` search.
+fn count_of(answer: &Json) -> u64 {
+    answer["count"]
+        .as_u64()
+        .or_else(|| page::total_of(answer))
+        .unwrap_or(0)
+}
+
+impl EsSource {
+    /// Asks the server what it is, checks the index and counts the matching
+    /// documents. A missing index, bad credentials or an unreachable server
+    /// are reported here, before anything is read.
+    pub fn open(cfg: &EsConfig, limit: Option<u64>) -> Result<EsSource, PipelineError> {
+        let client = Arc::new(Client::new(cfg)?);
+        let since = match (&cfg.since_field, &cfg.state_file) {
+            (Some(field), Some(path)) => Some(Since::open(field, path)?),
+            _ => None,
+        };
+        let query = match &since {
+            Some(s) => s.narrow(cfg.query.clone()),
+            None => cfg.query.clone(),
+        };
+        let (info, count) = runtime().block_on(async {
+            let check_info = |j: &Json| {
+                j["version"]["number"]
+                    .as_str()
+                    .map(|_| ())
+                    .ok_or_else(|| "no version.number".to_string())
+            };
+            let mut call = Call::new(Method::Get, "/");
+            call.check = Some(&check_info);
+            let (info, _) = client.send(call).await.map_err(|e| open_error(cfg, e))?;
+            let count = Self::count_matching(&client, &cfg.index, &query)
+                .await
+                .map_err(|e| open_error(cfg, e))?;
+            Ok::<_, PipelineError>((info, count))
+        })?;
+        let number = info["version"]["number"]
+            .as_str()
+            .unwrap_or("0")
+            .to_string();
+        let opensearch = info["version"]["distribution"].as_str() == Some("opensearch");
+        let pit = if opensearch {
+            version_at_least(&number, 2, 4).then_some(Paging::OsPit)
+        } else {
+            version_at_least(&number, 7, 10).then_some(Paging::EsPit)
+        };
+        let product = if opensearch {
+            "OpenSearch"
+        } else {
+            "Elasticsearch"
+        };
+        let paging = match (cfg.mode, pit) {
+            (EsMode::Scroll, _) | (EsMode::Auto, None) => Paging::Scroll,
+            (_, Some(p)) => p,
+            (EsMode::Pit, None) => {
+                return Err(PipelineError::Config(format!(
+                    "--es-mode pit: this server ({product} {number}) has no point in time API; use --es-mode scroll or auto"
+                )))
+            }
+        };
+        let server = format!("{product} {number}");
+        tracing::info!(
+            "{server}: index {} holds {count} matching documents; paging with {}",
+            cfg.index,
+            match paging {
+                Paging::EsPit | Paging::OsPit => "point in time + search_after",
+                Paging::Scroll => "scroll",
+            }
+        );
+        Ok(EsSource {
+            cfg: cfg.clone(),
+            client,
+            paging,
+            query,
+            count,
+            limit,
+            since,
+            server,
+            limited: false,
+        })
+    }
+
+    /// `_count` with the query.
+    async fn count_matching(client: &Client, index: &str, query: &Json) -> Result<u64, EsError> {
+        let path = format!("/{index}/_count");
+        let mut call = Call::new(Method::Post, &path);
+        call.body = Some(json!({"query": query}));
+        call.check = Some(&page::check_count);
+        let (answer, _) = client.send(call).await?;
+        Ok(count_of(&answer))
+    }
+
+    fn page_body(&self, slice: u32, first: bool) -> Json {
+        let mut body = json!({
+            "size": self.cfg.page_size,
+            "query": self.query,
+            "track_total_hits": first,
+        });
+        if let Some(fields) = &self.cfg.fields {
+            let mut includes = fields.clone();
+            if let Some(s) = &self.since {
+                if !includes.contains(&s.field) {
+                    includes.push(s.field.clone());
+                }
+            }
+            body["_source"] = json!({"includes": includes});
+        }
+        if self.cfg.slices > 1 {
+            body["slice"] = json!({"id": slice, "max": self.cfg.slices});
+        }
+        body
+    }
+
+    /// Opens the point in time. Not a page: it is not timed as a fetch.
+    async fn open_pit(&self) -> Result<String, EsError> {
+        let (path, id_key) = match self.paging {
+            Paging::EsPit => (format!("/{}/_pit", self.cfg.index), "id"),
+            _ => (
+                format!("/{}/_search/point_in_time", self.cfg.index),
+                "pit_id",
+            ),
+        };
+        let keep_alive = [("keep_alive", self.cfg.keep_alive.as_str())];
+        let check = |j: &Json| {
+            j[id_key]
+                .as_str()
+                .map(|_| ())
+                .ok_or_else(|| format!("no point in time id ({id_key})"))
+        };
+        let mut call = Call::new(Method::Post, &path);
+        call.query = &keep_alive;
+        call.check = Some(&check);
+        let (r, _) = self.client.send(call).await?;
+        Ok(r[id_key].as_str().unwrap_or_default().to_string())
+    }
+
+    /// The number of matching documents in the point in time: a `size: 0`
+    /// search, independent of the pages that are read.
+    async fn count_in_pit(&self, id: &str) -> Result<u64, EsError> {
+        let body = json!({
+            "size": 0,
+            "query": self.query,
+            "track_total_hits": true,
+            "pit": {"id": id, "keep_alive": self.cfg.keep_alive},
+        });
+        let expect = Expect {
+            total: true,
+            sort: false,
+            scroll_id: false,
+        };
+        let check = move |j: &Json| page::check(j, expect);
+        let mut call = Call::new(Method::Post, "/_search");
+        call.body = Some(body);
+        call.check = Some(&check);
+        let (answer, _) = self.client.send(call).await?;
+        Ok(count_of(&answer))
+    }
+
+    async fn close_pit(&self, id: &str) {
+        let (path, body) = match self.paging {
+            Paging::EsPit => ("/_pit", json!({"id": id})),
+            _ => ("/_search/point_in_time", json!({"pit_id": [id]})),
+        };
+        let mut call = Call::new(Method::Delete, path);
+        call.body = Some(body);
+        call.retry = Retry::Never;
+        match self.client.send(call).await {
+            Ok(_) => tracing::debug!("closed point in time {id}"),
+            Err(e) => tracing::warn!("could not close the point in time: {}", e.message()),
+        }
+    }
+
+    async fn clear_scrolls(&self, ids: Vec<String>) {
+        if ids.is_empty() {
+            return;
+        }
+        let mut call = Call::new(Method::Delete, "/_search/scroll");
+        call.body = Some(json!({"scroll_id": ids}));
+        call.retry = Retry::Never;
+        match self.client.send(call).await {
+            Ok(_) => tracing::debug!("cleared scrolls {}", ids.join(",")),
+            Err(e) => tracing::warn!("could not clear the scroll: {}", e.message()),
+        }
+    }
+
+    /// Asks for the next page of a slice.
+    async fn next_page(
+        &self,
+        slice: u32,
+        cursor: &Cursor,
+        first: bool,
+        ctx: &Context,
+    ) -> Result<Json, EsError> {
+        let scroll_query = [("scroll", self.cfg.keep_alive.as_str())];
+        let (path, query, body, retry, expect): (String, &[(&str, &str)], Json, Retry, Expect) =
+            match cursor {
+                Cursor::Pit { id, after } => {
+                    let mut body = self.page_body(slice, first);
+                    body["pit"] = json!({"id": id, "keep_alive": self.cfg.keep_alive});
+                    body["sort"] = json!([{"_shard_doc": "asc"}]);
+                    if let Some(after) = after {
+                        body["search_after"] = after.clone();
+                    }
+                    let expect = Expect {
+                        total: first,
+                        sort: true,
+                        scroll_id: false,
+                    };
+                    ("/_search".into(), &[], body, Retry::Passing, expect)
+                }
+                Cursor::ScrollStart => {
+                    let mut body = self.page_body(slice, true);
+                    body["sort"] = json!(["_doc"]);
+                    let expect = Expect {
+                        total: true,
+                        sort: false,
+                        scroll_id: true,
+                    };
+                    let path = format!("/{}/_search", self.cfg.index);
+                    (path, &scroll_query, body, Retry::Passing, expect)
+                }
+                Cursor::Scroll { id } => {
+                    let body = json!({"scroll": self.cfg.keep_alive, "scroll_id": id});
+                    let expect = Expect {
+                        total: false,
+                        sort: false,
+                        scroll_id: true,
+                    };
+                    // A scroll page that was sent cannot be asked for again:
+                    // the server has moved on.
+                    let path = "/_search/scroll".to_string();
+                    (path, &[], body, Retry::IfNotActedOn, expect)
+                }
+            };
+        let check = move |j: &Json| page::check(j, expect);
+        let call = Call {
+            method: Method::Post,
+            path: &path,
+            query,
+            body: Some(body),
+            check: Some(&check),
+            retry,
+            metrics: Some(&ctx.metrics),
+        };
+        let (page, _) = self.client.send_or_stop(call, &ctx.shutdown).await?;
+        Ok(page)
+    }
+
+    /// Explains a lost point in time or scroll: expired (pages came too
+    /// slowly) or lost (a node restarted) according to how long it was idle.
+    fn context_gone(&self, reason: &str, idle: Duration) -> EsError {
+        let what = self.paging.name();
+        let ka = &self.cfg.keep_alive;
+        let idle_s = format!("{:.1}s", idle.as_secs_f64());
+        let msg = match parse_duration(ka) {
+            Ok(limit) if idle < limit => format!(
+                "the {what} was lost on the server ({reason}) only {idle_s} after the previous page, within --es-keep-alive {ka}: a node probably restarted or freed it; nothing after the last page written was read, run again"
+            ),
+            _ => format!(
+                "the {what} expired on the server ({reason}): {idle_s} passed between two pages; pages came too slowly for --es-keep-alive {ka}: raise it"
+            ),
+        };
+        EsError::Expired(msg)
+    }
+
+    /// Reads one slice to its end (or until told to stop). Returns the total
+    /// the server reported for the slice.
+    fn read_slice(
+        &self,
+        slice: u32,
+        pit: Option<&str>,
+        out: &RecordSender,
+        ctx: &Context,
+        shared: &SliceShared,
+    ) -> Result<u64, EsError> {
+        let _active = ctx.metrics.worker_active(Stage::Source);
+        let rt = runtime();
+        let mut cursor = match pit {
+            Some(id) => Cursor::Pit {
+                id: id.to_string(),
+                after: None,
+            },
+            None => Cursor::ScrollStart,
+        };
+        let mut total = 0u64;
+        let mut first = true;
+        let mut schemas = SchemaCache::default();
+        let mut chunk: Vec<Record> = Vec::new();
+        let mut mark = Mark::default();
+        let mut last_answer = Instant::now();
+        let result = loop {
+            if ctx.should_stop_reading() || shared.failed.load(Ordering::Relaxed) > 0 {
+                break Ok(total);
+            }
+            let idle = last_answer.elapsed();
+            let page = match rt.block_on(self.next_page(slice, &cursor, first, ctx)) {
+                Ok(p) => p,
+                Err(EsError::Stopped) => break Ok(total),
+                Err(e) => {
+                    // The run fails: the other slices stop too.
+                    shared.failed.store(1, Ordering::Relaxed);
+                    break Err(match e {
+                        EsError::Expired(reason) => self.context_gone(&reason, idle),
+                        other => other,
+                    });
+                }
+            };
+            last_answer = Instant::now();
+            if page["_shards"]["failed"].as_u64().unwrap_or(0) > 0 {
+                shared.failed.store(1, Ordering::Relaxed);
+                let (kind, reason) = client::error_reason(
+                    &json!({"error": page["_shards"]["failures"][0]["reason"]}),
+                );
+                if kind == "search_context_missing_exception" {
+                    break Err(self.context_gone(&reason, idle));
+                }
+                break Err(EsError::Refused(format!(
+                    "some shards failed ({kind}: {reason}); the page would be incomplete"
+                )));
+            }
+            if first {
+                total = page::total_of(&page).unwrap_or(0);
+                first = false;
+            }
+            let hits = page["hits"]["hits"]
+                .as_array()
+                .map_or(&[][..], Vec::as_slice);
+            match &mut cursor {
+                Cursor::Pit { id, after } => {
+                    if let Some(new) = page["pit_id"].as_str() {
+                        *id = new.to_string();
+                    }
+                    *after = hits.last().map(|h| h["sort"].clone());
+                }
+                Cursor::ScrollStart | Cursor::Scroll { .. } => {
+                    let id = page["_scroll_id"].as_str().unwrap_or_default().to_string();
+                    let known = matches!(&cursor, Cursor::Scroll { id: old } if *old == id);
+                    if !known {
+                        shared.scrolls.lock().expect("scroll ids").push(id.clone());
+                    }
+                    cursor = Cursor::Scroll { id };
+                }
+            }
+            if hits.is_empty() {
+                break Ok(total);
+            }
+            let mut stop_after = false;
+            for hit in hits {
+                if let Some(limit) = self.limit {
+                    if shared.taken.fetch_add(1, Ordering::SeqCst) >= limit {
+                        stop_after = true;
+                        break;
+                    }
+                }
+                if let Some(s) = &self.since {
+                    if let Some(v) = field_at(&hit["_source"], &s.field) {
+                        mark.see(v, hit["_id"].as_str().unwrap_or_default());
+                    }
+                }
+                let position = shared.position.fetch_add(1, Ordering::Relaxed) + 1;
+                chunk.push(schemas.record(hit, &self.cfg.meta_fields, position));
+            }
+            ctx.metrics.records_read(chunk.len() as u64);
+            let read =
+                shared.read.fetch_add(chunk.len() as u64, Ordering::Relaxed) + chunk.len() as u64;
+            out.send_all(&mut chunk, ctx);
+            ctx.progress(0, read);
+            if stop_after {
+                shared.limited.store(1, Ordering::Relaxed);
+                break Ok(total);
+            }
+        };
+        if let Some(s) = &self.since {
+            s.seen.lock().expect("since lock").merge(mark);
+        }
+        if let Cursor::Pit { id, .. } = cursor {
+            *shared.last_pit.lock().expect("pit id") = Some(id);
+        }
+        result
+    }
+
+    /// Checks the number read against the count taken when the point in
+    /// time or scroll opened, and the slices' own totals against that count.
+    fn check_counts(
+        &self,
+        read: u64,
+        slice_totals: u64,
+        count: u64,
+        pit: bool,
+    ) -> Result<(), PipelineError> {
+        let what = self.paging.name();
+        if pit && slice_totals != count {
+            return Err(PipelineError::Source(format!(
+                "the pages of the point in time reported {slice_totals} matching documents but a count on it says {count}; the export cannot be trusted"
+            )));
+        }
+        let expected = if pit { count } else { slice_totals };
+        if read != expected {
+            return Err(PipelineError::Source(format!(
+                "read {read} documents but {} counted {expected} matching documents when the {what} opened; the export is incomplete or doubled",
+                self.server,
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// What the slices of one run share.
+#[derive(Default)]
+struct SliceShared {
+    position: AtomicU64,
+    read: AtomicU64,
+    taken: AtomicU64,
+    limited: AtomicU64,
+    failed: AtomicU64,
+    scrolls: Mutex<Vec<String>>,
+    last_pit: Mutex<Option<String>>,
+}
+
+impl Source for EsSource {
+    fn size_hint(&self) -> Option<u64> {
+        None
+    }
+
+    fn fields(&self) -> Option<Vec<String>> {
+        None
+    }
+
+    fn run(&mut self, out: &RecordSender, ctx: &Context) -> Result<(), PipelineError> {
+        let total_hint = self.limit.map_or(self.count, |l| l.min(self.count));
+        ctx.progress_total_records(total_hint);
+        let rt = runtime();
+        // The independent count: on the point in time itself, or `_count`
+        // just before the scroll opens.
+        let opened = rt.block_on(async {
+            match self.paging {
+                Paging::EsPit | Paging::OsPit => {
+                    let id = self.open_pit().await?;
+                    tracing::debug!("opened point in time {id}");
+                    match self.count_in_pit(&id).await {
+                        Ok(n) => Ok((Some(id), n)),
+                        Err(e) => {
+                            self.close_pit(&id).await;
+                            Err(e)
+                        }
+                    }
+                }
+                Paging::Scroll => {
+                    let n =
+                        Self::count_matching(&self.client, &self.cfg.index, &self.query).await?;
+                    Ok((None, n))
+                }
+            }
+        });
+        let (pit, count) = opened.map_err(|e| self.run_error(e, &ctx.metrics, 0))?;
+        let shared = SliceShared::default();
+        let results: Vec<Result<u64, EsError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..self.cfg.slices)
+                .map(|slice| {
+                    let shared = &shared;
+                    let pit = pit.as_deref();
+                    let this = &*self;
+                    std::thread::Builder::new()
+                        .name(format!("es-slice-{slice}"))
+                        .spawn_scoped(scope, move || this.read_slice(slice, pit, out, ctx, shared))
+                        .expect("spawn a slice reader")
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("slice reader panicked"))
+                .collect()
+        });
+        // Always release what the server holds for us.
+        let last_pit = shared.last_pit.lock().expect("pit id").take().or(pit);
+        if let Some(id) = &last_pit {
+            rt.block_on(self.close_pit(id));
+        }
+        let scrolls = std::mem::take(&mut *shared.scrolls.lock().expect("scroll ids"));
+        rt.block_on(self.clear_scrolls(scrolls));
+
+        let read = shared.read.load(Ordering::Relaxed);
+        let mut slice_totals = 0u64;
+        for r in results {
+            slice_totals += r.map_err(|e| self.run_error(e, &ctx.metrics, read))?;
+        }
+        self.limited = shared.limited.load(Ordering::Relaxed) > 0;
+        if ctx.should_stop_reading() || self.limited {
+            return Ok(());
+        }
+        let mut count = count;
+        if last_pit.is_none() && slice_totals != count {
+            // The index changed while the scroll opened: its own total must
+            // lie between the counts taken before and after.
+            let after = rt
+                .block_on(Self::count_matching(
+                    &self.client,
+                    &self.cfg.index,
+                    &self.query,
+                ))
+                .map_err(|e| self.run_error(e, &ctx.metrics, read))?;
+            let (lo, hi) = (count.min(after), count.max(after));
+            if !(lo..=hi).contains(&slice_totals) {
+                return Err(PipelineError::Source(format!(
+                    "the scroll reported {slice_totals} matching documents but _count said {count} before it opened and {after} after; the export cannot be trusted"
+                )));
+            }
+            count = slice_totals;
+        }
+        self.check_counts(read, slice_totals, count, last_pit.is_some())?;
+        tracing::info!(
+            "read {read} documents from {} (counted {count} when the {} opened)",
+            self.cfg.index,
+            self.paging.name()
+        );
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<(), PipelineError> {
+        let Some(s) = &self.since else {
+            return Ok(());
+        };
+        if self.limited {
+            // Documents are read in index order, not by the field: after a
+            // --limit cut, some smaller values may still be unread.
+            tracing::warn!(
+                "--limit stopped the read early; {} is not saved, so the next run starts from the same place",
+                s.path.display()
+            );
+            return Ok(());
+        }
+        if let Some(mark) = s.save()? {
+            tracing::info!(
+                "saved {} >= {} ({} documents at that value already read) to {}",
+                s.field,
+                mark.value.unwrap_or_default(),
+                mark.ids.len(),
+                s.path.display()
+            );
+        }
+        Ok(())
+    }
+}
+
+impl EsSource {
+    /// The error that ends the run, counted in `errors_total{stage="source"}`.
+    /// Credentials refused before anything was read are a configuration
+    /// error (exit 2).
+    fn run_error(&self, e: EsError, metrics: &Metrics, read: u64) -> PipelineError {
+        // Failed attempts of passing errors were counted as they happened.
+        if !matches!(e, EsError::Unavailable(_) | EsError::ScrollLost(_)) {
+            metrics.error(Stage::Source, e.error_type(), 1);
+        }
+        match e {
+            EsError::Auth(m) if read == 0 => {
+                PipelineError::Config(format!("authentication failed: {m}"))
+            }
+            EsError::Auth(m) => PipelineError::Source(format!("authentication failed: {m}")),
+            EsError::ScrollLost(m) => PipelineError::Source(format!(
+                "a scroll page was lost ({m}); a scroll cannot ask for the same page again, so the run stops here rather than skip it; --es-mode pit can re-request a page and rides this out"
+            )),
+            EsError::Unavailable(m) if m.contains("--es-timeout") => PipelineError::Source(format!(
+                "{m}; raise --es-timeout if the server is only slow"
+            )),
+            other => PipelineError::Source(other.message().to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_compare_by_major_and_minor() {
+        assert!(version_at_least("8.15.3", 7, 10));
+        assert!(version_at_least("7.10.0", 7, 10));
+        assert!(!version_at_least("7.9.3", 7, 10));
+        assert!(version_at_least("2.4.0", 2, 4));
+        assert!(!version_at_least("1.3.2", 2, 4));
+    }
+}

@@ -1,0 +1,405 @@
+//! The Elasticsearch source under faults, injected by a small HTTP proxy
+//! between pipeline-cli and the real servers (noida-db: Elasticsearch 8;
+//! osmem-server: OpenSearch 3): a 200 page that is not a search response
+//! (an HTML sign-in page, a body cut short) is retried, never taken as the
+//! end of the index; a lost scroll page stops the run at once; a stalled
+//! server is a timeout; Ctrl+C cancels a stalled request; 401 is exit 2; a
+//! context lost by a restart is told apart from an expired one. Plus exact
+//! numbers and incremental runs at the watermark.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value as Json};
+
+use common::proxy::{Fault, Proxy, Rule};
+use common::*;
+
+const DOCS: usize = 2000;
+
+fn docs(from: usize, to: usize) -> Vec<(String, Json)> {
+    (from..to)
+        .map(|i| {
+            (
+                format!("d{i:05}"),
+                json!({"n": i, "name": format!("doc {i}")}),
+            )
+        })
+        .collect()
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+fn es_args<'a>(url: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "--source-type",
+        "elasticsearch",
+        "--es-url",
+        url,
+        "--es-index",
+        "docs",
+        "--es-page-size",
+        "100",
+        "--sink-type",
+        "file",
+        "--output-file",
+        out,
+    ];
+    args.extend(extra);
+    args
+}
+
+fn run_es(url: &str, out: &Path, extra: &[&str]) -> Output {
+    let child = Command::new(bin())
+        .args(es_args(url, p(out), extra))
+        .env("PIPELINE_LOG", "debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_with_limit(child, Duration::from_secs(120))
+}
+
+/// The `_id`s in a JSON-lines output, failing on a repeated one.
+fn ids(path: &Path) -> BTreeSet<String> {
+    let mut set = BTreeSet::new();
+    for line in read_jsonl(path) {
+        let id = line["_id"].as_str().unwrap().to_string();
+        assert!(set.insert(id.clone()), "{id} written twice");
+    }
+    set
+}
+
+fn all_ids(from: usize, to: usize) -> BTreeSet<String> {
+    (from..to).map(|i| format!("d{i:05}")).collect()
+}
+
+#[test]
+fn pages_that_are_not_search_responses_are_retried_not_taken_as_the_end() {
+    for kind in ES_KINDS {
+        let srv = EsServer::start(kind);
+        srv.bulk("docs", &docs(0, DOCS));
+        let dir = tempfile::tempdir().unwrap();
+        for mode in ["pit", "scroll"] {
+            let proxy = Proxy::start(srv.port);
+            // The first page of slice 2 of 4 is an SSO page with status 200;
+            // a later page is a JSON body cut short. Scroll pages after the
+            // first cannot be re-requested, so faults go on the opening
+            // searches there.
+            let (first, later) = if mode == "pit" {
+                ("POST /_search", "POST /_search")
+            } else {
+                ("/docs/_search?scroll", "/docs/_search?scroll")
+            };
+            proxy.add(Rule::new(first, Fault::Html, 1).with_body("\"slice\":{\"id\":2"));
+            proxy.add(Rule::new(later, Fault::Truncate, 1).with_body("\"slice\":{\"id\":1"));
+            let out = dir.path().join(format!("{mode}.jsonl"));
+            let url = proxy.url();
+            let res = run_es(&url, &out, &["--es-mode", mode, "--es-slices", "4"]);
+            let err = stderr(&res);
+            assert_eq!(res.status.code(), Some(0), "{kind:?} {mode}: {err}");
+            assert_eq!(proxy.injected(), 2, "{kind:?} {mode}: faults not injected");
+            assert!(err.contains("not JSON"), "{kind:?} {mode}: {err}");
+            assert!(err.contains("retry 1"), "{kind:?} {mode}: {err}");
+            assert_eq!(ids(&out), all_ids(0, DOCS), "{kind:?} {mode}");
+        }
+    }
+}
+
+#[test]
+fn a_server_that_keeps_sending_bad_pages_fails_the_run() {
+    let srv = EsServer::start(EsKind::Noida);
+    srv.bulk("docs", &docs(0, DOCS));
+    let dir = tempfile::tempdir().unwrap();
+    for fault in [Fault::Html, Fault::Truncate] {
+        let proxy = Proxy::start(srv.port);
+        // The first data page of the only slice, every time.
+        proxy.add(Rule::new("POST /_search", fault, 1000).with_body("\"size\":100"));
+        let out = dir.path().join("bad.jsonl");
+        let url = proxy.url();
+        let res = run_es(&url, &out, &["--es-mode", "pit", "--retry-for", "2s"]);
+        let err = stderr(&res);
+        assert_eq!(res.status.code(), Some(1), "{fault:?}: {err}");
+        assert!(err.contains("--retry-for 2s"), "{fault:?}: {err}");
+        assert!(err.contains("not JSON"), "{fault:?}: {err}");
+        assert!(
+            !out.exists(),
+            "{fault:?}: a failed run must not create the target"
+        );
+    }
+}
+
+#[test]
+fn a_lost_scroll_page_stops_the_run_at_once_naming_pit_mode() {
+    for kind in ES_KINDS {
+        let srv = EsServer::start(kind);
+        srv.bulk("docs", &docs(0, DOCS));
+        let dir = tempfile::tempdir().unwrap();
+        let proxy = Proxy::start(srv.port);
+        proxy.add(Rule::new("POST /_search/scroll", Fault::CutConnection, 1).after(3));
+        let out = dir.path().join("scroll.jsonl");
+        let url = proxy.url();
+        let res = run_es(&url, &out, &["--es-mode", "scroll"]);
+        let err = stderr(&res);
+        assert_eq!(res.status.code(), Some(1), "{kind:?}: {err}");
+        assert!(err.contains("--es-mode pit"), "{kind:?}: {err}");
+        assert!(
+            !err.contains("retry 1"),
+            "{kind:?}: a scroll page was retried: {err}"
+        );
+        // The same fault in point-in-time mode is ridden out.
+        let proxy = Proxy::start(srv.port);
+        proxy.add(Rule::new("POST /_search", Fault::CutConnection, 1).after(3));
+        let url = proxy.url();
+        let res = run_es(&url, &out, &["--es-mode", "pit"]);
+        assert_eq!(res.status.code(), Some(0), "{kind:?}: {}", stderr(&res));
+        assert_eq!(ids(&out), all_ids(0, DOCS), "{kind:?}");
+    }
+}
+
+#[test]
+fn a_stalled_server_is_a_timeout_within_the_retry_budget() {
+    let srv = EsServer::start(EsKind::Osmem);
+    srv.bulk("docs", &docs(0, DOCS));
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = Proxy::start(srv.port);
+    proxy.add(Rule::new("POST /_search", Fault::Stall, 1000).with_body("\"size\":100"));
+    let out = dir.path().join("stall.jsonl");
+    let url = proxy.url();
+    let started = Instant::now();
+    let res = run_es(
+        &url,
+        &out,
+        &[
+            "--es-mode",
+            "pit",
+            "--es-timeout",
+            "1s",
+            "--retry-for",
+            "3s",
+        ],
+    );
+    let err = stderr(&res);
+    assert_eq!(res.status.code(), Some(1), "{err}");
+    assert!(err.contains("within --es-timeout 1s"), "{err}");
+    assert!(err.contains("--retry-for 3s"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "a stalled server held the run for {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn ctrl_c_cancels_a_stalled_request_writes_what_was_read_and_releases_the_pit() {
+    for kind in ES_KINDS {
+        let srv = EsServer::start(kind);
+        srv.bulk("docs", &docs(0, DOCS));
+        let dir = tempfile::tempdir().unwrap();
+        let proxy = Proxy::start(srv.port);
+        // Five pages come through, then the server stalls.
+        proxy.add(
+            Rule::new("POST /_search", Fault::Stall, 1000)
+                .with_body("\"size\":100")
+                .after(5),
+        );
+        let out = dir.path().join("stopped.jsonl");
+        let url = proxy.url();
+        let mut child = Command::new(bin())
+            .args(es_args(
+                &url,
+                p(&out),
+                &["--es-mode", "pit", "--shutdown-timeout", "60"],
+            ))
+            .env("PIPELINE_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let t = Instant::now();
+        while proxy.injected() == 0 {
+            assert!(t.elapsed() < Duration::from_secs(30), "{kind:?}: no stall");
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "{kind:?}: exited early"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        signal(&child, "INT");
+        let stopped = Instant::now();
+        let res = wait_with_limit(child, Duration::from_secs(30));
+        let err = stderr(&res);
+        assert!(
+            stopped.elapsed() < Duration::from_secs(10),
+            "{kind:?}: Ctrl+C waited {:?} on a stalled request",
+            stopped.elapsed()
+        );
+        assert_eq!(res.status.code(), Some(130), "{kind:?}: {err}");
+        assert_eq!(summary_number(&err, "read"), 500, "{kind:?}: {err}");
+        assert_eq!(summary_number(&err, "inserted"), 500, "{kind:?}: {err}");
+        let partial = dir.path().join("stopped.jsonl.partial");
+        assert_eq!(
+            read_jsonl(&partial).len(),
+            500,
+            "{kind:?}: records read were not written"
+        );
+        assert!(
+            err.contains("closed point in time"),
+            "{kind:?}: not released: {err}"
+        );
+    }
+}
+
+#[test]
+fn refused_credentials_on_the_first_page_are_exit_2() {
+    for kind in ES_KINDS {
+        let srv = EsServer::start(kind);
+        srv.bulk("docs", &docs(0, 10));
+        let dir = tempfile::tempdir().unwrap();
+        for (mode, request) in [("pit", "POST /_search"), ("scroll", "/docs/_search?scroll")] {
+            let proxy = Proxy::start(srv.port);
+            proxy.add(Rule::new(
+                request,
+                Fault::Error(401, "security_exception"),
+                1000,
+            ));
+            let out = dir.path().join("auth.jsonl");
+            let url = proxy.url();
+            let res = run_es(&url, &out, &["--es-mode", mode]);
+            let err = stderr(&res);
+            assert_eq!(res.status.code(), Some(2), "{kind:?} {mode}: {err}");
+            assert!(
+                err.contains("refused the credentials"),
+                "{kind:?} {mode}: {err}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_context_lost_by_a_restart_is_not_called_slow() {
+    let srv = EsServer::start(EsKind::Noida);
+    srv.bulk("docs", &docs(0, DOCS));
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = Proxy::start(srv.port);
+    proxy.add(
+        Rule::new(
+            "POST /_search",
+            Fault::Error(404, "search_context_missing_exception"),
+            1,
+        )
+        .with_body("search_after"),
+    );
+    let out = dir.path().join("lost.jsonl");
+    let url = proxy.url();
+    let res = run_es(&url, &out, &["--es-mode", "pit", "--es-keep-alive", "5m"]);
+    let err = stderr(&res);
+    assert_eq!(res.status.code(), Some(1), "{err}");
+    assert!(err.contains("was lost on the server"), "{err}");
+    assert!(err.contains("restarted"), "{err}");
+    assert!(!err.contains("too slowly"), "{err}");
+}
+
+/// What a real Elasticsearch returns: `_source` exactly as indexed. (The
+/// test servers keep numbers as 64-bit floats, so the proxy puts the exact
+/// text back.)
+fn exact_source(body: &[u8]) -> Vec<u8> {
+    let mut page: Json = serde_json::from_slice(body).unwrap();
+    let exact: Json = serde_json::from_str(EXACT).unwrap();
+    if let Some(hits) = page["hits"]["hits"].as_array_mut() {
+        for hit in hits {
+            hit["_source"] = exact.clone();
+        }
+    }
+    serde_json::to_vec(&page).unwrap()
+}
+
+const EXACT: &str = r#"{"dec":19.999999999999999999,"big":123456789012345678901234567890,"f":2.5,"e":1.5e-7,"i":7}"#;
+
+#[test]
+fn numbers_keep_their_exact_digits() {
+    for kind in ES_KINDS {
+        let srv = EsServer::start(kind);
+        // A real Elasticsearch would refuse the 30-digit integer for a
+        // dynamic `long` mapping too; the document indexed is a stand-in.
+        srv.bulk("docs", &[("a".to_string(), json!({"n": 1}))]);
+        let proxy = Proxy::start(srv.port);
+        proxy.add(
+            Rule::new("POST /_search", Fault::Rewrite(exact_source), 1000)
+                .with_body("\"size\":100"),
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("n.jsonl");
+        let res = run_es(&proxy.url(), &out, &["--es-mode", "pit"]);
+        assert_eq!(res.status.code(), Some(0), "{kind:?}: {}", stderr(&res));
+        assert!(proxy.injected() > 0, "{kind:?}: no page rewritten");
+        let line = std::fs::read_to_string(&out).unwrap();
+        assert_eq!(
+            line,
+            format!("{{\"_id\":\"a\",{}\n", &EXACT[1..]),
+            "{kind:?}: {}",
+            stderr(&res)
+        );
+    }
+}
+
+#[test]
+fn incremental_runs_read_documents_arriving_at_the_watermark() {
+    for kind in ES_KINDS {
+        let srv = EsServer::start(kind);
+        let at = |id: &str, ts: u64| (id.to_string(), json!({"ts": ts, "id": id}));
+        srv.bulk("docs", &[at("a", 100), at("b", 100), at("c", 90)]);
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state.json");
+        let run = |name: &str| {
+            let out = dir.path().join(name);
+            let res = run_es(
+                &srv.url(),
+                &out,
+                &[
+                    "--es-since-field",
+                    "ts",
+                    "--state-file",
+                    p(&state),
+                    "--es-slices",
+                    "2",
+                ],
+            );
+            assert_eq!(
+                res.status.code(),
+                Some(0),
+                "{kind:?} {name}: {}",
+                stderr(&res)
+            );
+            ids(&out)
+        };
+        let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+        assert_eq!(run("1.jsonl"), set(&["a", "b", "c"]), "{kind:?}");
+        // Arrives later with the same timestamp as the saved maximum; a
+        // boundary document is updated to a later time.
+        srv.bulk("docs", &[at("d", 100), at("e", 101), at("a", 102)]);
+        assert_eq!(run("2.jsonl"), set(&["a", "d", "e"]), "{kind:?}");
+        assert_eq!(run("3.jsonl"), set(&[]), "{kind:?}: read again");
+        srv.bulk("docs", &[at("f", 102)]);
+        assert_eq!(run("4.jsonl"), set(&["f"]), "{kind:?}");
+        let saved: Json = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+        assert_eq!(saved["since"], 102, "{kind:?}: {saved}");
+        let mut boundary: Vec<&str> = saved["ids_at_since"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        boundary.sort();
+        assert_eq!(boundary, ["a", "f"], "{kind:?}: {saved}");
+    }
+}
