@@ -173,7 +173,7 @@ pub enum PipelineError {
     TooManyErrors(u64),
     /// The counts do not add up: a bug, and the run fails (exit 1).
     #[error("record counts do not reconcile: read {} != inserted {} + updated {} + skipped {} + failed {}", .0.read, .0.inserted, .0.updated, .0.skipped, .0.failed)]
-    Reconcile(crate::metrics::Counts),
+    Reconcile(crate::record::Counts),
 }
 
 impl PipelineError {

@@ -7,6 +7,10 @@
 //! - [`config`]: validated, typed settings.
 //! - [`error`]: error enums, the `error_type` vocabulary, exit codes.
 //! - [`record`]: `Record`, `Value` and their JSON form.
+//! - [`runtime`]: the one tokio runtime.
+//! - [`context`]: what a run's workers share: stop, first error, error budget, rejections.
+//! - [`channel`]: the bounded channel from source to sinks, and its depth.
+//! - [`progress`]: the progress bar.
 //! - [`pipeline`]: source -> channel -> sink workers, shutdown order, run summary.
 //! - [`source`]: sources (CSV, Elasticsearch/OpenSearch).
 //! - [`sink`]: sinks (JSON-lines file, MySQL) and the shared batching loop.
@@ -19,16 +23,20 @@
 //! - [`retry`]: the one backoff policy (`--retry-for`, `--max-retries`), durations and sizes.
 #![warn(missing_docs)]
 
+pub mod channel;
 pub mod cli;
 pub mod config;
+pub mod context;
 pub mod dead_letter;
 pub mod error;
 pub mod fsutil;
 pub mod lock;
 pub mod metrics;
 pub mod pipeline;
+pub mod progress;
 pub mod record;
 pub mod retry;
+pub mod runtime;
 pub mod shutdown;
 pub mod sink;
 pub mod source;

@@ -239,6 +239,30 @@ impl Record {
     }
 }
 
+/// The record counts of a run, read back from the counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Records the source produced (including rows it could not parse).
+    pub read: u64,
+    /// Records the sinks finished with.
+    pub processed: u64,
+    /// New lines / rows written.
+    pub inserted: u64,
+    /// Existing rows updated.
+    pub updated: u64,
+    /// Duplicates left alone.
+    pub skipped: u64,
+    /// Records rejected anywhere (see the dead-letter file).
+    pub failed: u64,
+}
+
+impl Counts {
+    /// True when every record read is accounted for exactly once.
+    pub fn reconciles(&self) -> bool {
+        self.read == self.inserted + self.updated + self.skipped + self.failed
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

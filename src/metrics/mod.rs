@@ -16,6 +16,7 @@ use prometheus::{
 };
 
 use crate::error::{ErrorType, Stage};
+use crate::record::Counts;
 
 /// Buckets for every `*_duration_seconds` histogram.
 pub const DURATION_BUCKETS: [f64; 16] = [
@@ -69,30 +70,6 @@ impl RunState {
     }
 }
 
-/// The record counts of a run, read back from the counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Counts {
-    /// Records the source produced (including rows it could not parse).
-    pub read: u64,
-    /// Records the sinks finished with.
-    pub processed: u64,
-    /// New lines / rows written.
-    pub inserted: u64,
-    /// Existing rows updated.
-    pub updated: u64,
-    /// Duplicates left alone.
-    pub skipped: u64,
-    /// Records rejected anywhere (see the dead-letter file).
-    pub failed: u64,
-}
-
-impl Counts {
-    /// True when every record read is accounted for exactly once.
-    pub fn reconciles(&self) -> bool {
-        self.read == self.inserted + self.updated + self.skipped + self.failed
-    }
-}
-
 /// What a sink did with one batch, reported in one call.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BatchReport {
@@ -113,8 +90,6 @@ pub struct BatchReport {
     /// False when the batch as a whole could not be written.
     pub ok: bool,
 }
-
-type QueueProbe = Box<dyn Fn() -> usize + Send + Sync>;
 
 /// The one handle through which every part of the pipeline reports.
 pub struct Metrics {
@@ -150,7 +125,6 @@ pub struct Metrics {
 struct Live {
     state: RunState,
     finished: Option<Duration>,
-    queue_probe: Option<QueueProbe>,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
@@ -390,7 +364,6 @@ impl Metrics {
             live: Mutex::new(Live {
                 state: RunState::Starting,
                 finished: None,
-                queue_probe: None,
             }),
         };
         m.run_start.set(unix_now());
@@ -466,19 +439,15 @@ impl Metrics {
         ActiveGuard { gauge }
     }
 
-    /// Sets the channel capacity and how to read its depth at scrape time.
-    pub fn watch_queue(&self, capacity: usize, probe: Option<QueueProbe>) {
+    /// Sets the channel capacity.
+    pub fn queue_capacity(&self, capacity: usize) {
         self.queue_capacity.set(capacity as i64);
-        if let Some(p) = &probe {
-            self.queue_depth.set(p() as i64);
-        }
-        self.live.lock().expect("metrics lock").queue_probe = probe;
     }
 
-    /// Stops reading the channel depth (the channel is gone); depth reads 0.
-    pub fn unwatch_queue(&self) {
-        self.live.lock().expect("metrics lock").queue_probe = None;
-        self.queue_depth.set(0);
+    /// Sets the channel depth: the source after each chunk it sends, each
+    /// sink worker after each batch it takes, and 0 once the run is over.
+    pub fn queue_depth(&self, depth: usize) {
+        self.queue_depth.set(depth as i64);
     }
 
     /// Moves the run to `state`. Ending states also freeze `run_duration_seconds`.
@@ -537,9 +506,6 @@ impl Metrics {
     pub fn render(&self) -> String {
         {
             let live = self.live.lock().expect("metrics lock");
-            if let Some(p) = &live.queue_probe {
-                self.queue_depth.set(p() as i64);
-            }
             let d = live.finished.unwrap_or_else(|| self.started.elapsed());
             self.run_duration.set(d.as_secs_f64());
         }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use crate::config::PushConfig;
 use crate::error::{ErrorType, Stage};
-use crate::pipeline::runtime;
+use crate::runtime::runtime;
 
 use super::Metrics;
 

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
+use crate::context::Context;
 use crate::error::{PipelineError, Stage};
 use crate::metrics::BatchReport;
-use crate::pipeline::Context;
 use crate::record::Record;
 
 use super::{BatchError, BatchWriter};
@@ -40,6 +40,7 @@ pub fn run_worker(
                 },
             }
         }
+        ctx.metrics.queue_depth(rx.len());
         flush(&mut batch, writer.as_mut(), ctx, started, &mut broken);
     }
 }

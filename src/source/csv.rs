@@ -9,9 +9,10 @@ use std::io::{self, Read};
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::channel::RecordSender;
 use crate::config::{CsvConfig, InputPath};
+use crate::context::Context;
 use crate::error::{ErrorType, PipelineError};
-use crate::pipeline::{Context, RecordSender};
 use crate::record::{Record, Schema, Value};
 use crate::shutdown::Shutdown;
 

@@ -6,9 +6,10 @@
 pub mod csv;
 pub mod elasticsearch;
 
+use crate::channel::RecordSender;
 use crate::config::SourceConfig;
+use crate::context::Context;
 use crate::error::PipelineError;
-use crate::pipeline::{Context, RecordSender};
 
 /// A source that has been opened (so its configuration errors have been seen)
 /// and is ready to read.

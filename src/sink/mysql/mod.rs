@@ -23,8 +23,8 @@ use mysql_async::{Conn, Opts, OptsBuilder, SslOpts, Value as MyValue};
 use crate::config::{LoadMode, MysqlConfig, OnDuplicate, SslMode};
 use crate::error::{ErrorType, PipelineError, Stage};
 use crate::metrics::Metrics;
-use crate::pipeline::runtime;
 use crate::record::{Record, Schema};
+use crate::runtime::runtime;
 
 use super::{BatchError, BatchResult, BatchWriter, Rejected, Sink};
 use table::{quote_ident, Column, ColumnInfo, Table};

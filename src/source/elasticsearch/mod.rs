@@ -21,12 +21,14 @@ use std::time::{Duration, Instant};
 use elasticsearch::http::Method;
 use serde_json::{json, Value as Json};
 
+use crate::channel::RecordSender;
 use crate::config::{EsConfig, EsMode};
+use crate::context::Context;
 use crate::error::{PipelineError, Stage};
 use crate::metrics::Metrics;
-use crate::pipeline::{runtime, Context, RecordSender};
 use crate::record::Record;
 use crate::retry::parse_duration;
+use crate::runtime::runtime;
 
 use super::Source;
 use client::{Call, Client, EsError, Retry};

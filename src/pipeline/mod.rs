@@ -1,0 +1,175 @@
+//! Wiring: the source thread -> the bounded channel -> sink workers. Opens
+//! everything a run needs, runs it, decides the order of shutdown, and
+//! reconciles the counts into the run summary.
+
+mod summary;
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::channel;
+use crate::config::Config;
+use crate::context::Context;
+use crate::dead_letter::DeadLetter;
+use crate::error::PipelineError;
+use crate::metrics::{Metrics, RunState};
+use crate::progress::Progress;
+use crate::shutdown::Shutdown;
+use crate::sink::{self, BatchWriter, Sink};
+use crate::source::{self, Source};
+
+pub use summary::{signal_exit_code, signal_name, Outcome, RunSummary};
+
+/// A run that has opened its source, sink and dead-letter file (so every
+/// configuration error has been seen) but has not read anything yet.
+pub struct Prepared {
+    config: Config,
+    ctx: Arc<Context>,
+    source: Box<dyn Source>,
+    sink: Arc<dyn Sink>,
+    writers: Vec<Box<dyn BatchWriter>>,
+}
+
+/// Opens everything a run needs. Errors here mean nothing was read (exit 2).
+pub fn prepare(
+    config: &Config,
+    metrics: Arc<Metrics>,
+    shutdown: Shutdown,
+) -> Result<Prepared, PipelineError> {
+    let source = source::open(&config.source, config.limit)?;
+    let sink = sink::open(&config.sink, source.fields().as_deref())?;
+    let writers = (0..config.workers)
+        .map(|_| sink.writer(&metrics, &shutdown))
+        .collect::<Result<Vec<_>, _>>()?;
+    let dead_letter = DeadLetter::open(config.dead_letter.as_deref())?;
+    let progress = (!config.quiet && std::io::stderr().is_terminal()).then(Progress::new);
+    let ctx = Context::new(metrics, shutdown, dead_letter, config.max_errors, progress);
+    ctx.progress_total(source.size_hint());
+    Ok(Prepared {
+        config: config.clone(),
+        ctx: Arc::new(ctx),
+        source,
+        sink,
+        writers,
+    })
+}
+
+impl Prepared {
+    /// Reads everything (or until stopped), writes it, and reports. Never
+    /// returns before every record read has been written or failed.
+    pub fn run(self) -> RunSummary {
+        let Prepared {
+            config,
+            ctx,
+            mut source,
+            sink,
+            writers,
+        } = self;
+        let started = Instant::now();
+        let metrics = ctx.metrics.clone();
+        let (sender, rx) = channel::bounded(config.queue_size);
+        metrics.queue_capacity(config.queue_size);
+        metrics.set_state(RunState::Running);
+
+        std::thread::scope(|scope| {
+            for (i, writer) in writers.into_iter().enumerate() {
+                let rx = rx.clone();
+                let ctx = &ctx;
+                let cfg = &config;
+                std::thread::Builder::new()
+                    .name(format!("sink-{i}"))
+                    .spawn_scoped(scope, move || {
+                        let worked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            sink::batch::run_worker(rx, writer, ctx, cfg.batch_size, cfg.batch_timeout)
+                        }));
+                        if worked.is_err() {
+                            ctx.fail_run(PipelineError::Sink(format!(
+                                "sink worker {i} crashed; records it held are missing from the counts"
+                            )));
+                        }
+                    })
+                    .expect("spawn a sink worker");
+            }
+            drop(rx);
+            let ctx = &ctx;
+            let source = &mut source;
+            std::thread::Builder::new()
+                .name("source".into())
+                .spawn_scoped(scope, move || {
+                    let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        source.run(&sender, ctx)
+                    }));
+                    match read {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => ctx.fail_run(e),
+                        Err(_) => ctx.fail_run(PipelineError::Source(
+                            "the source crashed; records it had read but not sent are missing from the counts".into(),
+                        )),
+                    }
+                    drop(sender);
+                    if ctx.should_stop_reading() {
+                        ctx.metrics.set_state(RunState::Draining);
+                    }
+                })
+                .expect("spawn the source thread");
+        });
+        metrics.queue_depth(0);
+        if let Err(e) = ctx.dead_letter().flush() {
+            ctx.dead_letter_failed(e);
+        }
+
+        // A stop requested without a signal (the library API) is SIGINT-like.
+        let interrupted = ctx
+            .shutdown
+            .is_requested()
+            .then(|| ctx.shutdown.signal().unwrap_or(2));
+        let complete = interrupted.is_none() && !ctx.has_failed();
+        let output_note = match sink.finish(complete) {
+            Ok(note) => note,
+            Err(e) => {
+                ctx.fail_run(e);
+                sink.finish(false).ok().flatten()
+            }
+        };
+        ctx.progress_done();
+
+        let counts = metrics.counts();
+        if !counts.reconciles() {
+            ctx.fail_run(PipelineError::Reconcile(counts));
+        }
+        let error = ctx.take_fatal();
+        let outcome = match (error.is_some(), interrupted) {
+            (true, _) => Outcome::Failed,
+            (false, Some(sig)) => Outcome::Interrupted(sig),
+            (false, None) if counts.failed > 0 => Outcome::RecordsFailed,
+            (false, None) => Outcome::Success,
+        };
+        metrics.set_state(match outcome {
+            Outcome::Success | Outcome::RecordsFailed => RunState::Completed,
+            Outcome::Failed => RunState::Failed,
+            Outcome::Interrupted(_) => RunState::Interrupted,
+        });
+        let mut error = error;
+        let mut outcome = outcome;
+        if outcome == Outcome::Success {
+            if let Err(e) = source.commit() {
+                tracing::error!("{e}");
+                error = Some(e);
+                outcome = Outcome::Failed;
+                metrics.set_state(RunState::Failed);
+            } else {
+                metrics.mark_success();
+            }
+        }
+        RunSummary {
+            outcome,
+            counts,
+            elapsed: started.elapsed(),
+            error,
+            output_note,
+            dead_letter: ctx.dead_letter().path().map(|p| p.to_path_buf()),
+            dead_letter_lost: ctx.dead_letter().lost(),
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! How a run ended: the outcome, its exit code, and the one summary line.
+
+use std::time::Duration;
+
+use crate::error::{ExitCode, PipelineError};
+use crate::record::Counts;
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything read was written.
+    Success,
+    /// The run finished, but some records failed (see the dead-letter file).
+    RecordsFailed,
+    /// The run was ended by an error.
+    Failed,
+    /// The run was stopped by a signal (its number).
+    Interrupted(i32),
+}
+
+impl Outcome {
+    /// The exit code for this outcome.
+    pub fn exit_code(self) -> ExitCode {
+        match self {
+            Outcome::Success => ExitCode::Success,
+            Outcome::RecordsFailed | Outcome::Failed => ExitCode::Failed,
+            Outcome::Interrupted(sig) => signal_exit_code(sig),
+        }
+    }
+}
+
+/// The exit code for a run stopped by signal `sig`.
+pub fn signal_exit_code(sig: i32) -> ExitCode {
+    match sig {
+        libc::SIGTERM => ExitCode::Terminated,
+        libc::SIGHUP => ExitCode::Hangup,
+        _ => ExitCode::Interrupted,
+    }
+}
+
+/// What a run did, for the summary line and the exit code.
+#[derive(Debug)]
+pub struct RunSummary {
+    /// How it ended.
+    pub outcome: Outcome,
+    /// The record counts.
+    pub counts: Counts,
+    /// Wall-clock time of the run.
+    pub elapsed: Duration,
+    /// The error that ended the run, if one did.
+    pub error: Option<PipelineError>,
+    /// Where the output is (or was left), from the sink.
+    pub output_note: Option<String>,
+    /// The dead-letter file, when records failed and one was given.
+    pub dead_letter: Option<std::path::PathBuf>,
+    /// Failed records the dead-letter file could not take (it failed).
+    pub dead_letter_lost: u64,
+}
+
+impl RunSummary {
+    /// The exit code: the outcome's, except that a configuration error
+    /// found before anything was read (credentials refused on the first
+    /// page) is a usage error (2), as when it is found at start.
+    pub fn exit_code(&self) -> ExitCode {
+        match &self.error {
+            Some(e) if self.counts.read == 0 && e.is_usage() => ExitCode::Usage,
+            _ => self.outcome.exit_code(),
+        }
+    }
+
+    /// The one-line summary printed on stderr.
+    pub fn line(&self) -> String {
+        let c = &self.counts;
+        let status = match self.outcome {
+            Outcome::Success => "completed".to_string(),
+            Outcome::RecordsFailed => "completed with failed records".to_string(),
+            Outcome::Failed => "failed".to_string(),
+            Outcome::Interrupted(sig) => format!("interrupted by {}", signal_name(sig)),
+        };
+        let secs = self.elapsed.as_secs_f64();
+        let mut line = format!(
+            "{status}: read={} inserted={} updated={} skipped={} failed={} in {:.2}s ({:.0} records/s)",
+            c.read,
+            c.inserted,
+            c.updated,
+            c.skipped,
+            c.failed,
+            secs,
+            c.read as f64 / secs.max(1e-9)
+        );
+        if let Some(note) = &self.output_note {
+            line.push_str("; ");
+            line.push_str(note);
+        }
+        if c.failed > 0 {
+            match &self.dead_letter {
+                Some(p) if self.dead_letter_lost > 0 => line.push_str(&format!(
+                    "; failed records in {}, except {} that could not be written there",
+                    p.display(),
+                    self.dead_letter_lost
+                )),
+                Some(p) => line.push_str(&format!("; failed records in {}", p.display())),
+                None => line.push_str("; keep failed records with --dead-letter PATH"),
+            }
+        }
+        line
+    }
+}
+
+/// The conventional name of a signal number.
+pub fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGTERM => "SIGTERM",
+        _ => "a signal",
+    }
+}
