@@ -72,22 +72,19 @@ pub enum Stage {
     Source,
     /// Writing to the sink.
     Sink,
-    /// Serving metrics.
-    Metrics,
     /// Pushing metrics to a Pushgateway or textfile.
     Push,
 }
 
 impl Stage {
     /// Every stage, in the order they are exported.
-    pub const ALL: [Stage; 4] = [Stage::Source, Stage::Sink, Stage::Metrics, Stage::Push];
+    pub const ALL: [Stage; 3] = [Stage::Source, Stage::Sink, Stage::Push];
 
     /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {
             Stage::Source => "source",
             Stage::Sink => "sink",
-            Stage::Metrics => "metrics",
             Stage::Push => "push",
         }
     }

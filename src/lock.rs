@@ -3,16 +3,14 @@
 //! so a killed run never leaves a stale lock behind. The file records who
 //! holds it, for the message a second run prints.
 
-use std::fs::{File, OpenOptions};
+use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
-use std::os::unix::io::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// A held lock; released when dropped (or when the process exits).
 pub struct RunLock {
     file: File,
-    path: PathBuf,
 }
 
 /// Why the lock could not be taken.
@@ -35,11 +33,9 @@ impl RunLock {
             .mode(0o600)
             .open(path)
             .map_err(LockError::Io)?;
-        // SAFETY: flock on a file descriptor this function owns.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc != 0 {
-            let err = std::io::Error::last_os_error();
-            if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
                 let mut holder = String::new();
                 let _ = file.read_to_string(&mut holder);
                 let holder = holder.trim();
@@ -49,7 +45,7 @@ impl RunLock {
                     holder.to_string()
                 }));
             }
-            return Err(LockError::Io(err));
+            Err(TryLockError::Error(e)) => return Err(LockError::Io(e)),
         }
         // Only who and since when: the command line may hold secrets.
         let me = format!(
@@ -62,23 +58,14 @@ impl RunLock {
         file.seek(SeekFrom::Start(0)).map_err(LockError::Io)?;
         file.write_all(me.as_bytes()).map_err(LockError::Io)?;
         file.flush().map_err(LockError::Io)?;
-        Ok(RunLock {
-            file,
-            path: path.to_path_buf(),
-        })
-    }
-
-    /// The lock file.
-    pub fn path(&self) -> &Path {
-        &self.path
+        Ok(RunLock { file })
     }
 }
 
 impl Drop for RunLock {
     fn drop(&mut self) {
         let _ = self.file.set_len(0);
-        // SAFETY: unlocking the descriptor this value owns.
-        unsafe { libc::flock(self.file.as_raw_fd(), libc::LOCK_UN) };
+        let _ = self.file.unlock();
     }
 }
 
@@ -96,10 +83,8 @@ mod tests {
                 who.contains(&format!("pid {}", std::process::id())),
                 "{who}"
             ),
-            other => panic!(
-                "expected Held, got {:?}",
-                other.map(|l| l.path().to_path_buf())
-            ),
+            Err(LockError::Io(e)) => panic!("expected Held, got {e}"),
+            Ok(_) => panic!("expected Held, got the lock"),
         }
         drop(first);
         assert!(RunLock::acquire(&path).is_ok());

@@ -45,45 +45,39 @@ fn init_logging(config: &Config) {
     }
 }
 
-/// One clear line on stderr, then the exit code.
-fn die(error: &PipelineError) -> ! {
-    eprintln!("pipeline-cli: error: {error}");
-    process::exit(error.exit_code().code());
+/// The one place errors become exit codes: `try_main` returns the run's
+/// code, or the error that kept it from running, printed as one line.
+fn main() -> process::ExitCode {
+    let code = match try_main() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("pipeline-cli: error: {e}");
+            e.exit_code()
+        }
+    };
+    process::ExitCode::from(code.code() as u8)
 }
 
-fn main() {
-    let args = match pipeline_cli::cli::with_config_file(std::env::args_os().collect()) {
-        Ok(a) => a,
-        Err(e) => die(&e),
-    };
+fn try_main() -> Result<ExitCode, PipelineError> {
+    let args = pipeline_cli::cli::with_config_file(std::env::args_os().collect())?;
     let cli = Cli::try_parse_from(args).unwrap_or_else(|e| e.exit());
-    let config = match cli.into_config() {
-        Ok(c) => c,
-        Err(e) => die(&e),
-    };
+    let config = cli.into_config()?;
     init_logging(&config);
-    if let Err(e) = pipeline_cli::fsutil::check_paths(&config) {
-        die(&e);
-    }
+    pipeline_cli::fsutil::check_paths(&config)?;
     // Held until the process exits, whichever way it exits.
     let _lock = match &config.lock_file {
-        Some(path) => match RunLock::acquire(path) {
-            Ok(lock) => Some(lock),
-            Err(LockError::Held(holder)) => {
-                eprintln!(
-                    "pipeline-cli: another run holds the lock {}: {holder}",
-                    path.display()
-                );
-                process::exit(ExitCode::Locked.code());
-            }
-            Err(LockError::Io(e)) => die(&PipelineError::Config(format!(
-                "cannot lock --lock-file '{}': {e}",
+        Some(path) => Some(RunLock::acquire(path).map_err(|e| match e {
+            LockError::Held(holder) => PipelineError::Busy(format!(
+                "another run holds the lock {}: {holder}",
                 path.display()
-            ))),
-        },
+            )),
+            LockError::Io(e) => {
+                PipelineError::Config(format!("cannot lock --lock-file '{}': {e}", path.display()))
+            }
+        })?),
         None => None,
     };
-    process::exit(run(config).code());
+    run(config)
 }
 
 /// The final textfile and push. Returns false when a push that
@@ -111,10 +105,10 @@ fn export_final(config: &Config, metrics: &Metrics, pusher: Option<&Arc<Pusher>>
 /// arriving after that (during the final push, say) no longer changes it.
 static FINISHED: AtomicI32 = AtomicI32::new(-1);
 
-fn run(config: Config) -> ExitCode {
+fn run(config: Config) -> Result<ExitCode, PipelineError> {
     let shutdown = Shutdown::new();
     let held = shutdown.clone();
-    if let Err(e) = install_signal_handlers(shutdown.clone(), move |sig| {
+    install_signal_handlers(shutdown.clone(), move |sig| {
         let finished = FINISHED.load(Ordering::SeqCst);
         if finished >= 0 {
             eprintln!(
@@ -133,9 +127,7 @@ fn run(config: Config) -> ExitCode {
             );
         }
         process::exit(signal_exit_code(sig).code());
-    }) {
-        die(&PipelineError::Config(e));
-    }
+    })?;
     let metrics = Metrics::new(
         &config.pipeline_id,
         config.source.kind(),
@@ -143,20 +135,15 @@ fn run(config: Config) -> ExitCode {
     );
     spawn_watchdog(shutdown.clone(), config.shutdown_timeout, metrics.clone());
     let server = match config.metrics.port {
-        Some(port) => match MetricsServer::start(&config.metrics.host, port, metrics.clone()) {
-            Ok(s) => {
-                tracing::info!("serving metrics on http://{}/metrics", s.local_addr());
-                Some(s)
-            }
-            Err(e) => die(&e),
-        },
+        Some(port) => {
+            let s = MetricsServer::start(&config.metrics.host, port, metrics.clone())?;
+            tracing::info!("serving metrics on http://{}/metrics", s.local_addr());
+            Some(s)
+        }
         None => None,
     };
     let pusher = match &config.push {
-        Some(p) => match Pusher::new(p.clone(), metrics.clone()) {
-            Ok(p) => Some(Arc::new(p)),
-            Err(e) => die(&PipelineError::Config(e)),
-        },
+        Some(p) => Some(Arc::new(Pusher::new(p.clone(), metrics.clone())?)),
         None => None,
     };
     let prepared = match pipeline::prepare(&config, metrics.clone(), shutdown.clone()) {
@@ -168,7 +155,7 @@ fn run(config: Config) -> ExitCode {
             if let Some(s) = server {
                 s.stop();
             }
-            die(&e);
+            return Err(e);
         }
     };
     let (push_done, push_done_rx) = crossbeam_channel::bounded::<()>(0);
@@ -198,10 +185,10 @@ fn run(config: Config) -> ExitCode {
         }
         server.stop();
     }
-    match code {
+    Ok(match code {
         ExitCode::Success if !exported => ExitCode::Failed,
         code => code,
-    }
+    })
 }
 
 fn print_summary(config: &Config, summary: &pipeline::RunSummary) {

@@ -8,6 +8,7 @@
 //! second signal or the shutdown watchdog waits for them to end, within a
 //! bound, before the process exits.
 
+use crate::error::PipelineError;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -114,17 +115,6 @@ impl Shutdown {
             guard = self.inner.cv.wait(guard).expect("shutdown lock");
         }
     }
-
-    /// Blocks until the flag is raised or `timeout` passes; true if raised.
-    pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        let guard = self.inner.lock.lock().expect("shutdown lock");
-        let (_guard, _) = self
-            .inner
-            .cv
-            .wait_timeout_while(guard, timeout, |_| !self.is_requested())
-            .expect("shutdown lock");
-        self.is_requested()
-    }
 }
 
 /// An open critical section; see [`Shutdown::critical`].
@@ -151,8 +141,11 @@ pub const CRITICAL_LIMIT: Duration = Duration::from_secs(10);
 pub fn install_signal_handlers(
     shutdown: Shutdown,
     on_second: impl Fn(i32) + Send + 'static,
-) -> Result<(), String> {
+) -> Result<(), PipelineError> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let failed = |e: &dyn std::fmt::Display| {
+        PipelineError::Config(format!("cannot install the signal handler: {e}"))
+    };
     // ctrlc runs the handler on its own thread and cannot say which signal
     // arrived. signal-hook's flag handlers, chained with ctrlc's in the same
     // signal handler invocation, record the number; the ctrlc thread may wake
@@ -177,10 +170,10 @@ pub fn install_signal_handlers(
             on_second(sig);
         }
     })
-    .map_err(|e| format!("cannot install the signal handler: {e}"))?;
+    .map_err(|e| failed(&e))?;
     for sig in [SIGINT, SIGTERM, SIGHUP] {
         signal_hook::flag::register_usize(sig, last.clone(), sig as usize)
-            .map_err(|e| format!("cannot install the signal handler: {e}"))?;
+            .map_err(|e| failed(&e))?;
     }
     Ok(())
 }
@@ -192,7 +185,7 @@ mod tests {
     #[test]
     fn first_signal_wins_and_waiters_wake() {
         let s = Shutdown::new();
-        assert!(!s.wait_timeout(Duration::from_millis(1)));
+        assert!(!s.is_requested());
         let s2 = s.clone();
         let t = std::thread::spawn(move || s2.wait());
         s.request(Some(15));

@@ -497,6 +497,7 @@ impl Metrics {
     }
 
     /// The failed-record count for one stage and type.
+    #[cfg(test)]
     pub fn errors_of(&self, stage: Stage, error_type: ErrorType) -> u64 {
         self.errors[stage as usize * ErrorType::ALL.len() + error_type as usize].get()
     }

@@ -13,6 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::PushConfig;
+use crate::error::PipelineError;
 use crate::error::{ErrorType, Stage};
 use crate::runtime::runtime;
 
@@ -55,13 +56,15 @@ pub struct Pusher {
 
 impl Pusher {
     /// A pusher for this run's metrics.
-    pub fn new(cfg: PushConfig, metrics: Arc<Metrics>) -> Result<Pusher, String> {
+    pub fn new(cfg: PushConfig, metrics: Arc<Metrics>) -> Result<Pusher, PipelineError> {
         // The client's connection pool lives on the shared runtime.
         let _inside = runtime().enter();
         let client = reqwest::Client::builder()
             .connect_timeout(cfg.timeout)
             .build()
-            .map_err(|e| format!("cannot set up the Pushgateway client: {e}"))?;
+            .map_err(|e| {
+                PipelineError::Config(format!("cannot set up the Pushgateway client: {e}"))
+            })?;
         let base = cfg.url.as_str().trim_end_matches('/').to_string();
         let target = format!(
             "{base}/metrics/job/{}/pipeline_id/{}",
