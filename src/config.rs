@@ -6,20 +6,35 @@ use std::time::Duration;
 
 use crate::retry::RetryPolicy;
 
-/// `--csv-max-field-bytes` when not given: a quoted field longer than this
-/// is taken for an unclosed quote.
-pub const DEFAULT_CSV_MAX_FIELD_BYTES: u64 = 64 << 20;
-/// `--csv-max-field-lines` when not given: a quoted field spanning more
-/// lines than this is taken for an unclosed quote.
+// The defaults of the flags, stated once: clap shows and applies them, and
+// `Config::new` starts from them.
+
+/// `--csv-max-field-bytes`: a quoted field longer than this is taken for an
+/// unclosed quote.
+pub const DEFAULT_CSV_MAX_FIELD_BYTES: &str = "64MiB";
+/// `--csv-max-field-lines`: a quoted field spanning more lines than this is
+/// taken for an unclosed quote.
 pub const DEFAULT_CSV_MAX_FIELD_LINES: u64 = 10_000;
-/// `--retry-for` when not given.
-pub const DEFAULT_RETRY_FOR: Duration = Duration::from_secs(300);
-/// `--es-timeout` when not given.
-pub const DEFAULT_ES_TIMEOUT: Duration = Duration::from_secs(30);
-/// `--db-timeout` when not given.
-pub const DEFAULT_DB_TIMEOUT: Duration = Duration::from_secs(60);
-/// `--push-timeout` when not given.
-pub const DEFAULT_PUSH_TIMEOUT: Duration = Duration::from_secs(10);
+/// `--retry-for`.
+pub const DEFAULT_RETRY_FOR: &str = "5m";
+/// `--es-timeout`.
+pub const DEFAULT_ES_TIMEOUT: &str = "30s";
+/// `--db-timeout`.
+pub const DEFAULT_DB_TIMEOUT: &str = "60s";
+/// `--push-timeout`.
+pub const DEFAULT_PUSH_TIMEOUT: &str = "10s";
+/// `--es-keep-alive`.
+pub const DEFAULT_ES_KEEP_ALIVE: &str = "5m";
+/// `--queue-size`.
+pub const DEFAULT_QUEUE_SIZE: usize = 10_000;
+/// `--batch-timeout-ms`.
+pub const DEFAULT_BATCH_TIMEOUT_MS: u64 = 1000;
+/// `--metrics-host`.
+pub const DEFAULT_METRICS_HOST: &str = "127.0.0.1";
+/// `--pipeline-id`.
+pub const DEFAULT_PIPELINE_ID: &str = "default";
+/// `--shutdown-timeout`, in seconds.
+pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 10;
 
 /// Where bytes come from: a file or standard input (`-`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,7 +74,7 @@ pub struct CsvConfig {
 }
 
 /// How an Elasticsearch/OpenSearch index is paged through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum EsMode {
     /// Point in time where the server has it, else scroll.
     Auto,
@@ -160,7 +175,7 @@ impl std::fmt::Debug for Secret {
 }
 
 /// TLS to the database, named as the MySQL client names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SslMode {
     /// Plain TCP.
     Disabled,
@@ -175,7 +190,7 @@ pub enum SslMode {
 }
 
 /// What to do with a record whose key is already in the table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OnDuplicate {
     /// Leave the existing row; count the record as skipped.
     Skip,
@@ -186,7 +201,7 @@ pub enum OnDuplicate {
 }
 
 /// How rows are sent to MySQL.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LoadMode {
     /// `load-data` when the server allows LOCAL INFILE, else `insert`.
     Auto,
@@ -287,7 +302,7 @@ impl SinkConfig {
 }
 
 /// Log line format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
     /// Human-readable lines.
     Text,
@@ -372,25 +387,26 @@ impl Config {
             source,
             sink,
             batch_size,
-            batch_timeout: Duration::from_millis(1000),
-            queue_size: 10_000,
+            batch_timeout: Duration::from_millis(DEFAULT_BATCH_TIMEOUT_MS),
+            queue_size: DEFAULT_QUEUE_SIZE,
             workers,
             dead_letter: None,
             max_errors: None,
             retry: RetryPolicy {
-                retry_for: DEFAULT_RETRY_FOR,
+                retry_for: crate::retry::parse_duration(DEFAULT_RETRY_FOR)
+                    .expect("a valid default"),
                 max_retries: None,
             },
             limit: None,
             metrics: MetricsConfig {
                 port: None,
-                host: "127.0.0.1".into(),
+                host: DEFAULT_METRICS_HOST.into(),
                 keep_alive: false,
             },
-            pipeline_id: "default".into(),
+            pipeline_id: DEFAULT_PIPELINE_ID.into(),
             log_format: LogFormat::Text,
             quiet: false,
-            shutdown_timeout: Duration::from_secs(10),
+            shutdown_timeout: Duration::from_secs(DEFAULT_SHUTDOWN_TIMEOUT_SECS),
             push: None,
             textfile: None,
             lock_file: None,

@@ -397,7 +397,8 @@ mod tests {
             delimiter: b',',
             has_header: true,
             infer_types: false,
-            max_field_bytes: crate::config::DEFAULT_CSV_MAX_FIELD_BYTES,
+            max_field_bytes: crate::retry::parse_size(crate::config::DEFAULT_CSV_MAX_FIELD_BYTES)
+                .unwrap(),
             max_field_lines: crate::config::DEFAULT_CSV_MAX_FIELD_LINES,
         };
         let mut src = CsvSource::open(&cfg, None).unwrap();

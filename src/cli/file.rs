@@ -1,0 +1,181 @@
+//! The arguments before clap sees them: snake_case flag names become
+//! kebab-case (`--source_type` is `--source-type`), and the settings of a
+//! `--config` TOML file become flags placed before the command line's own,
+//! so the command line wins. Secrets are refused in the file in every form.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use crate::error::PipelineError;
+
+use super::Cli;
+
+/// Spells every flag name in kebab-case (`--csv_file=x` -> `--csv-file=x`),
+/// up to a bare `--`. Values are left alone.
+pub(super) fn kebab_case(args: Vec<OsString>) -> Vec<OsString> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut flags = true;
+    for (i, arg) in args.into_iter().enumerate() {
+        let text = arg.to_string_lossy();
+        if i == 0 || !flags || !text.starts_with("--") {
+            out.push(arg);
+            continue;
+        }
+        if text == "--" {
+            flags = false;
+            out.push(arg);
+            continue;
+        }
+        let (name, value) = match text.split_once('=') {
+            Some((n, v)) => (n, Some(v)),
+            None => (&*text, None),
+        };
+        let mut fixed = format!("--{}", name[2..].replace('_', "-"));
+        if let Some(v) = value {
+            fixed.push('=');
+            fixed.push_str(v);
+        }
+        out.push(fixed.into());
+    }
+    out
+}
+
+/// Flags that hold secrets: never read from a config file.
+const SECRET_FLAGS: [&str; 3] = ["db-pass", "es-pass", "es-api-key"];
+
+/// The command line with the settings of `--config FILE` (if given) put in
+/// front, so flags on the command line override them.
+pub fn with_config_file(args: Vec<OsString>) -> Result<Vec<OsString>, PipelineError> {
+    use clap::CommandFactory;
+    let args = kebab_case(args);
+    let mut path: Option<PathBuf> = None;
+    let mut iter = args.iter().skip(1);
+    while let Some(a) = iter.next() {
+        let a = a.to_string_lossy();
+        if a == "--config" {
+            path = iter.next().map(PathBuf::from);
+        } else if let Some(p) = a.strip_prefix("--config=") {
+            path = Some(PathBuf::from(p));
+        }
+    }
+    let Some(path) = path else {
+        return Ok(args);
+    };
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(&path).map_err(|source| PipelineError::OpenInput {
+        what: "--config",
+        path: path.clone(),
+        source,
+    })?;
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        PipelineError::Config(format!("--config {shown}: {}", e.message()))
+    })?;
+    let command = Cli::command();
+    let mut injected = Vec::new();
+    for (key, value) in table {
+        let flag = key.replace('_', "-");
+        if SECRET_FLAGS.contains(&flag.as_str()) {
+            return Err(PipelineError::Config(format!(
+                "--config {shown}: '{key}' is a secret; set it in the environment (PIPELINE_DB_PASS, PIPELINE_ES_PASS, PIPELINE_ES_API_KEY) instead"
+            )));
+        }
+        let arg = command
+            .get_arguments()
+            .find(|a| a.get_long() == Some(flag.as_str()) && flag != "config")
+            .ok_or_else(|| {
+                PipelineError::Config(format!("--config {shown}: unknown setting '{key}'"))
+            })?;
+        let takes_value = arg.get_action().takes_values();
+        if value_holds_password(&value) {
+            return Err(PipelineError::Config(format!(
+                "--config {shown}: '{key}' holds a password; set it in the environment (PIPELINE_DB_PASS, PIPELINE_ES_PASS) instead"
+            )));
+        }
+        let text = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            toml::Value::Boolean(b) if !takes_value => {
+                if b {
+                    injected.push(format!("--{flag}").into());
+                }
+                continue;
+            }
+            toml::Value::Boolean(b) => b.to_string(),
+            toml::Value::Array(items) => items
+                .iter()
+                .map(|v| match v {
+                    toml::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(","),
+            other => {
+                return Err(PipelineError::Config(format!(
+                    "--config {shown}: '{key}' must be a string, number, boolean or list, not {}",
+                    other.type_str()
+                )))
+            }
+        };
+        if !takes_value {
+            return Err(PipelineError::Config(format!(
+                "--config {shown}: '{key}' is a switch; write {key} = true"
+            )));
+        }
+        injected.push(format!("--{flag}").into());
+        injected.push(text.into());
+    }
+    let mut out = Vec::with_capacity(args.len() + injected.len());
+    out.push(args[0].clone());
+    out.extend(injected);
+    out.extend(args.into_iter().skip(1));
+    Ok(out)
+}
+
+/// True when `text` holds a URL with a password in any of the forms the
+/// flags accept: `scheme://user:pass@host`, a bare `user:pass@host:port`, or
+/// either as one part of a comma-separated list.
+pub(super) fn holds_password(text: &str) -> bool {
+    text.split(',').map(str::trim).any(|part| {
+        let with_scheme = if part.contains("://") {
+            part.to_string()
+        } else {
+            format!("http://{part}")
+        };
+        if url::Url::parse(&with_scheme).is_ok_and(|u| u.password().is_some()) {
+            return true;
+        }
+        // Forms the URL parser refuses still hold a secret: `user:pass@host`
+        // (user info made of URL characters, then a host name).
+        let rest = part.split_once("://").map_or(part, |(_, r)| r);
+        rest.split_once('@').is_some_and(|(userinfo, host)| {
+            userinfo.contains(':')
+                && userinfo
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+;=:".contains(&b))
+                && host
+                    .bytes()
+                    .next()
+                    .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'[')
+        })
+    })
+}
+
+/// [`holds_password`] for a TOML value of any type (lists included).
+pub(super) fn value_holds_password(value: &toml::Value) -> bool {
+    match value {
+        toml::Value::String(s) => holds_password(s),
+        toml::Value::Array(items) => items.iter().any(value_holds_password),
+        toml::Value::Table(t) => t.values().any(value_holds_password),
+        _ => false,
+    }
+}
+
+/// A URL without any `user:password@` part, for messages.
+pub(super) fn strip_userinfo(raw: &str) -> String {
+    match (raw.find("://"), raw.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}{}", &raw[..s + 3], &raw[at + 1..]),
+        (None, Some(at)) => raw[at + 1..].to_string(),
+        _ => raw.to_string(),
+    }
+}

@@ -1,0 +1,754 @@
+//! The command line: the flags (clap derive, here), the `--config` TOML
+//! file and the snake_case spellings older cron lines use (`file.rs`: both
+//! become plain kebab-case flags before clap sees them), and their
+//! translation into a validated [`Config`](crate::config::Config)
+//! (`resolve.rs`).
+
+mod file;
+mod resolve;
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+use crate::config::{EsMode, LoadMode, LogFormat, OnDuplicate, SslMode};
+
+pub use file::with_config_file;
+
+/// Kinds of source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SourceType {
+    /// A CSV file or standard input.
+    Csv,
+    /// An Elasticsearch or OpenSearch index.
+    Elasticsearch,
+}
+
+/// Kinds of sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SinkType {
+    /// A JSON-lines file or standard output.
+    File,
+    /// A MySQL or MariaDB table.
+    Mysql,
+}
+
+const EXAMPLES: &str = "\
+Examples:
+  # CSV to JSON lines, with metrics for Prometheus on port 9464
+  pipeline-cli --source-type csv --csv-file fixtures/sample.csv \\
+               --sink-type file --output-file out.jsonl --metrics-port 9464
+
+  # typed values, semicolon-separated input from stdin, JSON lines to stdout
+  cat data.csv | pipeline-cli --source-type csv --csv-file - --csv-delimiter ';' \\
+               --csv-infer-types --sink-type file --output-file -
+
+  # keep bad rows, give up after 100 of them
+  pipeline-cli --source-type csv --csv-file in.csv --sink-type file --output-file out.jsonl \\
+               --dead-letter rejected.jsonl --max-errors 100
+
+Every flag also accepts its snake_case spelling (--source_type, --csv_file, ...).
+
+Exit codes: 0 success; 1 the run failed or records failed; 2 usage or configuration
+error (nothing was read); 75 another run holds the lock; 130 interrupted by SIGINT;
+143 interrupted by SIGTERM.";
+
+/// pipeline-cli moves records from a source (CSV, Elasticsearch/OpenSearch)
+/// into a sink (JSON lines, MySQL/MariaDB), batching, counting and timing
+/// everything for Prometheus.
+#[derive(Debug, Parser)]
+#[command(
+    name = "pipeline-cli",
+    version,
+    about,
+    after_long_help = EXAMPLES,
+    after_help = "Run with --help for examples and exit codes.",
+    args_override_self = true
+)]
+pub struct Cli {
+    /// Where records come from. Example: --source-type csv
+    #[arg(long, value_enum, help_heading = "Source")]
+    pub source_type: SourceType,
+
+    /// CSV file to read; `-` reads standard input. Example: --csv-file data/orders.csv
+    #[arg(long, value_name = "PATH", help_heading = "CSV source")]
+    pub csv_file: Option<String>,
+
+    /// Field delimiter: one character, or `tab`. Example: --csv-delimiter ';'
+    #[arg(
+        long,
+        value_name = "C",
+        default_value = ",",
+        help_heading = "CSV source"
+    )]
+    pub csv_delimiter: String,
+
+    /// The first row is data, not a header; columns are named column_1, column_2, ...
+    #[arg(long, help_heading = "CSV source")]
+    pub csv_no_header: bool,
+
+    /// Write integers, decimals and true/false as JSON numbers and booleans, and
+    /// empty fields as null (otherwise every value is a string).
+    #[arg(long, help_heading = "CSV source")]
+    pub csv_infer_types: bool,
+
+    /// A quoted field longer than this is taken for an unclosed quote: its row
+    /// is rejected and reading resumes on the next line. Bounds the memory one
+    /// row may take. Example: --csv-max-field-bytes 256MiB
+    #[arg(
+        long,
+        value_name = "SIZE",
+        default_value = crate::config::DEFAULT_CSV_MAX_FIELD_BYTES,
+        help_heading = "CSV source"
+    )]
+    pub csv_max_field_bytes: String,
+
+    /// A quoted field spanning more lines than this is taken for an unclosed
+    /// quote, like --csv-max-field-bytes. Example: --csv-max-field-lines 100000
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = crate::config::DEFAULT_CSV_MAX_FIELD_LINES,
+        help_heading = "CSV source"
+    )]
+    pub csv_max_field_lines: u64,
+
+    /// Elasticsearch/OpenSearch node URL(s), comma-separated; a bare host:port
+    /// means http. Example: --es-url https://es1:9200,https://es2:9200
+    #[arg(long, value_name = "URL[,URL]", help_heading = "Elasticsearch source")]
+    pub es_url: Option<String>,
+
+    /// Index name or pattern to read. Example: --es-index 'logs-2026.*'
+    #[arg(long, value_name = "NAME", help_heading = "Elasticsearch source")]
+    pub es_index: Option<String>,
+
+    /// Query as JSON (a query clause or a body with "query"), or @FILE to read it
+    /// from a file. Default: match_all. Example: --es-query '{"term":{"status":"paid"}}'
+    #[arg(long, value_name = "JSON|@FILE", help_heading = "Elasticsearch source")]
+    pub es_query: Option<String>,
+
+    /// Documents per page (at most 10000). Example: --es-page-size 5000
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1000,
+        help_heading = "Elasticsearch source"
+    )]
+    pub es_page_size: u32,
+
+    /// Only these _source fields, comma-separated. Example: --es-fields id,amount,customer
+    #[arg(long, value_name = "A,B", help_heading = "Elasticsearch source")]
+    pub es_fields: Option<String>,
+
+    /// Metadata copied into each record, comma-separated (empty for none).
+    /// Example: --es-meta-fields _id,_index
+    #[arg(
+        long,
+        value_name = "A,B",
+        default_value = "_id",
+        help_heading = "Elasticsearch source"
+    )]
+    pub es_meta_fields: String,
+
+    /// Read N slices in parallel (sliced point in time or scroll). Example: --es-slices 4
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1,
+        help_heading = "Elasticsearch source"
+    )]
+    pub es_slices: u32,
+
+    /// Paging: point in time + search_after, scroll, or auto (point in time where
+    /// the server has it).
+    #[arg(
+        long,
+        value_enum,
+        default_value = "auto",
+        help_heading = "Elasticsearch source"
+    )]
+    pub es_mode: EsMode,
+
+    /// How long the server keeps the point in time or scroll open between two
+    /// pages. Example: --es-keep-alive 10m
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = crate::config::DEFAULT_ES_KEEP_ALIVE,
+        help_heading = "Elasticsearch source"
+    )]
+    pub es_keep_alive: String,
+
+    /// User for basic authentication (password in PIPELINE_ES_PASS). Example: --es-user reader
+    #[arg(long, value_name = "USER", help_heading = "Elasticsearch source")]
+    pub es_user: Option<String>,
+
+    /// Password for --es-user; better set as PIPELINE_ES_PASS. Never printed.
+    #[arg(
+        long,
+        value_name = "PASS",
+        env = "PIPELINE_ES_PASS",
+        hide_env_values = true,
+        help_heading = "Elasticsearch source"
+    )]
+    pub es_pass: Option<String>,
+
+    /// API key (base64 id:key); better set as PIPELINE_ES_API_KEY. Never printed.
+    #[arg(
+        long,
+        value_name = "KEY",
+        env = "PIPELINE_ES_API_KEY",
+        hide_env_values = true,
+        help_heading = "Elasticsearch source"
+    )]
+    pub es_api_key: Option<String>,
+
+    /// CA certificate (PEM) to trust for https. Example: --es-ca-cert /etc/ssl/es-ca.pem
+    #[arg(long, value_name = "PATH", help_heading = "Elasticsearch source")]
+    pub es_ca_cert: Option<PathBuf>,
+
+    /// Do not check the server's certificate (testing only).
+    #[arg(long, help_heading = "Elasticsearch source")]
+    pub es_insecure: bool,
+
+    /// Longest one request may take before it counts as timed out (and is
+    /// retried). Example: --es-timeout 2m
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = crate::config::DEFAULT_ES_TIMEOUT,
+        help_heading = "Elasticsearch source"
+    )]
+    pub es_timeout: String,
+
+    /// Incremental runs: read only documents whose FIELD is greater than the
+    /// value saved by the last successful run (needs --state-file). Example: --es-since-field updated_at
+    #[arg(long, value_name = "FIELD", help_heading = "Elasticsearch source")]
+    pub es_since_field: Option<String>,
+
+    /// Where --es-since-field keeps its value; written atomically, only when a
+    /// run succeeds. Example: --state-file /var/lib/pipeline/orders.state
+    #[arg(long, value_name = "PATH", help_heading = "Elasticsearch source")]
+    pub state_file: Option<PathBuf>,
+
+    /// Where records go. Example: --sink-type file
+    #[arg(long, value_enum, help_heading = "Sink")]
+    pub sink_type: SinkType,
+
+    /// JSON-lines file to write; `-` writes standard output. The file is written
+    /// as PATH.partial and renamed to PATH only when the run succeeds.
+    /// Example: --output-file out/orders.jsonl
+    #[arg(long, value_name = "PATH", help_heading = "File sink")]
+    pub output_file: Option<String>,
+
+    /// MySQL/MariaDB connection as a URL; the separate --db-* flags override its
+    /// parts. Keep the password out of it: use PIPELINE_DB_PASS.
+    /// Example: --db-url mysql://loader@db.internal:3306/analytics
+    #[arg(long, value_name = "URL", help_heading = "MySQL sink")]
+    pub db_url: Option<String>,
+
+    /// Database host. Example: --db-host 127.0.0.1
+    #[arg(long, value_name = "HOST", help_heading = "MySQL sink")]
+    pub db_host: Option<String>,
+
+    /// Database port (default 3306). Example: --db-port 3307
+    #[arg(long, value_name = "N", help_heading = "MySQL sink")]
+    pub db_port: Option<u16>,
+
+    /// Database user (default root). Example: --db-user loader
+    #[arg(long, value_name = "USER", help_heading = "MySQL sink")]
+    pub db_user: Option<String>,
+
+    /// Database password; better set in the environment as PIPELINE_DB_PASS so it
+    /// stays out of the process list. Never printed.
+    #[arg(
+        long,
+        value_name = "PASS",
+        env = "PIPELINE_DB_PASS",
+        hide_env_values = true,
+        help_heading = "MySQL sink"
+    )]
+    pub db_pass: Option<String>,
+
+    /// Database (schema) name. Example: --db-name analytics
+    #[arg(long, value_name = "NAME", help_heading = "MySQL sink")]
+    pub db_name: Option<String>,
+
+    /// Table to load. Record fields map to its columns by name. Example: --db-table orders
+    #[arg(long, value_name = "TABLE", help_heading = "MySQL sink")]
+    pub db_table: Option<String>,
+
+    /// Create the table if it is missing, with column types inferred from the
+    /// first batch (the DDL is logged). Example: --create-table --db-key id
+    #[arg(long, help_heading = "MySQL sink")]
+    pub create_table: bool,
+
+    /// Primary key column(s) of a table made by --create-table, comma-separated.
+    /// Example: --db-key id
+    #[arg(long, value_name = "COL", help_heading = "MySQL sink")]
+    pub db_key: Option<String>,
+
+    /// A record whose key is already in the table: skip it (counted as skipped),
+    /// update the row (counted as updated), or fail it (dead-lettered).
+    #[arg(long, value_enum, default_value = "skip", help_heading = "MySQL sink")]
+    pub on_duplicate: OnDuplicate,
+
+    /// How rows are sent: LOAD DATA LOCAL INFILE from memory, multi-row INSERT,
+    /// or auto (load-data when the server allows LOCAL INFILE). Both give identical tables.
+    #[arg(long, value_enum, default_value = "auto", help_heading = "MySQL sink")]
+    pub mysql_load_mode: LoadMode,
+
+    /// TLS to the database. Example: --db-ssl-mode verify-ca --db-ssl-ca /etc/ssl/db-ca.pem
+    #[arg(
+        long,
+        value_enum,
+        default_value = "preferred",
+        help_heading = "MySQL sink"
+    )]
+    pub db_ssl_mode: SslMode,
+
+    /// CA certificate (PEM) for --db-ssl-mode verify-ca / verify-identity.
+    #[arg(long, value_name = "PATH", help_heading = "MySQL sink")]
+    pub db_ssl_ca: Option<PathBuf>,
+
+    /// Record fields that have no column in the table are an error (exit 2)
+    /// instead of being ignored with a warning.
+    #[arg(long, help_heading = "MySQL sink")]
+    pub strict_columns: bool,
+
+    /// Add a column (ALTER TABLE … ADD COLUMN, type inferred from the values)
+    /// for a record field the table lacks, instead of failing its records.
+    #[arg(long, help_heading = "MySQL sink")]
+    pub add_columns: bool,
+
+    /// Record fields not to load, comma-separated: they need no column and are
+    /// left out on purpose (any other field without a column fails its record).
+    /// Example: --ignore-fields internal_note,debug
+    #[arg(long, value_name = "A,B", help_heading = "MySQL sink")]
+    pub ignore_fields: Option<String>,
+
+    /// With --create-table and no --db-key: create the table without a primary
+    /// key, accepting that a re-run inserts every row again.
+    #[arg(long, help_heading = "MySQL sink")]
+    pub no_key: bool,
+
+    /// Longest one database statement may take before it counts as timed out
+    /// (and is retried on a new connection). Example: --db-timeout 2m
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = crate::config::DEFAULT_DB_TIMEOUT,
+        help_heading = "MySQL sink"
+    )]
+    pub db_timeout: String,
+
+    /// How long failed requests and batches are retried (lost connection,
+    /// deadlock, lock wait timeout, 429/502/503/504, timeouts), with
+    /// exponential backoff of up to 10 s between attempts. Example: --retry-for 15m
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = crate::config::DEFAULT_RETRY_FOR,
+        help_heading = "Errors"
+    )]
+    pub retry_for: String,
+
+    /// At most N retries of one request or batch (within --retry-for).
+    /// Example: --max-retries 10
+    #[arg(long, value_name = "N", help_heading = "Errors")]
+    pub max_retries: Option<u32>,
+
+    /// Records per batch written by a sink worker (default: 1000 for the file
+    /// sink, 5000 for MySQL, where each batch is one transaction with a
+    /// two-phase commit). Example: --batch-size 2000
+    #[arg(long, value_name = "N", help_heading = "Batching")]
+    pub batch_size: Option<usize>,
+
+    /// Longest a partial batch waits for more records before it is written, in
+    /// milliseconds. Example: --batch-timeout-ms 250
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = crate::config::DEFAULT_BATCH_TIMEOUT_MS,
+        help_heading = "Batching"
+    )]
+    pub batch_timeout_ms: u64,
+
+    /// Records buffered between the source and the sinks; a full queue pauses
+    /// the source, so memory stays flat. Example: --queue-size 20000
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = crate::config::DEFAULT_QUEUE_SIZE,
+        help_heading = "Batching"
+    )]
+    pub queue_size: usize,
+
+    /// Sink workers writing in parallel (default: 1 for the file sink). With
+    /// more than one, output lines are no longer in input order. Example: --workers 4
+    #[arg(long, value_name = "N", help_heading = "Batching")]
+    pub workers: Option<usize>,
+
+    /// Append every rejected record, with its line number, raw text and the
+    /// reason, to this JSON-lines file. Example: --dead-letter rejected.jsonl
+    #[arg(long, value_name = "PATH", help_heading = "Errors")]
+    pub dead_letter: Option<PathBuf>,
+
+    /// Stop reading once N records have failed (the run then fails). Example: --max-errors 100
+    #[arg(long, value_name = "N", help_heading = "Errors")]
+    pub max_errors: Option<u64>,
+
+    /// Read at most N records, then finish normally. Example: --limit 1000
+    #[arg(long, value_name = "N", help_heading = "Errors")]
+    pub limit: Option<u64>,
+
+    /// Serve /metrics, /health and / on this port while the run lasts (0 picks a
+    /// free port and logs it). Example: --metrics-port 9464
+    #[arg(long, value_name = "N", help_heading = "Metrics")]
+    pub metrics_port: Option<u16>,
+
+    /// Address the metrics server binds. Example: --metrics-host 0.0.0.0
+    #[arg(
+        long,
+        value_name = "H",
+        default_value = crate::config::DEFAULT_METRICS_HOST,
+        help_heading = "Metrics"
+    )]
+    pub metrics_host: String,
+
+    /// After the run ends, keep serving the final metrics until Ctrl+C or
+    /// SIGTERM, so Prometheus gets its last scrape.
+    #[arg(long, help_heading = "Metrics")]
+    pub metrics_keep_alive: bool,
+
+    /// Value of the pipeline_id label on every series. Example: --pipeline-id orders-hourly
+    #[arg(
+        long,
+        value_name = "ID",
+        default_value = crate::config::DEFAULT_PIPELINE_ID,
+        help_heading = "Metrics"
+    )]
+    pub pipeline_id: String,
+
+    /// Log format on stderr. Example: --log-format json
+    #[arg(long, value_enum, default_value = "text", help_heading = "Output")]
+    pub log_format: LogFormat,
+
+    /// No progress bar, no informational logs, no summary line; errors still print.
+    #[arg(long, short, help_heading = "Output")]
+    pub quiet: bool,
+
+    /// Read flags from a TOML file: the same names as keys (`source-type = "csv"`,
+    /// `batch-size = 5000`, `create-table = true`); flags on the command line
+    /// override it. Secrets are not allowed in it: use the environment.
+    /// Example: --config /etc/pipeline/orders.toml
+    #[arg(long, value_name = "FILE", help_heading = "Scheduled runs")]
+    pub config: Option<PathBuf>,
+
+    /// Push the run's metrics to this Pushgateway when it ends (and every
+    /// --push-interval while it runs). Example: --pushgateway-url http://127.0.0.1:9091
+    #[arg(long, value_name = "URL", help_heading = "Scheduled runs")]
+    pub pushgateway_url: Option<String>,
+
+    /// The `job` grouping label of pushed metrics. Example: --push-job nightly-export
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "pipeline-cli",
+        help_heading = "Scheduled runs"
+    )]
+    pub push_job: String,
+
+    /// Longest the final push may take, retries included; a slow Pushgateway
+    /// never holds a finished run longer. Example: --push-timeout 30s
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = crate::config::DEFAULT_PUSH_TIMEOUT,
+        help_heading = "Scheduled runs"
+    )]
+    pub push_timeout: String,
+
+    /// Also push every SECS seconds while the run lasts. Example: --push-interval 15
+    #[arg(long, value_name = "SECS", help_heading = "Scheduled runs")]
+    pub push_interval: Option<u64>,
+
+    /// A failed final push fails the run (exit 1); otherwise it is only logged and counted.
+    #[arg(long, help_heading = "Scheduled runs")]
+    pub push_required: bool,
+
+    /// Write the final metrics to this file (atomically) for node_exporter's
+    /// textfile collector. Example: --metrics-textfile /var/lib/node_exporter/orders.prom
+    #[arg(long, value_name = "PATH", help_heading = "Scheduled runs")]
+    pub metrics_textfile: Option<PathBuf>,
+
+    /// Hold an exclusive lock on this file for the whole run; a second run exits
+    /// 75 at once. A killed run never leaves it locked. Example: --lock-file /run/lock/orders.lock
+    #[arg(long, value_name = "PATH", help_heading = "Scheduled runs")]
+    pub lock_file: Option<PathBuf>,
+
+    /// After Ctrl+C or SIGTERM, wait at most this many seconds for the sinks to
+    /// write what was read, then exit anyway. Example: --shutdown-timeout 30
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = crate::config::DEFAULT_SHUTDOWN_TIMEOUT_SECS,
+        help_heading = "Output"
+    )]
+    pub shutdown_timeout: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::*;
+    use file::holds_password;
+
+    fn parse(args: &[&str]) -> Result<Config, String> {
+        let argv = std::iter::once("pipeline-cli")
+            .chain(args.iter().copied())
+            .map(Into::into)
+            .collect();
+        let argv = with_config_file(argv).map_err(|e| e.to_string())?;
+        let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+        cli.into_config().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn snake_and_kebab_spellings_agree() {
+        let a = parse(&[
+            "--source_type",
+            "csv",
+            "--csv_file",
+            "in.csv",
+            "--sink_type",
+            "file",
+            "--output_file",
+            "out.jsonl",
+            "--batch_size",
+            "7",
+            "--metrics_port",
+            "8000",
+        ])
+        .unwrap();
+        let b = parse(&[
+            "--source-type",
+            "csv",
+            "--csv-file",
+            "in.csv",
+            "--sink-type",
+            "file",
+            "--output-file",
+            "out.jsonl",
+            "--batch-size",
+            "7",
+            "--metrics-port",
+            "8000",
+        ])
+        .unwrap();
+        assert_eq!(format!("{a:?}"), format!("{b:?}"));
+        assert_eq!(a.batch_size, 7);
+        let c = parse(&[
+            "--source-type",
+            "csv",
+            "--csv-file",
+            "x",
+            "--sink-type",
+            "mysql",
+            "--db-name",
+            "d",
+            "--db-table",
+            "t",
+        ])
+        .unwrap();
+        assert_eq!((c.batch_size, c.workers), (5000, 2));
+        assert_eq!(a.metrics.port, Some(8000));
+    }
+
+    #[test]
+    fn stdin_stdout_and_delimiters() {
+        let c = parse(&[
+            "--source-type",
+            "csv",
+            "--csv-file",
+            "-",
+            "--sink-type",
+            "file",
+            "--output-file",
+            "-",
+            "--csv-delimiter",
+            "tab",
+        ])
+        .unwrap();
+        let SourceConfig::Csv(csv) = &c.source else {
+            panic!("csv source expected")
+        };
+        assert_eq!(csv.input, InputPath::Stdin);
+        assert_eq!(csv.delimiter, b'\t');
+        let SinkConfig::File(f) = &c.sink else {
+            panic!("file sink expected")
+        };
+        assert_eq!(f.output, OutputPath::Stdout);
+    }
+
+    #[test]
+    fn db_url_parts_and_flags_combine_and_secrets_stay_hidden() {
+        let c = parse(&[
+            "--source-type",
+            "csv",
+            "--csv-file",
+            "x",
+            "--sink-type",
+            "mysql",
+            "--db-url",
+            "mysql://loader:p%40s+s@db.example:3307/shop",
+            "--db-table",
+            "orders",
+            "--db-port",
+            "3308",
+        ])
+        .unwrap();
+        let SinkConfig::Mysql(m) = &c.sink else {
+            panic!("mysql sink expected")
+        };
+        assert_eq!(m.host, "db.example");
+        assert_eq!(m.port, 3308);
+        assert_eq!(m.user, "loader");
+        assert_eq!(m.password.as_ref().unwrap().expose(), "p@s+s");
+        assert_eq!(m.database, "shop");
+        assert_eq!(c.workers, 2);
+        assert!(!format!("{c:?}").contains("p@s+s"));
+        let e = parse(&[
+            "--source-type",
+            "csv",
+            "--csv-file",
+            "x",
+            "--sink-type",
+            "mysql",
+            "--db-url",
+            "postgres://u:hunter2@h/db",
+            "--db-table",
+            "t",
+        ])
+        .unwrap_err();
+        assert!(e.contains("--db-url") && !e.contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn a_config_file_fills_in_flags_and_the_command_line_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("job.toml");
+        std::fs::write(
+            &file,
+            "source-type = \"csv\"\ncsv_file = \"in.csv\"\nsink-type = \"file\"\noutput-file = \"out.jsonl\"\nbatch-size = 10\ncsv-infer-types = true\nes-fields = [\"a\", \"b\"]\n",
+        )
+        .unwrap();
+        let args: Vec<std::ffi::OsString> = [
+            "pipeline-cli",
+            "--config",
+            file.to_str().unwrap(),
+            "--batch-size",
+            "20",
+        ]
+        .iter()
+        .map(Into::into)
+        .collect();
+        let cli = Cli::try_parse_from(with_config_file(args).unwrap()).unwrap();
+        assert_eq!(cli.batch_size, Some(20));
+        assert!(cli.csv_infer_types);
+        assert_eq!(cli.csv_file.as_deref(), Some("in.csv"));
+        assert_eq!(cli.es_fields.as_deref(), Some("a,b"));
+
+        std::fs::write(&file, "db-pass = \"hunter2\"\n").unwrap();
+        let args: Vec<std::ffi::OsString> = ["pipeline-cli", "--config", file.to_str().unwrap()]
+            .iter()
+            .map(Into::into)
+            .collect();
+        let e = with_config_file(args).unwrap_err().to_string();
+        assert!(e.contains("secret") && !e.contains("hunter2"), "{e}");
+        std::fs::write(&file, "db-url = \"mysql://u:hunter3@h/db\"\n").unwrap();
+        let args: Vec<std::ffi::OsString> = ["pipeline-cli", "--config", file.to_str().unwrap()]
+            .iter()
+            .map(Into::into)
+            .collect();
+        let e = with_config_file(args).unwrap_err().to_string();
+        assert!(e.contains("password") && !e.contains("hunter3"), "{e}");
+        for leaky in [
+            "es-url = \"http://a:9200,https://reader:hunter4@b:9200\"\n",
+            "es-url = \"reader:hunter4@b:9200\"\n",
+            "es-url = [\"http://a:9200\", \"http://reader:hunter4@b:9200\"]\n",
+            "db-url = [\"mysql://u:hunter4@h/db\"]\n",
+            "pushgateway-url = \"http://u:hunter4@pgw:9091\"\n",
+        ] {
+            std::fs::write(&file, leaky).unwrap();
+            let args: Vec<std::ffi::OsString> =
+                ["pipeline-cli", "--config", file.to_str().unwrap()]
+                    .iter()
+                    .map(Into::into)
+                    .collect();
+            let e = with_config_file(args).unwrap_err().to_string();
+            assert!(
+                e.contains("password") && !e.contains("hunter4"),
+                "{leaky}: {e}"
+            );
+        }
+        assert!(!holds_password("http://a:9200,https://b:9200"));
+        assert!(!holds_password("mysql://loader@db:3306/shop"));
+        assert!(!holds_password("localhost:9200"));
+        assert!(holds_password("reader:s3cr%40t@es.internal:9200"));
+        assert!(!holds_password(
+            r#"{"range": {"@timestamp": {"gte": "now-1d/d", "lt": "now/d"}}}"#
+        ));
+        std::fs::write(&file, "no-such-flag = 1\n").unwrap();
+        let args: Vec<std::ffi::OsString> = ["pipeline-cli", "--config", file.to_str().unwrap()]
+            .iter()
+            .map(Into::into)
+            .collect();
+        assert!(with_config_file(args)
+            .unwrap_err()
+            .to_string()
+            .contains("unknown setting 'no-such-flag'"));
+    }
+
+    #[test]
+    fn bad_combinations_are_refused_with_the_flag_named() {
+        let e = parse(&[
+            "--source-type",
+            "csv",
+            "--sink-type",
+            "file",
+            "--output-file",
+            "o",
+        ])
+        .unwrap_err();
+        assert!(e.contains("--csv-file"), "{e}");
+        let e = parse(&[
+            "--source-type",
+            "csv",
+            "--csv-file",
+            "x",
+            "--sink-type",
+            "file",
+            "--output-file",
+            "o",
+            "--csv-delimiter",
+            ";;",
+        ])
+        .unwrap_err();
+        assert!(e.contains("--csv-delimiter"), "{e}");
+        let e = parse(&[
+            "--source-type",
+            "csv",
+            "--csv-file",
+            "x",
+            "--sink-type",
+            "file",
+            "--output-file",
+            "o",
+            "--batch-size",
+            "0",
+        ])
+        .unwrap_err();
+        assert!(e.contains("--batch-size"), "{e}");
+    }
+}
