@@ -36,6 +36,23 @@ pub const DEFAULT_PIPELINE_ID: &str = "default";
 /// `--shutdown-timeout`, in seconds.
 pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 10;
 
+/// A URL (or URL-like text such as `user:pass@host:port`) as it may be
+/// shown in logs and messages: without its user name and password.
+pub fn redacted(raw: &str) -> String {
+    if let Ok(mut u) = url::Url::parse(raw) {
+        if u.has_host() {
+            let _ = u.set_password(None);
+            let _ = u.set_username("");
+            return u.to_string();
+        }
+    }
+    match (raw.find("://"), raw.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}{}", &raw[..s + 3], &raw[at + 1..]),
+        (None, Some(at)) => raw[at + 1..].to_string(),
+        _ => raw.to_string(),
+    }
+}
+
 /// Where bytes come from: a file or standard input (`-`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InputPath {
@@ -411,5 +428,27 @@ impl Config {
             textfile: None,
             lock_file: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacted_urls_keep_no_user_or_password() {
+        assert_eq!(
+            redacted("https://reader:s3cr%40t@es.internal:9200/x"),
+            "https://es.internal:9200/x"
+        );
+        assert_eq!(
+            redacted("reader:s3cr3t@es.internal:9200"),
+            "es.internal:9200"
+        );
+        assert_eq!(
+            redacted("mysql://loader:pw@db:3306/shop"),
+            "mysql://db:3306/shop"
+        );
+        assert_eq!(redacted("http://a:9200"), "http://a:9200/");
     }
 }

@@ -170,12 +170,3 @@ pub(super) fn value_holds_password(value: &toml::Value) -> bool {
         _ => false,
     }
 }
-
-/// A URL without any `user:password@` part, for messages.
-pub(super) fn strip_userinfo(raw: &str) -> String {
-    match (raw.find("://"), raw.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}{}", &raw[..s + 3], &raw[at + 1..]),
-        (None, Some(at)) => raw[at + 1..].to_string(),
-        _ => raw.to_string(),
-    }
-}

@@ -9,7 +9,6 @@ use crate::config::{
 };
 use crate::error::PipelineError;
 
-use super::file::strip_userinfo;
 use super::{Cli, SinkType, SourceType};
 
 fn parse_delimiter(s: &str) -> Result<u8, PipelineError> {
@@ -110,13 +109,13 @@ impl Cli {
             let url = url::Url::parse(&with_scheme).map_err(|e| {
                 cfg(format!(
                     "--es-url '{}' is not a URL: {e}",
-                    strip_userinfo(part)
+                    crate::config::redacted(part)
                 ))
             })?;
             if !matches!(url.scheme(), "http" | "https") {
                 return Err(cfg(format!(
                     "--es-url '{}' must be http or https",
-                    strip_userinfo(part)
+                    crate::config::redacted(part)
                 )));
             }
             urls.push(url);
@@ -407,7 +406,7 @@ impl Cli {
                 .ok_or_else(|| {
                     PipelineError::Config(format!(
                         "--pushgateway-url '{}' is not an http(s) URL",
-                        strip_userinfo(raw)
+                        crate::config::redacted(raw)
                     ))
                 })?;
             if !label_ok(&self.push_job) {

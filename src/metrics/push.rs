@@ -81,13 +81,7 @@ impl Pusher {
 
     /// Where the metrics go (for messages).
     pub fn target(&self) -> String {
-        let mut shown = self.target.clone();
-        if let Ok(mut u) = url::Url::parse(&self.target) {
-            let _ = u.set_password(None);
-            let _ = u.set_username("");
-            shown = u.to_string();
-        }
-        shown
+        crate::config::redacted(&self.target)
     }
 
     /// Pushes now, retrying a passing failure (a refused connection, a 5xx,

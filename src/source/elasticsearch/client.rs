@@ -149,9 +149,7 @@ impl Client {
     pub(super) fn new(cfg: &EsConfig) -> Result<Client, PipelineError> {
         let mut nodes = Vec::new();
         for url in &cfg.urls {
-            let mut shown = url.clone();
-            let _ = shown.set_password(None);
-            let _ = shown.set_username("");
+            let shown = crate::config::redacted(url.as_str());
             let mut builder = TransportBuilder::new(SingleNodeConnectionPool::new(url.clone()))
                 .disable_proxy()
                 .timeout(cfg.timeout);
@@ -182,7 +180,7 @@ impl Client {
             let transport = builder.build().map_err(|e| {
                 PipelineError::Config(format!("cannot set up the client for {shown}: {e}"))
             })?;
-            nodes.push((Elasticsearch::new(transport), shown.to_string()));
+            nodes.push((Elasticsearch::new(transport), shown));
         }
         Ok(Client {
             nodes,
