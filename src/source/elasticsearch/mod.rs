@@ -11,11 +11,12 @@
 //! request in flight; the point in time or scroll is always released.
 
 mod client;
+mod cursor;
 mod page;
 mod since;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use elasticsearch::http::Method;
@@ -31,8 +32,9 @@ use crate::retry::parse_duration;
 use crate::runtime::runtime;
 
 use super::Source;
-use client::{Call, Client, EsError, Retry};
-use page::{Expect, SchemaCache};
+use client::{Call, Client, EsError};
+use cursor::Cursor;
+use page::SchemaCache;
 use since::{field_at, Mark, Since};
 
 /// How the index is paged through, once the server is known.
@@ -53,16 +55,6 @@ impl Paging {
             _ => "point in time",
         }
     }
-}
-
-/// Where a slice is in its paging.
-enum Cursor {
-    /// Point in time + search_after (none before the first page).
-    Pit { id: String, after: Option<Json> },
-    /// The scroll is not open yet.
-    ScrollStart,
-    /// The scroll is open.
-    Scroll { id: String },
 }
 
 /// An opened Elasticsearch/OpenSearch index.
@@ -211,141 +203,6 @@ impl EsSource {
         body
     }
 
-    /// Opens the point in time. Not a page: it is not timed as a fetch.
-    async fn open_pit(&self) -> Result<String, EsError> {
-        let (path, id_key) = match self.paging {
-            Paging::EsPit => (format!("/{}/_pit", self.cfg.index), "id"),
-            _ => (
-                format!("/{}/_search/point_in_time", self.cfg.index),
-                "pit_id",
-            ),
-        };
-        let keep_alive = [("keep_alive", self.cfg.keep_alive.as_str())];
-        let check = |j: &Json| {
-            j[id_key]
-                .as_str()
-                .map(|_| ())
-                .ok_or_else(|| format!("no point in time id ({id_key})"))
-        };
-        let mut call = Call::new(Method::Post, &path);
-        call.query = &keep_alive;
-        call.check = Some(&check);
-        let (r, _) = self.client.send(call).await?;
-        Ok(r[id_key].as_str().unwrap_or_default().to_string())
-    }
-
-    /// The number of matching documents in the point in time: a `size: 0`
-    /// search, independent of the pages that are read.
-    async fn count_in_pit(&self, id: &str) -> Result<u64, EsError> {
-        let body = json!({
-            "size": 0,
-            "query": self.query,
-            "track_total_hits": true,
-            "pit": {"id": id, "keep_alive": self.cfg.keep_alive},
-        });
-        let expect = Expect {
-            total: true,
-            sort: false,
-            scroll_id: false,
-        };
-        let check = move |j: &Json| page::check(j, expect);
-        let mut call = Call::new(Method::Post, "/_search");
-        call.body = Some(body);
-        call.check = Some(&check);
-        let (answer, _) = self.client.send(call).await?;
-        Ok(count_of(&answer))
-    }
-
-    async fn close_pit(&self, id: &str) {
-        let (path, body) = match self.paging {
-            Paging::EsPit => ("/_pit", json!({"id": id})),
-            _ => ("/_search/point_in_time", json!({"pit_id": [id]})),
-        };
-        let mut call = Call::new(Method::Delete, path);
-        call.body = Some(body);
-        call.retry = Retry::Never;
-        match self.client.send(call).await {
-            Ok(_) => tracing::debug!("closed point in time {id}"),
-            Err(e) => tracing::warn!("could not close the point in time: {}", e.message()),
-        }
-    }
-
-    async fn clear_scrolls(&self, ids: Vec<String>) {
-        if ids.is_empty() {
-            return;
-        }
-        let mut call = Call::new(Method::Delete, "/_search/scroll");
-        call.body = Some(json!({"scroll_id": ids}));
-        call.retry = Retry::Never;
-        match self.client.send(call).await {
-            Ok(_) => tracing::debug!("cleared scrolls {}", ids.join(",")),
-            Err(e) => tracing::warn!("could not clear the scroll: {}", e.message()),
-        }
-    }
-
-    /// Asks for the next page of a slice.
-    async fn next_page(
-        &self,
-        slice: u32,
-        cursor: &Cursor,
-        first: bool,
-        ctx: &Context,
-    ) -> Result<Json, EsError> {
-        let scroll_query = [("scroll", self.cfg.keep_alive.as_str())];
-        let (path, query, body, retry, expect): (String, &[(&str, &str)], Json, Retry, Expect) =
-            match cursor {
-                Cursor::Pit { id, after } => {
-                    let mut body = self.page_body(slice, first);
-                    body["pit"] = json!({"id": id, "keep_alive": self.cfg.keep_alive});
-                    body["sort"] = json!([{"_shard_doc": "asc"}]);
-                    if let Some(after) = after {
-                        body["search_after"] = after.clone();
-                    }
-                    let expect = Expect {
-                        total: first,
-                        sort: true,
-                        scroll_id: false,
-                    };
-                    ("/_search".into(), &[], body, Retry::Passing, expect)
-                }
-                Cursor::ScrollStart => {
-                    let mut body = self.page_body(slice, true);
-                    body["sort"] = json!(["_doc"]);
-                    let expect = Expect {
-                        total: true,
-                        sort: false,
-                        scroll_id: true,
-                    };
-                    let path = format!("/{}/_search", self.cfg.index);
-                    (path, &scroll_query, body, Retry::Passing, expect)
-                }
-                Cursor::Scroll { id } => {
-                    let body = json!({"scroll": self.cfg.keep_alive, "scroll_id": id});
-                    let expect = Expect {
-                        total: false,
-                        sort: false,
-                        scroll_id: true,
-                    };
-                    // A scroll page that was sent cannot be asked for again:
-                    // the server has moved on.
-                    let path = "/_search/scroll".to_string();
-                    (path, &[], body, Retry::IfNotActedOn, expect)
-                }
-            };
-        let check = move |j: &Json| page::check(j, expect);
-        let call = Call {
-            method: Method::Post,
-            path: &path,
-            query,
-            body: Some(body),
-            check: Some(&check),
-            retry,
-            metrics: Some(&ctx.metrics),
-        };
-        let (page, _) = self.client.send_or_stop(call, &ctx.shutdown).await?;
-        Ok(page)
-    }
-
     /// Explains a lost point in time or scroll: expired (pages came too
     /// slowly) or lost (a node restarted) according to how long it was idle.
     fn context_gone(&self, reason: &str, idle: Duration) -> EsError {
@@ -363,8 +220,7 @@ impl EsSource {
         EsError::Expired(msg)
     }
 
-    /// Reads one slice to its end (or until told to stop). Returns the total
-    /// the server reported for the slice.
+    /// Reads one slice to its end (or until told to stop).
     fn read_slice(
         &self,
         slice: u32,
@@ -372,7 +228,9 @@ impl EsSource {
         out: &RecordSender,
         ctx: &Context,
         shared: &SliceShared,
-    ) -> Result<u64, EsError> {
+    ) -> SliceEnd {
+        let mut scrolls = Vec::new();
+        let mut limited = false;
         let _active = ctx.metrics.worker_active(Stage::Source);
         let rt = runtime();
         let mut cursor = match pit {
@@ -425,21 +283,8 @@ impl EsSource {
             let hits = page["hits"]["hits"]
                 .as_array()
                 .map_or(&[][..], Vec::as_slice);
-            match &mut cursor {
-                Cursor::Pit { id, after } => {
-                    if let Some(new) = page["pit_id"].as_str() {
-                        *id = new.to_string();
-                    }
-                    *after = hits.last().map(|h| h["sort"].clone());
-                }
-                Cursor::ScrollStart | Cursor::Scroll { .. } => {
-                    let id = page["_scroll_id"].as_str().unwrap_or_default().to_string();
-                    let known = matches!(&cursor, Cursor::Scroll { id: old } if *old == id);
-                    if !known {
-                        shared.scrolls.lock().expect("scroll ids").push(id.clone());
-                    }
-                    cursor = Cursor::Scroll { id };
-                }
+            if let Some(new_scroll) = cursor.advance(&page) {
+                scrolls.push(new_scroll);
             }
             if hits.is_empty() {
                 break Ok(total);
@@ -466,17 +311,22 @@ impl EsSource {
             out.send_all(&mut chunk, ctx);
             ctx.progress(0, read);
             if stop_after {
-                shared.limited.store(1, Ordering::Relaxed);
+                limited = true;
                 break Ok(total);
             }
         };
         if let Some(s) = &self.since {
             s.seen.lock().expect("since lock").merge(mark);
         }
-        if let Cursor::Pit { id, .. } = cursor {
-            *shared.last_pit.lock().expect("pit id") = Some(id);
+        SliceEnd {
+            total: result,
+            scrolls,
+            pit: match cursor {
+                Cursor::Pit { id, .. } => Some(id),
+                _ => None,
+            },
+            limited,
         }
-        result
     }
 
     /// Checks the number read against the count taken when the point in
@@ -505,16 +355,29 @@ impl EsSource {
     }
 }
 
-/// What the slices of one run share.
+/// The live counters the slices of one run share.
 #[derive(Default)]
 struct SliceShared {
+    /// The position of the last record handed out (for dead-letter entries).
     position: AtomicU64,
+    /// Documents read by all slices (for the progress bar and the check).
     read: AtomicU64,
+    /// Documents taken against `--limit`.
     taken: AtomicU64,
-    limited: AtomicU64,
+    /// Set when one slice fails: the others stop after their current page.
     failed: AtomicU64,
-    scrolls: Mutex<Vec<String>>,
-    last_pit: Mutex<Option<String>>,
+}
+
+/// What a slice's thread hands back when it ends.
+struct SliceEnd {
+    /// The slice's own total (from its first page), or why it failed.
+    total: Result<u64, EsError>,
+    /// Every scroll id it was given, to release.
+    scrolls: Vec<String>,
+    /// The point in time id it last got back, to release.
+    pit: Option<String>,
+    /// `--limit` stopped it.
+    limited: bool,
 }
 
 impl Source for EsSource {
@@ -554,7 +417,7 @@ impl Source for EsSource {
         });
         let (pit, count) = opened.map_err(|e| self.run_error(e, &ctx.metrics, 0))?;
         let shared = SliceShared::default();
-        let results: Vec<Result<u64, EsError>> = std::thread::scope(|scope| {
+        let ends: Vec<SliceEnd> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..self.cfg.slices)
                 .map(|slice| {
                     let shared = &shared;
@@ -572,19 +435,24 @@ impl Source for EsSource {
                 .collect()
         });
         // Always release what the server holds for us.
-        let last_pit = shared.last_pit.lock().expect("pit id").take().or(pit);
+        let last_pit = ends.iter().rev().find_map(|e| e.pit.clone()).or(pit);
         if let Some(id) = &last_pit {
             rt.block_on(self.close_pit(id));
         }
-        let scrolls = std::mem::take(&mut *shared.scrolls.lock().expect("scroll ids"));
+        let scrolls = ends
+            .iter()
+            .flat_map(|e| e.scrolls.iter().cloned())
+            .collect();
         rt.block_on(self.clear_scrolls(scrolls));
 
         let read = shared.read.load(Ordering::Relaxed);
+        self.limited = ends.iter().any(|e| e.limited);
         let mut slice_totals = 0u64;
-        for r in results {
-            slice_totals += r.map_err(|e| self.run_error(e, &ctx.metrics, read))?;
+        for end in ends {
+            slice_totals += end
+                .total
+                .map_err(|e| self.run_error(e, &ctx.metrics, read))?;
         }
-        self.limited = shared.limited.load(Ordering::Relaxed) > 0;
         if ctx.should_stop_reading() || self.limited {
             return Ok(());
         }

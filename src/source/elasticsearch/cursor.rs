@@ -1,0 +1,185 @@
+//! Paging through the index: a point in time with search_after, or a
+//! scroll. A [`Cursor`] says where a slice is; the next page is asked for
+//! from it and it advances with each page. Opening, counting on and
+//! releasing a point in time or scroll live here too.
+
+use elasticsearch::http::Method;
+use serde_json::{json, Value as Json};
+
+use crate::context::Context;
+
+use super::client::{Call, EsError, Retry};
+use super::page::{self, Expect};
+use super::{count_of, EsSource, Paging};
+
+/// Where a slice is in its paging.
+pub(super) enum Cursor {
+    /// Point in time + search_after (none before the first page).
+    Pit { id: String, after: Option<Json> },
+    /// The scroll is not open yet.
+    ScrollStart,
+    /// The scroll is open.
+    Scroll { id: String },
+}
+
+impl Cursor {
+    /// Moves past `page`. Returns a scroll id the server handed out for the
+    /// first time (to release at the end).
+    pub(super) fn advance(&mut self, page: &Json) -> Option<String> {
+        let hits = page["hits"]["hits"]
+            .as_array()
+            .map_or(&[][..], Vec::as_slice);
+        match self {
+            Cursor::Pit { id, after } => {
+                if let Some(new) = page["pit_id"].as_str() {
+                    *id = new.to_string();
+                }
+                *after = hits.last().map(|h| h["sort"].clone());
+                None
+            }
+            Cursor::ScrollStart | Cursor::Scroll { .. } => {
+                let id = page["_scroll_id"].as_str().unwrap_or_default().to_string();
+                let known = matches!(self, Cursor::Scroll { id: old } if *old == id);
+                *self = Cursor::Scroll { id: id.clone() };
+                (!known).then_some(id)
+            }
+        }
+    }
+}
+
+impl EsSource {
+    /// Opens the point in time. Not a page: it is not timed as a fetch.
+    pub(super) async fn open_pit(&self) -> Result<String, EsError> {
+        let (path, id_key) = match self.paging {
+            Paging::EsPit => (format!("/{}/_pit", self.cfg.index), "id"),
+            _ => (
+                format!("/{}/_search/point_in_time", self.cfg.index),
+                "pit_id",
+            ),
+        };
+        let keep_alive = [("keep_alive", self.cfg.keep_alive.as_str())];
+        let check = |j: &Json| {
+            j[id_key]
+                .as_str()
+                .map(|_| ())
+                .ok_or_else(|| format!("no point in time id ({id_key})"))
+        };
+        let mut call = Call::new(Method::Post, &path);
+        call.query = &keep_alive;
+        call.check = Some(&check);
+        let (r, _) = self.client.send(call).await?;
+        Ok(r[id_key].as_str().unwrap_or_default().to_string())
+    }
+
+    /// The number of matching documents in the point in time: a `size: 0`
+    /// search, independent of the pages that are read.
+    pub(super) async fn count_in_pit(&self, id: &str) -> Result<u64, EsError> {
+        let body = json!({
+            "size": 0,
+            "query": self.query,
+            "track_total_hits": true,
+            "pit": {"id": id, "keep_alive": self.cfg.keep_alive},
+        });
+        let expect = Expect {
+            total: true,
+            sort: false,
+            scroll_id: false,
+        };
+        let check = move |j: &Json| page::check(j, expect);
+        let mut call = Call::new(Method::Post, "/_search");
+        call.body = Some(body);
+        call.check = Some(&check);
+        let (answer, _) = self.client.send(call).await?;
+        Ok(count_of(&answer))
+    }
+
+    pub(super) async fn close_pit(&self, id: &str) {
+        let (path, body) = match self.paging {
+            Paging::EsPit => ("/_pit", json!({"id": id})),
+            _ => ("/_search/point_in_time", json!({"pit_id": [id]})),
+        };
+        let mut call = Call::new(Method::Delete, path);
+        call.body = Some(body);
+        call.retry = Retry::Never;
+        match self.client.send(call).await {
+            Ok(_) => tracing::debug!("closed point in time {id}"),
+            Err(e) => tracing::warn!("could not close the point in time: {}", e.message()),
+        }
+    }
+
+    pub(super) async fn clear_scrolls(&self, ids: Vec<String>) {
+        if ids.is_empty() {
+            return;
+        }
+        let mut call = Call::new(Method::Delete, "/_search/scroll");
+        call.body = Some(json!({"scroll_id": ids}));
+        call.retry = Retry::Never;
+        match self.client.send(call).await {
+            Ok(_) => tracing::debug!("cleared scrolls {}", ids.join(",")),
+            Err(e) => tracing::warn!("could not clear the scroll: {}", e.message()),
+        }
+    }
+
+    /// Asks for the next page of a slice.
+    pub(super) async fn next_page(
+        &self,
+        slice: u32,
+        cursor: &Cursor,
+        first: bool,
+        ctx: &Context,
+    ) -> Result<Json, EsError> {
+        let scroll_query = [("scroll", self.cfg.keep_alive.as_str())];
+        let (path, query, body, retry, expect): (String, &[(&str, &str)], Json, Retry, Expect) =
+            match cursor {
+                Cursor::Pit { id, after } => {
+                    let mut body = self.page_body(slice, first);
+                    body["pit"] = json!({"id": id, "keep_alive": self.cfg.keep_alive});
+                    body["sort"] = json!([{"_shard_doc": "asc"}]);
+                    if let Some(after) = after {
+                        body["search_after"] = after.clone();
+                    }
+                    let expect = Expect {
+                        total: first,
+                        sort: true,
+                        scroll_id: false,
+                    };
+                    ("/_search".into(), &[], body, Retry::Passing, expect)
+                }
+                Cursor::ScrollStart => {
+                    let mut body = self.page_body(slice, true);
+                    body["sort"] = json!(["_doc"]);
+                    let expect = Expect {
+                        total: true,
+                        sort: false,
+                        scroll_id: true,
+                    };
+                    let path = format!("/{}/_search", self.cfg.index);
+                    (path, &scroll_query, body, Retry::Passing, expect)
+                }
+                Cursor::Scroll { id } => {
+                    let body = json!({"scroll": self.cfg.keep_alive, "scroll_id": id});
+                    let expect = Expect {
+                        total: false,
+                        sort: false,
+                        scroll_id: true,
+                    };
+                    // A scroll page that was sent cannot be asked for again:
+                    // the server has moved on.
+                    let path = "/_search/scroll".to_string();
+                    (path, &[], body, Retry::IfNotActedOn, expect)
+                }
+            };
+        let check = move |j: &Json| page::check(j, expect);
+        let call = Call {
+            method: Method::Post,
+            path: &path,
+            query,
+            body: Some(body),
+            check: Some(&check),
+            retry,
+            metrics: Some(&ctx.metrics),
+        };
+        let (page, _) = self.client.send_or_stop(call, &ctx.shutdown).await?;
+        Ok(page)
+    }
+}
