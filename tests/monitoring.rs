@@ -513,7 +513,7 @@ fn prometheus_scrapes_a_run_and_evaluates_every_query() {
     ]);
     let mut pipeline = Running {
         what: "pipeline-cli",
-        child: Some(spawn(&args)),
+        child: Some(spawn(&args).into()),
     };
     wait_for_port(metrics_port, pipeline.child());
 

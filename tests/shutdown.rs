@@ -91,7 +91,7 @@ fn sigterm_mid_run_writes_what_was_read_and_exits_143() {
 }
 
 /// A sink stuck on a full pipe: stdout is never read.
-fn stuck_run(extra: &[&str]) -> (Child, JoinHandle<u64>, u16) {
+fn stuck_run(extra: &[&str]) -> (Running, JoinHandle<u64>, u16) {
     let port = free_port();
     let port_s = port.to_string();
     let mut args = csv_to_file("-", "-");
