@@ -413,6 +413,22 @@ impl Metrics {
         self.retries[stage as usize].inc();
     }
 
+    /// A failed attempt that will be tried again after `delay`: counted in
+    /// `errors_total` and `retries_total` and logged, in one call.
+    /// `progress` is the retry's number (`2/5`, or `2` without a cap).
+    pub fn retrying(
+        &self,
+        stage: Stage,
+        error_type: ErrorType,
+        why: &str,
+        progress: &str,
+        delay: Duration,
+    ) {
+        self.error(stage, error_type, 1);
+        self.retried(stage);
+        tracing::warn!("{why}; retry {progress} in {delay:?}");
+    }
+
     /// A sink finished with a batch.
     pub fn batch_done(&self, b: &BatchReport) {
         self.records_processed.inc_by(b.size);

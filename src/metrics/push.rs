@@ -139,17 +139,21 @@ impl Pusher {
                 ),
                 Err((false, e)) => (ErrorType::Connection, format!("cannot connect: {e}"), true),
             };
-            self.metrics.error(Stage::Push, error_type, 1);
-            if !retry {
+            let wait = if retry {
+                backoff
+                    .next_delay(None)
+                    .filter(|w| std::time::Instant::now() + *w < deadline)
+            } else {
+                None
+            };
+            let Some(wait) = wait else {
+                self.metrics.error(Stage::Push, error_type, 1);
                 break why;
-            }
-            match backoff.next_delay(None) {
-                Some(wait) if std::time::Instant::now() + wait < deadline => {
-                    self.metrics.retried(Stage::Push);
-                    std::thread::sleep(wait);
-                }
-                _ => break why,
-            }
+            };
+            let why = format!("pushing metrics to {}: {why}", self.target());
+            self.metrics
+                .retrying(Stage::Push, error_type, &why, &backoff.progress(), wait);
+            std::thread::sleep(wait);
         };
         let msg = format!(
             "pushing metrics to {} failed after {} attempt(s): {last}",
