@@ -1,0 +1,564 @@
+//! The CSV row reader: `csv_core` (the parser under the `csv` crate, so
+//! fields come out byte for byte the same) driven over one buffer that also
+//! keeps the raw bytes of the row being read, for the dead-letter file.
+//!
+//! Driving the parser directly lets the reader see what the `csv` crate
+//! hides: a quoted field still open at the end of the input (a parse error,
+//! not a field that swallows the rest of the file), and a quoted field that
+//! grows past `--csv-max-field-bytes` or spans more than
+//! `--csv-max-field-lines` lines (probably a stray quote: the row is
+//! rejected and reading goes on from the line after the one it started on).
+//! Memory stays bounded by those limits. A live pipe (standard input, a
+//! named pipe) is read in short polls, so a stop is seen even when the
+//! writer has paused in the middle of a row.
+
+use std::io::{self, Read};
+use std::os::fd::RawFd;
+
+use csv_core::ReadRecordResult;
+
+use crate::shutdown::Shutdown;
+
+/// Bytes asked of the input per read.
+const READ_SIZE: usize = 128 * 1024;
+/// The most raw text kept for a row given up on.
+const MAX_RAW: usize = 1 << 20;
+/// Bytes before the current row kept before the buffer is compacted.
+const RETAIN_SLACK: usize = 256 * 1024;
+
+/// One parsed row: its fields' bytes back to back, and where each ends.
+#[derive(Debug, Default, Clone)]
+pub struct Row {
+    fields: Vec<u8>,
+    ends: Vec<usize>,
+    len: usize,
+    /// The line the row starts on (1-based).
+    pub line: u64,
+}
+
+impl Row {
+    /// Number of fields.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The byte range of field `i` in [`Row::as_slice`].
+    pub fn range(&self, i: usize) -> std::ops::Range<usize> {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        start..self.ends[i]
+    }
+
+    /// Field `i`.
+    pub fn get(&self, i: usize) -> &[u8] {
+        &self.fields[self.range(i)]
+    }
+
+    /// Field `i` as text, taking the row's buffer (which is then empty):
+    /// for a field too large to copy. The row must have been checked to be
+    /// valid UTF-8 with `i` on character boundaries.
+    pub fn take_field(&mut self, i: usize) -> String {
+        let range = self.range(i);
+        let mut bytes = std::mem::take(&mut self.fields);
+        bytes.truncate(range.end);
+        bytes.drain(..range.start);
+        String::from_utf8(bytes).expect("checked UTF-8")
+    }
+
+    /// Every field's bytes, back to back.
+    pub fn as_slice(&self) -> &[u8] {
+        let end = if self.len == 0 {
+            0
+        } else {
+            self.ends[self.len - 1]
+        };
+        &self.fields[..end]
+    }
+}
+
+/// What [`RowReader::read_row`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Next {
+    /// A row, in the `Row` passed in.
+    Row,
+    /// A row that cannot be one: its start line, raw text and why.
+    Bad {
+        line: u64,
+        raw: Vec<u8>,
+        reason: String,
+    },
+    /// The end of the input (or of a live input, once stopped).
+    End,
+}
+
+/// How a live input is watched.
+struct Live {
+    fd: RawFd,
+    stop: Option<Shutdown>,
+}
+
+/// The end of filling the buffer.
+enum Fill {
+    /// More bytes are buffered.
+    More,
+    /// The input has ended.
+    Eof,
+    /// A live input had nothing more while the run was stopping.
+    Stopped,
+}
+
+/// Reads rows from a byte stream; see the module documentation.
+pub struct RowReader {
+    input: Box<dyn Read + Send>,
+    /// Bytes read and not yet let go of; `buf[0]` is stream offset `base`.
+    buf: Vec<u8>,
+    base: u64,
+    /// Next byte to parse.
+    pos: usize,
+    eof: bool,
+    core: csv_core::Reader,
+    delimiter: u8,
+    /// The line of the byte at `pos` (1-based).
+    line: u64,
+    live: Option<Live>,
+    max_field_bytes: u64,
+    max_field_lines: u64,
+    /// The start of the input is still to be checked for a UTF-8 BOM.
+    at_start: bool,
+    /// After a row given up on a line with no end in sight: skip to the
+    /// next line end before reading on.
+    skip_line: bool,
+}
+
+impl RowReader {
+    /// A reader of `input` with `delimiter` and the field limits.
+    pub fn new(
+        input: Box<dyn Read + Send>,
+        delimiter: u8,
+        max_field_bytes: u64,
+        max_field_lines: u64,
+    ) -> RowReader {
+        RowReader {
+            input,
+            buf: Vec::with_capacity(READ_SIZE),
+            base: 0,
+            pos: 0,
+            eof: false,
+            core: csv_core::ReaderBuilder::new().delimiter(delimiter).build(),
+            delimiter,
+            line: 1,
+            live: None,
+            max_field_bytes,
+            max_field_lines,
+            at_start: true,
+            skip_line: false,
+        }
+    }
+
+    /// Marks the input as live (a pipe read by `fd`): reads wait in short
+    /// polls, and once `stop` is raised a pause of the writer ends the input.
+    pub fn set_live(&mut self, fd: RawFd, stop: Option<Shutdown>) {
+        self.live = Some(Live { fd, stop });
+    }
+
+    /// Bytes consumed so far (the stream offset of the next byte to parse).
+    pub fn offset(&self) -> u64 {
+        self.base + self.pos as u64
+    }
+
+    /// True when reading on would wait for a live writer: the buffer is
+    /// (nearly) empty and the pipe has nothing to say right now.
+    pub fn would_block(&self, below: usize) -> bool {
+        match &self.live {
+            Some(l) => self.buf.len() - self.pos < below && !ready(l.fd, 0),
+            None => false,
+        }
+    }
+
+    /// After a row that made the buffer large: lets go of the bytes already
+    /// parsed and of the extra capacity, so one huge row does not stay in
+    /// memory for the rest of the run.
+    pub fn release(&mut self) {
+        if self.buf.capacity() > 8 * READ_SIZE {
+            self.buf.drain(..self.pos);
+            self.base += self.pos as u64;
+            self.pos = 0;
+            self.buf.shrink_to(self.buf.len().max(2 * READ_SIZE));
+        }
+    }
+
+    /// The raw bytes between two stream offsets, as far as they are kept
+    /// (always, for the row just read).
+    pub fn raw(&self, start: u64, end: u64) -> &[u8] {
+        let s = start.saturating_sub(self.base).min(self.buf.len() as u64) as usize;
+        let e = end.saturating_sub(self.base).min(self.buf.len() as u64) as usize;
+        &self.buf[s..e.max(s)]
+    }
+
+    fn fill(&mut self) -> io::Result<Fill> {
+        if self.eof {
+            return Ok(Fill::Eof);
+        }
+        if let Some(live) = &self.live {
+            while !ready(live.fd, 200) {
+                if live.stop.as_ref().is_some_and(Shutdown::is_requested) {
+                    return Ok(Fill::Stopped);
+                }
+            }
+        }
+        let old = self.buf.len();
+        self.buf.resize(old + READ_SIZE, 0);
+        let n = loop {
+            match self.input.read(&mut self.buf[old..]) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.buf.truncate(old);
+                    return Err(e);
+                }
+            }
+        };
+        self.buf.truncate(old + n);
+        if n == 0 {
+            self.eof = true;
+            return Ok(Fill::Eof);
+        }
+        Ok(Fill::More)
+    }
+
+    /// Lets go of the bytes before `pos` once there are enough of them.
+    fn compact(&mut self) {
+        if self.pos >= RETAIN_SLACK {
+            self.buf.drain(..self.pos);
+            self.base += self.pos as u64;
+            self.pos = 0;
+        }
+    }
+
+    /// Skips line ends (and the BOM, at the start) before a row. False at
+    /// the end of the input.
+    fn skip_to_row(&mut self) -> io::Result<Option<Fill>> {
+        loop {
+            if self.pos == self.buf.len() {
+                match self.fill()? {
+                    Fill::More => {}
+                    other => return Ok(Some(other)),
+                }
+                continue;
+            }
+            if self.at_start {
+                if self.buf.len() < 3 && !self.eof {
+                    match self.fill()? {
+                        Fill::Stopped => return Ok(Some(Fill::Stopped)),
+                        _ => continue,
+                    }
+                }
+                self.at_start = false;
+                if self.buf.starts_with(b"\xEF\xBB\xBF") {
+                    self.pos = 3;
+                }
+                continue;
+            }
+            if self.skip_line {
+                match memchr::memchr(b'\n', &self.buf[self.pos..]) {
+                    Some(i) => {
+                        self.pos += i + 1;
+                        self.line += 1;
+                        self.skip_line = false;
+                    }
+                    None => {
+                        // Nothing of this line is needed: let it all go.
+                        self.base += self.buf.len() as u64;
+                        self.buf.clear();
+                        self.pos = 0;
+                    }
+                }
+                continue;
+            }
+            match self.buf[self.pos] {
+                b'\n' => {
+                    self.pos += 1;
+                    self.line += 1;
+                }
+                b'\r' => self.pos += 1,
+                _ => return Ok(None),
+            }
+        }
+    }
+
+    /// Reads the next row into `row`.
+    pub fn read_row(&mut self, row: &mut Row) -> io::Result<Next> {
+        self.compact();
+        match self.skip_to_row()? {
+            None => {}
+            Some(Fill::Stopped | Fill::Eof | Fill::More) => return Ok(Next::End),
+        }
+        let start = self.pos;
+        let start_line = self.line;
+        row.line = start_line;
+        row.len = 0;
+        if row.fields.is_empty() {
+            row.fields.resize(1024, 0);
+        }
+        if row.ends.is_empty() {
+            row.ends.resize(64, 0);
+        }
+        let (mut nout, mut nends) = (0usize, 0usize);
+        let mut at_end = false;
+        loop {
+            let input = if at_end {
+                &[][..]
+            } else {
+                &self.buf[self.pos..]
+            };
+            let (res, nin, no, ne) =
+                self.core
+                    .read_record(input, &mut row.fields[nout..], &mut row.ends[nends..]);
+            self.line += memchr::memchr_iter(b'\n', &input[..nin]).count() as u64;
+            self.pos += nin;
+            nout += no;
+            nends += ne;
+            match res {
+                ReadRecordResult::Record => {
+                    row.len = nends;
+                    if at_end && unclosed_quote(&self.buf[start..self.pos], self.delimiter) {
+                        return Ok(self.unclosed_at_end(start, start_line));
+                    }
+                    return Ok(Next::Row);
+                }
+                ReadRecordResult::End => return Ok(Next::End),
+                ReadRecordResult::OutputEndsFull => {
+                    let n = row.ends.len();
+                    row.ends.resize(n * 2, 0);
+                }
+                ReadRecordResult::OutputFull | ReadRecordResult::InputEmpty => {
+                    let field_start = if nends == 0 { 0 } else { row.ends[nends - 1] };
+                    let field_len = (nout - field_start) as u64;
+                    let lines = self.line - start_line;
+                    if field_len > self.max_field_bytes || lines > self.max_field_lines {
+                        return Ok(self.give_up(start, start_line, field_len, lines));
+                    }
+                    if res == ReadRecordResult::OutputFull {
+                        let n = row.fields.len();
+                        row.fields.resize(n * 2, 0);
+                        continue;
+                    }
+                    match self.fill()? {
+                        Fill::More => {}
+                        Fill::Eof => at_end = true,
+                        Fill::Stopped => {
+                            self.core.reset();
+                            return Ok(Next::Bad {
+                                line: start_line,
+                                raw: self.buf[start..self.pos].to_vec(),
+                                reason: "incomplete row: cut short by the stop signal".into(),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn unclosed_at_end(&mut self, start: usize, start_line: u64) -> Next {
+        Next::Bad {
+            line: start_line,
+            raw: self.buf[start..self.pos].to_vec(),
+            reason: format!(
+                "unclosed quote: a quoted field that starts in the row on line {start_line} is still open at the end of the input"
+            ),
+        }
+    }
+
+    /// A quoted field grew past a limit: reject the row's first line and
+    /// read on from the line after it.
+    fn give_up(&mut self, start: usize, start_line: u64, bytes: u64, lines: u64) -> Next {
+        self.core.reset();
+        let first_line_end = memchr::memchr(b'\n', &self.buf[start..]).map(|i| start + i);
+        let raw_end = first_line_end.unwrap_or(self.buf.len());
+        // The raw text kept for the dead-letter file is cut at a size that
+        // can be read.
+        let raw = self.buf[start..raw_end.min(start + MAX_RAW)].to_vec();
+        let cut = if raw_end - start > MAX_RAW {
+            format!(" (the raw text kept is its first {MAX_RAW} bytes)")
+        } else {
+            String::new()
+        };
+        match first_line_end {
+            Some(i) => {
+                self.pos = i + 1;
+                self.line = start_line + 1;
+            }
+            None => {
+                self.pos = self.buf.len();
+                self.line = start_line;
+                self.skip_line = true;
+            }
+        }
+        self.release();
+        let why = if bytes > self.max_field_bytes {
+            format!(
+                "a quoted field grew past {bytes} bytes (--csv-max-field-bytes {})",
+                self.max_field_bytes
+            )
+        } else {
+            format!(
+                "a quoted field spans more than {lines} lines (--csv-max-field-lines {})",
+                self.max_field_lines
+            )
+        };
+        Next::Bad {
+            line: start_line,
+            raw,
+            reason: format!(
+                "probably an unclosed quote in the row that starts on line {start_line}: {why}; the row is rejected and reading goes on from line {}{cut}",
+                start_line + 1
+            ),
+        }
+    }
+}
+
+/// True when `raw` (one row, RFC 4180) ends inside a quoted field.
+fn unclosed_quote(raw: &[u8], delimiter: u8) -> bool {
+    let mut quoted = false;
+    let mut field_start = true;
+    let mut i = 0;
+    while i < raw.len() {
+        let b = raw[i];
+        if quoted {
+            if b == b'"' {
+                if raw.get(i + 1) == Some(&b'"') {
+                    i += 1;
+                } else {
+                    quoted = false;
+                }
+            }
+        } else if field_start && b == b'"' {
+            quoted = true;
+            field_start = false;
+        } else {
+            field_start = b == delimiter || b == b'\n' || b == b'\r';
+        }
+        i += 1;
+    }
+    quoted
+}
+
+/// True when `fd` becomes readable (data, end or error) within `ms`.
+fn ready(fd: RawFd, ms: i32) -> bool {
+    let mut fds = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    unsafe { libc::poll(&mut fds, 1, ms) != 0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(input: &[u8], max_bytes: u64, max_lines: u64) -> Vec<Result<Vec<Vec<u8>>, String>> {
+        let mut r = RowReader::new(
+            Box::new(input.to_vec().leak() as &[u8]),
+            b',',
+            max_bytes,
+            max_lines,
+        );
+        let mut row = Row::default();
+        let mut out = Vec::new();
+        loop {
+            match r.read_row(&mut row).unwrap() {
+                Next::Row => out.push(Ok((0..row.len()).map(|i| row.get(i).to_vec()).collect())),
+                Next::Bad { line, reason, .. } => out.push(Err(format!("{line}: {reason}"))),
+                Next::End => return out,
+            }
+        }
+    }
+
+    /// The same rows as the `csv` crate (flexible, no header) gives.
+    fn csv_crate(input: &[u8]) -> Vec<Result<Vec<Vec<u8>>, String>> {
+        let mut r = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(input);
+        r.byte_records()
+            .map(|rec| Ok(rec.unwrap().iter().map(<[u8]>::to_vec).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn valid_input_parses_exactly_as_the_csv_crate_does() {
+        let cases: [&[u8]; 12] = [
+            b"a,b\n1,2\n",
+            b"a,b\r\n1,2\r\n3,4",
+            b"\xEF\xBB\xBFid,name\n1,x\n",
+            b"a,\"b,c\",\"d\"\"e\"\n\"multi\nline\",x,\"\"\n",
+            b"\n\na,b\n\n\nc,d\n\n",
+            b"x,\"y\r\nz\",w\r\n",
+            b"a,,b,\n,,,\n",
+            b" a , b \n\"\",\"\"\"\"\n",
+            b"one\n",
+            b"",
+            b"a,\"q\"x,b\n",
+            b"\"\xc3\xa9t\xc3\xa9\",\xe6\x9d\xb1\n",
+        ];
+        for input in cases {
+            assert_eq!(
+                rows(input, 1 << 20, 1000),
+                csv_crate(input),
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
+        }
+        // A large input across many buffer refills.
+        let mut big = Vec::new();
+        for i in 0..50_000 {
+            big.extend_from_slice(
+                format!("{i},\"name, {i}\",\"say \"\"hi\"\"\nnext\",{}\r\n", i * 7).as_bytes(),
+            );
+        }
+        assert_eq!(rows(&big, 1 << 20, 1000), csv_crate(&big));
+    }
+
+    #[test]
+    fn a_quote_still_open_at_the_end_is_an_error_not_a_field() {
+        let got = rows(b"a,b\n1,\"x\n2,y\n3,z\n", 1 << 20, 1000);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0], Ok(vec![b"a".to_vec(), b"b".to_vec()]));
+        let err = got[1].clone().unwrap_err();
+        assert!(err.starts_with("2: unclosed quote"), "{err}");
+    }
+
+    #[test]
+    fn a_quoted_field_past_the_limits_is_given_up_and_reading_goes_on() {
+        let mut input = b"a,b\n1,\"stray\n".to_vec();
+        for i in 2..200 {
+            input.extend_from_slice(format!("{i},v\n").as_bytes());
+        }
+        let got = rows(&input, 1 << 20, 10);
+        let err = got[1].clone().unwrap_err();
+        assert!(err.starts_with("2: probably an unclosed quote"), "{err}");
+        assert!(err.contains("--csv-max-field-lines 10"), "{err}");
+        assert_eq!(got.len(), 2 + 198);
+        assert_eq!(got[2], Ok(vec![b"2".to_vec(), b"v".to_vec()]));
+        assert_eq!(got[199], Ok(vec![b"199".to_vec(), b"v".to_vec()]));
+        // By size, on one long line.
+        let mut input = b"a,b\n1,\"".to_vec();
+        input.extend(std::iter::repeat_n(b'x', 5000));
+        input.extend_from_slice(b"\n2,v\n");
+        let got = rows(&input, 1000, 1000);
+        let err = got[1].clone().unwrap_err();
+        assert!(err.contains("--csv-max-field-bytes 1000"), "{err}");
+        assert_eq!(got[2], Ok(vec![b"2".to_vec(), b"v".to_vec()]));
+    }
+
+    #[test]
+    fn open_quotes_are_found_per_field() {
+        assert!(unclosed_quote(b"1,\"abc", b','));
+        assert!(!unclosed_quote(b"1,\"a\"\"c\"", b','));
+        assert!(unclosed_quote(b"1,\"a\"\"c", b','));
+        assert!(!unclosed_quote(b"1,a\"c", b','));
+        assert!(!unclosed_quote(b"\"a\nb\",c", b','));
+    }
+}
