@@ -1,0 +1,163 @@
+//! Talking to the server: connection options and TLS, connecting, and what
+//! each server error means to the sink (retry, the rows' fault, fatal).
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Opts, OptsBuilder, SslOpts, Value as MyValue};
+
+use crate::config::{MysqlConfig, SslMode};
+use crate::error::{ErrorType, PipelineError};
+
+/// Longest wait for a connection to open.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A database error, sorted into what the sink does about it.
+#[derive(Debug)]
+pub(super) enum DbError {
+    /// Passing: roll back, reconnect, retry the batch.
+    Retry(ErrorType, String),
+    /// The rows' fault: isolate them.
+    Data(ErrorType, String),
+    /// Anything else: the batch (and the run) fails.
+    Fatal(ErrorType, String),
+}
+
+pub(super) fn classify(e: &mysql_async::Error) -> DbError {
+    use mysql_async::Error as E;
+    match e {
+        E::Server(se) => {
+            let msg = format!("server error {} ({}): {}", se.code, se.state, se.message);
+            match se.code {
+                // deadlock, lock wait timeout
+                1213 | 1205 => DbError::Retry(ErrorType::Timeout, msg),
+                // gone away, lost, killed, shutting down, interrupted
+                2006 | 2013 | 1927 | 1053 | 1317 | 1158 | 1159 | 1160 | 1161 => {
+                    DbError::Retry(ErrorType::Connection, msg)
+                }
+                1062 | 1586 => DbError::Data(ErrorType::Duplicate, msg),
+                // bad values, too long, out of range, NULL, bad dates, JSON, checks, FKs
+                1048 | 1263 | 1264 | 1265 | 1292 | 1366 | 1367 | 1406 | 1411 | 1364 | 1690
+                | 3140 | 4025 | 3819 | 1452 | 1451 | 4078 | 1918 => {
+                    DbError::Data(ErrorType::Conversion, msg)
+                }
+                1044 | 1045 | 1142 | 1143 | 1227 => DbError::Fatal(ErrorType::Auth, msg),
+                _ => DbError::Fatal(ErrorType::Server, msg),
+            }
+        }
+        E::Io(_) | E::Driver(_) => DbError::Retry(ErrorType::Connection, e.to_string()),
+        other => DbError::Fatal(ErrorType::Server, other.to_string()),
+    }
+}
+
+pub(super) fn ssl_opts(cfg: &MysqlConfig) -> Option<SslOpts> {
+    let base = SslOpts::default();
+    let with_ca = |o: SslOpts| match &cfg.ssl_ca {
+        Some(ca) => o.with_root_certs(vec![ca.clone().into()]),
+        None => o,
+    };
+    match cfg.ssl_mode {
+        SslMode::Disabled => None,
+        SslMode::Preferred | SslMode::Required => Some(
+            base.with_danger_accept_invalid_certs(true)
+                .with_danger_skip_domain_validation(true),
+        ),
+        SslMode::VerifyCa => Some(with_ca(base).with_danger_skip_domain_validation(true)),
+        SslMode::VerifyIdentity => Some(with_ca(base)),
+    }
+}
+
+pub(super) fn build_opts(cfg: &MysqlConfig, ssl: Option<SslOpts>) -> Opts {
+    OptsBuilder::default()
+        .ip_or_hostname(cfg.host.clone())
+        .tcp_port(cfg.port)
+        .user(Some(cfg.user.clone()))
+        .pass(cfg.password.as_ref().map(|p| p.expose().to_string()))
+        .db_name(Some(cfg.database.clone()))
+        .prefer_socket(false)
+        .ssl_opts(ssl)
+        .stmt_cache_size(64)
+        .init(vec![
+            // Dates and times are UTC on the wire; strict so bad values are errors.
+            "SET time_zone = '+00:00'",
+            "SET SESSION sql_mode = CONCAT(@@sql_mode, ',STRICT_ALL_TABLES')",
+        ])
+        .into()
+}
+
+async fn connect_once(opts: Opts) -> Result<Conn, mysql_async::Error> {
+    match tokio::time::timeout(CONNECT_TIMEOUT, Conn::new(opts)).await {
+        Ok(r) => r,
+        Err(_) => Err(mysql_async::Error::Io(mysql_async::IoError::Io(
+            std::io::Error::new(std::io::ErrorKind::TimedOut, "connection timed out"),
+        ))),
+    }
+}
+
+/// Connects; with `--db-ssl-mode preferred`, falls back to plain TCP when
+/// the server does not offer TLS.
+pub(super) async fn connect(
+    shared_opts: &Opts,
+    cfg: &MysqlConfig,
+) -> Result<Conn, mysql_async::Error> {
+    match connect_once(shared_opts.clone()).await {
+        Err(mysql_async::Error::Driver(mysql_async::DriverError::NoClientSslFlagFromServer))
+            if cfg.ssl_mode == SslMode::Preferred =>
+        {
+            connect_once(build_opts(cfg, None)).await
+        }
+        other => other,
+    }
+}
+
+/// One clear line for a connection that could not be made at start (exit 2).
+pub(super) fn connect_error(cfg: &MysqlConfig, e: &mysql_async::Error) -> PipelineError {
+    let target = format!("{}:{}", cfg.host, cfg.port);
+    let why = match e {
+        mysql_async::Error::Server(se) if se.code == 1045 => format!(
+            "access denied for user '{}' (check --db-user and the password in PIPELINE_DB_PASS)",
+            cfg.user
+        ),
+        mysql_async::Error::Server(se) if se.code == 1049 => {
+            format!("database '{}' does not exist (--db-name)", cfg.database)
+        }
+        mysql_async::Error::Server(se) if se.code == 1044 => format!(
+            "user '{}' may not use database '{}'",
+            cfg.user, cfg.database
+        ),
+        mysql_async::Error::Driver(mysql_async::DriverError::NoClientSslFlagFromServer) => {
+            "the server does not offer TLS, which --db-ssl-mode asks for".into()
+        }
+        other => other.to_string(),
+    };
+    PipelineError::Config(format!("cannot connect to MySQL at {target}: {why}"))
+}
+
+pub(super) async fn text_rows(
+    conn: &mut Conn,
+    sql: &str,
+    params: Vec<MyValue>,
+) -> Result<Vec<Vec<Option<String>>>, mysql_async::Error> {
+    let rows: Vec<mysql_async::Row> = conn.exec(sql, params).await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            row.unwrap()
+                .into_iter()
+                .map(|v| match v {
+                    MyValue::NULL => None,
+                    MyValue::Bytes(b) => Some(String::from_utf8_lossy(&b).into_owned()),
+                    other => Some(other.as_sql(true).trim_matches('\'').to_string()),
+                })
+                .collect()
+        })
+        .collect())
+}
+
+pub(super) async fn exec(conn: &mut Conn, sql: &str) -> Result<(), DbError> {
+    conn.query_drop(sql).await.map_err(|e| match classify(&e) {
+        // A data error on a control statement is not about a row.
+        DbError::Data(t, m) => DbError::Fatal(t, format!("{m} (during {sql})")),
+        DbError::Retry(t, m) => DbError::Retry(t, format!("{m} (during {sql})")),
+        DbError::Fatal(t, m) => DbError::Fatal(t, format!("{m} (during {sql})")),
+    })
+}

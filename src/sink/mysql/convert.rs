@@ -1,0 +1,357 @@
+//! Record values to column types, before the server sees them: a value
+//! that does not fit fails its record with the reason. Nothing is changed
+//! silently: numbers keep their exact digits (exponents are written out, a
+//! fraction is never rounded), and text with leading zeros (`00151`) is a
+//! code, which a number column refuses rather than store as 151.
+
+use chrono::{NaiveDate, NaiveDateTime, Timelike};
+use mysql_async::Value as MyValue;
+
+use crate::record::Value;
+
+use super::table::{Column, Kind};
+
+impl Column {
+    /// Converts a record value for this column, or says why it does not fit.
+    pub fn convert(&self, v: &Value) -> Result<MyValue, String> {
+        // An empty CSV field means "no value" for every non-text column.
+        let empty_text = matches!(v, Value::Str(s) if s.is_empty());
+        let is_text = matches!(
+            self.kind,
+            Kind::Text { .. } | Kind::Binary { .. } | Kind::Other
+        );
+        if matches!(v, Value::Null | Value::Json(serde_json::Value::Null))
+            || (empty_text && !is_text)
+        {
+            return if self.nullable || self.auto_increment {
+                Ok(MyValue::NULL)
+            } else {
+                Err("no value for a NOT NULL column".into())
+            };
+        }
+        match &self.kind {
+            Kind::Int { min, max } => {
+                let i = to_integer(v)?;
+                if i < *min || i > *max {
+                    return Err(format!("{i} is out of range ({min} to {max})"));
+                }
+                Ok(if i < 0 {
+                    MyValue::Int(i as i64)
+                } else {
+                    MyValue::UInt(i as u64)
+                })
+            }
+            Kind::Bool => to_bool(v).map(|b| MyValue::Int(i64::from(b))),
+            Kind::Decimal { precision, scale } => {
+                let text = number_text(v)?;
+                check_decimal(&text, *precision, *scale)?;
+                Ok(MyValue::Bytes(text.into_bytes()))
+            }
+            Kind::Float => {
+                let f = to_float(v)?;
+                Ok(MyValue::Double(f))
+            }
+            Kind::Date => {
+                let d = to_datetime(v)?;
+                if d.time() != chrono::NaiveTime::MIN {
+                    return Err(format!(
+                        "{} has a time of day; the column is a DATE",
+                        text_of(v)
+                    ));
+                }
+                Ok(MyValue::Bytes(
+                    d.format("%Y-%m-%d").to_string().into_bytes(),
+                ))
+            }
+            Kind::DateTime => {
+                let d = to_datetime(v)?;
+                let fmt = if d.nanosecond() == 0 {
+                    "%Y-%m-%d %H:%M:%S"
+                } else {
+                    "%Y-%m-%d %H:%M:%S%.6f"
+                };
+                Ok(MyValue::Bytes(d.format(fmt).to_string().into_bytes()))
+            }
+            Kind::Json => {
+                let text = match v {
+                    Value::Str(s) => {
+                        serde_json::from_str::<serde_json::Value>(s)
+                            .map_err(|e| format!("not valid JSON: {e}"))?;
+                        s.clone()
+                    }
+                    other => other.to_json().to_string(),
+                };
+                Ok(MyValue::Bytes(text.into_bytes()))
+            }
+            Kind::Text {
+                max_chars,
+                max_bytes,
+            } => {
+                let s = text_of(v);
+                if let Some(max) = max_chars {
+                    let n = s.chars().count() as u64;
+                    if n > *max {
+                        return Err(format!("too long: {n} characters, the column holds {max}"));
+                    }
+                }
+                check_bytes(&s, *max_bytes)?;
+                Ok(MyValue::Bytes(s.into_bytes()))
+            }
+            Kind::Binary { max_bytes } => {
+                let s = text_of(v);
+                check_bytes(&s, *max_bytes)?;
+                Ok(MyValue::Bytes(s.into_bytes()))
+            }
+            Kind::Other => Ok(MyValue::Bytes(text_of(v).into_bytes())),
+        }
+    }
+}
+
+fn check_bytes(s: &str, max: Option<u64>) -> Result<(), String> {
+    match max {
+        Some(max) if s.len() as u64 > max => Err(format!(
+            "too long: {} bytes, the column holds {max}",
+            s.len()
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The value as text (how it is written to a text column).
+pub fn text_of(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::Bool(b) => b.to_string(),
+        Value::Int(i) => i.to_string(),
+        Value::Decimal(d) => d.clone(),
+        Value::Float(f) => f.to_string(),
+        Value::Str(s) => s.clone(),
+        Value::Json(serde_json::Value::String(s)) => s.clone(),
+        Value::Json(j) => j.to_string(),
+    }
+}
+
+fn to_integer(v: &Value) -> Result<i128, String> {
+    match v {
+        Value::Int(i) => Ok(i128::from(*i)),
+        Value::Bool(b) => Ok(i128::from(*b)),
+        Value::Float(f) if f.fract() == 0.0 && f.abs() < 1e38 => Ok(*f as i128),
+        Value::Json(serde_json::Value::Number(n)) => n
+            .as_i64()
+            .map(i128::from)
+            .or_else(|| n.as_u64().map(i128::from))
+            .ok_or_else(|| format!("{n} is not a whole number")),
+        other => {
+            let s = text_of(other);
+            s.parse::<i128>()
+                .map_err(|_| format!("'{s}' is not a whole number"))
+        }
+    }
+}
+
+fn to_bool(v: &Value) -> Result<bool, String> {
+    match v {
+        Value::Bool(b) => Ok(*b),
+        Value::Int(0) => Ok(false),
+        Value::Int(1) => Ok(true),
+        Value::Json(serde_json::Value::Bool(b)) => Ok(*b),
+        other => {
+            let s = text_of(other);
+            match s.to_ascii_lowercase().as_str() {
+                "true" | "1" => Ok(true),
+                "false" | "0" => Ok(false),
+                _ => Err(format!("'{s}' is not a boolean (true, false, 1 or 0)")),
+            }
+        }
+    }
+}
+
+fn to_float(v: &Value) -> Result<f64, String> {
+    let f = match v {
+        Value::Float(f) => *f,
+        Value::Int(i) => *i as f64,
+        other => {
+            let s = text_of(other);
+            s.parse::<f64>()
+                .map_err(|_| format!("'{s}' is not a number"))?
+        }
+    };
+    if f.is_finite() {
+        Ok(f)
+    } else {
+        Err(format!("{f} is not a finite number"))
+    }
+}
+
+fn number_text(v: &Value) -> Result<String, String> {
+    match v {
+        Value::Bool(b) => Ok(u8::from(*b).to_string()),
+        Value::Float(f) if f.is_finite() => Ok(f.to_string()),
+        other => Ok(text_of(other)),
+    }
+}
+
+/// Checks `-?digits[.digits]` against DECIMAL(precision, scale), exactly:
+/// a value that would be rounded or overflow fails instead.
+fn check_decimal(text: &str, precision: u32, scale: u32) -> Result<(), String> {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    let valid = !int.is_empty()
+        && int.bytes().all(|b| b.is_ascii_digit())
+        && frac.bytes().all(|b| b.is_ascii_digit())
+        && !(digits.contains('.') && frac.is_empty());
+    if !valid {
+        return Err(format!("'{text}' is not a decimal number"));
+    }
+    let int_digits = int.trim_start_matches('0').len() as u32;
+    let frac_digits = frac.trim_end_matches('0').len() as u32;
+    if int_digits > precision.saturating_sub(scale) {
+        return Err(format!("{text} does not fit DECIMAL({precision},{scale})"));
+    }
+    if frac_digits > scale {
+        return Err(format!(
+            "{text} has more than {scale} decimal places (DECIMAL({precision},{scale}))"
+        ));
+    }
+    Ok(())
+}
+
+/// ISO 8601: `2026-01-03`, `2026-01-03T10:15:00`, `2026-01-03 10:15:00.123`,
+/// `2026-01-03T10:15:00Z`, `2026-01-03T10:15:00+02:00` (converted to UTC).
+pub(super) fn parse_datetime(s: &str) -> Option<NaiveDateTime> {
+    if let Ok(d) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Some(d.naive_utc());
+    }
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+    ] {
+        if let Ok(d) = NaiveDateTime::parse_from_str(s, fmt) {
+            return Some(d);
+        }
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .map(|d| d.and_time(chrono::NaiveTime::MIN))
+}
+
+fn to_datetime(v: &Value) -> Result<NaiveDateTime, String> {
+    let s = text_of(v);
+    parse_datetime(&s).ok_or_else(|| format!("'{s}' is not an ISO 8601 date or date-time"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sink::mysql::table::{Column, Kind};
+
+    fn col(kind: Kind, nullable: bool) -> Column {
+        Column {
+            name: "c".into(),
+            kind,
+            nullable,
+            fills_itself: nullable,
+            auto_increment: false,
+        }
+    }
+
+    #[test]
+    fn integers_are_range_checked() {
+        let c = col(
+            Kind::Int {
+                min: -128,
+                max: 127,
+            },
+            false,
+        );
+        assert_eq!(
+            c.convert(&Value::Str("-128".into())),
+            Ok(MyValue::Int(-128))
+        );
+        assert!(c
+            .convert(&Value::Str("128".into()))
+            .unwrap_err()
+            .contains("out of range"));
+        assert!(c
+            .convert(&Value::Str("1.5".into()))
+            .unwrap_err()
+            .contains("whole number"));
+        assert!(c
+            .convert(&Value::Str(String::new()))
+            .unwrap_err()
+            .contains("NOT NULL"));
+    }
+
+    #[test]
+    fn decimals_are_exact_or_refused() {
+        let c = col(
+            Kind::Decimal {
+                precision: 6,
+                scale: 2,
+            },
+            true,
+        );
+        assert_eq!(
+            c.convert(&Value::Str("1234.50".into())),
+            Ok(MyValue::Bytes(b"1234.50".to_vec()))
+        );
+        assert!(c.convert(&Value::Str("12345.5".into())).is_err());
+        assert!(c
+            .convert(&Value::Str("1.005".into()))
+            .unwrap_err()
+            .contains("decimal places"));
+        assert!(c.convert(&Value::Str("1e3".into())).is_err());
+        assert_eq!(c.convert(&Value::Str(String::new())), Ok(MyValue::NULL));
+    }
+
+    #[test]
+    fn dates_and_times_from_iso_8601() {
+        let dt = col(Kind::DateTime, true);
+        assert_eq!(
+            dt.convert(&Value::Str("2026-01-03T10:15:00+02:00".into())),
+            Ok(MyValue::Bytes(b"2026-01-03 08:15:00".to_vec()))
+        );
+        assert_eq!(
+            dt.convert(&Value::Str("2026-01-03 10:15:00.25".into())),
+            Ok(MyValue::Bytes(b"2026-01-03 10:15:00.250000".to_vec()))
+        );
+        assert!(dt.convert(&Value::Str("2026-02-30".into())).is_err());
+        let d = col(Kind::Date, true);
+        assert_eq!(
+            d.convert(&Value::Str("2026-01-03".into())),
+            Ok(MyValue::Bytes(b"2026-01-03".to_vec()))
+        );
+    }
+
+    #[test]
+    fn booleans_text_and_json() {
+        let b = col(Kind::Bool, false);
+        assert_eq!(b.convert(&Value::Str("TRUE".into())), Ok(MyValue::Int(1)));
+        assert_eq!(b.convert(&Value::Str("0".into())), Ok(MyValue::Int(0)));
+        assert!(b.convert(&Value::Str("yes".into())).is_err());
+        let t = col(
+            Kind::Text {
+                max_chars: Some(3),
+                max_bytes: None,
+            },
+            true,
+        );
+        assert!(t.convert(&Value::Str("äöü".into())).is_ok());
+        assert!(t
+            .convert(&Value::Str("äöüx".into()))
+            .unwrap_err()
+            .contains("too long"));
+        let j = col(Kind::Json, true);
+        assert!(j.convert(&Value::Str("{\"a\":1}".into())).is_ok());
+        assert!(j
+            .convert(&Value::Str("{nope".into()))
+            .unwrap_err()
+            .contains("JSON"));
+        assert_eq!(
+            j.convert(&Value::Json(serde_json::json!({"a": [1, "x"]}))),
+            Ok(MyValue::Bytes(b"{\"a\":[1,\"x\"]}".to_vec()))
+        );
+    }
+}

@@ -1,0 +1,236 @@
+//! The CREATE TABLE statement `--create-table` infers from a batch. Types
+//! never lose data: integers beyond 64 bits are DECIMAL(65,0) (or text past
+//! 65 digits), codes with leading zeros are text, and a column whose values
+//! disagree widens (integer -> decimal -> double -> text).
+
+use chrono::NaiveDate;
+
+use crate::record::{Record, Value};
+
+use super::convert::parse_datetime;
+use super::table::quote_ident;
+
+/// What the values of one field look like, for `--create-table`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Seen {
+    Nothing,
+    Int,
+    Decimal { int: u32, frac: u32 },
+    Float,
+    Bool,
+    Date,
+    DateTime,
+    Json,
+    Text { chars: u64 },
+}
+
+fn classify(v: &Value) -> Seen {
+    match v {
+        Value::Null | Value::Json(serde_json::Value::Null) => Seen::Nothing,
+        Value::Bool(_) | Value::Json(serde_json::Value::Bool(_)) => Seen::Bool,
+        Value::Int(_) => Seen::Int,
+        Value::Float(_) => Seen::Float,
+        Value::Decimal(d) => decimal_shape(d).unwrap_or(Seen::Float),
+        Value::Json(serde_json::Value::Number(n)) => {
+            if n.is_f64() {
+                Seen::Float
+            } else {
+                Seen::Int
+            }
+        }
+        Value::Json(serde_json::Value::String(s)) | Value::Str(s) => classify_text(s),
+        Value::Json(_) => Seen::Json,
+    }
+}
+
+fn decimal_shape(d: &str) -> Option<Seen> {
+    let digits = d.strip_prefix('-').unwrap_or(d);
+    let (int, frac) = digits.split_once('.')?;
+    Some(Seen::Decimal {
+        int: int.len() as u32,
+        frac: frac.len() as u32,
+    })
+}
+
+fn classify_text(s: &str) -> Seen {
+    if s.is_empty() {
+        return Seen::Nothing;
+    }
+    match Value::infer(s.to_string()) {
+        Value::Int(_) => return Seen::Int,
+        Value::Decimal(d) => return decimal_shape(&d).unwrap_or(Seen::Text { chars: 65 }),
+        Value::Bool(_) => return Seen::Bool,
+        _ => {}
+    }
+    if s.len() >= 10 && s.as_bytes()[4] == b'-' {
+        if s.len() == 10 && NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok() {
+            return Seen::Date;
+        }
+        if parse_datetime(s).is_some() {
+            return Seen::DateTime;
+        }
+    }
+    Seen::Text {
+        chars: s.chars().count() as u64,
+    }
+}
+
+fn merge(a: Seen, b: Seen) -> Seen {
+    use Seen::*;
+    match (a, b) {
+        (Nothing, x) | (x, Nothing) => x,
+        (x, y) if x == y => x,
+        (Int, Decimal { int, frac }) | (Decimal { int, frac }, Int) => Decimal {
+            int: int.max(19),
+            frac,
+        },
+        (Decimal { int: i1, frac: f1 }, Decimal { int: i2, frac: f2 }) => Decimal {
+            int: i1.max(i2),
+            frac: f1.max(f2),
+        },
+        (Int | Decimal { .. } | Float, Int | Decimal { .. } | Float) => Float,
+        (Date, DateTime) | (DateTime, Date) => DateTime,
+        (Text { chars: a }, Text { chars: b }) => Text { chars: a.max(b) },
+        (Text { chars }, _) | (_, Text { chars }) => Text {
+            chars: chars.max(64),
+        },
+        _ => Text { chars: 255 },
+    }
+}
+
+fn sql_type(seen: Seen, is_key: bool) -> String {
+    match seen {
+        Seen::Int => "BIGINT".into(),
+        Seen::Decimal { int, frac } => {
+            // Room to spare: later batches may hold larger values.
+            let scale = (frac + 2).min(30);
+            let precision = (int + 10 + scale).min(65);
+            format!("DECIMAL({precision},{scale})")
+        }
+        Seen::Float => "DOUBLE".into(),
+        Seen::Bool => "BOOLEAN".into(),
+        Seen::Date => "DATE".into(),
+        Seen::DateTime => "DATETIME(6)".into(),
+        Seen::Json if !is_key => "JSON".into(),
+        Seen::Text { chars } if is_key || chars <= 64 => {
+            format!("VARCHAR({})", chars.clamp(255, 768))
+        }
+        // MEDIUMTEXT (16 MiB): later batches may hold longer text than the first.
+        Seen::Json | Seen::Text { .. } | Seen::Nothing => {
+            if is_key {
+                "VARCHAR(255)".into()
+            } else {
+                "MEDIUMTEXT".into()
+            }
+        }
+    }
+}
+
+/// The CREATE TABLE statement `--create-table` runs: one column per field of
+/// the batch (in order of first appearance), types inferred from the values,
+/// `key` as the primary key, utf8mb4 with a binary collation so keys compare
+/// exactly as the source wrote them.
+pub fn create_table_ddl(
+    database: &str,
+    table: &str,
+    key: &[String],
+    batch: &[Record],
+) -> Result<String, String> {
+    let mut names: Vec<String> = Vec::new();
+    let mut seen: Vec<Seen> = Vec::new();
+    for r in batch {
+        for (name, v) in r.schema.names().iter().zip(&r.values) {
+            let i = match names.iter().position(|n| n == name) {
+                Some(i) => i,
+                None => {
+                    names.push(name.clone());
+                    seen.push(Seen::Nothing);
+                    names.len() - 1
+                }
+            };
+            seen[i] = merge(seen[i], classify(v));
+        }
+    }
+    for k in key {
+        if !names.contains(k) {
+            return Err(format!(
+                "--db-key column '{k}' is not a field of the records (fields: {})",
+                names.join(", ")
+            ));
+        }
+    }
+    let mut cols: Vec<String> = names
+        .iter()
+        .zip(&seen)
+        .map(|(n, s)| {
+            let is_key = key.contains(n);
+            format!(
+                "{} {}{}",
+                quote_ident(n),
+                sql_type(*s, is_key),
+                if is_key { " NOT NULL" } else { " NULL" }
+            )
+        })
+        .collect();
+    if !key.is_empty() {
+        cols.push(format!(
+            "PRIMARY KEY ({})",
+            key.iter()
+                .map(|k| quote_ident(k))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    Ok(format!(
+        "CREATE TABLE IF NOT EXISTS {}.{} ({}) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+        quote_ident(database),
+        quote_ident(table),
+        cols.join(", ")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn create_table_infers_types_from_a_batch() {
+        let schema = Arc::new(crate::record::Schema::new(
+            ["id", "amount", "when", "ok", "name", "doc"]
+                .map(String::from)
+                .to_vec(),
+        ));
+        let rec = |vals: [Value; 6]| Record {
+            schema: schema.clone(),
+            values: vals.to_vec(),
+            position: 1,
+        };
+        let batch = vec![
+            rec([
+                Value::Str("1".into()),
+                Value::Str("12.50".into()),
+                Value::Str("2026-01-03T10:15:00Z".into()),
+                Value::Str("true".into()),
+                Value::Str("Ann".into()),
+                Value::Json(serde_json::json!({"a": 1})),
+            ]),
+            rec([
+                Value::Str("2".into()),
+                Value::Str("7".into()),
+                Value::Str("2026-01-04".into()),
+                Value::Str("false".into()),
+                Value::Str(String::new()),
+                Value::Null,
+            ]),
+        ];
+        let ddl = create_table_ddl("test", "t", &["id".into()], &batch).unwrap();
+        assert_eq!(
+            ddl,
+            "CREATE TABLE IF NOT EXISTS `test`.`t` (`id` BIGINT NOT NULL, `amount` DECIMAL(33,4) NULL, \
+             `when` DATETIME(6) NULL, `ok` BOOLEAN NULL, `name` VARCHAR(255) NULL, `doc` JSON NULL, \
+             PRIMARY KEY (`id`)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+        );
+        assert!(create_table_ddl("test", "t", &["nope".into()], &batch).is_err());
+    }
+}

@@ -1,0 +1,105 @@
+//! LOAD DATA LOCAL INFILE, streamed from memory (no temporary file).
+use std::borrow::Cow;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Value as MyValue};
+
+use super::conn::{classify, DbError};
+use super::insert::info_number;
+use super::table::Table;
+use super::writer::{Row, Tally};
+
+/// LOAD DATA LOCAL INFILE of one group, streamed from memory, duplicates
+/// skipped. Returns false (and the caller redoes the batch with INSERT) when
+/// the server reports warnings other than the skipped duplicates.
+pub(super) async fn load_group(
+    conn: &mut Conn,
+    table: &Table,
+    rows: &[Row],
+    tally: &mut Tally,
+) -> Result<bool, DbError> {
+    let mut data = Vec::with_capacity(rows.len() * 128);
+    for row in rows {
+        for (i, v) in row.values.iter().enumerate() {
+            if i > 0 {
+                data.push(b'\t');
+            }
+            encode_load_value(v, &mut data);
+        }
+        data.push(b'\n');
+    }
+    let data = Bytes::from(data);
+    conn.set_infile_handler(async move {
+        Ok(futures_util::stream::once(async move { Ok(data) }).boxed())
+    });
+    let sql = format!(
+        "LOAD DATA LOCAL INFILE 'pipeline-cli-batch' IGNORE INTO TABLE {} CHARACTER SET utf8mb4 \
+         FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' {}",
+        table.quoted, rows[0].map.column_list
+    );
+    match conn.query_drop(sql).await {
+        Ok(()) => {}
+        Err(e) => {
+            return match classify(&e) {
+                DbError::Data(..) => Ok(false),
+                other => Err(other),
+            }
+        }
+    }
+    let info: Cow<'_, str> = conn.info();
+    let records = info_number(&info, "Records").unwrap_or(rows.len() as u64);
+    let skipped = info_number(&info, "Skipped").unwrap_or(0);
+    let warnings = u64::from(conn.get_warnings());
+    if records != rows.len() as u64 || warnings != skipped {
+        return Ok(false);
+    }
+    tally.inserted += records - skipped;
+    tally.skipped += skipped;
+    Ok(true)
+}
+
+/// One value in LOAD DATA's default text format: `\N` for NULL, and
+/// backslash escapes for the backslash, tab, newline, carriage return and NUL.
+pub(super) fn encode_load_value(v: &MyValue, out: &mut Vec<u8>) {
+    match v {
+        MyValue::NULL => out.extend_from_slice(b"\\N"),
+        MyValue::Int(i) => out.extend_from_slice(i.to_string().as_bytes()),
+        MyValue::UInt(u) => out.extend_from_slice(u.to_string().as_bytes()),
+        MyValue::Double(f) => out.extend_from_slice(f.to_string().as_bytes()),
+        MyValue::Float(f) => out.extend_from_slice(f.to_string().as_bytes()),
+        MyValue::Bytes(b) => {
+            for &c in b {
+                match c {
+                    b'\\' => out.extend_from_slice(b"\\\\"),
+                    b'\t' => out.extend_from_slice(b"\\t"),
+                    b'\n' => out.extend_from_slice(b"\\n"),
+                    b'\r' => out.extend_from_slice(b"\\r"),
+                    0 => out.extend_from_slice(b"\\0"),
+                    _ => out.push(c),
+                }
+            }
+        }
+        other => out.extend_from_slice(other.as_sql(true).trim_matches('\'').as_bytes()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn load_data_escaping() {
+        let mut out = Vec::new();
+        for v in [
+            MyValue::NULL,
+            MyValue::Bytes(b"a\tb\nc\\d\re\0f \\N".to_vec()),
+            MyValue::Int(-3),
+        ] {
+            encode_load_value(&v, &mut out);
+            out.push(b'|');
+        }
+        assert_eq!(out, b"\\N|a\\tb\\nc\\\\d\\re\\0f \\\\N|-3|".to_vec());
+    }
+}

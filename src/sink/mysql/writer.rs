@@ -1,0 +1,448 @@
+//! One worker's writer: converts a batch to the table's column types, writes
+//! it in one transaction (XA two-phase where the server keeps prepared
+//! transactions across a lost connection), retries passing failures, and
+//! works out after a lost connection whether a batch committed.
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Value as MyValue};
+
+use crate::config::OnDuplicate;
+use crate::error::{ErrorType, Stage};
+use crate::metrics::Metrics;
+use crate::record::{Record, Schema};
+use crate::runtime::runtime;
+use crate::sink::{BatchError, BatchResult, BatchWriter, Rejected};
+
+use super::conn::{classify, connect, exec, text_rows, DbError};
+use super::insert::{groups, insert_rows};
+use super::load_data::load_group;
+use super::schema::describe;
+use super::table::{quote_ident, Table};
+use super::Shared;
+
+/// Which table columns a record shape fills, and from which fields.
+pub(super) struct ColumnMap {
+    /// (record field index, table column index), in table order.
+    pub(super) pairs: Vec<(usize, usize)>,
+    /// `(`a`, `b`)`, ready for SQL.
+    pub(super) column_list: String,
+    /// Record fields with no column.
+    pub(super) unknown: Vec<String>,
+}
+
+/// One converted row, ready to send.
+pub(super) struct Row {
+    /// Index in the batch.
+    pub(super) index: usize,
+    pub(super) map: Arc<ColumnMap>,
+    pub(super) values: Vec<MyValue>,
+}
+
+pub(super) struct MysqlWriter {
+    shared: Arc<Shared>,
+    metrics: Arc<Metrics>,
+    /// To hold a second signal back between XA PREPARE and XA COMMIT.
+    shutdown: crate::shutdown::Shutdown,
+    conn: Option<Conn>,
+    maps: HashMap<usize, (Arc<Schema>, Arc<ColumnMap>)>,
+    /// Transaction ids: `pipeline-cli-<pid>-<start>-<worker>-<seq>`.
+    xid_prefix: String,
+    xid_seq: u64,
+}
+
+#[derive(Default)]
+pub(super) struct Tally {
+    pub(super) inserted: u64,
+    pub(super) updated: u64,
+    pub(super) skipped: u64,
+    pub(super) rejected: Vec<Rejected>,
+}
+
+impl MysqlWriter {
+    pub(super) fn new(
+        shared: Arc<Shared>,
+        metrics: Arc<Metrics>,
+        shutdown: crate::shutdown::Shutdown,
+        conn: Conn,
+        worker: u64,
+    ) -> MysqlWriter {
+        let xid_prefix = format!(
+            "{}{}-{}-{worker}",
+            super::xa::prefix(&shared.cfg),
+            std::process::id(),
+            shared.started
+        );
+        MysqlWriter {
+            shared,
+            metrics,
+            shutdown,
+            conn: Some(conn),
+            maps: HashMap::new(),
+            xid_prefix,
+            xid_seq: 0,
+        }
+    }
+
+    fn column_map(&mut self, table: &Table, schema: &Arc<Schema>) -> Arc<ColumnMap> {
+        let key = Arc::as_ptr(schema) as usize;
+        if let Some((s, m)) = self.maps.get(&key) {
+            if Arc::ptr_eq(s, schema) {
+                return m.clone();
+            }
+        }
+        let mut pairs: Vec<(usize, usize)> = schema
+            .names()
+            .iter()
+            .enumerate()
+            .filter_map(|(f, name)| table.by_name.get(name).map(|&c| (f, c)))
+            .collect();
+        pairs.sort_by_key(|&(_, c)| c);
+        let unknown: Vec<String> = schema
+            .names()
+            .iter()
+            .filter(|n| !table.by_name.contains_key(*n))
+            .cloned()
+            .collect();
+        if !unknown.is_empty() && !self.shared.cfg.strict_columns {
+            let mut warned = self.shared.warned_unknown.lock().expect("warned lock");
+            let new: Vec<&str> = unknown
+                .iter()
+                .filter(|f| warned.insert((*f).clone()))
+                .map(String::as_str)
+                .collect();
+            if !new.is_empty() {
+                tracing::warn!(
+                    "record fields with no column in {}.{}: {}; they are ignored (--strict-columns makes them fail the record)",
+                    self.shared.cfg.database,
+                    self.shared.cfg.table,
+                    new.join(", ")
+                );
+            }
+        }
+        let column_list = format!(
+            "({})",
+            pairs
+                .iter()
+                .map(|&(_, c)| quote_ident(&table.columns[c].name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let map = Arc::new(ColumnMap {
+            pairs,
+            column_list,
+            unknown,
+        });
+        if self.maps.len() > 1024 {
+            self.maps.clear();
+        }
+        self.maps.insert(key, (schema.clone(), map.clone()));
+        map
+    }
+
+    /// The table, creating it from this batch first with `--create-table`.
+    fn table(&mut self, batch: &[Record]) -> Result<Arc<Table>, BatchError> {
+        let mut slot = self.shared.table.lock().expect("table lock");
+        if let Some(t) = &*slot {
+            return Ok(t.clone());
+        }
+        let cfg = &self.shared.cfg;
+        let fatal = |error_type, message| BatchError {
+            error_type,
+            message,
+        };
+        let ddl = super::ddl::create_table_ddl(&cfg.database, &cfg.table, &cfg.key, batch)
+            .map_err(|m| fatal(ErrorType::Config, m))?;
+        tracing::info!("creating table {}.{}: {ddl}", cfg.database, cfg.table);
+        let conn = self.conn.as_mut().ok_or_else(|| {
+            fatal(
+                ErrorType::Connection,
+                "no connection to create the table".into(),
+            )
+        })?;
+        let created = runtime().block_on(async {
+            conn.query_drop(&ddl).await?;
+            describe(conn, &cfg.database, &cfg.table).await
+        });
+        match created {
+            Ok(Some(t)) => {
+                let t = Arc::new(t);
+                *slot = Some(t.clone());
+                Ok(t)
+            }
+            Ok(None) => Err(fatal(
+                ErrorType::Server,
+                "the created table cannot be found".into(),
+            )),
+            Err(e) => Err(fatal(ErrorType::Server, format!("creating the table: {e}"))),
+        }
+    }
+
+    fn convert(&mut self, table: &Table, batch: &[Record], tally: &mut Tally) -> Vec<Row> {
+        let mut rows = Vec::with_capacity(batch.len());
+        for (index, record) in batch.iter().enumerate() {
+            let map = self.column_map(table, &record.schema);
+            let mut values = Vec::with_capacity(map.pairs.len());
+            let mut failed = if map.pairs.is_empty() {
+                Some(format!(
+                    "no field of the record is a column of the table (fields: {})",
+                    record.schema.names().join(", ")
+                ))
+            } else if self.shared.cfg.strict_columns && !map.unknown.is_empty() {
+                Some(format!(
+                    "fields with no column (--strict-columns): {}",
+                    map.unknown.join(", ")
+                ))
+            } else {
+                None
+            };
+            for &(f, c) in &map.pairs {
+                let column = &table.columns[c];
+                match column.convert(&record.values[f]) {
+                    Ok(v) => values.push(v),
+                    Err(why) => {
+                        failed = Some(format!("column {}: {why}", column.name));
+                        break;
+                    }
+                }
+            }
+            match failed {
+                Some(reason) => tally.rejected.push(Rejected {
+                    index,
+                    error_type: ErrorType::Conversion,
+                    reason,
+                }),
+                None => rows.push(Row { index, map, values }),
+            }
+        }
+        rows
+    }
+}
+
+impl BatchWriter for MysqlWriter {
+    fn write_batch(&mut self, batch: &[Record]) -> Result<BatchResult, BatchError> {
+        let table = self.table(batch)?;
+        let mut converted = Tally::default();
+        let rows = self.convert(&table, batch, &mut converted);
+        let mut attempt = 0u32;
+        loop {
+            let result = runtime().block_on(self.write_rows(&table, &rows));
+            match result {
+                Ok(mut tally) => {
+                    tally.rejected.append(&mut converted.rejected);
+                    return Ok(BatchResult {
+                        inserted: tally.inserted,
+                        updated: tally.updated,
+                        skipped: tally.skipped,
+                        rejected: tally.rejected,
+                        broken: None,
+                    });
+                }
+                Err(DbError::Retry(error_type, message)) if attempt < self.shared.max_retries => {
+                    attempt += 1;
+                    self.metrics.error(Stage::Sink, error_type, 1);
+                    self.metrics.retried(Stage::Sink);
+                    let backoff = Duration::from_millis(100 * (1u64 << attempt.min(6)));
+                    tracing::warn!(
+                        "batch rolled back ({message}); retry {attempt}/{} in {backoff:?}",
+                        self.shared.max_retries
+                    );
+                    // A fresh connection: the old one may be dead or mid-transaction.
+                    self.conn = None;
+                    std::thread::sleep(backoff);
+                }
+                Err(DbError::Retry(error_type, message)) => {
+                    self.metrics.error(Stage::Sink, error_type, 1);
+                    return Err(BatchError {
+                        error_type,
+                        message: format!(
+                            "{message} (gave up after {} retries, --max-retries)",
+                            self.shared.max_retries
+                        ),
+                    });
+                }
+                Err(DbError::Fatal(error_type, message) | DbError::Data(error_type, message)) => {
+                    self.metrics.error(Stage::Sink, error_type, 1);
+                    return Err(BatchError {
+                        error_type,
+                        message,
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Where a transaction's end failed, for working out whether it committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Prepare,
+    Commit,
+}
+
+impl MysqlWriter {
+    fn next_xid(&mut self) -> String {
+        self.xid_seq += 1;
+        format!("{}-{}", self.xid_prefix, self.xid_seq)
+    }
+
+    /// Writes the rows in one transaction. Before the commit is sent, any
+    /// failure leaves nothing behind (the server rolls the transaction back).
+    /// The commit is two-phase (XA), so when the connection drops during
+    /// PREPARE or COMMIT, a new connection can tell from XA RECOVER whether
+    /// the batch is in the table: a retry never writes a batch twice.
+    async fn write_rows(&mut self, table: &Table, rows: &[Row]) -> Result<Tally, DbError> {
+        if self.conn.is_none() {
+            let conn = connect(&self.shared.opts, &self.shared.cfg)
+                .await
+                .map_err(|e| classify(&e))?;
+            self.conn = Some(conn);
+        }
+        let shared = self.shared.clone();
+        let xa = shared.xa;
+        let xid = self.next_xid();
+        let conn = self.conn.as_mut().expect("connected above");
+        let mut use_load = shared.load_data && shared.cfg.on_duplicate == OnDuplicate::Skip;
+        loop {
+            let mut tally = Tally::default();
+            if xa {
+                exec(conn, &format!("XA START '{xid}'")).await?;
+            } else {
+                exec(conn, "START TRANSACTION").await?;
+            }
+            let mut redo_with_insert = false;
+            for group in groups(rows) {
+                if use_load {
+                    if !load_group(conn, table, group, &mut tally).await? {
+                        redo_with_insert = true;
+                        break;
+                    }
+                } else {
+                    insert_rows(conn, &shared, table, group, &mut tally).await?;
+                }
+            }
+            if redo_with_insert {
+                // LOAD DATA turned a data problem into a warning: redo the
+                // batch with INSERT, which names the bad rows exactly.
+                if xa {
+                    exec(conn, &format!("XA END '{xid}'")).await?;
+                    exec(conn, &format!("XA ROLLBACK '{xid}'")).await?;
+                } else {
+                    exec(conn, "ROLLBACK").await?;
+                }
+                use_load = false;
+                continue;
+            }
+            if !xa {
+                exec(conn, "COMMIT").await?;
+                return Ok(tally);
+            }
+            exec(conn, &format!("XA END '{xid}'")).await?;
+            // From PREPARE until COMMIT has answered, exiting would leave the
+            // batch prepared and its rows locked.
+            let _critical = self.shutdown.critical();
+            let ended = match exec(conn, &format!("XA PREPARE '{xid}'")).await {
+                Ok(()) => exec(conn, &format!("XA COMMIT '{xid}'"))
+                    .await
+                    .map_err(|e| (Phase::Commit, e)),
+                Err(e) => Err((Phase::Prepare, e)),
+            };
+            return match ended {
+                Ok(()) => Ok(tally),
+                Err((phase, DbError::Retry(t, m))) => {
+                    let old_id = conn.id();
+                    self.conn = None;
+                    self.resolve(&xid, old_id, phase, t, m)
+                        .await
+                        .map(|()| tally)
+                }
+                Err((_, other)) => Err(other),
+            };
+        }
+    }
+
+    /// The connection dropped while the batch's transaction `xid` was being
+    /// prepared or committed. A prepared XA transaction outlives its
+    /// connection: if XA RECOVER lists it, commit it; if not, it committed
+    /// (the failure was in COMMIT) or never prepared (in PREPARE; then the
+    /// batch is retried).
+    async fn resolve(
+        &mut self,
+        xid: &str,
+        old_id: u32,
+        phase: Phase,
+        error_type: ErrorType,
+        message: String,
+    ) -> Result<(), DbError> {
+        let mut attempt = 0;
+        let mut conn = loop {
+            match connect(&self.shared.opts, &self.shared.cfg).await {
+                Ok(c) => break c,
+                Err(e) if attempt < self.shared.max_retries => {
+                    attempt += 1;
+                    tracing::warn!("reconnecting to check batch {xid}: {e}");
+                    tokio::time::sleep(Duration::from_millis(100 << attempt.min(6))).await;
+                }
+                Err(e) => {
+                    return Err(DbError::Fatal(
+                        error_type,
+                        format!(
+                        "{message}; cannot reconnect to learn whether batch {xid} committed: {e}"
+                    ),
+                    ))
+                }
+            }
+        };
+        // Until the server has finished with the old connection, its
+        // prepared transaction is not yet detached and listed.
+        let gone = std::time::Instant::now();
+        loop {
+            let alive = text_rows(
+                &mut conn,
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ?",
+                vec![old_id.into()],
+            )
+            .await
+            .map(|r| r.first().and_then(|r| r[0].clone()).as_deref() != Some("0"))
+            // Not knowing is not "gone": ask again until the deadline.
+            .unwrap_or(true);
+            if !alive {
+                break;
+            }
+            if gone.elapsed() > Duration::from_secs(30) {
+                return Err(DbError::Fatal(
+                    error_type,
+                    format!("{message}; the old connection {old_id} is still open after 30 s, so whether batch {xid} committed is unknown"),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let listed = text_rows(&mut conn, "XA RECOVER", vec![])
+            .await
+            .map_err(|e| DbError::Fatal(ErrorType::Server, format!("XA RECOVER: {e}")))?
+            .iter()
+            .any(|r| r.get(3).and_then(|d| d.as_deref()) == Some(xid));
+        let outcome = if listed {
+            // Whatever happens now, the batch must not be written again.
+            exec(&mut conn, &format!("XA COMMIT '{xid}'"))
+                .await
+                .map_err(|e| match e {
+                    DbError::Retry(t, m) | DbError::Data(t, m) | DbError::Fatal(t, m) => DbError::Fatal(
+                        t,
+                        format!("{m}; batch {xid} is prepared on the server and could not be committed: finish it with XA COMMIT '{xid}'"),
+                    ),
+                })?;
+            tracing::warn!("{message}; batch {xid} was prepared and is now committed");
+            Ok(())
+        } else if phase == Phase::Commit {
+            tracing::warn!("{message}; batch {xid} had committed");
+            Ok(())
+        } else {
+            Err(DbError::Retry(error_type, message))
+        };
+        self.conn = Some(conn);
+        outcome
+    }
+}
