@@ -311,8 +311,10 @@ pub struct Cli {
     #[arg(long, value_name = "PATH", help_heading = "MySQL sink")]
     pub db_ssl_ca: Option<PathBuf>,
 
-    /// Record fields that have no column in the table are an error (exit 2)
-    /// instead of being ignored with a warning.
+    /// Kept for older command lines: record fields that have no column in
+    /// the table are always an error (exit 2 when the CSV header shows them,
+    /// otherwise their records fail) unless --ignore-fields or --add-columns
+    /// says what to do with them.
     #[arg(long, help_heading = "MySQL sink")]
     pub strict_columns: bool,
 

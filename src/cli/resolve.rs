@@ -260,6 +260,11 @@ impl Cli {
                 "--db-key needs at least one column name".into(),
             ));
         }
+        if self.create_table && key.is_empty() && !self.no_key {
+            return Err(PipelineError::Config(
+                "--create-table needs --db-key COL[,COL] for the table's primary key: without a key, duplicates cannot be detected and a re-run inserts every row again; add --no-key to create it without one anyway".into(),
+            ));
+        }
         Ok(MysqlConfig {
             host: self
                 .db_host

@@ -56,20 +56,7 @@ impl Db {
             .rt
             .block_on(self.conn.query(sql))
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
-        rows.into_iter()
-            .map(|r| {
-                r.unwrap()
-                    .into_iter()
-                    .map(|v| match v {
-                        mysql_async::Value::NULL => None,
-                        mysql_async::Value::Bytes(b) => {
-                            Some(String::from_utf8_lossy(&b).into_owned())
-                        }
-                        other => Some(other.as_sql(true)),
-                    })
-                    .collect()
-            })
-            .collect()
+        as_text(rows)
     }
 
     /// One number from a query.
@@ -81,4 +68,20 @@ impl Db {
 /// A table name unique to this test and process.
 pub fn table_name(test: &str) -> String {
     format!("t_{test}_{}", std::process::id())
+}
+
+/// Query rows with every value as text (NULL as None).
+pub fn as_text(rows: Vec<mysql_async::Row>) -> Vec<Vec<Option<String>>> {
+    rows.into_iter()
+        .map(|r| {
+            r.unwrap()
+                .into_iter()
+                .map(|v| match v {
+                    mysql_async::Value::NULL => None,
+                    mysql_async::Value::Bytes(b) => Some(String::from_utf8_lossy(&b).into_owned()),
+                    other => Some(other.as_sql(true)),
+                })
+                .collect()
+        })
+        .collect()
 }

@@ -8,8 +8,27 @@ use mysql_async::{Conn, Opts, OptsBuilder, SslOpts, Value as MyValue};
 use crate::config::{MysqlConfig, SslMode};
 use crate::error::{ErrorType, PipelineError};
 
-/// Longest wait for a connection to open.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// The error of a statement that got no answer within `--db-timeout`: the
+/// connection is then given up and the batch retried on a new one.
+pub(super) fn timed_out(limit: Duration) -> DbError {
+    DbError::Retry(
+        ErrorType::Timeout,
+        format!(
+            "no answer from MySQL within --db-timeout {}",
+            crate::retry::format_duration(limit)
+        ),
+    )
+}
+
+/// Runs one statement bounded by `--db-timeout`.
+pub(super) async fn bounded<T>(
+    limit: Duration,
+    statement: impl std::future::Future<Output = Result<T, mysql_async::Error>>,
+) -> Result<Result<T, mysql_async::Error>, DbError> {
+    tokio::time::timeout(limit, statement)
+        .await
+        .map_err(|_| timed_out(limit))
+}
 
 /// A database error, sorted into what the sink does about it.
 #[derive(Debug)]
@@ -30,10 +49,12 @@ pub(super) fn classify(e: &mysql_async::Error) -> DbError {
             match se.code {
                 // deadlock, lock wait timeout
                 1213 | 1205 => DbError::Retry(ErrorType::Timeout, msg),
-                // gone away, lost, killed, shutting down, interrupted
-                2006 | 2013 | 1927 | 1053 | 1317 | 1158 | 1159 | 1160 | 1161 => {
-                    DbError::Retry(ErrorType::Connection, msg)
-                }
+                // gone away, lost, killed (KILL, KILL QUERY), shutting down,
+                // interrupted; an XA transaction rolled back under us
+                2006 | 2013 | 1927 | 1053 | 1317 | 1158 | 1159 | 1160 | 1161 | 1399 | 1402
+                | 1613 | 1614 => DbError::Retry(ErrorType::Connection, msg),
+                // max_statement_time
+                1969 | 3024 => DbError::Retry(ErrorType::Timeout, msg),
                 1062 | 1586 => DbError::Data(ErrorType::Duplicate, msg),
                 // bad values, too long, out of range, NULL, bad dates, JSON, checks, FKs
                 1048 | 1263 | 1264 | 1265 | 1292 | 1366 | 1367 | 1406 | 1411 | 1364 | 1690
@@ -84,11 +105,17 @@ pub(super) fn build_opts(cfg: &MysqlConfig, ssl: Option<SslOpts>) -> Opts {
         .into()
 }
 
-async fn connect_once(opts: Opts) -> Result<Conn, mysql_async::Error> {
-    match tokio::time::timeout(CONNECT_TIMEOUT, Conn::new(opts)).await {
+async fn connect_once(opts: Opts, limit: Duration) -> Result<Conn, mysql_async::Error> {
+    match tokio::time::timeout(limit, Conn::new(opts)).await {
         Ok(r) => r,
         Err(_) => Err(mysql_async::Error::Io(mysql_async::IoError::Io(
-            std::io::Error::new(std::io::ErrorKind::TimedOut, "connection timed out"),
+            std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "no answer from MySQL within --db-timeout {} while connecting",
+                    crate::retry::format_duration(limit)
+                ),
+            ),
         ))),
     }
 }
@@ -99,11 +126,11 @@ pub(super) async fn connect(
     shared_opts: &Opts,
     cfg: &MysqlConfig,
 ) -> Result<Conn, mysql_async::Error> {
-    match connect_once(shared_opts.clone()).await {
+    match connect_once(shared_opts.clone(), cfg.timeout).await {
         Err(mysql_async::Error::Driver(mysql_async::DriverError::NoClientSslFlagFromServer))
             if cfg.ssl_mode == SslMode::Preferred =>
         {
-            connect_once(build_opts(cfg, None)).await
+            connect_once(build_opts(cfg, None), cfg.timeout).await
         }
         other => other,
     }
@@ -153,11 +180,13 @@ pub(super) async fn text_rows(
         .collect())
 }
 
-pub(super) async fn exec(conn: &mut Conn, sql: &str) -> Result<(), DbError> {
-    conn.query_drop(sql).await.map_err(|e| match classify(&e) {
-        // A data error on a control statement is not about a row.
-        DbError::Data(t, m) => DbError::Fatal(t, format!("{m} (during {sql})")),
-        DbError::Retry(t, m) => DbError::Retry(t, format!("{m} (during {sql})")),
-        DbError::Fatal(t, m) => DbError::Fatal(t, format!("{m} (during {sql})")),
-    })
+pub(super) async fn exec(conn: &mut Conn, limit: Duration, sql: &str) -> Result<(), DbError> {
+    bounded(limit, conn.query_drop(sql))
+        .await?
+        .map_err(|e| match classify(&e) {
+            // A data error on a control statement is not about a row.
+            DbError::Data(t, m) => DbError::Fatal(t, format!("{m} (during {sql})")),
+            DbError::Retry(t, m) => DbError::Retry(t, format!("{m} (during {sql})")),
+            DbError::Fatal(t, m) => DbError::Fatal(t, format!("{m} (during {sql})")),
+        })
 }

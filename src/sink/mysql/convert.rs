@@ -23,7 +23,7 @@ impl Column {
         if matches!(v, Value::Null | Value::Json(serde_json::Value::Null))
             || (empty_text && !is_text)
         {
-            return if self.nullable || self.auto_increment {
+            return if self.nullable || self.auto_increment || self.default_on_null {
                 Ok(MyValue::NULL)
             } else {
                 Err("no value for a NOT NULL column".into())
@@ -136,17 +136,74 @@ fn to_integer(v: &Value) -> Result<i128, String> {
         Value::Int(i) => Ok(i128::from(*i)),
         Value::Bool(b) => Ok(i128::from(*b)),
         Value::Float(f) if f.fract() == 0.0 && f.abs() < 1e38 => Ok(*f as i128),
-        Value::Json(serde_json::Value::Number(n)) => n
-            .as_i64()
-            .map(i128::from)
-            .or_else(|| n.as_u64().map(i128::from))
-            .ok_or_else(|| format!("{n} is not a whole number")),
+        Value::Float(f) => Err(format!("{f} is not a whole number")),
         other => {
-            let s = text_of(other);
-            s.parse::<i128>()
-                .map_err(|_| format!("'{s}' is not a whole number"))
+            let s = number_text(other)?;
+            let (int, frac) = s.split_once('.').unwrap_or((&s, ""));
+            if !frac.bytes().all(|b| b == b'0') {
+                return Err(format!("'{}' is not a whole number", text_of(other)));
+            }
+            int.parse::<i128>()
+                .map_err(|_| format!("'{}' is not a whole number", text_of(other)))
         }
     }
+}
+
+/// True for text such as `007` or `-00.5`: digits after a leading zero,
+/// which make it a code (a zip code, an id), not a quantity.
+fn leading_zero(s: &str) -> bool {
+    let b = s.trim_start_matches(['-', '+']).as_bytes();
+    b.len() > 1 && b[0] == b'0' && b[1].is_ascii_digit()
+}
+
+/// A number written out as plain decimal text, exactly (`1.5e-7` becomes
+/// `0.00000015`, `1e+3` becomes `1000`); `None` when `s` is not a number.
+fn plain_decimal(s: &str) -> Option<String> {
+    let (neg, rest) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let (mantissa, exp) = match rest.find(['e', 'E']) {
+        Some(i) => (&rest[..i], rest[i + 1..].parse::<i64>().ok()?),
+        None => (rest, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if int.is_empty() && frac.is_empty()
+        || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
+        || exp.abs() > 100
+    {
+        return None;
+    }
+    let digits: String = format!("{int}{frac}");
+    // The position of the decimal point within `digits`.
+    let point = int.len() as i64 + exp;
+    let (mut int_part, frac_part) = if point <= 0 {
+        (
+            "0".to_string(),
+            format!("{}{digits}", "0".repeat((-point) as usize)),
+        )
+    } else if point as usize >= digits.len() {
+        (
+            format!("{digits}{}", "0".repeat(point as usize - digits.len())),
+            String::new(),
+        )
+    } else {
+        let (i, f) = digits.split_at(point as usize);
+        (i.to_string(), f.to_string())
+    };
+    let trimmed = int_part.trim_start_matches('0');
+    int_part = if trimmed.is_empty() {
+        "0".into()
+    } else {
+        trimmed.into()
+    };
+    let sign = if neg { "-" } else { "" };
+    Some(if frac_part.is_empty() {
+        format!("{sign}{int_part}")
+    } else {
+        format!("{sign}{int_part}.{frac_part}")
+    })
 }
 
 fn to_bool(v: &Value) -> Result<bool, String> {
@@ -172,6 +229,9 @@ fn to_float(v: &Value) -> Result<f64, String> {
         Value::Int(i) => *i as f64,
         other => {
             let s = text_of(other);
+            if leading_zero(&s) {
+                return Err(leading_zero_refusal(&s));
+            }
             s.parse::<f64>()
                 .map_err(|_| format!("'{s}' is not a number"))?
         }
@@ -183,11 +243,24 @@ fn to_float(v: &Value) -> Result<f64, String> {
     }
 }
 
+fn leading_zero_refusal(s: &str) -> String {
+    format!("'{s}' has a leading zero: it is a code, not a number, and a number column would drop the zero (use a text column)")
+}
+
+/// The exact decimal text of a value for a number column.
 fn number_text(v: &Value) -> Result<String, String> {
     match v {
         Value::Bool(b) => Ok(u8::from(*b).to_string()),
+        Value::Int(i) => Ok(i.to_string()),
         Value::Float(f) if f.is_finite() => Ok(f.to_string()),
-        other => Ok(text_of(other)),
+        other => {
+            let s = text_of(other);
+            let s = s.trim();
+            if leading_zero(s) {
+                return Err(leading_zero_refusal(s));
+            }
+            plain_decimal(s).ok_or_else(|| format!("'{s}' is not a number"))
+        }
     }
 }
 
@@ -254,6 +327,7 @@ mod tests {
             nullable,
             fills_itself: nullable,
             auto_increment: false,
+            default_on_null: false,
         }
     }
 
@@ -302,7 +376,14 @@ mod tests {
             .convert(&Value::Str("1.005".into()))
             .unwrap_err()
             .contains("decimal places"));
-        assert!(c.convert(&Value::Str("1e3".into())).is_err());
+        // An exponent is written out exactly; one that needs more places
+        // than the column has is refused.
+        assert_eq!(
+            c.convert(&Value::Str("1e3".into())),
+            Ok(MyValue::Bytes(b"1000".to_vec()))
+        );
+        assert!(c.convert(&Value::Str("1e-3".into())).is_err());
+        assert!(c.convert(&Value::Str("1e9".into())).is_err());
         assert_eq!(c.convert(&Value::Str(String::new())), Ok(MyValue::NULL));
     }
 
@@ -353,5 +434,86 @@ mod tests {
             j.convert(&Value::Json(serde_json::json!({"a": [1, "x"]}))),
             Ok(MyValue::Bytes(b"{\"a\":[1,\"x\"]}".to_vec()))
         );
+    }
+
+    #[test]
+    fn codes_with_leading_zeros_are_refused_by_number_columns() {
+        let int = col(
+            Kind::Int {
+                min: 0,
+                max: 1 << 40,
+            },
+            true,
+        );
+        assert!(int
+            .convert(&Value::Str("00151".into()))
+            .unwrap_err()
+            .contains("leading zero"));
+        assert!(int.convert(&Value::Str("151".into())).is_ok());
+        let dec = col(
+            Kind::Decimal {
+                precision: 10,
+                scale: 2,
+            },
+            true,
+        );
+        assert!(dec.convert(&Value::Str("007.5".into())).is_err());
+        assert!(dec.convert(&Value::Str("0.5".into())).is_ok());
+        assert!(col(Kind::Float, true)
+            .convert(&Value::Str("0151".into()))
+            .is_err());
+    }
+
+    #[test]
+    fn exponents_are_written_out_exactly() {
+        assert_eq!(plain_decimal("1.5e-7").as_deref(), Some("0.00000015"));
+        assert_eq!(plain_decimal("1e+3").as_deref(), Some("1000"));
+        assert_eq!(plain_decimal("-2.50E2").as_deref(), Some("-250"));
+        assert_eq!(
+            plain_decimal("19.999999999999999999").as_deref(),
+            Some("19.999999999999999999")
+        );
+        assert_eq!(plain_decimal("abc"), None);
+        let dec = col(
+            Kind::Decimal {
+                precision: 20,
+                scale: 10,
+            },
+            true,
+        );
+        assert_eq!(
+            dec.convert(&Value::Decimal("1.5e-7".into())).unwrap(),
+            MyValue::Bytes(b"0.00000015".to_vec())
+        );
+        let int = col(
+            Kind::Int {
+                min: 0,
+                max: 1 << 40,
+            },
+            true,
+        );
+        assert_eq!(
+            int.convert(&Value::Decimal("2.0".into())).unwrap(),
+            MyValue::UInt(2)
+        );
+        assert_eq!(
+            int.convert(&Value::Decimal("1e+3".into())).unwrap(),
+            MyValue::UInt(1000)
+        );
+        assert!(int.convert(&Value::Decimal("2.5".into())).is_err());
+    }
+
+    #[test]
+    fn a_not_null_column_with_a_default_takes_null_for_the_default() {
+        let mut c = col(
+            Kind::Text {
+                max_chars: Some(10),
+                max_bytes: None,
+            },
+            false,
+        );
+        assert!(c.convert(&Value::Null).is_err());
+        c.default_on_null = true;
+        assert_eq!(c.convert(&Value::Null).unwrap(), MyValue::NULL);
     }
 }

@@ -43,11 +43,17 @@ fn classify(v: &Value) -> Seen {
     }
 }
 
+/// The shape of a number's exact text: digits before and after the point
+/// (an integer too large for 64 bits has no fraction); `None` for a number
+/// with an exponent, which only a DOUBLE is sure to hold.
 fn decimal_shape(d: &str) -> Option<Seen> {
-    let digits = d.strip_prefix('-').unwrap_or(d);
-    let (int, frac) = digits.split_once('.')?;
+    let digits = d.trim_start_matches(['-', '+']);
+    if digits.contains(['e', 'E']) {
+        return None;
+    }
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
     Some(Seen::Decimal {
-        int: int.len() as u32,
+        int: int.trim_start_matches('0').len().max(1) as u32,
         frac: frac.len() as u32,
     })
 }
@@ -101,12 +107,17 @@ fn merge(a: Seen, b: Seen) -> Seen {
 fn sql_type(seen: Seen, is_key: bool) -> String {
     match seen {
         Seen::Int => "BIGINT".into(),
-        Seen::Decimal { int, frac } => {
+        // Whole numbers beyond 64 bits: exact, with all the room there is.
+        Seen::Decimal { int, frac: 0 } if int <= 65 => "DECIMAL(65,0)".into(),
+        Seen::Decimal { int, frac } if int + frac <= 65 && frac <= 30 => {
             // Room to spare: later batches may hold larger values.
-            let scale = (frac + 2).min(30);
+            let scale = (frac + 2).min(30).min(65 - int);
             let precision = (int + 10 + scale).min(65);
             format!("DECIMAL({precision},{scale})")
         }
+        // More digits than any DECIMAL holds: kept exactly, as text.
+        Seen::Decimal { .. } if is_key => "VARCHAR(255)".into(),
+        Seen::Decimal { .. } => "MEDIUMTEXT".into(),
         Seen::Float => "DOUBLE".into(),
         Seen::Bool => "BOOLEAN".into(),
         Seen::Date => "DATE".into(),
@@ -126,6 +137,37 @@ fn sql_type(seen: Seen, is_key: bool) -> String {
     }
 }
 
+/// Every field of the batch (in order of first appearance) with what its
+/// values look like.
+fn infer(batch: &[Record]) -> (Vec<String>, Vec<Seen>) {
+    let mut names: Vec<String> = Vec::new();
+    let mut seen: Vec<Seen> = Vec::new();
+    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for r in batch {
+        for (name, v) in r.schema.names().iter().zip(&r.values) {
+            let i = *index.entry(name.as_str()).or_insert_with(|| {
+                names.push(name.clone());
+                seen.push(Seen::Nothing);
+                names.len() - 1
+            });
+            seen[i] = merge(seen[i], classify(v));
+        }
+    }
+    (names, seen)
+}
+
+/// The column types `--add-columns` gives the fields `wanted`, inferred
+/// from the batch.
+pub fn column_types(batch: &[Record], wanted: &[String]) -> Vec<(String, String)> {
+    let (names, seen) = infer(batch);
+    names
+        .into_iter()
+        .zip(seen)
+        .filter(|(n, _)| wanted.contains(n))
+        .map(|(n, s)| (n, sql_type(s, false)))
+        .collect()
+}
+
 /// The CREATE TABLE statement `--create-table` runs: one column per field of
 /// the batch (in order of first appearance), types inferred from the values,
 /// `key` as the primary key, utf8mb4 with a binary collation so keys compare
@@ -136,21 +178,7 @@ pub fn create_table_ddl(
     key: &[String],
     batch: &[Record],
 ) -> Result<String, String> {
-    let mut names: Vec<String> = Vec::new();
-    let mut seen: Vec<Seen> = Vec::new();
-    for r in batch {
-        for (name, v) in r.schema.names().iter().zip(&r.values) {
-            let i = match names.iter().position(|n| n == name) {
-                Some(i) => i,
-                None => {
-                    names.push(name.clone());
-                    seen.push(Seen::Nothing);
-                    names.len() - 1
-                }
-            };
-            seen[i] = merge(seen[i], classify(v));
-        }
-    }
+    let (names, seen) = infer(batch);
     for k in key {
         if !names.contains(k) {
             return Err(format!(
@@ -232,5 +260,31 @@ mod tests {
              PRIMARY KEY (`id`)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
         );
         assert!(create_table_ddl("test", "t", &["nope".into()], &batch).is_err());
+    }
+
+    #[test]
+    fn big_integers_and_codes_keep_every_digit() {
+        let schema = Arc::new(crate::record::Schema::new(vec![
+            "id".into(),
+            "zip".into(),
+            "huge".into(),
+        ]));
+        let rec = |id: &str, zip: &str, huge: &str| Record {
+            schema: schema.clone(),
+            values: vec![
+                Value::infer(id.into()),
+                Value::infer(zip.into()),
+                Value::infer(huge.into()),
+            ],
+            position: 1,
+        };
+        let batch = [
+            rec("123456789012345678901234", "12345", &"9".repeat(70)),
+            rec("123456789012345678901235", "00151", "1"),
+        ];
+        let ddl = create_table_ddl("d", "t", &["id".into()], &batch).unwrap();
+        assert!(ddl.contains("`id` DECIMAL(65,0) NOT NULL"), "{ddl}");
+        assert!(ddl.contains("`zip` VARCHAR("), "{ddl}");
+        assert!(ddl.contains("`huge` MEDIUMTEXT"), "{ddl}");
     }
 }

@@ -9,7 +9,7 @@ use mysql_async::{Conn, Value as MyValue};
 use crate::config::OnDuplicate;
 use crate::sink::Rejected;
 
-use super::conn::{classify, DbError};
+use super::conn::{bounded, classify, DbError};
 use super::table::{quote_ident, Table};
 use super::writer::{ColumnMap, Row, Tally};
 use super::Shared;
@@ -33,8 +33,7 @@ pub(super) fn groups(rows: &[Row]) -> Vec<&[Row]> {
 }
 
 fn insert_sql(shared: &Shared, table: &Table, map: &ColumnMap, rows: usize) -> String {
-    let width = map.pairs.len();
-    let one = format!("({})", vec!["?"; width].join(","));
+    let one = &map.row_template;
     let mut sql = String::with_capacity(64 + rows * (one.len() + 1));
     sql.push_str("INSERT INTO ");
     sql.push_str(&table.quoted);
@@ -45,7 +44,7 @@ fn insert_sql(shared: &Shared, table: &Table, map: &ColumnMap, rows: usize) -> S
         if i > 0 {
             sql.push(',');
         }
-        sql.push_str(&one);
+        sql.push_str(one);
     }
     match shared.cfg.on_duplicate {
         OnDuplicate::Error => {}
@@ -79,7 +78,7 @@ fn insert_sql(shared: &Shared, table: &Table, map: &ColumnMap, rows: usize) -> S
     sql
 }
 
-fn value_size(v: &MyValue) -> usize {
+pub(super) fn value_size(v: &MyValue) -> usize {
     match v {
         MyValue::Bytes(b) => b.len() + 9,
         _ => 9,
@@ -128,7 +127,7 @@ fn insert_chunk<'a>(
     Box::pin(async move {
         let sql = insert_sql(shared, table, &rows[0].map, rows.len());
         let params: Vec<MyValue> = rows.iter().flat_map(|r| r.values.iter().cloned()).collect();
-        match conn.exec_drop(sql, params).await {
+        match bounded(shared.cfg.timeout, conn.exec_drop(sql, params)).await? {
             Ok(()) => {
                 count_insert(conn, shared.cfg.on_duplicate, rows.len() as u64, tally);
                 Ok(())

@@ -6,7 +6,7 @@ use futures_util::StreamExt;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Value as MyValue};
 
-use super::conn::{classify, DbError};
+use super::conn::{bounded, classify, DbError};
 use super::insert::info_number;
 use super::table::Table;
 use super::writer::{Row, Tally};
@@ -19,6 +19,7 @@ pub(super) async fn load_group(
     table: &Table,
     rows: &[Row],
     tally: &mut Tally,
+    limit: std::time::Duration,
 ) -> Result<bool, DbError> {
     let mut data = Vec::with_capacity(rows.len() * 128);
     for row in rows {
@@ -37,9 +38,9 @@ pub(super) async fn load_group(
     let sql = format!(
         "LOAD DATA LOCAL INFILE 'pipeline-cli-batch' IGNORE INTO TABLE {} CHARACTER SET utf8mb4 \
          FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' {}",
-        table.quoted, rows[0].map.column_list
+        table.quoted, rows[0].map.load_columns
     );
-    match conn.query_drop(sql).await {
+    match bounded(limit, conn.query_drop(sql)).await? {
         Ok(()) => {}
         Err(e) => {
             return match classify(&e) {

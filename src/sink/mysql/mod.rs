@@ -46,15 +46,12 @@ pub(super) struct Shared {
     pub(super) table: Mutex<Option<Arc<Table>>>,
     pub(super) load_data: bool,
     pub(super) max_packet: usize,
-    pub(super) max_retries: u32,
     /// Batches commit with XA (two-phase), so a commit cut off by a lost
     /// connection can be checked; false where the server refuses XA RECOVER.
     pub(super) xa: bool,
     /// Seconds since the epoch when the sink opened (part of every XA id).
     pub(super) started: u64,
     pub(super) writers: std::sync::atomic::AtomicU64,
-    /// Unknown record fields already warned about.
-    pub(super) warned_unknown: Mutex<std::collections::HashSet<String>>,
 }
 
 impl MysqlSink {
@@ -64,7 +61,8 @@ impl MysqlSink {
     pub fn open(cfg: &MysqlConfig, fields: Option<&[String]>) -> Result<MysqlSink, PipelineError> {
         let opts = build_opts(cfg, ssl_opts(cfg));
         let rt = runtime();
-        let (table, local_infile, max_packet, xa) = rt.block_on(async {
+        let limit = cfg.timeout * 3;
+        let opened = rt.block_on(async { tokio::time::timeout(limit, async {
             let mut conn = connect(&opts, cfg)
                 .await
                 .map_err(|e| connect_error(cfg, &e))?;
@@ -117,7 +115,15 @@ impl MysqlSink {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(4 * 1024 * 1024usize);
             Ok::<_, PipelineError>((table, local_infile, max_packet, xa))
-        })?;
+        }).await });
+        let (table, local_infile, max_packet, xa) = opened.map_err(|_| {
+            PipelineError::Config(format!(
+                "MySQL at {}:{} did not answer within --db-timeout {}",
+                cfg.host,
+                cfg.port,
+                crate::retry::format_duration(cfg.timeout)
+            ))
+        })??;
         match (&table, fields) {
             (Some(t), Some(f)) => check_fields(cfg, t, f)?,
             (None, Some(f)) if cfg.create_table => {
@@ -128,6 +134,19 @@ impl MysqlSink {
                     )));
                 }
             }
+            _ => {}
+        }
+        match &table {
+            Some(t) if t.key.is_empty() => tracing::warn!(
+                "table {}.{} has no primary or unique key: duplicates cannot be detected, so a second run over the same input inserts every row again",
+                cfg.database,
+                cfg.table
+            ),
+            None if cfg.create_table && cfg.key.is_empty() => tracing::warn!(
+                "--no-key: table {}.{} is created without a key; duplicates cannot be detected, so a second run over the same input inserts every row again",
+                cfg.database,
+                cfg.table
+            ),
             _ => {}
         }
         if table.is_none() && !cfg.create_table {
@@ -159,18 +178,12 @@ impl MysqlSink {
                 table: Mutex::new(table.map(Arc::new)),
                 load_data,
                 max_packet,
-                max_retries: cfg.retry.max_retries.unwrap_or(5),
                 xa,
                 started: std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.as_secs())
                     .unwrap_or(0),
                 writers: std::sync::atomic::AtomicU64::new(0),
-                warned_unknown: Mutex::new(
-                    fields
-                        .map(|f| f.iter().cloned().collect())
-                        .unwrap_or_default(),
-                ),
             }),
         })
     }

@@ -123,20 +123,28 @@ pub(super) fn check_fields(
 ) -> Result<(), PipelineError> {
     let unknown: Vec<&str> = fields
         .iter()
-        .filter(|f| !table.by_name.contains_key(*f))
+        .filter(|f| !table.by_name.contains_key(*f) && !cfg.ignore_fields.contains(f))
         .map(String::as_str)
         .collect();
-    if !unknown.is_empty() {
-        let msg = format!(
-            "record fields with no column in {}.{}: {}",
+    let ignored: Vec<&str> = fields
+        .iter()
+        .filter(|f| !table.by_name.contains_key(*f) && cfg.ignore_fields.contains(f))
+        .map(String::as_str)
+        .collect();
+    if !ignored.is_empty() {
+        tracing::info!(
+            "record fields ignored on purpose (--ignore-fields): {}",
+            ignored.join(", ")
+        );
+    }
+    if !unknown.is_empty() && !cfg.add_columns {
+        return Err(PipelineError::Config(format!(
+            "record fields with no column in {}.{}: {}; add the columns, leave the fields out with --ignore-fields {}, or let pipeline-cli add them with --add-columns",
             cfg.database,
             cfg.table,
-            unknown.join(", ")
-        );
-        if cfg.strict_columns {
-            return Err(PipelineError::Config(format!("{msg} (--strict-columns)")));
-        }
-        tracing::warn!("{msg}; they are ignored (--strict-columns makes this an error)");
+            unknown.join(", "),
+            unknown.join(",")
+        )));
     }
     let missing: Vec<&str> = table
         .columns

@@ -65,6 +65,9 @@ pub struct Column {
     pub fills_itself: bool,
     /// AUTO_INCREMENT.
     pub auto_increment: bool,
+    /// NOT NULL with a default: a record without a value for it (a null, an
+    /// empty CSV field) gets the default, as if the field were left out.
+    pub default_on_null: bool,
 }
 
 /// The table as read from information_schema.
@@ -169,6 +172,7 @@ impl Column {
             nullable: c.nullable,
             fills_itself: c.has_default || c.nullable || auto_increment || generated,
             auto_increment,
+            default_on_null: !c.nullable && c.has_default && !auto_increment && !generated,
         }
     }
 }

@@ -17,7 +17,7 @@ use crate::runtime::runtime;
 use crate::sink::{BatchError, BatchResult, BatchWriter, Rejected};
 
 use super::conn::{classify, connect, exec, text_rows, DbError};
-use super::insert::{groups, insert_rows};
+use super::insert::{groups, insert_rows, value_size};
 use super::load_data::load_group;
 use super::schema::describe;
 use super::table::{quote_ident, Table};
@@ -29,7 +29,12 @@ pub(super) struct ColumnMap {
     pub(super) pairs: Vec<(usize, usize)>,
     /// `(`a`, `b`)`, ready for SQL.
     pub(super) column_list: String,
-    /// Record fields with no column.
+    /// One row of placeholders for INSERT: `(?, COALESCE(?, DEFAULT(`b`)))`;
+    /// a NOT NULL column with a default takes its default for a null.
+    pub(super) row_template: String,
+    /// The column list and SET clause for LOAD DATA, with the same rule.
+    pub(super) load_columns: String,
+    /// Record fields with no column (and not in --ignore-fields).
     pub(super) unknown: Vec<String>,
 }
 
@@ -48,6 +53,8 @@ pub(super) struct MysqlWriter {
     shutdown: crate::shutdown::Shutdown,
     conn: Option<Conn>,
     maps: HashMap<usize, (Arc<Schema>, Arc<ColumnMap>)>,
+    /// The table definition `maps` were made for.
+    maps_table: usize,
     /// Transaction ids: `pipeline-cli-<pid>-<start>-<worker>-<seq>`.
     xid_prefix: String,
     xid_seq: u64,
@@ -81,12 +88,19 @@ impl MysqlWriter {
             shutdown,
             conn: Some(conn),
             maps: HashMap::new(),
+            maps_table: 0,
             xid_prefix,
             xid_seq: 0,
         }
     }
 
     fn column_map(&mut self, table: &Table, schema: &Arc<Schema>) -> Arc<ColumnMap> {
+        // Maps are for one table definition: columns added since void them.
+        let table_id = table as *const Table as usize;
+        if self.maps_table != table_id {
+            self.maps.clear();
+            self.maps_table = table_id;
+        }
         let key = Arc::as_ptr(schema) as usize;
         if let Some((s, m)) = self.maps.get(&key) {
             if Arc::ptr_eq(s, schema) {
@@ -100,39 +114,58 @@ impl MysqlWriter {
             .filter_map(|(f, name)| table.by_name.get(name).map(|&c| (f, c)))
             .collect();
         pairs.sort_by_key(|&(_, c)| c);
+        let ignored = &self.shared.cfg.ignore_fields;
         let unknown: Vec<String> = schema
             .names()
             .iter()
-            .filter(|n| !table.by_name.contains_key(*n))
+            .filter(|n| !table.by_name.contains_key(*n) && !ignored.contains(n))
             .cloned()
             .collect();
-        if !unknown.is_empty() && !self.shared.cfg.strict_columns {
-            let mut warned = self.shared.warned_unknown.lock().expect("warned lock");
-            let new: Vec<&str> = unknown
-                .iter()
-                .filter(|f| warned.insert((*f).clone()))
-                .map(String::as_str)
-                .collect();
-            if !new.is_empty() {
-                tracing::warn!(
-                    "record fields with no column in {}.{}: {}; they are ignored (--strict-columns makes them fail the record)",
-                    self.shared.cfg.database,
-                    self.shared.cfg.table,
-                    new.join(", ")
-                );
-            }
-        }
-        let column_list = format!(
+        let names: Vec<String> = pairs
+            .iter()
+            .map(|&(_, c)| quote_ident(&table.columns[c].name))
+            .collect();
+        let defaults: Vec<bool> = pairs
+            .iter()
+            .map(|&(_, c)| table.columns[c].default_on_null)
+            .collect();
+        let column_list = format!("({})", names.join(", "));
+        let row_template = format!(
             "({})",
-            pairs
+            names
                 .iter()
-                .map(|&(_, c)| quote_ident(&table.columns[c].name))
+                .zip(&defaults)
+                .map(|(n, &d)| if d {
+                    format!("COALESCE(?, DEFAULT({n}))")
+                } else {
+                    "?".into()
+                })
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(",")
         );
+        let load_list: Vec<String> = names
+            .iter()
+            .zip(&defaults)
+            .enumerate()
+            .map(|(i, (n, &d))| if d { format!("@v{i}") } else { n.clone() })
+            .collect();
+        let sets: Vec<String> = names
+            .iter()
+            .zip(&defaults)
+            .enumerate()
+            .filter(|(_, (_, &d))| d)
+            .map(|(i, (n, _))| format!("{n} = COALESCE(@v{i}, DEFAULT({n}))"))
+            .collect();
+        let load_columns = if sets.is_empty() {
+            format!("({})", load_list.join(", "))
+        } else {
+            format!("({}) SET {}", load_list.join(", "), sets.join(", "))
+        };
         let map = Arc::new(ColumnMap {
             pairs,
             column_list,
+            row_template,
+            load_columns,
             unknown,
         });
         if self.maps.len() > 1024 {
@@ -140,6 +173,74 @@ impl MysqlWriter {
         }
         self.maps.insert(key, (schema.clone(), map.clone()));
         map
+    }
+
+    /// With `--add-columns`: adds a column (type inferred from this batch)
+    /// for each field of the batch the table lacks.
+    fn add_missing_columns(
+        &mut self,
+        table: &Arc<Table>,
+        batch: &[Record],
+    ) -> Result<Arc<Table>, BatchError> {
+        let cfg = &self.shared.cfg;
+        let lacks = |t: &Table, name: &String| {
+            !t.by_name.contains_key(name) && !cfg.ignore_fields.contains(name)
+        };
+        if !batch
+            .iter()
+            .any(|r| r.schema.names().iter().any(|n| lacks(table, n)))
+        {
+            return Ok(table.clone());
+        }
+        let mut slot = self.shared.table.lock().expect("table lock");
+        let current = slot.clone().unwrap_or_else(|| table.clone());
+        let mut missing: Vec<String> = Vec::new();
+        for r in batch {
+            for n in r.schema.names() {
+                if lacks(&current, n) && !missing.contains(n) {
+                    missing.push(n.clone());
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(current);
+        }
+        let adds: Vec<String> = super::ddl::column_types(batch, &missing)
+            .into_iter()
+            .map(|(n, t)| format!("ADD COLUMN {} {t} NULL", quote_ident(&n)))
+            .collect();
+        let sql = format!("ALTER TABLE {} {}", current.quoted, adds.join(", "));
+        tracing::warn!(
+            "adding columns for new fields to {}.{} (--add-columns): {sql}",
+            cfg.database,
+            cfg.table
+        );
+        let fatal = |message: String| BatchError {
+            error_type: ErrorType::Server,
+            message,
+        };
+        let conn = self
+            .conn
+            .as_mut()
+            .ok_or_else(|| fatal("no connection to add the columns".into()))?;
+        let altered = runtime().block_on(async {
+            match conn.query_drop(&sql).await {
+                // Another run added them first.
+                Err(mysql_async::Error::Server(e)) if e.code == 1060 => {}
+                Err(e) => return Err(e),
+                Ok(()) => {}
+            }
+            describe(conn, &cfg.database, &cfg.table).await
+        });
+        match altered {
+            Ok(Some(t)) => {
+                let t = Arc::new(t);
+                *slot = Some(t.clone());
+                Ok(t)
+            }
+            Ok(None) => Err(fatal("the table is gone".into())),
+            Err(e) => Err(fatal(format!("adding columns: {e}"))),
+        }
     }
 
     /// The table, creating it from this batch first with `--create-table`.
@@ -190,9 +291,11 @@ impl MysqlWriter {
                     "no field of the record is a column of the table (fields: {})",
                     record.schema.names().join(", ")
                 ))
-            } else if self.shared.cfg.strict_columns && !map.unknown.is_empty() {
+            } else if !map.unknown.is_empty() {
                 Some(format!(
-                    "fields with no column (--strict-columns): {}",
+                    "fields with no column in {}.{}: {} (leave them out with --ignore-fields, or add the columns with --add-columns)",
+                    self.shared.cfg.database,
+                    self.shared.cfg.table,
                     map.unknown.join(", ")
                 ))
             } else {
@@ -206,6 +309,16 @@ impl MysqlWriter {
                         failed = Some(format!("column {}: {why}", column.name));
                         break;
                     }
+                }
+            }
+            if failed.is_none() {
+                // One row must fit one statement, whatever the batching.
+                let size: usize = values.iter().map(value_size).sum::<usize>() + 1024;
+                if size > self.shared.max_packet {
+                    failed = Some(format!(
+                        "the record is {size} bytes, more than the server's max_allowed_packet ({} bytes) lets one statement carry; raise max_allowed_packet on the server to load it",
+                        self.shared.max_packet
+                    ));
                 }
             }
             match failed {
@@ -223,10 +336,13 @@ impl MysqlWriter {
 
 impl BatchWriter for MysqlWriter {
     fn write_batch(&mut self, batch: &[Record]) -> Result<BatchResult, BatchError> {
-        let table = self.table(batch)?;
+        let mut table = self.table(batch)?;
+        if self.shared.cfg.add_columns {
+            table = self.add_missing_columns(&table, batch)?;
+        }
         let mut converted = Tally::default();
         let rows = self.convert(&table, batch, &mut converted);
-        let mut attempt = 0u32;
+        let mut backoff = self.shared.cfg.retry.start();
         loop {
             let result = runtime().block_on(self.write_rows(&table, &rows));
             match result {
@@ -240,28 +356,35 @@ impl BatchWriter for MysqlWriter {
                         broken: None,
                     });
                 }
-                Err(DbError::Retry(error_type, message)) if attempt < self.shared.max_retries => {
-                    attempt += 1;
-                    self.metrics.error(Stage::Sink, error_type, 1);
-                    self.metrics.retried(Stage::Sink);
-                    let backoff = Duration::from_millis(100 * (1u64 << attempt.min(6)));
-                    tracing::warn!(
-                        "batch rolled back ({message}); retry {attempt}/{} in {backoff:?}",
-                        self.shared.max_retries
-                    );
-                    // A fresh connection: the old one may be dead or mid-transaction.
-                    self.conn = None;
-                    std::thread::sleep(backoff);
-                }
                 Err(DbError::Retry(error_type, message)) => {
-                    self.metrics.error(Stage::Sink, error_type, 1);
-                    return Err(BatchError {
+                    // A fresh connection: the old one may be dead, frozen
+                    // or mid-transaction.
+                    self.conn = None;
+                    let delay = if self.shutdown.is_requested() {
+                        None
+                    } else {
+                        backoff.next_delay(None)
+                    };
+                    let Some(delay) = delay else {
+                        self.metrics.error(Stage::Sink, error_type, 1);
+                        let why = if self.shutdown.is_requested() {
+                            "not retried: the run is stopping".to_string()
+                        } else {
+                            backoff.exhausted()
+                        };
+                        return Err(BatchError {
+                            error_type,
+                            message: format!("{message} ({why})"),
+                        });
+                    };
+                    self.metrics.retrying(
+                        Stage::Sink,
                         error_type,
-                        message: format!(
-                            "{message} (gave up after {} retries, --max-retries)",
-                            self.shared.max_retries
-                        ),
-                    });
+                        &format!("batch rolled back ({message})"),
+                        &backoff.progress(),
+                        delay,
+                    );
+                    std::thread::sleep(delay);
                 }
                 Err(DbError::Fatal(error_type, message) | DbError::Data(error_type, message)) => {
                     self.metrics.error(Stage::Sink, error_type, 1);
@@ -301,6 +424,7 @@ impl MysqlWriter {
             self.conn = Some(conn);
         }
         let shared = self.shared.clone();
+        let limit = shared.cfg.timeout;
         let xa = shared.xa;
         let xid = self.next_xid();
         let conn = self.conn.as_mut().expect("connected above");
@@ -308,14 +432,14 @@ impl MysqlWriter {
         loop {
             let mut tally = Tally::default();
             if xa {
-                exec(conn, &format!("XA START '{xid}'")).await?;
+                exec(conn, limit, &format!("XA START '{xid}'")).await?;
             } else {
-                exec(conn, "START TRANSACTION").await?;
+                exec(conn, limit, "START TRANSACTION").await?;
             }
             let mut redo_with_insert = false;
             for group in groups(rows) {
                 if use_load {
-                    if !load_group(conn, table, group, &mut tally).await? {
+                    if !load_group(conn, table, group, &mut tally, limit).await? {
                         redo_with_insert = true;
                         break;
                     }
@@ -327,24 +451,24 @@ impl MysqlWriter {
                 // LOAD DATA turned a data problem into a warning: redo the
                 // batch with INSERT, which names the bad rows exactly.
                 if xa {
-                    exec(conn, &format!("XA END '{xid}'")).await?;
-                    exec(conn, &format!("XA ROLLBACK '{xid}'")).await?;
+                    exec(conn, limit, &format!("XA END '{xid}'")).await?;
+                    exec(conn, limit, &format!("XA ROLLBACK '{xid}'")).await?;
                 } else {
-                    exec(conn, "ROLLBACK").await?;
+                    exec(conn, limit, "ROLLBACK").await?;
                 }
                 use_load = false;
                 continue;
             }
             if !xa {
-                exec(conn, "COMMIT").await?;
+                exec(conn, limit, "COMMIT").await?;
                 return Ok(tally);
             }
-            exec(conn, &format!("XA END '{xid}'")).await?;
+            exec(conn, limit, &format!("XA END '{xid}'")).await?;
             // From PREPARE until COMMIT has answered, exiting would leave the
             // batch prepared and its rows locked.
             let _critical = self.shutdown.critical();
-            let ended = match exec(conn, &format!("XA PREPARE '{xid}'")).await {
-                Ok(()) => exec(conn, &format!("XA COMMIT '{xid}'"))
+            let ended = match exec(conn, limit, &format!("XA PREPARE '{xid}'")).await {
+                Ok(()) => exec(conn, limit, &format!("XA COMMIT '{xid}'"))
                     .await
                     .map_err(|e| (Phase::Commit, e)),
                 Err(e) => Err((Phase::Prepare, e)),
@@ -354,9 +478,15 @@ impl MysqlWriter {
                 Err((phase, DbError::Retry(t, m))) => {
                     let old_id = conn.id();
                     self.conn = None;
-                    self.resolve(&xid, old_id, phase, t, m)
-                        .await
-                        .map(|()| tally)
+                    // Bounded: a frozen server must not hold the run.
+                    let bound = limit * 4 + Duration::from_secs(30);
+                    match tokio::time::timeout(bound, self.resolve(&xid, old_id, phase, t, m)).await {
+                        Ok(r) => r.map(|()| tally),
+                        Err(_) => Err(DbError::Fatal(
+                            ErrorType::Timeout,
+                            format!("whether batch {xid} committed is unknown: the server did not answer within {bound:?}; the next run commits it if it was prepared"),
+                        )),
+                    }
                 }
                 Err((_, other)) => Err(other),
             };
@@ -376,23 +506,29 @@ impl MysqlWriter {
         error_type: ErrorType,
         message: String,
     ) -> Result<(), DbError> {
-        let mut attempt = 0;
+        let limit = self.shared.cfg.timeout;
+        let mut backoff = self.shared.cfg.retry.start();
         let mut conn = loop {
             match connect(&self.shared.opts, &self.shared.cfg).await {
                 Ok(c) => break c,
-                Err(e) if attempt < self.shared.max_retries => {
-                    attempt += 1;
-                    tracing::warn!("reconnecting to check batch {xid}: {e}");
-                    tokio::time::sleep(Duration::from_millis(100 << attempt.min(6))).await;
-                }
-                Err(e) => {
-                    return Err(DbError::Fatal(
-                        error_type,
-                        format!(
-                        "{message}; cannot reconnect to learn whether batch {xid} committed: {e}"
-                    ),
-                    ))
-                }
+                Err(e) => match backoff.next_delay(None) {
+                    Some(delay) => {
+                        tracing::warn!(
+                            "reconnecting to check batch {xid}: {e}; retry {} in {delay:?}",
+                            backoff.progress()
+                        );
+                        tokio::time::sleep(delay).await;
+                    }
+                    None => {
+                        return Err(DbError::Fatal(
+                            error_type,
+                            format!(
+                                "{message}; cannot reconnect to learn whether batch {xid} committed: {e} ({}); the next run commits it if it was prepared",
+                                backoff.exhausted()
+                            ),
+                        ))
+                    }
+                },
             }
         };
         // Until the server has finished with the old connection, its
@@ -426,7 +562,7 @@ impl MysqlWriter {
             .any(|r| r.get(3).and_then(|d| d.as_deref()) == Some(xid));
         let outcome = if listed {
             // Whatever happens now, the batch must not be written again.
-            exec(&mut conn, &format!("XA COMMIT '{xid}'"))
+            exec(&mut conn, limit, &format!("XA COMMIT '{xid}'"))
                 .await
                 .map_err(|e| match e {
                     DbError::Retry(t, m) | DbError::Data(t, m) | DbError::Fatal(t, m) => DbError::Fatal(

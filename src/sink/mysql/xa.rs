@@ -61,7 +61,7 @@ pub(super) async fn resolve_orphans(
     let still = prepared(conn).await?;
     let mut committed = 0;
     for xid in candidates.into_iter().filter(|x| still.contains(x)) {
-        match exec(conn, &format!("XA COMMIT '{xid}'")).await {
+        match exec(conn, cfg.timeout, &format!("XA COMMIT '{xid}'")).await {
             Ok(()) => {
                 tracing::warn!(
                     "batch {xid} of an earlier run was prepared but never committed (the run was killed between XA PREPARE and XA COMMIT); it is committed now, as the run would have done"

@@ -1,0 +1,448 @@
+//! The MySQL sink under faults and hostile data, against the real MariaDB
+//! (and a private `mariadbd` where the test freezes, kills or restarts it):
+//! an orphaned prepared batch, --create-table types that would lose digits,
+//! fields without a column, tables without a key, NOT NULL DEFAULT columns,
+//! a record over max_allowed_packet, a frozen server, a restart, KILL QUERY.
+
+mod common;
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+fn load_args<'a>(input: &'a str, url: &'a str, table: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "--source-type",
+        "csv",
+        "--csv-file",
+        input,
+        "--sink-type",
+        "mysql",
+        "--db-url",
+        url,
+        "--db-table",
+        table,
+    ];
+    args.extend(extra);
+    args
+}
+
+/// The XA id prefix pipeline-cli gives `db.table`'s batches.
+fn xa_prefix(db: &str, table: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in format!("{db}.{table}").bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("pcli-{:08x}-", h as u32)
+}
+
+/// Rolls a prepared XA transaction back if a test left it behind.
+struct XaGuard(String);
+
+impl Drop for XaGuard {
+    fn drop(&mut self) {
+        let mut db = Db::connect();
+        let _ = db.try_exec(&format!("XA ROLLBACK '{}'", self.0));
+    }
+}
+
+#[test]
+fn an_orphaned_prepared_batch_is_committed_at_start() {
+    let mut db = Db::connect();
+    let table = table_name("orphan");
+    db.exec(&format!("DROP TABLE IF EXISTS {table}"));
+    db.exec(&format!(
+        "CREATE TABLE {table} (id INT PRIMARY KEY, name VARCHAR(20))"
+    ));
+    let xid = format!("{}4242-1-0-1", xa_prefix("test", &table));
+    let _guard = XaGuard(xid.clone());
+    {
+        // A batch prepared by a run that was killed before XA COMMIT.
+        let mut orphan = Db::connect();
+        orphan.exec(&format!("XA START '{xid}'"));
+        orphan.exec(&format!("INSERT INTO {table} VALUES (1, 'orphan')"));
+        orphan.exec(&format!("XA END '{xid}'"));
+        orphan.exec(&format!("XA PREPARE '{xid}'"));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    let mut text = String::from("id,name\n");
+    for i in 1..=100 {
+        text.push_str(&format!("{i},new\n"));
+    }
+    fs::write(&input, text).unwrap();
+    let url = mysql_url();
+    let child = spawn(&load_args(
+        p(&input),
+        &url,
+        &table,
+        &["--db-timeout", "10s"],
+    ));
+    let out = wait_with_limit(child, Duration::from_secs(60));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains(&xid) && err.contains("committed now"), "{err}");
+    assert!(
+        err.contains("inserted=99") && err.contains("skipped=1"),
+        "{err}"
+    );
+    assert_eq!(db.count(&format!("SELECT COUNT(*) FROM {table}")), 100);
+    let name = db.rows(&format!("SELECT name FROM {table} WHERE id = 1"));
+    assert_eq!(name[0][0].as_deref(), Some("orphan"));
+    db.exec(&format!("DROP TABLE {table}"));
+}
+
+#[test]
+fn create_table_keeps_every_digit_and_refuses_to_change_a_code() {
+    let mut db = Db::connect();
+    let table = table_name("digits");
+    db.exec(&format!("DROP TABLE IF EXISTS {table}"));
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    let mut text = String::from("id,zip,amount\n");
+    for i in 0..200 {
+        // Distinct 25-digit ids; the first batch's zips are all numeric.
+        let zip = if i == 120 {
+            "00151".to_string()
+        } else {
+            format!("{}", 10_000 + i)
+        };
+        text.push_str(&format!("{}{i:05},{zip},{i}.5\n", "12345678901234567890"));
+    }
+    fs::write(&input, text).unwrap();
+    let dead = dir.path().join("dead.jsonl");
+    let url = mysql_url();
+    let out = run(&load_args(
+        p(&input),
+        &url,
+        &table,
+        &[
+            "--create-table",
+            "--db-key",
+            "id",
+            "--batch-size",
+            "50",
+            "--dead-letter",
+            p(&dead),
+        ],
+    ));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("inserted=199") && err.contains("failed=1"),
+        "{err}"
+    );
+    assert!(err.contains("DECIMAL(65,0)"), "the DDL: {err}");
+    assert_eq!(
+        db.count(&format!("SELECT COUNT(DISTINCT id) FROM {table}")),
+        199
+    );
+    let rejects = read_jsonl(&dead);
+    assert!(
+        rejects[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("leading zero"),
+        "{}",
+        rejects[0]
+    );
+    let ids = db.rows(&format!(
+        "SELECT CAST(id AS CHAR) FROM {table} ORDER BY id LIMIT 1"
+    ));
+    assert_eq!(ids[0][0].as_deref(), Some("1234567890123456789000000"));
+    db.exec(&format!("DROP TABLE {table}"));
+}
+
+#[test]
+fn tables_without_a_key_are_named_and_create_table_needs_one() {
+    let mut db = Db::connect();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    fs::write(&input, "id,name\n1,a\n2,b\n").unwrap();
+    let url = mysql_url();
+    let table = table_name("nokey");
+    db.exec(&format!("DROP TABLE IF EXISTS {table}"));
+    let out = run(&load_args(p(&input), &url, &table, &["--create-table"]));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--db-key") && err.contains("--no-key"),
+        "{err}"
+    );
+    let out = run(&load_args(
+        p(&input),
+        &url,
+        &table,
+        &["--create-table", "--no-key"],
+    ));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("without a key"), "{err}");
+    // An existing table without a key: said at start.
+    let out = run(&load_args(p(&input), &url, &table, &[]));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("no primary or unique key"), "{err}");
+    db.exec(&format!("DROP TABLE {table}"));
+}
+
+#[test]
+fn an_empty_value_for_a_not_null_column_with_a_default_takes_the_default() {
+    let mut db = Db::connect();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    fs::write(&input, "id,qty,status\n1,,\n2,5,done\n").unwrap();
+    let url = mysql_url();
+    for mode in ["insert", "load-data"] {
+        let table = table_name(&format!("defaults_{}", mode.replace('-', "_")));
+        db.exec(&format!("DROP TABLE IF EXISTS {table}"));
+        db.exec(&format!(
+            "CREATE TABLE {table} (id INT PRIMARY KEY, qty INT NOT NULL DEFAULT 7, \
+             status VARCHAR(10) NOT NULL DEFAULT 'new')"
+        ));
+        let out = run(&load_args(
+            p(&input),
+            &url,
+            &table,
+            &["--csv-infer-types", "--mysql-load-mode", mode],
+        ));
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(0), "{mode}: {err}");
+        let rows = db.rows(&format!("SELECT id, qty, status FROM {table} ORDER BY id"));
+        assert_eq!(rows[0][1].as_deref(), Some("7"), "{mode}");
+        assert_eq!(rows[0][2].as_deref(), Some("new"), "{mode}");
+        assert_eq!(rows[1][2].as_deref(), Some("done"), "{mode}");
+        db.exec(&format!("DROP TABLE {table}"));
+    }
+}
+
+#[test]
+fn a_record_over_max_allowed_packet_fails_alone() {
+    let server = OwnMariaDb::start(&["--max-allowed-packet=1M"]);
+    server.sql("CREATE TABLE test.big (id INT PRIMARY KEY, body LONGTEXT)");
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    let mut text = String::from("id,body\n");
+    for i in 1..=10 {
+        let body = if i == 5 {
+            "x".repeat(2 << 20)
+        } else {
+            format!("row {i}")
+        };
+        text.push_str(&format!("{i},{body}\n"));
+    }
+    fs::write(&input, text).unwrap();
+    let url = server.url();
+    for mode in ["insert", "load-data"] {
+        server.sql("DELETE FROM test.big");
+        let dead = dir.path().join(format!("dead-{mode}.jsonl"));
+        let out = run(&load_args(
+            p(&input),
+            &url,
+            "big",
+            &[
+                "--mysql-load-mode",
+                mode,
+                "--dead-letter",
+                p(&dead),
+                "--retry-for",
+                "5s",
+            ],
+        ));
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{mode}: {err}");
+        assert!(
+            err.contains("inserted=9") && err.contains("failed=1"),
+            "{mode}: {err}"
+        );
+        let rejects = read_jsonl(&dead);
+        assert_eq!(rejects[0]["position"], 6, "{mode}");
+        assert!(
+            rejects[0]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("max_allowed_packet"),
+            "{mode}: {}",
+            rejects[0]
+        );
+        let n = server.sql("SELECT COUNT(*) FROM test.big");
+        assert_eq!(n[0][0].as_deref(), Some("9"), "{mode}");
+    }
+}
+
+#[test]
+fn a_frozen_server_is_a_timeout_not_a_hang() {
+    let server = OwnMariaDb::start(&[]);
+    server.sql("CREATE TABLE test.t (id INT PRIMARY KEY)");
+    let url = server.url();
+    // Frozen before the run: the connection times out, exit 2.
+    server.freeze();
+    let started = Instant::now();
+    let out = wait_with_limit(
+        Bin::new(&load_args("-", &url, "t", &["--db-timeout", "2s"]))
+            .no_stdin()
+            .spawn(),
+        Duration::from_secs(60),
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--db-timeout 2s"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    server.thaw();
+    // Frozen mid-run: each statement times out, retries stop at --retry-for.
+    let mut child = spawn(&load_args(
+        "-",
+        &url,
+        "t",
+        &[
+            "--db-timeout",
+            "2s",
+            "--retry-for",
+            "4s",
+            "--batch-timeout-ms",
+            "100",
+        ],
+    ));
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"id\n").unwrap();
+    for i in 0..100 {
+        writeln!(stdin, "{i}").unwrap();
+    }
+    stdin.flush().unwrap();
+    let t = Instant::now();
+    while server.sql("SELECT COUNT(*) FROM test.t")[0][0].as_deref() != Some("100") {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "first rows never arrived"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    server.freeze();
+    for i in 100..200 {
+        writeln!(stdin, "{i}").unwrap();
+    }
+    drop(stdin);
+    let frozen = Instant::now();
+    let out = wait_with_limit(child, Duration::from_secs(90));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("no answer from MySQL within --db-timeout 2s"),
+        "{err}"
+    );
+    assert!(err.contains("--retry-for 4s"), "{err}");
+    assert!(
+        frozen.elapsed() < Duration::from_secs(45),
+        "{:?}",
+        frozen.elapsed()
+    );
+    server.thaw();
+}
+
+#[test]
+fn a_server_restart_is_ridden_out_with_nothing_lost_or_doubled() {
+    let mut server = OwnMariaDb::start(&[]);
+    server.sql("CREATE TABLE test.t (id INT PRIMARY KEY, v VARCHAR(10))");
+    let url = server.url();
+    let mut child = spawn(&load_args("-", &url, "t", &["--batch-timeout-ms", "100"]));
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"id,v\n").unwrap();
+    for i in 0..500 {
+        writeln!(stdin, "{i},a").unwrap();
+    }
+    stdin.flush().unwrap();
+    let t = Instant::now();
+    while server
+        .try_sql("SELECT COUNT(*) FROM test.t")
+        .ok()
+        .and_then(|r| r[0][0].clone())
+        .as_deref()
+        != Some("500")
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "first rows never arrived"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    server.kill();
+    for i in 500..1000 {
+        writeln!(stdin, "{i},b").unwrap();
+    }
+    stdin.flush().unwrap();
+    // Longer than the old fixed five retries lasted.
+    std::thread::sleep(Duration::from_secs(8));
+    server.restart();
+    drop(stdin);
+    let out = wait_with_limit(child, Duration::from_secs(120));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("read=1000 inserted=1000"), "{err}");
+    let n = server.sql("SELECT COUNT(*), COUNT(DISTINCT id) FROM test.t");
+    assert_eq!(
+        (n[0][0].as_deref(), n[0][1].as_deref()),
+        (Some("1000"), Some("1000"))
+    );
+}
+
+#[test]
+fn kill_query_is_retried_not_fatal() {
+    let mut db = Db::connect();
+    let table = table_name("killq");
+    db.exec(&format!("DROP TABLE IF EXISTS {table}"));
+    db.exec(&format!("CREATE TABLE {table} (id INT PRIMARY KEY)"));
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    let text: String = std::iter::once("id\n".to_string())
+        .chain((0..50).map(|i| format!("{i}\n")))
+        .collect();
+    fs::write(&input, text).unwrap();
+    // The loader's insert waits on a table lock held here.
+    db.exec(&format!("LOCK TABLES {table} WRITE"));
+    let url = mysql_url();
+    let child = spawn(&load_args(
+        p(&input),
+        &url,
+        &table,
+        &["--mysql-load-mode", "insert"],
+    ));
+    let mut admin = Db::connect();
+    let t = Instant::now();
+    let id = loop {
+        let rows = admin.rows(&format!(
+            "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'INSERT INTO%{table}%'"
+        ));
+        if let Some(id) = rows.first().and_then(|r| r[0].clone()) {
+            break id;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the insert never waited"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    admin.exec(&format!("KILL QUERY {id}"));
+    std::thread::sleep(Duration::from_millis(300));
+    db.exec("UNLOCK TABLES");
+    let out = wait_with_limit(child, Duration::from_secs(60));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("retry 1"),
+        "the killed query was not retried: {err}"
+    );
+    assert_eq!(db.count(&format!("SELECT COUNT(*) FROM {table}")), 50);
+    db.exec(&format!("DROP TABLE {table}"));
+}
