@@ -446,3 +446,66 @@ fn kill_query_is_retried_not_fatal() {
     assert_eq!(db.count(&format!("SELECT COUNT(*) FROM {table}")), 50);
     db.exec(&format!("DROP TABLE {table}"));
 }
+
+#[test]
+fn a_field_without_a_column_fails_its_records_unless_a_column_is_added() {
+    let mut db = Db::connect();
+    let srv = EsServer::start(EsKind::Noida);
+    let docs: Vec<(String, serde_json::Value)> = (0..60)
+        .map(|i| {
+            let mut d = serde_json::json!({"n": i});
+            if i >= 30 {
+                d["extra"] = serde_json::json!(format!("late {i}"));
+            }
+            (format!("d{i:02}"), d)
+        })
+        .collect();
+    srv.bulk("docs", &docs);
+    let (url, dburl) = (srv.url(), mysql_url());
+    for add in [false, true] {
+        let table = table_name(if add { "late_added" } else { "late_failed" });
+        db.exec(&format!("DROP TABLE IF EXISTS {table}"));
+        db.exec(&format!(
+            "CREATE TABLE {table} (_id VARCHAR(20) PRIMARY KEY, n INT)"
+        ));
+        let mut args = vec![
+            "--source-type",
+            "elasticsearch",
+            "--es-url",
+            &url,
+            "--es-index",
+            "docs",
+            "--sink-type",
+            "mysql",
+            "--db-url",
+            &dburl,
+            "--db-table",
+            &table,
+            "--batch-size",
+            "10",
+        ];
+        if add {
+            args.push("--add-columns");
+        }
+        let out = run(&args);
+        let err = stderr(&out);
+        if add {
+            assert_eq!(out.status.code(), Some(0), "{err}");
+            assert!(
+                err.contains("ALTER TABLE") && err.contains("`extra`"),
+                "{err}"
+            );
+            let late = db.rows(&format!("SELECT extra FROM {table} WHERE _id = 'd45'"));
+            assert_eq!(late[0][0].as_deref(), Some("late 45"));
+            assert_eq!(db.count(&format!("SELECT COUNT(*) FROM {table}")), 60);
+        } else {
+            assert_eq!(out.status.code(), Some(1), "{err}");
+            assert!(
+                err.contains("inserted=30") && err.contains("failed=30"),
+                "{err}"
+            );
+            assert!(err.contains("--add-columns"), "{err}");
+        }
+        db.exec(&format!("DROP TABLE {table}"));
+    }
+}
