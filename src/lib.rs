@@ -3,7 +3,7 @@
 //! tells Prometheus everything about how that went.
 //!
 //! Map of the crate:
-//! - [`cli`]: clap flags (kebab-case plus snake_case aliases) -> [`config::Config`].
+//! - [`cli`]: clap flags, the `--config` file and snake_case spellings -> [`config::Config`].
 //! - [`config`]: validated, typed settings.
 //! - [`error`]: error enums, the `error_type` vocabulary, exit codes.
 //! - [`record`]: `Record`, `Value` and their JSON form.

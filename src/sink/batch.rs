@@ -12,7 +12,7 @@ use crate::error::{PipelineError, Stage};
 use crate::metrics::BatchReport;
 use crate::record::Record;
 
-use super::{BatchError, BatchWriter};
+use super::api::{BatchError, BatchWriter};
 
 /// Runs one sink worker until the channel is closed and drained.
 pub fn run_worker(

@@ -24,7 +24,7 @@ use crate::error::{ErrorType, PipelineError};
 use crate::metrics::Metrics;
 use crate::record::Record;
 
-use super::{BatchError, BatchResult, BatchWriter, Rejected, Sink};
+use super::api::{BatchError, BatchResult, BatchWriter, Rejected, Sink};
 
 /// A batch buffer that grew past this (a huge record) is given back.
 const KEEP_BUFFER: usize = 4 << 20;

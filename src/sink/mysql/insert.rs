@@ -7,7 +7,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Value as MyValue};
 
 use crate::config::OnDuplicate;
-use crate::sink::Rejected;
+use crate::sink::api::Rejected;
 
 use super::conn::{bounded, classify, DbError};
 use super::table::{quote_ident, Table};

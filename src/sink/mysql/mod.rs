@@ -28,7 +28,7 @@ use crate::error::PipelineError;
 use crate::metrics::Metrics;
 use crate::runtime::runtime;
 
-use super::{BatchWriter, Sink};
+use crate::sink::api::{BatchWriter, Sink};
 use conn::{build_opts, connect, connect_error, ssl_opts, text_rows};
 use schema::{check_fields, describe, xa_survives_disconnect};
 use table::Table;

@@ -14,7 +14,7 @@ use crate::error::{ErrorType, Stage};
 use crate::metrics::Metrics;
 use crate::record::{Record, Schema};
 use crate::runtime::runtime;
-use crate::sink::{BatchError, BatchResult, BatchWriter, Rejected};
+use crate::sink::api::{BatchError, BatchResult, BatchWriter, Rejected};
 
 use super::conn::{classify, connect, exec, text_rows, DbError};
 use super::insert::{groups, insert_rows, value_size};

@@ -1,0 +1,73 @@
+//! The interface every sink implements: a [`Sink`] opened once, a
+//! [`BatchWriter`] per worker, and what a batch came to.
+
+use std::sync::Arc;
+
+use crate::error::{ErrorType, PipelineError};
+use crate::metrics::Metrics;
+use crate::record::Record;
+use crate::shutdown::Shutdown;
+
+/// A record a sink refused, by its index in the batch.
+#[derive(Debug, Clone)]
+pub struct Rejected {
+    /// Index in the batch.
+    pub index: usize,
+    /// Why, in the fixed vocabulary.
+    pub error_type: ErrorType,
+    /// Why, in words (the server's message, the conversion that failed).
+    pub reason: String,
+}
+
+/// What a sink did with one batch. Every record of the batch is counted in
+/// exactly one of inserted, updated, skipped or rejected.
+#[derive(Debug, Clone, Default)]
+pub struct BatchResult {
+    /// Written as new.
+    pub inserted: u64,
+    /// Updated in place.
+    pub updated: u64,
+    /// Left alone as duplicates.
+    pub skipped: u64,
+    /// Refused, one by one.
+    pub rejected: Vec<Rejected>,
+    /// The sink broke part way through the batch (a full disk): the counts
+    /// above are what was written before it did, the rest of the batch is in
+    /// `rejected`, and the run fails (later batches are failed unwritten).
+    pub broken: Option<BatchError>,
+}
+
+/// The batch as a whole could not be written and retrying did not help; the
+/// run fails, and the batch's records are failed and kept in the dead-letter file.
+#[derive(Debug, Clone)]
+pub struct BatchError {
+    /// Why, in the fixed vocabulary.
+    pub error_type: ErrorType,
+    /// Why, in words (never with a secret in it).
+    pub message: String,
+}
+
+/// One worker's connection or handle to the sink.
+pub trait BatchWriter: Send {
+    /// Writes one batch, in one transaction where the sink has them.
+    fn write_batch(&mut self, batch: &[Record]) -> Result<BatchResult, BatchError>;
+}
+
+/// An opened sink.
+pub trait Sink: Send + Sync {
+    /// A writer for one more worker (its own connection, where the sink has
+    /// them); `metrics` is for what the writer does inside a batch (retries),
+    /// `shutdown` for marking the moments it must not be cut short in
+    /// ([`Shutdown::critical`]).
+    fn writer(
+        &self,
+        metrics: &Arc<Metrics>,
+        shutdown: &Shutdown,
+    ) -> Result<Box<dyn BatchWriter>, PipelineError>;
+
+    /// Called once after every worker has stopped. `complete` is true when
+    /// the run read everything and nothing fatal happened; a file sink then
+    /// moves its output into place. Returns a note for the summary line
+    /// (where the output is, or was left).
+    fn finish(&self, complete: bool) -> Result<Option<String>, PipelineError>;
+}
