@@ -81,8 +81,6 @@ pub struct BatchReport {
     pub updated: u64,
     /// Skipped as duplicates.
     pub skipped: u64,
-    /// Rejected (already counted by type through [`Metrics::record_failed`]).
-    pub failed: u64,
     /// The sink write, commit included.
     pub insert_elapsed: Duration,
     /// From the first record taken off the queue to committed.

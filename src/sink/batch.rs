@@ -74,7 +74,6 @@ fn flush(
             report.inserted = res.inserted;
             report.updated = res.updated;
             report.skipped = res.skipped;
-            report.failed = res.rejected.len() as u64;
             for rej in &res.rejected {
                 ctx.reject_record(&batch[rej.index], rej.error_type, &rej.reason);
             }
@@ -86,7 +85,6 @@ fn flush(
             }
         }
         Err(e) => {
-            report.failed = batch.len() as u64;
             for r in batch.iter() {
                 ctx.reject_record(r, e.error_type, &e.message);
             }

@@ -11,8 +11,9 @@ use crate::sink::api::Rejected;
 
 use super::conn::{bounded, classify, DbError};
 use super::table::{quote_ident, Table};
-use super::writer::{ColumnMap, Row, Tally};
+use super::writer::{ColumnMap, Row};
 use super::Shared;
+use crate::sink::api::BatchResult;
 
 /// Placeholders one prepared statement may have.
 const MAX_PLACEHOLDERS: usize = 65_535;
@@ -94,7 +95,7 @@ pub(super) async fn insert_rows(
     shared: &Shared,
     table: &Table,
     rows: &[Row],
-    tally: &mut Tally,
+    tally: &mut BatchResult,
 ) -> Result<(), DbError> {
     let width = rows[0].map.pairs.len().max(1);
     let max_rows = (MAX_PLACEHOLDERS / width).max(1);
@@ -122,7 +123,7 @@ fn insert_chunk<'a>(
     shared: &'a Shared,
     table: &'a Table,
     rows: &'a [Row],
-    tally: &'a mut Tally,
+    tally: &'a mut BatchResult,
 ) -> futures_util::future::BoxFuture<'a, Result<(), DbError>> {
     Box::pin(async move {
         let sql = insert_sql(shared, table, &rows[0].map, rows.len());
@@ -159,7 +160,7 @@ fn insert_chunk<'a>(
 /// `Duplicates` is the number of changed rows (a single-row statement has no
 /// info string: there, 2 affected means one changed row). So inserted =
 /// affected − 2 × changed, and every other row met an existing key.
-pub(super) fn count_insert(conn: &Conn, mode: OnDuplicate, n: u64, tally: &mut Tally) {
+pub(super) fn count_insert(conn: &Conn, mode: OnDuplicate, n: u64, tally: &mut BatchResult) {
     let affected = conn.affected_rows();
     let changed = info_number(&conn.info(), "Duplicates").unwrap_or(u64::from(affected == 2));
     let inserted = affected.saturating_sub(2 * changed).min(n);

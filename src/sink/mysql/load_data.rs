@@ -9,7 +9,8 @@ use mysql_async::{Conn, Value as MyValue};
 use super::conn::{bounded, classify, DbError};
 use super::insert::info_number;
 use super::table::Table;
-use super::writer::{Row, Tally};
+use super::writer::Row;
+use crate::sink::api::BatchResult;
 
 /// LOAD DATA LOCAL INFILE of one group, streamed from memory, duplicates
 /// skipped. Returns false (and the caller redoes the batch with INSERT) when
@@ -18,7 +19,7 @@ pub(super) async fn load_group(
     conn: &mut Conn,
     table: &Table,
     rows: &[Row],
-    tally: &mut Tally,
+    tally: &mut BatchResult,
     limit: std::time::Duration,
 ) -> Result<bool, DbError> {
     let mut data = Vec::with_capacity(rows.len() * 128);

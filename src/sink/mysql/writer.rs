@@ -60,14 +60,6 @@ pub(super) struct MysqlWriter {
     xid_seq: u64,
 }
 
-#[derive(Default)]
-pub(super) struct Tally {
-    pub(super) inserted: u64,
-    pub(super) updated: u64,
-    pub(super) skipped: u64,
-    pub(super) rejected: Vec<Rejected>,
-}
-
 impl MysqlWriter {
     pub(super) fn new(
         shared: Arc<Shared>,
@@ -281,7 +273,7 @@ impl MysqlWriter {
         }
     }
 
-    fn convert(&mut self, table: &Table, batch: &[Record], tally: &mut Tally) -> Vec<Row> {
+    fn convert(&mut self, table: &Table, batch: &[Record], tally: &mut BatchResult) -> Vec<Row> {
         let mut rows = Vec::with_capacity(batch.len());
         for (index, record) in batch.iter().enumerate() {
             let map = self.column_map(table, &record.schema);
@@ -340,7 +332,7 @@ impl BatchWriter for MysqlWriter {
         if self.shared.cfg.add_columns {
             table = self.add_missing_columns(&table, batch)?;
         }
-        let mut converted = Tally::default();
+        let mut converted = BatchResult::default();
         let rows = self.convert(&table, batch, &mut converted);
         let mut backoff = self.shared.cfg.retry.start();
         loop {
@@ -348,13 +340,7 @@ impl BatchWriter for MysqlWriter {
             match result {
                 Ok(mut tally) => {
                     tally.rejected.append(&mut converted.rejected);
-                    return Ok(BatchResult {
-                        inserted: tally.inserted,
-                        updated: tally.updated,
-                        skipped: tally.skipped,
-                        rejected: tally.rejected,
-                        broken: None,
-                    });
+                    return Ok(tally);
                 }
                 Err(DbError::Retry(error_type, message)) => {
                     // A fresh connection: the old one may be dead, frozen
@@ -416,7 +402,7 @@ impl MysqlWriter {
     /// The commit is two-phase (XA), so when the connection drops during
     /// PREPARE or COMMIT, a new connection can tell from XA RECOVER whether
     /// the batch is in the table: a retry never writes a batch twice.
-    async fn write_rows(&mut self, table: &Table, rows: &[Row]) -> Result<Tally, DbError> {
+    async fn write_rows(&mut self, table: &Table, rows: &[Row]) -> Result<BatchResult, DbError> {
         if self.conn.is_none() {
             let conn = connect(&self.shared.opts, &self.shared.cfg)
                 .await
@@ -430,7 +416,7 @@ impl MysqlWriter {
         let conn = self.conn.as_mut().expect("connected above");
         let mut use_load = shared.load_data && shared.cfg.on_duplicate == OnDuplicate::Skip;
         loop {
-            let mut tally = Tally::default();
+            let mut tally = BatchResult::default();
             if xa {
                 exec(conn, limit, &format!("XA START '{xid}'")).await?;
             } else {
