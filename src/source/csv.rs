@@ -205,10 +205,22 @@ impl CsvSource {
             }
         };
         // A very large field takes the row's buffer instead of a copy of
-        // it, so a 50 MB field is not held twice.
-        let big = (0..row.len())
-            .max_by_key(|&i| row.range(i).len())
-            .filter(|&i| row.range(i).len() >= BIG_FIELD);
+        // it (below), so a 50 MB field is not held twice.
+        let big = if row.as_slice().len() >= BIG_FIELD {
+            (0..row.len())
+                .max_by_key(|&i| row.range(i).len())
+                .filter(|&i| row.range(i).len() >= BIG_FIELD)
+        } else {
+            None
+        };
+        let infer = self.infer_types;
+        let typed = |text: String| {
+            if infer {
+                Value::infer(text)
+            } else {
+                Value::Str(text)
+            }
+        };
         let mut values = Vec::with_capacity(row.len());
         for i in 0..row.len() {
             let range = row.range(i);
@@ -224,26 +236,15 @@ impl CsvSource {
                     ),
                 ));
             }
-            let text = if Some(i) == big {
-                String::new()
+            values.push(if Some(i) == big {
+                Value::Null
             } else {
-                all[range].to_owned()
-            };
-            values.push(text);
+                typed(all[range].to_owned())
+            });
         }
         if let Some(i) = big {
-            values[i] = row.take_field(i);
+            values[i] = typed(row.take_field(i));
         }
-        let values = values
-            .into_iter()
-            .map(|text| {
-                if self.infer_types {
-                    Value::infer(text)
-                } else {
-                    Value::Str(text)
-                }
-            })
-            .collect();
         Ok(Record {
             schema,
             values,

@@ -109,16 +109,17 @@ enum Fill {
 /// Reads rows from a byte stream; see the module documentation.
 pub struct RowReader {
     input: Box<dyn Read + Send>,
-    /// Bytes read and not yet let go of; `buf[0]` is stream offset `base`.
+    /// Bytes read and not yet let go of, `buf[..end]`; `buf[0]` is stream
+    /// offset `base`. The rest of `buf` is room for the next read (kept, so
+    /// it is not zeroed again for every read).
     buf: Vec<u8>,
+    end: usize,
     base: u64,
     /// Next byte to parse.
     pos: usize,
     eof: bool,
     core: csv_core::Reader,
     delimiter: u8,
-    /// The line of the byte at `pos` (1-based).
-    line: u64,
     live: Option<Live>,
     max_field_bytes: u64,
     max_field_lines: u64,
@@ -139,13 +140,13 @@ impl RowReader {
     ) -> RowReader {
         RowReader {
             input,
-            buf: Vec::with_capacity(READ_SIZE),
+            buf: Vec::new(),
+            end: 0,
             base: 0,
             pos: 0,
             eof: false,
             core: csv_core::ReaderBuilder::new().delimiter(delimiter).build(),
             delimiter,
-            line: 1,
             live: None,
             max_field_bytes,
             max_field_lines,
@@ -169,7 +170,7 @@ impl RowReader {
     /// (nearly) empty and the pipe has nothing to say right now.
     pub fn would_block(&self, below: usize) -> bool {
         match &self.live {
-            Some(l) => self.buf.len() - self.pos < below && !ready(l.fd, 0),
+            Some(l) => self.end - self.pos < below && !ready(l.fd, 0),
             None => false,
         }
     }
@@ -178,19 +179,21 @@ impl RowReader {
     /// parsed and of the extra capacity, so one huge row does not stay in
     /// memory for the rest of the run.
     pub fn release(&mut self) {
-        if self.buf.capacity() > 8 * READ_SIZE {
-            self.buf.drain(..self.pos);
+        if self.buf.len() > 8 * READ_SIZE {
+            self.buf.copy_within(self.pos..self.end, 0);
             self.base += self.pos as u64;
+            self.end -= self.pos;
             self.pos = 0;
-            self.buf.shrink_to(self.buf.len().max(2 * READ_SIZE));
+            self.buf.truncate(self.end.max(2 * READ_SIZE));
+            self.buf.shrink_to_fit();
         }
     }
 
     /// The raw bytes between two stream offsets, as far as they are kept
     /// (always, for the row just read).
     pub fn raw(&self, start: u64, end: u64) -> &[u8] {
-        let s = start.saturating_sub(self.base).min(self.buf.len() as u64) as usize;
-        let e = end.saturating_sub(self.base).min(self.buf.len() as u64) as usize;
+        let s = start.saturating_sub(self.base).min(self.end as u64) as usize;
+        let e = end.saturating_sub(self.base).min(self.end as u64) as usize;
         &self.buf[s..e.max(s)]
     }
 
@@ -205,19 +208,17 @@ impl RowReader {
                 }
             }
         }
-        let old = self.buf.len();
-        self.buf.resize(old + READ_SIZE, 0);
+        if self.buf.len() - self.end < READ_SIZE {
+            self.buf.resize(self.end + READ_SIZE, 0);
+        }
         let n = loop {
-            match self.input.read(&mut self.buf[old..]) {
+            match self.input.read(&mut self.buf[self.end..]) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    self.buf.truncate(old);
-                    return Err(e);
-                }
+                Err(e) => return Err(e),
             }
         };
-        self.buf.truncate(old + n);
+        self.end += n;
         if n == 0 {
             self.eof = true;
             return Ok(Fill::Eof);
@@ -225,11 +226,17 @@ impl RowReader {
         Ok(Fill::More)
     }
 
+    /// A line end passed outside the parser: the parser counts the lines.
+    fn next_line(&mut self) {
+        self.core.set_line(self.core.line() + 1);
+    }
+
     /// Lets go of the bytes before `pos` once there are enough of them.
     fn compact(&mut self) {
         if self.pos >= RETAIN_SLACK {
-            self.buf.drain(..self.pos);
+            self.buf.copy_within(self.pos..self.end, 0);
             self.base += self.pos as u64;
+            self.end -= self.pos;
             self.pos = 0;
         }
     }
@@ -238,7 +245,7 @@ impl RowReader {
     /// the end of the input.
     fn skip_to_row(&mut self) -> io::Result<Option<Fill>> {
         loop {
-            if self.pos == self.buf.len() {
+            if self.pos == self.end {
                 match self.fill()? {
                     Fill::More => {}
                     other => return Ok(Some(other)),
@@ -246,29 +253,29 @@ impl RowReader {
                 continue;
             }
             if self.at_start {
-                if self.buf.len() < 3 && !self.eof {
+                if self.end < 3 && !self.eof {
                     match self.fill()? {
                         Fill::Stopped => return Ok(Some(Fill::Stopped)),
                         _ => continue,
                     }
                 }
                 self.at_start = false;
-                if self.buf.starts_with(b"\xEF\xBB\xBF") {
+                if self.buf[..self.end].starts_with(b"\xEF\xBB\xBF") {
                     self.pos = 3;
                 }
                 continue;
             }
             if self.skip_line {
-                match memchr::memchr(b'\n', &self.buf[self.pos..]) {
+                match memchr::memchr(b'\n', &self.buf[self.pos..self.end]) {
                     Some(i) => {
                         self.pos += i + 1;
-                        self.line += 1;
+                        self.next_line();
                         self.skip_line = false;
                     }
                     None => {
                         // Nothing of this line is needed: let it all go.
-                        self.base += self.buf.len() as u64;
-                        self.buf.clear();
+                        self.base += self.end as u64;
+                        self.end = 0;
                         self.pos = 0;
                     }
                 }
@@ -277,7 +284,7 @@ impl RowReader {
             match self.buf[self.pos] {
                 b'\n' => {
                     self.pos += 1;
-                    self.line += 1;
+                    self.next_line();
                 }
                 b'\r' => self.pos += 1,
                 _ => return Ok(None),
@@ -293,7 +300,7 @@ impl RowReader {
             Some(Fill::Stopped | Fill::Eof | Fill::More) => return Ok(Next::End),
         }
         let start = self.pos;
-        let start_line = self.line;
+        let start_line = self.core.line();
         row.line = start_line;
         row.len = 0;
         if row.fields.is_empty() {
@@ -308,12 +315,11 @@ impl RowReader {
             let input = if at_end {
                 &[][..]
             } else {
-                &self.buf[self.pos..]
+                &self.buf[self.pos..self.end]
             };
             let (res, nin, no, ne) =
                 self.core
                     .read_record(input, &mut row.fields[nout..], &mut row.ends[nends..]);
-            self.line += memchr::memchr_iter(b'\n', &input[..nin]).count() as u64;
             self.pos += nin;
             nout += no;
             nends += ne;
@@ -333,7 +339,7 @@ impl RowReader {
                 ReadRecordResult::OutputFull | ReadRecordResult::InputEmpty => {
                     let field_start = if nends == 0 { 0 } else { row.ends[nends - 1] };
                     let field_len = (nout - field_start) as u64;
-                    let lines = self.line - start_line;
+                    let lines = self.core.line() - start_line;
                     if field_len > self.max_field_bytes || lines > self.max_field_lines {
                         return Ok(self.give_up(start, start_line, field_len, lines));
                     }
@@ -373,8 +379,8 @@ impl RowReader {
     /// read on from the line after it.
     fn give_up(&mut self, start: usize, start_line: u64, bytes: u64, lines: u64) -> Next {
         self.core.reset();
-        let first_line_end = memchr::memchr(b'\n', &self.buf[start..]).map(|i| start + i);
-        let raw_end = first_line_end.unwrap_or(self.buf.len());
+        let first_line_end = memchr::memchr(b'\n', &self.buf[start..self.end]).map(|i| start + i);
+        let raw_end = first_line_end.unwrap_or(self.end);
         // The raw text kept for the dead-letter file is cut at a size that
         // can be read.
         let raw = self.buf[start..raw_end.min(start + MAX_RAW)].to_vec();
@@ -386,11 +392,11 @@ impl RowReader {
         match first_line_end {
             Some(i) => {
                 self.pos = i + 1;
-                self.line = start_line + 1;
+                self.core.set_line(start_line + 1);
             }
             None => {
-                self.pos = self.buf.len();
-                self.line = start_line;
+                self.pos = self.end;
+                self.core.set_line(start_line);
                 self.skip_line = true;
             }
         }
