@@ -512,7 +512,7 @@ fn a_connection_killed_mid_run_loses_and_duplicates_nothing() {
             )),
             "{mode}: {err}"
         );
-        assert!(err.contains("retry 1/"), "{mode}: no retry logged: {err}");
+        assert!(err.contains("retry 1 in"), "{mode}: no retry logged: {err}");
         assert_eq!(db.count(&format!("SELECT COUNT(*) FROM {table}")), rows);
         assert_eq!(
             db.count(&format!("SELECT COUNT(DISTINCT id) FROM {table}")),
