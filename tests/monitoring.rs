@@ -380,12 +380,47 @@ fn metric_names(expr: &str) -> Vec<String> {
 
 #[test]
 fn prometheus_scrapes_a_run_and_evaluates_every_query() {
-    let prometheus_bin = tool("prometheus");
-    let dir = tempfile::tempdir().unwrap();
-
     // The queries first: a broken file fails before anything starts.
     let metrics_md = std::fs::read_to_string(repo().join("METRICS.md")).unwrap();
     let recipes = promql_blocks(&metrics_md);
+    check_recipes(&recipes);
+    let alerts_path = repo().join("monitoring/alerts.yml");
+    let alert_exprs = rule_exprs(&std::fs::read_to_string(&alerts_path).unwrap());
+    assert_eq!(alert_exprs.len(), 6, "expr: entries in alerts.yml");
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("monitoring/grafana/pipeline-dashboard.json"))
+            .unwrap(),
+    )
+    .expect("the dashboard is valid JSON");
+    let panel_exprs = check_dashboard(&dashboard);
+    let all = every_query(&recipes, &alert_exprs, &panel_exprs);
+
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("out.jsonl");
+    let (mut pipeline, metrics_port) = start_run(&write_csv(dir.path()), &output);
+    let (mut prometheus, prom_port, log_path) =
+        start_prometheus(dir.path(), &alerts_path, metrics_port);
+    let log = || log_tail(&log_path);
+    wait_for_the_run(prom_port, &mut prometheus, &mut pipeline, &log);
+
+    assert_every_query_evaluates(prom_port, &all);
+    assert_a_clean_run_shows(prom_port, &recipes, &dashboard);
+    assert_only_exported_metrics(prom_port, &all);
+    assert_rules_healthy_and_quiet(prom_port, &mut prometheus, &log, alert_exprs.len());
+
+    // SIGTERM ends the keep-alive; the run itself succeeded.
+    let child = pipeline.take();
+    signal(&child, "TERM");
+    let out = wait_with_limit(child, Duration::from_secs(20));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let lines = std::fs::read_to_string(&output).unwrap().lines().count();
+    assert_eq!(lines, ROWS, "lines in {}", output.display());
+
+    drop(prometheus);
+}
+
+/// METRICS.md has a ```promql recipe for every question the README promises.
+fn check_recipes(recipes: &[String]) {
     for (what, needles) in [
         (
             "records/s",
@@ -433,16 +468,10 @@ fn prometheus_scrapes_a_run_and_evaluates_every_query() {
             );
         }
     }
+}
 
-    let alerts_path = repo().join("monitoring/alerts.yml");
-    let alert_exprs = rule_exprs(&std::fs::read_to_string(&alerts_path).unwrap());
-    assert_eq!(alert_exprs.len(), 6, "expr: entries in alerts.yml");
-
-    let dashboard: Value = serde_json::from_str(
-        &std::fs::read_to_string(repo().join("monitoring/grafana/pipeline-dashboard.json"))
-            .unwrap(),
-    )
-    .expect("the dashboard is valid JSON");
+/// The dashboard's shape; returns its panels' expressions.
+fn check_dashboard(dashboard: &Value) -> Vec<String> {
     assert!(
         dashboard["schemaVersion"].as_u64().unwrap_or(0) >= 36,
         "schemaVersion"
@@ -463,12 +492,22 @@ fn prometheus_scrapes_a_run_and_evaluates_every_query() {
         "a Prometheus data source variable"
     );
     let mut panel_exprs = Vec::new();
-    dashboard_exprs(&dashboard, &mut panel_exprs);
+    dashboard_exprs(dashboard, &mut panel_exprs);
     assert!(
         panel_exprs.len() >= 10,
         "dashboard targets: {panel_exprs:?}"
     );
 
+    panel_exprs
+}
+
+/// Every expression (recipes, alert rules, dashboard panels with their
+/// Grafana variables filled in), with where it came from.
+fn every_query(
+    recipes: &[String],
+    alert_exprs: &[String],
+    panel_exprs: &[String],
+) -> Vec<(String, String)> {
     let mut all: Vec<(String, String)> = Vec::new();
     all.extend(
         recipes
@@ -480,7 +519,7 @@ fn prometheus_scrapes_a_run_and_evaluates_every_query() {
             .iter()
             .map(|e| ("alerts.yml".to_string(), e.clone())),
     );
-    for e in &panel_exprs {
+    for e in panel_exprs {
         let concrete = substitute_grafana_variables(e);
         assert!(
             !concrete.contains('$'),
@@ -489,17 +528,23 @@ fn prometheus_scrapes_a_run_and_evaluates_every_query() {
         all.push(("dashboard".to_string(), concrete));
     }
 
-    // A CSV of ROWS rows.
-    let input = dir.path().join("in.csv");
+    all
+}
+
+/// A CSV of ROWS rows.
+fn write_csv(dir: &Path) -> PathBuf {
+    let input = dir.join("in.csv");
     let mut csv = String::with_capacity(ROWS * 32);
     csv.push_str("id,name,amount\n");
     for i in 0..ROWS {
         csv.push_str(&format!("{i},name {i},{}.{:02}\n", i % 1000, i % 100));
     }
     std::fs::write(&input, csv).unwrap();
-    let output = dir.path().join("out.jsonl");
+    input
+}
 
-    // The run, serving its metrics until SIGTERM.
+/// The run, serving its metrics until SIGTERM; returns it and its port.
+fn start_run(input: &Path, output: &Path) -> (Running, u16) {
     let metrics_port = free_port();
     let metrics_port_s = metrics_port.to_string();
     let mut args = csv_to_file(input.to_str().unwrap(), output.to_str().unwrap());
@@ -516,10 +561,15 @@ fn prometheus_scrapes_a_run_and_evaluates_every_query() {
         child: Some(spawn(&args).into()),
     };
     wait_for_port(metrics_port, pipeline.child());
+    (pipeline, metrics_port)
+}
 
-    // Prometheus scraping it every second, with the alerting rules loaded.
+/// Prometheus scraping the run every second, with the alerting rules loaded;
+/// returns it, its port and its log file.
+fn start_prometheus(dir: &Path, alerts_path: &Path, metrics_port: u16) -> (Running, u16, PathBuf) {
+    let prometheus_bin = tool("prometheus");
     let prom_port = free_port();
-    let config = dir.path().join("prometheus.yml");
+    let config = dir.join("prometheus.yml");
     std::fs::write(
         &config,
         format!(
@@ -530,13 +580,13 @@ fn prometheus_scrapes_a_run_and_evaluates_every_query() {
         ),
     )
     .unwrap();
-    let log_path = dir.path().join("prometheus.log");
+    let log_path = dir.join("prometheus.log");
     let log_file = File::create(&log_path).unwrap();
     let child = Command::new(&prometheus_bin)
         .arg(format!("--config.file={}", config.display()))
         .arg(format!(
             "--storage.tsdb.path={}",
-            dir.path().join("tsdb").display()
+            dir.join("tsdb").display()
         ))
         .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
         .stdin(Stdio::null())
@@ -544,28 +594,41 @@ fn prometheus_scrapes_a_run_and_evaluates_every_query() {
         .stderr(log_file)
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {}: {e}", prometheus_bin.display()));
-    let mut prometheus = Running {
+    let prometheus = Running {
         what: "prometheus",
         child: Some(child),
     };
-    let log = || {
-        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
-    };
 
+    (prometheus, prom_port, log_path)
+}
+
+/// The last lines of Prometheus's log, for failure messages.
+fn log_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+/// Waits until Prometheus is ready, scrapes the run, has seen every row
+/// and has a few samples for rate() and increase().
+fn wait_for_the_run(
+    prom_port: u16,
+    prometheus: &mut Running,
+    pipeline: &mut Running,
+    log: &dyn Fn() -> String,
+) {
     wait_until(
         "Prometheus to be ready",
         Duration::from_secs(60),
-        &mut [&mut prometheus],
-        &log,
+        &mut [&mut *prometheus],
+        log,
         || matches!(http("GET", prom_port, "/-/ready"), Ok((200, _, _))).then_some(()),
     );
     wait_until(
         "up{job=\"pipeline\"} == 1",
         Duration::from_secs(30),
-        &mut [&mut prometheus, &mut pipeline],
-        &log,
+        &mut [&mut *prometheus, &mut *pipeline],
+        log,
         || (single_value(prom_port, "up{job=\"pipeline\"}").as_deref() == Some("1")).then_some(()),
     );
     let inserted = format!("pipeline_records_inserted_total{{pipeline_id=\"{PIPELINE_ID}\"}}");
@@ -573,8 +636,8 @@ fn prometheus_scrapes_a_run_and_evaluates_every_query() {
     wait_until(
         &format!("{inserted} == {ROWS}"),
         Duration::from_secs(60),
-        &mut [&mut prometheus, &mut pipeline],
-        &log,
+        &mut [&mut *prometheus, &mut *pipeline],
+        log,
         || (single_value(prom_port, &inserted).as_deref() == Some(rows.as_str())).then_some(()),
     );
     // A few more scrapes, so rate() and increase() have samples to work on,
@@ -583,18 +646,20 @@ fn prometheus_scrapes_a_run_and_evaluates_every_query() {
     wait_until(
         "3 scrapes of the run",
         Duration::from_secs(30),
-        &mut [&mut prometheus, &mut pipeline],
-        &log,
+        &mut [&mut *prometheus, &mut *pipeline],
+        log,
         || {
             single_value(prom_port, &samples)
                 .and_then(|v| v.parse::<f64>().ok())
                 .filter(|n| *n >= 3.0)
         },
     );
+}
 
-    // Every expression evaluates.
+/// Every expression evaluates.
+fn assert_every_query_evaluates(prom_port: u16, all: &[(String, String)]) {
     let mut bad = Vec::new();
-    for (source, expr) in &all {
+    for (source, expr) in all {
         if let Err(e) = query(prom_port, expr) {
             bad.push(format!("{source}: {expr}\n    {e}"));
         }
@@ -606,16 +671,19 @@ fn prometheus_scrapes_a_run_and_evaluates_every_query() {
         all.len(),
         bad.join("\n")
     );
+}
 
-    // What a finished run without a failed record must show, through the
-    // queries themselves.
+/// What a finished run without a failed record must show, through the
+/// queries themselves.
+fn assert_a_clean_run_shows(prom_port: u16, recipes: &[String], dashboard: &Value) {
+    let rows = ROWS.to_string();
     let recipe = |needle: &str| -> &str {
         recipes
             .iter()
             .find(|r| r.contains(needle))
             .unwrap_or_else(|| panic!("METRICS.md has no recipe with {needle}"))
     };
-    let panel = |title: &str| substitute_grafana_variables(&panel_expr(&dashboard, title));
+    let panel = |title: &str| substitute_grafana_variables(&panel_expr(dashboard, title));
     let checks = [
         (
             recipe("1 - pipeline_records_failed_total / (pipeline_records_read_total > 0)")
@@ -647,8 +715,11 @@ fn prometheus_scrapes_a_run_and_evaluates_every_query() {
         let age: f64 = v.parse().unwrap();
         assert!((0.0..600.0).contains(&age), "{expr} = {age}");
     }
+}
 
-    // ... and names only metrics the run exports (a typo evaluates fine, to nothing).
+/// The queries name only metrics the run exports (a typo evaluates fine, to
+/// nothing).
+fn assert_only_exported_metrics(prom_port: u16, all: &[(String, String)]) {
     let known = api(prom_port, "/api/v1/label/__name__/values");
     let known: Vec<&str> = known["data"]
         .as_array()
@@ -657,7 +728,7 @@ fn prometheus_scrapes_a_run_and_evaluates_every_query() {
         .filter_map(Value::as_str)
         .collect();
     let mut unknown = Vec::new();
-    for (source, expr) in &all {
+    for (source, expr) in all {
         for name in metric_names(expr) {
             if !known.contains(&name.as_str()) {
                 unknown.push(format!("{source}: {name} in {expr}"));
@@ -669,14 +740,21 @@ fn prometheus_scrapes_a_run_and_evaluates_every_query() {
         "metrics the run does not export:\n{}",
         unknown.join("\n")
     );
+}
 
-    // The rules Prometheus loaded all evaluate without error, and a run that
-    // succeeded raises no alert.
+/// The rules Prometheus loaded all evaluate without error, and a run that
+/// succeeded raises no alert.
+fn assert_rules_healthy_and_quiet(
+    prom_port: u16,
+    prometheus: &mut Running,
+    log: &dyn Fn() -> String,
+    rule_count: usize,
+) {
     let rules = wait_until(
         "every rule evaluated",
         Duration::from_secs(30),
-        &mut [&mut prometheus],
-        &log,
+        &mut [&mut *prometheus],
+        log,
         || {
             let v = api(prom_port, "/api/v1/rules");
             let rules: Vec<Value> = v["data"]["groups"]
@@ -684,7 +762,7 @@ fn prometheus_scrapes_a_run_and_evaluates_every_query() {
                 .iter()
                 .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
                 .collect();
-            (rules.len() == alert_exprs.len() && rules.iter().all(|r| r["health"] != "unknown"))
+            (rules.len() == rule_count && rules.iter().all(|r| r["health"] != "unknown"))
                 .then_some(rules)
         },
     );
@@ -697,8 +775,8 @@ fn prometheus_scrapes_a_run_and_evaluates_every_query() {
     let alerts = wait_until(
         "no active alerts",
         Duration::from_secs(15),
-        &mut [&mut prometheus],
-        &log,
+        &mut [&mut *prometheus],
+        log,
         || {
             let v = api(prom_port, "/api/v1/alerts");
             let active = v["data"]["alerts"].as_array().cloned().unwrap_or_default();
@@ -706,16 +784,6 @@ fn prometheus_scrapes_a_run_and_evaluates_every_query() {
         },
     );
     assert!(alerts.is_empty());
-
-    // SIGTERM ends the keep-alive; the run itself succeeded.
-    let child = pipeline.take();
-    signal(&child, "TERM");
-    let out = wait_with_limit(child, Duration::from_secs(20));
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let lines = std::fs::read_to_string(&output).unwrap().lines().count();
-    assert_eq!(lines, ROWS, "lines in {}", output.display());
-
-    drop(prometheus);
 }
 
 #[test]

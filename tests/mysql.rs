@@ -88,84 +88,93 @@ fn every_type_round_trips_and_both_modes_give_identical_tables() {
             "{err}"
         );
 
-        let reasons: Vec<(u64, String)> = read_jsonl(&dead)
-            .iter()
-            .map(|v| {
-                assert_eq!(v["stage"], "sink");
-                assert_eq!(v["error_type"], "conversion");
-                (
-                    v["position"].as_u64().unwrap(),
-                    v["reason"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect();
-        let reason = |line: u64| {
-            reasons
-                .iter()
-                .find(|(l, _)| *l == line)
-                .map(|(_, r)| r.clone())
-                .unwrap_or_else(|| panic!("no dead-letter entry for line {line}: {reasons:?}"))
-        };
-        // CSV line numbers: the header is line 1, row 1 spans lines 2-3.
-        assert!(reason(6).contains("column small") && reason(6).contains("out of range"));
-        assert!(reason(7).contains("column price") && reason(7).contains("decimal places"));
-        assert!(reason(8).contains("column day"));
-        assert!(reason(9).contains("column flag") && reason(9).contains("boolean"));
-        assert!(reason(10).contains("column doc") && reason(10).contains("JSON"));
-        assert!(reason(11).contains("column code") && reason(11).contains("too long"));
-
-        let rows = db.rows(&format!(
-            "SELECT id, small, big, price, ratio, day, at, ts, flag, doc, code, body, fixed \
-             FROM {table} ORDER BY id"
-        ));
-        let row =
-            |i: usize| -> Vec<Option<&str>> { rows[i].iter().map(|v| v.as_deref()).collect() };
-        assert_eq!(rows.len(), 4);
-        assert_eq!(
-            row(0),
-            vec![
-                Some("1"),
-                Some("-128"),
-                Some("18446744073709551615"),
-                Some("1234567.125"),
-                Some("0.1"),
-                Some("2026-01-03"),
-                Some("2026-01-03 10:15:00.123456"),
-                Some("2026-01-03 10:00:00"),
-                Some("1"),
-                Some("{\"a\": [1, \"x\"]}"),
-                Some("Zürich"),
-                Some("tab\there, \\backslash\\ and\nnewline \\N"),
-                Some("7"),
-            ]
-        );
-        // Empty fields: NULL in typed columns, '' in text columns, defaults kept.
-        assert_eq!(
-            row(1),
-            vec![
-                Some("2"),
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                Some(""),
-                Some(""),
-                Some("7"),
-            ]
-        );
-        assert_eq!(row(2)[4], Some("-1e300"));
-        assert_eq!(row(2)[10], Some("🚀東京"));
-        assert_eq!(row(3)[0], Some("10"));
-        assert_eq!(row(3)[9], Some("{\"k\":\"v\"}"));
+        assert_the_dead_letter_reasons(&dead);
+        let rows = assert_the_stored_values(&mut db, &table);
         dumps.push(rows);
         db.exec(&format!("DROP TABLE {table}"));
     }
     assert_eq!(dumps[0], dumps[1], "insert and load-data tables differ");
+}
+
+/// Each rejected row is in the dead-letter file with the column and why.
+fn assert_the_dead_letter_reasons(dead: &Path) {
+    let reasons: Vec<(u64, String)> = read_jsonl(dead)
+        .iter()
+        .map(|v| {
+            assert_eq!(v["stage"], "sink");
+            assert_eq!(v["error_type"], "conversion");
+            (
+                v["position"].as_u64().unwrap(),
+                v["reason"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let reason = |line: u64| {
+        reasons
+            .iter()
+            .find(|(l, _)| *l == line)
+            .map(|(_, r)| r.clone())
+            .unwrap_or_else(|| panic!("no dead-letter entry for line {line}: {reasons:?}"))
+    };
+    // CSV line numbers: the header is line 1, row 1 spans lines 2-3.
+    assert!(reason(6).contains("column small") && reason(6).contains("out of range"));
+    assert!(reason(7).contains("column price") && reason(7).contains("decimal places"));
+    assert!(reason(8).contains("column day"));
+    assert!(reason(9).contains("column flag") && reason(9).contains("boolean"));
+    assert!(reason(10).contains("column doc") && reason(10).contains("JSON"));
+    assert!(reason(11).contains("column code") && reason(11).contains("too long"));
+}
+
+/// The four good rows, value by value; returns the table's rows.
+fn assert_the_stored_values(db: &mut Db, table: &str) -> Vec<Vec<Option<String>>> {
+    let rows = db.rows(&format!(
+        "SELECT id, small, big, price, ratio, day, at, ts, flag, doc, code, body, fixed \
+         FROM {table} ORDER BY id"
+    ));
+    let row = |i: usize| -> Vec<Option<&str>> { rows[i].iter().map(|v| v.as_deref()).collect() };
+    assert_eq!(rows.len(), 4);
+    assert_eq!(
+        row(0),
+        vec![
+            Some("1"),
+            Some("-128"),
+            Some("18446744073709551615"),
+            Some("1234567.125"),
+            Some("0.1"),
+            Some("2026-01-03"),
+            Some("2026-01-03 10:15:00.123456"),
+            Some("2026-01-03 10:00:00"),
+            Some("1"),
+            Some("{\"a\": [1, \"x\"]}"),
+            Some("Zürich"),
+            Some("tab\there, \\backslash\\ and\nnewline \\N"),
+            Some("7"),
+        ]
+    );
+    // Empty fields: NULL in typed columns, '' in text columns, defaults kept.
+    assert_eq!(
+        row(1),
+        vec![
+            Some("2"),
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            Some(""),
+            Some(""),
+            Some("7"),
+        ]
+    );
+    assert_eq!(row(2)[4], Some("-1e300"));
+    assert_eq!(row(2)[10], Some("🚀東京"));
+    assert_eq!(row(3)[0], Some("10"));
+    assert_eq!(row(3)[9], Some("{\"k\":\"v\"}"));
+    rows
 }
 
 fn dup_input(dir: &Path, tag: &str) -> std::path::PathBuf {

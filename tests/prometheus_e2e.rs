@@ -97,6 +97,43 @@ fn a_pushgateway_gets_the_run_and_keeps_the_last_success() {
     args.extend(["--pushgateway-url", &url, "--pipeline-id", "nightly"]);
     let out = run(&args);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let success = assert_a_successful_run_pushed(&pg);
+
+    // A failed run of the same pipeline: its figures replace the old ones,
+    // but the earlier success stays.
+    std::thread::sleep(Duration::from_millis(1100));
+    let mut args = csv_to_file(p(&bad), p(&output));
+    args.extend([
+        "--pushgateway-url",
+        &url,
+        "--pipeline-id",
+        "nightly",
+        "--max-errors",
+        "1",
+    ]);
+    let out = run(&args);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_a_failed_run_pushed_keeping(&pg, success);
+
+    // A push that cannot be delivered: logged and counted, the run still
+    // succeeds unless --push-required.
+    let nowhere = format!("http://127.0.0.1:{}", free_port());
+    let mut args = csv_to_file(p(&good), p(&output));
+    args.extend(["--pushgateway-url", &nowhere]);
+    let out = run(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("pushing metrics to"),
+        "{}",
+        stderr(&out)
+    );
+    args.push("--push-required");
+    let out = run(&args);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+}
+
+/// The group holds the successful run; returns its success timestamp.
+fn assert_a_successful_run_pushed(pg: &Pushgateway) -> f64 {
     let text = pg.metrics();
     let inserted = value(
         &text,
@@ -124,20 +161,11 @@ fn a_pushgateway_gets_the_run_and_keeps_the_last_success() {
         "process metrics are not pushed"
     );
 
-    // A failed run of the same pipeline: its figures replace the old ones,
-    // but the earlier success stays.
-    std::thread::sleep(Duration::from_millis(1100));
-    let mut args = csv_to_file(p(&bad), p(&output));
-    args.extend([
-        "--pushgateway-url",
-        &url,
-        "--pipeline-id",
-        "nightly",
-        "--max-errors",
-        "1",
-    ]);
-    let out = run(&args);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    success
+}
+
+/// The group holds the failed run, and still the earlier success.
+fn assert_a_failed_run_pushed_keeping(pg: &Pushgateway, success: f64) {
     let text = pg.metrics();
     assert_eq!(
         value(
@@ -165,22 +193,6 @@ fn a_pushgateway_gets_the_run_and_keeps_the_last_success() {
         Some(success),
         "a failed run must not erase the last success"
     );
-
-    // A push that cannot be delivered: logged and counted, the run still
-    // succeeds unless --push-required.
-    let nowhere = format!("http://127.0.0.1:{}", free_port());
-    let mut args = csv_to_file(p(&good), p(&output));
-    args.extend(["--pushgateway-url", &nowhere]);
-    let out = run(&args);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("pushing metrics to"),
-        "{}",
-        stderr(&out)
-    );
-    args.push("--push-required");
-    let out = run(&args);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
 }
 
 #[test]

@@ -47,6 +47,24 @@ fn metrics_during_and_after_a_run_equal_the_row_counts() {
         .write_all(format!("id,name\n{}", rows(0, 2500)).as_bytes())
         .unwrap();
     stdin.flush().unwrap();
+    assert_the_live_run(port);
+
+    // The rest, then end of input: the run completes and keeps serving.
+    stdin.write_all(rows(2500, 4000).as_bytes()).unwrap();
+    drop(stdin);
+    assert_the_finished_run(port);
+    assert_the_other_endpoints(port);
+
+    // SIGTERM ends the keep-alive; the run itself had succeeded.
+    signal(&child, "TERM");
+    let out = wait_with_limit(child, Duration::from_secs(15));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!port_open(port), "port still open after exit");
+    assert_eq!(read_jsonl(&output).len(), 4000);
+}
+
+/// 2,500 rows fed so far: read and written, nothing more; the run is running.
+fn assert_the_live_run(port: u16) {
     let live = scrape_until(port, "2500 records inserted", |t| {
         value(t, "pipeline_records_inserted_total", &[]) == Some(2500.0)
     });
@@ -82,10 +100,10 @@ fn metrics_during_and_after_a_run_equal_the_row_counts() {
     assert_eq!(health["state"], "running");
     assert_eq!(health["pipeline_id"], "srv-test");
     assert!(health["uptime_seconds"].as_f64().unwrap() > 0.0);
+}
 
-    // The rest, then end of input: the run completes and keeps serving.
-    stdin.write_all(rows(2500, 4000).as_bytes()).unwrap();
-    drop(stdin);
+/// Every row fed: the counts add up, the final values stay put.
+fn assert_the_finished_run(port: u16) {
     let done = scrape_until(port, "the completed state", |t| {
         value(t, "pipeline_state", &[("state", "completed")]) == Some(1.0)
     });
@@ -139,8 +157,10 @@ fn metrics_during_and_after_a_run_equal_the_row_counts() {
         value(&again, "pipeline_run_duration_seconds", &[]),
         value(&done, "pipeline_run_duration_seconds", &[])
     );
+}
 
-    // The other endpoints.
+/// `/`, unknown paths and methods, the `/metrics` content type.
+fn assert_the_other_endpoints(port: u16) {
     let (status, ctype, body) = http("GET", port, "/").unwrap();
     assert_eq!(status, 200);
     assert!(ctype.starts_with("text/html"), "{ctype}");
@@ -150,13 +170,6 @@ fn metrics_during_and_after_a_run_equal_the_row_counts() {
     assert_eq!(http("DELETE", port, "/health").unwrap().0, 405);
     let (_, ctype, _) = http("GET", port, "/metrics").unwrap();
     assert_eq!(ctype, "text/plain; version=0.0.4; charset=utf-8");
-
-    // SIGTERM ends the keep-alive; the run itself had succeeded.
-    signal(&child, "TERM");
-    let out = wait_with_limit(child, Duration::from_secs(15));
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(!port_open(port), "port still open after exit");
-    assert_eq!(read_jsonl(&output).len(), 4000);
 }
 
 #[test]
