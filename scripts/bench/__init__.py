@@ -1,0 +1,13 @@
+"""Benchmarks of pipeline-cli against peer tools, one module per job:
+
+- csv_job: CSV -> JSON lines, against Miller (the default)
+- mysql_job: CSV -> MySQL/MariaDB, against the mysql client's LOAD DATA
+  LOCAL INFILE, ingestr and a plain Python executemany loader
+- es_job: Elasticsearch/OpenSearch -> JSON lines, against elasticdump
+
+Each job runs every tool in the same run, so ratios stay meaningful on a
+noisy (shared, small) machine; absolute times from different runs are not
+comparable. Shared helpers are in common.py, each job's report in
+report_<job>.py. Run from the repository root: `python3 -m scripts.bench
+[csv|mysql|es]` (scripts/bench.sh does that); reports go to bench-out/.
+"""

@@ -1,0 +1,19 @@
+"""`python3 -m scripts.bench [csv|mysql|es]` from the repository root."""
+
+import sys
+
+from . import csv_job, es_job, mysql_job
+
+JOBS = {"csv": csv_job, "jsonl": csv_job, "mysql": mysql_job, "es": es_job}
+
+
+def main(argv):
+    mode = argv[1] if len(argv) > 1 else "csv"
+    if mode not in JOBS or len(argv) > 2:
+        print("usage: scripts/bench.sh [csv|mysql|es]", file=sys.stderr)
+        return 2
+    return JOBS[mode].run()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
