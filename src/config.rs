@@ -36,6 +36,49 @@ pub const DEFAULT_PIPELINE_ID: &str = "default";
 /// `--shutdown-timeout`, in seconds.
 pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 10;
 
+/// `--accept-errors N` or `--accept-errors P%`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ErrorAllowance {
+    /// At most this many failed records.
+    Count(u64),
+    /// At most this share of the records read, in percent.
+    Percent(f64),
+}
+
+impl ErrorAllowance {
+    /// Parses `100` or `0.5%`.
+    pub fn parse(text: &str) -> Result<ErrorAllowance, String> {
+        let t = text.trim();
+        let bad = || format!("'{text}' is not a number of records (100) or a share of them (0.5%)");
+        match t.strip_suffix('%') {
+            Some(p) => {
+                let p: f64 = p.trim().parse().map_err(|_| bad())?;
+                if !(0.0..=100.0).contains(&p) {
+                    return Err(bad());
+                }
+                Ok(ErrorAllowance::Percent(p))
+            }
+            None => t.parse().map(ErrorAllowance::Count).map_err(|_| bad()),
+        }
+    }
+
+    /// True when `failed` of `read` records is within the allowance.
+    pub fn allows(self, failed: u64, read: u64) -> bool {
+        match self {
+            ErrorAllowance::Count(n) => failed <= n,
+            ErrorAllowance::Percent(p) => (failed as f64) <= (read as f64) * p / 100.0,
+        }
+    }
+}
+
+/// A setting's value as the command line spells it (`load-data`, not
+/// `LoadData`), for log lines.
+pub fn cli_name<T: clap::ValueEnum>(v: &T) -> String {
+    v.to_possible_value()
+        .map(|p| p.get_name().to_string())
+        .unwrap_or_default()
+}
+
 /// A URL (or URL-like text such as `user:pass@host:port`) as it may be
 /// shown in logs and messages: without its user name and password.
 pub fn redacted(raw: &str) -> String {
@@ -239,6 +282,9 @@ pub struct MysqlConfig {
     pub user: String,
     /// Password, if any.
     pub password: Option<Secret>,
+    /// Where the password came from (`--db-url`, `--db-pass or
+    /// PIPELINE_DB_PASS`, or `nowhere`), for the access-denied hint.
+    pub password_source: &'static str,
     /// Database (schema) name.
     pub database: String,
     /// Table name.
@@ -372,6 +418,9 @@ pub struct Config {
     pub dead_letter: Option<PathBuf>,
     /// Stop reading once this many records have failed.
     pub max_errors: Option<u64>,
+    /// `--accept-errors`: failed records a completed run may have and still
+    /// count as a success (exit 0).
+    pub accept_errors: Option<ErrorAllowance>,
     /// Retries of a request or batch that failed for a passing reason.
     pub retry: RetryPolicy,
     /// Read at most this many records.
@@ -409,6 +458,7 @@ impl Config {
             workers,
             dead_letter: None,
             max_errors: None,
+            accept_errors: None,
             retry: RetryPolicy {
                 retry_for: crate::retry::parse_duration(DEFAULT_RETRY_FOR)
                     .expect("a valid default"),

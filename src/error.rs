@@ -165,6 +165,9 @@ pub enum PipelineError {
     /// Writing the sink failed part way (exit 1).
     #[error("sink failed: {0}")]
     Sink(String),
+    /// A push that `--push-required` made part of the run failed (exit 1).
+    #[error("{0}")]
+    Push(String),
     /// `--max-errors` was reached (exit 1).
     #[error("stopped reading after {0} failed records (--max-errors {0})")]
     TooManyErrors(u64),

@@ -51,7 +51,9 @@ impl RunLock {
         let me = format!(
             "pid {} since {} (pipeline-cli {})",
             std::process::id(),
-            crate::metrics::unix_now() as u64,
+            chrono::DateTime::from_timestamp(crate::metrics::unix_now() as i64, 0)
+                .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                .unwrap_or_default(),
             env!("CARGO_PKG_VERSION")
         );
         file.set_len(0).map_err(LockError::Io)?;

@@ -151,6 +151,7 @@ fn run(config: Config) -> Result<ExitCode, PipelineError> {
         Err(e) => {
             // Cron runs that cannot even start still say so to Prometheus.
             metrics.set_state(RunState::Failed);
+            metrics.mark_exit_code(e.exit_code().code());
             export_final(&config, &metrics, pusher.as_ref());
             if let Some(s) = server {
                 s.stop();
@@ -160,14 +161,23 @@ fn run(config: Config) -> Result<ExitCode, PipelineError> {
     };
     let (push_done, push_done_rx) = crossbeam_channel::bounded::<()>(0);
     let interval_pusher = pusher.as_ref().and_then(|p| p.spawn_interval(push_done_rx));
-    let summary = prepared.run();
+    let mut summary = prepared.run();
     let code = summary.exit_code();
     FINISHED.store(code.code(), Ordering::SeqCst);
     drop(push_done);
     if let Some(t) = interval_pusher {
         let _ = t.join();
     }
+    metrics.mark_exit_code(code.code());
     let exported = export_final(&config, &metrics, pusher.as_ref());
+    if !exported && code == ExitCode::Success {
+        // The run itself completed, but --push-required makes the push part
+        // of it: the summary says failed, as the exit code does.
+        summary.outcome = Outcome::Failed;
+        summary.error = Some(PipelineError::Push(
+            "the final push to the Pushgateway failed (--push-required)".into(),
+        ));
+    }
 
     if let Some(e) = &summary.error {
         eprintln!("pipeline-cli: error: {e}");
@@ -204,6 +214,7 @@ fn print_summary(config: &Config, summary: &pipeline::RunSummary) {
                 "outcome": match summary.outcome {
                     Outcome::Success => "success",
                     Outcome::RecordsFailed => "records_failed",
+                    Outcome::FailuresAccepted => "failures_accepted",
                     Outcome::Failed => "failed",
                     Outcome::Interrupted(_) => "interrupted",
                 },

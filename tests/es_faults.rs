@@ -403,3 +403,14 @@ fn incremental_runs_read_documents_arriving_at_the_watermark() {
         assert_eq!(boundary, ["a", "f"], "{kind:?}: {saved}");
     }
 }
+
+#[test]
+fn an_unreachable_server_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("none.jsonl");
+    let url = format!("http://127.0.0.1:{}", free_port());
+    let res = run_es(&url, &out, &["--retry-for", "1s"]);
+    let err = stderr(&res);
+    assert_eq!(res.status.code(), Some(2), "{err}");
+    assert!(err.contains("Connection refused"), "{err}");
+}

@@ -365,8 +365,18 @@ fn configuration_problems_fail_before_reading() {
         "--db-table",
         "t",
     ]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains(&format!("cannot connect to MySQL at 127.0.0.1:{port}")));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("cannot connect to MySQL at 127.0.0.1:{port}")),
+        "{err}"
+    );
+    // One plain cause, said once.
+    assert!(err.contains("Connection refused"), "{err}");
+    assert!(
+        !err.contains("Input/output error: Input/output error"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -421,6 +431,10 @@ fn bad_credentials_exit_2_and_secrets_never_show() {
         all.contains("access denied") && all.contains(&user),
         "{all}"
     );
+    assert!(
+        all.contains("PIPELINE_DB_PASS"),
+        "where the password came from: {all}"
+    );
     assert!(!all.contains(wrong), "the password leaked: {all}");
 
     let out = base(password, &[]);
@@ -428,6 +442,26 @@ fn bad_credentials_exit_2_and_secrets_never_show() {
     assert_eq!(out.status.code(), Some(0), "{all}");
     assert!(!all.contains(password), "the password leaked: {all}");
     assert_eq!(db.count(&format!("SELECT COUNT(*) FROM {table}")), 2);
+
+    // A wrong password in --db-url: the hint names --db-url, not the
+    // environment.
+    let bad_url = format!("mysql://{user}:{wrong}@127.0.0.1:3306/test");
+    let out = run(&[
+        "--source-type",
+        "csv",
+        "--csv-file",
+        p(&input),
+        "--sink-type",
+        "mysql",
+        "--db-url",
+        &bad_url,
+        "--db-table",
+        &table,
+    ]);
+    let all = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{all}");
+    assert!(all.contains("came from --db-url"), "{all}");
+    assert!(!all.contains(wrong), "the password leaked: {all}");
 
     // A password in --db-url never shows either, even when the run fails.
     let url = format!("mysql://{user}:{password}@127.0.0.1:3306/test");

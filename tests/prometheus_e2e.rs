@@ -129,7 +129,14 @@ fn a_pushgateway_gets_the_run_and_keeps_the_last_success() {
     );
     args.push("--push-required");
     let out = run(&args);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    // The summary agrees with the exit code.
+    assert!(
+        err.contains("failed: read=") && !err.contains("completed:"),
+        "{err}"
+    );
+    assert!(err.contains("--push-required"), "{err}");
 }
 
 /// The group holds the successful run; returns its success timestamp.
@@ -224,6 +231,70 @@ fn the_textfile_is_clean_for_promtool() {
         .filter(|n| n.ends_with(".tmp"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // A failed run keeps the last success in the textfile, as the
+    // Pushgateway does, so "no recent success" can still be alerted on.
+    let success = value(&text, "pipeline_last_success_timestamp_seconds", &[]).unwrap();
+    let bad = dir.path().join("bad.csv");
+    fs::write(&bad, "a,b\n1\n").unwrap();
+    let mut args = csv_to_file(p(&bad), p(&output));
+    args.extend(["--metrics-textfile", p(&prom), "--pipeline-id", "tf"]);
+    let out = run(&args);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = fs::read_to_string(&prom).unwrap();
+    assert_eq!(
+        value(&text, "pipeline_state", &[("state", "completed")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &text,
+            "pipeline_records_failed_total",
+            &[("pipeline_id", "tf")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&text, "pipeline_last_success_timestamp_seconds", &[]),
+        Some(success),
+        "{text}"
+    );
+    // It completed (read everything, wrote what it could) and says how it
+    // ended.
+    assert_eq!(
+        value(&text, "pipeline_last_exit_code", &[]),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(value(&text, "pipeline_last_completion_timestamp_seconds", &[]).unwrap() > 1.7e9);
+    let (ok, report) = promtool_check_metrics(&text);
+    assert!(ok && report.trim().is_empty(), "promtool: {report}");
+
+    // With --accept-errors, the same run is a success.
+    std::thread::sleep(Duration::from_millis(1100));
+    args.extend(["--accept-errors", "1"]);
+    let out = run(&args);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("within --accept-errors"), "{err}");
+    let text = fs::read_to_string(&prom).unwrap();
+    assert_eq!(
+        value(&text, "pipeline_last_exit_code", &[]),
+        Some(0.0),
+        "{text}"
+    );
+    assert!(
+        value(&text, "pipeline_last_success_timestamp_seconds", &[]).unwrap() > success,
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            &text,
+            "pipeline_records_failed_total",
+            &[("pipeline_id", "tf")]
+        ),
+        Some(1.0)
+    );
 }
 
 #[test]
@@ -248,6 +319,8 @@ fn the_lock_refuses_a_second_run_and_never_goes_stale() {
     let err = stderr(&out);
     assert!(err.contains("another run holds the lock"), "{err}");
     assert!(err.contains(&format!("pid {}", first.id())), "{err}");
+    // Since when, as a time a person reads.
+    assert!(err.contains(" UTC"), "{err}");
     // The lock file says who, never the command line (it may hold secrets).
     let holder = fs::read_to_string(&lock).unwrap();
     assert!(!holder.contains("--lock-file"), "{holder}");

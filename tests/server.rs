@@ -167,6 +167,10 @@ fn assert_the_other_endpoints(port: u16) {
     assert!(body.contains("/metrics") && body.contains(env!("CARGO_PKG_VERSION")));
     assert_eq!(http("GET", port, "/nope").unwrap().0, 404);
     assert_eq!(http("POST", port, "/metrics").unwrap().0, 405);
+    // HEAD answers like GET, without a body.
+    let (status, ctype, body) = http("HEAD", port, "/metrics").unwrap();
+    assert_eq!((status, body.as_str()), (200, ""), "{ctype}");
+    assert_eq!(http("HEAD", port, "/health").unwrap().0, 200);
     assert_eq!(http("DELETE", port, "/health").unwrap().0, 405);
     let (_, ctype, _) = http("GET", port, "/metrics").unwrap();
     assert_eq!(ctype, "text/plain; version=0.0.4; charset=utf-8");

@@ -40,6 +40,30 @@ pub(super) fn kebab_case(args: Vec<OsString>) -> Vec<OsString> {
     out
 }
 
+/// The name closest to `wanted` (edit distance at most a third of its
+/// length), for a "did you mean" hint.
+fn closest<'a>(wanted: &str, names: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    fn distance(a: &str, b: &str) -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut row: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut prev = row[0];
+            row[0] = i + 1;
+            for (j, cb) in b.iter().enumerate() {
+                let cur = row[j + 1];
+                row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+                prev = cur;
+            }
+        }
+        row[b.len()]
+    }
+    names
+        .map(|n| (distance(wanted, n), n))
+        .filter(|(d, _)| *d <= (wanted.len() / 3).max(1))
+        .min()
+        .map(|(_, n)| n)
+}
+
 /// Flags that hold secrets: never read from a config file.
 const SECRET_FLAGS: [&str; 3] = ["db-pass", "es-pass", "es-api-key"];
 
@@ -68,7 +92,16 @@ pub fn with_config_file(args: Vec<OsString>) -> Result<Vec<OsString>, PipelineEr
         source,
     })?;
     let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-        PipelineError::Config(format!("--config {shown}: {}", e.message()))
+        let at = e
+            .span()
+            .map(|span| {
+                let before = &text[..span.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                format!(" (line {line}, column {column})")
+            })
+            .unwrap_or_default();
+        PipelineError::Config(format!("--config {shown}{at}: {}", e.message().trim()))
     })?;
     let command = Cli::command();
     let mut injected = Vec::new();
@@ -83,7 +116,14 @@ pub fn with_config_file(args: Vec<OsString>) -> Result<Vec<OsString>, PipelineEr
             .get_arguments()
             .find(|a| a.get_long() == Some(flag.as_str()) && flag != "config")
             .ok_or_else(|| {
-                PipelineError::Config(format!("--config {shown}: unknown setting '{key}'"))
+                let names = command
+                    .get_arguments()
+                    .filter_map(|a| a.get_long())
+                    .filter(|n| *n != "config");
+                let hint = closest(&flag, names)
+                    .map(|n| format!("; did you mean '{n}'?"))
+                    .unwrap_or_default();
+                PipelineError::Config(format!("--config {shown}: unknown setting '{key}'{hint}"))
             })?;
         let takes_value = arg.get_action().takes_values();
         if value_holds_password(&value) {

@@ -400,6 +400,12 @@ pub struct Cli {
     #[arg(long, value_name = "N", help_heading = "Errors")]
     pub max_errors: Option<u64>,
 
+    /// A completed run whose failed records stay within N (or P% of the
+    /// records read) exits 0 and counts as a success; the rejects are still
+    /// counted, logged and kept in --dead-letter. Example: --accept-errors 0.1%
+    #[arg(long, value_name = "N|P%", help_heading = "Errors")]
+    pub accept_errors: Option<String>,
+
     /// Read at most N records, then finish normally. Example: --limit 1000
     #[arg(long, value_name = "N", help_heading = "Errors")]
     pub limit: Option<u64>,
@@ -752,5 +758,23 @@ mod tests {
         ])
         .unwrap_err();
         assert!(e.contains("--batch-size"), "{e}");
+    }
+
+    #[test]
+    fn config_file_mistakes_say_where_and_suggest_the_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("job.toml");
+        let argv = |file: &std::path::Path| -> Vec<std::ffi::OsString> {
+            ["pipeline-cli", "--config", file.to_str().unwrap()]
+                .iter()
+                .map(Into::into)
+                .collect()
+        };
+        std::fs::write(&file, "source-type = \"csv\"\nbatch-size = = 5\n").unwrap();
+        let e = with_config_file(argv(&file)).unwrap_err().to_string();
+        assert!(e.contains("line 2"), "{e}");
+        std::fs::write(&file, "batch-sise = 5\n").unwrap();
+        let e = with_config_file(argv(&file)).unwrap_err().to_string();
+        assert!(e.contains("did you mean 'batch-size'"), "{e}");
     }
 }

@@ -277,6 +277,11 @@ impl Cli {
                 .clone()
                 .or(url.user)
                 .unwrap_or_else(|| "root".into()),
+            password_source: match (&self.db_pass, &url.pass) {
+                (Some(p), _) if !p.is_empty() => "--db-pass or PIPELINE_DB_PASS",
+                (_, Some(p)) if !p.is_empty() => "--db-url",
+                _ => "nowhere: no password was given (--db-pass or PIPELINE_DB_PASS)",
+            },
             password: self
                 .db_pass
                 .clone()
@@ -384,6 +389,13 @@ impl Cli {
         config.retry = self.retry_policy()?;
         config.dead_letter = self.dead_letter;
         config.max_errors = self.max_errors;
+        config.accept_errors = match &self.accept_errors {
+            Some(text) => Some(
+                crate::config::ErrorAllowance::parse(text)
+                    .map_err(|e| PipelineError::Config(format!("--accept-errors: {e}")))?,
+            ),
+            None => None,
+        };
         config.limit = self.limit;
         config.metrics = MetricsConfig {
             port: self.metrics_port,
@@ -405,7 +417,13 @@ impl Cli {
             ));
         }
         if let Some(raw) = &self.pushgateway_url {
-            let url = url::Url::parse(raw)
+            // A bare host:port means http, as for --es-url.
+            let with_scheme = if raw.contains("://") {
+                raw.clone()
+            } else {
+                format!("http://{raw}")
+            };
+            let url = url::Url::parse(&with_scheme)
                 .ok()
                 .filter(|u| matches!(u.scheme(), "http" | "https"))
                 .ok_or_else(|| {
@@ -414,6 +432,13 @@ impl Cli {
                         crate::config::redacted(raw)
                     ))
                 })?;
+            let path = url.path().trim_end_matches('/');
+            if path.ends_with("/metrics") || path.contains("/metrics/job") {
+                return Err(PipelineError::Config(format!(
+                    "--pushgateway-url '{}' names a path; give the Pushgateway's base URL (e.g. http://pushgateway:9091): pipeline-cli adds /metrics/job/<job>/pipeline_id/<id>",
+                    crate::config::redacted(raw)
+                )));
+            }
             if !label_ok(&self.push_job) {
                 return Err(PipelineError::Config(
                     "--push-job may hold only letters, digits, '_', '-', '.' and ':'".into(),

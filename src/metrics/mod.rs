@@ -117,6 +117,8 @@ pub struct Metrics {
     run_start: Gauge,
     run_duration: Gauge,
     last_success: Gauge,
+    last_completion: Gauge,
+    last_exit_code: IntGauge,
     live: Mutex<Live>,
 }
 
@@ -358,6 +360,16 @@ impl Metrics {
                 "When a run last succeeded, in seconds since the Unix epoch; exported only after a success.",
             )
             .expect("valid metric"),
+            last_completion: Gauge::new(
+                "pipeline_last_completion_timestamp_seconds",
+                "When a run last completed (read its whole input and wrote everything it could, failed records aside), in seconds since the Unix epoch; exported only after a completion.",
+            )
+            .expect("valid metric"),
+            last_exit_code: IntGauge::new(
+                "pipeline_last_exit_code",
+                "The exit code of the run (0 success, 1 failed, 2 usage or configuration, 75 locked, 128+N signal); exported once the run has ended.",
+            )
+            .expect("valid metric"),
             registry,
             live: Mutex::new(Live {
                 state: RunState::Starting,
@@ -488,6 +500,23 @@ impl Metrics {
     /// The current state.
     pub fn state(&self) -> RunState {
         self.live.lock().expect("metrics lock").state
+    }
+
+    /// The run completed (whether or not records failed):
+    /// `last_completion_timestamp_seconds`.
+    pub fn mark_completion(&self) {
+        self.last_completion.set(unix_now());
+        let _ = self
+            .registry
+            .register(Box::new(self.last_completion.clone()));
+    }
+
+    /// The process's exit code: `last_exit_code`.
+    pub fn mark_exit_code(&self, code: i32) {
+        self.last_exit_code.set(i64::from(code));
+        let _ = self
+            .registry
+            .register(Box::new(self.last_exit_code.clone()));
     }
 
     /// Records a successful run: sets and from now on exports

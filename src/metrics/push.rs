@@ -191,10 +191,45 @@ impl Pusher {
     }
 }
 
+const LAST_SUCCESS: &str = "pipeline_last_success_timestamp_seconds";
+
+/// The last-success lines (HELP, TYPE, the sample of this pipeline) of an
+/// earlier textfile, or nothing.
+fn carried_forward(previous: &str, pipeline_id: &str) -> String {
+    let label = format!("pipeline_id=\"{pipeline_id}\"");
+    let sample = previous
+        .lines()
+        .find(|l| l.starts_with(&format!("{LAST_SUCCESS}{{")) && l.contains(&label));
+    let Some(sample) = sample else {
+        return String::new();
+    };
+    let mut out = String::new();
+    for l in previous.lines() {
+        if l.starts_with(&format!("# HELP {LAST_SUCCESS} "))
+            || l.starts_with(&format!("# TYPE {LAST_SUCCESS} "))
+        {
+            out.push_str(l);
+            out.push('\n');
+        }
+    }
+    out.push_str(sample);
+    out.push('\n');
+    out
+}
+
 /// Writes the exposition to `path` atomically (temporary file beside it,
 /// fsync, rename), for node_exporter's textfile collector.
 pub fn write_textfile(path: &Path, metrics: &Metrics) -> std::io::Result<()> {
-    let result = crate::fsutil::write_atomic(path, render_for_export(metrics).as_bytes());
+    let mut text = render_for_export(metrics);
+    // A run that did not succeed has no last-success time of its own: keep
+    // the previous run's, as the Pushgateway keeps it, so "no recent
+    // success" can be alerted on from the textfile too.
+    if !text.contains(&format!("{LAST_SUCCESS}{{")) {
+        if let Ok(previous) = std::fs::read_to_string(path) {
+            text.push_str(&carried_forward(&previous, metrics.pipeline_id()));
+        }
+    }
+    let result = crate::fsutil::write_atomic(path, text.as_bytes());
     if result.is_err() {
         metrics.error(Stage::Push, ErrorType::Io, 1);
     }

@@ -75,7 +75,7 @@ async fn not_found() -> HttpResponse {
 
 async fn method_not_allowed() -> HttpResponse {
     HttpResponse::MethodNotAllowed()
-        .insert_header((header::ALLOW, "GET"))
+        .insert_header((header::ALLOW, "GET, HEAD"))
         .content_type("text/plain; charset=utf-8")
         .body("method not allowed; use GET\n")
 }
@@ -98,16 +98,19 @@ impl MetricsServer {
                             .service(
                                 web::resource("/metrics")
                                     .route(web::get().to(metrics))
+                                    .route(web::head().to(metrics))
                                     .default_service(web::to(method_not_allowed)),
                             )
                             .service(
                                 web::resource("/health")
                                     .route(web::get().to(health))
+                                    .route(web::head().to(health))
                                     .default_service(web::to(method_not_allowed)),
                             )
                             .service(
                                 web::resource("/")
                                     .route(web::get().to(index))
+                                    .route(web::head().to(index))
                                     .default_service(web::to(method_not_allowed)),
                             )
                             .default_service(web::to(not_found))

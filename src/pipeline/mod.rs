@@ -139,26 +139,36 @@ impl Prepared {
             ctx.fail_run(PipelineError::Reconcile(counts));
         }
         let error = ctx.take_fatal();
+        let accepted = config
+            .accept_errors
+            .is_some_and(|a| a.allows(counts.failed, counts.read));
         let outcome = match (error.is_some(), interrupted) {
             (true, _) => Outcome::Failed,
             (false, Some(sig)) => Outcome::Interrupted(sig),
+            (false, None) if counts.failed > 0 && accepted => Outcome::FailuresAccepted,
             (false, None) if counts.failed > 0 => Outcome::RecordsFailed,
             (false, None) => Outcome::Success,
         };
         metrics.set_state(match outcome {
-            Outcome::Success | Outcome::RecordsFailed => RunState::Completed,
+            Outcome::Success | Outcome::RecordsFailed | Outcome::FailuresAccepted => {
+                RunState::Completed
+            }
             Outcome::Failed => RunState::Failed,
             Outcome::Interrupted(_) => RunState::Interrupted,
         });
         let mut error = error;
         let mut outcome = outcome;
-        if outcome == Outcome::Success {
+        if matches!(outcome, Outcome::RecordsFailed | Outcome::FailuresAccepted) {
+            metrics.mark_completion();
+        }
+        if matches!(outcome, Outcome::Success | Outcome::FailuresAccepted) {
             if let Err(e) = source.commit() {
                 tracing::error!("{e}");
                 error = Some(e);
                 outcome = Outcome::Failed;
                 metrics.set_state(RunState::Failed);
             } else {
+                metrics.mark_completion();
                 metrics.mark_success();
             }
         }

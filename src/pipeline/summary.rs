@@ -12,6 +12,9 @@ pub enum Outcome {
     Success,
     /// The run finished, but some records failed (see the dead-letter file).
     RecordsFailed,
+    /// The run finished with failed records within `--accept-errors`: a
+    /// success (exit 0), the rejects still counted and kept.
+    FailuresAccepted,
     /// The run was ended by an error.
     Failed,
     /// The run was stopped by a signal (its number).
@@ -22,7 +25,7 @@ impl Outcome {
     /// The exit code for this outcome.
     pub fn exit_code(self) -> ExitCode {
         match self {
-            Outcome::Success => ExitCode::Success,
+            Outcome::Success | Outcome::FailuresAccepted => ExitCode::Success,
             Outcome::RecordsFailed | Outcome::Failed => ExitCode::Failed,
             Outcome::Interrupted(sig) => signal_exit_code(sig),
         }
@@ -74,6 +77,9 @@ impl RunSummary {
         let status = match self.outcome {
             Outcome::Success => "completed".to_string(),
             Outcome::RecordsFailed => "completed with failed records".to_string(),
+            Outcome::FailuresAccepted => {
+                "completed with failed records, within --accept-errors".to_string()
+            }
             Outcome::Failed => "failed".to_string(),
             Outcome::Interrupted(sig) => format!("interrupted by {}", signal_name(sig)),
         };

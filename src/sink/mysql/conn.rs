@@ -30,6 +30,22 @@ pub(super) async fn bounded<T>(
         .map_err(|_| timed_out(limit))
 }
 
+/// A driver error as one plain line: the driver nests I/O errors in two
+/// wrappers that each repeat "Input/output error: ".
+pub(super) fn plain(e: &mysql_async::Error) -> String {
+    match e {
+        mysql_async::Error::Io(mysql_async::IoError::Io(io)) => io.to_string(),
+        other => {
+            let text = other.to_string();
+            let mut rest = text.as_str();
+            while let Some(r) = rest.strip_prefix("Input/output error: ") {
+                rest = r;
+            }
+            rest.to_string()
+        }
+    }
+}
+
 /// A database error, sorted into what the sink does about it.
 #[derive(Debug)]
 pub(super) enum DbError {
@@ -65,8 +81,8 @@ pub(super) fn classify(e: &mysql_async::Error) -> DbError {
                 _ => DbError::Fatal(ErrorType::Server, msg),
             }
         }
-        E::Io(_) | E::Driver(_) => DbError::Retry(ErrorType::Connection, e.to_string()),
-        other => DbError::Fatal(ErrorType::Server, other.to_string()),
+        E::Io(_) | E::Driver(_) => DbError::Retry(ErrorType::Connection, plain(e)),
+        other => DbError::Fatal(ErrorType::Server, plain(other)),
     }
 }
 
@@ -141,8 +157,8 @@ pub(super) fn connect_error(cfg: &MysqlConfig, e: &mysql_async::Error) -> Pipeli
     let target = format!("{}:{}", cfg.host, cfg.port);
     let why = match e {
         mysql_async::Error::Server(se) if se.code == 1045 => format!(
-            "access denied for user '{}' (check --db-user and the password in PIPELINE_DB_PASS)",
-            cfg.user
+            "access denied for user '{}' (check --db-user and the password, which came from {})",
+            cfg.user, cfg.password_source
         ),
         mysql_async::Error::Server(se) if se.code == 1049 => {
             format!("database '{}' does not exist (--db-name)", cfg.database)
@@ -154,7 +170,7 @@ pub(super) fn connect_error(cfg: &MysqlConfig, e: &mysql_async::Error) -> Pipeli
         mysql_async::Error::Driver(mysql_async::DriverError::NoClientSslFlagFromServer) => {
             "the server does not offer TLS, which --db-ssl-mode asks for".into()
         }
-        other => other.to_string(),
+        other => plain(other),
     };
     PipelineError::Config(format!("cannot connect to MySQL at {target}: {why}"))
 }

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use mysql_async::prelude::Queryable;
 use mysql_async::Opts;
 
-use crate::config::{LoadMode, MysqlConfig};
+use crate::config::{cli_name, LoadMode, MysqlConfig, OnDuplicate};
 use crate::error::PipelineError;
 use crate::metrics::Metrics;
 use crate::runtime::runtime;
@@ -167,8 +167,12 @@ impl MysqlSink {
         };
         tracing::info!(
             target_table = %cfg.display_target(),
-            mode = if load_data { "load-data" } else { "insert" },
-            on_duplicate = ?cfg.on_duplicate,
+            mode = if load_data && cfg.on_duplicate == OnDuplicate::Skip {
+                "load-data"
+            } else {
+                "insert"
+            },
+            on_duplicate = %cli_name(&cfg.on_duplicate),
             "MySQL sink ready"
         );
         Ok(MysqlSink {
