@@ -39,7 +39,10 @@ pub fn prepare(
 ) -> Result<Prepared, PipelineError> {
     let source = source::open(&config.source, config.limit)?;
     let sink = sink::open(&config.sink, source.fields().as_deref())?;
-    let writers = (0..config.workers)
+    let workers = sink
+        .max_workers()
+        .map_or(config.workers, |m| m.min(config.workers));
+    let writers = (0..workers)
         .map(|_| sink.writer(&metrics, &shutdown))
         .collect::<Result<Vec<_>, _>>()?;
     let dead_letter = DeadLetter::open(config.dead_letter.as_deref())?;

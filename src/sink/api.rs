@@ -65,6 +65,13 @@ pub trait Sink: Send + Sync {
         shutdown: &Shutdown,
     ) -> Result<Box<dyn BatchWriter>, PipelineError>;
 
+    /// The most workers this sink can use right now, when it has a limit
+    /// (a table still to be created from the first batch: one, so that
+    /// batch holds the first records in input order).
+    fn max_workers(&self) -> Option<usize> {
+        None
+    }
+
     /// Called once after every worker has stopped. `complete` is true when
     /// the run read everything and nothing fatal happened; a file sink then
     /// moves its output into place. Returns a note for the summary line

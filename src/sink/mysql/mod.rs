@@ -88,7 +88,11 @@ impl MysqlSink {
             let xa_survives = xa_survives_disconnect(&version);
             let xa = match conn.query_drop("XA RECOVER").await {
                 Ok(()) if xa_survives => {
-                    xa::resolve_orphans(&mut conn, cfg).await.map_err(query_err)?;
+                    // Only for a table this run will write (a missing one
+                    // is an error below, or is created empty).
+                    if table.is_some() {
+                        xa::resolve_orphans(&mut conn, cfg).await.map_err(query_err)?;
+                    }
                     true
                 }
                 Ok(()) => {
@@ -213,6 +217,11 @@ impl Sink for MysqlSink {
             conn,
             worker,
         )))
+    }
+
+    fn max_workers(&self) -> Option<usize> {
+        let to_create = self.shared.table.lock().expect("table lock").is_none();
+        to_create.then_some(1)
     }
 
     fn finish(&self, _complete: bool) -> Result<Option<String>, PipelineError> {

@@ -45,22 +45,29 @@ pub(super) async fn resolve_orphans(
 ) -> Result<u64, mysql_async::Error> {
     let ours = prefix(cfg);
     let first = prepared(conn).await?;
-    let others: Vec<&String> = first.iter().filter(|x| !x.starts_with(&ours)).collect();
+    if first.is_empty() {
+        return Ok(0);
+    }
+    // A batch being committed right now is prepared for milliseconds; one
+    // still prepared a second later was left behind.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let still = prepared(conn).await?;
+    let left: Vec<&String> = first.iter().filter(|x| still.contains(x)).collect();
+    let others: Vec<&str> = left
+        .iter()
+        .filter(|x| !x.starts_with(&ours))
+        .map(|x| x.as_str())
+        .collect();
     if !others.is_empty() {
         tracing::warn!(
             "the server holds {} prepared XA transaction(s) that are not this table's: {}; their rows stay locked until whoever prepared them commits or rolls them back (XA COMMIT 'id' / XA ROLLBACK 'id')",
             others.len(),
-            others.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            others.join(", ")
         );
     }
-    let candidates: Vec<&String> = first.iter().filter(|x| x.starts_with(&ours)).collect();
-    if candidates.is_empty() {
-        return Ok(0);
-    }
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let still = prepared(conn).await?;
+    let candidates: Vec<&String> = left.into_iter().filter(|x| x.starts_with(&ours)).collect();
     let mut committed = 0;
-    for xid in candidates.into_iter().filter(|x| still.contains(x)) {
+    for xid in candidates {
         match exec(conn, cfg.timeout, &format!("XA COMMIT '{xid}'")).await {
             Ok(()) => {
                 tracing::warn!(
