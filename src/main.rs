@@ -8,7 +8,6 @@ use std::time::Duration;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 
-use clap::Parser;
 use pipeline_cli::cli::Cli;
 use pipeline_cli::config::{Config, LogFormat};
 use pipeline_cli::error::{ExitCode, PipelineError};
@@ -60,7 +59,7 @@ fn main() -> process::ExitCode {
 
 fn try_main() -> Result<ExitCode, PipelineError> {
     let args = pipeline_cli::cli::with_config_file(std::env::args_os().collect())?;
-    let cli = Cli::try_parse_from(args).unwrap_or_else(|e| e.exit());
+    let cli = Cli::parse_args(args).unwrap_or_else(|e| e.exit());
     let config = cli.into_config()?;
     init_logging(&config);
     pipeline_cli::fsutil::check_paths(&config)?;

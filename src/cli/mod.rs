@@ -15,6 +15,24 @@ use crate::config::{EsMode, LoadMode, LogFormat, OnDuplicate, SslMode};
 
 pub use file::with_config_file;
 
+impl Cli {
+    /// Parses the arguments (after [`with_config_file`]), remembering which
+    /// flags were given.
+    pub fn parse_args(args: Vec<std::ffi::OsString>) -> Result<Cli, clap::Error> {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Cli::command().try_get_matches_from(args)?;
+        let mut cli = Cli::from_arg_matches(&matches)?;
+        cli.given = matches
+            .ids()
+            .filter(|id| {
+                matches.value_source(id.as_str()) == Some(clap::parser::ValueSource::CommandLine)
+            })
+            .map(|id| id.as_str().to_string())
+            .collect();
+        Ok(cli)
+    }
+}
+
 /// Kinds of source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SourceType {
@@ -66,6 +84,12 @@ error (nothing was read); 75 another run holds the lock; 130 interrupted by SIGI
     args_override_self = true
 )]
 pub struct Cli {
+    /// The flags given on the command line or in the --config file (not
+    /// defaults, not the environment), to refuse the ones the chosen source
+    /// or sink would ignore.
+    #[arg(skip)]
+    pub given: Vec<String>,
+
     /// Where records come from. Example: --source-type csv
     #[arg(long, value_enum, help_heading = "Source")]
     pub source_type: SourceType,
@@ -518,7 +542,7 @@ mod tests {
             .map(Into::into)
             .collect();
         let argv = with_config_file(argv).map_err(|e| e.to_string())?;
-        let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+        let cli = Cli::parse_args(argv).map_err(|e| e.to_string())?;
         cli.into_config().map_err(|e| e.to_string())
     }
 
@@ -776,5 +800,57 @@ mod tests {
         std::fs::write(&file, "batch-sise = 5\n").unwrap();
         let e = with_config_file(argv(&file)).unwrap_err().to_string();
         assert!(e.contains("did you mean 'batch-size'"), "{e}");
+    }
+
+    #[test]
+    fn flags_the_chosen_source_or_sink_would_ignore_are_refused() {
+        let e = parse(&[
+            "--source-type",
+            "csv",
+            "--csv-file",
+            "in.csv",
+            "--es-index",
+            "foo",
+            "--sink-type",
+            "file",
+            "--output-file",
+            "o",
+        ])
+        .unwrap_err();
+        assert!(
+            e.contains("--es-index is not used by --source-type csv"),
+            "{e}"
+        );
+        let e = parse(&[
+            "--source-type",
+            "csv",
+            "--csv-file",
+            "in.csv",
+            "--sink-type",
+            "file",
+            "--output-file",
+            "o",
+            "--db-table",
+            "t",
+            "--on-duplicate",
+            "update",
+        ])
+        .unwrap_err();
+        assert!(
+            e.contains("--db-table, --on-duplicate are not used by --sink-type file"),
+            "{e}"
+        );
+        // Defaults and the environment do not count as given.
+        assert!(parse(&[
+            "--source-type",
+            "csv",
+            "--csv-file",
+            "in.csv",
+            "--sink-type",
+            "file",
+            "--output-file",
+            "o",
+        ])
+        .is_ok());
     }
 }

@@ -314,8 +314,53 @@ impl Cli {
         })
     }
 
+    /// Refuses flags that the chosen source or sink would ignore.
+    fn check_unused_flags(&self) -> Result<(), PipelineError> {
+        let (source, source_flags): (&str, &[&str]) = match self.source_type {
+            SourceType::Csv => ("csv", &["es_"]),
+            SourceType::Elasticsearch => ("elasticsearch", &["csv_"]),
+        };
+        let (sink, sink_flags): (&str, &[&str]) = match self.sink_type {
+            SinkType::File => (
+                "file",
+                &[
+                    "db_",
+                    "mysql_",
+                    "on_duplicate",
+                    "create_table",
+                    "add_columns",
+                    "ignore_fields",
+                    "no_key",
+                    "strict_columns",
+                ],
+            ),
+            SinkType::Mysql => ("mysql", &["output_file"]),
+        };
+        for (kind, name, prefixes) in [("source", source, source_flags), ("sink", sink, sink_flags)]
+        {
+            let unused: Vec<String> = self
+                .given
+                .iter()
+                .filter(|g| prefixes.iter().any(|p| g.starts_with(p)))
+                .map(|g| format!("--{}", g.replace('_', "-")))
+                .collect();
+            if !unused.is_empty() {
+                return Err(PipelineError::Config(format!(
+                    "{} {} not used by --{kind}-type {name}; remove {} or choose the {kind} {} belong{} to",
+                    unused.join(", "),
+                    if unused.len() == 1 { "is" } else { "are" },
+                    if unused.len() == 1 { "it" } else { "them" },
+                    if unused.len() == 1 { "it" } else { "they" },
+                    if unused.len() == 1 { "s" } else { "" },
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Checks the flags against each other and builds the run's [`Config`].
     pub fn into_config(self) -> Result<Config, PipelineError> {
+        self.check_unused_flags()?;
         let source = match self.source_type {
             SourceType::Elasticsearch => SourceConfig::Elasticsearch(Box::new(self.es_config()?)),
             SourceType::Csv => {
