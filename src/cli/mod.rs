@@ -410,8 +410,10 @@ pub struct Cli {
     )]
     pub queue_size: usize,
 
-    /// Sink workers writing in parallel (default: 1 for the file sink). With
-    /// more than one, output lines are no longer in input order. Example: --workers 4
+    /// Sink workers writing in parallel (default: 1 for the file sink, 2 for
+    /// MySQL, each with its own connection; 1 while --create-table has a
+    /// table to create). With more than one, output lines are no longer in
+    /// input order. Example: --workers 4
     #[arg(long, value_name = "N", help_heading = "Batching")]
     pub workers: Option<usize>,
 
@@ -462,7 +464,9 @@ pub struct Cli {
     )]
     pub pipeline_id: String,
 
-    /// Log format on stderr. Example: --log-format json
+    /// Log format on stderr. The PIPELINE_LOG environment variable sets the
+    /// log filter (e.g. PIPELINE_LOG=debug, or info,pipeline_cli=debug).
+    /// Example: --log-format json
     #[arg(long, value_enum, default_value = "text", help_heading = "Output")]
     pub log_format: LogFormat,
 
@@ -852,5 +856,16 @@ mod tests {
             "o",
         ])
         .is_ok());
+    }
+
+    #[test]
+    fn help_names_the_log_filter_and_both_worker_defaults() {
+        use clap::CommandFactory;
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("PIPELINE_LOG"), "{help}");
+        assert!(
+            help.contains("2 for\n") || help.contains("2 for MySQL") || help.contains("2 for"),
+            "{help}"
+        );
     }
 }
