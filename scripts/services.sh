@@ -7,7 +7,8 @@
 #   MariaDB    answering on 127.0.0.1:3306 as root with an empty password and a
 #              database `test` (installed from Debian's mariadb-server and
 #              started where it is not already running)
-#   .venv/     the two Elasticsearch-API servers the tests start themselves:
+#   .venv/     kubernetes-validate (checks deploy/kubernetes/), and the two
+#              Elasticsearch-API servers the tests start themselves:
 #              noida-db==0.2.3 (Elasticsearch 8 API) and osmem-server==0.1.6
 #              (OpenSearch 3 API), from PyPI
 #   nginx, openssl  put in front of a test server for basic auth, API keys
@@ -87,13 +88,15 @@ ensure_mariadb() {
 
 ensure_es_servers() {
   local venv=.venv
-  if ! "$venv/bin/python" -c 'import noida_db, osmem_server' >/dev/null 2>&1; then
-    if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+  if ! "$venv/bin/python" -c 'import noida_db, osmem_server' >/dev/null 2>&1 \
+    || [ ! -x "$venv/bin/kubernetes-validate" ]; then
+    if [ ! -x "$venv/bin/pip" ] && ! python3 -m venv "$venv" >/dev/null 2>&1; then
       apt_install python3-venv
       python3 -m venv "$venv"
     fi
-    log "installing noida-db and osmem-server into $venv"
-    "$venv/bin/pip" install -q --disable-pip-version-check noida-db==0.2.3 osmem-server==0.1.6 >&2
+    log "installing noida-db, osmem-server and kubernetes-validate into $venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check noida-db==0.2.3 osmem-server==0.1.6 \
+      kubernetes-validate==1.37.0 >&2
   fi
   local noida
   noida="$("$venv/bin/python" -c 'import noida_db, os; print(os.path.dirname(noida_db.__file__))')/noida-db"

@@ -1,0 +1,412 @@
+//! Every example runs as written, against the real servers: the config
+//! files, the crontab line, the systemd service and the Kubernetes
+//! manifests. Only hosts and paths are adapted: through the environment
+//! variables the examples read (`${ES_URL:-…}`), and by mapping the
+//! absolute paths of the crontab line, the unit and the pod.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use common::*;
+use serde_json::{json, Value};
+
+const DB_PASS: &str = "loader-example-secret";
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn example(name: &str) -> PathBuf {
+    repo().join("examples").join(name)
+}
+
+/// Runs `argv` (the binary first) in `cwd` with `env` added.
+fn run_in(argv: &[String], env: &[(String, String)], cwd: &Path) -> Output {
+    Command::new(&argv[0])
+        .args(&argv[1..])
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env_remove("PIPELINE_LOG")
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the example")
+}
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Held by the tests that use `shop.orders`, one at a time.
+static SHOP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// MariaDB as the examples expect it: database `shop`, user `loader` (its
+/// password in PIPELINE_DB_PASS), table `shop.orders`, empty. Hold [`SHOP`].
+fn shop() -> Db {
+    let mut db = Db::connect();
+    db.exec("CREATE DATABASE IF NOT EXISTS shop");
+    for host in ["%", "localhost"] {
+        db.exec(&format!(
+            "CREATE USER IF NOT EXISTS 'loader'@'{host}' IDENTIFIED BY '{DB_PASS}'"
+        ));
+        db.exec(&format!("GRANT ALL ON shop.* TO 'loader'@'{host}'"));
+    }
+    db.exec("DROP TABLE IF EXISTS shop.orders");
+    db.exec(
+        "CREATE TABLE shop.orders (_id VARCHAR(64) PRIMARY KEY, status VARCHAR(20), \
+         amount DECIMAL(10,2), updated_at BIGINT)",
+    );
+    db
+}
+
+fn orders(from: u64, to: u64) -> Vec<(String, Value)> {
+    (from..to)
+        .map(|i| {
+            let status = if i % 3 == 0 { "open" } else { "paid" };
+            (
+                format!("o{i}"),
+                json!({"status": status, "amount": 10.5, "updated_at": 1000 + i}),
+            )
+        })
+        .collect()
+}
+
+fn paid(from: u64, to: u64) -> u64 {
+    (from..to).filter(|i| i % 3 != 0).count() as u64
+}
+
+#[test]
+fn the_csv_examples_run_as_written() {
+    let pg = Pushgateway::start();
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path().to_str().unwrap();
+    let bin = bin().to_string();
+
+    // csv-to-file, from the repository as its first line says.
+    let config = example("csv-to-file.toml");
+    let argv = [bin.clone(), "--config".into(), config.display().to_string()];
+    let out = run_in(&argv, &env(&[("OUT_DIR", tmp)]), repo());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let fixture = fs::read_to_string(repo().join("fixtures/sample.csv")).unwrap();
+    let written = read_jsonl(&dir.path().join("sample.jsonl"));
+    assert_eq!(written.len() as u64, summary_number(&stderr(&out), "read"));
+    assert!(written.len() >= 8 && fixture.lines().count() > written.len());
+    assert!(dir.path().join("sample.prom").exists());
+
+    // csv-to-mysql, with the password from the environment.
+    let _shop = SHOP.lock().unwrap_or_else(|e| e.into_inner());
+    let mut db = shop();
+    let mut csv = String::from("_id,status,amount,updated_at\n");
+    for i in 0..50 {
+        csv.push_str(&format!("c{i},paid,{i}.25,{i}\n"));
+    }
+    fs::write(dir.path().join("orders.csv"), csv).unwrap();
+    let vars = env(&[
+        ("INCOMING_DIR", tmp),
+        ("DB_ADDR", "127.0.0.1:3306"),
+        ("STATE_DIR", tmp),
+        ("LOCK_DIR", tmp),
+        ("PUSHGATEWAY_URL", &pg.url()),
+        ("PIPELINE_DB_PASS", DB_PASS),
+    ]);
+    let config = example("csv-to-mysql.toml");
+    let argv = [bin, "--config".into(), config.display().to_string()];
+    let out = run_in(&argv, &vars, dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(db.count("SELECT COUNT(*) FROM shop.orders"), 50);
+    let pushed = value(
+        &pg.metrics(),
+        "pipeline_records_inserted_total",
+        &[("job", "pipeline-cli"), ("pipeline_id", "orders-import")],
+    );
+    assert_eq!(pushed, Some(50.0));
+    assert!(!stderr(&out).contains(DB_PASS));
+}
+
+#[test]
+fn the_es_to_file_example_runs_as_written() {
+    let yesterday = (std::time::SystemTime::now() - std::time::Duration::from_secs(86_400))
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let day = yesterday - yesterday % 86_400 + 3_600;
+    for kind in ES_KINDS {
+        let es = EsServer::start(kind);
+        let docs: Vec<_> = (0..40u64)
+            .map(|i| {
+                // Half yesterday, half a week ago: the query keeps yesterday.
+                let at = if i % 2 == 0 { day + i } else { day - 7 * 86_400 };
+                let ts = chrono_like(at);
+                (format!("l{i}"), json!({"@timestamp": ts, "level": "info", "service": "api", "message": format!("m{i}"), "host": "h1"}))
+            })
+            .collect();
+        es.bulk("logs-2026.11.01", &docs);
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = dir.path().to_str().unwrap();
+        let vars = env(&[
+            ("ES_URL", &es.url()),
+            ("EXPORT_DIR", tmp),
+            ("TEXTFILE_DIR", tmp),
+            ("PIPELINE_ES_PASS", "exporter-secret"),
+        ]);
+        let config = example("es-to-file.toml");
+        let argv = [
+            bin().to_string(),
+            "--config".into(),
+            config.display().to_string(),
+        ];
+        let out = run_in(&argv, &vars, dir.path());
+        assert_eq!(out.status.code(), Some(0), "{kind:?}: {}", stderr(&out));
+        let lines = read_jsonl(&dir.path().join("logs.jsonl"));
+        assert_eq!(lines.len(), 20, "{kind:?}: {}", stderr(&out));
+        assert!(lines.iter().all(|l| l.get("host").is_none()), "es-fields");
+        assert!(dir.path().join("logs-export.prom").exists());
+    }
+}
+
+/// `secs` since the epoch as an RFC 3339 UTC time.
+fn chrono_like(secs: u64) -> String {
+    let days = secs / 86_400;
+    let (h, m, s) = (secs % 86_400 / 3600, secs % 3600 / 60, secs % 60);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(mo <= 2);
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}Z")
+}
+
+/// Maps the absolute paths and hosts of a deployed command line to this
+/// test's: the binary, the config directory, the lock and log directories,
+/// the Pushgateway.
+struct Mapping {
+    pairs: Vec<(String, String)>,
+}
+
+impl Mapping {
+    fn apply(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for (from, to) in &self.pairs {
+            out = out.replace(from.as_str(), to);
+        }
+        out
+    }
+}
+
+/// The crontab's command, as cron's shell would run it.
+fn crontab_command() -> String {
+    let cron = fs::read_to_string(example("crontab")).unwrap();
+    let line = cron
+        .lines()
+        .find(|l| l.starts_with(|c: char| c.is_ascii_digit() || c == '*'))
+        .expect("a schedule line");
+    let command: String = line
+        .split_whitespace()
+        .skip(5)
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        command.starts_with('/'),
+        "cron's PATH does not hold /usr/local/bin: name the binary by its full path: {command}"
+    );
+    command
+}
+
+/// The service's ExecStart, split, and its Environment= settings.
+fn systemd_command() -> (Vec<String>, Vec<(String, String)>) {
+    let unit = fs::read_to_string(example("systemd/pipeline-orders-sync.service")).unwrap();
+    let exec = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .expect("ExecStart");
+    let vars = unit
+        .lines()
+        .filter_map(|l| l.strip_prefix("Environment="))
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    (exec.split_whitespace().map(String::from).collect(), vars)
+}
+
+/// The manifests as JSON (PyYAML comes with kubernetes-validate).
+fn manifest(name: &str) -> Value {
+    let py = repo().join(".venv/bin/python");
+    let out = Command::new(&py)
+        .args([
+            "-c",
+            "import json,sys,yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))",
+        ])
+        .arg(repo().join("deploy/kubernetes").join(name))
+        .output()
+        .expect("the venv's python (scripts/services.sh installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The CronJob's pod command and its plain env values.
+fn cronjob_command() -> (Vec<String>, Vec<(String, String)>) {
+    let job = manifest("cronjob.yaml");
+    let c = &job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0];
+    let argv = c["command"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(c["args"].as_array().unwrap())
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    let vars = c["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap().into(),
+                e["value"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    (argv, vars)
+}
+
+#[test]
+fn the_configmap_holds_the_example_and_every_manifest_validates() {
+    let cm = manifest("configmap.yaml");
+    let file = fs::read_to_string(example("es-to-mysql.toml")).unwrap();
+    assert_eq!(cm["data"]["es-to-mysql.toml"].as_str(), Some(file.as_str()));
+    let validate = repo().join(".venv/bin/kubernetes-validate");
+    let mut files: Vec<PathBuf> = fs::read_dir(repo().join("deploy/kubernetes"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 4, "{files:?}");
+    let out = Command::new(&validate)
+        .arg("--strict")
+        .args(&files)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // The check can fail: an unknown field is refused.
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.yaml");
+    let text = fs::read_to_string(repo().join("deploy/kubernetes/cronjob.yaml")).unwrap();
+    fs::write(
+        &broken,
+        text.replace("concurrencyPolicy:", "concurrencyPolcy:"),
+    )
+    .unwrap();
+    let out = Command::new(&validate)
+        .arg("--strict")
+        .arg(&broken)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a misspelt field passed");
+}
+
+#[test]
+fn cron_systemd_and_kubernetes_run_the_same_incremental_job() {
+    let pg = Pushgateway::start();
+    let _shop = SHOP.lock().unwrap_or_else(|e| e.into_inner());
+    for kind in ES_KINDS {
+        let mut db = shop();
+        let es = EsServer::start(kind);
+        es.bulk("orders", &orders(0, 30));
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = format!("{}/", dir.path().display());
+        let map = Mapping {
+            pairs: vec![
+                ("/usr/local/bin/pipeline-cli".into(), bin().into()),
+                (
+                    "/etc/pipeline/".into(),
+                    format!("{}/", example("").display()),
+                ),
+                ("/run/lock/".into(), tmp.clone()),
+                ("/run/pipeline/".into(), tmp.clone()),
+                ("/var/log/pipeline/".into(), tmp.clone()),
+                ("/var/lib/pipeline".into(), dir.path().display().to_string()),
+                ("http://127.0.0.1:9091".into(), pg.url()),
+                ("http://pushgateway.monitoring.svc:9091".into(), pg.url()),
+                ("http://elasticsearch.search.svc:9200".into(), es.url()),
+                ("mysql.shop.svc".into(), "127.0.0.1".into()),
+            ],
+        };
+        let base = env(&[
+            ("ES_URL", &es.url()),
+            ("STATE_DIR", dir.path().to_str().unwrap()),
+            ("PIPELINE_DB_PASS", DB_PASS),
+        ]);
+
+        // cron, through the shell as cron runs it: JSON lines in the log.
+        let sh = vec!["sh".to_string(), "-c".into(), map.apply(&crontab_command())];
+        let out = run_in(&sh, &base, dir.path());
+        assert_eq!(out.status.code(), Some(0), "{kind:?}: {}", stderr(&out));
+        let log = fs::read_to_string(dir.path().join("orders-sync.log")).unwrap();
+        let last: Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+        assert_eq!(last["outcome"], "success", "{kind:?}: {log}");
+        assert_eq!(last["inserted"], paid(0, 30), "{kind:?}: {log}");
+        assert!(
+            log.lines()
+                .all(|l| serde_json::from_str::<Value>(l).is_ok()),
+            "{log}"
+        );
+
+        // systemd, after new documents: only those.
+        es.bulk("orders", &orders(30, 45));
+        let (argv, vars) = systemd_command();
+        let argv: Vec<String> = argv.iter().map(|a| map.apply(a)).collect();
+        let mut all = base.clone();
+        all.extend(vars.iter().map(|(k, v)| (k.clone(), map.apply(v))));
+        let out = run_in(&argv, &all, dir.path());
+        assert_eq!(out.status.code(), Some(0), "{kind:?}: {}", stderr(&out));
+        assert_eq!(summary_json(&out)["inserted"], paid(30, 45));
+
+        // The Kubernetes CronJob's pod: nothing new since.
+        let (argv, vars) = cronjob_command();
+        let argv: Vec<String> = argv.iter().map(|a| map.apply(a)).collect();
+        let mut all = base.clone();
+        all.extend(vars.iter().map(|(k, v)| (k.clone(), map.apply(v))));
+        let out = run_in(&argv, &all, dir.path());
+        assert_eq!(out.status.code(), Some(0), "{kind:?}: {}", stderr(&out));
+        assert_eq!(summary_json(&out)["read"], 0);
+        assert_eq!(db.count("SELECT COUNT(*) FROM shop.orders"), paid(0, 45));
+    }
+}
+
+/// The summary record of a `--log-format json` run.
+fn summary_json(out: &Output) -> Value {
+    let err = stderr(out);
+    let last = err.lines().last().unwrap_or_default();
+    let v: Value = serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {err}"));
+    assert_eq!(v["summary"], true, "{err}");
+    v
+}
+
+#[test]
+fn the_readme_shows_the_example_crontab_line() {
+    let readme = fs::read_to_string(repo().join("README.md")).unwrap();
+    let cron = fs::read_to_string(example("crontab")).unwrap();
+    let line = cron.lines().last().unwrap();
+    assert!(
+        readme.contains(line),
+        "README and examples/crontab differ: {line}"
+    );
+}
