@@ -35,6 +35,9 @@ pub const DEFAULT_METRICS_HOST: &str = "127.0.0.1";
 pub const DEFAULT_PIPELINE_ID: &str = "default";
 /// `--shutdown-timeout`, in seconds.
 pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 10;
+/// `--create-table-sample` for Elasticsearch: documents read before the run
+/// to infer the types (a CSV file is read whole).
+pub const DEFAULT_CREATE_TABLE_SAMPLE: u64 = 10_000;
 
 /// `--accept-errors N` or `--accept-errors P%`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -293,8 +296,10 @@ pub struct MysqlConfig {
     pub ssl_mode: SslMode,
     /// CA certificate for `verify-ca` / `verify-identity`.
     pub ssl_ca: Option<PathBuf>,
-    /// Create a missing table from the first batch.
+    /// Create a missing table, types inferred from a sample.
     pub create_table: bool,
+    /// `--create-table-sample`: records of the sample (0: the whole input).
+    pub create_table_sample: u64,
     /// Primary key column(s) for `--create-table`.
     pub key: Vec<String>,
     /// Duplicate-key policy.
@@ -337,6 +342,18 @@ pub enum SinkConfig {
 }
 
 impl SinkConfig {
+    /// Where records go, for the summary: the output file, `-` for
+    /// standard output, or `user@host:port/db.table` (never a password).
+    pub fn target(&self) -> String {
+        match self {
+            SinkConfig::File(f) => match &f.output {
+                OutputPath::Stdout => "-".into(),
+                OutputPath::File(p) => p.display().to_string(),
+            },
+            SinkConfig::Mysql(m) => m.display_target(),
+        }
+    }
+
     /// The `sink` label of `pipeline_info`.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -431,8 +448,12 @@ pub struct Config {
     pub pipeline_id: String,
     /// Log format.
     pub log_format: LogFormat,
-    /// No progress bar, no info logs, no summary line.
+    /// No progress bar, no info logs (the summary line stays).
     pub quiet: bool,
+    /// `--check`: say what the run would do, write nothing.
+    pub check: bool,
+    /// `--summary-json`: where the summary record is also written.
+    pub summary_json: Option<OutputPath>,
     /// Longest the process waits, after a stop signal, for the sinks to drain.
     pub shutdown_timeout: Duration,
     /// Push metrics to a Pushgateway.
@@ -473,6 +494,8 @@ impl Config {
             pipeline_id: DEFAULT_PIPELINE_ID.into(),
             log_format: LogFormat::Text,
             quiet: false,
+            check: false,
+            summary_json: None,
             shutdown_timeout: Duration::from_secs(DEFAULT_SHUTDOWN_TIMEOUT_SECS),
             push: None,
             textfile: None,

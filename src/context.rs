@@ -108,6 +108,12 @@ impl Context {
         self.check_budget();
     }
 
+    /// Rejections are counted but never logged (a sample read before the
+    /// run: the run itself logs them).
+    pub fn silence_rejections(&self) {
+        self.warned.store(u64::MAX / 2, Ordering::Relaxed);
+    }
+
     /// Logs the first few rejections; after that they are only counted (and
     /// kept in the dead-letter file), so a bad input cannot flood the log.
     fn warn_rejected(&self, log: impl FnOnce()) {
@@ -123,7 +129,7 @@ impl Context {
 
     /// The dead-letter file could not be written: the run fails.
     pub fn dead_letter_failed(&self, e: std::io::Error) {
-        let error = PipelineError::Sink(format!(
+        let error = PipelineError::Sink(ErrorType::Io, format!(
             "cannot write the dead-letter file: {e}; failed records from now on are counted but not kept"
         ));
         // Said even when the run has already failed for another reason.

@@ -65,6 +65,33 @@ impl fmt::Display for ErrorType {
     }
 }
 
+/// The `(stage, error_type)` pairs that can happen with this source and
+/// sink (their `kind()` names): only these series are exported, at 0 from
+/// the start. Any other pair is still counted if it ever happens.
+pub fn possible_errors(source: &str, sink: &str) -> Vec<(Stage, ErrorType)> {
+    use ErrorType::*;
+    let source_types: &[ErrorType] = match source {
+        "csv" => &[Parse, Io, Config],
+        _ => &[Parse, Connection, Timeout, Server, Auth, Io, Config],
+    };
+    let sink_types: &[ErrorType] = match sink {
+        "file" => &[Io, Config],
+        _ => &[
+            Conversion, Duplicate, Connection, Timeout, Server, Auth, Io, Config,
+        ],
+    };
+    let push_types: &[ErrorType] = &[Connection, Timeout, Server, Io];
+    let mut out = Vec::new();
+    for (stage, types) in [
+        (Stage::Source, source_types),
+        (Stage::Sink, sink_types),
+        (Stage::Push, push_types),
+    ] {
+        out.extend(types.iter().map(|t| (stage, *t)));
+    }
+    out
+}
+
 /// Where in the pipeline something happened: the `stage` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Stage {
@@ -159,12 +186,27 @@ pub enum PipelineError {
     /// Another run is using the same output (exit 75, like a held lock).
     #[error("{0}")]
     Busy(String),
+    /// A server could not be used at start: unreachable, credentials
+    /// refused, the index or table missing (exit 2). Counted in
+    /// `pipeline_errors_total` with its stage and type.
+    #[error("{message}")]
+    Unavailable {
+        /// Which side the server is on.
+        stage: Stage,
+        /// What went wrong, in the metrics' vocabulary.
+        error_type: ErrorType,
+        /// The one line to show.
+        message: String,
+    },
     /// Reading the source failed part way (exit 1).
-    #[error("source failed: {0}")]
-    Source(String),
+    #[error("source failed: {1}")]
+    Source(ErrorType, String),
     /// Writing the sink failed part way (exit 1).
-    #[error("sink failed: {0}")]
-    Sink(String),
+    #[error("sink failed: {1}")]
+    Sink(ErrorType, String),
+    /// A worker crashed: a bug (exit 1).
+    #[error("{0}")]
+    Internal(String),
     /// A push that `--push-required` made part of the run failed (exit 1).
     #[error("{0}")]
     Push(String),
@@ -182,10 +224,40 @@ impl PipelineError {
         matches!(
             self,
             PipelineError::Config(_)
+                | PipelineError::Unavailable { .. }
                 | PipelineError::OpenInput { .. }
                 | PipelineError::OpenOutput { .. }
                 | PipelineError::MetricsBind { .. }
         )
+    }
+
+    /// The `error_type` of the fatal log line: the metrics' vocabulary, plus
+    /// `locked` (another run holds the lock), `push` (a required push
+    /// failed), `max_errors` (`--max-errors` reached) and `internal` (a bug).
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            PipelineError::Config(_) | PipelineError::MetricsBind { .. } => "config",
+            PipelineError::Unavailable { error_type, .. }
+            | PipelineError::Source(error_type, _)
+            | PipelineError::Sink(error_type, _) => error_type.as_str(),
+            PipelineError::OpenInput { .. } | PipelineError::OpenOutput { .. } => "io",
+            PipelineError::Busy(_) => "locked",
+            PipelineError::Push(_) => "push",
+            PipelineError::TooManyErrors(_) => "max_errors",
+            PipelineError::Internal(_) | PipelineError::Reconcile(_) => "internal",
+        }
+    }
+
+    /// Its type in `pipeline_errors_total`, where a failure to start is
+    /// counted.
+    pub fn metric_type(&self) -> ErrorType {
+        match self {
+            PipelineError::Unavailable { error_type, .. }
+            | PipelineError::Source(error_type, _)
+            | PipelineError::Sink(error_type, _) => *error_type,
+            PipelineError::OpenInput { .. } | PipelineError::OpenOutput { .. } => ErrorType::Io,
+            _ => ErrorType::Config,
+        }
     }
 
     /// The exit code for this error.

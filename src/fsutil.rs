@@ -127,9 +127,31 @@ pub fn check_paths(config: &Config) -> Result<(), PipelineError> {
     if let Some(p) = &config.textfile {
         add("--metrics-textfile", p);
     }
+    if let Some(OutputPath::File(p)) = &config.summary_json {
+        add("--summary-json", p);
+    }
     if let SourceConfig::Elasticsearch(es) = &config.source {
         if let Some(p) = &es.state_file {
             add("--state-file", p);
+        }
+    }
+    // A missing directory is the real problem, said first, in flag order
+    // (the output before the files that go with it).
+    for w in written
+        .iter()
+        .filter(|w| !w.what.starts_with("the temporary"))
+    {
+        let dir = match w.path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        if !dir.is_dir() {
+            return Err(config_error(format!(
+                "{} '{}': the directory '{}' does not exist; create it first",
+                w.what,
+                w.path.display(),
+                dir.display()
+            )));
         }
     }
     let resolved: Vec<Resolved> = written.iter().map(|w| resolve(&w.path)).collect();

@@ -16,6 +16,7 @@
 //! - [`sink`]: sinks (JSON-lines file, MySQL) and the shared batching loop.
 //! - [`metrics`]: every metric, the `/metrics` `/health` `/` server, the
 //!   Pushgateway and textfile exports.
+//! - [`report`]: what goes to stderr: log set-up (text or JSON), fatal lines, the summary record.
 //! - [`dead_letter`]: the file rejected records are kept in.
 //! - [`shutdown`]: the stop signal and the Ctrl+C / SIGTERM handler.
 //! - [`fsutil`]: the one atomic write, and the check that a run's paths do not collide.
@@ -35,6 +36,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod progress;
 pub mod record;
+pub mod report;
 pub mod retry;
 pub mod runtime;
 pub mod shutdown;

@@ -16,6 +16,7 @@ use pipeline_cli::metrics::push::{write_textfile, Pusher};
 use pipeline_cli::metrics::server::MetricsServer;
 use pipeline_cli::metrics::{Metrics, RunState};
 use pipeline_cli::pipeline::{self, signal_exit_code, signal_name, Outcome};
+use pipeline_cli::report;
 use pipeline_cli::shutdown::{install_signal_handlers, Shutdown, CRITICAL_LIMIT};
 
 /// mimalloc: records are allocated on the source thread and freed on the
@@ -23,34 +24,13 @@ use pipeline_cli::shutdown::{install_signal_handlers, Shutdown, CRITICAL_LIMIT};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn init_logging(config: &Config) {
-    // actix-server's own start/stop lines are noise for a command-line tool.
-    let default = if config.quiet {
-        "warn"
-    } else {
-        "info,actix_server=warn,actix_web=warn"
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PIPELINE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false);
-    match config.log_format {
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-        LogFormat::Text => builder
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .init(),
-    }
-}
-
 /// The one place errors become exit codes: `try_main` returns the run's
 /// code, or the error that kept it from running, printed as one line.
 fn main() -> process::ExitCode {
     let code = match try_main() {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("pipeline-cli: error: {e}");
+            report::fatal(&e);
             e.exit_code()
         }
     };
@@ -58,11 +38,19 @@ fn main() -> process::ExitCode {
 }
 
 fn try_main() -> Result<ExitCode, PipelineError> {
-    let args = pipeline_cli::cli::with_config_file(std::env::args_os().collect())?;
-    let cli = Cli::parse_args(args).unwrap_or_else(|e| e.exit());
+    let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let (format, id) = report::early_style(&raw);
+    report::set_style(format, &id);
+    let args = pipeline_cli::cli::with_config_file(raw)?;
+    let (format, id) = report::early_style(&args);
+    report::set_style(format, &id);
+    let cli = Cli::parse_args(args).unwrap_or_else(|e| usage_exit(e, format));
     let config = cli.into_config()?;
-    init_logging(&config);
+    report::init(&config);
     pipeline_cli::fsutil::check_paths(&config)?;
+    if config.check {
+        return check(&config);
+    }
     // Held until the process exits, whichever way it exits.
     let _lock = match &config.lock_file {
         Some(path) => Some(RunLock::acquire(path).map_err(|e| match e {
@@ -77,6 +65,45 @@ fn try_main() -> Result<ExitCode, PipelineError> {
         None => None,
     };
     run(config)
+}
+
+/// A flag clap refused: its own (multi-line) message as text, or one fatal
+/// JSON line with `--log-format json`. Help and version go to stdout as usual.
+fn usage_exit(e: clap::Error, format: LogFormat) -> ! {
+    use clap::error::ErrorKind;
+    let is_output = matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion);
+    if is_output || format == LogFormat::Text {
+        e.exit()
+    }
+    let text = e.render().to_string();
+    let mut message = String::new();
+    for l in text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more"))
+    {
+        if !message.is_empty() {
+            message.push_str(if message.ends_with(':') { " " } else { "; " });
+        }
+        message.push_str(l);
+    }
+    let message = message.strip_prefix("error: ").unwrap_or(&message);
+    report::fatal_line(message, ExitCode::Usage.code(), "config");
+    process::exit(ExitCode::Usage.code())
+}
+
+/// `--check`: what the run would do, on stdout; any problem is exit 2.
+fn check(config: &Config) -> Result<ExitCode, PipelineError> {
+    let lines = pipeline::check(config).map_err(|e| match e {
+        e if e.is_usage() || matches!(e, PipelineError::Busy(_)) => e,
+        other => PipelineError::Config(other.to_string()),
+    })?;
+    let mut out = std::io::stdout().lock();
+    for line in lines {
+        let _ = writeln!(out, "{line}");
+    }
+    let _ = writeln!(out, "check: ok; nothing was written");
+    Ok(ExitCode::Success)
 }
 
 /// The final textfile and push. Returns false when a push that
@@ -110,22 +137,29 @@ fn run(config: Config) -> Result<ExitCode, PipelineError> {
     install_signal_handlers(shutdown.clone(), move |sig| {
         let finished = FINISHED.load(Ordering::SeqCst);
         if finished >= 0 {
-            eprintln!(
-                "pipeline-cli: second {}: the run had finished; exiting now",
-                signal_name(sig)
+            report::line(
+                "WARN",
+                &format!(
+                    "second {}: the run had finished; exiting now",
+                    signal_name(sig)
+                ),
+                Default::default(),
             );
             process::exit(finished);
         }
-        eprintln!("pipeline-cli: second {}: exiting now", signal_name(sig));
         // Never between XA PREPARE and XA COMMIT: that would leave a batch
         // locked on the server until the next run resolves it.
-        if !held.wait_for_critical(CRITICAL_LIMIT) {
-            eprintln!(
-                "pipeline-cli: a batch commit did not finish within {}s; the next run resolves it",
+        let committed = held.wait_for_critical(CRITICAL_LIMIT);
+        let mut message = format!("second {}: exiting now", signal_name(sig));
+        if !committed {
+            message.push_str(&format!(
+                "; a batch commit did not finish within {}s; the next run resolves it",
                 CRITICAL_LIMIT.as_secs()
-            );
+            ));
         }
-        process::exit(signal_exit_code(sig).code());
+        let code = signal_exit_code(sig).code();
+        report::fatal_line(&message, code, "interrupted");
+        process::exit(code);
     })?;
     let metrics = Metrics::new(
         &config.pipeline_id,
@@ -178,12 +212,14 @@ fn run(config: Config) -> Result<ExitCode, PipelineError> {
         ));
     }
 
+    let code = match code {
+        ExitCode::Success if !exported => ExitCode::Failed,
+        code => code,
+    };
     if let Some(e) = &summary.error {
-        eprintln!("pipeline-cli: error: {e}");
+        report::fatal_line(&e.to_string(), code.code(), e.error_type());
     }
-    if !config.quiet {
-        print_summary(&config, &summary);
-    }
+    report::print_summary(&config, &summary, code);
     if let Some(server) = server {
         if config.metrics.keep_alive && !shutdown.is_requested() {
             tracing::info!(
@@ -194,36 +230,7 @@ fn run(config: Config) -> Result<ExitCode, PipelineError> {
         }
         server.stop();
     }
-    Ok(match code {
-        ExitCode::Success if !exported => ExitCode::Failed,
-        code => code,
-    })
-}
-
-fn print_summary(config: &Config, summary: &pipeline::RunSummary) {
-    let line = summary.line();
-    match config.log_format {
-        LogFormat::Text => eprintln!("pipeline-cli: {line}"),
-        LogFormat::Json => {
-            let c = summary.counts;
-            let obj = serde_json::json!({
-                "level": "INFO",
-                "message": line,
-                "summary": true,
-                "outcome": match summary.outcome {
-                    Outcome::Success => "success",
-                    Outcome::RecordsFailed => "records_failed",
-                    Outcome::FailuresAccepted => "failures_accepted",
-                    Outcome::Failed => "failed",
-                    Outcome::Interrupted(_) => "interrupted",
-                },
-                "read": c.read, "inserted": c.inserted, "updated": c.updated,
-                "skipped": c.skipped, "failed": c.failed,
-                "elapsed": summary.elapsed.as_secs_f64(),
-            });
-            let _ = writeln!(std::io::stderr(), "{obj}");
-        }
-    }
+    Ok(code)
 }
 
 /// After the first stop signal, bounds how long the process may take to end.
@@ -243,21 +250,30 @@ fn spawn_watchdog(shutdown: Shutdown, timeout: Duration, metrics: Arc<Metrics>) 
             let sig = shutdown.signal().unwrap_or(2);
             let c = metrics.counts();
             let done = c.inserted + c.updated + c.skipped + c.failed;
-            eprintln!(
-                "pipeline-cli: error: shutdown did not finish within --shutdown-timeout {}s; exiting with {} records read but neither written nor failed (in doubt)",
-                timeout.as_secs(),
-                c.read.saturating_sub(done)
+            let code = signal_exit_code(sig).code();
+            report::fatal_line(
+                &format!(
+                    "shutdown did not finish within --shutdown-timeout {}s; exiting with {} records read but neither written nor failed (in doubt)",
+                    timeout.as_secs(),
+                    c.read.saturating_sub(done)
+                ),
+                code,
+                "interrupted",
             );
-            eprintln!(
-                "pipeline-cli: interrupted by {}: read={} inserted={} updated={} skipped={} failed={} (stopped by the shutdown timeout)",
-                signal_name(sig),
-                c.read,
-                c.inserted,
-                c.updated,
-                c.skipped,
-                c.failed
+            report::line(
+                "WARN",
+                &format!(
+                    "interrupted by {}: read={} inserted={} updated={} skipped={} failed={} (stopped by the shutdown timeout)",
+                    signal_name(sig),
+                    c.read,
+                    c.inserted,
+                    c.updated,
+                    c.skipped,
+                    c.failed
+                ),
+                Default::default(),
             );
-            process::exit(signal_exit_code(sig).code());
+            process::exit(code);
         })
         .expect("spawn the watchdog");
 }

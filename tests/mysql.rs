@@ -299,7 +299,7 @@ fn create_table_infers_types_and_key() {
     let rows = db.rows(&format!(
         "SELECT id, amount, at, active, name FROM {table} ORDER BY id"
     ));
-    assert_eq!(rows[0][1].as_deref(), Some("12.5000"));
+    assert_eq!(rows[0][1].as_deref(), Some("12.50"));
     assert_eq!(rows[0][2].as_deref(), Some("2026-01-03 10:15:00.000000"));
     assert_eq!(rows[1][3].as_deref(), Some("0"));
     assert_eq!(rows[1][4].as_deref(), Some(""));

@@ -17,23 +17,6 @@ fn p(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 
-fn load_args<'a>(input: &'a str, url: &'a str, table: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec![
-        "--source-type",
-        "csv",
-        "--csv-file",
-        input,
-        "--sink-type",
-        "mysql",
-        "--db-url",
-        url,
-        "--db-table",
-        table,
-    ];
-    args.extend(extra);
-    args
-}
-
 /// The XA id prefix pipeline-cli gives `db.table`'s batches.
 fn xa_prefix(db: &str, table: &str) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -80,7 +63,7 @@ fn an_orphaned_prepared_batch_is_committed_at_start() {
     }
     fs::write(&input, text).unwrap();
     let url = mysql_url();
-    let child = spawn(&load_args(
+    let child = spawn(&csv_to_mysql(
         p(&input),
         &url,
         &table,
@@ -120,7 +103,7 @@ fn create_table_keeps_every_digit_and_refuses_to_change_a_code() {
     fs::write(&input, text).unwrap();
     let dead = dir.path().join("dead.jsonl");
     let url = mysql_url();
-    let out = run(&load_args(
+    let out = run(&csv_to_mysql(
         p(&input),
         &url,
         &table,
@@ -128,6 +111,10 @@ fn create_table_keeps_every_digit_and_refuses_to_change_a_code() {
             "--create-table",
             "--db-key",
             "id",
+            // Types from the first 50 rows only: the later code is refused,
+            // never silently changed (the default sample is the whole file).
+            "--create-table-sample",
+            "50",
             "--batch-size",
             "50",
             "--dead-letter",
@@ -170,14 +157,14 @@ fn tables_without_a_key_are_named_and_create_table_needs_one() {
     let url = mysql_url();
     let table = table_name("nokey");
     db.exec(&format!("DROP TABLE IF EXISTS {table}"));
-    let out = run(&load_args(p(&input), &url, &table, &["--create-table"]));
+    let out = run(&csv_to_mysql(p(&input), &url, &table, &["--create-table"]));
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
         err.contains("--db-key") && err.contains("--no-key"),
         "{err}"
     );
-    let out = run(&load_args(
+    let out = run(&csv_to_mysql(
         p(&input),
         &url,
         &table,
@@ -187,7 +174,7 @@ fn tables_without_a_key_are_named_and_create_table_needs_one() {
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(err.contains("without a key"), "{err}");
     // An existing table without a key: said at start.
-    let out = run(&load_args(p(&input), &url, &table, &[]));
+    let out = run(&csv_to_mysql(p(&input), &url, &table, &[]));
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(err.contains("no primary or unique key"), "{err}");
@@ -208,7 +195,7 @@ fn an_empty_value_for_a_not_null_column_with_a_default_takes_the_default() {
             "CREATE TABLE {table} (id INT PRIMARY KEY, qty INT NOT NULL DEFAULT 7, \
              status VARCHAR(10) NOT NULL DEFAULT 'new')"
         ));
-        let out = run(&load_args(
+        let out = run(&csv_to_mysql(
             p(&input),
             &url,
             &table,
@@ -244,7 +231,7 @@ fn a_record_over_max_allowed_packet_fails_alone() {
     for mode in ["insert", "load-data"] {
         server.sql("DELETE FROM test.big");
         let dead = dir.path().join(format!("dead-{mode}.jsonl"));
-        let out = run(&load_args(
+        let out = run(&csv_to_mysql(
             p(&input),
             &url,
             "big",
@@ -287,7 +274,7 @@ fn a_frozen_server_is_a_timeout_not_a_hang() {
     server.freeze();
     let started = Instant::now();
     let out = wait_with_limit(
-        Bin::new(&load_args("-", &url, "t", &["--db-timeout", "2s"]))
+        Bin::new(&csv_to_mysql("-", &url, "t", &["--db-timeout", "2s"]))
             .no_stdin()
             .spawn(),
         Duration::from_secs(60),
@@ -302,7 +289,7 @@ fn a_frozen_server_is_a_timeout_not_a_hang() {
     );
     server.thaw();
     // Frozen mid-run: each statement times out, retries stop at --retry-for.
-    let mut child = spawn(&load_args(
+    let mut child = spawn(&csv_to_mysql(
         "-",
         &url,
         "t",
@@ -356,7 +343,12 @@ fn a_server_restart_is_ridden_out_with_nothing_lost_or_doubled() {
     let mut server = OwnMariaDb::start(&[]);
     server.sql("CREATE TABLE test.t (id INT PRIMARY KEY, v VARCHAR(10))");
     let url = server.url();
-    let mut child = spawn(&load_args("-", &url, "t", &["--batch-timeout-ms", "100"]));
+    let mut child = spawn(&csv_to_mysql(
+        "-",
+        &url,
+        "t",
+        &["--batch-timeout-ms", "100"],
+    ));
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(b"id,v\n").unwrap();
     for i in 0..500 {
@@ -412,7 +404,7 @@ fn kill_query_is_retried_not_fatal() {
     // The loader's insert waits on a table lock held here.
     db.exec(&format!("LOCK TABLES {table} WRITE"));
     let url = mysql_url();
-    let child = spawn(&load_args(
+    let child = spawn(&csv_to_mysql(
         p(&input),
         &url,
         &table,

@@ -148,3 +148,26 @@ fn files_written_at_the_end_are_checked_before_reading() {
     assert_eq!(r.status.code(), Some(2), "{}", stderr(&r));
     assert_eq!(std::fs::read_to_string(&input).unwrap(), INPUT);
 }
+
+#[test]
+fn a_missing_output_directory_is_named_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    std::fs::write(&input, INPUT).unwrap();
+    let missing = dir.path().join("out");
+    let output = missing.join("x.jsonl");
+    let mut args = csv_to_file(p(&input), p(&output));
+    let textfile = missing.join("x.prom");
+    args.extend(["--metrics-textfile", p(&textfile)]);
+    let out = run(&args);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("--output-file")
+            && err.contains("the directory")
+            && err.contains("does not exist"),
+        "{err}"
+    );
+    assert!(!missing.exists());
+}

@@ -8,67 +8,13 @@ mod common;
 
 use std::fs;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use common::*;
 
 fn p(path: &Path) -> &str {
     path.to_str().unwrap()
-}
-
-/// A real Pushgateway on a free loopback port, stopped by PID when dropped.
-struct Pushgateway {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Pushgateway {
-    fn start() -> Pushgateway {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let child = Command::new("prometheus-pushgateway")
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg(format!(
-                "--persistence.file={}",
-                dir.path().join("pg.data").display()
-            ))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus-pushgateway is required (scripts/test.sh installs it)");
-        let t = Instant::now();
-        while !port_open(port) {
-            assert!(
-                t.elapsed() < Duration::from_secs(20),
-                "the Pushgateway did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Pushgateway {
-            child,
-            port,
-            _dir: dir,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn metrics(&self) -> String {
-        let (status, _, body) = http("GET", self.port, "/metrics").unwrap();
-        assert_eq!(status, 200);
-        body
-    }
-}
-
-impl Drop for Pushgateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// The grouping labels of a push, plus `extra`.

@@ -131,8 +131,12 @@ pub fn with_config_file(args: Vec<OsString>) -> Result<Vec<OsString>, PipelineEr
                 "--config {shown}: '{key}' holds a password; set it in the environment (PIPELINE_DB_PASS, PIPELINE_ES_PASS) instead"
             )));
         }
+        let expand = |s: &str| {
+            expand_env(s, |name| std::env::var(name).ok())
+                .map_err(|e| PipelineError::Config(format!("--config {shown}: '{key}': {e}")))
+        };
         let text = match value {
-            toml::Value::String(s) => s,
+            toml::Value::String(s) => expand(&s)?,
             toml::Value::Integer(i) => i.to_string(),
             toml::Value::Float(f) => f.to_string(),
             toml::Value::Boolean(b) if !takes_value => {
@@ -145,10 +149,10 @@ pub fn with_config_file(args: Vec<OsString>) -> Result<Vec<OsString>, PipelineEr
             toml::Value::Array(items) => items
                 .iter()
                 .map(|v| match v {
-                    toml::Value::String(s) => s.clone(),
-                    other => other.to_string(),
+                    toml::Value::String(s) => expand(s),
+                    other => Ok(other.to_string()),
                 })
-                .collect::<Vec<_>>()
+                .collect::<Result<Vec<_>, _>>()?
                 .join(","),
             other => {
                 return Err(PipelineError::Config(format!(
@@ -169,6 +173,54 @@ pub fn with_config_file(args: Vec<OsString>) -> Result<Vec<OsString>, PipelineEr
     out.push(args[0].clone());
     out.extend(injected);
     out.extend(args.into_iter().skip(1));
+    Ok(out)
+}
+
+/// Replaces `${NAME}` with the environment variable NAME and
+/// `${NAME:-default}` with it or, when it is unset or empty, the default;
+/// `$${` is a literal `${`. An unset NAME without a default is an error, so
+/// a file deployed without its environment fails at once.
+pub(super) fn expand_env(
+    text: &str,
+    var: impl Fn(&str) -> Option<String>,
+) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(lit) = after.strip_prefix("${") {
+            out.push_str("${");
+            rest = lit;
+            continue;
+        }
+        let Some(inner) = after.strip_prefix('{') else {
+            out.push('$');
+            rest = after;
+            continue;
+        };
+        let end = inner
+            .find('}')
+            .ok_or_else(|| format!("'${{' without a closing '}}' in \"{text}\""))?;
+        let (name, default) = match inner[..end].split_once(":-") {
+            Some((n, d)) => (n, Some(d)),
+            None => (&inner[..end], None),
+        };
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(format!("'${{{}}}' is not a variable name", &inner[..end]));
+        }
+        match (var(name).filter(|v| !v.is_empty()), default) {
+            (Some(v), _) => out.push_str(&v),
+            (None, Some(d)) => out.push_str(d),
+            (None, None) => {
+                return Err(format!(
+                    "the environment variable {name} is not set (give a default with ${{{name}:-value}})"
+                ))
+            }
+        }
+        rest = &inner[end + 1..];
+    }
+    out.push_str(rest);
     Ok(out)
 }
 
@@ -208,5 +260,39 @@ pub(super) fn value_holds_password(value: &toml::Value) -> bool {
         toml::Value::Array(items) => items.iter().any(value_holds_password),
         toml::Value::Table(t) => t.values().any(value_holds_password),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::expand_env;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "HOST" => Some("db1".into()),
+            "EMPTY" => Some(String::new()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn variables_expand_with_defaults_and_unset_ones_are_named() {
+        assert_eq!(
+            expand_env("mysql://${HOST}:3306", env).unwrap(),
+            "mysql://db1:3306"
+        );
+        assert_eq!(
+            expand_env("${NOPE:-/var/lib}/x", env).unwrap(),
+            "/var/lib/x"
+        );
+        assert_eq!(expand_env("${EMPTY:-d}", env).unwrap(), "d");
+        assert_eq!(
+            expand_env("cost $5, $${HOST}", env).unwrap(),
+            "cost $5, ${HOST}"
+        );
+        let e = expand_env("${NOPE}/x", env).unwrap_err();
+        assert!(e.contains("NOPE is not set"), "{e}");
+        assert!(expand_env("${HOST", env).is_err());
+        assert!(expand_env("${a b}", env).is_err());
     }
 }

@@ -303,9 +303,17 @@ pub struct Cli {
     pub db_table: Option<String>,
 
     /// Create the table if it is missing, with column types inferred from the
-    /// first batch (the DDL is logged). Example: --create-table --db-key id
+    /// first --create-table-sample records, read before the run (the DDL is
+    /// logged; --check prints it). Example: --create-table --db-key id
     #[arg(long, help_heading = "MySQL sink")]
     pub create_table: bool,
+
+    /// Records --create-table reads before the run to infer the column types
+    /// (0: the whole input). Default: the whole file for a CSV file, the
+    /// first 10000 documents for Elasticsearch; from standard input, which
+    /// cannot be read twice, the first batch decides. Example: --create-table-sample 50000
+    #[arg(long, value_name = "N", help_heading = "MySQL sink")]
+    pub create_table_sample: Option<u64>,
 
     /// Primary key column(s) of a table made by --create-table, comma-separated.
     /// Example: --db-key id
@@ -470,9 +478,24 @@ pub struct Cli {
     #[arg(long, value_enum, default_value = "text", help_heading = "Output")]
     pub log_format: LogFormat,
 
-    /// No progress bar, no informational logs, no summary line; errors still print.
+    /// No progress bar, no informational logs; warnings, errors and the one
+    /// summary line that says how the run ended still print.
     #[arg(long, short, help_heading = "Output")]
     pub quiet: bool,
+
+    /// Check and say, do not run: validate the flags, connect to every
+    /// server, print what the run would do (the source's size or document
+    /// count, the table and how each field maps to its columns, the DDL
+    /// --create-table would run, the load mode), then exit 0, or 2 with the
+    /// reason. Writes nothing: no output, table, lock, push or state file.
+    #[arg(long, help_heading = "Output")]
+    pub check: bool,
+
+    /// Also write the summary record (outcome, exit code, counts, elapsed,
+    /// output) as one JSON object to PATH (written atomically), or to standard
+    /// output with '-'. Example: --summary-json /var/lib/pipeline/orders.last.json
+    #[arg(long, value_name = "PATH|-", help_heading = "Output")]
+    pub summary_json: Option<PathBuf>,
 
     /// Read flags from a TOML file: the same names as keys (`source-type = "csv"`,
     /// `batch-size = 5000`, `create-table = true`); flags on the command line

@@ -293,6 +293,11 @@ impl Cli {
             ssl_mode,
             ssl_ca: self.db_ssl_ca.clone(),
             create_table: self.create_table,
+            create_table_sample: self.create_table_sample.unwrap_or(match self.source_type {
+                // A file can be read twice: all of it.
+                SourceType::Csv => 0,
+                SourceType::Elasticsearch => crate::config::DEFAULT_CREATE_TABLE_SAMPLE,
+            }),
             key,
             on_duplicate: self.on_duplicate,
             load_mode: self.mysql_load_mode,
@@ -450,6 +455,19 @@ impl Cli {
         config.pipeline_id = self.pipeline_id;
         config.log_format = self.log_format;
         config.quiet = self.quiet;
+        config.check = self.check;
+        config.summary_json = match self.summary_json.as_deref() {
+            Some(p) if p.as_os_str() == "-" => Some(OutputPath::Stdout),
+            Some(p) => Some(OutputPath::File(p.to_path_buf())),
+            None => None,
+        };
+        if config.summary_json == Some(OutputPath::Stdout)
+            && matches!(&config.sink, SinkConfig::File(f) if f.output == OutputPath::Stdout)
+        {
+            return Err(PipelineError::Config(
+                "--summary-json - and --output-file - would both write to standard output; give one of them a path".into(),
+            ));
+        }
         config.shutdown_timeout = Duration::from_secs(self.shutdown_timeout);
         let label_ok = |s: &str| {
             !s.is_empty()

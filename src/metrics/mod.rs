@@ -3,6 +3,7 @@
 //! [`Metrics`]; they never spell a metric name. Label handles are resolved once,
 //! up front, and every known label combination exists from the first scrape.
 
+pub mod process;
 pub mod push;
 pub mod server;
 
@@ -17,6 +18,29 @@ use prometheus::{
 
 use crate::error::{ErrorType, Stage};
 use crate::record::Counts;
+
+/// When this process started, in seconds since the epoch (from
+/// `/proc/self/stat`; now, where that cannot be read).
+fn process_start_time() -> f64 {
+    let boot_and_start = || -> Option<f64> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // Fields after the command name, which may hold spaces: field 22 is
+        // the start time in clock ticks after boot.
+        let after = &stat[stat.rfind(')')? + 2..];
+        let ticks: f64 = after.split_whitespace().nth(19)?.parse().ok()?;
+        let btime: f64 = std::fs::read_to_string("/proc/stat")
+            .ok()?
+            .lines()
+            .find_map(|l| l.strip_prefix("btime "))?
+            .trim()
+            .parse()
+            .ok()?;
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        Some(btime + ticks / hz.max(1.0))
+    };
+    boot_and_start().unwrap_or_else(unix_now)
+}
 
 /// Buckets for every `*_duration_seconds` histogram.
 pub const DURATION_BUCKETS: [f64; 16] = [
@@ -100,7 +124,10 @@ pub struct Metrics {
     records_updated: IntCounter,
     records_skipped: IntCounter,
     records_failed: IntCounter,
-    errors: Vec<IntCounter>,
+    /// `errors_total` by `stage * ErrorType::ALL.len() + error_type`: the
+    /// possible pairs made at start, any other on first use.
+    errors: Vec<std::sync::OnceLock<IntCounter>>,
+    errors_vec: IntCounterVec,
     retries: Vec<IntCounter>,
     batches_ok: IntCounter,
     batches_failed: IntCounter,
@@ -197,11 +224,13 @@ impl Metrics {
             )
             .expect("valid metric"),
         );
-        let mut errors = Vec::new();
-        for stage in Stage::ALL {
-            for et in ErrorType::ALL {
-                errors.push(errors_vec.with_label_values(&[stage.as_str(), et.as_str()]));
-            }
+        let errors: Vec<std::sync::OnceLock<IntCounter>> = (0..Stage::ALL.len()
+            * ErrorType::ALL.len())
+            .map(|_| std::sync::OnceLock::new())
+            .collect();
+        for (stage, et) in crate::error::possible_errors(source, sink) {
+            let _ = errors[stage as usize * ErrorType::ALL.len() + et as usize]
+                .set(errors_vec.with_label_values(&[stage.as_str(), et.as_str()]));
         }
         let retries_vec = register_vec(
             r,
@@ -267,11 +296,10 @@ impl Metrics {
             .with_label_values(&[env!("CARGO_PKG_VERSION"), source, sink])
             .set(1);
 
-        #[cfg(target_os = "linux")]
         registry
-            .register(Box::new(
-                prometheus::process_collector::ProcessCollector::for_self(),
-            ))
+            .register(Box::new(process::ProcessCollector::new(
+                process_start_time(),
+            )))
             .expect("unique metric");
 
         let m = Metrics {
@@ -304,6 +332,7 @@ impl Metrics {
                 "Records rejected; see pipeline_errors_total and the dead-letter file.",
             ),
             errors,
+            errors_vec,
             retries,
             batches_ok: batches_vec.with_label_values(&["ok"]),
             batches_failed: batches_vec.with_label_values(&["failed"]),
@@ -415,7 +444,14 @@ impl Metrics {
 
     /// An error that is not a record failure (a retried request, a failed scrape).
     pub fn error(&self, stage: Stage, error_type: ErrorType, n: u64) {
-        self.errors[stage as usize * ErrorType::ALL.len() + error_type as usize].inc_by(n);
+        self.errors_counter(stage, error_type).inc_by(n);
+    }
+
+    fn errors_counter(&self, stage: Stage, error_type: ErrorType) -> &IntCounter {
+        self.errors[stage as usize * ErrorType::ALL.len() + error_type as usize].get_or_init(|| {
+            self.errors_vec
+                .with_label_values(&[stage.as_str(), error_type.as_str()])
+        })
     }
 
     /// A request or batch at `stage` is being retried.
@@ -542,7 +578,7 @@ impl Metrics {
     /// The failed-record count for one stage and type.
     #[cfg(test)]
     pub fn errors_of(&self, stage: Stage, error_type: ErrorType) -> u64 {
-        self.errors[stage as usize * ErrorType::ALL.len() + error_type as usize].get()
+        self.errors_counter(stage, error_type).get()
     }
 
     /// Everything in the Prometheus text format 0.0.4, with the values read at
@@ -583,6 +619,7 @@ mod tests {
     fn every_label_combination_exists_from_the_start() {
         let m = Metrics::new("t1", "csv", "file");
         let text = m.render();
+        let possible = crate::error::possible_errors("csv", "file");
         for stage in Stage::ALL {
             for et in ErrorType::ALL {
                 let series = format!(
@@ -590,9 +627,19 @@ mod tests {
                     et.as_str(),
                     stage.as_str()
                 );
-                assert!(text.contains(&series), "missing {series}");
+                assert_eq!(
+                    text.contains(&series),
+                    possible.contains(&(stage, et)),
+                    "{series}"
+                );
             }
         }
+        assert!(!text.contains("stage=\"push\",error_type=\"duplicate\""));
+        // A pair thought impossible is still counted when it happens.
+        m.error(Stage::Sink, ErrorType::Duplicate, 2);
+        assert!(m.render().contains(
+            "pipeline_errors_total{error_type=\"duplicate\",stage=\"sink\",pipeline_id=\"t1\"} 2"
+        ));
         assert!(text.contains("pipeline_state{state=\"starting\",pipeline_id=\"t1\"} 1"));
         assert!(text.contains("pipeline_state{state=\"running\",pipeline_id=\"t1\"} 0"));
         assert!(!text.contains("pipeline_last_success_timestamp_seconds"));

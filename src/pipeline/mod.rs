@@ -2,6 +2,7 @@
 //! everything a run needs, runs it, decides the order of shutdown, and
 //! reconciles the counts into the run summary.
 
+mod check;
 mod summary;
 
 use std::io::IsTerminal;
@@ -12,13 +13,14 @@ use crate::channel;
 use crate::config::Config;
 use crate::context::Context;
 use crate::dead_letter::DeadLetter;
-use crate::error::PipelineError;
+use crate::error::{PipelineError, Stage};
 use crate::metrics::{Metrics, RunState};
 use crate::progress::Progress;
 use crate::shutdown::Shutdown;
 use crate::sink::{self, BatchWriter, Sink};
 use crate::source::{self, Source};
 
+pub use check::check;
 pub use summary::{signal_exit_code, signal_name, Outcome, RunSummary};
 
 /// A run that has opened its source, sink and dead-letter file (so every
@@ -37,15 +39,32 @@ pub fn prepare(
     metrics: Arc<Metrics>,
     shutdown: Shutdown,
 ) -> Result<Prepared, PipelineError> {
-    let source = source::open(&config.source, config.limit)?;
-    let sink = sink::open(&config.sink, source.fields().as_deref())?;
+    // A run that cannot start still counts why, for the final push.
+    let counted = |stage: Stage| {
+        let metrics = metrics.clone();
+        move |e: PipelineError| {
+            metrics.error(stage, e.metric_type(), 1);
+            e
+        }
+    };
+    let source =
+        source::open(&config.source, config.limit, &metrics).map_err(counted(Stage::Source))?;
+    let sink = sink::open(&config.sink, source.fields().as_deref(), false)
+        .map_err(counted(Stage::Sink))?;
+    if let Some(n) = sink.wants_sample() {
+        // --create-table: the types come from a sample read before the run.
+        check::with_sample(config, n, |records| sink.take_sample(records, false))
+            .map_err(counted(Stage::Sink))?;
+    }
     let workers = sink
         .max_workers()
         .map_or(config.workers, |m| m.min(config.workers));
     let writers = (0..workers)
         .map(|_| sink.writer(&metrics, &shutdown))
-        .collect::<Result<Vec<_>, _>>()?;
-    let dead_letter = DeadLetter::open(config.dead_letter.as_deref())?;
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(counted(Stage::Sink))?;
+    let dead_letter =
+        DeadLetter::open(config.dead_letter.as_deref()).map_err(counted(Stage::Sink))?;
     let progress = (!config.quiet && std::io::stderr().is_terminal()).then(Progress::new);
     let ctx = Context::new(metrics, shutdown, dead_letter, config.max_errors, progress);
     ctx.progress_total(source.size_hint());
@@ -87,7 +106,7 @@ impl Prepared {
                             sink::batch::run_worker(rx, writer, ctx, cfg.batch_size, cfg.batch_timeout)
                         }));
                         if worked.is_err() {
-                            ctx.fail_run(PipelineError::Sink(format!(
+                            ctx.fail_run(PipelineError::Internal(format!(
                                 "sink worker {i} crashed; records it held are missing from the counts"
                             )));
                         }
@@ -106,7 +125,7 @@ impl Prepared {
                     match read {
                         Ok(Ok(())) => {}
                         Ok(Err(e)) => ctx.fail_run(e),
-                        Err(_) => ctx.fail_run(PipelineError::Source(
+                        Err(_) => ctx.fail_run(PipelineError::Internal(
                             "the source crashed; records it had read but not sent are missing from the counts".into(),
                         )),
                     }

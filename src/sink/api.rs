@@ -77,4 +77,24 @@ pub trait Sink: Send + Sync {
     /// moves its output into place. Returns a note for the summary line
     /// (where the output is, or was left).
     fn finish(&self, complete: bool) -> Result<Option<String>, PipelineError>;
+
+    /// Records this sink wants to see before the run, and how many (`0`:
+    /// all): a table `--create-table` makes from them. `None`: none.
+    fn wants_sample(&self) -> Option<u64> {
+        None
+    }
+
+    /// Takes the sample asked for (creates the table from it), before any
+    /// writer exists; with `dry` (`--check`) only says what it would do.
+    /// Returns lines saying what was (or would be) done.
+    fn take_sample(
+        &self,
+        _records: &mut dyn Iterator<Item = Record>,
+        _dry: bool,
+    ) -> Result<Vec<String>, PipelineError> {
+        Ok(Vec::new())
+    }
+
+    /// What a run would do, for `--check`: one line per fact.
+    fn plan(&self) -> Vec<String>;
 }

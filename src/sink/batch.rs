@@ -79,7 +79,7 @@ fn flush(
             }
             if let Some(e) = res.broken {
                 if broken.is_none() {
-                    ctx.fail_run(PipelineError::Sink(e.message.clone()));
+                    ctx.fail_run(PipelineError::Sink(e.error_type, e.message.clone()));
                     *broken = Some(e);
                 }
             }
@@ -89,7 +89,7 @@ fn flush(
                 ctx.reject_record(r, e.error_type, &e.message);
             }
             if broken.is_none() {
-                ctx.fail_run(PipelineError::Sink(e.message.clone()));
+                ctx.fail_run(PipelineError::Sink(e.error_type, e.message.clone()));
                 *broken = Some(e);
             }
         }

@@ -102,6 +102,26 @@ fn open_locked(partial: &Path, target: &Path) -> Result<File, PipelineError> {
 }
 
 impl FileSink {
+    /// For `--check`: the sink as it would be, creating nothing (the
+    /// directory was checked with the other paths).
+    pub fn dry(config: &FileSinkConfig) -> FileSink {
+        let target = match &config.output {
+            OutputPath::File(p) => Some(p.clone()),
+            OutputPath::Stdout => None,
+        };
+        FileSink {
+            shared: Arc::new(Shared {
+                state: Mutex::new(OutState {
+                    out: None,
+                    written: 0,
+                    broken: None,
+                }),
+                partial: target.as_deref().map(partial_path),
+                target,
+            }),
+        }
+    }
+
     /// Creates and locks `<path>.partial` (or takes standard output). An
     /// unwritable path is a configuration error, a path another run is
     /// writing is [`PipelineError::Busy`]; both are found before anything
@@ -246,6 +266,17 @@ impl BatchWriter for FileWriter {
 }
 
 impl Sink for FileSink {
+    fn plan(&self) -> Vec<String> {
+        match (&self.shared.target, &self.shared.partial) {
+            (Some(t), Some(p)) => vec![format!(
+                "sink: JSON lines into {} (written as {}, renamed when the run succeeds)",
+                t.display(),
+                p.display()
+            )],
+            _ => vec!["sink: JSON lines on standard output".into()],
+        }
+    }
+
     fn writer(
         &self,
         _metrics: &Arc<Metrics>,
@@ -268,13 +299,13 @@ impl Sink for FileSink {
             None => Ok(()),
         };
         let (Some(target), Some(partial)) = (&self.shared.target, &self.shared.partial) else {
-            return synced
-                .map(|_| None)
-                .map_err(|e| PipelineError::Sink(format!("writing standard output: {e}")));
+            return synced.map(|_| None).map_err(|e| {
+                PipelineError::Sink(ErrorType::Io, format!("writing standard output: {e}"))
+            });
         };
         let left = || format!("output so far left in {}", partial.display());
         if let Err(e) = synced {
-            return Err(PipelineError::Sink(format!(
+            return Err(PipelineError::Sink(ErrorType::Io, format!(
                 "cannot flush {} to disk: {e}; the lines counted as written may not all be on disk; {}",
                 partial.display(),
                 left()
@@ -284,11 +315,14 @@ impl Sink for FileSink {
             return Ok(Some(left()));
         }
         std::fs::rename(partial, target).map_err(|e| {
-            PipelineError::Sink(format!(
-                "cannot move {} to {}: {e}",
-                partial.display(),
-                target.display()
-            ))
+            PipelineError::Sink(
+                ErrorType::Io,
+                format!(
+                    "cannot move {} to {}: {e}",
+                    partial.display(),
+                    target.display()
+                ),
+            )
         })?;
         drop(out);
         Ok(Some(format!("output in {}", target.display())))

@@ -17,13 +17,16 @@ pub use api::{BatchError, BatchResult, BatchWriter, Rejected, Sink};
 
 /// Opens the configured sink. `fields` are the field names the source will
 /// produce, when it knows them before reading (a CSV header), so a mismatch
-/// with a table is reported before anything is read.
+/// with a table is reported before anything is read. `dry` (`--check`):
+/// checks everything but creates or changes nothing.
 pub fn open(
     config: &SinkConfig,
     fields: Option<&[String]>,
+    dry: bool,
 ) -> Result<Arc<dyn Sink>, PipelineError> {
     match config {
+        SinkConfig::File(c) if dry => Ok(Arc::new(file::FileSink::dry(c))),
         SinkConfig::File(c) => Ok(Arc::new(file::FileSink::open(c)?)),
-        SinkConfig::Mysql(c) => Ok(Arc::new(mysql::MysqlSink::open(c, fields)?)),
+        SinkConfig::Mysql(c) => Ok(Arc::new(mysql::MysqlSink::open(c, fields, dry)?)),
     }
 }

@@ -262,6 +262,34 @@ impl Source for CsvSource {
         self.schema.as_ref().map(|s| s.names().to_vec())
     }
 
+    fn describe(&self) -> Vec<String> {
+        let size = match self.size {
+            Some(n) => format!("{n} bytes"),
+            None => "a pipe (size unknown)".into(),
+        };
+        let fields = self
+            .schema
+            .as_ref()
+            .map(|s| s.names().to_vec())
+            .unwrap_or_default();
+        vec![
+            format!("source: CSV {}, {size}", self.name),
+            format!(
+                "source: {} fields from the header: {}",
+                fields.len(),
+                fields.join(", ")
+            ),
+            format!(
+                "source: values {}",
+                if self.infer_types {
+                    "typed where they look like numbers or booleans (--csv-infer-types)"
+                } else {
+                    "as strings"
+                }
+            ),
+        ]
+    }
+
     fn run(&mut self, out: &RecordSender, ctx: &Context) -> Result<(), PipelineError> {
         let _active = ctx.metrics.worker_active(crate::error::Stage::Source);
         if let Some(fd) = self.live {
@@ -288,7 +316,10 @@ impl Source for CsvSource {
                         // What this chunk already read is still accounted for.
                         ctx.metrics.records_read(rows);
                         out.send_all(&mut chunk, ctx);
-                        return Err(PipelineError::Source(format!("reading {}: {e}", self.name)));
+                        return Err(PipelineError::Source(
+                            ErrorType::Io,
+                            format!("reading {}: {e}", self.name),
+                        ));
                     }
                 };
                 let rejected = match next {

@@ -11,6 +11,7 @@ use crate::channel::RecordSender;
 use crate::config::SourceConfig;
 use crate::context::Context;
 use crate::error::PipelineError;
+use crate::metrics::Metrics;
 
 /// A source that has been opened (so its configuration errors have been seen)
 /// and is ready to read.
@@ -32,12 +33,23 @@ pub trait Source: Send {
     /// The field names every record will have, when known before reading
     /// (a CSV header), so sinks can check them against a table up front.
     fn fields(&self) -> Option<Vec<String>>;
+
+    /// What reading it means, for `--check`: one line per fact.
+    fn describe(&self) -> Vec<String>;
 }
 
 /// Opens the configured source.
-pub fn open(config: &SourceConfig, limit: Option<u64>) -> Result<Box<dyn Source>, PipelineError> {
+/// Retries made while opening (an ES server still starting) are counted in
+/// `metrics`.
+pub fn open(
+    config: &SourceConfig,
+    limit: Option<u64>,
+    metrics: &Metrics,
+) -> Result<Box<dyn Source>, PipelineError> {
     match config {
         SourceConfig::Csv(c) => Ok(Box::new(csv::CsvSource::open(c, limit)?)),
-        SourceConfig::Elasticsearch(c) => Ok(Box::new(elasticsearch::EsSource::open(c, limit)?)),
+        SourceConfig::Elasticsearch(c) => {
+            Ok(Box::new(elasticsearch::EsSource::open(c, limit, metrics)?))
+        }
     }
 }

@@ -111,6 +111,29 @@ pub fn csv_to_file<'a>(input: &'a str, output: &'a str) -> Vec<&'a str> {
     ]
 }
 
+/// The standard CSV -> MySQL arguments, then `extra`.
+pub fn csv_to_mysql<'a>(
+    input: &'a str,
+    url: &'a str,
+    table: &'a str,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let mut args = vec![
+        "--source-type",
+        "csv",
+        "--csv-file",
+        input,
+        "--sink-type",
+        "mysql",
+        "--db-url",
+        url,
+        "--db-table",
+        table,
+    ];
+    args.extend(extra);
+    args
+}
+
 /// Sends a signal by name (INT, TERM) to a child.
 pub fn signal(child: &Child, sig: &str) {
     let ok = Command::new("kill")

@@ -6,7 +6,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, SslOpts, Value as MyValue};
 
 use crate::config::{MysqlConfig, SslMode};
-use crate::error::{ErrorType, PipelineError};
+use crate::error::{ErrorType, PipelineError, Stage};
 
 /// The error of a statement that got no answer within `--db-timeout`: the
 /// connection is then given up and the batch retried on a new one.
@@ -55,6 +55,15 @@ pub(super) enum DbError {
     Data(ErrorType, String),
     /// Anything else: the batch (and the run) fails.
     Fatal(ErrorType, String),
+}
+
+impl DbError {
+    /// Its type, in the metrics' vocabulary.
+    pub(super) fn error_type(&self) -> ErrorType {
+        match self {
+            DbError::Retry(t, _) | DbError::Data(t, _) | DbError::Fatal(t, _) => *t,
+        }
+    }
 }
 
 pub(super) fn classify(e: &mysql_async::Error) -> DbError {
@@ -155,24 +164,33 @@ pub(super) async fn connect(
 /// One clear line for a connection that could not be made at start (exit 2).
 pub(super) fn connect_error(cfg: &MysqlConfig, e: &mysql_async::Error) -> PipelineError {
     let target = format!("{}:{}", cfg.host, cfg.port);
-    let why = match e {
-        mysql_async::Error::Server(se) if se.code == 1045 => format!(
-            "access denied for user '{}' (check --db-user and the password, which came from {})",
-            cfg.user, cfg.password_source
+    let (error_type, why) = match e {
+        mysql_async::Error::Server(se) if se.code == 1045 => (
+            ErrorType::Auth,
+            format!(
+                "access denied for user '{}' (check --db-user and the password, which came from {})",
+                cfg.user, cfg.password_source
+            ),
         ),
-        mysql_async::Error::Server(se) if se.code == 1049 => {
-            format!("database '{}' does not exist (--db-name)", cfg.database)
-        }
-        mysql_async::Error::Server(se) if se.code == 1044 => format!(
-            "user '{}' may not use database '{}'",
-            cfg.user, cfg.database
+        mysql_async::Error::Server(se) if se.code == 1049 => (
+            ErrorType::Config,
+            format!("database '{}' does not exist (--db-name)", cfg.database),
         ),
-        mysql_async::Error::Driver(mysql_async::DriverError::NoClientSslFlagFromServer) => {
-            "the server does not offer TLS, which --db-ssl-mode asks for".into()
-        }
-        other => plain(other),
+        mysql_async::Error::Server(se) if se.code == 1044 => (
+            ErrorType::Auth,
+            format!("user '{}' may not use database '{}'", cfg.user, cfg.database),
+        ),
+        mysql_async::Error::Driver(mysql_async::DriverError::NoClientSslFlagFromServer) => (
+            ErrorType::Config,
+            "the server does not offer TLS, which --db-ssl-mode asks for".into(),
+        ),
+        other => (classify(other).error_type(), plain(other)),
     };
-    PipelineError::Config(format!("cannot connect to MySQL at {target}: {why}"))
+    PipelineError::Unavailable {
+        stage: Stage::Sink,
+        error_type,
+        message: format!("cannot connect to MySQL at {target}: {why}"),
+    }
 }
 
 pub(super) async fn text_rows(

@@ -104,15 +104,25 @@ fn merge(a: Seen, b: Seen) -> Seen {
     }
 }
 
+/// The DECIMAL scale for values with `frac` digits after the point: the
+/// next of 2, 4, 6, 9, 12, 18, 30.
+fn scale_for(frac: u32) -> u32 {
+    [2, 4, 6, 9, 12, 18, 30]
+        .into_iter()
+        .find(|&s| s >= frac)
+        .unwrap_or(30)
+}
+
 fn sql_type(seen: Seen, is_key: bool) -> String {
     match seen {
         Seen::Int => "BIGINT".into(),
         // Whole numbers beyond 64 bits: exact, with all the room there is.
         Seen::Decimal { int, frac: 0 } if int <= 65 => "DECIMAL(65,0)".into(),
-        Seen::Decimal { int, frac } if int + frac <= 65 && frac <= 30 => {
-            // Room to spare: later batches may hold larger values.
-            let scale = (frac + 2).min(30).min(65 - int);
-            let precision = (int + 10 + scale).min(65);
+        Seen::Decimal { int, frac } if frac <= 30 && int + scale_for(frac) <= 65 => {
+            // Fixed steps, so similar data always gives the same type, with
+            // room for larger values than the sample held.
+            let scale = scale_for(frac);
+            let precision = if int + scale <= 38 { 38 } else { 65 };
             format!("DECIMAL({precision},{scale})")
         }
         // More digits than any DECIMAL holds: kept exactly, as text.
@@ -137,48 +147,71 @@ fn sql_type(seen: Seen, is_key: bool) -> String {
     }
 }
 
-/// Every field of the batch (in order of first appearance) with what its
-/// values look like.
-fn infer(batch: &[Record]) -> (Vec<String>, Vec<Seen>) {
-    let mut names: Vec<String> = Vec::new();
-    let mut seen: Vec<Seen> = Vec::new();
-    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-    for r in batch {
+/// What the values of each field look like, from records seen one at a
+/// time: fields in order of first appearance. Holds no record.
+#[derive(Debug, Default)]
+pub struct Inference {
+    names: Vec<String>,
+    seen: Vec<Seen>,
+    index: std::collections::HashMap<String, usize>,
+    records: u64,
+}
+
+impl Inference {
+    /// Takes one record into account.
+    pub fn add(&mut self, r: &Record) {
+        self.records += 1;
         for (name, v) in r.schema.names().iter().zip(&r.values) {
-            let i = *index.entry(name.as_str()).or_insert_with(|| {
-                names.push(name.clone());
-                seen.push(Seen::Nothing);
-                names.len() - 1
-            });
-            seen[i] = merge(seen[i], classify(v));
+            let i = match self.index.get(name.as_str()) {
+                Some(&i) => i,
+                None => {
+                    self.names.push(name.clone());
+                    self.seen.push(Seen::Nothing);
+                    self.index.insert(name.clone(), self.names.len() - 1);
+                    self.names.len() - 1
+                }
+            };
+            self.seen[i] = merge(self.seen[i], classify(v));
         }
     }
-    (names, seen)
+
+    /// Records taken into account.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    fn of(batch: &[Record]) -> Inference {
+        let mut inf = Inference::default();
+        for r in batch {
+            inf.add(r);
+        }
+        inf
+    }
 }
 
 /// The column types `--add-columns` gives the fields `wanted`, inferred
 /// from the batch.
 pub fn column_types(batch: &[Record], wanted: &[String]) -> Vec<(String, String)> {
-    let (names, seen) = infer(batch);
-    names
+    let inf = Inference::of(batch);
+    inf.names
         .into_iter()
-        .zip(seen)
+        .zip(inf.seen)
         .filter(|(n, _)| wanted.contains(n))
         .map(|(n, s)| (n, sql_type(s, false)))
         .collect()
 }
 
-/// The CREATE TABLE statement `--create-table` runs: one column per field of
-/// the batch (in order of first appearance), types inferred from the values,
+/// The CREATE TABLE statement `--create-table` runs: one column per field
+/// seen (in order of first appearance), types inferred from the values,
 /// `key` as the primary key, utf8mb4 with a binary collation so keys compare
 /// exactly as the source wrote them.
 pub fn create_table_ddl(
     database: &str,
     table: &str,
     key: &[String],
-    batch: &[Record],
+    inference: &Inference,
 ) -> Result<String, String> {
-    let (names, seen) = infer(batch);
+    let (names, seen) = (&inference.names, &inference.seen);
     for k in key {
         if !names.contains(k) {
             return Err(format!(
@@ -189,7 +222,7 @@ pub fn create_table_ddl(
     }
     let mut cols: Vec<String> = names
         .iter()
-        .zip(&seen)
+        .zip(seen)
         .map(|(n, s)| {
             let is_key = key.contains(n);
             format!(
@@ -252,14 +285,42 @@ mod tests {
                 Value::Null,
             ]),
         ];
-        let ddl = create_table_ddl("test", "t", &["id".into()], &batch).unwrap();
+        let ddl = create_table_ddl("test", "t", &["id".into()], &Inference::of(&batch)).unwrap();
         assert_eq!(
             ddl,
-            "CREATE TABLE IF NOT EXISTS `test`.`t` (`id` BIGINT NOT NULL, `amount` DECIMAL(33,4) NULL, \
+            "CREATE TABLE IF NOT EXISTS `test`.`t` (`id` BIGINT NOT NULL, `amount` DECIMAL(38,2) NULL, \
              `when` DATETIME(6) NULL, `ok` BOOLEAN NULL, `name` VARCHAR(255) NULL, `doc` JSON NULL, \
              PRIMARY KEY (`id`)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
         );
-        assert!(create_table_ddl("test", "t", &["nope".into()], &batch).is_err());
+        assert!(create_table_ddl("test", "t", &["nope".into()], &Inference::of(&batch)).is_err());
+    }
+
+    #[test]
+    fn similar_data_gives_the_same_types_and_a_stray_value_widens() {
+        let schema = Arc::new(crate::record::Schema::new(vec!["n".into(), "code".into()]));
+        let ddl_of = |rows: &[(&str, &str)]| {
+            let mut inf = Inference::default();
+            for (n, code) in rows {
+                inf.add(&Record {
+                    schema: schema.clone(),
+                    values: vec![Value::Str(n.to_string()), Value::Str(code.to_string())],
+                    position: 0,
+                });
+            }
+            create_table_ddl("d", "t", &[], &inf).unwrap()
+        };
+        let a = ddl_of(&[("1.5", "12"), ("22.75", "13")]);
+        let b = ddl_of(&[("3.125", "99"), ("100.1", "7")]);
+        assert!(a.contains("`n` DECIMAL(38,2)"), "{a}");
+        assert!(b.contains("`n` DECIMAL(38,4)"), "{b}");
+        assert!(a.contains("`code` BIGINT"), "{a}");
+        // `A12` among numbers: text, never a number column that rejects it.
+        let c = ddl_of(&[("1", "12"), ("2", "A12"), ("3", "14")]);
+        assert!(c.contains("`code` VARCHAR(255)"), "{c}");
+        // A long note far into the sample: MEDIUMTEXT, not VARCHAR.
+        let note = "x".repeat(300);
+        let d = ddl_of(&[("1", "a"), ("2", &note)]);
+        assert!(d.contains("`code` MEDIUMTEXT"), "{d}");
     }
 
     #[test]
@@ -282,7 +343,7 @@ mod tests {
             rec("123456789012345678901234", "12345", &"9".repeat(70)),
             rec("123456789012345678901235", "00151", "1"),
         ];
-        let ddl = create_table_ddl("d", "t", &["id".into()], &batch).unwrap();
+        let ddl = create_table_ddl("d", "t", &["id".into()], &Inference::of(&batch)).unwrap();
         assert!(ddl.contains("`id` DECIMAL(65,0) NOT NULL"), "{ddl}");
         assert!(ddl.contains("`zip` VARCHAR("), "{ddl}");
         assert!(ddl.contains("`huge` MEDIUMTEXT"), "{ddl}");

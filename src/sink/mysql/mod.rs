@@ -13,6 +13,7 @@ mod convert;
 mod ddl;
 mod insert;
 mod load_data;
+mod plan;
 mod schema;
 pub mod table;
 mod writer;
@@ -24,12 +25,13 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Opts;
 
 use crate::config::{cli_name, LoadMode, MysqlConfig, OnDuplicate};
-use crate::error::PipelineError;
+use crate::error::{ErrorType, PipelineError, Stage};
 use crate::metrics::Metrics;
+use crate::record::Record;
 use crate::runtime::runtime;
 
 use crate::sink::api::{BatchWriter, Sink};
-use conn::{build_opts, connect, connect_error, ssl_opts, text_rows};
+use conn::{build_opts, classify, connect, connect_error, plain, ssl_opts, text_rows};
 use schema::{check_fields, describe, xa_survives_disconnect};
 use table::Table;
 use writer::MysqlWriter;
@@ -52,13 +54,24 @@ pub(super) struct Shared {
     /// Seconds since the epoch when the sink opened (part of every XA id).
     pub(super) started: u64,
     pub(super) writers: std::sync::atomic::AtomicU64,
+    /// The field names the source announced, when it knew them up front.
+    pub(super) fields: Option<Vec<String>>,
+    /// `VERSION()`.
+    pub(super) version: String,
 }
 
 impl MysqlSink {
     /// Connects, checks the table against the fields the source announced
     /// (when it knows them up front) and decides the load mode. Every problem
     /// here is reported before a record is read.
-    pub fn open(cfg: &MysqlConfig, fields: Option<&[String]>) -> Result<MysqlSink, PipelineError> {
+    ///
+    /// `dry` (`--check`) changes nothing on the server: prepared XA
+    /// transactions left by an earlier run are not resolved.
+    pub fn open(
+        cfg: &MysqlConfig,
+        fields: Option<&[String]>,
+        dry: bool,
+    ) -> Result<MysqlSink, PipelineError> {
         let opts = build_opts(cfg, ssl_opts(cfg));
         let rt = runtime();
         let limit = cfg.timeout * 3;
@@ -66,8 +79,10 @@ impl MysqlSink {
             let mut conn = connect(&opts, cfg)
                 .await
                 .map_err(|e| connect_error(cfg, &e))?;
-            let query_err = |e: mysql_async::Error| {
-                PipelineError::Config(format!("reading the table definition: {e}"))
+            let query_err = |e: mysql_async::Error| PipelineError::Unavailable {
+                stage: Stage::Sink,
+                error_type: classify(&e).error_type(),
+                message: format!("reading the table definition: {}", plain(&e)),
             };
             let table = describe(&mut conn, &cfg.database, &cfg.table)
                 .await
@@ -90,7 +105,7 @@ impl MysqlSink {
                 Ok(()) if xa_survives => {
                     // Only for a table this run will write (a missing one
                     // is an error below, or is created empty).
-                    if table.is_some() {
+                    if table.is_some() && !dry {
                         xa::resolve_orphans(&mut conn, cfg).await.map_err(query_err)?;
                     }
                     true
@@ -118,16 +133,19 @@ impl MysqlSink {
                 .flatten()
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(4 * 1024 * 1024usize);
-            Ok::<_, PipelineError>((table, local_infile, max_packet, xa))
+            Ok::<_, PipelineError>((table, local_infile, max_packet, xa, version))
         }).await });
-        let (table, local_infile, max_packet, xa) = opened.map_err(|_| {
-            PipelineError::Config(format!(
-                "MySQL at {}:{} did not answer within --db-timeout {}",
-                cfg.host,
-                cfg.port,
-                crate::retry::format_duration(cfg.timeout)
-            ))
-        })??;
+        let (table, local_infile, max_packet, xa, version) =
+            opened.map_err(|_| PipelineError::Unavailable {
+                stage: Stage::Sink,
+                error_type: ErrorType::Timeout,
+                message: format!(
+                    "MySQL at {}:{} did not answer within --db-timeout {}",
+                    cfg.host,
+                    cfg.port,
+                    crate::retry::format_duration(cfg.timeout)
+                ),
+            })??;
         match (&table, fields) {
             (Some(t), Some(f)) => check_fields(cfg, t, f)?,
             (None, Some(f)) if cfg.create_table => {
@@ -192,6 +210,8 @@ impl MysqlSink {
                     .map(|d| d.as_secs())
                     .unwrap_or(0),
                 writers: std::sync::atomic::AtomicU64::new(0),
+                fields: fields.map(<[String]>::to_vec),
+                version,
             }),
         })
     }
@@ -226,5 +246,22 @@ impl Sink for MysqlSink {
 
     fn finish(&self, _complete: bool) -> Result<Option<String>, PipelineError> {
         Ok(Some(format!("table {}", self.shared.cfg.display_target())))
+    }
+
+    fn wants_sample(&self) -> Option<u64> {
+        let missing = self.shared.table.lock().expect("table lock").is_none();
+        (missing && self.shared.cfg.create_table).then_some(self.shared.cfg.create_table_sample)
+    }
+
+    fn take_sample(
+        &self,
+        records: &mut dyn Iterator<Item = Record>,
+        dry: bool,
+    ) -> Result<Vec<String>, PipelineError> {
+        plan::create_from_sample(&self.shared, records, dry)
+    }
+
+    fn plan(&self) -> Vec<String> {
+        plan::lines(&self.shared)
     }
 }

@@ -246,7 +246,9 @@ impl MysqlWriter {
             error_type,
             message,
         };
-        let ddl = super::ddl::create_table_ddl(&cfg.database, &cfg.table, &cfg.key, batch)
+        let mut inference = super::ddl::Inference::default();
+        batch.iter().for_each(|r| inference.add(r));
+        let ddl = super::ddl::create_table_ddl(&cfg.database, &cfg.table, &cfg.key, &inference)
             .map_err(|m| fatal(ErrorType::Config, m))?;
         tracing::info!("creating table {}.{}: {ddl}", cfg.database, cfg.table);
         let conn = self.conn.as_mut().ok_or_else(|| {

@@ -108,8 +108,11 @@ pub(super) struct Call<'a> {
     pub body: Option<Json>,
     pub check: Option<Check<'a>>,
     pub retry: Retry,
-    /// Counted as a page fetch in the metrics.
+    /// Counted as a page fetch in the metrics (each failed attempt as an
+    /// error, each retry as a retry).
     pub metrics: Option<&'a Metrics>,
+    /// Only its retries counted (the requests made before the run starts).
+    pub retries: Option<&'a Metrics>,
 }
 
 impl<'a> Call<'a> {
@@ -122,6 +125,7 @@ impl<'a> Call<'a> {
             check: None,
             retry: Retry::Passing,
             metrics: None,
+            retries: None,
         }
     }
 }
@@ -320,7 +324,7 @@ impl Client {
                 )));
             };
             tracing::warn!("{why}; retry {} in {delay:?}", backoff.progress());
-            if let Some(m) = call.metrics {
+            if let Some(m) = call.metrics.or(call.retries) {
                 m.retried(Stage::Source);
             }
             tokio::time::sleep(delay).await;

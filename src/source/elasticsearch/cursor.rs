@@ -178,6 +178,7 @@ impl EsSource {
             check: Some(&check),
             retry,
             metrics: Some(&ctx.metrics),
+            retries: None,
         };
         let (page, _) = self.client.send_or_stop(call, &ctx.shutdown).await?;
         Ok(page)

@@ -25,7 +25,7 @@ use serde_json::{json, Value as Json};
 use crate::channel::RecordSender;
 use crate::config::{EsConfig, EsMode};
 use crate::context::Context;
-use crate::error::{PipelineError, Stage};
+use crate::error::{ErrorType, PipelineError, Stage};
 use crate::metrics::Metrics;
 use crate::record::Record;
 use crate::retry::parse_duration;
@@ -72,14 +72,20 @@ pub struct EsSource {
 }
 
 fn open_error(cfg: &EsConfig, e: EsError) -> PipelineError {
-    match e {
-        EsError::Missing(_) => {
-            PipelineError::Config(format!("index '{}' does not exist (--es-index)", cfg.index))
-        }
-        other => PipelineError::Config(format!(
-            "cannot read from Elasticsearch: {}",
-            other.message()
-        )),
+    let (error_type, message) = match e {
+        EsError::Missing(_) => (
+            ErrorType::Config,
+            format!("index '{}' does not exist (--es-index)", cfg.index),
+        ),
+        other => (
+            other.error_type(),
+            format!("cannot read from Elasticsearch: {}", other.message()),
+        ),
+    };
+    PipelineError::Unavailable {
+        stage: Stage::Source,
+        error_type,
+        message,
     }
 }
 
@@ -101,7 +107,16 @@ impl EsSource {
     /// Asks the server what it is, checks the index and counts the matching
     /// documents. A missing index, bad credentials or an unreachable server
     /// are reported here, before anything is read.
-    pub fn open(cfg: &EsConfig, limit: Option<u64>) -> Result<EsSource, PipelineError> {
+    pub fn open(
+        cfg: &EsConfig,
+        limit: Option<u64>,
+        metrics: &Metrics,
+    ) -> Result<EsSource, PipelineError> {
+        if let (Some(user), None, None) = (&cfg.user, &cfg.password, &cfg.api_key) {
+            tracing::warn!(
+                "--es-user {user} is set but no password (--es-pass or PIPELINE_ES_PASS): requests carry user {user} with an empty password"
+            );
+        }
         let client = Arc::new(Client::new(cfg)?);
         let since = match (&cfg.since_field, &cfg.state_file) {
             (Some(field), Some(path)) => Some(Since::open(field, path)?),
@@ -120,8 +135,9 @@ impl EsSource {
             };
             let mut call = Call::new(Method::Get, "/");
             call.check = Some(&check_info);
+            call.retries = Some(metrics);
             let (info, _) = client.send(call).await.map_err(|e| open_error(cfg, e))?;
-            let count = Self::count_matching(&client, &cfg.index, &query)
+            let count = Self::count_matching(&client, &cfg.index, &query, Some(metrics))
                 .await
                 .map_err(|e| open_error(cfg, e))?;
             Ok::<_, PipelineError>((info, count))
@@ -173,9 +189,15 @@ impl EsSource {
     }
 
     /// `_count` with the query.
-    async fn count_matching(client: &Client, index: &str, query: &Json) -> Result<u64, EsError> {
+    async fn count_matching(
+        client: &Client,
+        index: &str,
+        query: &Json,
+        retries: Option<&Metrics>,
+    ) -> Result<u64, EsError> {
         let path = format!("/{index}/_count");
         let mut call = Call::new(Method::Post, &path);
+        call.retries = retries;
         call.body = Some(json!({"query": query}));
         call.check = Some(&page::check_count);
         let (answer, _) = client.send(call).await?;
@@ -340,13 +362,13 @@ impl EsSource {
     ) -> Result<(), PipelineError> {
         let what = self.paging.name();
         if pit && slice_totals != count {
-            return Err(PipelineError::Source(format!(
+            return Err(PipelineError::Source(ErrorType::Server, format!(
                 "the pages of the point in time reported {slice_totals} matching documents but a count on it says {count}; the export cannot be trusted"
             )));
         }
         let expected = if pit { count } else { slice_totals };
         if read != expected {
-            return Err(PipelineError::Source(format!(
+            return Err(PipelineError::Source(ErrorType::Server, format!(
                 "read {read} documents but {} counted {expected} matching documents when the {what} opened; the export is incomplete or doubled",
                 self.server,
             )));
@@ -389,6 +411,30 @@ impl Source for EsSource {
         None
     }
 
+    fn describe(&self) -> Vec<String> {
+        let paging = match self.paging {
+            Paging::EsPit | Paging::OsPit => "point in time + search_after",
+            Paging::Scroll => "scroll",
+        };
+        let mut lines = vec![
+            format!("source: {} at {}", self.server, self
+                .cfg
+                .urls
+                .iter()
+                .map(|u| crate::config::redacted(u.as_str()))
+                .collect::<Vec<_>>()
+                .join(",")),
+            format!(
+                "source: index {}: {} matching documents; paging with {paging}, pages of {}, {} slice(s)",
+                self.cfg.index, self.count, self.cfg.page_size, self.cfg.slices
+            ),
+        ];
+        if let Some(s) = &self.since {
+            lines.push(format!("source: {}", s.describe()));
+        }
+        lines
+    }
+
     fn run(&mut self, out: &RecordSender, ctx: &Context) -> Result<(), PipelineError> {
         let total_hint = self.limit.map_or(self.count, |l| l.min(self.count));
         ctx.progress_total_records(total_hint);
@@ -409,8 +455,13 @@ impl Source for EsSource {
                     }
                 }
                 Paging::Scroll => {
-                    let n =
-                        Self::count_matching(&self.client, &self.cfg.index, &self.query).await?;
+                    let n = Self::count_matching(
+                        &self.client,
+                        &self.cfg.index,
+                        &self.query,
+                        Some(&ctx.metrics),
+                    )
+                    .await?;
                     Ok((None, n))
                 }
             }
@@ -465,11 +516,12 @@ impl Source for EsSource {
                     &self.client,
                     &self.cfg.index,
                     &self.query,
+                    Some(&ctx.metrics),
                 ))
                 .map_err(|e| self.run_error(e, &ctx.metrics, read))?;
             let (lo, hi) = (count.min(after), count.max(after));
             if !(lo..=hi).contains(&slice_totals) {
-                return Err(PipelineError::Source(format!(
+                return Err(PipelineError::Source(ErrorType::Server, format!(
                     "the scroll reported {slice_totals} matching documents but _count said {count} before it opened and {after} after; the export cannot be trusted"
                 )));
             }
@@ -519,18 +571,21 @@ impl EsSource {
         if !matches!(e, EsError::Unavailable(_) | EsError::ScrollLost(_)) {
             metrics.error(Stage::Source, e.error_type(), 1);
         }
+        let t = e.error_type();
         match e {
-            EsError::Auth(m) if read == 0 => {
-                PipelineError::Config(format!("authentication failed: {m}"))
-            }
-            EsError::Auth(m) => PipelineError::Source(format!("authentication failed: {m}")),
-            EsError::ScrollLost(m) => PipelineError::Source(format!(
+            EsError::Auth(m) if read == 0 => PipelineError::Unavailable {
+                stage: Stage::Source,
+                error_type: t,
+                message: format!("authentication failed: {m}"),
+            },
+            EsError::Auth(m) => PipelineError::Source(t, format!("authentication failed: {m}")),
+            EsError::ScrollLost(m) => PipelineError::Source(t, format!(
                 "a scroll page was lost ({m}); a scroll cannot ask for the same page again, so the run stops here rather than skip it; --es-mode pit can re-request a page and rides this out"
             )),
-            EsError::Unavailable(m) if m.contains("--es-timeout") => PipelineError::Source(format!(
+            EsError::Unavailable(m) if m.contains("--es-timeout") => PipelineError::Source(t, format!(
                 "{m}; raise --es-timeout if the server is only slow"
             )),
-            other => PipelineError::Source(other.message().to_string()),
+            other => PipelineError::Source(t, other.message().to_string()),
         }
     }
 }

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 
 use serde_json::{json, Value as Json};
 
-use crate::error::PipelineError;
+use crate::error::{ErrorType, PipelineError};
 
 /// At most this many ids at the boundary are kept; beyond that, the next run
 /// reads the boundary documents again (nothing is lost; a sink with a key
@@ -98,6 +98,23 @@ pub(super) struct Since {
 }
 
 impl Since {
+    /// Where an incremental run starts, in words.
+    pub fn describe(&self) -> String {
+        match &self.previous.value {
+            Some(v) => format!(
+                "only documents with {} >= {v} ({} already read there are left out), from --state-file {}; moved forward only when a run succeeds",
+                self.field,
+                self.previous.ids.len(),
+                self.path.display()
+            ),
+            None => format!(
+                "every document: --state-file {} holds no position for {} yet",
+                self.path.display(),
+                self.field
+            ),
+        }
+    }
+
     /// Reads the saved position, if the state file exists.
     pub fn open(field: &str, path: &Path) -> Result<Since, PipelineError> {
         let previous = read_state(path, field)?;
@@ -148,10 +165,10 @@ impl Since {
         });
         let text = serde_json::to_string_pretty(&body).expect("state is JSON");
         crate::fsutil::write_atomic(&self.path, text.as_bytes()).map_err(|e| {
-            PipelineError::Source(format!(
-                "cannot save --state-file '{}': {e}",
-                self.path.display()
-            ))
+            PipelineError::Source(
+                ErrorType::Io,
+                format!("cannot save --state-file '{}': {e}", self.path.display()),
+            )
         })?;
         Ok(Some(mark))
     }

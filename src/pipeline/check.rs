@@ -1,0 +1,115 @@
+//! Reading a sample before the run (the records `--create-table` infers
+//! its types from) and `--check`: what a run would do, with nothing written.
+
+use crate::channel;
+use crate::config::{Config, InputPath, SourceConfig};
+use crate::context::Context;
+use crate::dead_letter::DeadLetter;
+use crate::error::PipelineError;
+use crate::metrics::Metrics;
+use crate::record::Record;
+use crate::shutdown::Shutdown;
+use crate::sink::{self, Sink};
+use crate::source;
+
+/// Reads up to `n` records (`0`: all, within `--limit`) from a second
+/// opening of the source and hands them to `take` as they come (none is
+/// held). `None` when the source cannot be read twice (standard input).
+/// Bad rows are skipped here: the run itself counts and keeps them.
+pub(super) fn with_sample<T>(
+    config: &Config,
+    n: u64,
+    take: impl FnOnce(&mut dyn Iterator<Item = Record>) -> Result<T, PipelineError>,
+) -> Result<Option<T>, PipelineError> {
+    if matches!(&config.source, SourceConfig::Csv(c) if c.input == InputPath::Stdin) {
+        return Ok(None);
+    }
+    let limit = match (n, config.limit) {
+        (0, l) => l,
+        (n, Some(l)) => Some(n.min(l)),
+        (n, None) => Some(n),
+    };
+    // Its own metrics: the sample is not part of the run's counts.
+    let metrics = Metrics::new(
+        &config.pipeline_id,
+        config.source.kind(),
+        config.sink.kind(),
+    );
+    let mut source = source::open(&config.source, limit, &metrics)?;
+    let ctx = Context::new(
+        metrics,
+        Shutdown::new(),
+        DeadLetter::open(None)?,
+        None,
+        None,
+    );
+    ctx.silence_rejections();
+    let (sender, rx) = channel::bounded(config.queue_size);
+    std::thread::scope(|scope| {
+        let (src, ctx) = (&mut source, &ctx);
+        let reader = std::thread::Builder::new()
+            .name("sample".into())
+            .spawn_scoped(scope, move || {
+                let read = src.run(&sender, ctx);
+                drop(sender);
+                read
+            })
+            .expect("spawn the sample reader");
+        let taken = take(&mut rx.iter());
+        drop(rx);
+        let read = reader
+            .join()
+            .unwrap_or_else(|_| Err(PipelineError::Internal("the sample reader crashed".into())));
+        read.and(taken).map(Some)
+    })
+}
+
+/// `--check`: opens the source and the sink as a run would (every
+/// connection, every check), and returns what the run would do. Creates,
+/// changes and moves nothing: no output or dead-letter file, no table, no
+/// lock, no push, no state file.
+pub fn check(config: &Config) -> Result<Vec<String>, PipelineError> {
+    let metrics = Metrics::new(
+        &config.pipeline_id,
+        config.source.kind(),
+        config.sink.kind(),
+    );
+    let source = source::open(&config.source, config.limit, &metrics)?;
+    let mut lines = source.describe();
+    if let Some(l) = config.limit {
+        lines.push(format!("source: at most {l} records (--limit)"));
+    }
+    let sink: std::sync::Arc<dyn Sink> =
+        sink::open(&config.sink, source.fields().as_deref(), true)?;
+    lines.extend(sink.plan());
+    if let Some(n) = sink.wants_sample() {
+        match with_sample(config, n, |records| sink.take_sample(records, true))? {
+            Some(l) => lines.extend(l),
+            None => lines.push(
+                "--create-table: standard input is read once, so the first batch decides the column types"
+                    .into(),
+            ),
+        }
+    }
+    lines.push(format!(
+        "run: {} sink worker(s), batches of {} records, queue of {}",
+        config.workers, config.batch_size, config.queue_size
+    ));
+    lines.push(match &config.dead_letter {
+        Some(p) => format!("failed records: kept in {}", p.display()),
+        None => "failed records: counted and logged, not kept (no --dead-letter)".into(),
+    });
+    if let Some(push) = &config.push {
+        lines.push(format!(
+            "metrics: pushed to {}",
+            crate::config::redacted(push.url.as_str())
+        ));
+    }
+    if let Some(p) = &config.textfile {
+        lines.push(format!("metrics: written to {}", p.display()));
+    }
+    if let Some(p) = &config.lock_file {
+        lines.push(format!("one run at a time: --lock-file {}", p.display()));
+    }
+    Ok(lines)
+}

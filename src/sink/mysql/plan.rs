@@ -1,0 +1,179 @@
+//! What the MySQL sink would do (`--check`), and the table `--create-table`
+//! makes from a sample read before the run.
+
+use std::sync::Arc;
+
+use mysql_async::prelude::Queryable;
+
+use crate::config::{cli_name, OnDuplicate};
+use crate::error::{ErrorType, PipelineError, Stage};
+use crate::record::Record;
+use crate::runtime::runtime;
+
+use super::conn::{connect, connect_error, plain};
+use super::ddl::{create_table_ddl, Inference};
+use super::schema::describe;
+use super::table::{Kind, Table};
+use super::Shared;
+
+/// Infers the column types from `records` and creates the table (or, `dry`,
+/// only says which statement it would run).
+pub(super) fn create_from_sample(
+    shared: &Shared,
+    records: &mut dyn Iterator<Item = Record>,
+    dry: bool,
+) -> Result<Vec<String>, PipelineError> {
+    let cfg = &shared.cfg;
+    let mut inference = Inference::default();
+    records.for_each(|r| inference.add(&r));
+    if inference.records() == 0 {
+        // Nothing to infer from: the first batch, if one ever comes, decides.
+        return Ok(vec![format!(
+            "--create-table: the input has no records to infer {}.{} from; it is created from the first batch, if any",
+            cfg.database, cfg.table
+        )]);
+    }
+    let ddl = create_table_ddl(&cfg.database, &cfg.table, &cfg.key, &inference)
+        .map_err(PipelineError::Config)?;
+    let said = format!(
+        "--create-table: types inferred from {} records: {ddl}",
+        inference.records()
+    );
+    if dry {
+        return Ok(vec![format!("would run {said}")]);
+    }
+    tracing::info!("creating table {}.{}; {said}", cfg.database, cfg.table);
+    let failed = |e: mysql_async::Error| PipelineError::Unavailable {
+        stage: Stage::Sink,
+        error_type: ErrorType::Server,
+        message: format!("creating {}.{}: {}", cfg.database, cfg.table, plain(&e)),
+    };
+    let created = runtime().block_on(async {
+        let mut conn = connect(&shared.opts, cfg)
+            .await
+            .map_err(|e| connect_error(cfg, &e))?;
+        conn.query_drop(&ddl).await.map_err(failed)?;
+        let table = describe(&mut conn, &cfg.database, &cfg.table)
+            .await
+            .map_err(failed)?;
+        let _ = conn.disconnect().await;
+        Ok::<_, PipelineError>(table)
+    })?;
+    let table = created.ok_or_else(|| {
+        PipelineError::Config(format!(
+            "{}.{} cannot be found after it was created",
+            cfg.database, cfg.table
+        ))
+    })?;
+    *shared.table.lock().expect("table lock") = Some(Arc::new(table));
+    Ok(vec![said])
+}
+
+/// How a value becomes a column of this kind, in a few words.
+fn conversion(kind: &Kind) -> String {
+    match kind {
+        Kind::Int { min, max } => format!("whole number, {min} to {max}"),
+        Kind::Bool => "true/false, 1/0, yes/no -> 1/0".into(),
+        Kind::Decimal { precision, scale } => {
+            format!("exact decimal, at most {precision} digits, {scale} after the point")
+        }
+        Kind::Float => "floating point".into(),
+        Kind::Date => "date (YYYY-MM-DD, or a datetime at midnight)".into(),
+        Kind::DateTime => "date and time (ISO 8601; an offset converted to UTC)".into(),
+        Kind::Json => "JSON: objects and arrays as they are, text as a JSON string".into(),
+        Kind::Text {
+            max_chars: Some(n), ..
+        } => format!("text, at most {n} characters"),
+        Kind::Text {
+            max_bytes: Some(n), ..
+        } => format!("text, at most {n} bytes"),
+        Kind::Text { .. } => "text".into(),
+        Kind::Binary { max_bytes } => match max_bytes {
+            Some(n) => format!("bytes as written, at most {n}"),
+            None => "bytes as written".into(),
+        },
+        Kind::Other => "the value's text, checked by the server".into(),
+    }
+}
+
+fn mapping(shared: &Shared, table: &Table) -> Vec<String> {
+    let cfg = &shared.cfg;
+    let mut lines = Vec::new();
+    let fields: Vec<String> = match &shared.fields {
+        Some(f) => f.clone(),
+        // Fields not known before reading (Elasticsearch): every column.
+        None => table.columns.iter().map(|c| c.name.clone()).collect(),
+    };
+    let known = shared.fields.is_some();
+    for f in &fields {
+        match table.by_name.get(f) {
+            Some(&i) => {
+                let c = &table.columns[i];
+                let key = if table.key.contains(&i) { ", key" } else { "" };
+                let null = if c.nullable { "" } else { ", NOT NULL" };
+                lines.push(format!(
+                    "  {}{f} -> `{}`{key}{null}: {}",
+                    if known { "" } else { "(a field named) " },
+                    c.name,
+                    conversion(&c.kind)
+                ));
+            }
+            None if cfg.ignore_fields.contains(f) => {
+                lines.push(format!("  {f}: ignored (--ignore-fields)"))
+            }
+            None if cfg.add_columns => lines.push(format!(
+                "  {f}: no column; --add-columns adds one, typed from the first batch"
+            )),
+            None => lines.push(format!("  {f}: no column; such records are rejected")),
+        }
+    }
+    if known {
+        for c in &table.columns {
+            if !fields.contains(&c.name) {
+                lines.push(format!("  (no field) -> `{}`: left to its default", c.name));
+            }
+        }
+    }
+    lines
+}
+
+/// What the sink would do: the target, the server, the load mode, the
+/// table and how each field maps to it (or the table still to be created).
+pub(super) fn lines(shared: &Shared) -> Vec<String> {
+    let cfg = &shared.cfg;
+    let mode = if shared.load_data && cfg.on_duplicate == OnDuplicate::Skip {
+        "load-data (LOAD DATA LOCAL INFILE per batch)"
+    } else {
+        "insert (multi-row INSERT per batch)"
+    };
+    let mut lines = vec![
+        format!(
+            "sink: MySQL {} at {}; load mode {mode}; --on-duplicate {}; batches commit {}",
+            shared.version,
+            cfg.display_target(),
+            cli_name(&cfg.on_duplicate),
+            if shared.xa {
+                "with XA (two-phase)"
+            } else {
+                "in plain transactions"
+            }
+        ),
+        format!("sink: max_allowed_packet {} bytes", shared.max_packet),
+    ];
+    match &*shared.table.lock().expect("table lock") {
+        Some(table) => {
+            lines.push(format!(
+                "sink: table {}.{} exists with {} columns; fields map to columns:",
+                cfg.database,
+                cfg.table,
+                table.columns.len()
+            ));
+            lines.extend(mapping(shared, table));
+        }
+        None => lines.push(format!(
+            "sink: table {}.{} does not exist; --create-table creates it",
+            cfg.database, cfg.table
+        )),
+    }
+    lines
+}

@@ -1,0 +1,235 @@
+//! `--check` says what a run would do and writes nothing (no output, no
+//! table, no rows, no lock, no state file moved); `--create-table` infers its
+//! types from a sample read before the run, not from the first batch.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+
+use common::*;
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Every file in `dir`, by name.
+fn files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn check_maps_fields_to_columns_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    fs::write(&input, "id,amount,note,extra\n1,2.50,a,x\n").unwrap();
+    let table = table_name("check_map");
+    let mut db = Db::connect();
+    db.exec(&format!("DROP TABLE IF EXISTS {table}"));
+    db.exec(&format!(
+        "CREATE TABLE {table} (id INT PRIMARY KEY, amount DECIMAL(10,2) NOT NULL, note VARCHAR(20), loaded TIMESTAMP DEFAULT CURRENT_TIMESTAMP)"
+    ));
+    let lock = dir.path().join("run.lock");
+    let textfile = dir.path().join("m.prom");
+    let out = run(&csv_to_mysql(
+        p(&input),
+        &mysql_url(),
+        &table,
+        &[
+            "--ignore-fields",
+            "extra",
+            "--lock-file",
+            p(&lock),
+            "--metrics-textfile",
+            p(&textfile),
+            "--dead-letter",
+            p(&dir.path().join("dead.jsonl")),
+            "--check",
+        ],
+    ));
+    let said = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}{}", stderr(&out));
+    assert!(
+        said.contains("4 fields from the header: id, amount, note, extra"),
+        "{said}"
+    );
+    assert!(
+        said.contains("id -> `id`, key, NOT NULL: whole number"),
+        "{said}"
+    );
+    assert!(
+        said.contains("amount -> `amount`, NOT NULL: exact decimal, at most 10 digits, 2 after"),
+        "{said}"
+    );
+    assert!(
+        said.contains("note -> `note`: text, at most 20 characters"),
+        "{said}"
+    );
+    assert!(said.contains("extra: ignored (--ignore-fields)"), "{said}");
+    assert!(
+        said.contains("(no field) -> `loaded`: left to its default"),
+        "{said}"
+    );
+    assert!(said.contains("load mode "), "{said}");
+    assert_eq!(db.count(&format!("SELECT COUNT(*) FROM {table}")), 0);
+    assert_eq!(files(dir.path()), ["in.csv"], "--check wrote a file");
+    db.exec(&format!("DROP TABLE {table}"));
+
+    // Wrong credentials: exit 2 with the reason, still nothing written.
+    let url = mysql_url().replace("root@", "root:wrong@");
+    let out = run(&csv_to_mysql(p(&input), &url, &table, &["--check"]));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("access denied"), "{}", stderr(&out));
+}
+
+#[test]
+fn check_prints_the_ddl_and_creates_no_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    fs::write(
+        &input,
+        "id,price,when\n1,9.99,2026-01-02\n2,10,2026-01-03\n",
+    )
+    .unwrap();
+    let table = table_name("check_ddl");
+    let mut db = Db::connect();
+    db.exec(&format!("DROP TABLE IF EXISTS {table}"));
+    let out = run(&csv_to_mysql(
+        p(&input),
+        &mysql_url(),
+        &table,
+        &["--create-table", "--db-key", "id", "--check"],
+    ));
+    let said = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}{}", stderr(&out));
+    assert!(
+        said.contains("does not exist; --create-table creates it"),
+        "{said}"
+    );
+    assert!(
+        said.contains("would run --create-table: types inferred from 2 records: CREATE TABLE"),
+        "{said}"
+    );
+    assert!(said.contains("`price` DECIMAL(38,2) NULL"), "{said}");
+    assert!(said.contains("`when` DATE NULL"), "{said}");
+    let exists = db.count(&format!(
+        "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = '{table}'"
+    ));
+    assert_eq!(exists, 0, "--check created the table");
+}
+
+#[test]
+fn create_table_sees_row_11000_not_only_the_first_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    let mut csv = String::from("id,code,note\n");
+    for i in 1..=12_000 {
+        let code = if i == 11_500 {
+            "A12".to_string()
+        } else {
+            i.to_string()
+        };
+        let note = if i == 11_000 {
+            "n".repeat(300)
+        } else {
+            format!("note {i}")
+        };
+        csv.push_str(&format!("{i},{code},{note}\n"));
+    }
+    fs::write(&input, csv).unwrap();
+    let table = table_name("sample_ddl");
+    let mut db = Db::connect();
+    db.exec(&format!("DROP TABLE IF EXISTS {table}"));
+    let out = run(&csv_to_mysql(
+        p(&input),
+        &mysql_url(),
+        &table,
+        &["--create-table", "--db-key", "id", "--csv-infer-types"],
+    ));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(summary_number(&err, "inserted"), 12_000, "{err}");
+    assert!(
+        err.contains("types inferred from 12000 records"),
+        "the DDL is logged: {err}"
+    );
+    assert_eq!(db.count(&format!("SELECT COUNT(*) FROM {table}")), 12_000);
+    let long = db.count(&format!(
+        "SELECT LENGTH(note) FROM {table} WHERE id = 11000"
+    ));
+    assert_eq!(long, 300);
+    let code = db.rows(&format!("SELECT code FROM {table} WHERE id = 11500"));
+    assert_eq!(code[0][0].as_deref(), Some("A12"));
+    db.exec(&format!("DROP TABLE {table}"));
+}
+
+#[test]
+fn check_on_elasticsearch_counts_and_leaves_the_state_file() {
+    for kind in ES_KINDS {
+        let es = EsServer::start(kind);
+        let docs: Vec<_> = (0..25)
+            .map(|i| (format!("d{i}"), serde_json::json!({"n": i, "at": 1000 + i})))
+            .collect();
+        es.bulk("chk", &docs);
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state.json");
+        fs::write(
+            &state,
+            r#"{"field":"at","since":1010,"ids_at_since":["d10"],"saved_at":1}"#,
+        )
+        .unwrap();
+        let before = fs::read(&state).unwrap();
+        let output = dir.path().join("out.jsonl");
+        let out = run(&[
+            "--source-type",
+            "elasticsearch",
+            "--es-url",
+            &es.url(),
+            "--es-index",
+            "chk",
+            "--es-since-field",
+            "at",
+            "--state-file",
+            p(&state),
+            "--sink-type",
+            "file",
+            "--output-file",
+            p(&output),
+            "--check",
+        ]);
+        let said = stdout(&out);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{kind:?}: {said}{}",
+            stderr(&out)
+        );
+        assert!(
+            said.contains("index chk: 14 matching documents"),
+            "{kind:?}: {said}"
+        );
+        assert!(
+            said.contains("only documents with at >= 1010"),
+            "{kind:?}: {said}"
+        );
+        assert_eq!(
+            fs::read(&state).unwrap(),
+            before,
+            "{kind:?}: the state file moved"
+        );
+        assert_eq!(
+            files(dir.path()),
+            ["state.json"],
+            "{kind:?}: --check wrote a file"
+        );
+    }
+}

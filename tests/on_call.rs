@@ -1,0 +1,268 @@
+//! What the on-call engineer sees when a run fails: with `--log-format json`
+//! every stderr line is one JSON object carrying `pipeline_id` (fatal lines
+//! with `exit_code` and `error_type`), the summary record survives `--quiet`
+//! and goes to `--summary-json`, and a run that cannot start counts why in
+//! the metrics it pushes to a real Pushgateway.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// Every stderr line as JSON; panics on a line that is not an object
+/// carrying `pipeline_id`, `level`, `timestamp` and `message`.
+fn json_lines(out: &Output, id: &str) -> Vec<Value> {
+    let err = stderr(out);
+    assert!(!err.trim().is_empty(), "nothing on stderr");
+    err.lines()
+        .map(|line| {
+            let v: Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("not JSON ({e}): {line}\n--- all:\n{err}"));
+            for key in ["timestamp", "level", "message"] {
+                assert!(v[key].is_string(), "no {key}: {line}");
+            }
+            assert_eq!(v["pipeline_id"], id, "{line}");
+            v
+        })
+        .collect()
+}
+
+/// The last line: a fatal error with this exit code and error type.
+fn assert_fatal(lines: &[Value], code: i32, error_type: &str) {
+    let fatal = lines
+        .iter()
+        .rev()
+        .find(|v| v.get("exit_code").is_some() && v.get("summary").is_none())
+        .unwrap_or_else(|| panic!("no fatal line in {lines:?}"));
+    assert_eq!(fatal["level"], "ERROR", "{fatal}");
+    assert_eq!(fatal["exit_code"], code, "{fatal}");
+    assert_eq!(fatal["error_type"], error_type, "{fatal}");
+}
+
+fn json_run(args: &[&str]) -> Output {
+    let mut all = args.to_vec();
+    all.extend(["--log-format", "json", "--quiet", "--pipeline-id", "cron-1"]);
+    run(&all)
+}
+
+#[test]
+fn fatal_errors_are_json_lines_with_exit_code_and_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    fs::write(&input, "id,name\n1,a\n2\n3,c\n4\n").unwrap();
+    let output = dir.path().join("out.jsonl");
+
+    // A refused password: configuration, exit 2, error_type auth.
+    let url = mysql_url().replace("root@", "root:wrong@");
+    let out = json_run(&csv_to_mysql(p(&input), &url, "on_call_none", &[]));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_fatal(&json_lines(&out, "cron-1"), 2, "auth");
+    assert!(!stderr(&out).contains("wrong"), "the password leaked");
+
+    // A flag clap refuses.
+    let out = json_run(&["--source-type", "csv", "--no-such-flag"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_fatal(&json_lines(&out, "cron-1"), 2, "config");
+
+    // --max-errors ends the run: exit 1, and the summary record says so.
+    let mut args = csv_to_file(p(&input), p(&output));
+    args.extend(["--max-errors", "1"]);
+    let out = json_run(&args);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let lines = json_lines(&out, "cron-1");
+    assert_fatal(&lines, 1, "max_errors");
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["summary"], true, "{summary}");
+    assert_eq!(summary["level"], "ERROR");
+    assert_eq!(summary["outcome"], "failed");
+}
+
+#[test]
+fn a_held_lock_and_a_signal_are_json_lines_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let lock = dir.path().join("run.lock");
+    let output = dir.path().join("out.jsonl");
+    let mut args = csv_to_file("-", p(&output));
+    args.extend(["--lock-file", p(&lock), "--log-format", "json"]);
+    args.extend(["--pipeline-id", "cron-2"]);
+    let mut first = spawn(&args);
+    let t = Instant::now();
+    while fs::read_to_string(&lock).unwrap_or_default().is_empty() {
+        assert!(t.elapsed() < Duration::from_secs(20), "no lock taken");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = run(&args);
+    assert_eq!(out.status.code(), Some(75), "{}", stderr(&out));
+    assert_fatal(&json_lines(&out, "cron-2"), 75, "locked");
+
+    use std::io::Write;
+    first
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(b"id,name\n1,a\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&first, "TERM");
+    let out = wait_with_limit(first, Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(143), "{}", stderr(&out));
+    let lines = json_lines(&out, "cron-2");
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["outcome"], "interrupted", "{summary}");
+    assert_eq!(summary["exit_code"], 143);
+    assert_eq!(summary["level"], "WARN");
+}
+
+#[test]
+fn the_summary_survives_quiet_and_goes_to_summary_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    fs::write(&input, "id,name\n1,a\n2\n3,c\n").unwrap();
+    let output = dir.path().join("out.jsonl");
+    let summary_file = dir.path().join("last.json");
+
+    // Text: the one summary line, nothing else.
+    let mut args = csv_to_file(p(&input), p(&output));
+    args.extend(["--quiet", "--accept-errors", "1"]);
+    let out = run(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    let lines: Vec<&str> = err.lines().filter(|l| !l.contains("WARN")).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(
+        lines[0].starts_with("pipeline-cli: completed with failed records"),
+        "{err}"
+    );
+
+    // JSON: the record, and the same object in --summary-json.
+    let mut args = csv_to_file(p(&input), p(&output));
+    args.extend(["--summary-json", p(&summary_file)]);
+    let out = json_run(&args);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let last = json_lines(&out, "cron-1").pop().unwrap();
+    let written: Value = serde_json::from_str(&fs::read_to_string(&summary_file).unwrap()).unwrap();
+    assert_eq!(last, written);
+    assert_eq!(written["level"], "WARN");
+    assert_eq!(written["outcome"], "records_failed");
+    assert_eq!(written["exit_code"], 1);
+    assert_eq!(
+        (written["read"].as_u64(), written["inserted"].as_u64()),
+        (Some(3), Some(2))
+    );
+    assert_eq!(written["failed"], 1);
+    assert_eq!(written["output"], p(&output));
+    assert!(written["elapsed_seconds"].as_f64().unwrap() >= 0.0);
+
+    // '-' writes it to standard output.
+    let mut args = csv_to_file(p(&input), p(&output));
+    args.extend(["--summary-json", "-", "--quiet", "--accept-errors", "1"]);
+    let out = run(&args);
+    let printed: Value = serde_json::from_slice(&out.stdout).expect("the record on stdout");
+    assert_eq!(printed["outcome"], "failures_accepted");
+    assert_eq!(printed["level"], "WARN");
+    assert_eq!(printed["exit_code"], 0);
+}
+
+/// The pushed value of `name` with the run's grouping labels plus `labels`.
+fn pushed(pg: &Pushgateway, id: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let mut all = vec![("job", "pipeline-cli"), ("pipeline_id", id)];
+    all.extend_from_slice(labels);
+    value(&pg.metrics(), name, &all)
+}
+
+#[test]
+fn runs_that_cannot_start_push_why() {
+    let pg = Pushgateway::start();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    fs::write(&input, "id,name\n1,a\n").unwrap();
+    let push = pg.url();
+    let url = mysql_url().replace("root@", "root:wrong@");
+    let out = run(&csv_to_mysql(
+        p(&input),
+        &url,
+        "on_call_none",
+        &["--pushgateway-url", &push, "--pipeline-id", "bad-pass"],
+    ));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let auth = [("stage", "sink"), ("error_type", "auth")];
+    assert_eq!(
+        pushed(&pg, "bad-pass", "pipeline_errors_total", &auth),
+        Some(1.0)
+    );
+    assert_eq!(
+        pushed(&pg, "bad-pass", "pipeline_last_exit_code", &[]),
+        Some(2.0)
+    );
+    assert!(
+        !pg.metrics().contains("wrong"),
+        "the password reached the Pushgateway"
+    );
+
+    // A missing table is a configuration error of the sink.
+    let out = run(&csv_to_mysql(
+        p(&input),
+        &mysql_url(),
+        "on_call_no_such_table",
+        &["--pushgateway-url", &push, "--pipeline-id", "no-table"],
+    ));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let config = [("stage", "sink"), ("error_type", "config")];
+    assert_eq!(
+        pushed(&pg, "no-table", "pipeline_errors_total", &config),
+        Some(1.0)
+    );
+
+    // An Elasticsearch nobody answers at: retried, then counted.
+    let es = format!("http://127.0.0.1:{}", free_port());
+    let output = dir.path().join("out.jsonl");
+    let out = run(&[
+        "--source-type",
+        "elasticsearch",
+        "--es-url",
+        &es,
+        "--es-index",
+        "x",
+        "--sink-type",
+        "file",
+        "--output-file",
+        p(&output),
+        "--retry-for",
+        "1s",
+        "--pushgateway-url",
+        &push,
+        "--pipeline-id",
+        "no-es",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).to_lowercase().contains("connection refused"),
+        "{}",
+        stderr(&out)
+    );
+    let conn = [("stage", "source"), ("error_type", "connection")];
+    assert_eq!(
+        pushed(&pg, "no-es", "pipeline_errors_total", &conn),
+        Some(1.0)
+    );
+    let retries = pushed(
+        &pg,
+        "no-es",
+        "pipeline_retries_total",
+        &[("stage", "source")],
+    );
+    assert!(retries.unwrap_or(0.0) >= 1.0, "{}", pg.metrics());
+    assert_eq!(
+        pushed(&pg, "no-es", "pipeline_state", &[("state", "failed")]),
+        Some(1.0)
+    );
+}
