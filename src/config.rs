@@ -33,6 +33,8 @@ pub const DEFAULT_BATCH_TIMEOUT_MS: u64 = 1000;
 pub const DEFAULT_METRICS_HOST: &str = "127.0.0.1";
 /// `--pipeline-id`.
 pub const DEFAULT_PIPELINE_ID: &str = "default";
+/// The git revision of the build (`unknown` when built outside a checkout).
+pub const REVISION: &str = env!("PIPELINE_GIT_REVISION");
 /// `--shutdown-timeout`, in seconds.
 pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 10;
 /// `--create-table-sample` for Elasticsearch: documents read before the run

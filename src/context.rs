@@ -156,6 +156,9 @@ impl Context {
 
     /// Sets the total size of the input, when it is known, for the progress %.
     pub fn progress_total(&self, bytes: Option<u64>) {
+        if let Some(total) = bytes {
+            self.metrics.expected_bytes(total);
+        }
         if let (Some(p), Some(total)) = (&self.progress, bytes) {
             p.total_bytes(total);
         }
@@ -164,6 +167,7 @@ impl Context {
     /// Sets the total number of records, when the source knows it (a count
     /// of matching documents): the bar then counts records, not bytes.
     pub fn progress_total_records(&self, total: u64) {
+        self.metrics.expected_records(total);
         if let Some(p) = &self.progress {
             p.total_records(total);
         }

@@ -39,6 +39,14 @@ fn main() -> process::ExitCode {
 
 fn try_main() -> Result<ExitCode, PipelineError> {
     let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    match pipeline_cli::cli::generated_text(&raw) {
+        Some(Ok(text)) => {
+            let _ = std::io::stdout().lock().write_all(text.as_bytes());
+            return Ok(ExitCode::Success);
+        }
+        Some(Err(e)) => return Err(PipelineError::Config(e)),
+        None => {}
+    }
     let (format, id) = report::early_style(&raw);
     report::set_style(format, &id);
     let args = pipeline_cli::cli::with_config_file(raw)?;

@@ -410,3 +410,54 @@ fn the_readme_shows_the_example_crontab_line() {
         "README and examples/crontab differ: {line}"
     );
 }
+
+#[test]
+fn the_install_script_puts_the_man_page_and_completions_in_place() {
+    let prefix = tempfile::tempdir().unwrap();
+    let out = Command::new(repo().join("scripts/install.sh"))
+        .arg(prefix.path())
+        .env("PIPELINE_BIN", bin())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let share = prefix.path().join("share");
+    let man = share.join("man/man1/pipeline-cli.1");
+    let page = Command::new("man")
+        .arg("-l")
+        .arg(&man)
+        .env("MANWIDTH", "100")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&page.stdout);
+    assert!(
+        text.contains("--es-url") && text.contains("--check"),
+        "{text}"
+    );
+    let bash = share.join("bash-completion/completions/pipeline-cli");
+    let script = format!(
+        "source {} && COMP_WORDS=(pipeline-cli --sink-t) COMP_CWORD=1 && _pipeline__cli pipeline-cli --sink-t pipeline-cli && echo \"${{COMPREPLY[@]}}\"",
+        bash.display()
+    );
+    let done = Command::new("bash").arg("-c").arg(script).output().unwrap();
+    let words = String::from_utf8_lossy(&done.stdout);
+    assert!(
+        words.contains("--sink-type"),
+        "{words}{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    assert!(share.join("zsh/site-functions/_pipeline-cli").exists());
+    assert!(share
+        .join("fish/vendor_completions.d/pipeline-cli.fish")
+        .exists());
+    let installed = prefix.path().join("bin/pipeline-cli");
+    let version = Command::new(installed).arg("--version").output().unwrap();
+    let version = String::from_utf8_lossy(&version.stdout);
+    assert!(
+        version.contains(env!("CARGO_PKG_VERSION")) && version.contains("revision"),
+        "{version}"
+    );
+}

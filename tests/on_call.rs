@@ -266,3 +266,79 @@ fn runs_that_cannot_start_push_why() {
         Some(1.0)
     );
 }
+
+#[test]
+fn progress_watermark_and_build_are_exported() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    fs::write(&input, "id,name\n1,a\n2,b\n").unwrap();
+    let output = dir.path().join("out.jsonl");
+    let textfile = dir.path().join("m.prom");
+    let mut args = csv_to_file(p(&input), p(&output));
+    args.extend(["--metrics-textfile", p(&textfile)]);
+    let out = run(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = fs::read_to_string(&textfile).unwrap();
+    let size = fs::metadata(&input).unwrap().len() as f64;
+    assert_eq!(
+        value(&text, "pipeline_source_expected_bytes", &[]),
+        Some(size),
+        "{text}"
+    );
+    assert!(!text.contains("pipeline_source_watermark"), "{text}");
+    let build = text
+        .lines()
+        .find(|l| l.starts_with("pipeline_build_info{"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        build.contains(&format!("version=\"{}\"", env!("CARGO_PKG_VERSION"))),
+        "{build}"
+    );
+    assert!(
+        build.contains("revision=\"") && !build.contains("revision=\"\""),
+        "{build}"
+    );
+
+    let es = EsServer::start(EsKind::Noida);
+    let docs: Vec<_> = (0..12)
+        .map(|i| {
+            (
+                format!("d{i}"),
+                serde_json::json!({"at": format!("2026-11-{:02}T00:00:00Z", i + 1)}),
+            )
+        })
+        .collect();
+    es.bulk("wm", &docs);
+    let state = dir.path().join("state.json");
+    let out = run(&[
+        "--source-type",
+        "elasticsearch",
+        "--es-url",
+        &es.url(),
+        "--es-index",
+        "wm",
+        "--es-since-field",
+        "at",
+        "--state-file",
+        p(&state),
+        "--sink-type",
+        "file",
+        "--output-file",
+        p(&output),
+        "--metrics-textfile",
+        p(&textfile),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = fs::read_to_string(&textfile).unwrap();
+    // 2026-11-12T00:00:00Z, the newest value, now in the state file.
+    assert_eq!(
+        value(&text, "pipeline_source_watermark", &[]),
+        Some(1_794_441_600.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, "pipeline_source_expected_records", &[]),
+        Some(12.0),
+        "{text}"
+    );
+}

@@ -33,6 +33,54 @@ impl Cli {
     }
 }
 
+/// The version `--version` prints: the package version and the git revision
+/// it was built from.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (revision ",
+    env!("PIPELINE_GIT_REVISION"),
+    ")"
+);
+
+/// `--man-page` or `--completions SHELL` among `args`: the text to print
+/// (the man page, or the completion script), generated from the flags.
+/// Checked before the other flags, which they do not need.
+pub fn generated_text(args: &[std::ffi::OsString]) -> Option<Result<String, String>> {
+    use clap::CommandFactory;
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    if args.iter().any(|a| a == "--man-page") {
+        let mut out = Vec::new();
+        return Some(
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut out)
+                .map(|_| String::from_utf8_lossy(&out).into_owned())
+                .map_err(|e| e.to_string()),
+        );
+    }
+    let i = args
+        .iter()
+        .position(|a| a == "--completions" || a.starts_with("--completions="))?;
+    let name = match args[i].split_once('=') {
+        Some((_, v)) => Some(v.to_string()),
+        None => args.get(i + 1).cloned(),
+    };
+    let shells = "bash, zsh, fish, elvish, powershell";
+    let Some(name) = name else {
+        return Some(Err(format!("--completions needs a shell: {shells}")));
+    };
+    let Ok(shell) = name.parse::<clap_complete::Shell>() else {
+        return Some(Err(format!(
+            "--completions '{name}': choose one of {shells}"
+        )));
+    };
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "pipeline-cli", &mut out);
+    Some(Ok(String::from_utf8_lossy(&out).into_owned()))
+}
+
 /// Kinds of source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SourceType {
@@ -77,7 +125,7 @@ error (nothing was read); 75 another run holds the lock; 130 interrupted by SIGI
 #[derive(Debug, Parser)]
 #[command(
     name = "pipeline-cli",
-    version,
+    version = VERSION,
     about,
     after_long_help = EXAMPLES,
     after_help = "Run with --help for examples and exit codes.",
@@ -482,6 +530,15 @@ pub struct Cli {
     /// summary line that says how the run ended still print.
     #[arg(long, short, help_heading = "Output")]
     pub quiet: bool,
+
+    /// Print the completion script for SHELL (bash, zsh, fish, elvish,
+    /// powershell) and exit. Example: pipeline-cli --completions bash > /usr/share/bash-completion/completions/pipeline-cli
+    #[arg(long, value_name = "SHELL", help_heading = "Install")]
+    pub completions: Option<String>,
+
+    /// Print the man page (roff) and exit. Example: pipeline-cli --man-page > /usr/local/share/man/man1/pipeline-cli.1
+    #[arg(long, help_heading = "Install")]
+    pub man_page: bool,
 
     /// Check and say, do not run: validate the flags, connect to every
     /// server, print what the run would do (the source's size or document

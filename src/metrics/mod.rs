@@ -3,6 +3,7 @@
 //! [`Metrics`]; they never spell a metric name. Label handles are resolved once,
 //! up front, and every known label combination exists from the first scrape.
 
+mod known;
 pub mod process;
 pub mod push;
 pub mod server;
@@ -18,29 +19,6 @@ use prometheus::{
 
 use crate::error::{ErrorType, Stage};
 use crate::record::Counts;
-
-/// When this process started, in seconds since the epoch (from
-/// `/proc/self/stat`; now, where that cannot be read).
-fn process_start_time() -> f64 {
-    let boot_and_start = || -> Option<f64> {
-        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-        // Fields after the command name, which may hold spaces: field 22 is
-        // the start time in clock ticks after boot.
-        let after = &stat[stat.rfind(')')? + 2..];
-        let ticks: f64 = after.split_whitespace().nth(19)?.parse().ok()?;
-        let btime: f64 = std::fs::read_to_string("/proc/stat")
-            .ok()?
-            .lines()
-            .find_map(|l| l.strip_prefix("btime "))?
-            .trim()
-            .parse()
-            .ok()?;
-        // SAFETY: sysconf has no preconditions.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-        Some(btime + ticks / hz.max(1.0))
-    };
-    boot_and_start().unwrap_or_else(unix_now)
-}
 
 /// Buckets for every `*_duration_seconds` histogram.
 pub const DURATION_BUCKETS: [f64; 16] = [
@@ -146,6 +124,7 @@ pub struct Metrics {
     last_success: Gauge,
     last_completion: Gauge,
     last_exit_code: IntGauge,
+    known: known::Known,
     live: Mutex<Live>,
 }
 
@@ -295,10 +274,23 @@ impl Metrics {
         info_vec
             .with_label_values(&[env!("CARGO_PKG_VERSION"), source, sink])
             .set(1);
+        register_vec(
+            r,
+            IntGaugeVec::new(
+                Opts::new(
+                    "pipeline_build_info",
+                    "The build: version and git revision; always 1.",
+                ),
+                &["version", "revision"],
+            )
+            .expect("valid metric"),
+        )
+        .with_label_values(&[env!("CARGO_PKG_VERSION"), crate::config::REVISION])
+        .set(1);
 
         registry
             .register(Box::new(process::ProcessCollector::new(
-                process_start_time(),
+                process::start_time(),
             )))
             .expect("unique metric");
 
@@ -399,6 +391,7 @@ impl Metrics {
                 "The exit code of the run (0 success, 1 failed, 2 usage or configuration, 75 locked, 128+N signal); exported once the run has ended.",
             )
             .expect("valid metric"),
+            known: known::Known::new(),
             registry,
             live: Mutex::new(Live {
                 state: RunState::Starting,
@@ -553,6 +546,26 @@ impl Metrics {
         let _ = self
             .registry
             .register(Box::new(self.last_exit_code.clone()));
+    }
+
+    /// The size of the input in bytes (a CSV file), once known:
+    /// `source_expected_bytes`, for % done and an ETA.
+    pub fn expected_bytes(&self, n: u64) {
+        self.known
+            .set(&self.registry, known::Which::Bytes, n as f64);
+    }
+
+    /// The records the source will produce (an Elasticsearch count within
+    /// `--limit`), once known: `source_expected_records`.
+    pub fn expected_records(&self, n: u64) {
+        self.known
+            .set(&self.registry, known::Which::Records, n as f64);
+    }
+
+    /// The position of an incremental run (`--es-since-field`):
+    /// `source_watermark`.
+    pub fn watermark(&self, v: f64) {
+        self.known.set(&self.registry, known::Which::Watermark, v);
     }
 
     /// Records a successful run: sets and from now on exports

@@ -7,6 +7,29 @@ use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{Counter, Gauge, IntGauge, Opts};
 
+/// When this process started, in seconds since the epoch (from
+/// `/proc/self/stat`; now, where that cannot be read).
+pub fn start_time() -> f64 {
+    let boot_and_start = || -> Option<f64> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // Fields after the command name, which may hold spaces: field 22 is
+        // the start time in clock ticks after boot.
+        let after = &stat[stat.rfind(')')? + 2..];
+        let ticks: f64 = after.split_whitespace().nth(19)?.parse().ok()?;
+        let btime: f64 = std::fs::read_to_string("/proc/stat")
+            .ok()?
+            .lines()
+            .find_map(|l| l.strip_prefix("btime "))?
+            .trim()
+            .parse()
+            .ok()?;
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        Some(btime + ticks / hz.max(1.0))
+    };
+    boot_and_start().unwrap_or_else(super::unix_now)
+}
+
 /// The `process_*` collector.
 pub struct ProcessCollector {
     cpu: Counter,

@@ -184,7 +184,7 @@ impl Prepared {
             metrics.mark_completion();
         }
         if matches!(outcome, Outcome::Success | Outcome::FailuresAccepted) {
-            if let Err(e) = source.commit() {
+            if let Err(e) = source.commit(&metrics) {
                 tracing::error!("{e}");
                 error = Some(e);
                 outcome = Outcome::Failed;

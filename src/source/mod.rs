@@ -22,8 +22,9 @@ pub trait Source: Send {
     fn run(&mut self, out: &RecordSender, ctx: &Context) -> Result<(), PipelineError>;
 
     /// Called once the whole run has succeeded (every record written), so a
-    /// source can save what the next run starts from. Nothing by default.
-    fn commit(&mut self) -> Result<(), PipelineError> {
+    /// source can save what the next run starts from (and say where it now
+    /// stands in `metrics`). Nothing by default.
+    fn commit(&mut self, _metrics: &Metrics) -> Result<(), PipelineError> {
         Ok(())
     }
 

@@ -122,6 +122,13 @@ impl EsSource {
             (Some(field), Some(path)) => Some(Since::open(field, path)?),
             _ => None,
         };
+        if let Some(v) = since
+            .as_ref()
+            .and_then(|s| s.previous.value.as_ref())
+            .and_then(since::as_seconds)
+        {
+            metrics.watermark(v);
+        }
         let query = match &since {
             Some(s) => s.narrow(cfg.query.clone()),
             None => cfg.query.clone(),
@@ -536,7 +543,7 @@ impl Source for EsSource {
         Ok(())
     }
 
-    fn commit(&mut self) -> Result<(), PipelineError> {
+    fn commit(&mut self, metrics: &Metrics) -> Result<(), PipelineError> {
         let Some(s) = &self.since else {
             return Ok(());
         };
@@ -550,6 +557,9 @@ impl Source for EsSource {
             return Ok(());
         }
         if let Some(mark) = s.save()? {
+            if let Some(v) = mark.value.as_ref().and_then(since::as_seconds) {
+                metrics.watermark(v);
+            }
             tracing::info!(
                 "saved {} >= {} ({} documents at that value already read) to {}",
                 s.field,

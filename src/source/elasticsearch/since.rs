@@ -97,6 +97,31 @@ pub(super) struct Since {
     pub seen: Mutex<Mark>,
 }
 
+/// A watermark value as a number for `pipeline_source_watermark`: a date
+/// (RFC 3339, `YYYY-MM-DD`, `YYYY-MM-DD HH:MM:SS`, taken as UTC without an
+/// offset) in seconds since the epoch, a number as it is; `None` otherwise.
+pub(super) fn as_seconds(v: &Json) -> Option<f64> {
+    use chrono::{DateTime, NaiveDate, NaiveDateTime};
+    match v {
+        Json::Number(n) => n.as_f64(),
+        Json::String(s) => {
+            if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+                return Some(t.timestamp_micros() as f64 / 1e6);
+            }
+            let naive = NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")
+                .or_else(|_| NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f"))
+                .ok()
+                .or_else(|| {
+                    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                        .ok()
+                        .and_then(|d| d.and_hms_opt(0, 0, 0))
+                })?;
+            Some(naive.and_utc().timestamp_micros() as f64 / 1e6)
+        }
+        _ => None,
+    }
+}
+
 impl Since {
     /// Where an incremental run starts, in words.
     pub fn describe(&self) -> String {
@@ -219,6 +244,16 @@ fn read_state(path: &Path, field: &str) -> Result<Mark, PipelineError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn watermarks_become_seconds_when_they_are_dates() {
+        assert_eq!(as_seconds(&json!(1234)), Some(1234.0));
+        assert_eq!(as_seconds(&json!("1970-01-02")), Some(86_400.0));
+        assert_eq!(as_seconds(&json!("1970-01-01T00:01:00Z")), Some(60.0));
+        assert_eq!(as_seconds(&json!("1970-01-01T01:00:00+01:00")), Some(0.0));
+        assert_eq!(as_seconds(&json!("1970-01-01 00:00:01.5")), Some(1.5));
+        assert_eq!(as_seconds(&json!("abc")), None);
+    }
 
     #[test]
     fn values_compare_by_kind() {
