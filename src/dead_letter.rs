@@ -86,7 +86,7 @@ impl DeadLetter {
         let mut entry = json!({
             "stage": Stage::Source.as_str(),
             "error_type": error_type.as_str(),
-            "line": position,
+            "position": position,
             "reason": reason,
             "raw": String::from_utf8_lossy(raw),
         });

@@ -92,6 +92,21 @@ pub fn possible_errors(source: &str, sink: &str) -> Vec<(Stage, ErrorType)> {
     out
 }
 
+/// An error and its causes as one line, each cause said once (drivers wrap
+/// "Connection refused" in "error sending request"; the cause is what helps).
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
 /// Where in the pipeline something happened: the `stage` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Stage {

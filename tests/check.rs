@@ -63,15 +63,17 @@ fn check_maps_fields_to_columns_and_writes_nothing() {
         "{said}"
     );
     assert!(
-        said.contains("id -> `id`, key, NOT NULL: whole number"),
+        said.contains("id -> `id` int(11), key, NOT NULL: whole number"),
         "{said}"
     );
     assert!(
-        said.contains("amount -> `amount`, NOT NULL: exact decimal, at most 10 digits, 2 after"),
+        said.contains(
+            "amount -> `amount` decimal(10,2), NOT NULL: exact decimal, at most 10 digits, 2 after"
+        ),
         "{said}"
     );
     assert!(
-        said.contains("note -> `note`: text, at most 20 characters"),
+        said.contains("note -> `note` varchar(20): text, at most 20 characters"),
         "{said}"
     );
     assert!(said.contains("extra: ignored (--ignore-fields)"), "{said}");

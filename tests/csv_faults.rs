@@ -45,7 +45,7 @@ fn a_stray_quote_costs_one_row_not_the_rest_of_the_file() {
     assert_eq!(summary_number(&err, "failed"), 1, "{err}");
     let rejects = read_jsonl(&dead);
     assert_eq!(rejects.len(), 1);
-    assert_eq!(rejects[0]["line"], 6, "{}", rejects[0]);
+    assert_eq!(rejects[0]["position"], 6, "{}", rejects[0]);
     assert_eq!(rejects[0]["raw"], "5,\"stray", "{}", rejects[0]);
     let reason = rejects[0]["reason"].as_str().unwrap();
     assert!(
@@ -82,7 +82,7 @@ fn a_file_cut_inside_a_quoted_field_is_a_failed_row() {
         "{err}"
     );
     let rejects = read_jsonl(&dead);
-    assert_eq!(rejects[0]["line"], 3);
+    assert_eq!(rejects[0]["position"], 3);
     assert_eq!(rejects[0]["raw"], "2,\"the note was cut\nhere");
     assert!(
         rejects[0]["reason"]

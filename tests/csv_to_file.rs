@@ -179,19 +179,19 @@ fn bad_rows_are_counted_dead_lettered_and_the_rest_written() {
 
     let dl = read_jsonl(&dead);
     assert_eq!(dl.len(), 3);
-    assert_eq!(dl[0]["line"], 3);
+    assert_eq!(dl[0]["position"], 3);
     assert_eq!(dl[0]["raw"], "2,too,many");
     assert_eq!(dl[0]["reason"], "expected 2 fields, found 3");
     assert_eq!(dl[0]["error_type"], "parse");
     assert_eq!(dl[0]["stage"], "source");
-    assert_eq!(dl[1]["line"], 6);
+    assert_eq!(dl[1]["position"], 6);
     assert_eq!(dl[1]["raw_hex"], "342c636166e9");
     assert!(
         dl[1]["reason"].as_str().unwrap().contains("invalid UTF-8"),
         "{}",
         dl[1]
     );
-    assert_eq!(dl[2]["line"], 8);
+    assert_eq!(dl[2]["position"], 8);
     assert_eq!(dl[2]["raw"], "6");
 }
 

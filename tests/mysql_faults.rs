@@ -501,3 +501,39 @@ fn a_field_without_a_column_fails_its_records_unless_a_column_is_added() {
         db.exec(&format!("DROP TABLE {table}"));
     }
 }
+
+#[test]
+fn dead_letter_entries_name_the_input_position_the_same_way() {
+    let mut db = Db::connect();
+    let table = table_name("dl_position");
+    db.exec(&format!("DROP TABLE IF EXISTS {table}"));
+    db.exec(&format!("CREATE TABLE {table} (id INT PRIMARY KEY, n INT)"));
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    // Line 3 has too few fields (the source's), line 4 a value no INT takes
+    // (the sink's).
+    fs::write(&input, "id,n\n1,5\n2\n3,abc\n4,7\n").unwrap();
+    let dead = dir.path().join("dead.jsonl");
+    let url = mysql_url();
+    let out = run(&csv_to_mysql(
+        p(&input),
+        &url,
+        &table,
+        &["--dead-letter", p(&dead)],
+    ));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let mut entries = read_jsonl(&dead);
+    entries.sort_by_key(|e| e["position"].as_u64());
+    let seen: Vec<(&str, u64)> = entries
+        .iter()
+        .map(|e| {
+            assert!(e.get("line").is_none(), "{e}");
+            (
+                e["stage"].as_str().unwrap(),
+                e["position"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(seen, [("source", 3), ("sink", 4)]);
+    db.exec(&format!("DROP TABLE {table}"));
+}

@@ -342,3 +342,73 @@ fn progress_watermark_and_build_are_exported() {
         "{text}"
     );
 }
+
+#[test]
+fn debug_logs_say_what_a_run_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    fs::write(&input, "id,n\n1,5\n2,6\n").unwrap();
+    let table = table_name("debug_lines");
+    let mut db = Db::connect();
+    db.exec(&format!("DROP TABLE IF EXISTS {table}"));
+    db.exec(&format!("CREATE TABLE {table} (id INT PRIMARY KEY, n INT)"));
+    let url = mysql_url();
+    let args = csv_to_mysql(p(&input), &url, &table, &["--workers", "1"]);
+    let quiet = run(&args);
+    assert!(!stderr(&quiet).contains("DEBUG"), "{}", stderr(&quiet));
+    let out = Bin::new(&args)
+        .env("PIPELINE_LOG", "debug")
+        .no_stdin()
+        .spawn();
+    let out = wait_with_limit(out, Duration::from_secs(30));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    for needle in [
+        "2 header fields (id, n)",
+        "connected (connection id ",
+        "field n -> column `n`: Int",
+        "batch of 2 records written in",
+    ] {
+        assert!(err.contains(needle), "no '{needle}' in:\n{err}");
+    }
+    db.exec(&format!("DROP TABLE {table}"));
+}
+
+#[test]
+fn an_es_user_without_a_password_is_warned_about() {
+    let es = EsServer::start(EsKind::Osmem);
+    es.bulk("w", &[("a".to_string(), serde_json::json!({"n": 1}))]);
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("out.jsonl");
+    let args = [
+        "--source-type",
+        "elasticsearch",
+        "--es-url",
+        &es.url(),
+        "--es-index",
+        "w",
+        "--sink-type",
+        "file",
+        "--output-file",
+        p(&output),
+        "--es-user",
+        "exporter",
+    ];
+    let out = Bin::new(&args)
+        .env_remove("PIPELINE_ES_PASS")
+        .no_stdin()
+        .spawn();
+    let out = wait_with_limit(out, Duration::from_secs(30));
+    let err = stderr(&out);
+    assert!(
+        err.contains("--es-user exporter is set but no password"),
+        "{err}"
+    );
+    let out = Bin::new(&args)
+        .env("PIPELINE_ES_PASS", "s3cret")
+        .no_stdin()
+        .spawn();
+    let out = wait_with_limit(out, Duration::from_secs(30));
+    assert!(!stderr(&out).contains("no password"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("s3cret"));
+}

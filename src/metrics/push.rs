@@ -118,7 +118,7 @@ impl Pusher {
                             .unwrap_or_default();
                         Ok((status, text))
                     }
-                    Ok(Err(e)) => Err((e.is_timeout(), e.without_url().to_string())),
+                    Ok(Err(e)) => Err((e.is_timeout(), crate::error::chain(&e.without_url()))),
                     Err(_) => Err((true, String::new())),
                 }
             });

@@ -95,6 +95,19 @@ fn flush(
         }
     }
     report.batch_elapsed = started.elapsed();
+    tracing::debug!(
+        records = report.size,
+        inserted = report.inserted,
+        updated = report.updated,
+        skipped = report.skipped,
+        ok = report.ok,
+        write_ms = report.insert_elapsed.as_millis() as u64,
+        batch_ms = report.batch_elapsed.as_millis() as u64,
+        "batch of {} records written in {:.1} ms ({:.1} ms from its first record)",
+        report.size,
+        report.insert_elapsed.as_secs_f64() * 1e3,
+        report.batch_elapsed.as_secs_f64() * 1e3
+    );
     ctx.metrics.batch_done(&report);
     batch.clear();
 }

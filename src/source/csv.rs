@@ -154,6 +154,16 @@ impl CsvSource {
         } else {
             None
         };
+        tracing::debug!(
+            "CSV {name}: {} bytes, delimiter {:?}, {} header fields ({}), values {}, a quoted field may span {} lines / {} bytes",
+            size.map_or("unknown".to_string(), |s| s.to_string()),
+            config.delimiter as char,
+            schema.as_ref().map_or(0, |s| s.names().len()),
+            schema.as_ref().map_or(String::new(), |s| s.names().join(", ")),
+            if config.infer_types { "typed" } else { "as strings" },
+            config.max_field_lines,
+            config.max_field_bytes
+        );
         Ok(CsvSource {
             reader,
             schema,

@@ -48,6 +48,12 @@ impl Bin {
         self
     }
 
+    /// Removes an environment variable.
+    pub fn env_remove(mut self, key: &str) -> Bin {
+        self.cmd.env_remove(key);
+        self
+    }
+
     /// Standard input from nothing.
     pub fn no_stdin(mut self) -> Bin {
         self.cmd.stdin(Stdio::null());

@@ -323,6 +323,7 @@ mod tests {
     fn col(kind: Kind, nullable: bool) -> Column {
         Column {
             name: "c".into(),
+            sql_type: String::new(),
             kind,
             nullable,
             fills_itself: nullable,

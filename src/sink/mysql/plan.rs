@@ -112,9 +112,10 @@ fn mapping(shared: &Shared, table: &Table) -> Vec<String> {
                 let key = if table.key.contains(&i) { ", key" } else { "" };
                 let null = if c.nullable { "" } else { ", NOT NULL" };
                 lines.push(format!(
-                    "  {}{f} -> `{}`{key}{null}: {}",
+                    "  {}{f} -> `{}` {}{key}{null}: {}",
                     if known { "" } else { "(a field named) " },
                     c.name,
+                    c.sql_type,
                     conversion(&c.kind)
                 ));
             }

@@ -57,6 +57,8 @@ pub enum Kind {
 pub struct Column {
     /// Its name.
     pub name: String,
+    /// Its SQL type as the server reports it (`int(11)`, `varchar(20)`).
+    pub sql_type: String,
     /// How values are converted for it.
     pub kind: Kind,
     /// NULL allowed.
@@ -168,6 +170,7 @@ impl Column {
         let generated = c.extra.contains("generated");
         Column {
             name: c.name.clone(),
+            sql_type: c.column_type.clone(),
             kind,
             nullable: c.nullable,
             fills_itself: c.has_default || c.nullable || auto_increment || generated,

@@ -74,6 +74,12 @@ impl MysqlWriter {
             std::process::id(),
             shared.started
         );
+        tracing::debug!(
+            worker,
+            connection_id = conn.id(),
+            "MySQL worker {worker} connected (connection id {})",
+            conn.id()
+        );
         MysqlWriter {
             shared,
             metrics,
@@ -153,6 +159,22 @@ impl MysqlWriter {
         } else {
             format!("({}) SET {}", load_list.join(", "), sets.join(", "))
         };
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            for &(f, c) in &pairs {
+                let column = &table.columns[c];
+                tracing::debug!(
+                    "field {} -> column `{}`: {:?}{}",
+                    schema.names()[f],
+                    column.name,
+                    column.kind,
+                    if column.default_on_null {
+                        ", its default when empty"
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
         let map = Arc::new(ColumnMap {
             pairs,
             column_list,
@@ -409,6 +431,11 @@ impl MysqlWriter {
             let conn = connect(&self.shared.opts, &self.shared.cfg)
                 .await
                 .map_err(|e| classify(&e))?;
+            tracing::debug!(
+                connection_id = conn.id(),
+                "reconnected to MySQL (connection id {})",
+                conn.id()
+            );
             self.conn = Some(conn);
         }
         let shared = self.shared.clone();

@@ -138,21 +138,6 @@ pub(super) struct Client {
     timeout: Duration,
 }
 
-/// An error with its causes, each said once: "error sending request: client
-/// error (Connect): tcp connect error: Connection refused (os error 111)".
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut parts: Vec<String> = vec![e.to_string()];
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = s.source();
-    }
-    parts.join(": ")
-}
-
 /// The first characters of a body that is not what was expected, for the
 /// error message (control characters and long bodies cut).
 fn preview(bytes: &[u8]) -> String {
@@ -261,7 +246,7 @@ impl Client {
                                 .is_some_and(reqwest::Error::is_connect);
                             (
                                 None,
-                                format!("cannot reach {shown}: {}", error_chain(&e)),
+                                format!("cannot reach {shown}: {}", crate::error::chain(&e)),
                                 ErrorType::Connection,
                                 !connect,
                             )
