@@ -2,7 +2,7 @@
 # Benchmarks of pipeline-cli against peer tools (the jobs, their peers, knobs
 # and reports are described in scripts/bench/__init__.py and each job module):
 #
-#   scripts/bench.sh          CSV -> JSON lines, against Miller
+#   scripts/bench.sh          CSV -> JSON lines, against Miller, DuckDB and Polars
 #   scripts/bench.sh mysql    CSV -> MySQL/MariaDB, against the mysql client's
 #                             LOAD DATA LOCAL INFILE, ingestr and executemany
 #   scripts/bench.sh es       Elasticsearch/OpenSearch -> JSON lines, against

@@ -136,6 +136,8 @@ pub struct CsvConfig {
     /// A quoted field spanning more lines than this is reported as probably
     /// unclosed.
     pub max_field_lines: u64,
+    /// `--csv-threads`: threads that parse a regular file.
+    pub threads: usize,
 }
 
 /// How an Elasticsearch/OpenSearch index is paged through.

@@ -139,6 +139,43 @@ const NEEDS_ESCAPE: [bool; 256] = {
     t
 };
 
+/// True when no byte of `bytes` needs escaping in a JSON string: eight
+/// bytes at a time (a control character, `"` or `\\` in any of them).
+#[inline]
+fn needs_no_escape(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // A byte of `v` is zero: its high bit set in the result (exact).
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    let mut words = bytes.chunks_exact(8);
+    for w in &mut words {
+        let v = u64::from_le_bytes(w.try_into().expect("8 bytes"));
+        // A byte below 0x20 (exact for every byte: !v drops those >= 0x80).
+        let control = v.wrapping_sub(ONES * 0x20) & !v & HIGH;
+        let quote = has_zero(v ^ (ONES * u64::from(b'"')));
+        let backslash = has_zero(v ^ (ONES * u64::from(b'\\')));
+        if control | quote | backslash != 0 {
+            return false;
+        }
+    }
+    words.remainder().iter().all(|&b| !NEEDS_ESCAPE[b as usize])
+}
+
+/// [`write_json_str`] into a buffer: the same bytes, with the common case
+/// (nothing to escape) one copy.
+#[inline]
+pub fn json_str_into(out: &mut Vec<u8>, s: &str) {
+    let bytes = s.as_bytes();
+    if needs_no_escape(bytes) {
+        out.reserve(bytes.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+    } else {
+        write_json_str(out, s).expect("writing to a Vec cannot fail");
+    }
+}
+
 /// Writes `s` as a JSON string, exactly as serde_json would. Runs of bytes
 /// that need no escaping are copied whole.
 pub fn write_json_str<W: Write>(out: &mut W, s: &str) -> io::Result<()> {
@@ -224,6 +261,23 @@ impl Record {
             value.write_json(out)?;
         }
         out.write_all(b"}")
+    }
+
+    /// [`Record::write_json`] into a buffer, the fast way (the file sink's
+    /// hot path).
+    pub fn write_json_into(&self, out: &mut Vec<u8>) {
+        out.push(b'{');
+        for (i, (key, value)) in self.schema.json_keys.iter().zip(&self.values).enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(key);
+            match value {
+                Value::Str(s) => json_str_into(out, s),
+                other => other.write_json(out).expect("writing to a Vec cannot fail"),
+            }
+        }
+        out.push(b'}');
     }
 
     /// The record as a JSON object (for dead-letter entries).
@@ -318,6 +372,28 @@ mod tests {
                 String::from_utf8(ours).unwrap(),
                 serde_json::to_string(s).unwrap()
             );
+        }
+    }
+
+    #[test]
+    fn the_fast_path_escapes_every_position_of_long_strings() {
+        let specials = [
+            '"', '\\', '\n', '\u{1}', '\u{1f}', ' ', '\u{7f}', 'é', '\u{80}',
+        ];
+        for len in [7usize, 8, 9, 15, 16, 17, 40] {
+            for at in 0..len {
+                for c in specials {
+                    let mut text: String = "a".repeat(len);
+                    text.replace_range(at..at + 1, &c.to_string());
+                    let mut ours = Vec::new();
+                    json_str_into(&mut ours, &text);
+                    assert_eq!(
+                        String::from_utf8(ours).unwrap(),
+                        serde_json::to_string(&text).unwrap(),
+                        "{text:?}"
+                    );
+                }
+            }
         }
     }
 

@@ -1,21 +1,24 @@
-"""CSV -> JSON lines, against Miller.
+"""CSV -> JSON lines, against Miller, DuckDB and Polars.
 
 Measures (a) pipeline-cli CSV file -> JSON-lines file, --quiet; (b) the same
 with --metrics-port 0, for what the metrics server costs; (c) Miller
-(`mlr --icsv --ojsonl cat`). Each is timed with hyperfine (1 warm-up run,
+(`mlr --icsv --ojsonl cat`); (d) Polars `read_csv(infer_schema=False)
+.write_ndjson` and DuckDB `COPY (read_csv(all_varchar)) TO json` (values as
+strings, as pipeline-cli writes them by default). Each is timed with hyperfine (1 warm-up run,
 which also warms the page cache, then BENCH_RUNS timed runs) and run once
 more for its peak RSS. The metrics cost is the median of BENCH_PAIRS
 interleaved off/on pairs (order swapped every pair), which cancels the drift
 of a shared machine. The report (bench-out/report.md) gives mean ± stddev,
 rows/s, MB/s and peak RSS per command, then the targets: rows/s >= 4x
-Miller's, peak RSS <= 50 MiB, metrics cost < 2 %.
+Miller's, peak RSS <= 50 MiB, metrics cost < 2 %, rows/s >= 2x the faster
+of DuckDB and Polars at <= 1/8 of their peak RSS.
 
 Knobs: BENCH_ROWS (1000000), BENCH_RUNS (5, at least 3), BENCH_PAIRS (20).
 """
 
 import subprocess
 
-from . import common, report_csv
+from . import common, peers, report_csv
 from .common import BIN, OUT
 
 
@@ -38,6 +41,9 @@ def run():
     common.build_release()
     csv, input_bytes = common.make_csv(rows)
     build = common.build_id()
+    versions = peers.ensure()
+    polars = peers.command("polars", csv, OUT / "polars.jsonl")
+    duckdb = peers.command("duckdb", csv, OUT / "duckdb.jsonl")
 
     pipe = f"{BIN} --source-type csv --csv-file {csv} --sink-type file --output-file {OUT}/out.jsonl --quiet"
     pipe_metrics = f"{pipe} --metrics-port 0"
@@ -48,6 +54,8 @@ def run():
         "-n", "pipeline-cli", pipe,
         "-n", "pipeline-cli +metrics", pipe_metrics,
         "-n", "mlr", mlr,
+        "-n", "polars", polars,
+        "-n", "duckdb", duckdb,
     )  # fmt: skip
 
     print(f"== metrics cost: {pairs} interleaved off/on pairs", flush=True)
@@ -70,11 +78,16 @@ def run():
     with open(OUT / "mlr.jsonl", "w") as mlr_out:
         _, _, _, rss = common.measure(f"mlr --icsv --ojsonl cat {csv}", stdout=mlr_out)
     (OUT / "rss-mlr.txt").write_text(f"{rss}\n")
+    for name, cmd in [("polars", polars), ("duckdb", duckdb)]:
+        _, _, _, rss = common.measure(cmd)
+        (OUT / f"rss-{name}.txt").write_text(f"{rss}\n")
+        lines_ok &= check_lines(OUT / f"{name}.jsonl", name, rows)
 
     print()
     env = {
         "OUT": OUT, "ROWS": rows, "RUNS": runs, "CSV": csv, "INPUT_BYTES": input_bytes,
         "LINES_OK": "1" if lines_ok else "0", "BUILD_ID": build,
+        "POLARS": versions["polars"], "DUCKDB": versions["duckdb"],
     }  # fmt: skip
     status = common.report(report_csv.main, env, OUT / "report.md")
     if not lines_ok:

@@ -41,7 +41,7 @@ def main(env):
     print(f"- input: {env['CSV']}, {rows:,} rows, {in_bytes / 1e6:.1f} MB")
     print(f"- runs: {runs} timed per command after 1 warm-up (hyperfine); peak RSS from one extra run")
     print(f"- build: pipeline-cli {env['BUILD_ID']}")
-    print(f"- peer: {mlr_version}\n")
+    print(f"- peers: {mlr_version}; Polars {env['POLARS']}, DuckDB {env['DUCKDB']} (Python scripts, interpreter start included)\n")
 
     print("| command | mean s ± stddev | median s (min-max) | rows/s | MB/s | peak RSS MiB |")
     print("|---|---|---|---|---|---|")
@@ -50,6 +50,8 @@ def main(env):
         ("pipeline-cli", "pipeline-cli"),
         ("pipeline-cli +metrics", "pipeline-cli-metrics"),
         ("mlr", "mlr"),
+        ("polars", "polars"),
+        ("duckdb", "duckdb"),
     ]:
         r = results[name]
         mean, sd = r["mean"], r["stddev"] or 0.0
@@ -92,10 +94,18 @@ def main(env):
     def mark(ok):
         return "PASS" if ok else "FAIL"
 
+    fast_name = min(["polars", "duckdb"], key=lambda n: stats[n][0])
+    fast_mean, _, fast_med, _ = stats[fast_name]
+    peer_rss = min(stats["polars"][3], stats["duckdb"][3])
+    vs_fast = fast_mean / pipe_mean
+    vs_fast_med = fast_med / pipe_med
+
 
     print("\n| target | value (means) | cross-check (medians) | goal | result |")
     print("|---|---|---|---|---|")
     print(f"| throughput vs Miller (rows/s ratio) | {speedup:.2f}x | {speedup_med:.2f}x | >= 4x | {mark(speedup >= 4)} |")
+    print(f"| throughput vs the faster of DuckDB and Polars ({fast_name}) | {vs_fast:.2f}x | {vs_fast_med:.2f}x | >= 2x | {mark(vs_fast >= 2)} |")
+    print(f"| peak RSS vs the smaller of DuckDB's and Polars' ({peer_rss:.0f} MiB) | 1/{peer_rss / peak_rss:.1f} | - | <= 1/8 | {mark(peak_rss * 8 <= peer_rss)} |")
     print(f"| pipeline-cli peak RSS (max of both runs) | {peak_rss:.1f} MiB | - | <= 50 MiB | {mark(peak_rss <= 50)} |")
     print(f"| metrics server cost, wall time, median of {len(pairs)} interleaved pairs | {cost:+.2f} % | sequential means: {cost_seq:+.2f} % | < 2 % | {mark(cost < 2)} |")
     print(f"| metrics server cost, CPU time (user+sys), same pairs | {cpu_cost:+.2f} % | - | < 2 % | {mark(cpu_cost < 2)} |")

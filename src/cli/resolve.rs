@@ -391,6 +391,14 @@ impl Cli {
                         "--csv-max-field-lines",
                         self.csv_max_field_lines,
                     )?,
+                    threads: match self.csv_threads {
+                        0 => {
+                            return Err(PipelineError::Config(
+                                "--csv-threads must be at least 1".into(),
+                            ))
+                        }
+                        n => n,
+                    },
                 })
             }
         };

@@ -90,20 +90,40 @@ impl Prepared {
         } = self;
         let started = Instant::now();
         let metrics = ctx.metrics.clone();
-        let (sender, rx) = channel::bounded(config.queue_size);
+        let (mut sender, rx) = channel::bounded(config.queue_size);
+        let spent = if source.reuses_records() {
+            // A few batches per worker on the way back: enough to keep the
+            // source supplied, few enough to keep memory flat.
+            channel::with_reuse(&mut sender, 2 * writers.len() + 2)
+        } else {
+            channel::Spent::default()
+        };
         metrics.queue_capacity(config.queue_size);
         metrics.set_state(RunState::Running);
 
+        // Batches numbered in input order, for a sink that keeps it with
+        // several workers.
+        let order = (sink.ordered() && writers.len() > 1).then(|| std::sync::Mutex::new(0u64));
         std::thread::scope(|scope| {
             for (i, writer) in writers.into_iter().enumerate() {
                 let rx = rx.clone();
                 let ctx = &ctx;
                 let cfg = &config;
+                let order = &order;
+                let spent = spent.clone();
                 std::thread::Builder::new()
                     .name(format!("sink-{i}"))
                     .spawn_scoped(scope, move || {
                         let worked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            sink::batch::run_worker(rx, writer, ctx, cfg.batch_size, cfg.batch_timeout)
+                            sink::batch::run_worker(
+                                rx,
+                                writer,
+                                ctx,
+                                cfg.batch_size,
+                                cfg.batch_timeout,
+                                order.as_ref(),
+                                &spent,
+                            )
                         }));
                         if worked.is_err() {
                             ctx.fail_run(PipelineError::Internal(format!(

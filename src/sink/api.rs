@@ -51,6 +51,21 @@ pub struct BatchError {
 pub trait BatchWriter: Send {
     /// Writes one batch, in one transaction where the sink has them.
     fn write_batch(&mut self, batch: &[Record]) -> Result<BatchResult, BatchError>;
+
+    /// Writes batch number `seq`: with a sink that keeps input order
+    /// ([`Sink::ordered`]) and several workers, batches are numbered in input
+    /// order and written in that order. Without a number, as `write_batch`.
+    fn write_batch_at(
+        &mut self,
+        _seq: Option<u64>,
+        batch: &[Record],
+    ) -> Result<BatchResult, BatchError> {
+        self.write_batch(batch)
+    }
+
+    /// Batch number `seq` will not be written (the sink failed earlier): the
+    /// batches after it need not wait for it.
+    fn skip(&mut self, _seq: Option<u64>) {}
 }
 
 /// An opened sink.
@@ -70,6 +85,12 @@ pub trait Sink: Send + Sync {
     /// batch holds the first records in input order).
     fn max_workers(&self) -> Option<usize> {
         None
+    }
+
+    /// True when the output keeps input order whatever the number of
+    /// workers (a file): batches are then taken whole and numbered.
+    fn ordered(&self) -> bool {
+        false
     }
 
     /// Called once after every worker has stopped. `complete` is true when

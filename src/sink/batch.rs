@@ -3,10 +3,12 @@
 //! after its first record), write it, and report the outcome. Workers never
 //! stop on the stop signal: they end when the channel is empty and closed.
 
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
+use crate::channel::Spent;
 use crate::context::Context;
 use crate::error::{PipelineError, Stage};
 use crate::metrics::BatchReport;
@@ -14,20 +16,29 @@ use crate::record::Record;
 
 use super::api::{BatchError, BatchWriter};
 
-/// Runs one sink worker until the channel is closed and drained.
+/// Runs one sink worker until the channel is closed and drained. With
+/// `order` (a sink that keeps input order, several workers) each batch is
+/// taken whole under that lock and numbered from it, so batch numbers follow
+/// the input and the sink writes them in that order.
 pub fn run_worker(
     rx: Receiver<Record>,
     mut writer: Box<dyn BatchWriter>,
     ctx: &Context,
     batch_size: usize,
     batch_timeout: Duration,
+    order: Option<&Mutex<u64>>,
+    spent: &Spent,
 ) {
     let _active = ctx.metrics.worker_active(Stage::Sink);
     let mut batch: Vec<Record> = Vec::with_capacity(batch_size);
     // Once the sink has failed, later batches are failed (and dead-lettered)
     // instead of written, so everything read is still accounted for.
     let mut broken: Option<BatchError> = None;
-    while let Ok(first) = rx.recv() {
+    loop {
+        let mut taking = order.map(|m| m.lock().unwrap_or_else(|e| e.into_inner()));
+        let Ok(first) = rx.recv() else {
+            break;
+        };
         let started = Instant::now();
         let deadline = started + batch_timeout;
         batch.push(first);
@@ -40,16 +51,29 @@ pub fn run_worker(
                 },
             }
         }
+        let seq = taking.as_mut().map(|next| {
+            let seq = **next;
+            **next += 1;
+            seq
+        });
+        drop(taking);
         ctx.metrics.queue_depth(rx.len());
-        flush(&mut batch, writer.as_mut(), ctx, started, &mut broken);
+        flush(
+            &mut batch,
+            writer.as_mut(),
+            ctx,
+            (started, seq),
+            &mut broken,
+        );
+        spent.give(&mut batch);
     }
 }
 
 fn flush(
-    batch: &mut Vec<Record>,
+    batch: &mut [Record],
     writer: &mut dyn BatchWriter,
     ctx: &Context,
-    started: Instant,
+    (started, seq): (Instant, Option<u64>),
     broken: &mut Option<BatchError>,
 ) {
     let mut report = BatchReport {
@@ -57,13 +81,16 @@ fn flush(
         ..Default::default()
     };
     let result = match broken {
-        Some(e) => Err(BatchError {
-            error_type: e.error_type,
-            message: format!("not written: the sink failed earlier ({})", e.message),
-        }),
+        Some(e) => {
+            writer.skip(seq);
+            Err(BatchError {
+                error_type: e.error_type,
+                message: format!("not written: the sink failed earlier ({})", e.message),
+            })
+        }
         None => {
             let t = Instant::now();
-            let r = writer.write_batch(batch);
+            let r = writer.write_batch_at(seq, batch);
             report.insert_elapsed = t.elapsed();
             r
         }
@@ -109,5 +136,4 @@ fn flush(
         report.batch_elapsed.as_secs_f64() * 1e3
     );
     ctx.metrics.batch_done(&report);
-    batch.clear();
 }

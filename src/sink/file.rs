@@ -41,10 +41,48 @@ struct OutState {
     written: u64,
     /// Set once a write failed: later batches are not written.
     broken: Option<String>,
+    /// With numbered batches (several workers): the next one to write.
+    next_seq: u64,
+    /// Numbered batches past `next_seq` that will not be written.
+    skipped: std::collections::BTreeSet<u64>,
+}
+
+impl OutState {
+    /// Batch `seq` is written (or never will be): the next may go.
+    fn done_with(&mut self, seq: u64) {
+        if seq != self.next_seq {
+            self.skipped.insert(seq);
+            return;
+        }
+        self.next_seq += 1;
+        while self.skipped.remove(&self.next_seq) {
+            self.next_seq += 1;
+        }
+    }
+}
+
+/// A numbered batch's turn: when it ends, however it ends (a panic
+/// included), the batches after it may be written.
+struct Turn {
+    shared: Arc<Shared>,
+    seq: Option<u64>,
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        if let Some(seq) = self.seq {
+            let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            state.done_with(seq);
+            drop(state);
+            self.shared.turn.notify_all();
+        }
+    }
 }
 
 struct Shared {
     state: Mutex<OutState>,
+    /// Signalled when a numbered batch is done.
+    turn: std::sync::Condvar,
     target: Option<PathBuf>,
     partial: Option<PathBuf>,
 }
@@ -115,7 +153,10 @@ impl FileSink {
                     out: None,
                     written: 0,
                     broken: None,
+                    next_seq: 0,
+                    skipped: Default::default(),
                 }),
+                turn: Default::default(),
                 partial: target.as_deref().map(partial_path),
                 target,
             }),
@@ -148,7 +189,10 @@ impl FileSink {
                     out: Some(out),
                     written: 0,
                     broken: None,
+                    next_seq: 0,
+                    skipped: Default::default(),
                 }),
+                turn: Default::default(),
                 target,
                 partial,
             }),
@@ -194,24 +238,62 @@ impl FileWriter {
 
 impl BatchWriter for FileWriter {
     fn write_batch(&mut self, batch: &[Record]) -> Result<BatchResult, BatchError> {
+        self.write_batch_at(None, batch)
+    }
+
+    fn skip(&mut self, seq: Option<u64>) {
+        drop(Turn {
+            shared: self.shared.clone(),
+            seq,
+        });
+    }
+
+    fn write_batch_at(
+        &mut self,
+        seq: Option<u64>,
+        batch: &[Record],
+    ) -> Result<BatchResult, BatchError> {
+        let turn = Turn {
+            shared: self.shared.clone(),
+            seq,
+        };
         // Serialise outside the lock so several workers encode in parallel.
         self.buf.clear();
         self.ends.clear();
         for record in batch {
-            record
-                .write_json(&mut self.buf)
-                .expect("writing to a Vec cannot fail");
+            record.write_json_into(&mut self.buf);
             self.buf.push(b'\n');
             self.ends.push(self.buf.len());
         }
-        let mut state = self.shared.state.lock().expect("output lock");
-        let state = &mut *state;
+        let state = self.shared.state.lock().expect("output lock");
+        // Numbered batches go out in their order.
+        let mut state = match seq {
+            Some(seq) => self
+                .shared
+                .turn
+                .wait_while(state, |s| s.next_seq != seq)
+                .expect("output lock"),
+            None => state,
+        };
+        let result = self.write_locked(&mut state, batch.len());
+        drop(state);
+        drop(turn);
+        if self.buf.capacity() > KEEP_BUFFER {
+            self.buf = Vec::with_capacity(256 * 1024);
+        }
+        Ok(result)
+    }
+}
+
+impl FileWriter {
+    /// Writes the encoded batch (`buf`, `ends`) to the output, the lock held.
+    fn write_locked(&self, state: &mut OutState, records: usize) -> BatchResult {
         if let Some(why) = &state.broken {
             let reason = format!("not written: the output failed earlier ({why})");
-            return Ok(BatchResult {
+            return BatchResult {
                 rejected: self.not_written(0, &reason),
                 ..Default::default()
-            });
+            };
         }
         let (done, error) = match state.out.as_mut() {
             Some(Out::File(f)) => write_counted(f, &self.buf),
@@ -223,7 +305,7 @@ impl BatchWriter for FileWriter {
             None => {
                 state.written += done as u64;
                 BatchResult {
-                    inserted: batch.len() as u64,
+                    inserted: records as u64,
                     ..Default::default()
                 }
             }
@@ -258,14 +340,15 @@ impl BatchWriter for FileWriter {
                 }
             }
         };
-        if self.buf.capacity() > KEEP_BUFFER {
-            self.buf = Vec::with_capacity(256 * 1024);
-        }
-        Ok(result)
+        result
     }
 }
 
 impl Sink for FileSink {
+    fn ordered(&self) -> bool {
+        true
+    }
+
     fn plan(&self) -> Vec<String> {
         match (&self.shared.target, &self.shared.partial) {
             (Some(t), Some(p)) => vec![format!(

@@ -45,6 +45,12 @@ pub struct CsvSource {
     /// slowly (`tail -f | pipeline-cli`): rows are handed on as soon as the
     /// writer pauses, and a stop is seen while it does.
     live: Option<std::os::fd::RawFd>,
+    /// A regular file, which several threads can read in chunks.
+    path: Option<std::path::PathBuf>,
+    delimiter: u8,
+    max_field_bytes: u64,
+    max_field_lines: u64,
+    threads: usize,
 }
 
 fn display_name(input: &InputPath) -> String {
@@ -164,6 +170,10 @@ impl CsvSource {
             config.max_field_lines,
             config.max_field_bytes
         );
+        let path = match (&config.input, live) {
+            (InputPath::File(p), None) => Some(p.clone()),
+            _ => None,
+        };
         Ok(CsvSource {
             reader,
             schema,
@@ -172,12 +182,22 @@ impl CsvSource {
             size,
             name,
             live,
+            path,
+            delimiter: config.delimiter,
+            max_field_bytes: config.max_field_bytes,
+            max_field_lines: config.max_field_lines,
+            threads: config.threads,
         })
     }
 
     /// Turns a parsed row into a record, or says why it cannot be one.
-    fn convert(&mut self, row: &mut Row) -> Result<Record, (ErrorType, String)> {
-        let line = row.line;
+    /// `reuse`: a record the sinks are done with, whose strings are filled
+    /// again instead of allocated.
+    fn convert(
+        &mut self,
+        row: &mut Row,
+        reuse: Option<Record>,
+    ) -> Result<Record, (ErrorType, String)> {
         let schema = match &self.schema {
             Some(s) => s.clone(),
             None => {
@@ -187,80 +207,166 @@ impl CsvSource {
                 s
             }
         };
-        if row.len() != schema.len() {
+        to_record(&schema, self.infer_types, row, reuse)
+    }
+}
+
+impl CsvSource {
+    /// Reads a regular file with a header on several threads. `Ok(None)`:
+    /// done (or not done here: one thread, a pipe, no header); `Some(rows)`:
+    /// read on with one thread from where the reader now stands, `rows`
+    /// rows having been read.
+    fn read_in_parallel(
+        &mut self,
+        out: &RecordSender,
+        ctx: &Context,
+    ) -> Result<Option<u64>, PipelineError> {
+        let (Some(path), Some(schema)) = (&self.path, &self.schema) else {
+            return Ok(None);
+        };
+        if self.threads < 2 {
+            return Ok(None);
+        }
+        let plan = super::csv_parallel::Plan {
+            path,
+            name: &self.name,
+            start: self.reader.offset(),
+            line: self.reader.line(),
+            delimiter: self.delimiter,
+            max_field_bytes: self.max_field_bytes,
+            max_field_lines: self.max_field_lines,
+            schema: schema.clone(),
+            infer: self.infer_types,
+            threads: self.threads,
+            limit: self.limit,
+        };
+        match super::csv_parallel::run(&plan, out, ctx)? {
+            super::csv_parallel::Ended::Done => Ok(None),
+            super::csv_parallel::Ended::From { offset, line, rows } => {
+                tracing::debug!(
+                    "CSV {}: a quote the chunks cannot follow near line {line}; reading on with one thread",
+                    self.name
+                );
+                let mut file = File::open(path).map_err(|e| {
+                    PipelineError::Source(ErrorType::Io, format!("reading {}: {e}", self.name))
+                })?;
+                std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(offset)).map_err(|e| {
+                    PipelineError::Source(ErrorType::Io, format!("reading {}: {e}", self.name))
+                })?;
+                self.reader = RowReader::starting_at(
+                    Box::new(file),
+                    self.delimiter,
+                    self.max_field_bytes,
+                    self.max_field_lines,
+                    line,
+                );
+                Ok(Some(rows))
+            }
+        }
+    }
+}
+
+/// A parsed row as a record of `schema` (typed with `infer`), filling the
+/// strings of `reuse` where one is given; or why it cannot be one.
+pub(super) fn to_record(
+    schema: &Arc<Schema>,
+    infer: bool,
+    row: &mut Row,
+    reuse: Option<Record>,
+) -> Result<Record, (ErrorType, String)> {
+    let schema = schema.clone();
+    let line = row.line;
+    if row.len() != schema.len() {
+        return Err((
+            ErrorType::Parse,
+            format!("expected {} fields, found {}", schema.len(), row.len()),
+        ));
+    }
+    // One UTF-8 check for the whole row; fields split at ASCII
+    // delimiters, so each field's range is a valid slice of it.
+    let all = match std::str::from_utf8(row.as_slice()) {
+        Ok(all) => all,
+        Err(e) => {
+            let bad = e.valid_up_to();
+            let field = (0..row.len())
+                .find(|&i| row.range(i).contains(&bad))
+                .unwrap_or(0);
+            let start = row.range(field).start;
             return Err((
                 ErrorType::Parse,
-                format!("expected {} fields, found {}", schema.len(), row.len()),
+                format!(
+                    "invalid UTF-8 in field {} ({}) at byte {}",
+                    field + 1,
+                    schema.names()[field],
+                    bad - start
+                ),
             ));
         }
-        // One UTF-8 check for the whole row; fields split at ASCII
-        // delimiters, so each field's range is a valid slice of it.
-        let all = match std::str::from_utf8(row.as_slice()) {
-            Ok(all) => all,
-            Err(e) => {
-                let bad = e.valid_up_to();
-                let field = (0..row.len())
-                    .find(|&i| row.range(i).contains(&bad))
-                    .unwrap_or(0);
-                let start = row.range(field).start;
-                return Err((
-                    ErrorType::Parse,
-                    format!(
-                        "invalid UTF-8 in field {} ({}) at byte {}",
-                        field + 1,
-                        schema.names()[field],
-                        bad - start
-                    ),
-                ));
-            }
-        };
-        // A very large field takes the row's buffer instead of a copy of
-        // it (below), so a 50 MB field is not held twice.
-        let big = if row.as_slice().len() >= BIG_FIELD {
-            (0..row.len())
-                .max_by_key(|&i| row.range(i).len())
-                .filter(|&i| row.range(i).len() >= BIG_FIELD)
+    };
+    // A very large field takes the row's buffer instead of a copy of
+    // it (below), so a 50 MB field is not held twice.
+    let big = if row.as_slice().len() >= BIG_FIELD {
+        (0..row.len())
+            .max_by_key(|&i| row.range(i).len())
+            .filter(|&i| row.range(i).len() >= BIG_FIELD)
+    } else {
+        None
+    };
+    let typed = |text: String| {
+        if infer {
+            Value::infer(text)
         } else {
-            None
-        };
-        let infer = self.infer_types;
-        let typed = |text: String| {
-            if infer {
-                Value::infer(text)
-            } else {
-                Value::Str(text)
-            }
-        };
-        let mut values = Vec::with_capacity(row.len());
-        for i in 0..row.len() {
-            let range = row.range(i);
-            // The row is valid as a whole, but a field may still split a
-            // character in two (the bytes of the delimiter are not in `all`).
-            if !all.is_char_boundary(range.start) || !all.is_char_boundary(range.end) {
-                return Err((
-                    ErrorType::Parse,
-                    format!(
-                        "invalid UTF-8 in field {} ({}): a character is cut by the delimiter",
-                        i + 1,
-                        schema.names()[i]
-                    ),
-                ));
-            }
-            values.push(if Some(i) == big {
-                Value::Null
-            } else {
-                typed(all[range].to_owned())
-            });
+            Value::Str(text)
         }
-        if let Some(i) = big {
-            values[i] = typed(row.take_field(i));
+    };
+    let mut values = match reuse {
+        Some(r) => r.values,
+        None => Vec::with_capacity(row.len()),
+    };
+    values.truncate(row.len());
+    let reused = values.len();
+    for i in 0..row.len() {
+        let range = row.range(i);
+        // The row is valid as a whole, but a field may still split a
+        // character in two (the bytes of the delimiter are not in `all`).
+        if !all.is_char_boundary(range.start) || !all.is_char_boundary(range.end) {
+            return Err((
+                ErrorType::Parse,
+                format!(
+                    "invalid UTF-8 in field {} ({}): a character is cut by the delimiter",
+                    i + 1,
+                    schema.names()[i]
+                ),
+            ));
         }
-        Ok(Record {
-            schema,
-            values,
-            position: line,
-        })
+        let value = if Some(i) == big {
+            Value::Null
+        } else if i < reused {
+            // The old value's string, emptied and filled again.
+            let mut text = match std::mem::replace(&mut values[i], Value::Null) {
+                Value::Str(s) | Value::Decimal(s) => s,
+                _ => String::new(),
+            };
+            text.clear();
+            text.push_str(&all[range]);
+            typed(text)
+        } else {
+            typed(all[range].to_owned())
+        };
+        if i < reused {
+            values[i] = value;
+        } else {
+            values.push(value);
+        }
     }
+    if let Some(i) = big {
+        values[i] = typed(row.take_field(i));
+    }
+    Ok(Record {
+        schema,
+        values,
+        position: line,
+    })
 }
 
 impl Source for CsvSource {
@@ -270,6 +376,10 @@ impl Source for CsvSource {
 
     fn fields(&self) -> Option<Vec<String>> {
         self.schema.as_ref().map(|s| s.names().to_vec())
+    }
+
+    fn reuses_records(&self) -> bool {
+        true
     }
 
     fn describe(&self) -> Vec<String> {
@@ -307,9 +417,18 @@ impl Source for CsvSource {
         }
         let mut row = Row::default();
         let mut chunk: Vec<Record> = Vec::with_capacity(CHUNK_ROWS);
+        // Records the sinks are done with, filled again.
+        let mut spare: Vec<Record> = Vec::new();
         let mut total_rows: u64 = 0;
         // The header was read from the source too: count from the first byte.
         let mut last_byte = 0;
+        if let Some(from) = self.read_in_parallel(out, ctx)? {
+            // Read on here with one thread (a quote the chunks could not
+            // follow); its byte offsets count from there.
+            total_rows = from;
+        } else if self.threads > 1 && self.path.is_some() && self.schema.is_some() {
+            return Ok(());
+        }
         let mut done = false;
         while !done && !ctx.should_stop_reading() {
             let started = Instant::now();
@@ -338,7 +457,12 @@ impl Source for CsvSource {
                         break;
                     }
                     Next::Bad { line, raw, reason } => Some((line, raw, ErrorType::Parse, reason)),
-                    Next::Row => match self.convert(&mut row) {
+                    Next::Row => match self.convert(&mut row, {
+                        if spare.is_empty() {
+                            spare = out.reusable().unwrap_or_default();
+                        }
+                        spare.pop()
+                    }) {
                         Ok(r) => {
                             chunk.push(r);
                             self.reader.release();
@@ -384,7 +508,7 @@ impl Source for CsvSource {
 
 /// A row's bytes without the line terminators around it (with CRLF input the
 /// reader's record start can sit on the previous row's `\n`).
-fn trim_line_end(raw: &[u8]) -> &[u8] {
+pub(super) fn trim_line_end(raw: &[u8]) -> &[u8] {
     let is_eol = |b: &u8| *b == b'\n' || *b == b'\r';
     let start = raw.iter().take_while(|b| is_eol(b)).count();
     let end = raw.len() - raw[start..].iter().rev().take_while(|b| is_eol(b)).count();
@@ -424,14 +548,15 @@ mod tests {
             max_field_bytes: crate::retry::parse_size(crate::config::DEFAULT_CSV_MAX_FIELD_BYTES)
                 .unwrap(),
             max_field_lines: crate::config::DEFAULT_CSV_MAX_FIELD_LINES,
+            threads: 1,
         };
         let mut src = CsvSource::open(&cfg, None).unwrap();
         let mut row = Row::default();
         assert_eq!(src.reader.read_row(&mut row).unwrap(), Next::Row);
-        let err = src.convert(&mut row).unwrap_err();
+        let err = src.convert(&mut row, None).unwrap_err();
         assert!(err.1.contains("invalid UTF-8 in field 1"), "{}", err.1);
         assert_eq!(src.reader.read_row(&mut row).unwrap(), Next::Row);
-        assert!(src.convert(&mut row).is_ok());
+        assert!(src.convert(&mut row, None).is_ok());
     }
 
     #[test]

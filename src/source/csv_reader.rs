@@ -128,6 +128,8 @@ pub struct RowReader {
     /// After a row given up on a line with no end in sight: skip to the
     /// next line end before reading on.
     skip_line: bool,
+    /// The input ended inside a quoted field.
+    ended_open: bool,
 }
 
 impl RowReader {
@@ -152,7 +154,33 @@ impl RowReader {
             max_field_lines,
             at_start: true,
             skip_line: false,
+            ended_open: false,
         }
+    }
+
+    /// A reader of `input` that starts in the middle of a CSV stream, at the
+    /// start of a row on `line` (no byte-order mark is looked for).
+    pub fn starting_at(
+        input: Box<dyn Read + Send>,
+        delimiter: u8,
+        max_field_bytes: u64,
+        max_field_lines: u64,
+        line: u64,
+    ) -> RowReader {
+        let mut r = RowReader::new(input, delimiter, max_field_bytes, max_field_lines);
+        r.at_start = false;
+        r.core.set_line(line);
+        r
+    }
+
+    /// The line the next row starts on.
+    pub fn line(&self) -> u64 {
+        self.core.line()
+    }
+
+    /// True once the input has ended inside a quoted field.
+    pub fn ended_open(&self) -> bool {
+        self.ended_open
     }
 
     /// Marks the input as live (a pipe read by `fd`): reads wait in short
@@ -309,6 +337,9 @@ impl RowReader {
         if row.ends.is_empty() {
             row.ends.resize(64, 0);
         }
+        if self.plain_row(row) {
+            return Ok(Next::Row);
+        }
         let (mut nout, mut nends) = (0usize, 0usize);
         let mut at_end = false;
         loop {
@@ -365,7 +396,50 @@ impl RowReader {
         }
     }
 
+    /// The common row, read without the parser: a whole line already
+    /// buffered, with no quote and no carriage return but a last one before
+    /// the line feed, split at the delimiter. The parser reads such a line
+    /// the same way, byte for byte; any other row is left to it.
+    fn plain_row(&mut self, row: &mut Row) -> bool {
+        let rest = &self.buf[self.pos..self.end];
+        let Some(nl) = memchr::memchr(b'\n', rest) else {
+            return false;
+        };
+        let line = &rest[..nl];
+        let body = line.strip_suffix(b"\r").unwrap_or(line);
+        if body.len() as u64 > self.max_field_bytes || memchr::memchr2(b'"', b'\r', body).is_some()
+        {
+            return false;
+        }
+        if row.fields.len() < body.len() {
+            row.fields.resize(body.len().next_power_of_two(), 0);
+        }
+        let mut n = 0;
+        let mut from = 0;
+        let mut out = 0;
+        let mut put = |to: usize, row: &mut Row| {
+            let field = &body[from..to];
+            row.fields[out..out + field.len()].copy_from_slice(field);
+            out += field.len();
+            if n == row.ends.len() {
+                row.ends.resize(n * 2, 0);
+            }
+            row.ends[n] = out;
+            n += 1;
+            from = to + 1;
+        };
+        for d in memchr::memchr_iter(self.delimiter, body) {
+            put(d, row);
+        }
+        put(body.len(), row);
+        row.len = n;
+        self.pos += nl + 1;
+        self.next_line();
+        true
+    }
+
     fn unclosed_at_end(&mut self, start: usize, start_line: u64) -> Next {
+        self.ended_open = true;
         Next::Bad {
             line: start_line,
             raw: self.buf[start..self.pos].to_vec(),

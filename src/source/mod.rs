@@ -4,6 +4,7 @@
 //! fetch timings, rejected rows) through the run's [`Context`].
 
 pub mod csv;
+mod csv_parallel;
 mod csv_reader;
 pub mod elasticsearch;
 
@@ -26,6 +27,12 @@ pub trait Source: Send {
     /// stands in `metrics`). Nothing by default.
     fn commit(&mut self, _metrics: &Metrics) -> Result<(), PipelineError> {
         Ok(())
+    }
+
+    /// True when the source fills records the sinks are done with
+    /// ([`RecordSender::reusable`]) instead of allocating new ones.
+    fn reuses_records(&self) -> bool {
+        false
     }
 
     /// Total bytes to read, when known in advance (for the progress bar).

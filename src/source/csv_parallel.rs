@@ -1,0 +1,377 @@
+//! Reading a CSV file on several threads. The source thread cuts the file
+//! into chunks of about [`CHUNK_BYTES`] at row ends, found by following the
+//! quotes from a row start (a newline outside quotes ends a row); parse
+//! threads turn each chunk into records with the same reader and conversion
+//! as the single-threaded path; the source thread sends the results on in
+//! file order, with the rejected rows, counts, `--limit` and `--max-errors`
+//! applied row by row exactly as there.
+//!
+//! A cut is only a guess when the file has a stray quote (`5" screen`): the
+//! guess is checked, because a chunk cut inside a quoted field ends with that
+//! field still open. Chunk k starts where chunk k-1 ended cleanly, so every
+//! accepted chunk was parsed from a true row start and gives exactly what the
+//! single-threaded reader gives. At the first chunk that ends open, the rest
+//! of the file is read by the single-threaded reader from that chunk's start.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+
+use crate::channel::RecordSender;
+use crate::context::Context;
+use crate::error::{ErrorType, PipelineError};
+use crate::record::{Record, Schema};
+
+use super::csv::{to_record, trim_line_end};
+use super::csv_reader::{Next, Row, RowReader};
+
+/// About how many bytes one chunk holds.
+pub(super) const CHUNK_BYTES: usize = 256 << 10;
+
+/// A chunk is not grown past this looking for a row end (a quoted field
+/// that long): the single-threaded reader takes over there.
+const MAX_CHUNK_BYTES: usize = 64 << 20;
+
+/// What the parallel read needs to know.
+pub(super) struct Plan<'a> {
+    /// The file.
+    pub path: &'a Path,
+    /// Its name in messages.
+    pub name: &'a str,
+    /// Byte offset of the first row (after the header).
+    pub start: u64,
+    /// Line of the first row.
+    pub line: u64,
+    /// Field delimiter.
+    pub delimiter: u8,
+    /// `--csv-max-field-bytes`.
+    pub max_field_bytes: u64,
+    /// `--csv-max-field-lines`.
+    pub max_field_lines: u64,
+    /// The header's fields.
+    pub schema: Arc<Schema>,
+    /// `--csv-infer-types`.
+    pub infer: bool,
+    /// Parse threads.
+    pub threads: usize,
+    /// `--limit`.
+    pub limit: Option<u64>,
+}
+
+/// How the parallel read ended.
+pub(super) enum Ended {
+    /// The whole file was read, or the read was stopped (signal, budget,
+    /// limit).
+    Done,
+    /// A chunk was cut inside a quoted field: read on single-threaded from
+    /// byte `offset`, line `line`, `rows` rows having been read.
+    From { offset: u64, line: u64, rows: u64 },
+}
+
+/// One row of a chunk, in order.
+enum Item {
+    Record(Record),
+    Rejected {
+        line: u64,
+        raw: Vec<u8>,
+        error_type: ErrorType,
+        reason: String,
+    },
+}
+
+/// A chunk to parse.
+struct Job {
+    bytes: Vec<u8>,
+    line: u64,
+    spare: Vec<Record>,
+    reply: Sender<Parsed>,
+}
+
+/// A parsed chunk.
+struct Parsed {
+    items: Vec<Item>,
+    /// It ended inside a quoted field: the cut before it was wrong.
+    open: bool,
+    error: Option<std::io::Error>,
+    took: Duration,
+}
+
+fn parse(plan: &Plan, job: Job) {
+    let started = Instant::now();
+    let Job {
+        bytes,
+        line,
+        mut spare,
+        reply,
+    } = job;
+    let mut reader = RowReader::starting_at(
+        Box::new(std::io::Cursor::new(bytes)),
+        plan.delimiter,
+        plan.max_field_bytes,
+        plan.max_field_lines,
+        line,
+    );
+    let mut row = Row::default();
+    let mut items = Vec::with_capacity(CHUNK_BYTES / 128);
+    let mut error = None;
+    loop {
+        let start = reader.offset();
+        match reader.read_row(&mut row) {
+            Ok(Next::End) => break,
+            Ok(Next::Bad { line, raw, reason }) => items.push(Item::Rejected {
+                line,
+                raw,
+                error_type: ErrorType::Parse,
+                reason,
+            }),
+            Ok(Next::Row) => match to_record(&plan.schema, plan.infer, &mut row, spare.pop()) {
+                Ok(r) => items.push(Item::Record(r)),
+                Err((error_type, reason)) => items.push(Item::Rejected {
+                    line: row.line,
+                    raw: trim_line_end(reader.raw(start, reader.offset())).to_vec(),
+                    error_type,
+                    reason,
+                }),
+            },
+            Err(e) => {
+                error = Some(e);
+                break;
+            }
+        }
+    }
+    let _ = reply.send(Parsed {
+        items,
+        open: reader.ended_open(),
+        error,
+        took: started.elapsed(),
+    });
+}
+
+/// The end of the last complete row in `buf` (which starts at a row start),
+/// following the quotes; `None` when no row ends in it.
+fn last_row_end(buf: &[u8]) -> Option<usize> {
+    let mut quoted = false;
+    let mut end = None;
+    for i in memchr::memchr2_iter(b'"', b'\n', buf) {
+        if buf[i] == b'"' {
+            quoted = !quoted;
+        } else if !quoted {
+            end = Some(i + 1);
+        }
+    }
+    end
+}
+
+/// Cuts the file into chunks at row ends.
+struct Cutter {
+    file: File,
+    /// Bytes read past the last cut.
+    carry: Vec<u8>,
+    eof: bool,
+}
+
+impl Cutter {
+    /// The next chunk; empty at the end of the file. `Ok(None)`: no row end
+    /// within [`MAX_CHUNK_BYTES`].
+    fn next(&mut self) -> std::io::Result<Option<Vec<u8>>> {
+        let mut want = CHUNK_BYTES;
+        loop {
+            while !self.eof && self.carry.len() < want {
+                let have = self.carry.len();
+                self.carry.resize(want, 0);
+                let n = self.file.read(&mut self.carry[have..])?;
+                self.carry.truncate(have + n);
+                self.eof = n == 0;
+            }
+            if self.eof {
+                return Ok(Some(std::mem::take(&mut self.carry)));
+            }
+            if let Some(end) = last_row_end(&self.carry) {
+                let rest = self.carry[end..].to_vec();
+                let mut chunk = std::mem::replace(&mut self.carry, rest);
+                chunk.truncate(end);
+                return Ok(Some(chunk));
+            }
+            if want >= MAX_CHUNK_BYTES {
+                return Ok(None);
+            }
+            want *= 2;
+        }
+    }
+}
+
+/// Reads the file from `plan.start` on `plan.threads` parse threads.
+pub(super) fn run(plan: &Plan, out: &RecordSender, ctx: &Context) -> Result<Ended, PipelineError> {
+    let read_err = |e: std::io::Error| {
+        PipelineError::Source(ErrorType::Io, format!("reading {}: {e}", plan.name))
+    };
+    let mut file = File::open(plan.path).map_err(read_err)?;
+    file.seek(SeekFrom::Start(plan.start)).map_err(read_err)?;
+    let mut cutter = Cutter {
+        file,
+        carry: Vec::new(),
+        eof: false,
+    };
+    // The header is read from the file too: counted from the first byte.
+    ctx.metrics.source_bytes(plan.start);
+    let (jobs, queue) = bounded::<Job>(plan.threads);
+    std::thread::scope(|scope| {
+        for i in 0..plan.threads {
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name(format!("csv-parse-{i}"))
+                .spawn_scoped(scope, move || {
+                    for job in queue {
+                        parse(plan, job);
+                    }
+                })
+                .expect("spawn a parse thread");
+        }
+        drop(queue);
+        let ended = sequence(plan, &mut cutter, &jobs, out, ctx);
+        drop(jobs);
+        ended
+    })
+}
+
+/// A chunk handed out: where it starts, and its result to come.
+struct Pending {
+    offset: u64,
+    line: u64,
+    len: u64,
+    result: Receiver<Parsed>,
+}
+
+/// Hands chunks to the parse threads and sends their results on in order.
+fn sequence(
+    plan: &Plan,
+    cutter: &mut Cutter,
+    jobs: &Sender<Job>,
+    out: &RecordSender,
+    ctx: &Context,
+) -> Result<Ended, PipelineError> {
+    let read_err = |e: std::io::Error| {
+        PipelineError::Source(ErrorType::Io, format!("reading {}: {e}", plan.name))
+    };
+    let mut pending: VecDeque<Pending> = VecDeque::new();
+    let (mut next_offset, mut next_line) = (plan.start, plan.line);
+    let mut cut_failed = false;
+    let mut rows_total: u64 = 0;
+    let mut batch: Vec<Record> = Vec::new();
+    loop {
+        while pending.len() <= plan.threads && !cut_failed && !ctx.should_stop_reading() {
+            let Some(bytes) = cutter.next().map_err(read_err)? else {
+                cut_failed = true;
+                break;
+            };
+            if bytes.is_empty() {
+                break;
+            }
+            let (reply, result) = bounded(1);
+            let len = bytes.len() as u64;
+            let lines = memchr::memchr_iter(b'\n', &bytes).count() as u64;
+            pending.push_back(Pending {
+                offset: next_offset,
+                line: next_line,
+                len,
+                result,
+            });
+            let spare = out.reusable().unwrap_or_default();
+            let job = Job {
+                bytes,
+                line: next_line,
+                spare,
+                reply,
+            };
+            if jobs.send(job).is_err() {
+                break;
+            }
+            next_offset += len;
+            next_line += lines;
+        }
+        let Some(chunk) = pending.pop_front() else {
+            if cut_failed {
+                return Ok(Ended::From {
+                    offset: next_offset,
+                    line: next_line,
+                    rows: rows_total,
+                });
+            }
+            return Ok(Ended::Done);
+        };
+        if ctx.should_stop_reading() {
+            return Ok(Ended::Done);
+        }
+        let parsed = chunk
+            .result
+            .recv()
+            .map_err(|_| PipelineError::Internal("a CSV parse thread crashed".into()))?;
+        if parsed.open {
+            // Cut inside a quoted field: from here on, one thread.
+            return Ok(Ended::From {
+                offset: chunk.offset,
+                line: chunk.line,
+                rows: rows_total,
+            });
+        }
+        if let Some(e) = parsed.error {
+            return Err(read_err(e));
+        }
+        let mut rows = 0u64;
+        let mut stop = false;
+        for item in parsed.items {
+            if plan.limit.is_some_and(|l| rows_total + rows >= l) {
+                stop = true;
+                break;
+            }
+            rows += 1;
+            match item {
+                Item::Record(r) => batch.push(r),
+                Item::Rejected {
+                    line,
+                    raw,
+                    error_type,
+                    reason,
+                } => {
+                    // Counted read first, then failed: the budget is
+                    // checked on every rejected row.
+                    ctx.metrics.records_read(rows);
+                    rows_total += rows;
+                    rows = 0;
+                    ctx.reject_row(line, &raw, error_type, &reason);
+                    if ctx.should_stop_reading() {
+                        stop = true;
+                        break;
+                    }
+                }
+            }
+        }
+        ctx.metrics.records_read(rows);
+        ctx.metrics.source_bytes(chunk.len);
+        ctx.metrics.fetch_observed(parsed.took);
+        rows_total += rows;
+        out.send_all(&mut batch, ctx);
+        ctx.progress(chunk.offset + chunk.len, rows_total);
+        if stop {
+            return Ok(Ended::Done);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::last_row_end;
+
+    #[test]
+    fn row_ends_follow_the_quotes() {
+        assert_eq!(last_row_end(b"a,b\nc,d\ne"), Some(8));
+        assert_eq!(last_row_end(b"a,\"b\nc\"\nd"), Some(8));
+        assert_eq!(last_row_end(b"a,\"b\nc"), None);
+        assert_eq!(last_row_end(b"a,\"b\"\"\n\"\n"), Some(9));
+    }
+}
