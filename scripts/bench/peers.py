@@ -22,7 +22,8 @@ duckdb.sql(f"COPY (SELECT * FROM read_csv('{sys.argv[1]}', all_varchar=true)) TO
 
 def ensure():
     """The venv with duckdb and polars; returns the versions."""
-    if subprocess.run([str(PY), "-c", "import duckdb, polars"], capture_output=True).returncode != 0:
+    have = PY.exists() and subprocess.run([str(PY), "-c", "import duckdb, polars"], capture_output=True).returncode == 0
+    if not have:
         print(f"== pip install duckdb polars into {VENV}", flush=True)
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
         subprocess.run([str(PY), "-m", "pip", "install", "-q", "--disable-pip-version-check", "duckdb", "polars"], check=True)
