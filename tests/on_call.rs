@@ -412,3 +412,39 @@ fn an_es_user_without_a_password_is_warned_about() {
     assert!(!stderr(&out).contains("no password"), "{}", stderr(&out));
     assert!(!stderr(&out).contains("s3cret"));
 }
+
+#[test]
+fn json_logs_on_a_terminal_have_no_progress_bar() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    let mut csv = String::from("id,name\n");
+    for i in 0..200_000 {
+        csv.push_str(&format!("{i},name {i}\n"));
+    }
+    fs::write(&input, csv).unwrap();
+    let output = dir.path().join("out.jsonl");
+    let typescript = dir.path().join("tty.log");
+    // `script` runs the binary on a pseudo-terminal, as a person would.
+    let command = format!(
+        "{} --source-type csv --csv-file {} --sink-type file --output-file {} --log-format json",
+        bin(),
+        p(&input),
+        p(&output)
+    );
+    let status = std::process::Command::new("script")
+        .args(["-qec", &command, p(&typescript)])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("script (util-linux)");
+    assert!(status.success());
+    let text = fs::read_to_string(&typescript).unwrap();
+    let lines: Vec<&str> = text
+        .split(['\r', '\n'])
+        .filter(|l| !l.trim().is_empty() && !l.starts_with("Script "))
+        .collect();
+    assert!(!lines.is_empty(), "{text}");
+    for line in lines {
+        serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+    }
+}

@@ -65,7 +65,11 @@ pub fn prepare(
         .map_err(counted(Stage::Sink))?;
     let dead_letter =
         DeadLetter::open(config.dead_letter.as_deref()).map_err(counted(Stage::Sink))?;
-    let progress = (!config.quiet && std::io::stderr().is_terminal()).then(Progress::new);
+    // A bar is for a person at a terminal; JSON logs are for a shipper.
+    let progress = (!config.quiet
+        && config.log_format == crate::config::LogFormat::Text
+        && std::io::stderr().is_terminal())
+    .then(Progress::new);
     let ctx = Context::new(metrics, shutdown, dead_letter, config.max_errors, progress);
     ctx.progress_total(source.size_hint());
     Ok(Prepared {
