@@ -274,29 +274,13 @@ impl EsSource {
         let mut schemas = SchemaCache::default();
         let mut chunk: Vec<Record> = Vec::new();
         let mut mark = Mark::default();
-        // When the request of the page in hand went out: the server's
-        // keep-alive was renewed then.
-        let mut last_sent = Instant::now();
-        // The next page, requested while the one before it was converted:
-        // the answer, the time since the request before, when it went out.
-        let mut prefetched: Option<(Result<Json, EsError>, Duration, Instant)> = None;
+        let mut last_answer = Instant::now();
         let result = loop {
             if ctx.should_stop_reading() || shared.failed.load(Ordering::Relaxed) > 0 {
                 break Ok(total);
             }
-            let (fetched, idle, sent) = match prefetched.take() {
-                Some(p) => p,
-                None => {
-                    let sent = Instant::now();
-                    let idle = sent.duration_since(last_sent);
-                    (
-                        rt.block_on(self.next_page(slice, &cursor, first, ctx)),
-                        idle,
-                        sent,
-                    )
-                }
-            };
-            let page = match fetched {
+            let idle = last_answer.elapsed();
+            let page = match rt.block_on(self.next_page(slice, &cursor, first, ctx)) {
                 Ok(p) => p,
                 Err(EsError::Stopped) => break Ok(total),
                 Err(e) => {
@@ -308,7 +292,7 @@ impl EsSource {
                     });
                 }
             };
-            last_sent = sent;
+            last_answer = Instant::now();
             if page["_shards"]["failed"].as_u64().unwrap_or(0) > 0 {
                 shared.failed.store(1, Ordering::Relaxed);
                 let (kind, reason) = client::error_reason(
@@ -335,45 +319,21 @@ impl EsSource {
                 break Ok(total);
             }
             let mut stop_after = false;
-            // The next request goes out now (its cursor is known from this
-            // page), and this page is converted while it is answered.
-            std::thread::scope(|scope| {
-                let cursor = &cursor;
-                let next = std::thread::Builder::new()
-                    .name(format!("es-prefetch-{slice}"))
-                    .spawn_scoped(scope, move || {
-                        let sent = Instant::now();
-                        let idle = sent.duration_since(last_sent);
-                        (
-                            rt.block_on(self.next_page(slice, cursor, false, ctx)),
-                            idle,
-                            sent,
-                        )
-                    })
-                    .expect("spawn the page request");
-                for hit in hits {
-                    if let Some(limit) = self.limit {
-                        if shared.taken.fetch_add(1, Ordering::SeqCst) >= limit {
-                            stop_after = true;
-                            break;
-                        }
+            for hit in hits {
+                if let Some(limit) = self.limit {
+                    if shared.taken.fetch_add(1, Ordering::SeqCst) >= limit {
+                        stop_after = true;
+                        break;
                     }
-                    if let Some(s) = &self.since {
-                        if let Some(v) = field_at(&hit["_source"], &s.field) {
-                            mark.see(v, hit["_id"].as_str().unwrap_or_default());
-                        }
-                    }
-                    let position = shared.position.fetch_add(1, Ordering::Relaxed) + 1;
-                    chunk.push(schemas.record(hit, &self.cfg.meta_fields, position));
                 }
-                prefetched = Some(next.join().unwrap_or_else(|_| {
-                    (
-                        Err(EsError::Refused("the page request crashed".into())),
-                        Duration::ZERO,
-                        Instant::now(),
-                    )
-                }));
-            });
+                if let Some(s) = &self.since {
+                    if let Some(v) = field_at(&hit["_source"], &s.field) {
+                        mark.see(v, hit["_id"].as_str().unwrap_or_default());
+                    }
+                }
+                let position = shared.position.fetch_add(1, Ordering::Relaxed) + 1;
+                chunk.push(schemas.record(hit, &self.cfg.meta_fields, position));
+            }
             ctx.metrics.records_read(chunk.len() as u64);
             let read =
                 shared.read.fetch_add(chunk.len() as u64, Ordering::Relaxed) + chunk.len() as u64;
