@@ -339,6 +339,14 @@ pub(super) fn to_record(
                 ),
             ));
         }
+        if !infer && Some(i) != big {
+            // Strings: the old string filled again in place.
+            if let Some(Value::Str(s)) = values.get_mut(i) {
+                s.clear();
+                s.push_str(&all[range]);
+                continue;
+            }
+        }
         let value = if Some(i) == big {
             Value::Null
         } else if i < reused {
