@@ -213,19 +213,19 @@ impl CsvSource {
 
 impl CsvSource {
     /// Reads a regular file with a header on several threads. `Ok(None)`:
-    /// done (or not done here: one thread, a pipe, no header); `Some(rows)`:
-    /// read on with one thread from where the reader now stands, `rows`
-    /// rows having been read.
+    /// all read; `Some(rows)`: read on with one thread from where the reader
+    /// now stands, `rows` rows having been read (0 when one thread, a pipe
+    /// or no header leaves it all to the single-threaded reader).
     fn read_in_parallel(
         &mut self,
         out: &RecordSender,
         ctx: &Context,
     ) -> Result<Option<u64>, PipelineError> {
         let (Some(path), Some(schema)) = (&self.path, &self.schema) else {
-            return Ok(None);
+            return Ok(Some(0));
         };
         if self.threads < 2 {
-            return Ok(None);
+            return Ok(Some(0));
         }
         let plan = super::csv_parallel::Plan {
             path,
@@ -264,6 +264,23 @@ impl CsvSource {
             }
         }
     }
+}
+
+/// A rejected row: the `rows` read before it and the row itself are counted
+/// read (added to `total`, `rows` back to 0), then it is failed, so the
+/// budget is checked on every rejected row. True when reading must stop.
+pub(super) fn reject(
+    ctx: &Context,
+    (rows, total): (&mut u64, &mut u64),
+    line: u64,
+    raw: &[u8],
+    (error_type, reason): (ErrorType, &str),
+) -> bool {
+    ctx.metrics.records_read(*rows);
+    *total += *rows;
+    *rows = 0;
+    ctx.reject_row(line, raw, error_type, reason);
+    ctx.should_stop_reading()
 }
 
 /// A parsed row as a record of `schema` (typed with `infer`), filling the
@@ -427,16 +444,13 @@ impl Source for CsvSource {
         let mut chunk: Vec<Record> = Vec::with_capacity(CHUNK_ROWS);
         // Records the sinks are done with, filled again.
         let mut spare: Vec<Record> = Vec::new();
-        let mut total_rows: u64 = 0;
         // The header was read from the source too: count from the first byte.
         let mut last_byte = 0;
-        if let Some(from) = self.read_in_parallel(out, ctx)? {
-            // Read on here with one thread (a quote the chunks could not
-            // follow); its byte offsets count from there.
-            total_rows = from;
-        } else if self.threads > 1 && self.path.is_some() && self.schema.is_some() {
+        // What is left after the chunks (a quote they could not follow) is
+        // read here, its byte offsets counted from there.
+        let Some(mut total_rows) = self.read_in_parallel(out, ctx)? else {
             return Ok(());
-        }
+        };
         let mut done = false;
         while !done && !ctx.should_stop_reading() {
             let started = Instant::now();
@@ -484,13 +498,7 @@ impl Source for CsvSource {
                 };
                 rows += 1;
                 if let Some((line, raw, et, reason)) = rejected {
-                    // Counted read first, then failed: the budget is checked
-                    // on every rejected row.
-                    ctx.metrics.records_read(rows);
-                    total_rows += rows;
-                    rows = 0;
-                    ctx.reject_row(line, &raw, et, &reason);
-                    if ctx.should_stop_reading() {
+                    if reject(ctx, (&mut rows, &mut total_rows), line, &raw, (et, &reason)) {
                         done = true;
                         break;
                     }

@@ -27,7 +27,7 @@ use crate::context::Context;
 use crate::error::{ErrorType, PipelineError};
 use crate::record::{Record, Schema};
 
-use super::csv::{to_record, trim_line_end};
+use super::csv::{reject, to_record, trim_line_end};
 use super::csv_reader::{Next, Row, RowReader};
 
 /// About how many bytes one chunk holds.
@@ -338,13 +338,8 @@ fn sequence(
                     error_type,
                     reason,
                 } => {
-                    // Counted read first, then failed: the budget is
-                    // checked on every rejected row.
-                    ctx.metrics.records_read(rows);
-                    rows_total += rows;
-                    rows = 0;
-                    ctx.reject_row(line, &raw, error_type, &reason);
-                    if ctx.should_stop_reading() {
+                    let counts = (&mut rows, &mut rows_total);
+                    if reject(ctx, counts, line, &raw, (error_type, &reason)) {
                         stop = true;
                         break;
                     }
