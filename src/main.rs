@@ -24,6 +24,29 @@ use pipeline_cli::shutdown::{install_signal_handlers, Shutdown, CRITICAL_LIMIT};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc commits the arenas it reserves up front on Linux, and pages
+/// freed by one thread and reused by another then stay resident: about
+/// 30 MiB more peak memory for a run that reads 5,000-document pages, and
+/// no faster. Committing on demand keeps resident memory to what is used.
+/// Set before `main`, as the process starts, before the first allocation
+/// reserves an arena.
+#[cfg(target_os = "linux")]
+#[used]
+#[link_section = ".init_array"]
+static LAZY_COMMIT: extern "C" fn() = lazy_commit;
+
+#[cfg(target_os = "linux")]
+extern "C" fn lazy_commit() {
+    extern "C" {
+        fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
+    }
+    /// `mi_option_arena_eager_commit` in mimalloc's option enum.
+    const ARENA_EAGER_COMMIT: std::ffi::c_int = 4;
+    // SAFETY: sets one of mimalloc's option values (an int in a static
+    // table); mimalloc reads it when it next reserves an arena.
+    unsafe { mi_option_set(ARENA_EAGER_COMMIT, 0) };
+}
+
 /// The one place errors become exit codes: `try_main` returns the run's
 /// code, or the error that kept it from running, printed as one line.
 fn main() -> process::ExitCode {
