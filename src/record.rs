@@ -60,9 +60,51 @@ pub enum Value {
     Str(String),
     /// Nested JSON (objects and arrays from a document source).
     Json(serde_json::Value),
+    /// A JSON value kept as its compact JSON text, as a document source
+    /// received it (a string with its quotes, a number's exact digits, an
+    /// object or array on one line). Written to JSON as it is; [`Value::typed`]
+    /// gives the typed value where one is needed.
+    Raw(String),
 }
 
 impl Value {
+    /// A JSON value as a record value: strings, booleans and null as
+    /// themselves; a number as an integer when it fits 64 bits, otherwise as
+    /// its exact JSON text (never through a 64-bit float); objects and arrays
+    /// stay JSON.
+    pub fn from_json(v: &serde_json::Value) -> Value {
+        use serde_json::Value as Json;
+        match v {
+            Json::Null => Value::Null,
+            Json::Bool(b) => Value::Bool(*b),
+            Json::String(s) => Value::Str(s.clone()),
+            Json::Number(n) => match n.as_i64() {
+                Some(i) if !n.to_string().contains(['.', 'e', 'E']) => Value::Int(i),
+                _ => Value::Decimal(n.to_string()),
+            },
+            other => Value::Json(other.clone()),
+        }
+    }
+
+    /// The typed value: a [`Value::Raw`] read as JSON (as [`Value::from_json`]
+    /// reads it), any other value as it is. Raw text that is not valid JSON
+    /// (a lone surrogate escape, say) stays text.
+    pub fn typed(&self) -> std::borrow::Cow<'_, Value> {
+        use std::borrow::Cow;
+        let Value::Raw(raw) = self else {
+            return Cow::Borrowed(self);
+        };
+        let b = raw.as_bytes();
+        // The common case, a string without escapes, without a parse.
+        if b.len() >= 2 && b[0] == b'"' && !b[1..b.len() - 1].contains(&b'\\') {
+            return Cow::Owned(Value::Str(raw[1..raw.len() - 1].to_string()));
+        }
+        Cow::Owned(match serde_json::from_str::<serde_json::Value>(raw) {
+            Ok(v) => Value::from_json(&v),
+            Err(_) => Value::Str(raw.clone()),
+        })
+    }
+
     /// Infers a typed value from CSV text: integers, decimals and true/false
     /// become numbers and booleans, an empty field becomes null, anything
     /// else stays text. Integers with leading zeros ("007") stay text, since
@@ -105,6 +147,7 @@ impl Value {
             Value::Float(_) => out.write_all(b"null"),
             Value::Str(s) => write_json_str(out, s),
             Value::Json(v) => serde_json::to_writer(out, v).map_err(io::Error::other),
+            Value::Raw(raw) => out.write_all(raw.as_bytes()),
         }
     }
 
@@ -122,6 +165,7 @@ impl Value {
                 .unwrap_or(serde_json::Value::Null),
             Value::Str(s) => serde_json::Value::String(s.clone()),
             Value::Json(v) => v.clone(),
+            Value::Raw(_) => self.typed().to_json(),
         }
     }
 }
@@ -274,6 +318,7 @@ impl Record {
             out.extend_from_slice(key);
             match value {
                 Value::Str(s) => json_str_into(out, s),
+                Value::Raw(raw) => out.extend_from_slice(raw.as_bytes()),
                 other => other.write_json(out).expect("writing to a Vec cannot fail"),
             }
         }

@@ -597,6 +597,13 @@ fn basic_auth_api_keys_and_tls_through_nginx() {
         "an unknown CA must be refused: {}",
         stderr(&out)
     );
+    // At once, not retried for --retry-for: retrying cannot mend it.
+    assert!(
+        stderr(&out).contains("TLS certificate that is not trusted")
+            && stderr(&out).contains("--es-ca-cert"),
+        "{}",
+        stderr(&out)
+    );
     let out = es_run(&tls, &[], &["--es-insecure"], &out_file);
     ok(&out, "TLS with --es-insecure");
 }

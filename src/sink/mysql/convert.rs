@@ -14,6 +14,9 @@ use super::table::{Column, Kind};
 impl Column {
     /// Converts a record value for this column, or says why it does not fit.
     pub fn convert(&self, v: &Value) -> Result<MyValue, String> {
+        if let Value::Raw(_) = v {
+            return self.convert(&v.typed());
+        }
         // An empty CSV field means "no value" for every non-text column.
         let empty_text = matches!(v, Value::Str(s) if s.is_empty());
         let is_text = matches!(
@@ -128,6 +131,7 @@ pub fn text_of(v: &Value) -> String {
         Value::Str(s) => s.clone(),
         Value::Json(serde_json::Value::String(s)) => s.clone(),
         Value::Json(j) => j.to_string(),
+        Value::Raw(_) => text_of(&v.typed()),
     }
 }
 

@@ -40,6 +40,7 @@ fn classify(v: &Value) -> Seen {
         }
         Value::Json(serde_json::Value::String(s)) | Value::Str(s) => classify_text(s),
         Value::Json(_) => Seen::Json,
+        Value::Raw(_) => classify(&v.typed()),
     }
 }
 

@@ -16,6 +16,7 @@ use elasticsearch::http::Method;
 use elasticsearch::Elasticsearch;
 use serde_json::Value as Json;
 
+use super::page::Bad;
 use crate::config::EsConfig;
 use crate::error::{ErrorType, PipelineError, Stage};
 use crate::metrics::Metrics;
@@ -100,6 +101,9 @@ pub(super) enum Retry {
 /// Checks a 2xx body; `Err` says what is wrong with it.
 pub(super) type Check<'a> = &'a (dyn Fn(&Json) -> Result<(), String> + Sync);
 
+/// Reads a 2xx body into what the caller wants; `Err` says why it cannot.
+pub(super) type Reader<'a, T> = &'a (dyn Fn(&[u8]) -> Result<T, Bad> + Sync);
+
 /// One request.
 pub(super) struct Call<'a> {
     pub method: Method,
@@ -149,6 +153,15 @@ fn preview(bytes: &[u8]) -> String {
     format!("{}{}", flat.trim(), if bytes.len() > 60 { "…" } else { "" })
 }
 
+/// The reason a TLS handshake refused the server's certificate, from an
+/// error chain's text (rustls says "invalid peer certificate: <reason>").
+fn untrusted(chain: &str) -> Option<&str> {
+    const MARK: &str = "invalid peer certificate: ";
+    let at = chain.find(MARK)? + MARK.len();
+    let rest = &chain[at..];
+    Some(rest.split([':', ';', ')']).next().unwrap_or(rest).trim())
+}
+
 impl Client {
     pub(super) fn new(cfg: &EsConfig) -> Result<Client, PipelineError> {
         let mut nodes = Vec::new();
@@ -194,21 +207,39 @@ impl Client {
         })
     }
 
-    /// Sends `call`, cancelled at once when `stop` is raised.
-    pub(super) async fn send_or_stop(
+    /// Sends a page request, cancelled at once when `stop` is raised; a
+    /// 2xx body is read by `read` (a body it refuses is a passing failure,
+    /// retried like a 5xx).
+    pub(super) async fn send_or_stop<T>(
         &self,
         call: Call<'_>,
+        read: Reader<'_, T>,
         stop: &Shutdown,
-    ) -> Result<(Json, u64), EsError> {
+    ) -> Result<(T, u64), EsError> {
         tokio::select! {
-            r = self.send(call) => r,
+            r = self.send_with(call, read) => r,
             _ = stop.cancelled() => Err(EsError::Stopped),
         }
     }
 
     /// Sends `call`, retrying passing failures as its [`Retry`] allows.
-    /// Returns the JSON body and its size in bytes.
+    /// Returns the JSON body (checked by `call.check`) and its size in bytes.
     pub(super) async fn send(&self, call: Call<'_>) -> Result<(Json, u64), EsError> {
+        let check = call.check;
+        let read = move |bytes: &[u8]| -> Result<Json, Bad> {
+            let json: Json =
+                serde_json::from_slice(bytes).map_err(|e| Bad::NotJson(e.to_string()))?;
+            if let Some(check) = check {
+                check(&json).map_err(Bad::Invalid)?;
+            }
+            Ok(json)
+        };
+        self.send_with(call, &read).await
+    }
+
+    /// Sends `call`, retrying passing failures as its [`Retry`] allows; a
+    /// 2xx body is read by `read`. Returns what it read and the body's size.
+    async fn send_with<T>(&self, call: Call<'_>, read: Reader<'_, T>) -> Result<(T, u64), EsError> {
         let mut backoff = self.retry.start();
         loop {
             let n = self.next.load(Ordering::Relaxed) % self.nodes.len();
@@ -240,6 +271,11 @@ impl Client {
                                 ErrorType::Timeout,
                                 true,
                             )
+                        } else if let Some(why) = untrusted(&crate::error::chain(&e)) {
+                            // Not a passing failure: retrying cannot help.
+                            return Err(EsError::Auth(format!(
+                                "{shown} presented a TLS certificate that is not trusted ({why}); give its CA with --es-ca-cert, or skip the check with --es-insecure"
+                            )));
                         } else {
                             let connect = std::error::Error::source(&e)
                                 .and_then(|s| s.downcast_ref::<reqwest::Error>())
@@ -280,7 +316,7 @@ impl Client {
                                     m.fetch_observed(started.elapsed());
                                     m.source_bytes(bytes.len() as u64);
                                 }
-                                match self.answer(shown, status, &bytes, call.check)? {
+                                match self.answer(shown, status, &bytes, read)? {
                                     Ok(json) => return Ok((json, bytes.len() as u64)),
                                     Err((why, et)) => (hint, why, et, status != 429),
                                 }
@@ -316,43 +352,33 @@ impl Client {
         }
     }
 
-    /// Reads one answer: `Ok(Ok(json))` to return, `Ok(Err(..))` for a
+    /// Reads one answer: `Ok(Ok(value))` to return, `Ok(Err(..))` for a
     /// passing failure, `Err` for a failure no retry can mend.
     #[allow(clippy::type_complexity)]
-    fn answer(
+    fn answer<T>(
         &self,
         shown: &str,
         status: u16,
         bytes: &[u8],
-        check: Option<Check<'_>>,
-    ) -> Result<Result<Json, (String, ErrorType)>, EsError> {
-        let parsed: Result<Json, _> = serde_json::from_slice(bytes);
+        read: Reader<'_, T>,
+    ) -> Result<Result<T, (String, ErrorType)>, EsError> {
         match status {
-            200..=299 => {
-                let json = match parsed {
-                    Ok(j) => j,
-                    Err(e) => {
-                        return Ok(Err((
-                            format!(
-                                "{shown} answered HTTP {status} with a body that is not JSON ({e}; it starts with '{}'): a proxy or gateway page, or a body cut short",
-                                preview(bytes)
-                            ),
-                            ErrorType::Parse,
-                        )))
-                    }
-                };
-                if let Some(check) = check {
-                    if let Err(what) = check(&json) {
-                        return Ok(Err((
-                            format!(
-                                "{shown} answered HTTP {status} with JSON that is not a valid response: {what}"
-                            ),
-                            ErrorType::Parse,
-                        )));
-                    }
-                }
-                Ok(Ok(json))
-            }
+            200..=299 => match read(bytes) {
+                Ok(v) => Ok(Ok(v)),
+                Err(Bad::NotJson(e)) => Ok(Err((
+                    format!(
+                        "{shown} answered HTTP {status} with a body that is not JSON ({e}; it starts with '{}'): a proxy or gateway page, or a body cut short",
+                        preview(bytes)
+                    ),
+                    ErrorType::Parse,
+                ))),
+                Err(Bad::Invalid(what)) => Ok(Err((
+                    format!(
+                        "{shown} answered HTTP {status} with JSON that is not a valid response: {what}"
+                    ),
+                    ErrorType::Parse,
+                ))),
+            },
             401 | 403 => Err(EsError::Auth(format!(
                 "{shown} refused the credentials (HTTP {status}); check --es-user and PIPELINE_ES_PASS, or PIPELINE_ES_API_KEY"
             ))),
@@ -361,7 +387,7 @@ impl Client {
                 ErrorType::Server,
             ))),
             _ => {
-                let json = parsed.unwrap_or(Json::Null);
+                let json: Json = serde_json::from_slice(bytes).unwrap_or(Json::Null);
                 let (kind, reason) = error_reason(&json);
                 if kind == "index_not_found_exception" {
                     return Err(EsError::Missing(reason));

@@ -9,7 +9,7 @@ use serde_json::{json, Value as Json};
 use crate::context::Context;
 
 use super::client::{Call, EsError, Retry};
-use super::page::{self, Expect};
+use super::page::{self, Bad, Expect, Page};
 use super::{count_of, EsSource, Paging};
 
 /// Where a slice is in its paging.
@@ -25,20 +25,17 @@ pub(super) enum Cursor {
 impl Cursor {
     /// Moves past `page`. Returns a scroll id the server handed out for the
     /// first time (to release at the end).
-    pub(super) fn advance(&mut self, page: &Json) -> Option<String> {
-        let hits = page["hits"]["hits"]
-            .as_array()
-            .map_or(&[][..], Vec::as_slice);
+    pub(super) fn advance(&mut self, page: &Page) -> Option<String> {
         match self {
             Cursor::Pit { id, after } => {
-                if let Some(new) = page["pit_id"].as_str() {
-                    *id = new.to_string();
+                if let Some(new) = &page.pit_id {
+                    id.clone_from(new);
                 }
-                *after = hits.last().map(|h| h["sort"].clone());
+                *after = page.last_sort();
                 None
             }
             Cursor::ScrollStart | Cursor::Scroll { .. } => {
-                let id = page["_scroll_id"].as_str().unwrap_or_default().to_string();
+                let id = page.scroll_id.clone().unwrap_or_default();
                 let known = matches!(self, Cursor::Scroll { id: old } if *old == id);
                 *self = Cursor::Scroll { id: id.clone() };
                 (!known).then_some(id)
@@ -127,7 +124,7 @@ impl EsSource {
         cursor: &Cursor,
         first: bool,
         ctx: &Context,
-    ) -> Result<Json, EsError> {
+    ) -> Result<Page, EsError> {
         let scroll_query = [("scroll", self.cfg.keep_alive.as_str())];
         let (path, query, body, retry, expect): (String, &[(&str, &str)], Json, Retry, Expect) =
             match cursor {
@@ -169,18 +166,19 @@ impl EsSource {
                     (path, &[], body, Retry::IfNotActedOn, expect)
                 }
             };
-        let check = move |j: &Json| page::check(j, expect);
+        let meta = &self.cfg.meta_fields;
+        let read = move |bytes: &[u8]| -> Result<Page, Bad> { Page::parse(bytes, meta, expect) };
         let call = Call {
             method: Method::Post,
             path: &path,
             query,
             body: Some(body),
-            check: Some(&check),
+            check: None,
             retry,
             metrics: Some(&ctx.metrics),
             retries: None,
         };
-        let (page, _) = self.client.send_or_stop(call, &ctx.shutdown).await?;
+        let (page, _) = self.client.send_or_stop(call, &read, &ctx.shutdown).await?;
         Ok(page)
     }
 }

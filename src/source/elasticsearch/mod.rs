@@ -35,7 +35,7 @@ use super::Source;
 use client::{Call, Client, EsError};
 use cursor::Cursor;
 use page::SchemaCache;
-use since::{field_at, Mark, Since};
+use since::{Mark, Since};
 
 /// How the index is paged through, once the server is known.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -293,46 +293,48 @@ impl EsSource {
                 }
             };
             last_answer = Instant::now();
-            if page["_shards"]["failed"].as_u64().unwrap_or(0) > 0 {
+            if let Some((kind, reason)) = &page.shard_failure {
                 shared.failed.store(1, Ordering::Relaxed);
-                let (kind, reason) = client::error_reason(
-                    &json!({"error": page["_shards"]["failures"][0]["reason"]}),
-                );
                 if kind == "search_context_missing_exception" {
-                    break Err(self.context_gone(&reason, idle));
+                    break Err(self.context_gone(reason, idle));
                 }
                 break Err(EsError::Refused(format!(
                     "some shards failed ({kind}: {reason}); the page would be incomplete"
                 )));
             }
             if first {
-                total = page::total_of(&page).unwrap_or(0);
+                total = page.total.unwrap_or(0);
                 first = false;
             }
-            let hits = page["hits"]["hits"]
-                .as_array()
-                .map_or(&[][..], Vec::as_slice);
             if let Some(new_scroll) = cursor.advance(&page) {
                 scrolls.push(new_scroll);
             }
-            if hits.is_empty() {
+            if page.len() == 0 {
                 break Ok(total);
             }
             let mut stop_after = false;
-            for hit in hits {
+            let mut members = Vec::new();
+            let field = self.since.as_ref().map(|s| s.field.as_str());
+            for i in 0..page.len() {
                 if let Some(limit) = self.limit {
                     if shared.taken.fetch_add(1, Ordering::SeqCst) >= limit {
                         stop_after = true;
                         break;
                     }
                 }
-                if let Some(s) = &self.since {
-                    if let Some(v) = field_at(&hit["_source"], &s.field) {
-                        mark.see(v, hit["_id"].as_str().unwrap_or_default());
-                    }
-                }
                 let position = shared.position.fetch_add(1, Ordering::Relaxed) + 1;
-                chunk.push(schemas.record(hit, &self.cfg.meta_fields, position));
+                let (record, value) = page.record(
+                    i,
+                    &mut schemas,
+                    &mut members,
+                    &self.cfg.meta_fields,
+                    position,
+                    field,
+                );
+                if let Some(v) = value {
+                    mark.see(&v, &page.id(i));
+                }
+                chunk.push(record);
             }
             ctx.metrics.records_read(chunk.len() as u64);
             let read =

@@ -1,9 +1,14 @@
 //! One page of search hits: what makes it a valid search response, and how
 //! its hits become records (numbers keep the exact digits of the JSON text).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::Arc;
 
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::Value as Json;
 
 use crate::record::{Record, Schema, Value};
@@ -21,7 +26,11 @@ pub(super) struct Expect {
 
 /// The exact total of a page that was asked to track it.
 pub(super) fn total_of(page: &Json) -> Option<u64> {
-    let total = &page["hits"]["total"];
+    total_value(&page["hits"]["total"])
+}
+
+/// An exact `hits.total`: a number, or `{"value": n, "relation": "eq"}`.
+fn total_value(total: &Json) -> Option<u64> {
     match total {
         Json::Number(n) => n.as_u64(),
         Json::Object(o) => match o.get("relation").and_then(Json::as_str) {
@@ -86,24 +95,37 @@ pub(super) struct SchemaCache {
     by_keys: HashMap<Vec<String>, Arc<Schema>>,
 }
 
-/// A JSON value as a record value: strings, booleans and null as
-/// themselves; a number as an integer when it fits 64 bits, otherwise as its
-/// exact JSON text (never through a 64-bit float); objects and arrays stay
-/// JSON.
+/// A JSON value as a record value (see [`Value::from_json`]).
 pub(super) fn to_value(v: &Json) -> Value {
-    match v {
-        Json::Null => Value::Null,
-        Json::Bool(b) => Value::Bool(*b),
-        Json::String(s) => Value::Str(s.clone()),
-        Json::Number(n) => match n.as_i64() {
-            Some(i) if !n.to_string().contains(['.', 'e', 'E']) => Value::Int(i),
-            _ => Value::Decimal(n.to_string()),
-        },
-        other => Value::Json(other.clone()),
-    }
+    Value::from_json(v)
 }
 
 impl SchemaCache {
+    /// The schema of the fields named `names`, in order: the last one when
+    /// it matches, else one from the cache (made on first sight).
+    fn schema<'n>(&mut self, names: impl Iterator<Item = &'n str> + Clone) -> Arc<Schema> {
+        if let Some(s) = &self.last {
+            if s.names().iter().map(String::as_str).eq(names.clone()) {
+                return s.clone();
+            }
+        }
+        let key: Vec<String> = names.map(str::to_string).collect();
+        if self.by_keys.len() > 4096 {
+            self.by_keys.clear();
+        }
+        let s = self
+            .by_keys
+            .entry(key.clone())
+            .or_insert_with(|| Arc::new(Schema::new(key)))
+            .clone();
+        self.last = Some(s.clone());
+        s
+    }
+
+    /// A hit as a record from its parsed tree: metadata fields first, then
+    /// the `_source` fields (a `_source` field named like a metadata field
+    /// is left out). The slow path, for documents whose `_source` repeats a
+    /// key.
     pub(super) fn record(&mut self, hit: &Json, meta: &[String], position: u64) -> Record {
         let source = hit["_source"].as_object();
         let mut names: Vec<&str> = Vec::with_capacity(meta.len() + source.map_or(0, |s| s.len()));
@@ -121,34 +143,421 @@ impl SchemaCache {
                 values.push(to_value(v));
             }
         }
-        let schema = match &self.last {
-            Some(s)
-                if s.names()
-                    .iter()
-                    .map(String::as_str)
-                    .eq(names.iter().copied()) =>
-            {
-                s.clone()
-            }
-            _ => {
-                let key: Vec<String> = names.iter().map(|s| s.to_string()).collect();
-                if self.by_keys.len() > 4096 {
-                    self.by_keys.clear();
-                }
-                let s = self
-                    .by_keys
-                    .entry(key.clone())
-                    .or_insert_with(|| Arc::new(Schema::new(key)))
-                    .clone();
-                self.last = Some(s.clone());
-                s
-            }
-        };
+        let schema = self.schema(names.iter().copied());
         Record {
             schema,
             values,
             position,
         }
+    }
+}
+
+/// A string that borrows from the page unless it holds escapes.
+pub(super) struct Text<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Text<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Borrowed(s)))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Owned(s.to_string())))
+            }
+            fn visit_string<E: de::Error>(self, s: String) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Owned(s)))
+            }
+        }
+        d.deserialize_str(V(std::marker::PhantomData))
+    }
+}
+
+/// The members of a JSON object in order, their values left as JSON text.
+pub(super) type Members<'a> = Vec<(Text<'a>, &'a RawValue)>;
+
+/// Reads an object's members into a (reused) vector.
+struct MembersInto<'v, 'a>(&'v mut Members<'a>);
+
+impl<'de: 'a, 'a> DeserializeSeed<'de> for MembersInto<'_, 'a> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de: 'a, 'a> Visitor<'de> for MembersInto<'_, 'a> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<Text<'a>>()? {
+            let value: &'a RawValue = map.next_value()?;
+            self.0.push((key, value));
+        }
+        Ok(())
+    }
+}
+
+/// One hit: its members.
+struct HitIn<'a>(Members<'a>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for HitIn<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut members = Vec::with_capacity(8);
+        MembersInto(&mut members).deserialize(d)?;
+        Ok(HitIn(members))
+    }
+}
+
+#[derive(Deserialize)]
+struct HitsIn<'a> {
+    #[serde(default, borrow)]
+    total: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    hits: Option<Vec<HitIn<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct PageIn<'a> {
+    #[serde(default)]
+    timed_out: Option<bool>,
+    #[serde(default, borrow, rename = "_scroll_id")]
+    scroll_id: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    pit_id: Option<Text<'a>>,
+    #[serde(default, borrow, rename = "_shards")]
+    shards: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    hits: Option<HitsIn<'a>>,
+}
+
+/// Where a piece of JSON text lies in the page body.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: usize,
+    end: usize,
+}
+
+impl Span {
+    fn of(body: &str, part: &str) -> Span {
+        let start = part.as_ptr() as usize - body.as_ptr() as usize;
+        debug_assert!(start + part.len() <= body.len());
+        Span {
+            start,
+            end: start + part.len(),
+        }
+    }
+}
+
+struct HitAt {
+    id: Span,
+    source: Option<Span>,
+    sort: Option<Span>,
+}
+
+/// Why a 2xx body is not a page.
+#[derive(Debug)]
+pub(super) enum Bad {
+    /// Not JSON at all (a proxy's HTML page, a body cut short).
+    NotJson(String),
+    /// JSON, but not a valid search response.
+    Invalid(String),
+}
+
+/// One page of search hits, parsed without building a value tree: the body
+/// as it came, and where each hit's pieces lie in it. Only the pieces that
+/// are needed are ever read further: the `_source` members one level deep,
+/// their values kept as JSON text.
+pub(super) struct Page {
+    body: String,
+    /// The exact total (when the page carries one).
+    pub total: Option<u64>,
+    pub scroll_id: Option<String>,
+    pub pit_id: Option<String>,
+    /// The first shard failure's (type, reason), when shards failed.
+    pub shard_failure: Option<(String, String)>,
+    hits: Vec<HitAt>,
+    /// Where each metadata field's value lies: `meta_len` per hit.
+    meta: Vec<Option<Span>>,
+    meta_len: usize,
+}
+
+impl Page {
+    /// Parses and checks a 2xx body as [`check`] does, reading the values
+    /// of the `meta` fields of each hit.
+    pub(super) fn parse(bytes: &[u8], meta: &[String], expect: Expect) -> Result<Page, Bad> {
+        let body = match std::str::from_utf8(bytes) {
+            Ok(s) => s.to_string(),
+            Err(_) => return Err(explain(bytes, None, expect)),
+        };
+        let parsed = match serde_json::from_str::<PageIn>(&body) {
+            Ok(p) => p,
+            Err(e) => return Err(explain(bytes, Some(e), expect)),
+        };
+        let Some((total_raw, hits_in)) = parsed.hits.and_then(|h| Some((h.total, h.hits?))) else {
+            return Err(Bad::Invalid("no hits.hits array".into()));
+        };
+        if parsed.timed_out == Some(true) {
+            return Err(Bad::Invalid(
+                "timed_out is true: the page may be missing hits".into(),
+            ));
+        }
+        let total = total_raw
+            .and_then(|raw| serde_json::from_str::<Json>(raw.get()).ok())
+            .and_then(|t| total_value(&t));
+        if expect.total && total.is_none() {
+            return Err(Bad::Invalid(format!(
+                "no exact hits.total (got {})",
+                total_raw.map_or("null", |r| r.get())
+            )));
+        }
+        if expect.scroll_id && parsed.scroll_id.is_none() {
+            return Err(Bad::Invalid("no _scroll_id".into()));
+        }
+        let shard_failure = parsed.shards.and_then(|raw| {
+            let shards: Json = serde_json::from_str(raw.get()).ok()?;
+            (shards["failed"].as_u64().unwrap_or(0) > 0).then(|| {
+                super::client::error_reason(
+                    &serde_json::json!({"error": shards["failures"][0]["reason"]}),
+                )
+            })
+        });
+        let mut hits = Vec::with_capacity(hits_in.len());
+        let mut metas = vec![None; hits_in.len() * meta.len()];
+        for (i, HitIn(members)) in hits_in.iter().enumerate() {
+            let (mut id, mut source, mut sort) = (None, None, None);
+            let at = &mut metas[i * meta.len()..(i + 1) * meta.len()];
+            for (key, raw) in members {
+                let span = Span::of(&body, raw.get());
+                match &*key.0 {
+                    "_id" => id = raw.get().starts_with('"').then_some(span),
+                    "_source" => source = Some(span),
+                    "sort" => sort = raw.get().starts_with('[').then_some(span),
+                    _ => {}
+                }
+                if let Some(m) = meta.iter().position(|m| *m == *key.0) {
+                    at[m] = Some(span);
+                }
+            }
+            let Some(id) = id else {
+                return Err(Bad::Invalid(format!("hit {i} has no _id")));
+            };
+            if expect.sort && sort.is_none() {
+                return Err(Bad::Invalid(format!("hit {i} has no sort values")));
+            }
+            hits.push(HitAt { id, source, sort });
+        }
+        let scroll_id = parsed.scroll_id.map(|t| t.0.into_owned());
+        let pit_id = parsed.pit_id.map(|t| t.0.into_owned());
+        drop(hits_in);
+        Ok(Page {
+            body,
+            total,
+            scroll_id,
+            pit_id,
+            shard_failure,
+            hits,
+            meta: metas,
+            meta_len: meta.len(),
+        })
+    }
+
+    fn text(&self, span: Span) -> &str {
+        &self.body[span.start..span.end]
+    }
+
+    /// Number of hits.
+    pub(super) fn len(&self) -> usize {
+        self.hits.len()
+    }
+
+    /// The last hit's sort values (the next page's `search_after`).
+    pub(super) fn last_sort(&self) -> Option<Json> {
+        let span = self.hits.last()?.sort?;
+        serde_json::from_str(self.text(span)).ok()
+    }
+
+    /// Hit `i`'s `_id`.
+    pub(super) fn id(&self, i: usize) -> String {
+        serde_json::from_str(self.text(self.hits[i].id)).unwrap_or_default()
+    }
+
+    /// Hit `i` as a record: its metadata fields first (null when the hit
+    /// lacks one), then its `_source` fields in the order they came (one
+    /// named like a metadata field is left out). Values keep their JSON
+    /// text ([`Value::Raw`]); objects and arrays are put on one line. With
+    /// `field`, also the value of that `_source` field (a dotted path goes
+    /// into nested objects).
+    pub(super) fn record<'p>(
+        &'p self,
+        i: usize,
+        cache: &mut SchemaCache,
+        members: &mut Members<'p>,
+        meta: &[String],
+        position: u64,
+        field: Option<&str>,
+    ) -> (Record, Option<Json>) {
+        members.clear();
+        let source = self.hits[i].source.map(|s| self.text(s));
+        let parsed = match source {
+            Some(src) if src.starts_with('{') => {
+                let mut de = serde_json::Deserializer::from_str(src);
+                MembersInto(members).deserialize(&mut de).is_ok()
+            }
+            _ => true,
+        };
+        let unique = parsed && {
+            let keys = || members.iter().map(|(k, _)| &*k.0);
+            let cached = cache.last.as_ref().is_some_and(|s| {
+                s.names()[self.meta_len.min(s.len())..]
+                    .iter()
+                    .map(String::as_str)
+                    .eq(keys().filter(|k| !meta.iter().any(|m| m == k)))
+            });
+            cached || all_different(keys())
+        };
+        if !unique {
+            // A repeated key (the last one counts) or a body serde could
+            // not read one level deep: read the whole hit.
+            let hit = self.hit_json(i, meta);
+            let value = field.and_then(|f| super::since::field_at(&hit["_source"], f).cloned());
+            return (cache.record(&hit, meta, position), value);
+        }
+        let names = meta.iter().map(String::as_str).chain(
+            members
+                .iter()
+                .map(|(k, _)| &*k.0)
+                .filter(|k| !meta.iter().any(|m| m == k)),
+        );
+        let schema = cache.schema(names);
+        let mut values = Vec::with_capacity(schema.len());
+        let at = &self.meta[i * self.meta_len..(i + 1) * self.meta_len];
+        for span in at {
+            values.push(span.map_or(Value::Null, |s| raw_value(self.text(s))));
+        }
+        for (key, raw) in members.iter() {
+            if !meta.iter().any(|m| *m == *key.0) {
+                values.push(raw_value(raw.get()));
+            }
+        }
+        let value = field.and_then(|f| field_in(members, f));
+        (
+            Record {
+                schema,
+                values,
+                position,
+            },
+            value,
+        )
+    }
+
+    /// Hit `i` as a tree: its metadata fields and `_source`.
+    fn hit_json(&self, i: usize, meta: &[String]) -> Json {
+        let mut hit = serde_json::Map::new();
+        let at = &self.meta[i * self.meta_len..(i + 1) * self.meta_len];
+        for (m, span) in meta.iter().zip(at) {
+            if let Some(s) = span {
+                hit.insert(
+                    m.clone(),
+                    serde_json::from_str(self.text(*s)).unwrap_or(Json::Null),
+                );
+            }
+        }
+        if let Some(s) = self.hits[i].source {
+            hit.insert(
+                "_source".into(),
+                serde_json::from_str(self.text(s)).unwrap_or(Json::Null),
+            );
+        }
+        Json::Object(hit)
+    }
+}
+
+/// True when no two keys are the same.
+fn all_different<'k>(keys: impl Iterator<Item = &'k str> + Clone) -> bool {
+    let n = keys.clone().count();
+    if n <= 32 {
+        let list: Vec<&str> = keys.collect();
+        return (1..n).all(|i| !list[..i].contains(&list[i]));
+    }
+    let mut seen = std::collections::HashSet::with_capacity(n);
+    keys.into_iter().all(|k| seen.insert(k))
+}
+
+/// The value of `_source` field `dotted` (a key with that exact name, else
+/// a path into nested objects), as [`super::since::field_at`] finds it.
+fn field_in(members: &Members<'_>, dotted: &str) -> Option<Json> {
+    let find = |name: &str| {
+        members
+            .iter()
+            .rev()
+            .find(|(k, _)| k.0 == name)
+            .map(|(_, v)| *v)
+    };
+    if let Some(raw) = find(dotted) {
+        return serde_json::from_str(raw.get()).ok();
+    }
+    let (first, rest) = dotted.split_once('.')?;
+    let top: Json = serde_json::from_str(find(first)?.get()).ok()?;
+    rest.split('.')
+        .try_fold(&top, |v, part| v.get(part))
+        .cloned()
+}
+
+/// A `_source` value as a record value: null and booleans as themselves,
+/// anything else as its JSON text, objects and arrays on one line.
+fn raw_value(text: &str) -> Value {
+    match text.as_bytes().first() {
+        Some(b'n') => Value::Null,
+        Some(b't') => Value::Bool(true),
+        Some(b'f') => Value::Bool(false),
+        Some(b'{' | b'[') => Value::Raw(compact(text)),
+        _ => Value::Raw(text.to_string()),
+    }
+}
+
+/// Valid JSON text without the whitespace between its tokens (a
+/// `_source` as it was indexed may span lines).
+fn compact(text: &str) -> String {
+    let b = text.as_bytes();
+    if !b.iter().any(|c| matches!(c, b' ' | b'\n' | b'\r' | b'\t')) {
+        return text.to_string();
+    }
+    let mut out = Vec::with_capacity(b.len());
+    let (mut in_str, mut escaped) = (false, false);
+    for &c in b {
+        if in_str {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == b'\\' {
+                escaped = true;
+            } else if c == b'"' {
+                in_str = false;
+            }
+        } else if !matches!(c, b' ' | b'\n' | b'\r' | b'\t') {
+            in_str = c == b'"';
+            out.push(c);
+        }
+    }
+    String::from_utf8(out).expect("removing ASCII whitespace keeps UTF-8 valid")
+}
+
+/// Explains why a body is not a page, from its tree (failures only, so
+/// the cost does not matter).
+fn explain(bytes: &[u8], typed: Option<serde_json::Error>, expect: Expect) -> Bad {
+    match serde_json::from_slice::<Json>(bytes) {
+        Err(e) => Bad::NotJson(e.to_string()),
+        Ok(j) => Bad::Invalid(match check(&j, expect) {
+            Err(what) => what,
+            Ok(()) => typed.map_or_else(|| "not valid UTF-8".into(), |e| e.to_string()),
+        }),
     }
 }
 
@@ -223,5 +632,152 @@ mod tests {
         };
         assert!(check(&json!({"hits": {"hits": []}}), scroll).is_err());
         assert!(check(&json!({"_scroll_id": "s", "hits": {"hits": []}}), scroll).is_ok());
+    }
+
+    fn page_of(hits: &str) -> Page {
+        let body = format!(
+            r#"{{"_scroll_id":"s1","hits":{{"total":{{"value":9,"relation":"eq"}},"hits":[{hits}]}}}}"#
+        );
+        let expect = Expect {
+            total: true,
+            sort: false,
+            scroll_id: true,
+        };
+        Page::parse(body.as_bytes(), &["_id".to_string()], expect).unwrap()
+    }
+
+    fn line(r: &Record) -> String {
+        let mut out = Vec::new();
+        r.write_json_into(&mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    fn records(page: &Page, field: Option<&str>) -> Vec<(Record, Option<Json>)> {
+        let mut cache = SchemaCache::default();
+        let mut members = Vec::new();
+        (0..page.len())
+            .map(|i| {
+                page.record(
+                    i,
+                    &mut cache,
+                    &mut members,
+                    &["_id".to_string()],
+                    i as u64,
+                    field,
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn sources_pass_through_on_one_line_with_metadata_in_front() {
+        let page = page_of(
+            r#"{"_id":"a","_index":"i","_source":{"n": 19.999999999999999999 ,
+              "o" : { "k" : [ 1 , "x y" ] , "e":"q\"u\\ \n" },"s":null,"b":true,"t":"\u00e9 \/"}}"#,
+        );
+        assert_eq!(page.total, Some(9));
+        assert_eq!(page.scroll_id.as_deref(), Some("s1"));
+        let (r, _) = &records(&page, None)[0];
+        assert_eq!(
+            line(r),
+            r#"{"_id":"a","n":19.999999999999999999,"o":{"k":[1,"x y"],"e":"q\"u\\ \n"},"s":null,"b":true,"t":"\u00e9 \/"}"#
+        );
+        // The typed values are what the tree gave.
+        let typed: Vec<Value> = r.values.iter().map(|v| v.typed().into_owned()).collect();
+        assert_eq!(typed[0], Value::Str("a".into()));
+        assert_eq!(typed[1], Value::Decimal("19.999999999999999999".into()));
+        assert_eq!(
+            typed[2],
+            Value::Json(serde_json::json!({"k": [1, "x y"], "e": "q\"u\\ \n"}))
+        );
+        assert_eq!(typed[3], Value::Null);
+        assert_eq!(typed[4], Value::Bool(true));
+        assert_eq!(typed[5], Value::Str("é /".into()));
+    }
+
+    #[test]
+    fn a_source_field_named_like_metadata_and_repeated_keys_read_as_the_tree_does() {
+        let page = page_of(
+            r#"{"_id":"a","_source":{"_id":"shadow","x":1}},{"_id":"b","_source":{"x":1,"y":2,"x":3}},{"_id":"c","_source":{"x":4,"y":5}}"#,
+        );
+        let rs = records(&page, None);
+        assert_eq!(line(&rs[0].0), r#"{"_id":"a","x":1}"#);
+        assert_eq!(line(&rs[1].0), r#"{"_id":"b","x":3,"y":2}"#);
+        assert_eq!(line(&rs[2].0), r#"{"_id":"c","x":4,"y":5}"#);
+        assert!(Arc::ptr_eq(&rs[1].0.schema, &rs[2].0.schema));
+    }
+
+    #[test]
+    fn escaped_keys_missing_sources_and_metadata() {
+        let page = page_of(
+            r#"{"_id":"a\"b","_source":{"k\u00e9":"v"}},{"_id":"c"},{"_id":"d","_source":null}"#,
+        );
+        let rs = records(&page, None);
+        assert_eq!(rs[0].0.schema.names(), &["_id", "ké"]);
+        assert_eq!(line(&rs[0].0), r#"{"_id":"a\"b","ké":"v"}"#);
+        assert_eq!(page.id(0), "a\"b");
+        assert_eq!(line(&rs[1].0), r#"{"_id":"c"}"#);
+        assert_eq!(line(&rs[2].0), r#"{"_id":"d"}"#);
+    }
+
+    #[test]
+    fn the_since_field_is_found_at_the_top_or_by_path() {
+        let page = page_of(
+            r#"{"_id":"a","_source":{"t":"2026-01-01","a.b":7,"n":{"m":{"k":3}}}},{"_id":"b","_source":{"x":1}}"#,
+        );
+        assert_eq!(
+            records(&page, Some("t"))[0].1,
+            Some(serde_json::json!("2026-01-01"))
+        );
+        assert_eq!(records(&page, Some("a.b"))[0].1, Some(serde_json::json!(7)));
+        assert_eq!(
+            records(&page, Some("n.m.k"))[0].1,
+            Some(serde_json::json!(3))
+        );
+        assert_eq!(records(&page, Some("t"))[1].1, None);
+    }
+
+    #[test]
+    fn bodies_that_are_not_pages_say_why() {
+        let expect = Expect {
+            total: true,
+            sort: true,
+            scroll_id: false,
+        };
+        let why = |body: &str| match Page::parse(body.as_bytes(), &[], expect) {
+            Err(Bad::NotJson(m)) => format!("not json: {m}"),
+            Err(Bad::Invalid(m)) => m,
+            Ok(_) => "ok".into(),
+        };
+        assert!(why("<html>").starts_with("not json"));
+        assert!(why(r#"{"hits":{"total":1,"hits":[{"_id":"a","sort":[1]}"#).starts_with("not json"));
+        assert_eq!(why(r#""<html>""#), "not a JSON object");
+        assert_eq!(why(r#"{"ok":true}"#), "no hits.hits array");
+        assert_eq!(
+            why(r#"{"hits":{"hits":[]}}"#),
+            "no exact hits.total (got null)"
+        );
+        assert_eq!(
+            why(r#"{"hits":{"total":1,"hits":[{"_id":"a"}]}}"#),
+            "hit 0 has no sort values"
+        );
+        assert_eq!(
+            why(r#"{"hits":{"total":1,"hits":[{"_id":7,"sort":[1]}]}}"#),
+            "hit 0 has no _id"
+        );
+        assert_eq!(
+            why(r#"{"timed_out":true,"hits":{"total":1,"hits":[]}}"#),
+            "timed_out is true: the page may be missing hits"
+        );
+        assert_eq!(
+            why(r#"{"hits":{"total":1,"hits":[{"_id":"a","sort":[1]}]}}"#),
+            "ok"
+        );
+        let failed = r#"{"_shards":{"failed":1,"failures":[{"reason":{"type":"x_exception","reason":"bad"}}]},"hits":{"total":0,"hits":[]}}"#;
+        let page = Page::parse(failed.as_bytes(), &[], expect).unwrap();
+        assert_eq!(
+            page.shard_failure,
+            Some(("x_exception".into(), "bad".into()))
+        );
     }
 }
