@@ -4,7 +4,9 @@
 //! fraction is never rounded), and text with leading zeros (`00151`) is a
 //! code, which a number column refuses rather than store as 151.
 
-use chrono::{NaiveDate, NaiveDateTime, Timelike};
+use std::borrow::Cow;
+
+use chrono::{NaiveDate, NaiveDateTime};
 use mysql_async::Value as MyValue;
 
 use crate::record::Value;
@@ -62,18 +64,11 @@ impl Column {
                         text_of(v)
                     ));
                 }
-                Ok(MyValue::Bytes(
-                    d.format("%Y-%m-%d").to_string().into_bytes(),
-                ))
+                Ok(MyValue::Bytes(sql_datetime(&d, false)))
             }
             Kind::DateTime => {
                 let d = to_datetime(v)?;
-                let fmt = if d.nanosecond() == 0 {
-                    "%Y-%m-%d %H:%M:%S"
-                } else {
-                    "%Y-%m-%d %H:%M:%S%.6f"
-                };
-                Ok(MyValue::Bytes(d.format(fmt).to_string().into_bytes()))
+                Ok(MyValue::Bytes(sql_datetime(&d, true)))
             }
             Kind::Json => {
                 let text = match v {
@@ -90,20 +85,22 @@ impl Column {
                 max_chars,
                 max_bytes,
             } => {
-                let s = text_of(v);
-                if let Some(max) = max_chars {
+                let s = text_ref(v);
+                // Never more characters than bytes: count only when the
+                // bytes alone could be too many.
+                if let Some(max) = max_chars.filter(|&max| s.len() as u64 > max) {
                     let n = s.chars().count() as u64;
-                    if n > *max {
+                    if n > max {
                         return Err(format!("too long: {n} characters, the column holds {max}"));
                     }
                 }
                 check_bytes(&s, *max_bytes)?;
-                Ok(MyValue::Bytes(s.into_bytes()))
+                Ok(MyValue::Bytes(s.into_owned().into_bytes()))
             }
             Kind::Binary { max_bytes } => {
-                let s = text_of(v);
+                let s = text_ref(v);
                 check_bytes(&s, *max_bytes)?;
-                Ok(MyValue::Bytes(s.into_bytes()))
+                Ok(MyValue::Bytes(s.into_owned().into_bytes()))
             }
             Kind::Other => Ok(MyValue::Bytes(text_of(v).into_bytes())),
         }
@@ -118,6 +115,59 @@ fn check_bytes(s: &str, max: Option<u64>) -> Result<(), String> {
         )),
         _ => Ok(()),
     }
+}
+
+/// [`text_of`], borrowed where the value holds its text.
+fn text_ref(v: &Value) -> Cow<'_, str> {
+    match v {
+        Value::Str(s) | Value::Decimal(s) | Value::Json(serde_json::Value::String(s)) => {
+            Cow::Borrowed(s)
+        }
+        other => Cow::Owned(text_of(other)),
+    }
+}
+
+/// A date (`YYYY-MM-DD`) or date-time (`YYYY-MM-DD HH:MM:SS[.ffffff]`) as
+/// MySQL reads it, written digit by digit (chrono's formatter reads its
+/// format string again for every value).
+fn sql_datetime(d: &NaiveDateTime, with_time: bool) -> Vec<u8> {
+    use chrono::{Datelike, Timelike};
+    if !(0..=9999).contains(&d.year()) || d.nanosecond() >= 1_000_000_000 {
+        let fmt = match (with_time, d.nanosecond()) {
+            (false, _) => "%Y-%m-%d",
+            (true, 0) => "%Y-%m-%d %H:%M:%S",
+            (true, _) => "%Y-%m-%d %H:%M:%S%.6f",
+        };
+        return d.format(fmt).to_string().into_bytes();
+    }
+    fn digits(out: &mut Vec<u8>, v: u32, width: usize) {
+        let mut buf = [b'0'; 10];
+        let mut v = v;
+        for i in (0..width).rev() {
+            buf[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        out.extend_from_slice(&buf[..width]);
+    }
+    let mut out = Vec::with_capacity(26);
+    digits(&mut out, d.year() as u32, 4);
+    out.push(b'-');
+    digits(&mut out, d.month(), 2);
+    out.push(b'-');
+    digits(&mut out, d.day(), 2);
+    if with_time {
+        out.push(b' ');
+        digits(&mut out, d.hour(), 2);
+        out.push(b':');
+        digits(&mut out, d.minute(), 2);
+        out.push(b':');
+        digits(&mut out, d.second(), 2);
+        if d.nanosecond() != 0 {
+            out.push(b'.');
+            digits(&mut out, d.nanosecond() / 1000, 6);
+        }
+    }
+    out
 }
 
 /// The value as text (how it is written to a text column).
@@ -158,6 +208,19 @@ fn to_integer(v: &Value) -> Result<i128, String> {
 fn leading_zero(s: &str) -> bool {
     let b = s.trim_start_matches(['-', '+']).as_bytes();
     b.len() > 1 && b[0] == b'0' && b[1].is_ascii_digit()
+}
+
+/// `-?digits[.digits]`: what [`plain_decimal`] gives back unchanged (a
+/// leading zero aside, refused before).
+fn simple_decimal(s: &str) -> bool {
+    let b = s.strip_prefix('-').unwrap_or(s).as_bytes();
+    let int = b.iter().take_while(|c| c.is_ascii_digit()).count();
+    int > 0
+        && match &b[int..] {
+            [] => true,
+            [b'.', frac @ ..] => !frac.is_empty() && frac.iter().all(u8::is_ascii_digit),
+            _ => false,
+        }
 }
 
 /// A number written out as plain decimal text, exactly (`1.5e-7` becomes
@@ -258,10 +321,21 @@ fn number_text(v: &Value) -> Result<String, String> {
         Value::Int(i) => Ok(i.to_string()),
         Value::Float(f) if f.is_finite() => Ok(f.to_string()),
         other => {
-            let s = text_of(other);
-            let s = s.trim();
+            let text = text_ref(other);
+            let b = text.as_bytes();
+            // Trim only where an end may be white space (any non-ASCII
+            // byte may start or end a Unicode space).
+            let spacy = |c: &u8| c.is_ascii_whitespace() || *c >= 0x80;
+            let s = if b.first().is_some_and(spacy) || b.last().is_some_and(spacy) {
+                text.trim()
+            } else {
+                &text
+            };
             if leading_zero(s) {
                 return Err(leading_zero_refusal(s));
+            }
+            if simple_decimal(s) {
+                return Ok(s.to_string());
             }
             plain_decimal(s).ok_or_else(|| format!("'{s}' is not a number"))
         }
@@ -315,7 +389,7 @@ pub(super) fn parse_datetime(s: &str) -> Option<NaiveDateTime> {
 }
 
 fn to_datetime(v: &Value) -> Result<NaiveDateTime, String> {
-    let s = text_of(v);
+    let s = text_ref(v);
     parse_datetime(&s).ok_or_else(|| format!("'{s}' is not an ISO 8601 date or date-time"))
 }
 
@@ -520,5 +594,51 @@ mod tests {
         assert!(c.convert(&Value::Null).is_err());
         c.default_on_null = true;
         assert_eq!(c.convert(&Value::Null).unwrap(), MyValue::NULL);
+    }
+
+    #[test]
+    fn dates_are_written_as_chrono_writes_them() {
+        for text in [
+            "2026-01-03T10:15:00Z",
+            "2026-01-03 10:15:00.25",
+            "0999-12-31 23:59:59.000001",
+            "2024-02-29T00:00:00.123456789+02:00",
+            "1970-01-01",
+        ] {
+            let d = parse_datetime(text).unwrap();
+            let fmt = if d.nanosecond() == 0 {
+                "%Y-%m-%d %H:%M:%S"
+            } else {
+                "%Y-%m-%d %H:%M:%S%.6f"
+            };
+            use chrono::Timelike;
+            assert_eq!(
+                sql_datetime(&d, true),
+                d.format(fmt).to_string().into_bytes(),
+                "{text}"
+            );
+            assert_eq!(
+                sql_datetime(&d, false),
+                d.format("%Y-%m-%d").to_string().into_bytes()
+            );
+        }
+    }
+
+    #[test]
+    fn simple_decimals_are_what_plain_decimal_gives() {
+        for s in [
+            "0",
+            "-0",
+            "12",
+            "-12.50",
+            "0.5",
+            "123456789012345678901234567890.1",
+        ] {
+            assert!(simple_decimal(s), "{s}");
+            assert_eq!(plain_decimal(s).as_deref(), Some(s));
+        }
+        for s in ["5.", ".5", "+5", "1e3", "1.2.3", "", "-", "1 "] {
+            assert!(!simple_decimal(s), "{s}");
+        }
     }
 }

@@ -67,11 +67,16 @@ pub(super) async fn load_group(
 pub(super) fn encode_load_value(v: &MyValue, out: &mut Vec<u8>) {
     match v {
         MyValue::NULL => out.extend_from_slice(b"\\N"),
-        MyValue::Int(i) => out.extend_from_slice(i.to_string().as_bytes()),
-        MyValue::UInt(u) => out.extend_from_slice(u.to_string().as_bytes()),
+        MyValue::Int(i) => push_int(out, i.unsigned_abs(), *i < 0),
+        MyValue::UInt(u) => push_int(out, *u, false),
         MyValue::Double(f) => out.extend_from_slice(f.to_string().as_bytes()),
         MyValue::Float(f) => out.extend_from_slice(f.to_string().as_bytes()),
         MyValue::Bytes(b) => {
+            let special = |c: &u8| matches!(c, b'\\' | b'\t' | b'\n' | b'\r' | 0);
+            if !b.iter().any(special) {
+                out.extend_from_slice(b);
+                return;
+            }
             for &c in b {
                 match c {
                     b'\\' => out.extend_from_slice(b"\\\\"),
@@ -87,6 +92,24 @@ pub(super) fn encode_load_value(v: &MyValue, out: &mut Vec<u8>) {
     }
 }
 
+/// Writes a whole number in decimal, without an allocation.
+fn push_int(out: &mut Vec<u8>, mut v: u64, negative: bool) {
+    let mut buf = [0u8; 20];
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    if negative {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&buf[at..]);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,10 +121,16 @@ mod tests {
             MyValue::NULL,
             MyValue::Bytes(b"a\tb\nc\\d\re\0f \\N".to_vec()),
             MyValue::Int(-3),
+            MyValue::Int(i64::MIN),
+            MyValue::UInt(u64::MAX),
+            MyValue::UInt(0),
         ] {
             encode_load_value(&v, &mut out);
             out.push(b'|');
         }
-        assert_eq!(out, b"\\N|a\\tb\\nc\\\\d\\re\\0f \\\\N|-3|".to_vec());
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "\\N|a\\tb\\nc\\\\d\\re\\0f \\\\N|-3|-9223372036854775808|18446744073709551615|0|"
+        );
     }
 }
