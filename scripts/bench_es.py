@@ -6,6 +6,7 @@
   bench_es.py load  URL INDEX DOCS       (re)create INDEX, _bulk DOCS documents
                                          in batches of 5000, _refresh, _count
   bench_es.py check FILE DOCS            check one output file (see check())
+  bench_es.py scroll URL INDEX OUT [PAGE] the bare scroll loop (see cmd_scroll())
 
 The documents are generated from their number alone (doc(i)), so `check` can
 compare every output record with the document that was loaded, without
@@ -18,10 +19,12 @@ keeping a copy of the input:
 _id is the decimal id ("17").
 """
 
+import http.client
 import json
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 BATCH = 5000
@@ -150,8 +153,37 @@ def cmd_check(path, docs):
     return 0
 
 
+def cmd_scroll(url, index, out, page="5000"):
+    """The bare loop: the scroll API on one keep-alive connection, each hit
+    written as one JSON line ({"_id": ..., <_source fields>}), nothing else
+    (no retries, no checks): the lower bound a client can reach against the
+    server."""
+    u = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=300)
+    headers = {"Content-Type": "application/json"}
+
+    def post(path, body):
+        conn.request("POST", path, json.dumps(body), headers)
+        r = conn.getresponse()
+        data = r.read()
+        if r.status != 200:
+            raise SystemExit(f"{path}: HTTP {r.status}: {data[:200]!r}")
+        return json.loads(data)
+
+    page = post(f"/{index}/_search?scroll=1m", {"size": int(page), "sort": ["_doc"]})
+    with open(out, "w", encoding="utf-8") as f:
+        while page["hits"]["hits"]:
+            for hit in page["hits"]["hits"]:
+                rec = {"_id": hit["_id"], **hit.get("_source", {})}
+                f.write(json.dumps(rec, ensure_ascii=False, separators=(",", ":")) + "\n")
+            page = post("/_search/scroll", {"scroll": "1m", "scroll_id": page["_scroll_id"]})
+    conn.request("DELETE", "/_search/scroll", json.dumps({"scroll_id": [page["_scroll_id"]]}), headers)
+    conn.getresponse().read()
+    return 0
+
+
 def main(argv):
-    cmds = {"wait": cmd_wait, "info": cmd_info, "load": cmd_load, "check": cmd_check}
+    cmds = {"wait": cmd_wait, "info": cmd_info, "load": cmd_load, "check": cmd_check, "scroll": cmd_scroll}
     if len(argv) < 2 or argv[1] not in cmds:
         print(__doc__, file=sys.stderr)
         return 2

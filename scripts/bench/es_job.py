@@ -3,8 +3,10 @@
 Starts both test servers (noida-db: Elasticsearch 8; osmem-server:
 OpenSearch 3) from .venv/, loads BENCH_ES_DOCS documents into an index, and
 times on each: pipeline-cli (point in time, one slice), --es-slices 2,
---es-mode scroll, and elasticdump (npm, --searchBody with track_total_hits so
-it reads every page). Each command gets BENCH_ES_WARMUP warm-ups and
+--es-mode scroll, a bare Python scroll loop on one keep-alive connection
+(scripts/bench_es.py scroll: the lower bound against the server), and
+elasticdump (npm, --searchBody with track_total_hits so it reads every
+page). Each command gets BENCH_ES_WARMUP warm-ups and
 BENCH_ES_RUNS timed runs (outputs removed before each, untimed), then one
 more run for peak RSS and CPU and a check that the output holds every
 document exactly once. elasticdump with its default search body is run once
@@ -74,7 +76,8 @@ class Job:
         self.eo = OUT / "es"
         self.pcli_out = OUT / "es.jsonl"
         self.ed_out = OUT / "elasticdump.json"
-        self.outputs = [self.pcli_out, Path(f"{self.pcli_out}.partial"), self.ed_out]
+        self.loop_out = OUT / "es-loop.jsonl"
+        self.outputs = [self.pcli_out, Path(f"{self.pcli_out}.partial"), self.ed_out, self.loop_out]
 
     def check(self, output, into=None):
         r = subprocess.run([sys.executable, "scripts/bench_es.py", "check", str(output), str(self.docs)],
@@ -155,6 +158,8 @@ class Job:
         self.time_es(name, "pcli", "pipeline-cli", self.pcli_out, pcli)
         self.time_es(name, "pcli_s2", "pipeline-cli --es-slices 2", self.pcli_out, f"{pcli} --es-slices 2")
         self.time_es(name, "pcli_scroll", "pipeline-cli --es-mode scroll", self.pcli_out, f"{pcli} --es-mode scroll")
+        self.time_es(name, "loop", "bare Python scroll loop", self.loop_out,
+                     f"{sys.executable} scripts/bench_es.py scroll {url} bench {self.loop_out} 5000")  # fmt: skip
         ed_cmd = f"{ed} --input={url}/bench --output={{out}} --type=data --limit=5000 --overwrite --quiet"
         self.time_es(name, "elasticdump", "elasticdump", self.ed_out,
                      ed_cmd.format(out=self.ed_out) + f" --searchBody=@{ed_body}")  # fmt: skip

@@ -147,6 +147,41 @@ def main(env):
                 f"| {docs / mean:,.0f} | {ratio} | {r['user'] + r['system']:.2f} | {rss} | {out} |"
             )
 
+    print("\n## Targets\n")
+    print(
+        "pipeline-cli --es-mode scroll (the protocol elasticdump and the loop use) against, in the "
+        "same run: client CPU <= 1/5 of elasticdump's, wall <= 1.05x the bare loop's, peak RSS <= 50 MiB "
+        "(and the same RSS limit for the default mode).\n"
+    )
+    print("| server | CPU ÷ elasticdump's | wall ÷ bare loop's | peak RSS MiB (scroll / default) |")
+    print("|---|---|---|---|")
+    for name in servers:
+        by = {t["key"]: t for t in tools if t["server"] == name}
+        sc, ed, lp, df = (by.get(k) for k in ["pcli_scroll", "elasticdump", "loop", "pcli"])
+
+        def cpu(t):
+            return t["result"]["user"] + t["result"]["system"] if t and t["result"] else None
+
+        def mean(t):
+            return t["result"]["mean"] if t and t["result"] else None
+
+        cells = []
+        if cpu(sc) and cpu(ed):
+            r = cpu(sc) / cpu(ed)
+            cells.append(f"{cpu(sc):.2f} / {cpu(ed):.2f} = 1/{1 / r:.1f} {'PASS' if r <= 0.2 else 'MISS'}")
+        else:
+            cells.append("-")
+        if mean(sc) and mean(lp):
+            r = mean(sc) / mean(lp)
+            cells.append(f"{mean(sc):.2f} / {mean(lp):.2f} = {r:.2f}x {'PASS' if r <= 1.05 else 'MISS'}")
+        else:
+            cells.append("-")
+        rss = [t["rss"] for t in (sc, df) if t and t["rss"] is not None]
+        cells.append(
+            " / ".join(f"{x:.1f}" for x in rss) + (" PASS" if rss and max(rss) <= 50 else " MISS")
+        )
+        print(f"| {name} | " + " | ".join(cells) + " |")
+
     print(
         "\ndocs/s ÷ elasticdump is this tool's docs/s divided by elasticdump's against the same "
         "server (= elasticdump mean s ÷ this tool's mean s). Client CPU is the tool's own "
