@@ -107,9 +107,26 @@ fn stuck_run(extra: &[&str]) -> (Running, JoinHandle<u64>, u16) {
     let mut child = spawn(&args);
     let feeder = feed_forever(&mut child);
     wait_for_port(port, &mut child);
-    // Enough to fill the stdout pipe (about 1,300 lines), the queue and the
-    // batch in flight: the sink is then stuck on its write.
-    wait_for_count(port, "read", 2000.0);
+    // The stdout pipe full (about 1,300 lines), then the queue: the sink
+    // is stuck on its write (nothing more inserted for a while) with more
+    // read than the queue and a batch hold.
+    let stuck = Instant::now();
+    loop {
+        let count = |name: &str| value(&scrape(port), name, &[]).unwrap_or(0.0);
+        let inserted = count("pipeline_records_inserted_total");
+        std::thread::sleep(Duration::from_millis(300));
+        let read = count("pipeline_records_read_total");
+        if inserted > 0.0
+            && count("pipeline_records_inserted_total") == inserted
+            && read - inserted >= 110.0
+        {
+            break;
+        }
+        assert!(
+            stuck.elapsed() < Duration::from_secs(30),
+            "the sink never got stuck"
+        );
+    }
     std::thread::sleep(Duration::from_millis(300));
     (child, feeder, port)
 }
