@@ -36,6 +36,11 @@ impl Schema {
         self.names.len()
     }
 
+    /// Field `i`'s name as a JSON key with its colon (`"name":`).
+    pub fn json_key(&self, i: usize) -> &[u8] {
+        &self.json_keys[i]
+    }
+
     /// True when there are no fields.
     pub fn is_empty(&self) -> bool {
         self.names.is_empty()
@@ -132,6 +137,30 @@ impl Value {
         }
     }
 
+    /// Writes what `Value::infer(text).write_json(..)` writes, without
+    /// making the value: `null`, a number as written (an integer as `i64`
+    /// prints it), `true` / `false`, or a JSON string.
+    pub fn infer_json_into(out: &mut Vec<u8>, text: &str) {
+        if text.is_empty() {
+            return out.extend_from_slice(b"null");
+        }
+        match classify_number(text.as_bytes()) {
+            NumberKind::Int => match text.parse::<i64>() {
+                // Only "-0" prints differently from its text.
+                Ok(0) => out.push(b'0'),
+                _ => out.extend_from_slice(text.as_bytes()),
+            },
+            NumberKind::Decimal => out.extend_from_slice(text.as_bytes()),
+            NumberKind::NotNumber if text.eq_ignore_ascii_case("true") => {
+                out.extend_from_slice(b"true")
+            }
+            NumberKind::NotNumber if text.eq_ignore_ascii_case("false") => {
+                out.extend_from_slice(b"false")
+            }
+            NumberKind::NotNumber => json_str_into(out, text),
+        }
+    }
+
     /// Writes the value as JSON.
     pub fn write_json<W: Write>(&self, out: &mut W) -> io::Result<()> {
         match self {
@@ -220,12 +249,29 @@ pub fn json_str_into(out: &mut Vec<u8>, s: &str) {
     }
 }
 
+/// [`json_str_into`] without the quotes around it.
+#[inline]
+pub fn json_str_content_into(out: &mut Vec<u8>, s: &str) {
+    let bytes = s.as_bytes();
+    if needs_no_escape(bytes) {
+        out.extend_from_slice(bytes);
+    } else {
+        write_json_str_content(out, s).expect("writing to a Vec cannot fail");
+    }
+}
+
 /// Writes `s` as a JSON string, exactly as serde_json would. Runs of bytes
 /// that need no escaping are copied whole.
 pub fn write_json_str<W: Write>(out: &mut W, s: &str) -> io::Result<()> {
+    out.write_all(b"\"")?;
+    write_json_str_content(out, s)?;
+    out.write_all(b"\"")
+}
+
+/// [`write_json_str`] without the quotes around it.
+fn write_json_str_content<W: Write>(out: &mut W, s: &str) -> io::Result<()> {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes = s.as_bytes();
-    out.write_all(b"\"")?;
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         if !NEEDS_ESCAPE[b as usize] {
@@ -251,8 +297,7 @@ pub fn write_json_str<W: Write>(out: &mut W, s: &str) -> io::Result<()> {
         }
         start = i + 1;
     }
-    out.write_all(&bytes[start..])?;
-    out.write_all(b"\"")
+    out.write_all(&bytes[start..])
 }
 
 enum NumberKind {
@@ -335,6 +380,86 @@ impl Record {
             .map(|(k, v)| (k.clone(), v.to_json()))
             .collect();
         serde_json::Value::Object(map)
+    }
+}
+
+/// Records a source wrote as JSON lines itself (for a sink that writes
+/// JSON lines): the bytes of whole lines, byte for byte what
+/// [`Record::write_json_into`] and a newline give for the same records,
+/// where each line ends, and each record's position.
+#[derive(Debug)]
+pub struct Lines {
+    /// The field names of every line.
+    pub schema: Arc<Schema>,
+    /// The lines, each ending in `\n`.
+    pub bytes: Vec<u8>,
+    /// End offset in `bytes` of each line (after its `\n`).
+    pub ends: Vec<usize>,
+    /// Each record's position (see [`Record::position`]).
+    pub positions: Vec<u64>,
+}
+
+impl Lines {
+    /// No lines yet, for records of `schema`.
+    pub fn new(schema: Arc<Schema>, capacity: usize) -> Lines {
+        Lines {
+            schema,
+            bytes: Vec::with_capacity(capacity * 128),
+            ends: Vec::with_capacity(capacity),
+            positions: Vec::with_capacity(capacity),
+        }
+    }
+
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Ends the line being written (its bytes pushed onto `bytes`) as the
+    /// record at `position`.
+    pub fn end_line(&mut self, position: u64) {
+        self.bytes.push(b'\n');
+        self.ends.push(self.bytes.len());
+        self.positions.push(position);
+    }
+
+    /// Drops the line being written (pushed since the last whole line).
+    pub fn drop_partial(&mut self) {
+        self.bytes.truncate(self.ends.last().copied().unwrap_or(0));
+    }
+
+    /// Keeps the first `n` records.
+    pub fn truncate(&mut self, n: usize) {
+        if n < self.len() {
+            self.bytes
+                .truncate(if n == 0 { 0 } else { self.ends[n - 1] });
+            self.ends.truncate(n);
+            self.positions.truncate(n);
+        }
+    }
+
+    /// Record `i`, read back from its line (for a dead-letter entry).
+    pub fn record(&self, i: usize) -> Record {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        let line = &self.bytes[start..self.ends[i] - 1];
+        let object: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(line).unwrap_or_default();
+        let values = self
+            .schema
+            .names()
+            .iter()
+            .map(|n| object.get(n).map_or(Value::Null, Value::from_json))
+            .collect();
+        Record {
+            schema: self.schema.clone(),
+            values,
+            position: self.positions[i],
+        }
     }
 }
 
@@ -456,5 +581,63 @@ mod tests {
             String::from_utf8(out).unwrap(),
             r#"{"b":"x\n\"y\"","a\"q":null}"#
         );
+    }
+
+    #[test]
+    fn inferred_json_is_what_the_inferred_value_writes() {
+        for t in [
+            "",
+            "0",
+            "-0",
+            "42",
+            "-7",
+            "007",
+            "3.25",
+            "-0.50",
+            "1.",
+            ".5",
+            "1e5",
+            "+3",
+            "123456789012345678901234567890",
+            "9223372036854775808",
+            "TRUE",
+            "false",
+            "FaLsE",
+            "text",
+            "q\"uote",
+            "tab\t",
+            "Zürich",
+        ] {
+            let mut ours = Vec::new();
+            Value::infer_json_into(&mut ours, t);
+            assert_eq!(ours, json(&Value::infer(t.into())).into_bytes(), "{t:?}");
+        }
+    }
+
+    #[test]
+    fn lines_read_back_as_records_and_cut_whole() {
+        let schema = Arc::new(Schema::new(vec!["a".into(), "b".into()]));
+        let mut lines = Lines::new(schema.clone(), 2);
+        for (i, (a, b)) in [("x", "1"), ("y\"", "")].iter().enumerate() {
+            let r = Record {
+                schema: schema.clone(),
+                values: vec![Value::Str(a.to_string()), Value::infer(b.to_string())],
+                position: 10 + i as u64,
+            };
+            r.write_json_into(&mut lines.bytes);
+            lines.end_line(r.position);
+        }
+        lines.bytes.extend_from_slice(b"{\"a\":");
+        lines.drop_partial();
+        assert_eq!(
+            lines.bytes,
+            b"{\"a\":\"x\",\"b\":1}\n{\"a\":\"y\\\"\",\"b\":null}\n"
+        );
+        let back = lines.record(1);
+        assert_eq!(back.values, vec![Value::Str("y\"".into()), Value::Null]);
+        assert_eq!(back.position, 11);
+        lines.truncate(1);
+        assert_eq!(lines.bytes, b"{\"a\":\"x\",\"b\":1}\n");
+        assert_eq!((lines.len(), lines.positions.clone()), (1, vec![10]));
     }
 }

@@ -187,9 +187,10 @@ pub struct Cli {
 
     /// Threads that parse a CSV file with a header, in chunks cut at row
     /// ends; records still go out in file order, exactly as with one thread
-    /// (standard input and pipes always use one). Worth it with more cores
-    /// than the sink workers and the writer use; on two cores one is
-    /// faster. Example: --csv-threads 4
+    /// (standard input and pipes always use one). Into a JSON-lines file
+    /// the chunks are always cut by one thread and turned into lines by
+    /// these, while the sink writes. Worth raising with more cores than
+    /// the sink workers and the writer use. Example: --csv-threads 4
     #[arg(
         long,
         value_name = "N",

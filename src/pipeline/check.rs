@@ -55,7 +55,11 @@ pub(super) fn with_sample<T>(
                 read
             })
             .expect("spawn the sample reader");
-        let taken = take(&mut rx.iter());
+        // A sample is read as records (never as lines).
+        let taken = take(&mut rx.iter().filter_map(|item| match item {
+            channel::Item::Record(r) => Some(r),
+            channel::Item::Lines(_) => None,
+        }));
         drop(rx);
         let read = reader
             .join()

@@ -94,7 +94,15 @@ impl Prepared {
         } = self;
         let started = Instant::now();
         let metrics = ctx.metrics.clone();
-        let (mut sender, rx) = channel::bounded(config.queue_size);
+        // A source that writes JSON lines for a sink that takes them sends
+        // whole batches: the queue then holds about as many records.
+        let lines = sink.takes_lines() && source.write_json_lines(config.batch_size);
+        let capacity = if lines {
+            (config.queue_size / config.batch_size).max(2)
+        } else {
+            config.queue_size
+        };
+        let (mut sender, rx) = channel::bounded(capacity);
         let spent = if source.reuses_records() {
             // A few batches per worker on the way back: enough to keep the
             // source supplied, few enough to keep memory flat.
@@ -115,6 +123,7 @@ impl Prepared {
                 let cfg = &config;
                 let order = &order;
                 let spent = spent.clone();
+                let depth = sender.depth();
                 std::thread::Builder::new()
                     .name(format!("sink-{i}"))
                     .spawn_scoped(scope, move || {
@@ -126,7 +135,7 @@ impl Prepared {
                                 cfg.batch_size,
                                 cfg.batch_timeout,
                                 order.as_ref(),
-                                &spent,
+                                (&spent, &depth),
                             )
                         }));
                         if worked.is_err() {

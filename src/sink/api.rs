@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::error::{ErrorType, PipelineError};
 use crate::metrics::Metrics;
-use crate::record::Record;
+use crate::record::{Lines, Record};
 use crate::shutdown::Shutdown;
 
 /// A record a sink refused, by its index in the batch.
@@ -63,6 +63,18 @@ pub trait BatchWriter: Send {
         self.write_batch(batch)
     }
 
+    /// Writes records the source wrote as JSON lines ([`Sink::takes_lines`]),
+    /// as batch number `seq`. A sink that does not write JSON lines gets
+    /// the records read back from them.
+    fn write_lines_at(
+        &mut self,
+        seq: Option<u64>,
+        lines: &Lines,
+    ) -> Result<BatchResult, BatchError> {
+        let records: Vec<Record> = (0..lines.len()).map(|i| lines.record(i)).collect();
+        self.write_batch_at(seq, &records)
+    }
+
     /// Batch number `seq` will not be written (the sink failed earlier): the
     /// batches after it need not wait for it.
     fn skip(&mut self, _seq: Option<u64>) {}
@@ -85,6 +97,13 @@ pub trait Sink: Send + Sync {
     /// batch holds the first records in input order).
     fn max_workers(&self) -> Option<usize> {
         None
+    }
+
+    /// True when the sink writes each record as its JSON line (a JSON-lines
+    /// file): a source may then send records already written as lines
+    /// ([`crate::record::Lines`]).
+    fn takes_lines(&self) -> bool {
+        false
     }
 
     /// True when the output keeps input order whatever the number of

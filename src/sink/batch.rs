@@ -1,6 +1,7 @@
 //! The sink worker loop shared by every sink: take records off the channel,
 //! build a batch (full at `--batch-size`, or flushed `--batch-timeout-ms`
-//! after its first record), write it, and report the outcome. Workers never
+//! after its first record), write it, and report the outcome. Records a
+//! source wrote as JSON lines come as batches of their own. Workers never
 //! stop on the stop signal: they end when the channel is empty and closed.
 
 use std::sync::Mutex;
@@ -8,11 +9,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
-use crate::channel::Spent;
+use crate::channel::{Depth, Item, Spent};
 use crate::context::Context;
-use crate::error::{PipelineError, Stage};
+use crate::error::{ErrorType, PipelineError, Stage};
 use crate::metrics::BatchReport;
-use crate::record::Record;
+use crate::record::{Lines, Record};
 
 use super::api::{BatchError, BatchWriter};
 
@@ -21,56 +22,116 @@ use super::api::{BatchError, BatchWriter};
 /// taken whole under that lock and numbered from it, so batch numbers follow
 /// the input and the sink writes them in that order.
 pub fn run_worker(
-    rx: Receiver<Record>,
+    rx: Receiver<Item>,
     mut writer: Box<dyn BatchWriter>,
     ctx: &Context,
     batch_size: usize,
     batch_timeout: Duration,
     order: Option<&Mutex<u64>>,
-    spent: &Spent,
+    (spent, depth): (&Spent, &Depth),
 ) {
     let _active = ctx.metrics.worker_active(Stage::Sink);
     let mut batch: Vec<Record> = Vec::with_capacity(batch_size);
     // Once the sink has failed, later batches are failed (and dead-lettered)
     // instead of written, so everything read is still accounted for.
     let mut broken: Option<BatchError> = None;
+    let number = |taking: &mut Option<std::sync::MutexGuard<'_, u64>>| {
+        taking.as_mut().map(|next| {
+            let seq = **next;
+            **next += 1;
+            seq
+        })
+    };
     loop {
         let mut taking = order.map(|m| m.lock().unwrap_or_else(|e| e.into_inner()));
         let Ok(first) = rx.recv() else {
             break;
         };
         let started = Instant::now();
+        let first = match first {
+            Item::Lines(lines) => {
+                depth.took_lines(lines.len());
+                let seq = number(&mut taking);
+                drop(taking);
+                ctx.metrics.queue_depth(depth.records(rx.len()));
+                let batch = Batch::Lines(&lines);
+                flush(batch, writer.as_mut(), ctx, (started, seq), &mut broken);
+                continue;
+            }
+            Item::Record(r) => r,
+        };
         let deadline = started + batch_timeout;
         batch.push(first);
+        // Lines that came while the batch filled: written right after it.
+        let mut after: Option<Lines> = None;
         while batch.len() < batch_size {
-            match rx.try_recv() {
-                Ok(r) => batch.push(r),
+            let next = match rx.try_recv() {
+                Ok(item) => item,
                 Err(_) => match rx.recv_deadline(deadline) {
-                    Ok(r) => batch.push(r),
+                    Ok(item) => item,
                     Err(_) => break,
                 },
+            };
+            match next {
+                Item::Record(r) => batch.push(r),
+                Item::Lines(lines) => {
+                    depth.took_lines(lines.len());
+                    after = Some(lines);
+                    break;
+                }
             }
         }
-        let seq = taking.as_mut().map(|next| {
-            let seq = **next;
-            **next += 1;
-            seq
-        });
+        let seq = number(&mut taking);
+        let after_seq = after.as_ref().and_then(|_| number(&mut taking));
         drop(taking);
-        ctx.metrics.queue_depth(rx.len());
+        ctx.metrics.queue_depth(depth.records(rx.len()));
         flush(
-            &mut batch,
+            Batch::Records(&batch),
             writer.as_mut(),
             ctx,
             (started, seq),
             &mut broken,
         );
         spent.give(&mut batch);
+        if let Some(lines) = after {
+            let batch = Batch::Lines(&lines);
+            flush(
+                batch,
+                writer.as_mut(),
+                ctx,
+                (Instant::now(), after_seq),
+                &mut broken,
+            );
+        }
+    }
+}
+
+/// A batch as it came: records, or records the source wrote as lines.
+#[derive(Clone, Copy)]
+enum Batch<'a> {
+    Records(&'a [Record]),
+    Lines(&'a Lines),
+}
+
+impl Batch<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Batch::Records(r) => r.len(),
+            Batch::Lines(l) => l.len(),
+        }
+    }
+
+    /// Fails record `i` (kept in the dead-letter file).
+    fn reject(&self, ctx: &Context, i: usize, error_type: ErrorType, reason: &str) {
+        match self {
+            Batch::Records(r) => ctx.reject_record(&r[i], error_type, reason),
+            Batch::Lines(l) => ctx.reject_record(&l.record(i), error_type, reason),
+        }
     }
 }
 
 fn flush(
-    batch: &mut [Record],
+    batch: Batch<'_>,
     writer: &mut dyn BatchWriter,
     ctx: &Context,
     (started, seq): (Instant, Option<u64>),
@@ -90,7 +151,10 @@ fn flush(
         }
         None => {
             let t = Instant::now();
-            let r = writer.write_batch_at(seq, batch);
+            let r = match batch {
+                Batch::Records(records) => writer.write_batch_at(seq, records),
+                Batch::Lines(lines) => writer.write_lines_at(seq, lines),
+            };
             report.insert_elapsed = t.elapsed();
             r
         }
@@ -102,7 +166,7 @@ fn flush(
             report.updated = res.updated;
             report.skipped = res.skipped;
             for rej in &res.rejected {
-                ctx.reject_record(&batch[rej.index], rej.error_type, &rej.reason);
+                batch.reject(ctx, rej.index, rej.error_type, &rej.reason);
             }
             if let Some(e) = res.broken {
                 if broken.is_none() {
@@ -112,8 +176,8 @@ fn flush(
             }
         }
         Err(e) => {
-            for r in batch.iter() {
-                ctx.reject_record(r, e.error_type, &e.message);
+            for i in 0..batch.len() {
+                batch.reject(ctx, i, e.error_type, &e.message);
             }
             if broken.is_none() {
                 ctx.fail_run(PipelineError::Sink(e.error_type, e.message.clone()));

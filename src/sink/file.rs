@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use crate::config::{FileSinkConfig, OutputPath};
 use crate::error::{ErrorType, PipelineError};
 use crate::metrics::Metrics;
-use crate::record::Record;
+use crate::record::{Lines, Record};
 
 use super::api::{BatchError, BatchResult, BatchWriter, Rejected, Sink};
 
@@ -224,16 +224,15 @@ fn write_counted(out: &mut dyn Write, buf: &[u8]) -> (usize, Option<io::Error>) 
     }
 }
 
-impl FileWriter {
-    fn not_written(&self, from: usize, reason: &str) -> Vec<Rejected> {
-        (from..self.ends.len())
-            .map(|index| Rejected {
-                index,
-                error_type: ErrorType::Io,
-                reason: reason.to_string(),
-            })
-            .collect()
-    }
+/// Records `indexes` of a batch, failed unwritten.
+fn not_written(indexes: std::ops::Range<usize>, reason: &str) -> Vec<Rejected> {
+    indexes
+        .map(|index| Rejected {
+            index,
+            error_type: ErrorType::Io,
+            reason: reason.to_string(),
+        })
+        .collect()
 }
 
 impl BatchWriter for FileWriter {
@@ -265,6 +264,33 @@ impl BatchWriter for FileWriter {
             self.buf.push(b'\n');
             self.ends.push(self.buf.len());
         }
+        let result = self.write_in_turn(seq, &self.buf, &self.ends);
+        drop(turn);
+        if self.buf.capacity() > KEEP_BUFFER {
+            self.buf = Vec::with_capacity(256 * 1024);
+        }
+        Ok(result)
+    }
+
+    fn write_lines_at(
+        &mut self,
+        seq: Option<u64>,
+        lines: &Lines,
+    ) -> Result<BatchResult, BatchError> {
+        let turn = Turn {
+            shared: self.shared.clone(),
+            seq,
+        };
+        let result = self.write_in_turn(seq, &lines.bytes, &lines.ends);
+        drop(turn);
+        Ok(result)
+    }
+}
+
+impl FileWriter {
+    /// Writes encoded lines (`buf`, each ending at `ends`) when it is batch
+    /// `seq`'s turn.
+    fn write_in_turn(&self, seq: Option<u64>, buf: &[u8], ends: &[usize]) -> BatchResult {
         let state = self.shared.state.lock().expect("output lock");
         // Numbered batches go out in their order.
         let mut state = match seq {
@@ -275,32 +301,25 @@ impl BatchWriter for FileWriter {
                 .expect("output lock"),
             None => state,
         };
-        let result = self.write_locked(&mut state, batch.len());
-        drop(state);
-        drop(turn);
-        if self.buf.capacity() > KEEP_BUFFER {
-            self.buf = Vec::with_capacity(256 * 1024);
-        }
-        Ok(result)
+        self.write_locked(&mut state, buf, ends)
     }
-}
 
-impl FileWriter {
-    /// Writes the encoded batch (`buf`, `ends`) to the output, the lock held.
-    fn write_locked(&self, state: &mut OutState, records: usize) -> BatchResult {
+    /// Writes encoded lines to the output, the lock held.
+    fn write_locked(&self, state: &mut OutState, buf: &[u8], ends: &[usize]) -> BatchResult {
+        let records = ends.len();
         if let Some(why) = &state.broken {
             let reason = format!("not written: the output failed earlier ({why})");
             return BatchResult {
-                rejected: self.not_written(0, &reason),
+                rejected: not_written(0..records, &reason),
                 ..Default::default()
             };
         }
         let (done, error) = match state.out.as_mut() {
-            Some(Out::File(f)) => write_counted(f, &self.buf),
-            Some(Out::Stdout(s)) => write_counted(&mut s.lock(), &self.buf),
+            Some(Out::File(f)) => write_counted(f, buf),
+            Some(Out::Stdout(s)) => write_counted(&mut s.lock(), buf),
             None => (0, Some(io::Error::other("the output is already closed"))),
         };
-        let whole = self.ends.partition_point(|&end| end <= done);
+        let whole = ends.partition_point(|&end| end <= done);
         let result = match error {
             None => {
                 state.written += done as u64;
@@ -310,7 +329,7 @@ impl FileWriter {
                 }
             }
             Some(e) => {
-                let kept = if whole == 0 { 0 } else { self.ends[whole - 1] };
+                let kept = if whole == 0 { 0 } else { ends[whole - 1] };
                 let mut why = format!("writing the output: {e}");
                 match state.out.as_mut() {
                     // Cut a torn last line off, so the file holds whole lines.
@@ -331,7 +350,7 @@ impl FileWriter {
                 state.broken = Some(why.clone());
                 BatchResult {
                     inserted: whole as u64,
-                    rejected: self.not_written(whole, &reason),
+                    rejected: not_written(whole..records, &reason),
                     broken: Some(BatchError {
                         error_type: ErrorType::Io,
                         message: why,
@@ -346,6 +365,10 @@ impl FileWriter {
 
 impl Sink for FileSink {
     fn ordered(&self) -> bool {
+        true
+    }
+
+    fn takes_lines(&self) -> bool {
         true
     }
 

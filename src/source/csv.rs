@@ -18,7 +18,7 @@ use crate::channel::RecordSender;
 use crate::config::{CsvConfig, InputPath};
 use crate::context::Context;
 use crate::error::{ErrorType, PipelineError};
-use crate::record::{Record, Schema, Value};
+use crate::record::{Lines, Record, Schema, Value};
 
 use super::csv_reader::{Next, Row, RowReader};
 use super::Source;
@@ -51,6 +51,9 @@ pub struct CsvSource {
     max_field_bytes: u64,
     max_field_lines: u64,
     threads: usize,
+    /// The sink takes JSON lines: batches of this many records are sent
+    /// as lines (from a regular file with a header).
+    lines: Option<usize>,
 }
 
 fn display_name(input: &InputPath) -> String {
@@ -187,6 +190,7 @@ impl CsvSource {
             max_field_bytes: config.max_field_bytes,
             max_field_lines: config.max_field_lines,
             threads: config.threads,
+            lines: None,
         })
     }
 
@@ -224,7 +228,9 @@ impl CsvSource {
         let (Some(path), Some(schema)) = (&self.path, &self.schema) else {
             return Ok(Some(0));
         };
-        if self.threads < 2 {
+        // Lines are written by the parse threads, even by one: the file is
+        // then read, encoded and written by three threads.
+        if self.threads < 2 && self.lines.is_none() {
             return Ok(Some(0));
         }
         let plan = super::csv_parallel::Plan {
@@ -239,6 +245,7 @@ impl CsvSource {
             infer: self.infer_types,
             threads: self.threads,
             limit: self.limit,
+            lines: self.lines,
         };
         match super::csv_parallel::run(&plan, out, ctx)? {
             super::csv_parallel::Ended::Done => Ok(None),
@@ -283,16 +290,10 @@ pub(super) fn reject(
     ctx.should_stop_reading()
 }
 
-/// A parsed row as a record of `schema` (typed with `infer`), filling the
-/// strings of `reuse` where one is given; or why it cannot be one.
-pub(super) fn to_record(
-    schema: &Arc<Schema>,
-    infer: bool,
-    row: &mut Row,
-    reuse: Option<Record>,
-) -> Result<Record, (ErrorType, String)> {
-    let schema = schema.clone();
-    let line = row.line;
+/// The row's text, checked against `schema`: as many fields as it has, all
+/// valid UTF-8, each field whole characters; or why the row cannot be a
+/// record.
+fn row_text<'r>(schema: &Schema, row: &'r Row) -> Result<&'r str, (ErrorType, String)> {
     if row.len() != schema.len() {
         return Err((
             ErrorType::Parse,
@@ -320,6 +321,146 @@ pub(super) fn to_record(
             ));
         }
     };
+    // The row is valid as a whole, but a field may still split a character
+    // in two (the bytes of the delimiter are not in `all`).
+    for i in 0..row.len() {
+        let range = row.range(i);
+        if !all.is_char_boundary(range.start) || !all.is_char_boundary(range.end) {
+            return Err((
+                ErrorType::Parse,
+                format!(
+                    "invalid UTF-8 in field {} ({}): a character is cut by the delimiter",
+                    i + 1,
+                    schema.names()[i]
+                ),
+            ));
+        }
+    }
+    Ok(all)
+}
+
+/// Writes rows straight as the JSON lines the file sink writes for their
+/// records (the same bytes, without making the records).
+pub(super) struct LineEncoder {
+    schema: Arc<Schema>,
+    infer: bool,
+    /// Without type inference, every value is a string: what goes before
+    /// field i's text (`{"a":"`, then `","b":"`), and after the last (`"}`).
+    glue: Vec<Vec<u8>>,
+}
+
+impl LineEncoder {
+    pub(super) fn new(schema: Arc<Schema>, infer: bool) -> LineEncoder {
+        let glue = (0..schema.len())
+            .map(|i| {
+                let mut g = if i == 0 {
+                    b"{".to_vec()
+                } else {
+                    b"\",".to_vec()
+                };
+                g.extend_from_slice(schema.json_key(i));
+                g.push(b'"');
+                g
+            })
+            .collect();
+        LineEncoder {
+            schema,
+            infer,
+            glue,
+        }
+    }
+
+    /// The lines' schema.
+    pub(super) fn schema(&self) -> &Arc<Schema> {
+        &self.schema
+    }
+
+    /// Appends the row to `out` as one line, or says why it cannot be a
+    /// record (exactly as [`to_record`] would; nothing is appended then).
+    pub(super) fn encode(&self, row: &Row, out: &mut Lines) -> Result<(), (ErrorType, String)> {
+        let all = row_text(&self.schema, row)?;
+        self.write(all, (0..row.len()).map(|i| row.range(i)), out);
+        out.end_line(row.line);
+        Ok(())
+    }
+
+    /// [`LineEncoder::encode`] for a quote-free line as it is in the input
+    /// (see [`RowReader::next_plain`]), split here at `delimiter`; `cuts`
+    /// is room for the field ends.
+    pub(super) fn encode_plain(
+        &self,
+        (line, body): (u64, &[u8]),
+        delimiter: u8,
+        cuts: &mut Vec<usize>,
+        out: &mut Lines,
+    ) -> Result<(), (ErrorType, String)> {
+        cuts.clear();
+        cuts.extend(memchr::memchr_iter(delimiter, body));
+        cuts.push(body.len());
+        let text = match std::str::from_utf8(body) {
+            Ok(t)
+                if cuts.len() == self.schema.len()
+                    && cuts.iter().all(|&c| t.is_char_boundary(c)) =>
+            {
+                t
+            }
+            // As any other row (and its error worded the same).
+            _ => {
+                let mut row = Row::default();
+                row.fill_split(body, cuts);
+                row.line = line;
+                return self.encode(&row, out);
+            }
+        };
+        let ranges = cuts.iter().enumerate().map(|(i, &end)| {
+            let start = if i == 0 { 0 } else { cuts[i - 1] + 1 };
+            start..end
+        });
+        self.write(text, ranges, out);
+        out.end_line(line);
+        Ok(())
+    }
+
+    /// Writes one line's JSON (without its line end) from the fields at
+    /// `ranges` of `all`.
+    fn write(
+        &self,
+        all: &str,
+        ranges: impl ExactSizeIterator<Item = std::ops::Range<usize>>,
+        out: &mut Lines,
+    ) {
+        let bytes = &mut out.bytes;
+        if ranges.len() == 0 {
+            bytes.extend_from_slice(b"{}");
+        } else if self.infer {
+            for (i, range) in ranges.enumerate() {
+                bytes.push(if i == 0 { b'{' } else { b',' });
+                bytes.extend_from_slice(self.schema.json_key(i));
+                Value::infer_json_into(bytes, &all[range]);
+            }
+            bytes.push(b'}');
+        } else {
+            bytes.reserve(all.len() + self.glue.iter().map(Vec::len).sum::<usize>() + 3);
+            for (glue, range) in self.glue.iter().zip(ranges) {
+                bytes.extend_from_slice(glue);
+                crate::record::json_str_content_into(bytes, &all[range]);
+            }
+            bytes.extend_from_slice(b"\"}");
+        }
+    }
+}
+
+/// A parsed row as a record of `schema` (typed with `infer`), filling the
+/// strings of `reuse` where one is given; or why it cannot be one.
+pub(super) fn to_record(
+    schema: &Arc<Schema>,
+    infer: bool,
+    row: &mut Row,
+    reuse: Option<Record>,
+) -> Result<Record, (ErrorType, String)> {
+    let schema = schema.clone();
+    let line = row.line;
+    let all = row_text(&schema, row)?;
     // A very large field takes the row's buffer instead of a copy of
     // it (below), so a 50 MB field is not held twice.
     let big = if row.as_slice().len() >= BIG_FIELD {
@@ -344,18 +485,6 @@ pub(super) fn to_record(
     let reused = values.len();
     for i in 0..row.len() {
         let range = row.range(i);
-        // The row is valid as a whole, but a field may still split a
-        // character in two (the bytes of the delimiter are not in `all`).
-        if !all.is_char_boundary(range.start) || !all.is_char_boundary(range.end) {
-            return Err((
-                ErrorType::Parse,
-                format!(
-                    "invalid UTF-8 in field {} ({}): a character is cut by the delimiter",
-                    i + 1,
-                    schema.names()[i]
-                ),
-            ));
-        }
         if !infer && Some(i) != big {
             // Strings: the old string filled again in place.
             if let Some(Value::Str(s)) = values.get_mut(i) {
@@ -405,6 +534,16 @@ impl Source for CsvSource {
 
     fn reuses_records(&self) -> bool {
         true
+    }
+
+    fn write_json_lines(&mut self, batch: usize) -> bool {
+        // Only the chunked reading of a regular file with a header writes
+        // lines; a pipe, or a file without a header, sends records.
+        let chunked = self.path.is_some() && self.schema.is_some();
+        if chunked {
+            self.lines = Some(batch.max(1));
+        }
+        chunked
     }
 
     fn describe(&self) -> Vec<String> {
@@ -586,5 +725,72 @@ mod tests {
             (got[0].as_str(), got[1000].as_str(), got[2000].as_str()),
             ("c0", "c0_2", "c0_3")
         );
+    }
+
+    /// Every row of `input` (after its header) through both ways: records
+    /// then the file sink's encoding, and the line encoder (plain lines
+    /// straight from the input, others from the parsed row).
+    fn both_ways(input: &[u8], delimiter: u8, infer: bool) {
+        let mut header = Row::default();
+        let mut reader = RowReader::from_bytes(input.to_vec(), delimiter, 1 << 20, 100, 1);
+        assert_eq!(reader.read_row(&mut header).unwrap(), Next::Row);
+        let schema = Arc::new(Schema::new(header_names(&header, "t").unwrap()));
+        let encoder = LineEncoder::new(schema.clone(), infer);
+        let (mut lines, mut cuts, mut row) =
+            (Lines::new(schema.clone(), 4), Vec::new(), Row::default());
+        let mut records = Vec::new();
+        loop {
+            let (want, got) = match reader.next_plain().unwrap() {
+                Some(plain) => {
+                    let mut row = Row::default();
+                    let cut: Vec<usize> = memchr::memchr_iter(delimiter, plain.1)
+                        .chain([plain.1.len()])
+                        .collect();
+                    row.fill_split(plain.1, &cut);
+                    row.line = plain.0;
+                    let want = to_record(&schema, infer, &mut row, None);
+                    let got = encoder.encode_plain(plain, delimiter, &mut cuts, &mut lines);
+                    (want, got)
+                }
+                None => match reader.read_row(&mut row).unwrap() {
+                    Next::Row => {
+                        let want = to_record(&schema, infer, &mut row, None);
+                        (want, encoder.encode(&row, &mut lines))
+                    }
+                    Next::End => break,
+                    Next::Bad { reason, .. } => panic!("{reason}"),
+                },
+            };
+            match want {
+                Ok(r) => {
+                    assert_eq!(got, Ok(()));
+                    records.push(r);
+                }
+                Err(e) => assert_eq!(got, Err(e)),
+            }
+        }
+        let mut expected = Vec::new();
+        for r in &records {
+            r.write_json_into(&mut expected);
+            expected.push(b'\n');
+        }
+        assert_eq!(
+            String::from_utf8_lossy(&lines.bytes),
+            String::from_utf8_lossy(&expected)
+        );
+        let positions: Vec<u64> = records.iter().map(|r| r.position).collect();
+        assert_eq!(lines.positions, positions);
+    }
+
+    #[test]
+    fn lines_are_written_exactly_as_the_records_would_be() {
+        let input = "id,name,n,q\r\n1,Zoë,007,\"a \"\"b\"\"\nc\"\r\n2,tab\there\\,-0,x\n\n3,,TRUE,\"\"\n4,a,b\n5,\u{1},1.50,\u{7f}\nlast,no,line,end";
+        for infer in [false, true] {
+            both_ways(input.as_bytes(), b',', infer);
+            both_ways(input.replace(',', ";").as_bytes(), b';', infer);
+        }
+        // A character cut by a non-ASCII delimiter byte, invalid UTF-8.
+        both_ways(b"a\xa7b\nx\xc2\xa7y\nok\xa7fine\n", 0xa7, false);
+        both_ways(b"a,b\n\xff,x\nok,fine\n", b',', true);
     }
 }

@@ -25,17 +25,19 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use crate::channel::RecordSender;
 use crate::context::Context;
 use crate::error::{ErrorType, PipelineError};
-use crate::record::{Record, Schema};
+use crate::record::{Lines, Record, Schema};
 
-use super::csv::{reject, to_record, trim_line_end};
+use super::csv::{reject, to_record, trim_line_end, LineEncoder};
 use super::csv_reader::{Next, Row, RowReader};
 
 /// About how many bytes one chunk holds.
 pub(super) const CHUNK_BYTES: usize = 256 << 10;
 
 /// A chunk is not grown past this looking for a row end (a quoted field
-/// that long): the single-threaded reader takes over there.
-const MAX_CHUNK_BYTES: usize = 64 << 20;
+/// that long), nor past twice `--csv-max-field-bytes`: the single-threaded
+/// reader takes over there (and gives up on a field over the limit
+/// without holding it).
+const MAX_CHUNK_BYTES: usize = 16 << 20;
 
 /// What the parallel read needs to know.
 pub(super) struct Plan<'a> {
@@ -61,6 +63,8 @@ pub(super) struct Plan<'a> {
     pub threads: usize,
     /// `--limit`.
     pub limit: Option<u64>,
+    /// Rows are written as JSON lines, in batches of this many.
+    pub lines: Option<usize>,
 }
 
 /// How the parallel read ended.
@@ -73,9 +77,10 @@ pub(super) enum Ended {
     From { offset: u64, line: u64, rows: u64 },
 }
 
-/// One row of a chunk, in order.
+/// One row of a chunk (or several written as lines), in order.
 enum Item {
     Record(Record),
+    Lines(Lines),
     Rejected {
         line: u64,
         raw: Vec<u8>,
@@ -109,8 +114,8 @@ fn parse(plan: &Plan, job: Job) {
         mut spare,
         reply,
     } = job;
-    let mut reader = RowReader::starting_at(
-        Box::new(std::io::Cursor::new(bytes)),
+    let mut reader = RowReader::from_bytes(
+        bytes,
         plan.delimiter,
         plan.max_field_bytes,
         plan.max_field_lines,
@@ -118,31 +123,95 @@ fn parse(plan: &Plan, job: Job) {
     );
     let mut row = Row::default();
     let mut items = Vec::with_capacity(CHUNK_BYTES / 128);
+    let encoder = plan
+        .lines
+        .map(|batch| (LineEncoder::new(plan.schema.clone(), plan.infer), batch));
+    let new_lines = |(e, batch): &(LineEncoder, usize)| Lines::new(e.schema().clone(), *batch);
+    let mut lines = encoder.as_ref().map(new_lines);
     let mut error = None;
+    let mut cuts = Vec::new();
     loop {
         let start = reader.offset();
-        match reader.read_row(&mut row) {
+        if let (Some((e, batch)), Some(l)) = (&encoder, &mut lines) {
+            // A quote-free line: straight from the chunk to its JSON.
+            let made = match reader.next_plain() {
+                Ok(Some(plain)) => Some(
+                    e.encode_plain(plain, plan.delimiter, &mut cuts, l)
+                        .map_err(|why| (plain.0, plain.1.to_vec(), why)),
+                ),
+                Ok(None) => None,
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
+            };
+            match made {
+                Some(Ok(())) => {
+                    if l.len() >= *batch {
+                        let full = std::mem::replace(l, new_lines(encoder.as_ref().unwrap()));
+                        items.push(Item::Lines(full));
+                    }
+                    continue;
+                }
+                Some(Err((line, raw, (error_type, reason)))) => {
+                    if !l.is_empty() {
+                        let before = std::mem::replace(l, new_lines(encoder.as_ref().unwrap()));
+                        items.push(Item::Lines(before));
+                    }
+                    items.push(Item::Rejected {
+                        line,
+                        raw,
+                        error_type,
+                        reason,
+                    });
+                    continue;
+                }
+                None => {}
+            }
+        }
+        let rejected = match reader.read_row(&mut row) {
             Ok(Next::End) => break,
-            Ok(Next::Bad { line, raw, reason }) => items.push(Item::Rejected {
+            Ok(Next::Bad { line, raw, reason }) => Item::Rejected {
                 line,
                 raw,
                 error_type: ErrorType::Parse,
                 reason,
-            }),
-            Ok(Next::Row) => match to_record(&plan.schema, plan.infer, &mut row, spare.pop()) {
-                Ok(r) => items.push(Item::Record(r)),
-                Err((error_type, reason)) => items.push(Item::Rejected {
-                    line: row.line,
-                    raw: trim_line_end(reader.raw(start, reader.offset())).to_vec(),
-                    error_type,
-                    reason,
-                }),
             },
+            Ok(Next::Row) => {
+                let made = match (&encoder, &mut lines) {
+                    (Some((e, batch)), Some(l)) => e.encode(&row, l).map(|()| {
+                        if l.len() >= *batch {
+                            let full = std::mem::replace(l, new_lines(encoder.as_ref().unwrap()));
+                            items.push(Item::Lines(full));
+                        }
+                    }),
+                    _ => to_record(&plan.schema, plan.infer, &mut row, spare.pop())
+                        .map(|r| items.push(Item::Record(r))),
+                };
+                match made {
+                    Ok(()) => continue,
+                    Err((error_type, reason)) => Item::Rejected {
+                        line: row.line,
+                        raw: trim_line_end(reader.raw(start, reader.offset())).to_vec(),
+                        error_type,
+                        reason,
+                    },
+                }
+            }
             Err(e) => {
                 error = Some(e);
                 break;
             }
+        };
+        // The lines before a rejected row go first.
+        if let Some(l) = lines.as_mut().filter(|l| !l.is_empty()) {
+            let before = std::mem::replace(l, new_lines(encoder.as_ref().unwrap()));
+            items.push(Item::Lines(before));
         }
+        items.push(rejected);
+    }
+    if let Some(l) = lines.filter(|l| !l.is_empty()) {
+        items.push(Item::Lines(l));
     }
     let _ = reply.send(Parsed {
         items,
@@ -170,6 +239,8 @@ fn last_row_end(buf: &[u8]) -> Option<usize> {
 /// Cuts the file into chunks at row ends.
 struct Cutter {
     file: File,
+    /// The most a chunk grows to looking for a row end.
+    max: usize,
     /// Bytes read past the last cut.
     carry: Vec<u8>,
     eof: bool,
@@ -197,7 +268,7 @@ impl Cutter {
                 chunk.truncate(end);
                 return Ok(Some(chunk));
             }
-            if want >= MAX_CHUNK_BYTES {
+            if want >= self.max {
                 return Ok(None);
             }
             want *= 2;
@@ -212,8 +283,12 @@ pub(super) fn run(plan: &Plan, out: &RecordSender, ctx: &Context) -> Result<Ende
     };
     let mut file = File::open(plan.path).map_err(read_err)?;
     file.seek(SeekFrom::Start(plan.start)).map_err(read_err)?;
+    let max = usize::try_from(plan.max_field_bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_mul(2);
     let mut cutter = Cutter {
         file,
+        max: max.clamp(CHUNK_BYTES, MAX_CHUNK_BYTES),
         carry: Vec::new(),
         eof: false,
     };
@@ -329,8 +404,28 @@ fn sequence(
                 stop = true;
                 break;
             }
+            if let Item::Lines(mut lines) = item {
+                if let Some(room) = plan.limit.map(|l| l - rows_total - rows) {
+                    if room < lines.len() as u64 {
+                        lines.truncate(room as usize);
+                        stop = true;
+                    }
+                }
+                // Counted read before they are sent, as records are.
+                rows += lines.len() as u64;
+                ctx.metrics.records_read(rows);
+                rows_total += rows;
+                rows = 0;
+                out.send_all(&mut batch, ctx);
+                out.send_lines(lines, ctx);
+                if stop {
+                    break;
+                }
+                continue;
+            }
             rows += 1;
             match item {
+                Item::Lines(_) => unreachable!("sent above"),
                 Item::Record(r) => batch.push(r),
                 Item::Rejected {
                     line,

@@ -42,6 +42,20 @@ impl Row {
         self.len
     }
 
+    /// Fills the row with the fields of `body` that end at `cuts` (each
+    /// followed by one delimiter byte, the last by the end of `body`).
+    pub fn fill_split(&mut self, body: &[u8], cuts: &[usize]) {
+        self.fields.clear();
+        self.ends.clear();
+        let mut from = 0;
+        for &to in cuts {
+            self.fields.extend_from_slice(&body[from..to]);
+            self.ends.push(self.fields.len());
+            from = to + 1;
+        }
+        self.len = cuts.len();
+    }
+
     /// The byte range of field `i` in [`Row::as_slice`].
     pub fn range(&self, i: usize) -> std::ops::Range<usize> {
         let start = if i == 0 { 0 } else { self.ends[i - 1] };
@@ -173,6 +187,28 @@ impl RowReader {
         r
     }
 
+    /// A reader of a chunk already in memory that starts at a row start on
+    /// `line` and ends with the chunk (read in place, not copied).
+    pub fn from_bytes(
+        bytes: Vec<u8>,
+        delimiter: u8,
+        max_field_bytes: u64,
+        max_field_lines: u64,
+        line: u64,
+    ) -> RowReader {
+        let mut r = RowReader::starting_at(
+            Box::new(io::empty()),
+            delimiter,
+            max_field_bytes,
+            max_field_lines,
+            line,
+        );
+        r.end = bytes.len();
+        r.buf = bytes;
+        r.eof = true;
+        r
+    }
+
     /// The line the next row starts on.
     pub fn line(&self) -> u64 {
         self.core.line()
@@ -261,7 +297,8 @@ impl RowReader {
 
     /// Lets go of the bytes before `pos` once there are enough of them.
     fn compact(&mut self) {
-        if self.pos >= RETAIN_SLACK {
+        // Nothing more will be read in: no room to make.
+        if self.pos >= RETAIN_SLACK && !self.eof {
             self.buf.copy_within(self.pos..self.end, 0);
             self.base += self.pos as u64;
             self.end -= self.pos;
@@ -394,6 +431,31 @@ impl RowReader {
                 }
             }
         }
+    }
+
+    /// The next row when it is a plain line (see `plain_row`), borrowed
+    /// from the buffer: its line number and its bytes without the line
+    /// end, split at the delimiter by the caller. `None`: the next row is
+    /// for [`RowReader::read_row`] (which also tells the end of the input).
+    pub fn next_plain(&mut self) -> io::Result<Option<(u64, &[u8])>> {
+        self.compact();
+        if self.skip_to_row()?.is_some() {
+            return Ok(None);
+        }
+        let rest = &self.buf[self.pos..self.end];
+        let Some(nl) = memchr::memchr(b'\n', rest) else {
+            return Ok(None);
+        };
+        let line = &rest[..nl];
+        let body = line.strip_suffix(b"\r").unwrap_or(line);
+        if body.len() as u64 > self.max_field_bytes || memchr::memchr2(b'"', b'\r', body).is_some()
+        {
+            return Ok(None);
+        }
+        let (start, len, line_no) = (self.pos, body.len(), self.core.line());
+        self.pos += nl + 1;
+        self.next_line();
+        Ok(Some((line_no, &self.buf[start..start + len])))
     }
 
     /// The common row, read without the parser: a whole line already

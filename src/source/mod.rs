@@ -35,6 +35,15 @@ pub trait Source: Send {
         false
     }
 
+    /// The sink writes each record as its JSON line: a source that can
+    /// write those lines itself, byte for byte as the sink would, may send
+    /// [`crate::record::Lines`] of up to `batch` records from now on
+    /// ([`RecordSender::send_lines`]) instead of records. Returns whether it
+    /// will.
+    fn write_json_lines(&mut self, _batch: usize) -> bool {
+        false
+    }
+
     /// Total bytes to read, when known in advance (for the progress bar).
     fn size_hint(&self) -> Option<u64>;
 
