@@ -136,8 +136,9 @@ pub struct CsvConfig {
     /// A quoted field spanning more lines than this is reported as probably
     /// unclosed.
     pub max_field_lines: u64,
-    /// `--csv-threads`: threads that parse a regular file.
-    pub threads: usize,
+    /// `--csv-threads`: threads that parse a regular file (`None`: not
+    /// given; the CSV source chooses).
+    pub threads: Option<usize>,
 }
 
 /// How an Elasticsearch/OpenSearch index is paged through.

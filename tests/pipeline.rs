@@ -23,7 +23,7 @@ fn config(input: &Path, output: &Path) -> Config {
         infer_types: false,
         max_field_bytes: 64 << 20,
         max_field_lines: 10_000,
-        threads: 1,
+        threads: None,
     });
     let sink = SinkConfig::File(FileSinkConfig {
         output: OutputPath::File(output.to_path_buf()),

@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -102,13 +103,21 @@ def hyperfine(*args):
 
 def measure(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
     """Runs `command` (a shell-style string) once: (exit status, wall s,
-    CPU s (user + system), peak RSS KiB), from the child's own rusage."""
-    started = time.monotonic()
-    child = subprocess.Popen(shlex.split(command), stdout=stdout, stderr=stderr)
-    _, status, usage = os.wait4(child.pid, 0)
-    wall = time.monotonic() - started
-    child.returncode = os.waitstatus_to_exitcode(status)
-    return child.returncode, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
+    CPU s (user + system), peak RSS KiB). The command is started by GNU
+    time, whose peak RSS is the command's own: a process forked from this
+    Python interpreter inherits the interpreter's high-water mark (about
+    30 MiB), which its own rusage would report instead of a smaller one."""
+    need("/usr/bin/time", "time")
+    with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss:
+        started = time.monotonic()
+        child = subprocess.Popen(["/usr/bin/time", "-o", rss.name, "-f", "%M"] + shlex.split(command),
+                                 stdout=stdout, stderr=stderr)  # fmt: skip
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.monotonic() - started
+        child.returncode = os.waitstatus_to_exitcode(status)
+        lines = [l for l in rss.read().split() if l.isdigit()]
+    peak = int(lines[-1]) if lines else usage.ru_maxrss
+    return child.returncode, wall, usage.ru_utime + usage.ru_stime, peak
 
 
 def report(main, env, path):

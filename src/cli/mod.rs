@@ -188,16 +188,11 @@ pub struct Cli {
     /// Threads that parse a CSV file with a header, in chunks cut at row
     /// ends; records still go out in file order, exactly as with one thread
     /// (standard input and pipes always use one). Into a JSON-lines file
-    /// the chunks are always cut by one thread and turned into lines by
-    /// these, while the sink writes. Worth raising with more cores than
-    /// the sink workers and the writer use. Example: --csv-threads 4
-    #[arg(
-        long,
-        value_name = "N",
-        default_value_t = 1,
-        help_heading = "CSV source"
-    )]
-    pub csv_threads: usize,
+    /// the chunks are cut by one thread and turned into lines by these
+    /// while the sink writes: by default as many as there are cores (at
+    /// most 4); otherwise 1 by default. Example: --csv-threads 4
+    #[arg(long, value_name = "N", help_heading = "CSV source")]
+    pub csv_threads: Option<usize>,
 
     /// Elasticsearch/OpenSearch node URL(s), comma-separated; a bare host:port
     /// means http. Example: --es-url https://es1:9200,https://es2:9200

@@ -392,7 +392,7 @@ impl Cli {
                         self.csv_max_field_lines,
                     )?,
                     threads: match self.csv_threads {
-                        0 => {
+                        Some(0) => {
                             return Err(PipelineError::Config(
                                 "--csv-threads must be at least 1".into(),
                             ))

@@ -50,7 +50,8 @@ pub struct CsvSource {
     delimiter: u8,
     max_field_bytes: u64,
     max_field_lines: u64,
-    threads: usize,
+    /// `--csv-threads`, when given.
+    threads: Option<usize>,
     /// The sink takes JSON lines: batches of this many records are sent
     /// as lines (from a regular file with a header).
     lines: Option<usize>,
@@ -230,7 +231,13 @@ impl CsvSource {
         };
         // Lines are written by the parse threads, even by one: the file is
         // then read, encoded and written by three threads.
-        if self.threads < 2 && self.lines.is_none() {
+        let threads = match (self.threads, self.lines) {
+            (Some(n), _) => n,
+            // Lines: one thread cuts, these encode, the sink writes.
+            (None, Some(_)) => std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
+            (None, None) => 1,
+        };
+        if threads < 2 && self.lines.is_none() {
             return Ok(Some(0));
         }
         let plan = super::csv_parallel::Plan {
@@ -243,7 +250,7 @@ impl CsvSource {
             max_field_lines: self.max_field_lines,
             schema: schema.clone(),
             infer: self.infer_types,
-            threads: self.threads,
+            threads,
             limit: self.limit,
             lines: self.lines,
         };
@@ -703,7 +710,7 @@ mod tests {
             max_field_bytes: crate::retry::parse_size(crate::config::DEFAULT_CSV_MAX_FIELD_BYTES)
                 .unwrap(),
             max_field_lines: crate::config::DEFAULT_CSV_MAX_FIELD_LINES,
-            threads: 1,
+            threads: None,
         };
         let mut src = CsvSource::open(&cfg, None).unwrap();
         let mut row = Row::default();
