@@ -46,6 +46,7 @@ class Job:
         self.rows = common.knob("BENCH_MYSQL_ROWS", 1_000_000, 1)
         self.runs = common.knob("BENCH_MYSQL_RUNS", 5, 3)
         self.slow_runs = common.knob("BENCH_MYSQL_SLOW_RUNS", 3, 1)
+        self.pairs = common.knob("BENCH_MYSQL_PAIRS", 6, 2)
         self.host = os.environ.get("BENCH_MYSQL_HOST", "127.0.0.1")
         self.port = os.environ.get("BENCH_MYSQL_PORT", "3306")
         self.user = os.environ.get("BENCH_MYSQL_USER", "root")
@@ -140,6 +141,29 @@ class Job:
         lines = [l for l in (r.stdout + r.stderr).splitlines() if l.strip()]
         self.unavailable(key, "failed: " + (lines[-1] if lines else "exit status non-zero"))
 
+    def time_pairs(self, pcli, client):
+        """The target's measure: BENCH_MYSQL_PAIRS pairs of pipeline-cli
+        (default flags) and the mysql client, each on a fresh table, the
+        order swapped every pair, so that neither gains from running
+        first or last on a shared machine. Writes pairs.tsv: pair,
+        pipeline-cli s, client s, pipeline-cli peak RSS KiB, pipeline-cli
+        CPU s."""
+        print(f"== {self.pairs} interleaved pairs: pipeline-cli (default flags) and the mysql client", flush=True)
+        rows = []
+        for i in range(self.pairs):
+            got = {}
+            order = ["pcli", "client"] if i % 2 == 0 else ["client", "pcli"]
+            for who in order:
+                table = TABLES["pcli_load_data" if who == "pcli" else "mysql_client"]
+                subprocess.run(self.recreate(table), shell=True, check=True, capture_output=True)
+                rc, wall, cpu, rss = common.measure(pcli if who == "pcli" else client)
+                if rc != 0:
+                    print(f"== pair {i}: {who} exited {rc}", flush=True)
+                got[who] = (wall, cpu, rss)
+            rows.append(f"{i}\t{got['pcli'][0]:.4f}\t{got['client'][0]:.4f}\t{got['pcli'][2]}\t{got['pcli'][1]:.3f}")
+            print(f"   pair {i}: pipeline-cli {got['pcli'][0]:.2f} s, client {got['client'][0]:.2f} s", flush=True)
+        (self.md / "pairs.tsv").write_text("\n".join(rows) + "\n")
+
     def cleanup(self, bruin_existed):
         tables = [T_REF]
         if os.environ.get("BENCH_MYSQL_KEEP", "0") != "1":
@@ -215,6 +239,10 @@ class Job:
         )
         self.time_tool("mysql_client", "mysql client LOAD DATA LOCAL INFILE", self.runs, 1,
                        self.recreate(t["mysql_client"]), f'{client} --local-infile=1 -e "{load}"')  # fmt: skip
+        self.time_pairs(
+            f"{pcli} --db-table {t['pcli_load_data']} --mysql-load-mode load-data",
+            f'{client} --local-infile=1 -e "{load}"',
+        )
         self.time_tool("pcli_load_data_b5000", "pipeline-cli load-data --batch-size 5000", self.runs, 1,
                        self.recreate(t["pcli_load_data_b5000"]),
                        f"{pcli} --db-table {t['pcli_load_data_b5000']} --mysql-load-mode load-data --batch-size 5000")  # fmt: skip

@@ -250,19 +250,39 @@ def main(env):
     )
 
     print("\n## Target\n")
-    print("| target | value (means) | cross-check (medians) | goal | result |")
+    pairs = []
+    try:
+        with open(f"{md}/pairs.tsv", encoding="utf-8") as f:
+            for line in f:
+                i, pw, cw, rss, cpu = line.split()
+                pairs.append((float(pw), float(cw), int(rss), float(cpu)))
+    except (OSError, ValueError):
+        pairs = []
+    print(
+        "Measured on interleaved pairs (order swapped every pair, each on a fresh table): "
+        "pipeline-cli with default flags against the mysql client's LOAD DATA LOCAL INFILE.\n"
+    )
+    print("| target | value | cross-check | goal | result |")
     print("|---|---|---|---|---|")
-    if base and client:
-        ratio = base["mean"] / client["mean"]
-        ratio_med = base["median"] / client["median"]
-        verdict = "PASS" if ratio <= 1.1 else "FAIL"
+    if pairs:
+        import statistics
+
+        ratio = statistics.median(cw / pw for pw, cw, _, _ in pairs)
+        med = statistics.median(c for _, c, _, _ in pairs) / statistics.median(p for p, _, _, _ in pairs)
         print(
-            f"| pipeline-cli load-data time ÷ mysql client LOAD DATA LOCAL INFILE time "
-            f"| {ratio:.2f}x | {ratio_med:.2f}x | <= 1.10x | {verdict} |"
+            f"| rows/s ÷ the mysql client's, median of {len(pairs)} pairs "
+            f"| {ratio:.2f}x | ratio of medians {med:.2f}x | >= 1.20x | {'PASS' if ratio >= 1.2 else 'FAIL'} |"
         )
+        peak = max(r for _, _, r, _ in pairs) / 1024
+        print(f"| pipeline-cli peak RSS (max over the pairs) | {peak:.1f} MiB | - | <= 100 MiB | {'PASS' if peak <= 100 else 'FAIL'} |")
+        cpu = statistics.median(c for _, _, _, c in pairs)
+        print(f"| pipeline-cli client CPU (median) | {cpu:.2f} s | - | - | - |")
+        print("\n| pair | pipeline-cli s | mysql client s | client ÷ pipeline-cli |")
+        print("|---|---|---|---|")
+        for i, (pw, cw, _, _) in enumerate(pairs):
+            print(f"| {i} | {pw:.2f} | {cw:.2f} | {cw / pw:.2f}x |")
     else:
-        missing = "pipeline-cli load-data" if not base else "the mysql client"
-        print(f"| pipeline-cli load-data time ÷ mysql client LOAD DATA time | - | - | <= 1.10x | n/a ({missing} failed) |")
+        print("| rows/s ÷ the mysql client's | - | - | >= 1.20x | n/a (the pairs did not run) |")
 
     print("\n## Correctness\n")
     print(
