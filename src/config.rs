@@ -183,6 +183,8 @@ pub struct EsConfig {
     pub ca_cert: Option<PathBuf>,
     /// Skip certificate checks.
     pub insecure: bool,
+    /// Ask for gzip-compressed answers.
+    pub compression: bool,
     /// Incremental runs: only documents whose field is greater than the saved value.
     pub since_field: Option<String>,
     /// Where the incremental value is kept between runs.

@@ -114,6 +114,43 @@ fn pages_that_are_not_search_responses_are_retried_not_taken_as_the_end() {
 }
 
 #[test]
+fn answers_are_compressed_only_when_asked_for() {
+    for kind in ES_KINDS {
+        let srv = EsServer::start(kind);
+        srv.bulk("docs", &docs(0, DOCS));
+        let dir = tempfile::tempdir().unwrap();
+        for (flag, want) in [(None, "identity"), (Some("--es-compression"), "gzip")] {
+            // What each request asks for, seen by a proxy...
+            let proxy = Proxy::start(srv.port);
+            let out = dir.path().join("via-proxy.jsonl");
+            let res = run_es(&proxy.url(), &out, flag.as_slice());
+            assert_eq!(
+                res.status.code(),
+                Some(0),
+                "{kind:?} {flag:?}: {}",
+                stderr(&res)
+            );
+            let seen = proxy.accept_encodings();
+            assert!(seen.len() > DOCS / 100, "{kind:?}: {} requests", seen.len());
+            assert!(
+                seen.iter().all(|e| e == want),
+                "{kind:?} {flag:?}: {seen:?}"
+            );
+            // ...and what the server's (compressed) answers give, directly.
+            let out = dir.path().join("direct.jsonl");
+            let res = run_es(&srv.url(), &out, flag.as_slice());
+            assert_eq!(
+                res.status.code(),
+                Some(0),
+                "{kind:?} {flag:?}: {}",
+                stderr(&res)
+            );
+            assert_eq!(ids(&out), all_ids(0, DOCS), "{kind:?} {flag:?}");
+        }
+    }
+}
+
+#[test]
 fn a_server_that_keeps_sending_bad_pages_fails_the_run() {
     let srv = EsServer::start(EsKind::Noida);
     srv.bulk("docs", &docs(0, DOCS));

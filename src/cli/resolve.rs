@@ -208,6 +208,7 @@ impl Cli {
                 .map(Secret::new),
             ca_cert: self.es_ca_cert.clone(),
             insecure: self.es_insecure,
+            compression: self.es_compression,
             since_field: self.es_since_field.clone(),
             state_file: self.state_file.clone(),
             retry: self.retry_policy()?,

@@ -77,6 +77,8 @@ struct State {
     rules: Mutex<Vec<Rule>>,
     injected: AtomicUsize,
     requests: Mutex<Vec<String>>,
+    /// Each request's Accept-Encoding (empty when it had none).
+    encodings: Mutex<Vec<String>>,
     stop: AtomicBool,
 }
 
@@ -97,6 +99,7 @@ impl Proxy {
             rules: Mutex::new(Vec::new()),
             injected: AtomicUsize::new(0),
             requests: Mutex::new(Vec::new()),
+            encodings: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
         });
         let s = state.clone();
@@ -133,6 +136,11 @@ impl Proxy {
     /// Every request line seen so far.
     pub fn requests(&self) -> Vec<String> {
         self.state.requests.lock().unwrap().clone()
+    }
+
+    /// The Accept-Encoding of every request seen so far ("" for none).
+    pub fn accept_encodings(&self) -> Vec<String> {
+        self.state.encodings.lock().unwrap().clone()
     }
 }
 
@@ -297,6 +305,12 @@ fn serve(conn: TcpStream, state: &State) -> std::io::Result<()> {
     let mut conn = conn;
     while let Some(req) = read_request(&mut reader)? {
         state.requests.lock().unwrap().push(req.line.clone());
+        let encoding = req
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("accept-encoding"))
+            .map_or(String::new(), |(_, v)| v.clone());
+        state.encodings.lock().unwrap().push(encoding);
         let fault = fault_for(state, &req);
         match fault {
             None => {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use elasticsearch::auth::Credentials;
 use elasticsearch::cert::{Certificate, CertificateValidation};
-use elasticsearch::http::headers::HeaderMap;
+use elasticsearch::http::headers::{HeaderMap, HeaderValue, ACCEPT_ENCODING};
 use elasticsearch::http::request::JsonBody;
 use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
 use elasticsearch::http::Method;
@@ -140,6 +140,9 @@ pub(super) struct Client {
     next: AtomicUsize,
     retry: RetryPolicy,
     timeout: Duration,
+    /// Accept-Encoding of every request: `gzip` with --es-compression,
+    /// else `identity` (the HTTP client would otherwise ask for gzip).
+    accept_encoding: &'static str,
 }
 
 /// The first characters of a body that is not what was expected, for the
@@ -204,6 +207,7 @@ impl Client {
             next: AtomicUsize::new(0),
             retry: cfg.retry,
             timeout: cfg.timeout,
+            accept_encoding: if cfg.compression { "gzip" } else { "identity" },
         })
     }
 
@@ -245,11 +249,16 @@ impl Client {
             let n = self.next.load(Ordering::Relaxed) % self.nodes.len();
             let (client, shown) = &self.nodes[n];
             let started = Instant::now();
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                ACCEPT_ENCODING,
+                HeaderValue::from_static(self.accept_encoding),
+            );
             let sent = client
                 .send(
                     call.method,
                     call.path,
-                    HeaderMap::new(),
+                    headers,
                     Some(call.query),
                     call.body.clone().map(JsonBody::new),
                     None,
