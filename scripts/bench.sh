@@ -6,7 +6,7 @@
 #   scripts/bench.sh mysql    CSV -> MySQL/MariaDB, against the mysql client's
 #                             LOAD DATA LOCAL INFILE, ingestr and executemany
 #   scripts/bench.sh es       Elasticsearch/OpenSearch -> JSON lines, against
-#                             elasticdump
+#                             elasticdump and a bare Python scroll loop
 #
 # Reports are printed and written to bench-out/.
 set -euo pipefail

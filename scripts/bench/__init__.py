@@ -1,9 +1,10 @@
 """Benchmarks of pipeline-cli against peer tools, one module per job:
 
-- csv_job: CSV -> JSON lines, against Miller (the default)
+- csv_job: CSV -> JSON lines, against Miller, DuckDB and Polars (the default)
 - mysql_job: CSV -> MySQL/MariaDB, against the mysql client's LOAD DATA
   LOCAL INFILE, ingestr and a plain Python executemany loader
-- es_job: Elasticsearch/OpenSearch -> JSON lines, against elasticdump
+- es_job: Elasticsearch/OpenSearch -> JSON lines, against elasticdump and a
+  bare Python scroll loop
 
 Each job runs every tool in the same run, so ratios stay meaningful on a
 noisy (shared, small) machine; absolute times from different runs are not
