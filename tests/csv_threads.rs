@@ -79,6 +79,54 @@ fn assert_same(input: &Path, dir: &Path, extra: &[&str]) {
     assert!(!one.is_empty());
 }
 
+/// A pipe is read by one thread into records, which the file sink
+/// encodes; a file into JSON lines written by the parse threads: the same
+/// output bytes, dead-letter entries and counts.
+#[test]
+fn lines_from_a_file_equal_records_from_a_pipe() {
+    let dir = tempfile::tempdir().unwrap();
+    for stray in [None, Some(33_333)] {
+        let input = dir.path().join("in.csv");
+        write_input(&input, 60_000, stray);
+        let extras: [&[&str]; 4] = [
+            &[],
+            &["--csv-infer-types"],
+            &["--limit", "41234"],
+            &["--max-errors", "30"],
+        ];
+        for extra in extras {
+            let (lines, dead_lines, err_lines) = run_with(&input, dir.path(), "2", extra);
+            let (output, dead) = (
+                dir.path().join("pipe.jsonl"),
+                dir.path().join("pipe-dead.jsonl"),
+            );
+            let _ = fs::remove_file(&dead);
+            let mut args = csv_to_file("-", p(&output));
+            args.extend(["--dead-letter", p(&dead)]);
+            args.extend(extra);
+            let out = std::process::Command::new(bin())
+                .args(&args)
+                .stdin(fs::File::open(&input).unwrap())
+                .output()
+                .unwrap();
+            let err = stderr(&out);
+            let read = |f: &Path| fs::read_to_string(f).unwrap_or_default();
+            let records = match output.exists() {
+                true => read(&output),
+                false => read(&dir.path().join("pipe.jsonl.partial")),
+            };
+            assert_eq!(
+                counts(&err_lines),
+                counts(&err),
+                "{stray:?} {extra:?}: {err}"
+            );
+            assert!(lines == records, "{stray:?} {extra:?}: the outputs differ");
+            assert_eq!(dead_lines, read(&dead), "{stray:?} {extra:?}");
+            assert!(!records.is_empty());
+        }
+    }
+}
+
 #[test]
 fn several_threads_read_exactly_what_one_reads() {
     let dir = tempfile::tempdir().unwrap();

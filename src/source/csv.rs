@@ -18,7 +18,7 @@ use crate::channel::RecordSender;
 use crate::config::{CsvConfig, InputPath};
 use crate::context::Context;
 use crate::error::{ErrorType, PipelineError};
-use crate::record::{Lines, Record, Schema, Value};
+use crate::record::{Record, Schema, Value};
 
 use super::csv_reader::{Next, Row, RowReader};
 use super::Source;
@@ -66,7 +66,7 @@ fn display_name(input: &InputPath) -> String {
 
 /// Column names from a header row: UTF-8 checked, blanks named `column_N`,
 /// repeats made unique with a `_2`, `_3` … suffix (JSON keys must be unique).
-fn header_names(header: &Row, source: &str) -> Result<Vec<String>, PipelineError> {
+pub(super) fn header_names(header: &Row, source: &str) -> Result<Vec<String>, PipelineError> {
     let mut names: Vec<String> = Vec::with_capacity(header.len());
     let mut taken: HashSet<String> = HashSet::with_capacity(header.len());
     // The next suffix to try for a repeated name.
@@ -300,7 +300,7 @@ pub(super) fn reject(
 /// The row's text, checked against `schema`: as many fields as it has, all
 /// valid UTF-8, each field whole characters; or why the row cannot be a
 /// record.
-fn row_text<'r>(schema: &Schema, row: &'r Row) -> Result<&'r str, (ErrorType, String)> {
+pub(super) fn row_text<'r>(schema: &Schema, row: &'r Row) -> Result<&'r str, (ErrorType, String)> {
     if row.len() != schema.len() {
         return Err((
             ErrorType::Parse,
@@ -344,117 +344,6 @@ fn row_text<'r>(schema: &Schema, row: &'r Row) -> Result<&'r str, (ErrorType, St
         }
     }
     Ok(all)
-}
-
-/// Writes rows straight as the JSON lines the file sink writes for their
-/// records (the same bytes, without making the records).
-pub(super) struct LineEncoder {
-    schema: Arc<Schema>,
-    infer: bool,
-    /// Without type inference, every value is a string: what goes before
-    /// field i's text (`{"a":"`, then `","b":"`), and after the last (`"}`).
-    glue: Vec<Vec<u8>>,
-}
-
-impl LineEncoder {
-    pub(super) fn new(schema: Arc<Schema>, infer: bool) -> LineEncoder {
-        let glue = (0..schema.len())
-            .map(|i| {
-                let mut g = if i == 0 {
-                    b"{".to_vec()
-                } else {
-                    b"\",".to_vec()
-                };
-                g.extend_from_slice(schema.json_key(i));
-                g.push(b'"');
-                g
-            })
-            .collect();
-        LineEncoder {
-            schema,
-            infer,
-            glue,
-        }
-    }
-
-    /// The lines' schema.
-    pub(super) fn schema(&self) -> &Arc<Schema> {
-        &self.schema
-    }
-
-    /// Appends the row to `out` as one line, or says why it cannot be a
-    /// record (exactly as [`to_record`] would; nothing is appended then).
-    pub(super) fn encode(&self, row: &Row, out: &mut Lines) -> Result<(), (ErrorType, String)> {
-        let all = row_text(&self.schema, row)?;
-        self.write(all, (0..row.len()).map(|i| row.range(i)), out);
-        out.end_line(row.line);
-        Ok(())
-    }
-
-    /// [`LineEncoder::encode`] for a quote-free line as it is in the input
-    /// (see [`RowReader::next_plain`]), split here at `delimiter`; `cuts`
-    /// is room for the field ends.
-    pub(super) fn encode_plain(
-        &self,
-        (line, body): (u64, &[u8]),
-        delimiter: u8,
-        cuts: &mut Vec<usize>,
-        out: &mut Lines,
-    ) -> Result<(), (ErrorType, String)> {
-        cuts.clear();
-        cuts.extend(memchr::memchr_iter(delimiter, body));
-        cuts.push(body.len());
-        let text = match std::str::from_utf8(body) {
-            Ok(t)
-                if cuts.len() == self.schema.len()
-                    && cuts.iter().all(|&c| t.is_char_boundary(c)) =>
-            {
-                t
-            }
-            // As any other row (and its error worded the same).
-            _ => {
-                let mut row = Row::default();
-                row.fill_split(body, cuts);
-                row.line = line;
-                return self.encode(&row, out);
-            }
-        };
-        let ranges = cuts.iter().enumerate().map(|(i, &end)| {
-            let start = if i == 0 { 0 } else { cuts[i - 1] + 1 };
-            start..end
-        });
-        self.write(text, ranges, out);
-        out.end_line(line);
-        Ok(())
-    }
-
-    /// Writes one line's JSON (without its line end) from the fields at
-    /// `ranges` of `all`.
-    fn write(
-        &self,
-        all: &str,
-        ranges: impl ExactSizeIterator<Item = std::ops::Range<usize>>,
-        out: &mut Lines,
-    ) {
-        let bytes = &mut out.bytes;
-        if ranges.len() == 0 {
-            bytes.extend_from_slice(b"{}");
-        } else if self.infer {
-            for (i, range) in ranges.enumerate() {
-                bytes.push(if i == 0 { b'{' } else { b',' });
-                bytes.extend_from_slice(self.schema.json_key(i));
-                Value::infer_json_into(bytes, &all[range]);
-            }
-            bytes.push(b'}');
-        } else {
-            bytes.reserve(all.len() + self.glue.iter().map(Vec::len).sum::<usize>() + 3);
-            for (glue, range) in self.glue.iter().zip(ranges) {
-                bytes.extend_from_slice(glue);
-                crate::record::json_str_content_into(bytes, &all[range]);
-            }
-            bytes.extend_from_slice(b"\"}");
-        }
-    }
 }
 
 /// A parsed row as a record of `schema` (typed with `infer`), filling the
@@ -732,72 +621,5 @@ mod tests {
             (got[0].as_str(), got[1000].as_str(), got[2000].as_str()),
             ("c0", "c0_2", "c0_3")
         );
-    }
-
-    /// Every row of `input` (after its header) through both ways: records
-    /// then the file sink's encoding, and the line encoder (plain lines
-    /// straight from the input, others from the parsed row).
-    fn both_ways(input: &[u8], delimiter: u8, infer: bool) {
-        let mut header = Row::default();
-        let mut reader = RowReader::from_bytes(input.to_vec(), delimiter, 1 << 20, 100, 1);
-        assert_eq!(reader.read_row(&mut header).unwrap(), Next::Row);
-        let schema = Arc::new(Schema::new(header_names(&header, "t").unwrap()));
-        let encoder = LineEncoder::new(schema.clone(), infer);
-        let (mut lines, mut cuts, mut row) =
-            (Lines::new(schema.clone(), 4), Vec::new(), Row::default());
-        let mut records = Vec::new();
-        loop {
-            let (want, got) = match reader.next_plain().unwrap() {
-                Some(plain) => {
-                    let mut row = Row::default();
-                    let cut: Vec<usize> = memchr::memchr_iter(delimiter, plain.1)
-                        .chain([plain.1.len()])
-                        .collect();
-                    row.fill_split(plain.1, &cut);
-                    row.line = plain.0;
-                    let want = to_record(&schema, infer, &mut row, None);
-                    let got = encoder.encode_plain(plain, delimiter, &mut cuts, &mut lines);
-                    (want, got)
-                }
-                None => match reader.read_row(&mut row).unwrap() {
-                    Next::Row => {
-                        let want = to_record(&schema, infer, &mut row, None);
-                        (want, encoder.encode(&row, &mut lines))
-                    }
-                    Next::End => break,
-                    Next::Bad { reason, .. } => panic!("{reason}"),
-                },
-            };
-            match want {
-                Ok(r) => {
-                    assert_eq!(got, Ok(()));
-                    records.push(r);
-                }
-                Err(e) => assert_eq!(got, Err(e)),
-            }
-        }
-        let mut expected = Vec::new();
-        for r in &records {
-            r.write_json_into(&mut expected);
-            expected.push(b'\n');
-        }
-        assert_eq!(
-            String::from_utf8_lossy(&lines.bytes),
-            String::from_utf8_lossy(&expected)
-        );
-        let positions: Vec<u64> = records.iter().map(|r| r.position).collect();
-        assert_eq!(lines.positions, positions);
-    }
-
-    #[test]
-    fn lines_are_written_exactly_as_the_records_would_be() {
-        let input = "id,name,n,q\r\n1,Zoë,007,\"a \"\"b\"\"\nc\"\r\n2,tab\there\\,-0,x\n\n3,,TRUE,\"\"\n4,a,b\n5,\u{1},1.50,\u{7f}\nlast,no,line,end";
-        for infer in [false, true] {
-            both_ways(input.as_bytes(), b',', infer);
-            both_ways(input.replace(',', ";").as_bytes(), b';', infer);
-        }
-        // A character cut by a non-ASCII delimiter byte, invalid UTF-8.
-        both_ways(b"a\xa7b\nx\xc2\xa7y\nok\xa7fine\n", 0xa7, false);
-        both_ways(b"a,b\n\xff,x\nok,fine\n", b',', true);
     }
 }

@@ -27,7 +27,8 @@ use crate::context::Context;
 use crate::error::{ErrorType, PipelineError};
 use crate::record::{Lines, Record, Schema};
 
-use super::csv::{reject, to_record, trim_line_end, LineEncoder};
+use super::csv::{reject, to_record, trim_line_end};
+use super::csv_lines::LineBatches;
 use super::csv_reader::{Next, Row, RowReader};
 
 /// About how many bytes one chunk holds.
@@ -123,95 +124,68 @@ fn parse(plan: &Plan, job: Job) {
     );
     let mut row = Row::default();
     let mut items = Vec::with_capacity(CHUNK_BYTES / 128);
-    let encoder = plan
+    let mut lines = plan
         .lines
-        .map(|batch| (LineEncoder::new(plan.schema.clone(), plan.infer), batch));
-    let new_lines = |(e, batch): &(LineEncoder, usize)| Lines::new(e.schema().clone(), *batch);
-    let mut lines = encoder.as_ref().map(new_lines);
+        .map(|batch| LineBatches::new(plan.schema.clone(), plan.infer, batch));
     let mut error = None;
-    let mut cuts = Vec::new();
     loop {
         let start = reader.offset();
-        if let (Some((e, batch)), Some(l)) = (&encoder, &mut lines) {
+        // Only lines are written from a quote-free line as it lies.
+        let plain = match lines {
+            Some(_) => reader.next_plain(),
+            None => Ok(None),
+        };
+        let rejected = match (&mut lines, plain) {
             // A quote-free line: straight from the chunk to its JSON.
-            let made = match reader.next_plain() {
-                Ok(Some(plain)) => Some(
-                    e.encode_plain(plain, plan.delimiter, &mut cuts, l)
-                        .map_err(|why| (plain.0, plain.1.to_vec(), why)),
-                ),
-                Ok(None) => None,
-                Err(e) => {
-                    error = Some(e);
-                    break;
-                }
-            };
-            match made {
-                Some(Ok(())) => {
-                    if l.len() >= *batch {
-                        let full = std::mem::replace(l, new_lines(encoder.as_ref().unwrap()));
-                        items.push(Item::Lines(full));
-                    }
-                    continue;
-                }
-                Some(Err((line, raw, (error_type, reason)))) => {
-                    if !l.is_empty() {
-                        let before = std::mem::replace(l, new_lines(encoder.as_ref().unwrap()));
-                        items.push(Item::Lines(before));
-                    }
-                    items.push(Item::Rejected {
-                        line,
-                        raw,
+            (Some(l), Ok(Some(plain))) => {
+                l.plain(plain, plan.delimiter)
+                    .err()
+                    .map(|(error_type, reason)| Item::Rejected {
+                        line: plain.0,
+                        raw: plain.1.to_vec(),
                         error_type,
                         reason,
-                    });
-                    continue;
-                }
-                None => {}
+                    })
             }
-        }
-        let rejected = match reader.read_row(&mut row) {
-            Ok(Next::End) => break,
-            Ok(Next::Bad { line, raw, reason }) => Item::Rejected {
-                line,
-                raw,
-                error_type: ErrorType::Parse,
-                reason,
-            },
-            Ok(Next::Row) => {
-                let made = match (&encoder, &mut lines) {
-                    (Some((e, batch)), Some(l)) => e.encode(&row, l).map(|()| {
-                        if l.len() >= *batch {
-                            let full = std::mem::replace(l, new_lines(encoder.as_ref().unwrap()));
-                            items.push(Item::Lines(full));
-                        }
-                    }),
-                    _ => to_record(&plan.schema, plan.infer, &mut row, spare.pop())
-                        .map(|r| items.push(Item::Record(r))),
-                };
-                match made {
-                    Ok(()) => continue,
-                    Err((error_type, reason)) => Item::Rejected {
+            (_, Err(e)) => {
+                error = Some(e);
+                break;
+            }
+            _ => match reader.read_row(&mut row) {
+                Ok(Next::End) => break,
+                Ok(Next::Bad { line, raw, reason }) => Some(Item::Rejected {
+                    line,
+                    raw,
+                    error_type: ErrorType::Parse,
+                    reason,
+                }),
+                Ok(Next::Row) => {
+                    let made = match &mut lines {
+                        Some(l) => l.row(&row),
+                        None => to_record(&plan.schema, plan.infer, &mut row, spare.pop())
+                            .map(|r| items.push(Item::Record(r))),
+                    };
+                    made.err().map(|(error_type, reason)| Item::Rejected {
                         line: row.line,
                         raw: trim_line_end(reader.raw(start, reader.offset())).to_vec(),
                         error_type,
                         reason,
-                    },
+                    })
                 }
-            }
-            Err(e) => {
-                error = Some(e);
-                break;
-            }
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
+            },
         };
-        // The lines before a rejected row go first.
-        if let Some(l) = lines.as_mut().filter(|l| !l.is_empty()) {
-            let before = std::mem::replace(l, new_lines(encoder.as_ref().unwrap()));
-            items.push(Item::Lines(before));
+        // A full batch goes, and the lines before a rejected row go first.
+        if let Some(full) = lines.as_mut().and_then(|l| l.ready(rejected.is_some())) {
+            items.push(Item::Lines(full));
         }
-        items.push(rejected);
+        items.extend(rejected);
     }
-    if let Some(l) = lines.filter(|l| !l.is_empty()) {
-        items.push(Item::Lines(l));
+    if let Some(rest) = lines.as_mut().and_then(|l| l.ready(true)) {
+        items.push(Item::Lines(rest));
     }
     let _ = reply.send(Parsed {
         items,

@@ -4,6 +4,7 @@
 //! fetch timings, rejected rows) through the run's [`Context`].
 
 pub mod csv;
+mod csv_lines;
 mod csv_parallel;
 mod csv_reader;
 pub mod elasticsearch;
