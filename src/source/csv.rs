@@ -52,8 +52,6 @@ pub struct CsvSource {
     max_field_lines: u64,
     /// `--csv-threads`, when given.
     threads: Option<usize>,
-    /// The input is compressed: `gzip` or `zstd`.
-    compression: Option<&'static str>,
     /// The sink takes JSON lines: batches of this many records are sent
     /// as lines (from a regular file with a header).
     lines: Option<usize>,
@@ -63,55 +61,6 @@ fn display_name(input: &InputPath) -> String {
     match input {
         InputPath::Stdin => "standard input".into(),
         InputPath::File(p) => p.display().to_string(),
-    }
-}
-
-/// `input` as text: through a gzip (several members read as one) or zstd
-/// decoder when its first bytes say it is compressed; with the kind.
-fn decompressed(
-    mut input: Box<dyn io::Read + Send>,
-) -> io::Result<(Box<dyn io::Read + Send>, Option<&'static str>)> {
-    let mut head = Vec::with_capacity(4);
-    while head.len() < 4 {
-        let mut byte = [0u8; 4];
-        let want = 4 - head.len();
-        match input.read(&mut byte[..want]) {
-            Ok(0) => break,
-            Ok(n) => head.extend_from_slice(&byte[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    let kind = if head.starts_with(&[0x1f, 0x8b]) {
-        Some("gzip")
-    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Some("zstd")
-    } else {
-        None
-    };
-    let whole: Box<dyn io::Read + Send> = Box::new(io::Read::chain(io::Cursor::new(head), input));
-    Ok(match kind {
-        Some(k @ "gzip") => (
-            Box::new(Decoding(k, flate2::read::MultiGzDecoder::new(whole))),
-            kind,
-        ),
-        Some(k) => (
-            Box::new(Decoding(k, zstd::stream::read::Decoder::new(whole)?)),
-            kind,
-        ),
-        None => (whole, None),
-    })
-}
-
-/// A decoder whose errors say what it was decoding ("gzip: corrupt
-/// deflate stream").
-struct Decoding<R>(&'static str, R);
-
-impl<R: io::Read> io::Read for Decoding<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.1
-            .read(buf)
-            .map_err(|e| io::Error::new(e.kind(), format!("{} input: {e}", self.0)))
     }
 }
 
@@ -186,19 +135,6 @@ impl CsvSource {
                     (Box::new(file), size, fifo.then_some(fd))
                 }
             };
-        // Compressed input, known by its first bytes (not by its name), is
-        // read through a decoder: its size and row offsets are then unknown
-        // in advance, it is read by one thread, and a pipe is read with
-        // plain blocking reads.
-        let (inner, compression) = decompressed(inner)
-            .map_err(|e| PipelineError::Config(format!("cannot read {name}: {e}")))?;
-        let (size, live) = match compression {
-            Some(_) => (None, None),
-            None => (size, live),
-        };
-        if let Some(kind) = compression {
-            tracing::debug!("CSV {name}: {kind}-compressed, read through a decoder");
-        }
         let mut reader = RowReader::new(
             inner,
             config.delimiter,
@@ -238,8 +174,8 @@ impl CsvSource {
             config.max_field_lines,
             config.max_field_bytes
         );
-        let path = match (&config.input, live, compression) {
-            (InputPath::File(p), None, None) => Some(p.clone()),
+        let path = match (&config.input, live) {
+            (InputPath::File(p), None) => Some(p.clone()),
             _ => None,
         };
         Ok(CsvSource {
@@ -256,7 +192,6 @@ impl CsvSource {
             max_field_lines: config.max_field_lines,
             threads: config.threads,
             lines: None,
-            compression,
         })
     }
 
@@ -508,10 +443,9 @@ impl Source for CsvSource {
     }
 
     fn describe(&self) -> Vec<String> {
-        let size = match (self.size, self.compression) {
-            (_, Some(kind)) => format!("{kind}-compressed (read through a decoder, one thread)"),
-            (Some(n), None) => format!("{n} bytes"),
-            (None, None) => "a pipe (size unknown)".into(),
+        let size = match self.size {
+            Some(n) => format!("{n} bytes"),
+            None => "a pipe (size unknown)".into(),
         };
         let fields = self
             .schema
