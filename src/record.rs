@@ -428,11 +428,6 @@ impl Lines {
         self.positions.push(position);
     }
 
-    /// Drops the line being written (pushed since the last whole line).
-    pub fn drop_partial(&mut self) {
-        self.bytes.truncate(self.ends.last().copied().unwrap_or(0));
-    }
-
     /// Keeps the first `n` records.
     pub fn truncate(&mut self, n: usize) {
         if n < self.len() {
@@ -627,8 +622,6 @@ mod tests {
             r.write_json_into(&mut lines.bytes);
             lines.end_line(r.position);
         }
-        lines.bytes.extend_from_slice(b"{\"a\":");
-        lines.drop_partial();
         assert_eq!(
             lines.bytes,
             b"{\"a\":\"x\",\"b\":1}\n{\"a\":\"y\\\"\",\"b\":null}\n"

@@ -95,11 +95,6 @@ pub(super) struct SchemaCache {
     by_keys: HashMap<Vec<String>, Arc<Schema>>,
 }
 
-/// A JSON value as a record value (see [`Value::from_json`]).
-pub(super) fn to_value(v: &Json) -> Value {
-    Value::from_json(v)
-}
-
 impl SchemaCache {
     /// The schema of the fields named `names`, in order: the last one when
     /// it matches, else one from the cache (made on first sight).
@@ -132,7 +127,7 @@ impl SchemaCache {
         let mut values = Vec::with_capacity(names.capacity());
         for m in meta {
             names.push(m);
-            values.push(to_value(&hit[m.as_str()]));
+            values.push(Value::from_json(&hit[m.as_str()]));
         }
         if let Some(src) = source {
             for (k, v) in src {
@@ -140,7 +135,7 @@ impl SchemaCache {
                     continue;
                 }
                 names.push(k);
-                values.push(to_value(v));
+                values.push(Value::from_json(v));
             }
         }
         let schema = self.schema(names.iter().copied());
