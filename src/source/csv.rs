@@ -8,9 +8,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::io;
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::FileTypeExt;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -21,6 +18,7 @@ use crate::error::{ErrorType, PipelineError};
 use crate::record::{Record, Schema, Value};
 
 use super::csv_reader::{Next, Row, RowReader};
+use super::input::{display_name, Compression};
 use super::Source;
 
 /// Rows read between two sends, counter updates and fetch observations.
@@ -52,16 +50,11 @@ pub struct CsvSource {
     max_field_lines: u64,
     /// `--csv-threads`, when given.
     threads: Option<usize>,
+    /// The input is gzip or zstd, read through a decoder.
+    compression: Option<Compression>,
     /// The sink takes JSON lines: batches of this many records are sent
     /// as lines (from a regular file with a header).
     lines: Option<usize>,
-}
-
-fn display_name(input: &InputPath) -> String {
-    match input {
-        InputPath::Stdin => "standard input".into(),
-        InputPath::File(p) => p.display().to_string(),
-    }
 }
 
 /// Column names from a header row: UTF-8 checked, blanks named `column_N`,
@@ -115,32 +108,15 @@ impl CsvSource {
     /// is a configuration error (nothing is read).
     pub fn open(config: &CsvConfig, limit: Option<u64>) -> Result<CsvSource, PipelineError> {
         let name = display_name(&config.input);
-        let (inner, size, live): (Box<dyn io::Read + Send>, Option<u64>, Option<i32>) =
-            match &config.input {
-                InputPath::Stdin => (Box::new(io::stdin()), None, Some(libc::STDIN_FILENO)),
-                InputPath::File(path) => {
-                    let open_err = |source| PipelineError::OpenInput {
-                        what: "--csv-file",
-                        path: path.clone(),
-                        source,
-                    };
-                    let file = File::open(path).map_err(open_err)?;
-                    let meta = file.metadata().map_err(open_err)?;
-                    if meta.is_dir() {
-                        return Err(open_err(io::Error::other("it is a directory")));
-                    }
-                    let fifo = meta.file_type().is_fifo();
-                    let fd = file.as_raw_fd();
-                    let size = (!fifo).then_some(meta.len());
-                    (Box::new(file), size, fifo.then_some(fd))
-                }
-            };
+        let opened = super::input::open(&config.input, "--csv-file")?;
+        let (size, live, compression) = (opened.size, opened.live, opened.compression);
         let mut reader = RowReader::new(
-            inner,
+            opened.reader,
             config.delimiter,
             config.max_field_bytes,
             config.max_field_lines,
         );
+        reader.prefill(opened.head);
         if let Some(fd) = live {
             reader.set_live(fd, None);
         }
@@ -174,8 +150,10 @@ impl CsvSource {
             config.max_field_lines,
             config.max_field_bytes
         );
-        let path = match (&config.input, live) {
-            (InputPath::File(p), None) => Some(p.clone()),
+        // Compressed input is read by one thread (its row offsets are not
+        // known in advance).
+        let path = match (&config.input, live, compression) {
+            (InputPath::File(p), None, None) => Some(p.clone()),
             _ => None,
         };
         Ok(CsvSource {
@@ -192,6 +170,7 @@ impl CsvSource {
             max_field_lines: config.max_field_lines,
             threads: config.threads,
             lines: None,
+            compression,
         })
     }
 
@@ -443,9 +422,13 @@ impl Source for CsvSource {
     }
 
     fn describe(&self) -> Vec<String> {
-        let size = match self.size {
-            Some(n) => format!("{n} bytes"),
-            None => "a pipe (size unknown)".into(),
+        let size = match (self.size, self.compression) {
+            (_, Some(kind)) => format!(
+                "{}-compressed (read through a decoder, one thread)",
+                kind.name()
+            ),
+            (Some(n), None) => format!("{n} bytes"),
+            (None, None) => "a pipe (size unknown)".into(),
         };
         let fields = self
             .schema

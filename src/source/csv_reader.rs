@@ -209,6 +209,14 @@ impl RowReader {
         r
     }
 
+    /// Hands the reader bytes already read from the start of its input,
+    /// parsed before anything is read from it. Only before the first row.
+    pub fn prefill(&mut self, head: Vec<u8>) {
+        debug_assert!(self.end == 0 && self.base == 0);
+        self.end = head.len();
+        self.buf = head;
+    }
+
     /// The line the next row starts on.
     pub fn line(&self) -> u64 {
         self.core.line()

@@ -8,6 +8,7 @@ mod csv_lines;
 mod csv_parallel;
 mod csv_reader;
 pub mod elasticsearch;
+pub mod input;
 
 use crate::channel::RecordSender;
 use crate::config::SourceConfig;

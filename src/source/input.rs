@@ -1,0 +1,189 @@
+//! Opening a file input (CSV or NDJSON): a regular file, a named pipe or
+//! standard input, read through a gzip or zstd decoder when its first bytes
+//! say it is compressed: the content decides, not the name.
+//!
+//! The first bytes are read before the source's reader exists and are handed
+//! to it as already-buffered input ([`Opened::head`]). On standard input they
+//! are read with a buffer larger than `Stdin`'s own, which is then bypassed:
+//! nothing sits in a buffer a live reader's poll on the descriptor cannot
+//! see.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::fs::FileTypeExt;
+
+use crate::config::InputPath;
+use crate::error::PipelineError;
+
+/// How much is read at once to look at the first bytes.
+const HEAD_READ: usize = 64 * 1024;
+
+/// The compression an input was found to have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// gzip (RFC 1952), one member or several back to back.
+    Gzip,
+    /// Zstandard frames.
+    Zstd,
+}
+
+impl Compression {
+    /// Its name in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+        }
+    }
+
+    /// The compression the first bytes `head` announce.
+    pub fn sniff(head: &[u8]) -> Option<Compression> {
+        if head.starts_with(&[0x1f, 0x8b]) {
+            Some(Compression::Gzip)
+        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Some(Compression::Zstd)
+        } else {
+            None
+        }
+    }
+
+    /// True while `head` could still turn out to be a magic number.
+    fn undecided(head: &[u8]) -> bool {
+        Compression::sniff(head).is_none()
+            && head.len() < 4
+            && ([0x1f, 0x8b].starts_with(head) || [0x28, 0xb5, 0x2f, 0xfd].starts_with(head))
+    }
+}
+
+/// An opened input.
+pub struct Opened {
+    /// What to read after `head`.
+    pub reader: Box<dyn Read + Send>,
+    /// Bytes already read from the start of the input (empty when they went
+    /// into a decoder).
+    pub head: Vec<u8>,
+    /// The size of a regular, uncompressed file.
+    pub size: Option<u64>,
+    /// The descriptor of an uncompressed pipe (standard input, a named
+    /// pipe), which may be fed slowly and is then read in short polls.
+    pub live: Option<RawFd>,
+    /// gzip or zstd, read through a decoder.
+    pub compression: Option<Compression>,
+}
+
+/// The input's name in messages.
+pub fn display_name(input: &InputPath) -> String {
+    match input {
+        InputPath::Stdin => "standard input".into(),
+        InputPath::File(p) => p.display().to_string(),
+    }
+}
+
+/// Opens `input` (`what`: the option that named it, for messages). A file
+/// that cannot be opened is a configuration error.
+pub fn open(input: &InputPath, what: &'static str) -> Result<Opened, PipelineError> {
+    let (mut raw, size, live): (Box<dyn Read + Send>, Option<u64>, Option<RawFd>) = match input {
+        InputPath::Stdin => (Box::new(io::stdin()), None, Some(libc::STDIN_FILENO)),
+        InputPath::File(path) => {
+            let open_err = |source| PipelineError::OpenInput {
+                what,
+                path: path.clone(),
+                source,
+            };
+            let file = File::open(path).map_err(open_err)?;
+            let meta = file.metadata().map_err(open_err)?;
+            if meta.is_dir() {
+                return Err(open_err(io::Error::other("it is a directory")));
+            }
+            let fifo = meta.file_type().is_fifo();
+            let fd = file.as_raw_fd();
+            let size = (!fifo).then_some(meta.len());
+            (Box::new(file), size, fifo.then_some(fd))
+        }
+    };
+    let read_err =
+        |e: io::Error| PipelineError::Config(format!("cannot read {}: {e}", display_name(input)));
+    let mut head = Vec::new();
+    loop {
+        let start = head.len();
+        head.resize(start + HEAD_READ, 0);
+        let n = loop {
+            match raw.read(&mut head[start..]) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(read_err(e)),
+            }
+        };
+        head.truncate(start + n);
+        if n == 0 || !Compression::undecided(&head) {
+            break;
+        }
+    }
+    let compression = Compression::sniff(&head);
+    let Some(kind) = compression else {
+        return Ok(Opened {
+            reader: raw,
+            head,
+            size,
+            live,
+            compression: None,
+        });
+    };
+    let whole: Box<dyn Read + Send> = Box::new(io::Cursor::new(head).chain(raw));
+    let reader: Box<dyn Read + Send> = match kind {
+        // Several gzip members back to back (`cat a.gz b.gz`) are one stream.
+        Compression::Gzip => Box::new(Decoding(kind, flate2::read::MultiGzDecoder::new(whole))),
+        Compression::Zstd => Box::new(Decoding(
+            kind,
+            zstd::stream::read::Decoder::new(whole).map_err(read_err)?,
+        )),
+    };
+    tracing::debug!(
+        "{}: {}-compressed, read through a decoder",
+        display_name(input),
+        kind.name()
+    );
+    Ok(Opened {
+        reader,
+        head: Vec::new(),
+        size: None,
+        live: None,
+        compression,
+    })
+}
+
+/// A decoder whose errors say what it was decoding ("gzip input: corrupt
+/// deflate stream").
+struct Decoding<R>(Compression, R);
+
+impl<R: Read> Read for Decoding<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.1
+            .read(buf)
+            .map_err(|e| io::Error::new(e.kind(), format!("{} input: {e}", self.0.name())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn magic_numbers_are_told_apart_from_text() {
+        assert_eq!(
+            Compression::sniff(b"\x1f\x8b\x08\0"),
+            Some(Compression::Gzip)
+        );
+        assert_eq!(
+            Compression::sniff(b"\x28\xb5\x2f\xfd rest"),
+            Some(Compression::Zstd)
+        );
+        // A CSV may well start with "(".
+        assert_eq!(Compression::sniff(b"(a),b\n"), None);
+        assert_eq!(Compression::sniff(b""), None);
+        assert!(Compression::undecided(b"\x28\xb5"));
+        assert!(!Compression::undecided(b"(a"));
+        assert!(!Compression::undecided(b"\x1f\x8b"));
+    }
+}
