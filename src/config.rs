@@ -41,6 +41,9 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 10;
 /// to infer the types (a CSV file is read whole).
 pub const DEFAULT_CREATE_TABLE_SAMPLE: u64 = 10_000;
 
+/// `--jsonl-max-line-bytes`: 64 MiB.
+pub const DEFAULT_JSONL_MAX_LINE_BYTES: u64 = 64 << 20;
+
 /// `--accept-errors N` or `--accept-errors P%`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum ErrorAllowance {
@@ -141,6 +144,15 @@ pub struct CsvConfig {
     pub threads: Option<usize>,
 }
 
+/// NDJSON source settings.
+#[derive(Debug, Clone)]
+pub struct JsonlConfig {
+    /// The file to read.
+    pub input: InputPath,
+    /// A longer line is rejected (and bounds the memory one line may take).
+    pub max_line_bytes: u64,
+}
+
 /// How an Elasticsearch/OpenSearch index is paged through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum EsMode {
@@ -167,8 +179,14 @@ pub struct EsConfig {
     pub fields: Option<Vec<String>>,
     /// Metadata fields copied into each record (`_id`, `_index`, …).
     pub meta_fields: Vec<String>,
-    /// Parallel slices.
+    /// Slices the read is split into.
     pub slices: u32,
+    /// This process reads only this slice (`--es-slice-id`); all of them, in
+    /// threads, when `None`.
+    pub slice_id: Option<u32>,
+    /// A point in time opened beforehand (`--es-pit-id`): paged through,
+    /// never closed.
+    pub pit_id: Option<String>,
     /// Paging mode.
     pub mode: EsMode,
     /// How long the server keeps the point in time / scroll between pages.
@@ -202,6 +220,8 @@ pub enum SourceConfig {
     Csv(CsvConfig),
     /// An Elasticsearch or OpenSearch index.
     Elasticsearch(Box<EsConfig>),
+    /// NDJSON: one JSON object per line.
+    Jsonl(JsonlConfig),
 }
 
 impl SourceConfig {
@@ -210,6 +230,7 @@ impl SourceConfig {
         match self {
             SourceConfig::Csv(_) => "csv",
             SourceConfig::Elasticsearch(_) => "elasticsearch",
+            SourceConfig::Jsonl(_) => "jsonl",
         }
     }
 }
@@ -469,6 +490,9 @@ pub struct Config {
     pub textfile: Option<PathBuf>,
     /// Hold this lock for the whole run.
     pub lock_file: Option<PathBuf>,
+    /// The slice this process reads (`--es-slice-id`): a `slice` label on
+    /// every metric, and its own Pushgateway group.
+    pub slice: Option<u32>,
 }
 
 impl Config {
@@ -505,6 +529,7 @@ impl Config {
             summary_json: None,
             shutdown_timeout: Duration::from_secs(DEFAULT_SHUTDOWN_TIMEOUT_SECS),
             push: None,
+            slice: None,
             textfile: None,
             lock_file: None,
         }

@@ -71,7 +71,7 @@ impl fmt::Display for ErrorType {
 pub fn possible_errors(source: &str, sink: &str) -> Vec<(Stage, ErrorType)> {
     use ErrorType::*;
     let source_types: &[ErrorType] = match source {
-        "csv" => &[Parse, Io, Config],
+        "csv" | "jsonl" => &[Parse, Io, Config],
         _ => &[Parse, Connection, Timeout, Server, Auth, Io, Config],
     };
     let sink_types: &[ErrorType] = match sink {

@@ -100,6 +100,10 @@ pub fn check_paths(config: &Config) -> Result<(), PipelineError> {
             InputPath::File(p) => Some(p.clone()),
             InputPath::Stdin => None,
         },
+        SourceConfig::Jsonl(c) => match &c.input {
+            InputPath::File(p) => Some(p.clone()),
+            InputPath::Stdin => None,
+        },
         SourceConfig::Elasticsearch(_) => None,
     };
     let mut written: Vec<Written> = Vec::new();

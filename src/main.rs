@@ -76,6 +76,11 @@ fn try_main() -> Result<ExitCode, PipelineError> {
     let (format, id) = report::early_style(&args);
     report::set_style(format, &id);
     let cli = Cli::parse_args(args).unwrap_or_else(|e| usage_exit(e, format));
+    if cli.es_open_pit {
+        let config = cli.open_pit_config()?;
+        report::init(&config);
+        return open_pit(&config);
+    }
     let config = cli.into_config()?;
     report::init(&config);
     pipeline_cli::fsutil::check_paths(&config)?;
@@ -137,6 +142,17 @@ fn check(config: &Config) -> Result<ExitCode, PipelineError> {
     Ok(ExitCode::Success)
 }
 
+/// `--es-open-pit`: opens a point in time and prints its id on stdout.
+fn open_pit(config: &Config) -> Result<ExitCode, PipelineError> {
+    let pipeline_cli::config::SourceConfig::Elasticsearch(es) = &config.source else {
+        unreachable!("open_pit_config makes an Elasticsearch source")
+    };
+    let metrics = Metrics::new(&config.pipeline_id, "elasticsearch", "file");
+    let id = pipeline_cli::source::elasticsearch::EsSource::open_shared_pit(es, &metrics)?;
+    let _ = writeln!(std::io::stdout().lock(), "{id}");
+    Ok(ExitCode::Success)
+}
+
 /// The final textfile and push. Returns false when a push that
 /// `--push-required` asked for failed.
 fn export_final(config: &Config, metrics: &Metrics, pusher: Option<&Arc<Pusher>>) -> bool {
@@ -192,8 +208,9 @@ fn run(config: Config) -> Result<ExitCode, PipelineError> {
         report::fatal_line(&message, code, "interrupted");
         process::exit(code);
     })?;
-    let metrics = Metrics::new(
+    let metrics = Metrics::with_slice(
         &config.pipeline_id,
+        config.slice,
         config.source.kind(),
         config.sink.kind(),
     );

@@ -461,3 +461,394 @@ fn the_install_script_puts_the_man_page_and_completions_in_place() {
         "{version}"
     );
 }
+
+/// A pod's container: its command line, its plain env values, and the env
+/// variables it takes from the pod's own fields (name, field path).
+struct Pod {
+    argv: Vec<String>,
+    vars: Vec<(String, String)>,
+    fields: Vec<(String, String)>,
+}
+
+fn pod(container: &Value) -> Pod {
+    let argv = container["command"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(container["args"].as_array().unwrap())
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    let mut vars = Vec::new();
+    let mut fields = Vec::new();
+    for e in container["env"].as_array().unwrap() {
+        let name = e["name"].as_str().unwrap().to_string();
+        match e["value"].as_str() {
+            Some(v) => vars.push((name, v.to_string())),
+            None => fields.push((
+                name,
+                e["valueFrom"]["fieldRef"]["fieldPath"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            )),
+        }
+    }
+    Pod { argv, vars, fields }
+}
+
+/// Maps a pod's hosts and paths to this machine's (state in `dir`).
+fn pod_mapping(dir: &Path, pg: &Pushgateway, es: &EsServer) -> Mapping {
+    Mapping {
+        pairs: vec![
+            ("/usr/local/bin/pipeline-cli".into(), bin().into()),
+            (
+                "/etc/pipeline/".into(),
+                format!("{}/", example("").display()),
+            ),
+            ("/var/lib/pipeline".into(), dir.display().to_string()),
+            ("http://pushgateway.monitoring.svc:9091".into(), pg.url()),
+            ("http://elasticsearch.search.svc:9200".into(), es.url()),
+            ("mysql.shop.svc".into(), "127.0.0.1".into()),
+        ],
+    }
+}
+
+/// Runs the pods of an Indexed Job with `completions` pods at once, on this
+/// machine: the slice id is the completion index, as the Job's pods get it.
+fn run_indexed(
+    pod: &Pod,
+    completions: u32,
+    map: &Mapping,
+    base: &[(String, String)],
+    cwd: &Path,
+) -> Vec<Output> {
+    assert_eq!(
+        pod.fields,
+        vec![(
+            "PIPELINE_ES_SLICE_ID".to_string(),
+            "metadata.annotations['batch.kubernetes.io/job-completion-index']".to_string()
+        )],
+        "each pod takes its slice from its completion index"
+    );
+    let children: Vec<_> = (0..completions)
+        .map(|i| {
+            let argv: Vec<String> = pod.argv.iter().map(|a| map.apply(a)).collect();
+            Command::new(&argv[0])
+                .args(&argv[1..])
+                .envs(base.iter().map(|(k, v)| (k, v)))
+                .envs(pod.vars.iter().map(|(k, v)| (k.clone(), map.apply(v))))
+                .env("PIPELINE_ES_SLICE_ID", i.to_string())
+                .env_remove("PIPELINE_LOG")
+                .current_dir(cwd)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect()
+}
+
+/// The ids of the paid orders, as the server has them.
+fn paid_ids(es: &EsServer) -> std::collections::BTreeSet<String> {
+    let (status, v) = es.json(
+        "POST",
+        "/orders/_search",
+        &json!({"size": 10000, "_source": false, "query": {"term": {"status": "paid"}}}),
+    );
+    assert_eq!(status, 200, "{v}");
+    v["hits"]["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The `_id`s of JSON-lines files, each once (a repeat fails the test).
+fn ids_once(files: &[PathBuf]) -> std::collections::BTreeSet<String> {
+    let mut ids = std::collections::BTreeSet::new();
+    for f in files {
+        for doc in read_jsonl(f) {
+            let id = doc["_id"].as_str().unwrap().to_string();
+            assert!(ids.insert(id.clone()), "{id} read twice");
+        }
+    }
+    ids
+}
+
+fn sum_of(outs: &[Output], key: &str) -> u64 {
+    outs.iter()
+        .map(|o| summary_json(o)[key].as_u64().unwrap())
+        .sum()
+}
+
+/// deploy/kubernetes/sliced-export-job.yaml played on one machine: its four
+/// pods at once, each with its completion index as slice id, into one MySQL
+/// table: every paid order once, the Pushgateway holding one group per
+/// slice whose sums are the document count. Then the same four slices into
+/// four files, paging one shared point in time (--es-open-pit), and one
+/// process with --es-slices 4 threads: the same set of documents, the
+/// server's.
+#[test]
+fn an_indexed_job_of_four_slices_reads_every_document_once() {
+    let pg = Pushgateway::start();
+    let _shop = SHOP.lock().unwrap_or_else(|e| e.into_inner());
+    let job = manifest("sliced-export-job.yaml");
+    assert_eq!(job["spec"]["completionMode"], "Indexed");
+    let n = job["spec"]["completions"].as_u64().unwrap() as u32;
+    assert_eq!(n, 4);
+    assert_eq!(job["spec"]["parallelism"].as_u64(), Some(4));
+    let pod = pod(&job["spec"]["template"]["spec"]["containers"][0]);
+    let slices = pod.argv.iter().position(|a| a == "--es-slices").unwrap();
+    assert_eq!(pod.argv[slices + 1], n.to_string());
+    for kind in ES_KINDS {
+        let mut db = shop();
+        let es = EsServer::start(kind);
+        es.bulk("orders", &orders(0, 600));
+        let want = paid_ids(&es);
+        assert_eq!(want.len() as u64, paid(0, 600));
+        let dir = tempfile::tempdir().unwrap();
+        let map = pod_mapping(dir.path(), &pg, &es);
+        let mut pod = Pod {
+            argv: pod.argv.clone(),
+            vars: pod.vars.clone(),
+            fields: pod.fields.clone(),
+        };
+        // Four pods on one host: each its own metrics port.
+        let port = pod.argv.iter().position(|a| a == "--metrics-port").unwrap();
+        pod.argv.drain(port..port + 2);
+        let base = env(&[("PIPELINE_DB_PASS", DB_PASS)]);
+        let outs = run_indexed(&pod, n, &map, &base, dir.path());
+        for o in &outs {
+            assert_eq!(o.status.code(), Some(0), "{kind:?}: {}", stderr(o));
+        }
+        let rows: std::collections::BTreeSet<String> = db
+            .rows("SELECT _id FROM shop.orders")
+            .into_iter()
+            .map(|r| r[0].clone().unwrap())
+            .collect();
+        assert_eq!(rows, want, "{kind:?}: the table is not the server's set");
+        assert_eq!(sum_of(&outs, "inserted"), want.len() as u64, "{kind:?}");
+        assert_eq!(
+            sum_of(&outs, "updated"),
+            0,
+            "{kind:?}: a document was read twice"
+        );
+        let per_slice: Vec<u64> = outs
+            .iter()
+            .map(|o| summary_json(o)["read"].as_u64().unwrap())
+            .collect();
+        assert!(
+            per_slice.iter().filter(|&&r| r > 0).count() >= 2,
+            "{kind:?}: the slices did not split the work: {per_slice:?}"
+        );
+        let text = pg.metrics();
+        let mut pushed = 0.0;
+        for i in 0..n {
+            let group = [("pipeline_id", "orders-export"), ("slice", &*i.to_string())];
+            let read = prom::value(&text, "pipeline_records_read_total", &group)
+                .unwrap_or_else(|| panic!("{kind:?}: no group for slice {i}"));
+            assert_eq!(read as u64, per_slice[i as usize], "{kind:?}: slice {i}");
+            pushed += read;
+        }
+        assert_eq!(pushed as u64, want.len() as u64, "{kind:?}");
+
+        // Into four files, all four pages through one point in time opened
+        // beforehand; and one process reading the four slices in threads.
+        let common = [
+            "--source-type",
+            "elasticsearch",
+            "--es-url",
+            &es.url(),
+            "--es-index",
+            "orders",
+            "--es-query",
+            r#"{"term": {"status": "paid"}}"#,
+            "--es-page-size",
+            "50",
+            "--es-slices",
+            "4",
+        ];
+        let opened = Command::new(bin())
+            .args(common)
+            .args(["--es-keep-alive", "5m", "--es-open-pit"])
+            .output()
+            .unwrap();
+        assert_eq!(
+            opened.status.code(),
+            Some(0),
+            "{kind:?}: {}",
+            stderr(&opened)
+        );
+        let pit = String::from_utf8(opened.stdout).unwrap().trim().to_string();
+        assert!(!pit.is_empty() && !pit.contains('\n'), "{pit:?}");
+        let out = dir.path().join("slice-{slice}.jsonl");
+        let children: Vec<_> = (0..n)
+            .map(|i| {
+                Command::new(bin())
+                    .args(common)
+                    .args([
+                        "--sink-type",
+                        "file",
+                        "--output-file",
+                        out.to_str().unwrap(),
+                    ])
+                    .env("PIPELINE_ES_SLICE_ID", i.to_string())
+                    .env("PIPELINE_ES_PIT_ID", &pit)
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for c in children {
+            let o = c.wait_with_output().unwrap();
+            assert_eq!(o.status.code(), Some(0), "{kind:?}: {}", stderr(&o));
+        }
+        let files: Vec<PathBuf> = (0..n)
+            .map(|i| dir.path().join(format!("slice-{i}.jsonl")))
+            .collect();
+        assert_eq!(ids_once(&files), want, "{kind:?}: four slice files");
+        let all = dir.path().join("all.jsonl");
+        let o = Command::new(bin())
+            .args(common)
+            .args([
+                "--sink-type",
+                "file",
+                "--output-file",
+                all.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{kind:?}: {}", stderr(&o));
+        assert_eq!(ids_once(&[all]), want, "{kind:?}: --es-slices 4 threads");
+    }
+}
+
+/// deploy/kubernetes/sliced-sync-cronjob.yaml played three times: each
+/// slice keeps its own state file, and a document changed between runs is
+/// read again once, by one slice.
+#[test]
+fn a_sliced_incremental_job_reads_each_change_once() {
+    let pg = Pushgateway::start();
+    let _shop = SHOP.lock().unwrap_or_else(|e| e.into_inner());
+    let cron = manifest("sliced-sync-cronjob.yaml");
+    let spec = &cron["spec"]["jobTemplate"]["spec"];
+    assert_eq!(spec["completionMode"], "Indexed");
+    let n = spec["completions"].as_u64().unwrap() as u32;
+    let pod = pod(&spec["template"]["spec"]["containers"][0]);
+    for kind in ES_KINDS {
+        let mut db = shop();
+        let es = EsServer::start(kind);
+        es.bulk("orders", &orders(0, 90));
+        let dir = tempfile::tempdir().unwrap();
+        let map = pod_mapping(dir.path(), &pg, &es);
+        let base = env(&[("PIPELINE_DB_PASS", DB_PASS)]);
+        let outs = run_indexed(&pod, n, &map, &base, dir.path());
+        for o in &outs {
+            assert_eq!(o.status.code(), Some(0), "{kind:?}: {}", stderr(o));
+        }
+        assert_eq!(sum_of(&outs, "inserted"), paid(0, 90), "{kind:?}");
+        for i in 0..n {
+            assert!(
+                dir.path().join(format!("orders.{i}.state")).exists(),
+                "{kind:?}: slice {i} kept no state"
+            );
+        }
+        // 20 paid orders change (a later updated_at), 30 new ones arrive.
+        let changed: Vec<(String, Value)> = (0..60)
+            .filter(|i| i % 3 != 0)
+            .take(20)
+            .map(|i| {
+                (
+                    format!("o{i}"),
+                    json!({"status": "paid", "amount": 99.5, "updated_at": 5000 + i}),
+                )
+            })
+            .collect();
+        es.bulk("orders", &changed);
+        es.bulk("orders", &orders(90, 120));
+        let outs = run_indexed(&pod, n, &map, &base, dir.path());
+        for o in &outs {
+            assert_eq!(o.status.code(), Some(0), "{kind:?}: {}", stderr(o));
+        }
+        assert_eq!(sum_of(&outs, "read"), 20 + paid(90, 120), "{kind:?}");
+        assert_eq!(sum_of(&outs, "updated"), 20, "{kind:?}");
+        assert_eq!(sum_of(&outs, "inserted"), paid(90, 120), "{kind:?}");
+        assert_eq!(
+            db.count("SELECT COUNT(*) FROM shop.orders WHERE amount = 99.5"),
+            20
+        );
+        let outs = run_indexed(&pod, n, &map, &base, dir.path());
+        assert_eq!(sum_of(&outs, "read"), 0, "{kind:?}: nothing changed since");
+        assert_eq!(db.count("SELECT COUNT(*) FROM shop.orders"), paid(0, 120));
+    }
+}
+
+/// The flags a sliced process is given are checked before anything runs.
+#[test]
+fn slice_flags_that_cannot_work_are_refused() {
+    let es = [
+        "--source-type",
+        "elasticsearch",
+        "--es-url",
+        "http://127.0.0.1:9",
+        "--es-index",
+        "orders",
+    ];
+    let file = [
+        "--sink-type",
+        "file",
+        "--output-file",
+        "/tmp/never-{slice}.jsonl",
+    ];
+    for (extra, says) in [
+        (
+            vec!["--es-slices", "4", "--es-slice-id", "4"],
+            "slices are numbered 0 to 3",
+        ),
+        (
+            vec![
+                "--es-slices",
+                "4",
+                "--es-slice-id",
+                "1",
+                "--es-since-field",
+                "updated_at",
+                "--state-file",
+                "/tmp/one.state",
+            ],
+            "put {slice} in the path",
+        ),
+        (
+            vec!["--es-slices", "4"],
+            "contains {slice} but no --es-slice-id",
+        ),
+        (
+            vec![
+                "--es-slices",
+                "4",
+                "--es-slice-id",
+                "0",
+                "--es-mode",
+                "scroll",
+                "--es-pit-id",
+                "abc",
+            ],
+            "cannot be paged with --es-mode scroll",
+        ),
+    ] {
+        let out = Command::new(bin())
+            .args(es)
+            .args(&extra)
+            .args(file)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{extra:?}: {}", stderr(&out));
+    }
+}

@@ -709,7 +709,9 @@ fn assert_a_clean_run_shows(prom_port: u16, recipes: &[String], dashboard: &Valu
         assert_eq!(labels["state"], "completed", "{expr}");
     }
     for expr in [
-        recipe("time() - max by (pipeline_id) (pipeline_last_success_timestamp_seconds)")
+        recipe(
+            "time() - min by (pipeline_id) (max by (pipeline_id, slice) (pipeline_last_success_timestamp_seconds))",
+        )
             .to_string(),
         panel("Time since last success"),
     ] {

@@ -88,6 +88,9 @@ pub enum SourceType {
     Csv,
     /// An Elasticsearch or OpenSearch index.
     Elasticsearch,
+    /// NDJSON (JSON lines): one JSON object per line, from a file or
+    /// standard input, gzip or zstd read by content.
+    Jsonl,
 }
 
 /// Kinds of sink.
@@ -145,6 +148,21 @@ pub struct Cli {
     /// CSV file to read; `-` reads standard input. Example: --csv-file data/orders.csv
     #[arg(long, value_name = "PATH", help_heading = "CSV source")]
     pub csv_file: Option<String>,
+
+    /// NDJSON file to read (one JSON object per line; gzip or zstd read by
+    /// content); `-` reads standard input. Example: --jsonl-file dump/orders.jsonl.gz
+    #[arg(long, value_name = "PATH", help_heading = "NDJSON source")]
+    pub jsonl_file: Option<String>,
+
+    /// A longer line is rejected (kept in the dead-letter file, cut to this
+    /// length): it bounds the memory one line may take. Example: --jsonl-max-line-bytes 1048576
+    #[arg(
+        long,
+        value_name = "BYTES",
+        default_value_t = crate::config::DEFAULT_JSONL_MAX_LINE_BYTES,
+        help_heading = "NDJSON source"
+    )]
+    pub jsonl_max_line_bytes: u64,
 
     /// Field delimiter: one character, or `tab`. Example: --csv-delimiter ';'
     #[arg(
@@ -231,14 +249,51 @@ pub struct Cli {
     )]
     pub es_meta_fields: String,
 
-    /// Read N slices in parallel (sliced point in time or scroll). Example: --es-slices 4
+    /// Split the read into N slices (sliced point in time or scroll): read in
+    /// parallel threads, or, with --es-slice-id, one slice per process.
+    /// Example: --es-slices 4
     #[arg(
         long,
         value_name = "N",
         default_value_t = 1,
+        env = "PIPELINE_ES_SLICES",
         help_heading = "Elasticsearch source"
     )]
     pub es_slices: u32,
+
+    /// Read only slice I (0 … N-1) of --es-slices N: N processes, on one host
+    /// or many (a Kubernetes Indexed Job sets it from the completion index),
+    /// together read every matching document once. Metrics carry
+    /// slice="I" and are pushed to their own Pushgateway group; `{slice}` in
+    /// --state-file, --output-file, --dead-letter-file, --lock-file,
+    /// --metrics-textfile and --summary-json becomes I. Example:
+    /// --es-slices 4 --es-slice-id 2
+    #[arg(
+        long,
+        value_name = "I",
+        env = "PIPELINE_ES_SLICE_ID",
+        help_heading = "Elasticsearch source"
+    )]
+    pub es_slice_id: Option<u32>,
+
+    /// Page through this point in time (opened beforehand with --es-open-pit)
+    /// instead of opening one: every process of a sliced job then reads the
+    /// same snapshot. It is not closed at the end (it expires after
+    /// --es-keep-alive without use). Example: --es-pit-id "$PIT"
+    #[arg(
+        long,
+        value_name = "ID",
+        env = "PIPELINE_ES_PIT_ID",
+        help_heading = "Elasticsearch source"
+    )]
+    pub es_pit_id: Option<String>,
+
+    /// Open a point in time on --es-index for --es-keep-alive, print its id on
+    /// standard output and exit: the snapshot the processes of a sliced job
+    /// share through --es-pit-id. Example:
+    /// PIT=$(pipeline-cli --source-type elasticsearch --es-index orders --es-keep-alive 30m --es-open-pit)
+    #[arg(long, help_heading = "Elasticsearch source")]
+    pub es_open_pit: bool,
 
     /// Paging: point in time + search_after, scroll, or auto (point in time where
     /// the server has it).
@@ -319,8 +374,13 @@ pub struct Cli {
     pub state_file: Option<PathBuf>,
 
     /// Where records go. Example: --sink-type file
-    #[arg(long, value_enum, help_heading = "Sink")]
-    pub sink_type: SinkType,
+    #[arg(
+        long,
+        value_enum,
+        required_unless_present = "es_open_pit",
+        help_heading = "Sink"
+    )]
+    pub sink_type: Option<SinkType>,
 
     /// JSON-lines file to write; `-` writes standard output. The file is written
     /// as PATH.partial and renamed to PATH only when the run succeeds.

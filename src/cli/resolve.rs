@@ -1,15 +1,27 @@
 //! From flags to a validated [`Config`]: every combination checked, every
 //! default applied, every flag that is wrong named in one clear line.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::config::{
-    Config, CsvConfig, EsConfig, FileSinkConfig, InputPath, MetricsConfig, MysqlConfig, OutputPath,
-    PushConfig, Secret, SinkConfig, SourceConfig, SslMode,
+    Config, CsvConfig, EsConfig, FileSinkConfig, InputPath, JsonlConfig, MetricsConfig,
+    MysqlConfig, OutputPath, PushConfig, Secret, SinkConfig, SourceConfig, SslMode,
 };
 use crate::error::PipelineError;
 
 use super::{Cli, SinkType, SourceType};
+
+/// A file source's input: `-` is standard input; required.
+fn input_path(kind: &str, flag: &str, given: Option<&str>) -> Result<InputPath, PipelineError> {
+    match given {
+        Some("-") => Ok(InputPath::Stdin),
+        Some(file) => Ok(InputPath::File(file.into())),
+        None => Err(PipelineError::Config(format!(
+            "--source-type {kind} needs {flag} PATH (or `-` for standard input)"
+        ))),
+    }
+}
 
 fn parse_delimiter(s: &str) -> Result<u8, PipelineError> {
     let bytes = match s {
@@ -91,7 +103,8 @@ impl Cli {
         })
     }
 
-    fn es_config(&self) -> Result<EsConfig, PipelineError> {
+    /// The Elasticsearch source's settings.
+    pub fn es_config(&self) -> Result<EsConfig, PipelineError> {
         let cfg = |m: String| PipelineError::Config(m);
         let raw = self.es_url.as_deref().ok_or_else(|| {
             cfg(
@@ -153,6 +166,31 @@ impl Cli {
         if self.es_slices == 0 || self.es_slices > 1024 {
             return Err(cfg("--es-slices must be between 1 and 1024".into()));
         }
+        if let Some(id) = self.es_slice_id {
+            if id >= self.es_slices {
+                return Err(cfg(format!(
+                    "--es-slice-id {id} is not a slice of --es-slices {n}: slices are numbered 0 to {}",
+                    self.es_slices - 1,
+                    n = self.es_slices
+                )));
+            }
+            if let Some(state) = &self.state_file {
+                if self.es_slices > 1 && !state.to_string_lossy().contains("{slice}") {
+                    return Err(cfg(format!(
+                        "--state-file '{}' would be shared by the {} slices; each slice keeps its own state: put {{slice}} in the path (orders.{{slice}}.state)",
+                        state.display(),
+                        self.es_slices
+                    )));
+                }
+            }
+        }
+        let pit_id = self.es_pit_id.clone().filter(|p| !p.trim().is_empty());
+        if pit_id.is_some() && self.es_mode == crate::config::EsMode::Scroll {
+            return Err(cfg(
+                "--es-pit-id names a point in time; it cannot be paged with --es-mode scroll"
+                    .into(),
+            ));
+        }
         let list = |s: &str| -> Vec<String> {
             s.split(',')
                 .map(|f| f.trim().to_string())
@@ -193,6 +231,8 @@ impl Cli {
             fields: self.es_fields.as_deref().map(list),
             meta_fields: list(&self.es_meta_fields),
             slices: self.es_slices,
+            slice_id: self.es_slice_id,
+            pit_id,
             mode: self.es_mode,
             keep_alive: ka.clone(),
             user: self.es_user.clone(),
@@ -210,7 +250,7 @@ impl Cli {
             insecure: self.es_insecure,
             compression: self.es_compression,
             since_field: self.es_since_field.clone(),
-            state_file: self.state_file.clone(),
+            state_file: self.sliced("--state-file", self.state_file.as_deref())?,
             retry: self.retry_policy()?,
             timeout: duration_flag("--es-timeout", &self.es_timeout)?,
         })
@@ -296,7 +336,7 @@ impl Cli {
             create_table: self.create_table,
             create_table_sample: self.create_table_sample.unwrap_or(match self.source_type {
                 // A file can be read twice: all of it.
-                SourceType::Csv => 0,
+                SourceType::Csv | SourceType::Jsonl => 0,
                 SourceType::Elasticsearch => crate::config::DEFAULT_CREATE_TABLE_SAMPLE,
             }),
             key,
@@ -323,10 +363,12 @@ impl Cli {
     /// Refuses flags that the chosen source or sink would ignore.
     fn check_unused_flags(&self) -> Result<(), PipelineError> {
         let (source, source_flags): (&str, &[&str]) = match self.source_type {
-            SourceType::Csv => ("csv", &["es_"]),
-            SourceType::Elasticsearch => ("elasticsearch", &["csv_"]),
+            SourceType::Csv => ("csv", &["es_", "jsonl_"]),
+            SourceType::Elasticsearch => ("elasticsearch", &["csv_", "jsonl_"]),
+            SourceType::Jsonl => ("jsonl", &["csv_", "es_"]),
         };
-        let (sink, sink_flags): (&str, &[&str]) = match self.sink_type {
+        let sink_type = self.sink_type.expect("clap requires --sink-type");
+        let (sink, sink_flags): (&str, &[&str]) = match sink_type {
             SinkType::File => (
                 "file",
                 &[
@@ -369,19 +411,20 @@ impl Cli {
         self.check_unused_flags()?;
         let source = match self.source_type {
             SourceType::Elasticsearch => SourceConfig::Elasticsearch(Box::new(self.es_config()?)),
+            SourceType::Jsonl => {
+                let input = input_path("jsonl", "--jsonl-file", self.jsonl_file.as_deref())?;
+                SourceConfig::Jsonl(JsonlConfig {
+                    input,
+                    max_line_bytes: positive_u64(
+                        "--jsonl-max-line-bytes",
+                        self.jsonl_max_line_bytes,
+                    )?,
+                })
+            }
             SourceType::Csv => {
-                let file = self.csv_file.clone().ok_or_else(|| {
-                    PipelineError::Config(
-                        "--source-type csv needs --csv-file PATH (or `-` for standard input)"
-                            .into(),
-                    )
-                })?;
+                let input = input_path("csv", "--csv-file", self.csv_file.as_deref())?;
                 SourceConfig::Csv(CsvConfig {
-                    input: if file == "-" {
-                        InputPath::Stdin
-                    } else {
-                        InputPath::File(file.into())
-                    },
+                    input,
                     delimiter: parse_delimiter(&self.csv_delimiter)?,
                     has_header: !self.csv_no_header,
                     infer_types: self.csv_infer_types,
@@ -403,7 +446,7 @@ impl Cli {
                 })
             }
         };
-        let sink = match self.sink_type {
+        let sink = match self.sink_type.expect("clap requires --sink-type") {
             SinkType::Mysql => SinkConfig::Mysql(Box::new(self.mysql_config()?)),
             SinkType::File => {
                 let file = self.output_file.clone().ok_or_else(|| {
@@ -416,7 +459,10 @@ impl Cli {
                     output: if file == "-" {
                         OutputPath::Stdout
                     } else {
-                        OutputPath::File(file.into())
+                        OutputPath::File(
+                            self.sliced("--output-file", Some(Path::new(&file)))?
+                                .expect("a path"),
+                        )
                     },
                 })
             }
@@ -446,7 +492,7 @@ impl Cli {
             ));
         }
         config.retry = self.retry_policy()?;
-        config.dead_letter = self.dead_letter;
+        config.dead_letter = self.sliced("--dead-letter-file", self.dead_letter.as_deref())?;
         config.max_errors = self.max_errors;
         config.accept_errors = match &self.accept_errors {
             Some(text) => Some(
@@ -458,16 +504,18 @@ impl Cli {
         config.limit = self.limit;
         config.metrics = MetricsConfig {
             port: self.metrics_port,
-            host: self.metrics_host,
+            host: self.metrics_host.clone(),
             keep_alive: self.metrics_keep_alive,
         };
-        config.pipeline_id = self.pipeline_id;
+        config.pipeline_id = self.pipeline_id.clone();
         config.log_format = self.log_format;
         config.quiet = self.quiet;
         config.check = self.check;
         config.summary_json = match self.summary_json.as_deref() {
             Some(p) if p.as_os_str() == "-" => Some(OutputPath::Stdout),
-            Some(p) => Some(OutputPath::File(p.to_path_buf())),
+            Some(p) => Some(OutputPath::File(
+                self.sliced("--summary-json", Some(p))?.expect("a path"),
+            )),
             None => None,
         };
         if config.summary_json == Some(OutputPath::Stdout)
@@ -533,8 +581,55 @@ impl Cli {
                 "--push-interval and --push-required need --pushgateway-url URL".into(),
             ));
         }
-        config.textfile = self.metrics_textfile.clone();
-        config.lock_file = self.lock_file.clone();
+        config.textfile = self.sliced("--metrics-textfile", self.metrics_textfile.as_deref())?;
+        config.lock_file = self.sliced("--lock-file", self.lock_file.as_deref())?;
+        config.slice = match self.source_type {
+            SourceType::Elasticsearch => self.es_slice_id,
+            _ => None,
+        };
         Ok(config)
+    }
+
+    /// `--es-open-pit`: only the Elasticsearch settings and how to log
+    /// matter (there is no sink).
+    pub fn open_pit_config(&self) -> Result<Config, PipelineError> {
+        if self.source_type != SourceType::Elasticsearch {
+            return Err(PipelineError::Config(
+                "--es-open-pit needs --source-type elasticsearch".into(),
+            ));
+        }
+        if self.es_pit_id.is_some() {
+            return Err(PipelineError::Config(
+                "--es-open-pit opens a point in time; --es-pit-id names one already open: give one of them".into(),
+            ));
+        }
+        let mut config = Config::new(
+            SourceConfig::Elasticsearch(Box::new(self.es_config()?)),
+            SinkConfig::File(FileSinkConfig {
+                output: OutputPath::Stdout,
+            }),
+        );
+        config.log_format = self.log_format;
+        config.quiet = self.quiet;
+        config.pipeline_id = self.pipeline_id.clone();
+        Ok(config)
+    }
+
+    /// `path` with `{slice}` replaced by the slice this process reads; a
+    /// `{slice}` without --es-slice-id is a mistake.
+    fn sliced(&self, flag: &str, path: Option<&Path>) -> Result<Option<PathBuf>, PipelineError> {
+        let Some(path) = path else {
+            return Ok(None);
+        };
+        let text = path.to_string_lossy();
+        if !text.contains("{slice}") {
+            return Ok(Some(path.to_path_buf()));
+        }
+        match self.es_slice_id {
+            Some(id) => Ok(Some(PathBuf::from(text.replace("{slice}", &id.to_string())))),
+            None => Err(PipelineError::Config(format!(
+                "{flag} '{text}' contains {{slice}} but no --es-slice-id says which slice this process reads"
+            ))),
+        }
     }
 }

@@ -95,6 +95,8 @@ pub struct BatchReport {
 pub struct Metrics {
     registry: Registry,
     pipeline_id: String,
+    /// The slice this process reads, when one of several.
+    slice: Option<u32>,
     started: Instant,
     records_read: IntCounter,
     records_processed: IntCounter,
@@ -186,9 +188,24 @@ impl Metrics {
     /// label on all of them, `info{version,source,sink}` set to 1 and the run
     /// in the `starting` state.
     pub fn new(pipeline_id: &str, source: &str, sink: &str) -> Arc<Metrics> {
-        let labels = [("pipeline_id".to_string(), pipeline_id.to_string())]
-            .into_iter()
-            .collect();
+        Metrics::with_slice(pipeline_id, None, source, sink)
+    }
+
+    /// As [`Metrics::new`], and with `slice` (`--es-slice-id`) as a second
+    /// constant label: the processes of a sliced job export distinct series.
+    pub fn with_slice(
+        pipeline_id: &str,
+        slice: Option<u32>,
+        source: &str,
+        sink: &str,
+    ) -> Arc<Metrics> {
+        let mut labels: std::collections::HashMap<String, String> =
+            [("pipeline_id".to_string(), pipeline_id.to_string())]
+                .into_iter()
+                .collect();
+        if let Some(id) = slice {
+            labels.insert("slice".into(), id.to_string());
+        }
         let registry = Registry::new_custom(None, Some(labels)).expect("valid registry");
         let r = &registry;
 
@@ -296,6 +313,7 @@ impl Metrics {
 
         let m = Metrics {
             pipeline_id: pipeline_id.to_string(),
+            slice,
             started: Instant::now(),
             records_read: counter(r, "pipeline_records_read_total", "Records the source produced."),
             records_processed: counter(
@@ -406,6 +424,11 @@ impl Metrics {
     /// The pipeline id every series carries.
     pub fn pipeline_id(&self) -> &str {
         &self.pipeline_id
+    }
+
+    /// The slice this process reads (`--es-slice-id`), when one of several.
+    pub fn slice(&self) -> Option<u32> {
+        self.slice
     }
 
     /// Time since the run started.

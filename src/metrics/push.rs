@@ -66,11 +66,16 @@ impl Pusher {
                 PipelineError::Config(format!("cannot set up the Pushgateway client: {e}"))
             })?;
         let base = cfg.url.as_str().trim_end_matches('/').to_string();
-        let target = format!(
+        let mut target = format!(
             "{base}/metrics/job/{}/pipeline_id/{}",
             cfg.job,
             metrics.pipeline_id()
         );
+        // Each slice of a sliced job has its own group: N processes do not
+        // replace each other's metrics.
+        if let Some(slice) = metrics.slice() {
+            target.push_str(&format!("/slice/{slice}"));
+        }
         Ok(Pusher {
             cfg,
             metrics,

@@ -21,7 +21,12 @@ pub(super) fn with_sample<T>(
     n: u64,
     take: impl FnOnce(&mut dyn Iterator<Item = Record>) -> Result<T, PipelineError>,
 ) -> Result<Option<T>, PipelineError> {
-    if matches!(&config.source, SourceConfig::Csv(c) if c.input == InputPath::Stdin) {
+    let stdin = match &config.source {
+        SourceConfig::Csv(c) => c.input == InputPath::Stdin,
+        SourceConfig::Jsonl(c) => c.input == InputPath::Stdin,
+        SourceConfig::Elasticsearch(_) => false,
+    };
+    if stdin {
         return Ok(None);
     }
     let limit = match (n, config.limit) {

@@ -9,6 +9,8 @@ mod csv_parallel;
 mod csv_reader;
 pub mod elasticsearch;
 pub mod input;
+mod json_object;
+pub mod jsonl;
 
 use crate::channel::RecordSender;
 use crate::config::SourceConfig;
@@ -67,6 +69,7 @@ pub fn open(
 ) -> Result<Box<dyn Source>, PipelineError> {
     match config {
         SourceConfig::Csv(c) => Ok(Box::new(csv::CsvSource::open(c, limit)?)),
+        SourceConfig::Jsonl(c) => Ok(Box::new(jsonl::JsonlSource::open(c, limit)?)),
         SourceConfig::Elasticsearch(c) => {
             Ok(Box::new(elasticsearch::EsSource::open(c, limit, metrics)?))
         }

@@ -71,12 +71,15 @@ impl EsSource {
     /// The number of matching documents in the point in time: a `size: 0`
     /// search, independent of the pages that are read.
     pub(super) async fn count_in_pit(&self, id: &str) -> Result<u64, EsError> {
-        let body = json!({
+        let mut body = json!({
             "size": 0,
             "query": self.query,
             "track_total_hits": true,
             "pit": {"id": id, "keep_alive": self.cfg.keep_alive},
         });
+        if let (Some(slice), true) = (self.cfg.slice_id, self.cfg.slices > 1) {
+            body["slice"] = json!({"id": slice, "max": self.cfg.slices});
+        }
         let expect = Expect {
             total: true,
             sort: false,

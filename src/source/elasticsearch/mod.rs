@@ -31,10 +31,10 @@ use crate::record::Record;
 use crate::retry::parse_duration;
 use crate::runtime::runtime;
 
+use super::json_object::SchemaCache;
 use super::Source;
 use client::{Call, Client, EsError};
 use cursor::Cursor;
-use page::SchemaCache;
 use since::{Mark, Since};
 
 /// How the index is paged through, once the server is known.
@@ -175,13 +175,22 @@ impl EsSource {
         };
         let server = format!("{product} {number}");
         tracing::info!(
-            "{server}: index {} holds {count} matching documents; paging with {}",
+            "{server}: index {} holds {count} matching documents; paging with {}{}",
             cfg.index,
             match paging {
                 Paging::EsPit | Paging::OsPit => "point in time + search_after",
                 Paging::Scroll => "scroll",
+            },
+            match cfg.slice_id {
+                Some(id) => format!("; this process reads slice {id} of {}", cfg.slices),
+                None => String::new(),
             }
         );
+        if cfg.pit_id.is_some() && paging == Paging::Scroll {
+            return Err(PipelineError::Config(format!(
+                "--es-pit-id: {server} has no point in time API; give each process its own slice with --es-slice-id and let it open its own scroll"
+            )));
+        }
         Ok(EsSource {
             cfg: cfg.clone(),
             client,
@@ -193,6 +202,27 @@ impl EsSource {
             server,
             limited: false,
         })
+    }
+
+    /// `--es-open-pit`: opens a point in time on the index for the
+    /// processes of a sliced job to share (`--es-pit-id`), and returns its id.
+    pub fn open_shared_pit(cfg: &EsConfig, metrics: &Metrics) -> Result<String, PipelineError> {
+        let source = EsSource::open(cfg, None, metrics)?;
+        if source.paging == Paging::Scroll {
+            return Err(PipelineError::Config(format!(
+                "--es-open-pit: {} is read with scroll here (--es-mode scroll, or a server without point in time), and a scroll cannot be shared between processes: give each process its own slice with --es-slice-id instead",
+                source.server
+            )));
+        }
+        let id = runtime()
+            .block_on(source.open_pit())
+            .map_err(|e| source.run_error(e, metrics, 0))?;
+        tracing::info!(
+            "opened a point in time on {} for --es-keep-alive {}: pass its id to every process with --es-pit-id (or PIPELINE_ES_PIT_ID)",
+            cfg.index,
+            cfg.keep_alive
+        );
+        Ok(id)
     }
 
     /// `_count` with the query.
@@ -230,6 +260,12 @@ impl EsSource {
             body["slice"] = json!({"id": slice, "max": self.cfg.slices});
         }
         body
+    }
+
+    /// This process reads one slice of several through a scroll: only the
+    /// scroll's first page says how many documents the slice holds.
+    fn scroll_slice(&self) -> bool {
+        self.cfg.slice_id.is_some() && self.cfg.slices > 1 && self.paging == Paging::Scroll
     }
 
     /// Explains a lost point in time or scroll: expired (pages came too
@@ -305,6 +341,9 @@ impl EsSource {
             if first {
                 total = page.total.unwrap_or(0);
                 first = false;
+                if self.scroll_slice() {
+                    ctx.progress_total_records(self.limit.map_or(total, |l| l.min(total)));
+                }
             }
             if let Some(new_scroll) = cursor.advance(&page) {
                 scrolls.push(new_scroll);
@@ -426,18 +465,33 @@ impl Source for EsSource {
             Paging::Scroll => "scroll",
         };
         let mut lines = vec![
-            format!("source: {} at {}", self.server, self
-                .cfg
-                .urls
-                .iter()
-                .map(|u| crate::config::redacted(u.as_str()))
-                .collect::<Vec<_>>()
-                .join(",")),
             format!(
-                "source: index {}: {} matching documents; paging with {paging}, pages of {}, {} slice(s)",
-                self.cfg.index, self.count, self.cfg.page_size, self.cfg.slices
+                "source: {} at {}",
+                self.server,
+                self.cfg
+                    .urls
+                    .iter()
+                    .map(|u| crate::config::redacted(u.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            format!(
+                "source: index {}: {} matching documents; paging with {paging}, pages of {}, {}",
+                self.cfg.index,
+                self.count,
+                self.cfg.page_size,
+                match self.cfg.slice_id {
+                    Some(id) => format!("this process reads slice {id} of {}", self.cfg.slices),
+                    None => format!("{} slice(s)", self.cfg.slices),
+                }
             ),
         ];
+        if self.cfg.pit_id.is_some() {
+            lines.push(
+                "source: pages through the point in time given by --es-pit-id (left open at the end)"
+                    .to_string(),
+            );
+        }
         if let Some(s) = &self.since {
             lines.push(format!("source: {}", s.describe()));
         }
@@ -445,20 +499,28 @@ impl Source for EsSource {
     }
 
     fn run(&mut self, out: &RecordSender, ctx: &Context) -> Result<(), PipelineError> {
-        let total_hint = self.limit.map_or(self.count, |l| l.min(self.count));
-        ctx.progress_total_records(total_hint);
         let rt = runtime();
-        // The independent count: on the point in time itself, or `_count`
-        // just before the scroll opens.
+        // The independent count: on the point in time itself (of this
+        // process's slice, with --es-slice-id), or `_count` just before the
+        // scroll opens (of the whole index: a slice of a scroll is counted
+        // by its first page only).
         let opened = rt.block_on(async {
             match self.paging {
                 Paging::EsPit | Paging::OsPit => {
-                    let id = self.open_pit().await?;
-                    tracing::debug!("opened point in time {id}");
+                    let (id, ours) = match &self.cfg.pit_id {
+                        Some(id) => (id.clone(), false),
+                        None => (self.open_pit().await?, true),
+                    };
+                    tracing::debug!(
+                        "{} point in time {id}",
+                        if ours { "opened" } else { "paging through" }
+                    );
                     match self.count_in_pit(&id).await {
                         Ok(n) => Ok((Some(id), n)),
                         Err(e) => {
-                            self.close_pit(&id).await;
+                            if ours {
+                                self.close_pit(&id).await;
+                            }
                             Err(e)
                         }
                     }
@@ -476,9 +538,16 @@ impl Source for EsSource {
             }
         });
         let (pit, count) = opened.map_err(|e| self.run_error(e, &ctx.metrics, 0))?;
+        if !self.scroll_slice() {
+            ctx.progress_total_records(self.limit.map_or(count, |l| l.min(count)));
+        }
+        let slices = match self.cfg.slice_id {
+            Some(id) => id..id + 1,
+            None => 0..self.cfg.slices,
+        };
         let shared = SliceShared::default();
         let ends: Vec<SliceEnd> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..self.cfg.slices)
+            let handles: Vec<_> = slices
                 .map(|slice| {
                     let shared = &shared;
                     let pit = pit.as_deref();
@@ -495,8 +564,10 @@ impl Source for EsSource {
                 .collect()
         });
         // Always release what the server holds for us.
+        // (Not a point in time opened beforehand: the other processes of
+        // the job may still be reading it.)
         let last_pit = ends.iter().rev().find_map(|e| e.pit.clone()).or(pit);
-        if let Some(id) = &last_pit {
+        if let (Some(id), None) = (&last_pit, &self.cfg.pit_id) {
             rt.block_on(self.close_pit(id));
         }
         let scrolls = ends
@@ -517,7 +588,10 @@ impl Source for EsSource {
             return Ok(());
         }
         let mut count = count;
-        if last_pit.is_none() && slice_totals != count {
+        if self.scroll_slice() {
+            // Nothing counts one slice of a scroll but the scroll itself.
+            count = slice_totals;
+        } else if last_pit.is_none() && slice_totals != count {
             // The index changed while the scroll opened: its own total must
             // lie between the counts taken before and after.
             let after = rt

@@ -1,17 +1,15 @@
 //! One page of search hits: what makes it a valid search response, and how
 //! its hits become records (numbers keep the exact digits of the JSON text).
 
-use std::borrow::Cow;
-use std::collections::HashMap;
-use std::fmt;
-use std::sync::Arc;
-
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value as Json;
 
-use crate::record::{Record, Schema, Value};
+use crate::record::{Record, Value};
+use crate::source::json_object::{
+    all_different, raw_value, Members, MembersInto, SchemaCache, Text,
+};
 
 /// What a page must hold, besides a `hits.hits` array.
 #[derive(Debug, Clone, Copy)]
@@ -88,35 +86,7 @@ pub(super) fn check_count(page: &Json) -> Result<(), String> {
     }
 }
 
-/// Reuses one schema for consecutive documents with the same fields.
-#[derive(Default)]
-pub(super) struct SchemaCache {
-    last: Option<Arc<Schema>>,
-    by_keys: HashMap<Vec<String>, Arc<Schema>>,
-}
-
 impl SchemaCache {
-    /// The schema of the fields named `names`, in order: the last one when
-    /// it matches, else one from the cache (made on first sight).
-    fn schema<'n>(&mut self, names: impl Iterator<Item = &'n str> + Clone) -> Arc<Schema> {
-        if let Some(s) = &self.last {
-            if s.names().iter().map(String::as_str).eq(names.clone()) {
-                return s.clone();
-            }
-        }
-        let key: Vec<String> = names.map(str::to_string).collect();
-        if self.by_keys.len() > 4096 {
-            self.by_keys.clear();
-        }
-        let s = self
-            .by_keys
-            .entry(key.clone())
-            .or_insert_with(|| Arc::new(Schema::new(key)))
-            .clone();
-        self.last = Some(s.clone());
-        s
-    }
-
     /// A hit as a record from its parsed tree: metadata fields first, then
     /// the `_source` fields (a `_source` field named like a metadata field
     /// is left out). The slow path, for documents whose `_source` repeats a
@@ -144,58 +114,6 @@ impl SchemaCache {
             values,
             position,
         }
-    }
-}
-
-/// A string that borrows from the page unless it holds escapes.
-pub(super) struct Text<'a>(Cow<'a, str>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-            type Value = Text<'a>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Text<'a>, E> {
-                Ok(Text(Cow::Borrowed(s)))
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<Text<'a>, E> {
-                Ok(Text(Cow::Owned(s.to_string())))
-            }
-            fn visit_string<E: de::Error>(self, s: String) -> Result<Text<'a>, E> {
-                Ok(Text(Cow::Owned(s)))
-            }
-        }
-        d.deserialize_str(V(std::marker::PhantomData))
-    }
-}
-
-/// The members of a JSON object in order, their values left as JSON text.
-pub(super) type Members<'a> = Vec<(Text<'a>, &'a RawValue)>;
-
-/// Reads an object's members into a (reused) vector.
-struct MembersInto<'v, 'a>(&'v mut Members<'a>);
-
-impl<'de: 'a, 'a> DeserializeSeed<'de> for MembersInto<'_, 'a> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de: 'a, 'a> Visitor<'de> for MembersInto<'_, 'a> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an object")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key::<Text<'a>>()? {
-            let value: &'a RawValue = map.next_value()?;
-            self.0.push((key, value));
-        }
-        Ok(())
     }
 }
 
@@ -474,17 +392,6 @@ impl Page {
     }
 }
 
-/// True when no two keys are the same.
-fn all_different<'k>(keys: impl Iterator<Item = &'k str> + Clone) -> bool {
-    let n = keys.clone().count();
-    if n <= 32 {
-        let list: Vec<&str> = keys.collect();
-        return (1..n).all(|i| !list[..i].contains(&list[i]));
-    }
-    let mut seen = std::collections::HashSet::with_capacity(n);
-    keys.into_iter().all(|k| seen.insert(k))
-}
-
 /// The value of `_source` field `dotted` (a key with that exact name, else
 /// a path into nested objects), as [`super::since::field_at`] finds it.
 fn field_in(members: &Members<'_>, dotted: &str) -> Option<Json> {
@@ -505,45 +412,6 @@ fn field_in(members: &Members<'_>, dotted: &str) -> Option<Json> {
         .cloned()
 }
 
-/// A `_source` value as a record value: null and booleans as themselves,
-/// anything else as its JSON text, objects and arrays on one line.
-fn raw_value(text: &str) -> Value {
-    match text.as_bytes().first() {
-        Some(b'n') => Value::Null,
-        Some(b't') => Value::Bool(true),
-        Some(b'f') => Value::Bool(false),
-        Some(b'{' | b'[') => Value::Raw(compact(text)),
-        _ => Value::Raw(text.to_string()),
-    }
-}
-
-/// Valid JSON text without the whitespace between its tokens (a
-/// `_source` as it was indexed may span lines).
-fn compact(text: &str) -> String {
-    let b = text.as_bytes();
-    if !b.iter().any(|c| matches!(c, b' ' | b'\n' | b'\r' | b'\t')) {
-        return text.to_string();
-    }
-    let mut out = Vec::with_capacity(b.len());
-    let (mut in_str, mut escaped) = (false, false);
-    for &c in b {
-        if in_str {
-            out.push(c);
-            if escaped {
-                escaped = false;
-            } else if c == b'\\' {
-                escaped = true;
-            } else if c == b'"' {
-                in_str = false;
-            }
-        } else if !matches!(c, b' ' | b'\n' | b'\r' | b'\t') {
-            in_str = c == b'"';
-            out.push(c);
-        }
-    }
-    String::from_utf8(out).expect("removing ASCII whitespace keeps UTF-8 valid")
-}
-
 /// Explains why a body is not a page, from its tree (failures only, so
 /// the cost does not matter).
 fn explain(bytes: &[u8], typed: Option<serde_json::Error>, expect: Expect) -> Bad {
@@ -560,6 +428,7 @@ fn explain(bytes: &[u8], typed: Option<serde_json::Error>, expect: Expect) -> Ba
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::sync::Arc;
 
     #[test]
     fn hits_become_records_with_metadata_first() {

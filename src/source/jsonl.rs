@@ -1,0 +1,341 @@
+//! The NDJSON source (`--source-type jsonl`): one JSON object per line, from
+//! a file, a named pipe or standard input, gzip or zstd by content
+//! ([`super::input`]). An object's top-level keys become fields, in the order
+//! they come; each value keeps its JSON text ([`Value::Raw`]), so numbers
+//! keep their digits and nested objects and arrays stay JSON. A line that is
+//! not valid UTF-8, not valid JSON or not an object is rejected with its line
+//! number and raw text, like a bad CSV row; blank lines are skipped.
+
+use std::io::{self, BufRead, BufReader, Read};
+use std::time::Instant;
+
+use serde::de::DeserializeSeed;
+use serde_json::Value as Json;
+
+use crate::channel::RecordSender;
+use crate::config::JsonlConfig;
+use crate::context::Context;
+use crate::error::{ErrorType, PipelineError};
+use crate::record::{Record, Value};
+
+use super::input::{display_name, Compression};
+use super::json_object::{all_different, raw_value, Members, MembersInto, SchemaCache};
+use super::Source;
+
+/// Lines read between two sends and counter updates.
+const CHUNK_LINES: usize = 1024;
+
+/// The read buffer.
+const BUFFER_BYTES: usize = 256 * 1024;
+
+/// An opened NDJSON input.
+pub struct JsonlSource {
+    input: BufReader<Box<dyn Read + Send>>,
+    name: String,
+    size: Option<u64>,
+    limit: Option<u64>,
+    compression: Option<Compression>,
+    /// A pipe that may be fed slowly: what was read is handed on whenever
+    /// the buffer runs dry, before waiting for more.
+    live: bool,
+    max_line_bytes: u64,
+}
+
+/// One line: where it starts, and its bytes without the line end.
+enum Line {
+    Text(u64),
+    TooLong(u64, Vec<u8>),
+    End,
+}
+
+impl JsonlSource {
+    /// Opens the input. A missing file is a configuration error; nothing is
+    /// read but the first bytes (to tell compressed input).
+    pub fn open(config: &JsonlConfig, limit: Option<u64>) -> Result<JsonlSource, PipelineError> {
+        let opened = super::input::open(&config.input, "--jsonl-file")?;
+        let name = display_name(&config.input);
+        let reader: Box<dyn Read + Send> = if opened.head.is_empty() {
+            opened.reader
+        } else {
+            Box::new(io::Cursor::new(opened.head).chain(opened.reader))
+        };
+        tracing::debug!(
+            "NDJSON {name}: {}, lines of at most {} bytes",
+            opened
+                .size
+                .map_or("size unknown".to_string(), |s| format!("{s} bytes")),
+            config.max_line_bytes
+        );
+        Ok(JsonlSource {
+            input: BufReader::with_capacity(BUFFER_BYTES, reader),
+            name,
+            size: opened.size,
+            limit,
+            compression: opened.compression,
+            live: opened.live.is_some(),
+            max_line_bytes: config.max_line_bytes,
+        })
+    }
+
+    /// Reads the next line into `line` (without its `\n` or `\r\n`).
+    fn next_line(&mut self, line: &mut Vec<u8>, line_no: u64) -> io::Result<Line> {
+        line.clear();
+        let mut too_long = false;
+        loop {
+            let buf = match self.input.fill_buf() {
+                Ok(b) => b,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if buf.is_empty() {
+                if line.is_empty() && !too_long {
+                    return Ok(Line::End);
+                }
+                break;
+            }
+            let (take, done) = match memchr::memchr(b'\n', buf) {
+                Some(i) => (i + 1, true),
+                None => (buf.len(), false),
+            };
+            if !too_long {
+                let room = (self.max_line_bytes as usize).saturating_sub(line.len());
+                if take > room + 1 {
+                    // Keep the start for the dead-letter entry, skip the rest.
+                    line.extend_from_slice(&buf[..room.min(take)]);
+                    too_long = true;
+                } else {
+                    line.extend_from_slice(&buf[..take]);
+                }
+            }
+            self.input.consume(take);
+            if done {
+                break;
+            }
+        }
+        if line.last() == Some(&b'\n') {
+            line.pop();
+        }
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+        Ok(if too_long {
+            Line::TooLong(line_no, std::mem::take(line))
+        } else {
+            Line::Text(line_no)
+        })
+    }
+}
+
+/// A line as a record, or why it cannot be one.
+fn to_record(
+    line: &[u8],
+    position: u64,
+    cache: &mut SchemaCache,
+) -> Result<Record, (ErrorType, String)> {
+    let text = std::str::from_utf8(line).map_err(|e| {
+        (
+            ErrorType::Parse,
+            format!("not valid UTF-8 (at byte {})", e.valid_up_to() + 1),
+        )
+    })?;
+    let mut members: Members = Vec::new();
+    let mut de = serde_json::Deserializer::from_str(text);
+    let read = MembersInto(&mut members)
+        .deserialize(&mut de)
+        .and_then(|()| de.end());
+    if read.is_err() {
+        return Err(explain(text));
+    }
+    if !all_different(members.iter().map(|(k, _)| &*k.0)) {
+        // A key repeated: the last value counts (as for an Elasticsearch
+        // _source); read through a tree.
+        let Ok(Json::Object(map)) = serde_json::from_str::<Json>(text) else {
+            return Err(explain(text));
+        };
+        let schema = cache.schema(map.keys().map(String::as_str));
+        let values = map.values().map(Value::from_json).collect();
+        return Ok(Record {
+            schema,
+            values,
+            position,
+        });
+    }
+    let schema = cache.schema(members.iter().map(|(k, _)| &*k.0));
+    let values = members.iter().map(|(_, v)| raw_value(v.get())).collect();
+    Ok(Record {
+        schema,
+        values,
+        position,
+    })
+}
+
+/// Why a line is not a JSON object.
+fn explain(text: &str) -> (ErrorType, String) {
+    let reason = match serde_json::from_str::<Json>(text) {
+        Err(e) => format!("not valid JSON: {e}"),
+        Ok(v) => format!(
+            "not a JSON object but {}",
+            match v {
+                Json::Array(_) => "an array",
+                Json::String(_) => "a string",
+                Json::Number(_) => "a number",
+                Json::Bool(_) => "a boolean",
+                Json::Null => "null",
+                Json::Object(_) => "an object",
+            }
+        ),
+    };
+    (ErrorType::Parse, reason)
+}
+
+impl Source for JsonlSource {
+    fn size_hint(&self) -> Option<u64> {
+        self.size
+    }
+
+    fn fields(&self) -> Option<Vec<String>> {
+        None
+    }
+
+    fn describe(&self) -> Vec<String> {
+        let what = match (self.size, self.compression) {
+            (_, Some(kind)) => format!("{}-compressed, read through a decoder", kind.name()),
+            (Some(n), None) => format!("{n} bytes"),
+            (None, None) => "a pipe (size unknown)".into(),
+        };
+        vec![
+            format!("source: NDJSON {} ({what})", self.name),
+            "source: one JSON object per line; top-level keys become fields, nested objects and arrays stay JSON".into(),
+        ]
+    }
+
+    fn run(&mut self, out: &RecordSender, ctx: &Context) -> Result<(), PipelineError> {
+        let _active = ctx.metrics.worker_active(crate::error::Stage::Source);
+        let mut cache = SchemaCache::default();
+        let mut line = Vec::with_capacity(4096);
+        let mut chunk: Vec<Record> = Vec::with_capacity(CHUNK_LINES);
+        let (mut line_no, mut total, mut bytes) = (0u64, 0u64, 0u64);
+        let mut done = false;
+        while !done && !ctx.should_stop_reading() {
+            let started = Instant::now();
+            let mut rows = 0u64;
+            let mut chunk_bytes = 0u64;
+            while rows < CHUNK_LINES as u64 {
+                if self.limit.is_some_and(|l| total + rows >= l) {
+                    done = true;
+                    break;
+                }
+                line_no += 1;
+                let next = self.next_line(&mut line, line_no).map_err(|e| {
+                    ctx.metrics.records_read(rows);
+                    out.send_all(&mut chunk, ctx);
+                    PipelineError::Source(ErrorType::Io, format!("reading {}: {e}", self.name))
+                });
+                let next = next?;
+                let rejected = match next {
+                    Line::End => {
+                        done = true;
+                        break;
+                    }
+                    Line::TooLong(at, start) => {
+                        chunk_bytes += start.len() as u64;
+                        Some((
+                            at,
+                            start,
+                            format!(
+                                "a line longer than --jsonl-max-line-bytes {}",
+                                self.max_line_bytes
+                            ),
+                        ))
+                    }
+                    Line::Text(at) => {
+                        chunk_bytes += line.len() as u64 + 1;
+                        if line.iter().all(u8::is_ascii_whitespace) {
+                            continue;
+                        }
+                        match to_record(&line, at, &mut cache) {
+                            Ok(r) => {
+                                chunk.push(r);
+                                None
+                            }
+                            Err((_, reason)) => Some((at, line.clone(), reason)),
+                        }
+                    }
+                };
+                rows += 1;
+                if let Some((at, raw, reason)) = rejected {
+                    if super::csv::reject(
+                        ctx,
+                        (&mut rows, &mut total),
+                        at,
+                        &raw,
+                        (ErrorType::Parse, &reason),
+                    ) {
+                        done = true;
+                        break;
+                    }
+                }
+                if self.live && self.input.buffer().is_empty() {
+                    // The next line would wait for the writer: hand over
+                    // what was read so far first.
+                    break;
+                }
+            }
+            bytes += chunk_bytes;
+            ctx.metrics.records_read(rows);
+            ctx.metrics.source_bytes(chunk_bytes);
+            ctx.metrics.fetch_observed(started.elapsed());
+            total += rows;
+            out.send_all(&mut chunk, ctx);
+            ctx.progress(bytes, total);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(line: &str) -> Result<Record, String> {
+        to_record(line.as_bytes(), 7, &mut SchemaCache::default()).map_err(|(_, r)| r)
+    }
+
+    #[test]
+    fn top_level_keys_become_fields_and_values_keep_their_json() {
+        let r = record(r#"{"id": 12345678901234567890123, "n": {"a": [1, 2]}, "s": "\u00e9", "b": true, "z": null}"#)
+            .unwrap();
+        assert_eq!(r.schema.names(), ["id", "n", "s", "b", "z"]);
+        assert_eq!(r.values[0], Value::Raw("12345678901234567890123".into()));
+        assert_eq!(r.values[1], Value::Raw(r#"{"a":[1,2]}"#.into()));
+        assert_eq!(r.values[2], Value::Raw(r#""\u00e9""#.into()));
+        assert_eq!(r.values[3], Value::Bool(true));
+        assert_eq!(r.values[4], Value::Null);
+        assert_eq!(r.position, 7);
+    }
+
+    #[test]
+    fn a_repeated_key_counts_once_with_its_last_value() {
+        let r = record(r#"{"a": 1, "b": 2, "a": 3}"#).unwrap();
+        assert_eq!(r.schema.names().len(), 2);
+        let a = r.schema.names().iter().position(|n| n == "a").unwrap();
+        assert_eq!(
+            *r.values[a].typed(),
+            Value::from_json(&serde_json::json!(3))
+        );
+    }
+
+    #[test]
+    fn lines_that_are_not_objects_say_why() {
+        assert!(record("[1,2]")
+            .unwrap_err()
+            .contains("not a JSON object but an array"));
+        assert!(record("\"x\"").unwrap_err().contains("but a string"));
+        assert!(record("{\"a\": 1").unwrap_err().contains("not valid JSON"));
+        assert!(record("{\"a\": 1} x")
+            .unwrap_err()
+            .contains("not valid JSON"));
+        let bad = to_record(b"{\"a\": \"\xff\"}", 1, &mut SchemaCache::default()).unwrap_err();
+        assert!(bad.1.contains("not valid UTF-8"), "{}", bad.1);
+    }
+}
