@@ -240,6 +240,36 @@ impl SourceConfig {
 pub struct FileSinkConfig {
     /// Where to write.
     pub output: OutputPath,
+    /// Compress the output: each batch one gzip member or zstd frame.
+    pub compression: Option<OutputCompression>,
+}
+
+/// `--output-compression`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputCompression {
+    /// gzip (each batch one member; `zcat` reads them as one stream).
+    Gzip,
+    /// Zstandard (each batch one frame).
+    Zstd,
+}
+
+impl OutputCompression {
+    /// Its name in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            OutputCompression::Gzip => "gzip",
+            OutputCompression::Zstd => "zstd",
+        }
+    }
+
+    /// The compression an output file's name asks for: `.gz`, `.zst`.
+    pub fn from_name(path: &std::path::Path) -> Option<OutputCompression> {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("gz" | "gzip") => Some(OutputCompression::Gzip),
+            Some("zst" | "zstd") => Some(OutputCompression::Zstd),
+            _ => None,
+        }
+    }
 }
 
 /// A secret (a password, an API key): printed as `***` by `Debug`, so it

@@ -1,3 +1,5 @@
+//! Compressed output (a gzip member or zstd frame per batch, by the file
+//! name or --output-compression) decompresses to the plain output.
 //! Compressed CSV input is known by its first bytes, not by its name: gzip
 //! (several members read as one) and zstd files and standard input give
 //! exactly what the plain file gives; a stream cut short fails the run
@@ -118,4 +120,63 @@ fn a_compressed_stream_cut_short_fails_and_says_so() {
         assert!(kept > 0 && kept < 20_000, "{tag}: {kept} lines kept");
         assert_eq!(summary_number(&err, "inserted"), kept as u64, "{err}");
     }
+}
+
+#[test]
+fn compressed_output_decompresses_to_the_plain_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("orders.csv");
+    fs::write(&plain, plain_csv()).unwrap();
+    let (code, want, err) = to_lines(dir.path(), p(&plain), None, "plain");
+    assert_eq!(code, Some(0), "{err}");
+    let unzstd = |b: &[u8]| String::from_utf8(zstd::decode_all(b).unwrap()).unwrap();
+    let gunzip = |b: &[u8]| {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::MultiGzDecoder::new(b), &mut s).unwrap();
+        s
+    };
+    for (name, extra, gz) in [
+        ("out.jsonl.gz", vec![], true),
+        ("out.jsonl.zst", vec![], false),
+        ("out.data", vec!["--output-compression", "gzip"], true),
+        (
+            "out.dat2",
+            vec!["--output-compression", "zstd", "--batch-size", "7"],
+            false,
+        ),
+    ] {
+        let out = dir.path().join(name);
+        let mut args = csv_to_file(p(&plain), p(&out));
+        args.extend(&extra);
+        let res = Command::new(bin()).args(&args).output().unwrap();
+        assert_eq!(res.status.code(), Some(0), "{name}: {}", stderr(&res));
+        let bytes = fs::read(&out).unwrap();
+        assert!(
+            bytes.len() * 3 < want.len(),
+            "{name}: {} bytes, not compressed",
+            bytes.len()
+        );
+        let got = if gz { gunzip(&bytes) } else { unzstd(&bytes) };
+        assert!(got == want, "{name}: decompresses to other lines");
+        if gz {
+            // The system's gzip reads the members as one stream too.
+            let z = Command::new("gzip").arg("-dc").arg(&out).output().unwrap();
+            assert!(
+                z.status.success() && z.stdout == want.as_bytes(),
+                "{name}: gzip -dc"
+            );
+        }
+    }
+    // A name ending in .gz written plain when asked; standard output
+    // compressed when asked.
+    let out = dir.path().join("plain.gz");
+    let mut args = csv_to_file(p(&plain), p(&out));
+    args.extend(["--output-compression", "none"]);
+    assert_eq!(run(&args).status.code(), Some(0));
+    assert!(fs::read_to_string(&out).unwrap() == want);
+    let mut args = csv_to_file(p(&plain), "-");
+    args.extend(["--output-compression", "zstd"]);
+    let res = run(&args);
+    assert_eq!(res.status.code(), Some(0), "{}", stderr(&res));
+    assert!(unzstd(&res.stdout) == want, "zstd on standard output");
 }

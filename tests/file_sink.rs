@@ -21,6 +21,17 @@ fn p(path: &std::path::Path) -> &str {
 /// process limited to `limit` bytes: a write crossing the limit is cut short
 /// and the next fails with EFBIG, as on a full disk.
 fn run_with_file_size_limit(dir: &std::path::Path, limit: u64) -> std::process::Output {
+    run_limited(dir, limit, "out.jsonl", true)
+}
+
+/// As [`run_with_file_size_limit`], into `output`, with or without the
+/// dead-letter file.
+fn run_limited(
+    dir: &std::path::Path,
+    limit: u64,
+    output: &str,
+    dead: bool,
+) -> std::process::Output {
     let input = dir.join("in.csv");
     let mut csv = String::from("id,payload\n");
     for i in 0..6000 {
@@ -28,15 +39,13 @@ fn run_with_file_size_limit(dir: &std::path::Path, limit: u64) -> std::process::
     }
     std::fs::write(&input, csv).unwrap();
     let mut cmd = Command::new(bin());
-    cmd.args(csv_to_file(p(&input), p(&dir.join("out.jsonl"))))
-        .args([
-            "--dead-letter",
-            p(&dir.join("dead.jsonl")),
-            "--batch-size",
-            "700",
-        ])
+    cmd.args(csv_to_file(p(&input), p(&dir.join(output))))
+        .args(["--batch-size", "700"])
         .env_remove("PIPELINE_LOG")
         .stdin(Stdio::null());
+    if dead {
+        cmd.args(["--dead-letter", p(&dir.join("dead.jsonl"))]);
+    }
     unsafe {
         cmd.pre_exec(move || {
             libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
@@ -96,6 +105,29 @@ fn a_write_that_fails_part_way_counts_only_whole_lines_on_disk() {
     assert_eq!(dead.len() as u64, 6000 - on_disk);
     assert_eq!(ids(&lines, &dead), (0..6000).collect::<Vec<_>>());
     assert!(!dir.path().join("out.jsonl").exists());
+}
+
+/// A compressed batch is one gzip member: a write cut short is cut off
+/// whole, so `.partial` still decompresses, to exactly the records counted.
+#[test]
+fn a_compressed_write_that_fails_part_way_leaves_whole_members() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_limited(dir.path(), 12_000, "out.jsonl.gz", false);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("File too large"), "{err}");
+    let packed = std::fs::read(dir.path().join("out.jsonl.gz.partial")).unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::MultiGzDecoder::new(&packed[..]),
+        &mut text,
+    )
+    .expect("the .partial decompresses");
+    let on_disk = text.lines().count() as u64;
+    assert!(on_disk > 0 && on_disk < 6000, "{on_disk} lines");
+    assert_eq!(on_disk % 700, 0, "whole batches only: {on_disk}");
+    assert_eq!(summary_number(&err, "inserted"), on_disk, "{err}");
+    assert_eq!(summary_number(&err, "failed"), 6000 - on_disk, "{err}");
 }
 
 #[test]

@@ -27,6 +27,7 @@ fn config(input: &Path, output: &Path) -> Config {
     });
     let sink = SinkConfig::File(FileSinkConfig {
         output: OutputPath::File(output.to_path_buf()),
+        compression: None,
     });
     let mut c = Config::new(source, sink);
     c.quiet = true;

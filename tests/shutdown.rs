@@ -80,6 +80,52 @@ fn interrupt_mid_run(sig: &str, code: i32, name: &str) {
     assert!(!port_open(port), "metrics port still open after exit");
 }
 
+/// A compressed output interrupted mid-run: `.partial` is a whole gzip or
+/// zstd stream (a member or frame per batch) of whole lines, every record
+/// read among them.
+#[test]
+fn sigterm_mid_run_leaves_a_compressed_partial_of_whole_lines() {
+    for ext in ["gz", "zst"] {
+        let dir = tempfile::tempdir().unwrap();
+        let output = dir.path().join(format!("out.jsonl.{ext}"));
+        let port = free_port();
+        let port_s = port.to_string();
+        let mut args = csv_to_file("-", output.to_str().unwrap());
+        args.extend(["--metrics-port", &port_s, "--batch-size", "100"]);
+        let mut child = spawn(&args);
+        let feeder = feed_forever(&mut child);
+        wait_for_port(port, &mut child);
+        wait_for_count(port, "read", 5000.0);
+        signal(&child, "TERM");
+        let out = wait_with_limit(child, Duration::from_secs(15));
+        feeder.join().unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(143), "{ext}: {err}");
+        let packed = std::fs::read(dir.path().join(format!("out.jsonl.{ext}.partial"))).unwrap();
+        let mut text = String::new();
+        let decoded = if ext == "gz" {
+            std::io::Read::read_to_string(
+                &mut flate2::read::MultiGzDecoder::new(&packed[..]),
+                &mut text,
+            )
+            .map(|_| ())
+        } else {
+            zstd::decode_all(&packed[..]).map(|b| text = String::from_utf8(b).unwrap())
+        };
+        decoded.unwrap_or_else(|e| panic!("{ext}: .partial does not decompress: {e}"));
+        assert!(text.ends_with('\n'), "{ext}: a torn last line");
+        let read = summary_number(&err, "read");
+        assert!(read >= 5000, "read={read}");
+        assert_eq!(summary_number(&err, "inserted"), read, "{err}");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len() as u64, read, "{ext}");
+        for (i, line) in lines.iter().enumerate() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert_eq!(v["id"], i.to_string(), "{ext}");
+        }
+    }
+}
+
 #[test]
 fn sigint_mid_run_writes_what_was_read_and_exits_130() {
     interrupt_mid_run("INT", 130, "SIGINT");

@@ -93,6 +93,19 @@ pub enum SourceType {
     Jsonl,
 }
 
+/// `--output-compression`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputCompressionFlag {
+    /// By the output file's name: `.gz`, `.zst`.
+    Auto,
+    /// Plain JSON lines.
+    None,
+    /// gzip.
+    Gzip,
+    /// Zstandard.
+    Zstd,
+}
+
 /// Kinds of sink.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SinkType {
@@ -387,6 +400,14 @@ pub struct Cli {
     /// Example: --output-file out/orders.jsonl
     #[arg(long, value_name = "PATH", help_heading = "File sink")]
     pub output_file: Option<String>,
+
+    /// Compress the JSON-lines output: auto (by the file name: `.gz` is
+    /// gzip, `.zst` zstd, anything else and standard output none), none,
+    /// gzip or zstd. Each batch is one gzip member or zstd frame, so a
+    /// `.partial` left by an interrupted run decompresses to whole lines.
+    /// Example: --output-file out.jsonl.gz
+    #[arg(long, value_enum, default_value = "auto", help_heading = "Sink")]
+    pub output_compression: OutputCompressionFlag,
 
     /// MySQL/MariaDB connection as a URL; the separate --db-* flags override its
     /// parts. Keep the password out of it: use PIPELINE_DB_PASS.

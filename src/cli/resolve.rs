@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use crate::config::{
     Config, CsvConfig, EsConfig, FileSinkConfig, InputPath, JsonlConfig, MetricsConfig,
-    MysqlConfig, OutputPath, PushConfig, Secret, SinkConfig, SourceConfig, SslMode,
+    MysqlConfig, OutputCompression, OutputPath, PushConfig, Secret, SinkConfig, SourceConfig,
+    SslMode,
 };
 use crate::error::PipelineError;
 
-use super::{Cli, SinkType, SourceType};
+use super::{Cli, OutputCompressionFlag, SinkType, SourceType};
 
 /// A file source's input: `-` is standard input; required.
 fn input_path(kind: &str, flag: &str, given: Option<&str>) -> Result<InputPath, PipelineError> {
@@ -382,7 +383,7 @@ impl Cli {
                     "strict_columns",
                 ],
             ),
-            SinkType::Mysql => ("mysql", &["output_file"]),
+            SinkType::Mysql => ("mysql", &["output_file", "output_compression"]),
         };
         for (kind, name, prefixes) in [("source", source, source_flags), ("sink", sink, sink_flags)]
         {
@@ -455,15 +456,25 @@ impl Cli {
                             .into(),
                     )
                 })?;
+                let output = if file == "-" {
+                    OutputPath::Stdout
+                } else {
+                    OutputPath::File(
+                        self.sliced("--output-file", Some(Path::new(&file)))?
+                            .expect("a path"),
+                    )
+                };
+                let compression = match (self.output_compression, &output) {
+                    (OutputCompressionFlag::Auto, OutputPath::File(p)) => {
+                        OutputCompression::from_name(p)
+                    }
+                    (OutputCompressionFlag::Auto | OutputCompressionFlag::None, _) => None,
+                    (OutputCompressionFlag::Gzip, _) => Some(OutputCompression::Gzip),
+                    (OutputCompressionFlag::Zstd, _) => Some(OutputCompression::Zstd),
+                };
                 SinkConfig::File(FileSinkConfig {
-                    output: if file == "-" {
-                        OutputPath::Stdout
-                    } else {
-                        OutputPath::File(
-                            self.sliced("--output-file", Some(Path::new(&file)))?
-                                .expect("a path"),
-                        )
-                    },
+                    output,
+                    compression,
                 })
             }
         };
@@ -607,6 +618,7 @@ impl Cli {
             SourceConfig::Elasticsearch(Box::new(self.es_config()?)),
             SinkConfig::File(FileSinkConfig {
                 output: OutputPath::Stdout,
+                compression: None,
             }),
         );
         config.log_format = self.log_format;

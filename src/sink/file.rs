@@ -19,7 +19,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use crate::config::{FileSinkConfig, OutputPath};
+use crate::config::{FileSinkConfig, OutputCompression, OutputPath};
 use crate::error::{ErrorType, PipelineError};
 use crate::metrics::Metrics;
 use crate::record::{Lines, Record};
@@ -85,6 +85,8 @@ struct Shared {
     turn: std::sync::Condvar,
     target: Option<PathBuf>,
     partial: Option<PathBuf>,
+    /// Each batch written as one gzip member or zstd frame.
+    compression: Option<OutputCompression>,
 }
 
 /// An opened JSON-lines output.
@@ -159,6 +161,7 @@ impl FileSink {
                 turn: Default::default(),
                 partial: target.as_deref().map(partial_path),
                 target,
+                compression: config.compression,
             }),
         }
     }
@@ -195,6 +198,7 @@ impl FileSink {
                 turn: Default::default(),
                 target,
                 partial,
+                compression: config.compression,
             }),
         })
     }
@@ -202,6 +206,8 @@ impl FileSink {
 
 struct FileWriter {
     shared: Arc<Shared>,
+    /// A batch compressed (gzip member, zstd frame).
+    packed: Vec<u8>,
     buf: Vec<u8>,
     /// End offset in `buf` of each record's line.
     ends: Vec<usize>,
@@ -222,6 +228,24 @@ fn write_counted(out: &mut dyn Write, buf: &[u8]) -> (usize, Option<io::Error>) 
         Ok(()) => (done, None),
         Err(e) => (done, Some(e)),
     }
+}
+
+/// Compresses `lines` into `out` as one gzip member or zstd frame: a file
+/// of such batches is one valid stream, and one cut after any batch too.
+fn pack(kind: OutputCompression, lines: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
+    match kind {
+        OutputCompression::Gzip => {
+            let mut enc = flate2::write::GzEncoder::new(out, flate2::Compression::new(6));
+            enc.write_all(lines)?;
+            enc.finish()?;
+        }
+        OutputCompression::Zstd => {
+            let mut enc = zstd::stream::write::Encoder::new(out, 3)?;
+            enc.write_all(lines)?;
+            enc.finish()?;
+        }
+    }
+    Ok(())
 }
 
 /// Records `indexes` of a batch, failed unwritten.
@@ -264,7 +288,10 @@ impl BatchWriter for FileWriter {
             self.buf.push(b'\n');
             self.ends.push(self.buf.len());
         }
-        let result = self.write_in_turn(seq, &self.buf, &self.ends);
+        let buf = std::mem::take(&mut self.buf);
+        let ends = std::mem::take(&mut self.ends);
+        let result = self.write_encoded(seq, &buf, &ends);
+        (self.buf, self.ends) = (buf, ends);
         drop(turn);
         if self.buf.capacity() > KEEP_BUFFER {
             self.buf = Vec::with_capacity(256 * 1024);
@@ -281,16 +308,48 @@ impl BatchWriter for FileWriter {
             shared: self.shared.clone(),
             seq,
         };
-        let result = self.write_in_turn(seq, &lines.bytes, &lines.ends);
+        let result = self.write_encoded(seq, &lines.bytes, &lines.ends);
         drop(turn);
         Ok(result)
     }
 }
 
 impl FileWriter {
+    /// Writes a batch's lines, compressed first (outside the lock, so
+    /// several workers compress in parallel) when the output is.
+    fn write_encoded(&mut self, seq: Option<u64>, buf: &[u8], ends: &[usize]) -> BatchResult {
+        let Some(kind) = self.shared.compression else {
+            return self.write_in_turn(seq, buf, ends, 1);
+        };
+        self.packed.clear();
+        if let Err(e) = pack(kind, buf, &mut self.packed) {
+            // Nothing was written: the batch fails, the output goes on.
+            let reason = format!("not written: {} compression failed: {e}", kind.name());
+            return BatchResult {
+                rejected: not_written(0..ends.len(), &reason),
+                ..Default::default()
+            };
+        }
+        let packed = std::mem::take(&mut self.packed);
+        let result = self.write_in_turn(seq, &packed, &[packed.len()], ends.len());
+        self.packed = packed;
+        if self.packed.capacity() > KEEP_BUFFER {
+            self.packed = Vec::new();
+        }
+        result
+    }
+
     /// Writes encoded lines (`buf`, each ending at `ends`) when it is batch
     /// `seq`'s turn.
-    fn write_in_turn(&self, seq: Option<u64>, buf: &[u8], ends: &[usize]) -> BatchResult {
+    /// `per_end` records end at each of `ends` (1 for lines; a whole
+    /// batch for a compressed member, which is written whole or not at all).
+    fn write_in_turn(
+        &self,
+        seq: Option<u64>,
+        buf: &[u8],
+        ends: &[usize],
+        per_end: usize,
+    ) -> BatchResult {
         let state = self.shared.state.lock().expect("output lock");
         // Numbered batches go out in their order.
         let mut state = match seq {
@@ -301,12 +360,18 @@ impl FileWriter {
                 .expect("output lock"),
             None => state,
         };
-        self.write_locked(&mut state, buf, ends)
+        self.write_locked(&mut state, buf, ends, per_end)
     }
 
     /// Writes encoded lines to the output, the lock held.
-    fn write_locked(&self, state: &mut OutState, buf: &[u8], ends: &[usize]) -> BatchResult {
-        let records = ends.len();
+    fn write_locked(
+        &self,
+        state: &mut OutState,
+        buf: &[u8],
+        ends: &[usize],
+        per_end: usize,
+    ) -> BatchResult {
+        let records = ends.len() * per_end;
         if let Some(why) = &state.broken {
             let reason = format!("not written: the output failed earlier ({why})");
             return BatchResult {
@@ -319,7 +384,8 @@ impl FileWriter {
             Some(Out::Stdout(s)) => write_counted(&mut s.lock(), buf),
             None => (0, Some(io::Error::other("the output is already closed"))),
         };
-        let whole = ends.partition_point(|&end| end <= done);
+        let whole_ends = ends.partition_point(|&end| end <= done);
+        let whole = whole_ends * per_end;
         let result = match error {
             None => {
                 state.written += done as u64;
@@ -329,7 +395,11 @@ impl FileWriter {
                 }
             }
             Some(e) => {
-                let kept = if whole == 0 { 0 } else { ends[whole - 1] };
+                let kept = if whole_ends == 0 {
+                    0
+                } else {
+                    ends[whole_ends - 1]
+                };
                 let mut why = format!("writing the output: {e}");
                 match state.out.as_mut() {
                     // Cut a torn last line off, so the file holds whole lines.
@@ -375,8 +445,12 @@ impl Sink for FileSink {
     fn plan(&self) -> Vec<String> {
         match (&self.shared.target, &self.shared.partial) {
             (Some(t), Some(p)) => vec![format!(
-                "sink: JSON lines into {} (written as {}, renamed when the run succeeds)",
+                "sink: JSON lines into {}{} (written as {}, renamed when the run succeeds)",
                 t.display(),
+                self.shared.compression.map_or(String::new(), |c| format!(
+                    ", {}-compressed, a member per batch",
+                    c.name()
+                )),
                 p.display()
             )],
             _ => vec!["sink: JSON lines on standard output".into()],
@@ -390,6 +464,7 @@ impl Sink for FileSink {
     ) -> Result<Box<dyn BatchWriter>, PipelineError> {
         Ok(Box::new(FileWriter {
             shared: self.shared.clone(),
+            packed: Vec::new(),
             buf: Vec::with_capacity(256 * 1024),
             ends: Vec::new(),
         }))
