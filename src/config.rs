@@ -127,6 +127,9 @@ pub enum OutputPath {
 pub struct CsvConfig {
     /// The file to read.
     pub input: InputPath,
+    /// Several files (paths, globs, a shard of them), read in turn in name
+    /// order; `input` is then the first. May be empty (a shard with none).
+    pub list: Option<Vec<PathBuf>>,
     /// The field delimiter byte.
     pub delimiter: u8,
     /// False when the first row is data (columns are then `column_1`…).
@@ -149,6 +152,8 @@ pub struct CsvConfig {
 pub struct JsonlConfig {
     /// The file to read.
     pub input: InputPath,
+    /// Several files, as for CSV.
+    pub list: Option<Vec<PathBuf>>,
     /// A longer line is rejected (and bounds the memory one line may take).
     pub max_line_bytes: u64,
 }

@@ -31,6 +31,9 @@ pub struct Context {
     fatal: Mutex<Option<PipelineError>>,
     /// The progress bar, on a terminal.
     progress: Option<Progress>,
+    /// The file being read, when the source reads several (named in the
+    /// dead-letter entries of its rows).
+    input: Mutex<Option<Arc<str>>>,
 }
 
 impl Context {
@@ -51,7 +54,13 @@ impl Context {
             warned: AtomicU64::new(0),
             fatal: Mutex::new(None),
             progress,
+            input: Mutex::new(None),
         }
+    }
+
+    /// Says which of several input files the source now reads.
+    pub fn set_input(&self, file: Option<Arc<str>>) {
+        *self.input.lock().expect("input lock") = file;
     }
 
     /// True when the source must stop reading: a stop signal, a fatal error,
@@ -85,10 +94,14 @@ impl Context {
     /// dead-letter file, and check the error budget.
     pub fn reject_row(&self, position: u64, raw: &[u8], error_type: ErrorType, reason: &str) {
         self.metrics.record_failed(Stage::Source, error_type, 1);
-        self.warn_rejected(|| tracing::warn!(line = position, "rejected row: {reason}"));
-        if let Err(e) = self
-            .dead_letter
-            .source_row(position, raw, error_type, reason)
+        let file = self.input.lock().expect("input lock").clone();
+        self.warn_rejected(|| match &file {
+            Some(f) => tracing::warn!(file = &**f, line = position, "rejected row: {reason}"),
+            None => tracing::warn!(line = position, "rejected row: {reason}"),
+        });
+        if let Err(e) =
+            self.dead_letter
+                .source_row(position, file.as_deref(), raw, error_type, reason)
         {
             self.dead_letter_failed(e);
         }

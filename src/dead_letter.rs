@@ -76,6 +76,7 @@ impl DeadLetter {
     pub fn source_row(
         &self,
         position: u64,
+        file: Option<&str>,
         raw: &[u8],
         error_type: ErrorType,
         reason: &str,
@@ -93,6 +94,9 @@ impl DeadLetter {
         if std::str::from_utf8(raw).is_err() {
             entry["raw_hex"] = json!(hex(raw));
         }
+        if let Some(f) = file {
+            entry["file"] = json!(f);
+        }
         self.write(&entry)
     }
 
@@ -106,13 +110,17 @@ impl DeadLetter {
         if self.out.is_none() {
             return Ok(());
         }
-        self.write(&json!({
+        let mut entry = json!({
             "stage": Stage::Sink.as_str(),
             "error_type": error_type.as_str(),
             "position": record.position,
             "reason": reason,
             "record": record.to_json(),
-        }))
+        });
+        if let Some(f) = record.schema.origin() {
+            entry["file"] = json!(f);
+        }
+        self.write(&entry)
     }
 
     fn write(&self, entry: &serde_json::Value) -> std::io::Result<()> {

@@ -10,6 +10,8 @@ use std::sync::Arc;
 pub struct Schema {
     names: Vec<String>,
     json_keys: Vec<Vec<u8>>,
+    /// The input file its records come from, when the source reads several.
+    origin: Option<Arc<str>>,
 }
 
 impl Schema {
@@ -23,7 +25,25 @@ impl Schema {
                 k
             })
             .collect();
-        Schema { names, json_keys }
+        Schema {
+            names,
+            json_keys,
+            origin: None,
+        }
+    }
+
+    /// As [`Schema::new`], for the records of input file `origin` (one of
+    /// several: dead-letter entries name it).
+    pub fn with_origin(names: Vec<String>, origin: Option<Arc<str>>) -> Self {
+        Schema {
+            origin,
+            ..Schema::new(names)
+        }
+    }
+
+    /// The input file its records come from, when the source reads several.
+    pub fn origin(&self) -> Option<&str> {
+        self.origin.as_deref()
     }
 
     /// The field names, in order.

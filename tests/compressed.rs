@@ -8,7 +8,6 @@
 mod common;
 
 use std::fs;
-use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -16,12 +15,6 @@ use common::*;
 
 fn p(path: &Path) -> &str {
     path.to_str().unwrap()
-}
-
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    enc.write_all(data).unwrap();
-    enc.finish().unwrap()
 }
 
 /// 20,000 rows, some quoted with line feeds and quotes, non-ASCII text.

@@ -18,6 +18,7 @@ use pipeline_cli::shutdown::Shutdown;
 fn config(input: &Path, output: &Path) -> Config {
     let source = SourceConfig::Csv(CsvConfig {
         input: InputPath::File(input.to_path_buf()),
+        list: None,
         delimiter: b',',
         has_header: true,
         infer_types: false,

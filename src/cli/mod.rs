@@ -158,14 +158,33 @@ pub struct Cli {
     #[arg(long, value_enum, help_heading = "Source")]
     pub source_type: SourceType,
 
-    /// CSV file to read; `-` reads standard input. Example: --csv-file data/orders.csv
-    #[arg(long, value_name = "PATH", help_heading = "CSV source")]
-    pub csv_file: Option<String>,
+    /// CSV file(s) to read; `-` reads standard input. Several paths or globs
+    /// (quoted, so pipeline-cli expands them) are read one after the other in
+    /// name order, each with its own header. Example: --csv-file data/orders.csv
+    /// or --csv-file 'exports/2026-11-*.csv'
+    #[arg(long, value_name = "PATH", num_args = 1.., help_heading = "CSV source")]
+    pub csv_file: Vec<String>,
 
-    /// NDJSON file to read (one JSON object per line; gzip or zstd read by
-    /// content); `-` reads standard input. Example: --jsonl-file dump/orders.jsonl.gz
-    #[arg(long, value_name = "PATH", help_heading = "NDJSON source")]
-    pub jsonl_file: Option<String>,
+    /// NDJSON file(s) to read (one JSON object per line; gzip or zstd read by
+    /// content); `-` reads standard input; several paths or globs as for
+    /// --csv-file. Example: --jsonl-file dump/orders.jsonl.gz
+    #[arg(long, value_name = "PATH", num_args = 1.., help_heading = "NDJSON source")]
+    pub jsonl_file: Vec<String>,
+
+    /// Read only share I of N of the input files: the files (all paths and
+    /// globs, in name order) numbered from 0, this process takes those whose
+    /// number modulo N is I. N processes with I = 0 … N-1 read every file
+    /// once: a directory split over the pods of an Indexed Job, as
+    /// --es-slice-id splits an index (and, like it, a `slice` label on every
+    /// metric, its own Pushgateway group, `{slice}` in paths). Example:
+    /// --input-shard 2/4
+    #[arg(
+        long,
+        value_name = "I/N",
+        env = "PIPELINE_INPUT_SHARD",
+        help_heading = "Source"
+    )]
+    pub input_shard: Option<String>,
 
     /// A longer line is rejected (kept in the dead-letter file, cut to this
     /// length): it bounds the memory one line may take. Example: --jsonl-max-line-bytes 1048576
@@ -869,7 +888,7 @@ mod tests {
         let cli = Cli::try_parse_from(with_config_file(args).unwrap()).unwrap();
         assert_eq!(cli.batch_size, Some(20));
         assert!(cli.csv_infer_types);
-        assert_eq!(cli.csv_file.as_deref(), Some("in.csv"));
+        assert_eq!(cli.csv_file, ["in.csv"]);
         assert_eq!(cli.es_fields.as_deref(), Some("a,b"));
 
         std::fs::write(&file, "db-pass = \"hunter2\"\n").unwrap();

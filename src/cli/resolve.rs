@@ -13,15 +13,93 @@ use crate::error::PipelineError;
 
 use super::{Cli, OutputCompressionFlag, SinkType, SourceType};
 
-/// A file source's input: `-` is standard input; required.
-fn input_path(kind: &str, flag: &str, given: Option<&str>) -> Result<InputPath, PipelineError> {
-    match given {
-        Some("-") => Ok(InputPath::Stdin),
-        Some(file) => Ok(InputPath::File(file.into())),
-        None => Err(PipelineError::Config(format!(
+/// A file source's inputs: `-` alone is standard input; otherwise paths and
+/// globs, expanded and put in name order, cut to `shard` (I of N). One plain
+/// path is read as before; anything more is a list.
+fn inputs(
+    kind: &str,
+    flag: &str,
+    given: &[String],
+    shard: Option<(u32, u32)>,
+) -> Result<(InputPath, Option<Vec<PathBuf>>), PipelineError> {
+    let cfg = PipelineError::Config;
+    if given.is_empty() {
+        return Err(cfg(format!(
             "--source-type {kind} needs {flag} PATH (or `-` for standard input)"
-        ))),
+        )));
     }
+    if given.iter().any(|g| g == "-") {
+        if given.len() > 1 {
+            return Err(cfg(format!(
+                "{flag} -: standard input cannot be read together with files"
+            )));
+        }
+        if shard.is_some() {
+            return Err(cfg(
+                "--input-shard splits input files; standard input cannot be split".into(),
+            ));
+        }
+        return Ok((InputPath::Stdin, None));
+    }
+    let mut files: Vec<PathBuf> = Vec::new();
+    let mut globbed = false;
+    for g in given {
+        if !g.contains(['*', '?', '[']) {
+            files.push(PathBuf::from(g));
+            continue;
+        }
+        globbed = true;
+        let paths =
+            glob::glob(g).map_err(|e| cfg(format!("{flag} '{g}' is not a valid pattern: {e}")))?;
+        let mut matched = 0;
+        for p in paths {
+            let p = p.map_err(|e| cfg(format!("{flag} '{g}': {e}")))?;
+            if p.is_file() || p.metadata().is_ok_and(|m| !m.is_dir()) {
+                files.push(p);
+                matched += 1;
+            }
+        }
+        if matched == 0 {
+            return Err(cfg(format!("{flag} '{g}' matches no file")));
+        }
+    }
+    files.sort();
+    files.dedup();
+    if files.len() == 1 && !globbed && shard.is_none() {
+        return Ok((InputPath::File(files.remove(0)), None));
+    }
+    let all = files.len();
+    if let Some((i, n)) = shard {
+        files = files
+            .into_iter()
+            .enumerate()
+            .filter(|(k, _)| *k as u32 % n == i)
+            .map(|(_, f)| f)
+            .collect();
+        if files.is_empty() {
+            tracing::warn!("--input-shard {i}/{n}: none of the {all} file(s) falls to this shard; nothing to read");
+        }
+    }
+    let first = files.first().cloned().unwrap_or_default();
+    Ok((InputPath::File(first), Some(files)))
+}
+
+/// `--input-shard I/N`.
+fn parse_shard(text: &str) -> Result<(u32, u32), PipelineError> {
+    let bad = || {
+        PipelineError::Config(format!(
+            "--input-shard '{text}' is not I/N with 0 <= I < N (e.g. 2/4)"
+        ))
+    };
+    let (i, n) = text.split_once('/').ok_or_else(bad)?;
+    let (i, n): (u32, u32) = (
+        i.trim().parse().map_err(|_| bad())?,
+        n.trim().parse().map_err(|_| bad())?,
+    );
+    if n == 0 || i >= n {
+        return Err(bad());
+    }
+    Ok((i, n))
 }
 
 fn parse_delimiter(s: &str) -> Result<u8, PipelineError> {
@@ -413,9 +491,11 @@ impl Cli {
         let source = match self.source_type {
             SourceType::Elasticsearch => SourceConfig::Elasticsearch(Box::new(self.es_config()?)),
             SourceType::Jsonl => {
-                let input = input_path("jsonl", "--jsonl-file", self.jsonl_file.as_deref())?;
+                let (input, list) =
+                    inputs("jsonl", "--jsonl-file", &self.jsonl_file, self.shard()?)?;
                 SourceConfig::Jsonl(JsonlConfig {
                     input,
+                    list,
                     max_line_bytes: positive_u64(
                         "--jsonl-max-line-bytes",
                         self.jsonl_max_line_bytes,
@@ -423,9 +503,10 @@ impl Cli {
                 })
             }
             SourceType::Csv => {
-                let input = input_path("csv", "--csv-file", self.csv_file.as_deref())?;
+                let (input, list) = inputs("csv", "--csv-file", &self.csv_file, self.shard()?)?;
                 SourceConfig::Csv(CsvConfig {
                     input,
+                    list,
                     delimiter: parse_delimiter(&self.csv_delimiter)?,
                     has_header: !self.csv_no_header,
                     infer_types: self.csv_infer_types,
@@ -594,11 +675,28 @@ impl Cli {
         }
         config.textfile = self.sliced("--metrics-textfile", self.metrics_textfile.as_deref())?;
         config.lock_file = self.sliced("--lock-file", self.lock_file.as_deref())?;
-        config.slice = match self.source_type {
-            SourceType::Elasticsearch => self.es_slice_id,
-            _ => None,
-        };
+        config.slice = self.slice_id()?;
         Ok(config)
+    }
+
+    /// `--input-shard`, for a file source (refused for Elasticsearch).
+    fn shard(&self) -> Result<Option<(u32, u32)>, PipelineError> {
+        match (&self.input_shard, self.source_type) {
+            (None, _) => Ok(None),
+            (Some(_), SourceType::Elasticsearch) => Err(PipelineError::Config(
+                "--input-shard splits input files; an Elasticsearch read is split with --es-slices N --es-slice-id I".into(),
+            )),
+            (Some(text), _) => parse_shard(text).map(Some),
+        }
+    }
+
+    /// The slice this process reads: `--es-slice-id`, or the share of
+    /// `--input-shard`.
+    fn slice_id(&self) -> Result<Option<u32>, PipelineError> {
+        Ok(match self.source_type {
+            SourceType::Elasticsearch => self.es_slice_id,
+            _ => self.shard()?.map(|(i, _)| i),
+        })
     }
 
     /// `--es-open-pit`: only the Elasticsearch settings and how to log
@@ -637,10 +735,10 @@ impl Cli {
         if !text.contains("{slice}") {
             return Ok(Some(path.to_path_buf()));
         }
-        match self.es_slice_id {
+        match self.slice_id()? {
             Some(id) => Ok(Some(PathBuf::from(text.replace("{slice}", &id.to_string())))),
             None => Err(PipelineError::Config(format!(
-                "{flag} '{text}' contains {{slice}} but no --es-slice-id says which slice this process reads"
+                "{flag} '{text}' contains {{slice}} but neither --es-slice-id nor --input-shard says which slice this process reads"
             ))),
         }
     }

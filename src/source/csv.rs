@@ -52,6 +52,8 @@ pub struct CsvSource {
     threads: Option<usize>,
     /// The input is gzip or zstd, read through a decoder.
     compression: Option<Compression>,
+    /// The file's name, when it is one of several.
+    origin: Option<Arc<str>>,
     /// The sink takes JSON lines: batches of this many records are sent
     /// as lines (from a regular file with a header).
     lines: Option<usize>,
@@ -171,6 +173,7 @@ impl CsvSource {
             threads: config.threads,
             lines: None,
             compression,
+            origin: None,
         })
     }
 
@@ -186,7 +189,7 @@ impl CsvSource {
             Some(s) => s.clone(),
             None => {
                 let names = (1..=row.len()).map(|i| format!("column_{i}")).collect();
-                let s = Arc::new(Schema::new(names));
+                let s = Arc::new(Schema::with_origin(names, self.origin.clone()));
                 self.schema = Some(s.clone());
                 s
             }
@@ -453,6 +456,16 @@ impl Source for CsvSource {
         ]
     }
 
+    fn set_origin(&mut self, origin: Arc<str>) {
+        self.origin = Some(origin.clone());
+        if let Some(s) = &self.schema {
+            self.schema = Some(Arc::new(Schema::with_origin(
+                s.names().to_vec(),
+                Some(origin),
+            )));
+        }
+    }
+
     fn run(&mut self, out: &RecordSender, ctx: &Context) -> Result<(), PipelineError> {
         let _active = ctx.metrics.worker_active(crate::error::Stage::Source);
         if let Some(fd) = self.live {
@@ -576,6 +589,7 @@ mod tests {
         std::fs::write(&path, b"a,b\n\xc3,\xa9\nok,fine\n").unwrap();
         let cfg = CsvConfig {
             input: InputPath::File(path),
+            list: None,
             delimiter: b',',
             has_header: true,
             infer_types: false,

@@ -17,6 +17,8 @@ use crate::record::{Schema, Value};
 #[derive(Default)]
 pub(crate) struct SchemaCache {
     pub(crate) last: Option<Arc<Schema>>,
+    /// The input file the schemas' records come from (one of several).
+    pub(crate) origin: Option<Arc<str>>,
     by_keys: HashMap<Vec<String>, Arc<Schema>>,
 }
 
@@ -39,7 +41,7 @@ impl SchemaCache {
         let s = self
             .by_keys
             .entry(key.clone())
-            .or_insert_with(|| Arc::new(Schema::new(key)))
+            .or_insert_with(|| Arc::new(Schema::with_origin(key, self.origin.clone())))
             .clone();
         self.last = Some(s.clone());
         s

@@ -39,6 +39,8 @@ pub struct JsonlSource {
     /// the buffer runs dry, before waiting for more.
     live: bool,
     max_line_bytes: u64,
+    /// The file's name, when it is one of several.
+    origin: Option<std::sync::Arc<str>>,
 }
 
 /// One line: where it starts, and its bytes without the line end.
@@ -74,6 +76,7 @@ impl JsonlSource {
             compression: opened.compression,
             live: opened.live.is_some(),
             max_line_bytes: config.max_line_bytes,
+            origin: None,
         })
     }
 
@@ -209,9 +212,14 @@ impl Source for JsonlSource {
         ]
     }
 
+    fn set_origin(&mut self, origin: std::sync::Arc<str>) {
+        self.origin = Some(origin);
+    }
+
     fn run(&mut self, out: &RecordSender, ctx: &Context) -> Result<(), PipelineError> {
         let _active = ctx.metrics.worker_active(crate::error::Stage::Source);
         let mut cache = SchemaCache::default();
+        cache.origin = self.origin.clone();
         let mut line = Vec::with_capacity(4096);
         let mut chunk: Vec<Record> = Vec::with_capacity(CHUNK_LINES);
         let (mut line_no, mut total, mut bytes) = (0u64, 0u64, 0u64);

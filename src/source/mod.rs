@@ -8,6 +8,7 @@ mod csv_lines;
 mod csv_parallel;
 mod csv_reader;
 pub mod elasticsearch;
+mod files;
 pub mod input;
 mod json_object;
 pub mod jsonl;
@@ -48,6 +49,10 @@ pub trait Source: Send {
         false
     }
 
+    /// The records come from `origin`, one of several input files: their
+    /// schemas say so (for dead-letter entries). Called before `run`.
+    fn set_origin(&mut self, _origin: std::sync::Arc<str>) {}
+
     /// Total bytes to read, when known in advance (for the progress bar).
     fn size_hint(&self) -> Option<u64>;
 
@@ -68,10 +73,38 @@ pub fn open(
     metrics: &Metrics,
 ) -> Result<Box<dyn Source>, PipelineError> {
     match config {
-        SourceConfig::Csv(c) => Ok(Box::new(csv::CsvSource::open(c, limit)?)),
-        SourceConfig::Jsonl(c) => Ok(Box::new(jsonl::JsonlSource::open(c, limit)?)),
+        SourceConfig::Csv(c) => match &c.list {
+            None => Ok(Box::new(csv::CsvSource::open(c, limit)?)),
+            Some(list) => file_list(list, limit, c.clone(), |c, input, limit| {
+                c.input = input.clone();
+                Ok(Box::new(csv::CsvSource::open(c, limit)?))
+            }),
+        },
+        SourceConfig::Jsonl(c) => match &c.list {
+            None => Ok(Box::new(jsonl::JsonlSource::open(c, limit)?)),
+            Some(list) => file_list(list, limit, c.clone(), |c, input, limit| {
+                c.input = input.clone();
+                Ok(Box::new(jsonl::JsonlSource::open(c, limit)?))
+            }),
+        },
         SourceConfig::Elasticsearch(c) => {
             Ok(Box::new(elasticsearch::EsSource::open(c, limit, metrics)?))
         }
     }
+}
+
+/// Opens one file with a copy of the source's settings.
+type OpenWith<C> =
+    fn(&mut C, &crate::config::InputPath, Option<u64>) -> Result<Box<dyn Source>, PipelineError>;
+
+/// Several files of one kind: each opened by `open` from its own copy of
+/// the source's settings `c`.
+fn file_list<C: Clone + Send + 'static>(
+    list: &[std::path::PathBuf],
+    limit: Option<u64>,
+    c: C,
+    open: OpenWith<C>,
+) -> Result<Box<dyn Source>, PipelineError> {
+    let one: files::OpenOne = Box::new(move |input, limit| open(&mut c.clone(), input, limit));
+    Ok(Box::new(files::FileList::open(list.to_vec(), limit, one)?))
 }

@@ -1,0 +1,276 @@
+//! Several input files (paths and globs, gzip mixed in) read in name order as
+//! one stream, each record's file and line in the dead-letter file;
+//! `--input-shard I/N` splits the files over processes so that together they
+//! read each file once.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+
+use common::*;
+use serde_json::Value;
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// Day files day-01 … day-05 of 1000 rows each (ids day*10000 + row);
+/// day-03 is gzip-compressed, day-02 has a bad row on line 11, and a file
+/// that does not match the glob sits beside them.
+fn days(dir: &Path) {
+    for day in 1..=5u64 {
+        let mut csv = String::from("id,day\n");
+        for row in 0..1000u64 {
+            if day == 2 && row == 9 {
+                csv.push_str("bad,row,extra\n");
+                continue;
+            }
+            csv.push_str(&format!("{},{day}\n", day * 10_000 + row));
+        }
+        let name = format!("day-{day:02}.csv");
+        if day == 3 {
+            fs::write(dir.join(name + ".gz"), gzip(csv.as_bytes())).unwrap();
+        } else {
+            fs::write(dir.join(name), csv).unwrap();
+        }
+    }
+    fs::write(dir.join("other.csv"), "id,day\n1,1\n").unwrap();
+}
+
+fn ids(path: &Path) -> Vec<u64> {
+    read_jsonl(path)
+        .iter()
+        .map(|v| v["id"].as_str().unwrap().parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn files_and_globs_are_read_in_name_order_as_one_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    days(dir.path());
+    let glob = format!("{}/day-0[3-5]*", dir.path().display());
+    let first = dir.path().join("day-01.csv");
+    let second = dir.path().join("day-02.csv");
+    let (out, dead) = (dir.path().join("out.jsonl"), dir.path().join("dead.jsonl"));
+    // Given out of order, and day-01 twice (through the glob too): read once each, in name order.
+    let res = run(&[
+        "--source-type",
+        "csv",
+        "--csv-file",
+        p(&second),
+        &glob,
+        p(&first),
+        p(&first),
+        "--sink-type",
+        "file",
+        "--output-file",
+        p(&out),
+        "--dead-letter",
+        p(&dead),
+    ]);
+    let err = stderr(&res);
+    assert_eq!(res.status.code(), Some(1), "{err}");
+    assert_eq!(summary_number(&err, "read"), 5000, "{err}");
+    assert_eq!(summary_number(&err, "inserted"), 4999, "{err}");
+    let want: Vec<u64> = (1..=5u64)
+        .flat_map(|d| {
+            (0..1000u64)
+                .filter(move |&r| !(d == 2 && r == 9))
+                .map(move |r| d * 10_000 + r)
+        })
+        .collect();
+    assert_eq!(ids(&out), want);
+    let rejects = read_jsonl(&dead);
+    assert_eq!(rejects.len(), 1, "{rejects:?}");
+    assert_eq!(rejects[0]["file"], p(&second), "{}", rejects[0]);
+    assert_eq!(rejects[0]["position"], 11, "{}", rejects[0]);
+
+    // --limit counts across files.
+    let lim = dir.path().join("limit.jsonl");
+    let res = run(&[
+        "--source-type",
+        "csv",
+        "--csv-file",
+        &format!("{}/day-*", dir.path().display()),
+        "--sink-type",
+        "file",
+        "--output-file",
+        p(&lim),
+        "--limit",
+        "2500",
+    ]);
+    assert_eq!(
+        summary_number(&stderr(&res), "read"),
+        2500,
+        "{}",
+        stderr(&res)
+    );
+    assert_eq!(ids(&lim).len(), 2499);
+}
+
+#[test]
+fn shards_split_the_files_and_together_read_each_once() {
+    let dir = tempfile::tempdir().unwrap();
+    days(dir.path());
+    let glob = format!("{}/day-*", dir.path().display());
+    let mut all: BTreeMap<u64, u32> = BTreeMap::new();
+    let mut read = 0;
+    for i in 0..3 {
+        let out = dir.path().join(format!("shard-{i}.jsonl"));
+        let out_pattern = dir.path().join("shard-{slice}.jsonl");
+        let res = Bin::new(&[
+            "--source-type",
+            "csv",
+            "--csv-file",
+            &glob,
+            "--sink-type",
+            "file",
+            "--output-file",
+            p(&out_pattern),
+            "--summary-json",
+            "-",
+        ])
+        .env("PIPELINE_INPUT_SHARD", &format!("{i}/3"))
+        .no_stdin()
+        .spawn();
+        let res = wait_with_limit(res, std::time::Duration::from_secs(60));
+        let summary: Value = serde_json::from_slice(&res.stdout).unwrap();
+        read += summary["read"].as_u64().unwrap();
+        for id in ids(&out) {
+            *all.entry(id).or_default() += 1;
+        }
+    }
+    assert_eq!(read, 5000);
+    assert_eq!(all.len(), 4999);
+    assert!(all.values().all(|&n| n == 1), "an id read twice");
+    // A shard that no file falls to reads nothing and succeeds.
+    let out = dir.path().join("none.jsonl");
+    let res = run(&[
+        "--source-type",
+        "csv",
+        "--csv-file",
+        p(&dir.path().join("day-01.csv")),
+        "--input-shard",
+        "1/2",
+        "--sink-type",
+        "file",
+        "--output-file",
+        p(&out),
+    ]);
+    assert_eq!(res.status.code(), Some(0), "{}", stderr(&res));
+    assert_eq!(summary_number(&stderr(&res), "read"), 0);
+    assert_eq!(fs::read_to_string(&out).unwrap(), "");
+}
+
+#[test]
+fn ndjson_files_by_glob() {
+    let dir = tempfile::tempdir().unwrap();
+    for f in 0..3 {
+        let text: String = (0..100)
+            .map(|i| format!("{{\"f\":{f},\"i\":{i}}}\n"))
+            .collect();
+        let text = if f == 1 {
+            text.replace("{\"f\":1,\"i\":50}", "{oops")
+        } else {
+            text
+        };
+        fs::write(dir.path().join(format!("part-{f}.jsonl")), text).unwrap();
+    }
+    let (out, dead) = (dir.path().join("out.jsonl"), dir.path().join("dead.jsonl"));
+    let res = run(&[
+        "--source-type",
+        "jsonl",
+        "--jsonl-file",
+        &format!("{}/part-*.jsonl", dir.path().display()),
+        "--sink-type",
+        "file",
+        "--output-file",
+        p(&out),
+        "--dead-letter",
+        p(&dead),
+    ]);
+    assert_eq!(res.status.code(), Some(1), "{}", stderr(&res));
+    let lines = read_jsonl(&out);
+    assert_eq!(lines.len(), 299);
+    assert_eq!(lines[0]["f"], 0);
+    assert_eq!(lines[298]["f"], 2);
+    let rejects = read_jsonl(&dead);
+    assert_eq!(rejects[0]["position"], 51);
+    assert!(
+        rejects[0]["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("part-1.jsonl"),
+        "{}",
+        rejects[0]
+    );
+}
+
+#[test]
+fn inputs_that_cannot_work_are_refused_before_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    days(dir.path());
+    let out = dir.path().join("out.jsonl");
+    let missing = dir.path().join("day-09.csv");
+    let glob = format!("{}/nothing-*.csv", dir.path().display());
+    let one = dir.path().join("day-01.csv");
+    for (files, extra, says) in [
+        (vec![glob.as_str()], vec![], "matches no file"),
+        (vec![p(&one), p(&missing)], vec![], "day-09.csv"),
+        (
+            vec!["-", p(&one)],
+            vec![],
+            "standard input cannot be read together",
+        ),
+        (vec![p(&one)], vec!["--input-shard", "2/2"], "is not I/N"),
+        (
+            vec!["-"],
+            vec!["--input-shard", "0/2"],
+            "standard input cannot be split",
+        ),
+    ] {
+        let mut args = vec!["--source-type", "csv", "--csv-file"];
+        args.extend(&files);
+        args.extend(["--sink-type", "file", "--output-file", p(&out)]);
+        args.extend(&extra);
+        let res = run(&args);
+        assert_eq!(res.status.code(), Some(2), "{files:?}: {}", stderr(&res));
+        assert!(stderr(&res).contains(says), "{files:?}: {}", stderr(&res));
+        assert!(!out.exists());
+    }
+}
+
+/// A record the MySQL sink rejects names its file too.
+#[test]
+fn a_sink_rejection_names_the_file_of_its_record() {
+    let mut db = Db::connect();
+    let table = table_name("many_files");
+    db.exec(&format!("DROP TABLE IF EXISTS {table}"));
+    db.exec(&format!("CREATE TABLE {table} (id INT PRIMARY KEY, n INT)"));
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("a.csv"), "id,n\n1,1\n2,2\n").unwrap();
+    fs::write(dir.path().join("b.csv"), "id,n\n3,3\n4,not a number\n").unwrap();
+    let dead = dir.path().join("dead.jsonl");
+    let url = mysql_url();
+    let glob = format!("{}/*.csv", dir.path().display());
+    let res = run(&csv_to_mysql(
+        &glob,
+        &url,
+        &table,
+        &["--dead-letter", p(&dead)],
+    ));
+    assert_eq!(res.status.code(), Some(1), "{}", stderr(&res));
+    assert_eq!(db.count(&format!("SELECT COUNT(*) FROM {table}")), 3);
+    let rejects = read_jsonl(&dead);
+    assert_eq!(rejects.len(), 1);
+    assert_eq!(rejects[0]["stage"], "sink");
+    assert_eq!(rejects[0]["position"], 3);
+    assert!(
+        rejects[0]["file"].as_str().unwrap().ends_with("b.csv"),
+        "{}",
+        rejects[0]
+    );
+    db.exec(&format!("DROP TABLE {table}"));
+}
