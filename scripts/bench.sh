@@ -7,6 +7,9 @@
 #                             LOAD DATA LOCAL INFILE, ingestr and executemany
 #   scripts/bench.sh es       Elasticsearch/OpenSearch -> JSON lines, against
 #                             elasticdump and a bare Python scroll loop
+#   scripts/bench.sh ndjson   NDJSON -> JSON lines against jq and Miller, NDJSON
+#                             -> MySQL against a Python executemany loader,
+#                             gzip CSV input against zcat | pipeline-cli -
 #
 # Reports are printed and written to bench-out/.
 set -euo pipefail

@@ -4,7 +4,7 @@ module, PyMySQL, `cursor.executemany(INSERT ...)` in batches, one commit per
 batch. It is the "hand-written loader" peer in `scripts/bench.sh mysql`.
 
 Usage:
-  bench_executemany.py --csv PATH --table NAME [--host 127.0.0.1] [--port 3306]
+  bench_executemany.py (--csv PATH | --jsonl PATH) --table NAME [--host 127.0.0.1] [--port 3306]
                        [--user root] [--password ''] [--database test]
                        [--batch 1000]
 
@@ -12,12 +12,16 @@ The table must exist with the columns id,name,email,amount,created_at,active,
 note. Values are converted the way the benchmark's LOAD DATA statement does:
 created_at `2026-04-08T04:47:06Z` becomes the DATETIME 2026-04-08 04:47:06
 (UTC, as written), active becomes 1 for `true` and 0 otherwise; an empty
-field becomes NULL. Prints the number of rows inserted.
+field becomes NULL. With --jsonl, one JSON object per line with those keys
+(json.loads, decimals as Decimal so no digit is lost; true/false as 1/0).
+Prints the number of rows inserted.
 """
 import argparse
 import csv
+import json
 import sys
 from datetime import datetime
+from decimal import Decimal
 
 import pymysql
 
@@ -43,9 +47,27 @@ def convert(row):
     )
 
 
+def convert_json(line):
+    """One NDJSON line -> the parameters of the INSERT."""
+    d = json.loads(line, parse_float=Decimal)
+    created = d.get("created_at")
+    active = d.get("active")
+    return (
+        d["id"],
+        d["name"],
+        d.get("email"),
+        d.get("amount"),
+        datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ") if created else None,
+        None if active is None else int(bool(active)),
+        d.get("note"),
+    )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--csv", required=True)
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--csv")
+    src.add_argument("--jsonl")
     ap.add_argument("--table", required=True)
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=3306)
@@ -72,16 +94,20 @@ def main() -> int:
         ", ".join(["%s"] * len(COLUMNS)),
     )
     total = 0
-    with conn, open(args.csv, newline="", encoding="utf-8") as f:
-        reader = csv.reader(f)
-        header = next(reader)
-        if tuple(header) != COLUMNS:
-            print(f"unexpected header {header}, want {list(COLUMNS)}", file=sys.stderr)
-            return 2
+    with conn, open(args.csv or args.jsonl, newline="", encoding="utf-8") as f:
+        if args.csv:
+            reader = csv.reader(f)
+            header = next(reader)
+            if tuple(header) != COLUMNS:
+                print(f"unexpected header {header}, want {list(COLUMNS)}", file=sys.stderr)
+                return 2
+            params = map(convert, reader)
+        else:
+            params = (convert_json(line) for line in f if line.strip())
         cur = conn.cursor()
         batch = []
-        for row in reader:
-            batch.append(convert(row))
+        for row in params:
+            batch.append(row)
             if len(batch) >= args.batch:
                 cur.executemany(sql, batch)
                 conn.commit()

@@ -826,7 +826,7 @@ fn slice_flags_that_cannot_work_are_refused() {
         ),
         (
             vec!["--es-slices", "4"],
-            "contains {slice} but no --es-slice-id",
+            "contains {slice} but neither --es-slice-id nor --input-shard",
         ),
         (
             vec![

@@ -5,6 +5,8 @@
   LOCAL INFILE, ingestr and a plain Python executemany loader
 - es_job: Elasticsearch/OpenSearch -> JSON lines, against elasticdump and a
   bare Python scroll loop
+- ndjson_job: NDJSON -> JSON lines (jq, Miller), NDJSON -> MySQL (a Python
+  executemany loader), gzip input (zcat | pipeline-cli -)
 
 Each job runs every tool in the same run, so ratios stay meaningful on a
 noisy (shared, small) machine; absolute times from different runs are not

@@ -131,7 +131,7 @@ pub fn open(input: &InputPath, what: &'static str) -> Result<Opened, PipelineErr
         });
     };
     let whole: Box<dyn Read + Send> = Box::new(io::Cursor::new(head).chain(raw));
-    let reader: Box<dyn Read + Send> = match kind {
+    let decoder: Box<dyn Read + Send> = match kind {
         // Several gzip members back to back (`cat a.gz b.gz`) are one stream.
         Compression::Gzip => Box::new(Decoding(kind, flate2::read::MultiGzDecoder::new(whole))),
         Compression::Zstd => Box::new(Decoding(
@@ -139,6 +139,9 @@ pub fn open(input: &InputPath, what: &'static str) -> Result<Opened, PipelineErr
             zstd::stream::read::Decoder::new(whole).map_err(read_err)?,
         )),
     };
+    // Decompressed on a thread of its own, as `zcat file |` would be: the
+    // reader parses while the next block is inflated.
+    let reader: Box<dyn Read + Send> = Box::new(Threaded::spawn(decoder));
     tracing::debug!(
         "{}: {}-compressed, read through a decoder",
         display_name(input),
@@ -151,6 +154,100 @@ pub fn open(input: &InputPath, what: &'static str) -> Result<Opened, PipelineErr
         live: None,
         compression,
     })
+}
+
+/// Blocks read ahead from a reader by a thread of its own.
+struct Threaded {
+    blocks: crossbeam_channel::Receiver<io::Result<Vec<u8>>>,
+    /// Handed-back buffers, for the thread to fill again.
+    spare: crossbeam_channel::Sender<Vec<u8>>,
+    current: Vec<u8>,
+    at: usize,
+    ended: bool,
+}
+
+/// Bytes per block read ahead, and blocks in flight.
+const BLOCK: usize = 256 * 1024;
+const AHEAD: usize = 4;
+
+impl Threaded {
+    fn spawn(mut inner: Box<dyn Read + Send>) -> Threaded {
+        let (tx, blocks) = crossbeam_channel::bounded(AHEAD);
+        let (spare, spares) = crossbeam_channel::bounded::<Vec<u8>>(AHEAD + 2);
+        std::thread::Builder::new()
+            .name("input-decoder".into())
+            .spawn(move || loop {
+                let mut buf = spares.try_recv().unwrap_or_default();
+                buf.resize(BLOCK, 0);
+                let mut n = 0;
+                // Fill the block (a decoder may return little at a time).
+                let result = loop {
+                    match inner.read(&mut buf[n..]) {
+                        Ok(0) => break Ok(()),
+                        Ok(k) => {
+                            n += k;
+                            if n == buf.len() {
+                                break Ok(());
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => break Err(e),
+                    }
+                };
+                buf.truncate(n);
+                let last = n == 0 || result.is_err();
+                let sent = if n > 0 {
+                    tx.send(Ok(buf)).is_ok()
+                } else {
+                    true
+                };
+                if let Err(e) = result {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+                // The reader went away (the run stopped), or the input ended.
+                if !sent || last {
+                    return;
+                }
+            })
+            .expect("spawn the input decoder");
+        Threaded {
+            blocks,
+            spare,
+            current: Vec::new(),
+            at: 0,
+            ended: false,
+        }
+    }
+}
+
+impl Read for Threaded {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.at == self.current.len() {
+            if self.ended {
+                return Ok(0);
+            }
+            match self.blocks.recv() {
+                Ok(Ok(block)) => {
+                    let used = std::mem::replace(&mut self.current, block);
+                    let _ = self.spare.try_send(used);
+                    self.at = 0;
+                }
+                Ok(Err(e)) => {
+                    self.ended = true;
+                    return Err(e);
+                }
+                Err(_) => {
+                    self.ended = true;
+                    return Ok(0);
+                }
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.at);
+        buf[..n].copy_from_slice(&self.current[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
 }
 
 /// A decoder whose errors say what it was decoding ("gzip input: corrupt

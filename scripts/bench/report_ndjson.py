@@ -1,0 +1,78 @@
+"""The report of the ndjson job: each group's commands (mean ± stddev,
+median, rows/s, ratios against pipeline-cli) and the targets."""
+
+import json
+import subprocess
+from pathlib import Path
+
+
+def results(path):
+    data = json.loads(Path(path).read_text())["results"]
+    return {r["command"]: r for r in data}
+
+
+def table(group, rows, first):
+    print("| command | mean ± sd (s) | median (s) | rows/s | pipeline-cli is … faster |")
+    print("|---|---|---|---|---|")
+    base = group[first]["median"]
+    for name, r in group.items():
+        med = r["median"]
+        ratio = "—" if name == first else f"{med / base:.2f}×"
+        print(f"| {name} | {r['mean']:.3f} ± {r['stddev']:.3f} | {med:.3f} | {rows / med:,.0f} | {ratio} |")
+    print()
+
+
+def main(env):
+    md, rows = Path(env["MD"]), int(env["ROWS"])
+    facts = json.loads((md / "facts.json").read_text())
+    counts, rss = facts["counts"], facts["rss_kib"]
+    cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"],
+                         capture_output=True, text=True).stdout.strip()  # fmt: skip
+    print("# NDJSON and gzip input\n")
+    print(f"{rows:,} records; build {env['BUILD_ID']}; {env['RUNS']} runs after 1 warm-up; "
+          f"{cpu}, {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} cores; "
+          f"load average at the start {env['LOADAVG']}. Ratios compare medians of the same run.\n")  # fmt: skip
+
+    ok = True
+    print(f"## NDJSON -> JSON lines ({int(env['JSONL_BYTES']) / 1e6:.0f} MB of NDJSON)\n")
+    j = results(md / "jsonl.json")
+    table(j, rows, "pipeline-cli")
+    for k in ("pcli", "jq", "mlr"):
+        if counts[f"jsonl-{k}"] != rows:
+            ok = False
+            print(f"WRONG: {k} wrote {counts[f'jsonl-{k}']} lines, expected {rows}\n")
+    print("## NDJSON -> MySQL/MariaDB\n")
+    m = results(md / "mysql.json")
+    table(m, rows, "pipeline-cli")
+    for k in ("pcli", "executemany"):
+        if counts[f"mysql-{k}"] != rows:
+            ok = False
+            print(f"WRONG: the {k} table holds {counts[f'mysql-{k}']} rows, expected {rows}\n")
+    print(f"## gzip input ({int(env['GZ_BYTES']) / 1e6:.0f} MB gzip)\n")
+    g = results(md / "gzip.json")
+    table(g, rows, "pipeline-cli file.csv.gz")
+    for k in ("direct", "zcat", "plain"):
+        if counts[f"gzip-{k}"] != rows:
+            ok = False
+            print(f"WRONG: gzip {k} wrote {counts[f'gzip-{k}']} lines, expected {rows}\n")
+    direct = g["pipeline-cli file.csv.gz"]["median"]
+    via_zcat = g["zcat file.csv.gz | pipeline-cli -"]["median"]
+    zcat_only = g["zcat file.csv.gz > /dev/null"]["median"]
+    print("## Targets\n")
+    lines = [
+        ("NDJSON -> JSON lines faster than jq", j["jq -c ."]["median"] / j["pipeline-cli"]["median"], 1.0),
+        ("NDJSON -> JSON lines faster than Miller",
+         j["mlr --ijsonl --ojsonl cat"]["median"] / j["pipeline-cli"]["median"], 1.0),
+        ("NDJSON -> MySQL faster than executemany", m["executemany"]["median"] / m["pipeline-cli"]["median"], 1.0),
+        ("gzip file read directly vs through zcat (≥ 1: no dearer)", via_zcat / direct, 0.95),
+    ]  # fmt: skip
+    for what, ratio, need in lines:
+        verdict = "PASS" if ratio >= need else "FAIL"
+        print(f"- {what}: {ratio:.2f}× — {verdict}")
+    print(f"- gzip file read directly: {direct:.3f} s, the decompression alone (zcat > /dev/null) "
+          f"{zcat_only:.3f} s: reading costs {max(direct - zcat_only, 0):.3f} s on top of inflating")  # fmt: skip
+    print(f"- peak RSS: NDJSON -> JSON lines {rss['jsonl'] / 1024:.1f} MiB, NDJSON -> MySQL "
+          f"{rss['mysql'] / 1024:.1f} MiB, gzip CSV -> JSON lines {rss['gzip'] / 1024:.1f} MiB")  # fmt: skip
+    print(f"- outputs checked: {'all ' + str(rows) + ' records each' if ok else 'SOME WRONG (above)'}")
+    if not ok:
+        raise SystemExit(1)
