@@ -417,6 +417,9 @@ pub struct Lines {
     pub ends: Vec<usize>,
     /// Each record's position (see [`Record::position`]).
     pub positions: Vec<u64>,
+    /// Each line has its own keys (NDJSON): `schema` names none, and a line
+    /// read back takes its keys in order (`schema` gives only the origin).
+    pub keys_per_line: bool,
 }
 
 impl Lines {
@@ -427,6 +430,7 @@ impl Lines {
             bytes: Vec::with_capacity(capacity * 128),
             ends: Vec::with_capacity(capacity),
             positions: Vec::with_capacity(capacity),
+            keys_per_line: false,
         }
     }
 
@@ -464,6 +468,17 @@ impl Lines {
         let line = &self.bytes[start..self.ends[i] - 1];
         let object: serde_json::Map<String, serde_json::Value> =
             serde_json::from_slice(line).unwrap_or_default();
+        if self.keys_per_line {
+            let names = object.keys().cloned().collect();
+            return Record {
+                schema: Arc::new(Schema::with_origin(
+                    names,
+                    self.schema.origin().map(Arc::from),
+                )),
+                values: object.values().map(Value::from_json).collect(),
+                position: self.positions[i],
+            };
+        }
         let values = self
             .schema
             .names()

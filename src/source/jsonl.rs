@@ -6,7 +6,9 @@
 //! not valid UTF-8, not valid JSON or not an object is rejected with its line
 //! number and raw text, like a bad CSV row; blank lines are skipped.
 
+use std::borrow::Cow;
 use std::io::{self, BufRead, BufReader, Read};
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde::de::DeserializeSeed;
@@ -16,10 +18,12 @@ use crate::channel::RecordSender;
 use crate::config::JsonlConfig;
 use crate::context::Context;
 use crate::error::{ErrorType, PipelineError};
-use crate::record::{Record, Value};
+use crate::record::{Lines, Record, Schema, Value};
 
 use super::input::{display_name, Compression};
-use super::json_object::{all_different, raw_value, Members, MembersInto, SchemaCache};
+use super::json_object::{
+    all_different, compact_into, raw_value, Members, MembersInto, SchemaCache,
+};
 use super::Source;
 
 /// Lines read between two sends and counter updates.
@@ -41,6 +45,8 @@ pub struct JsonlSource {
     max_line_bytes: u64,
     /// The file's name, when it is one of several.
     origin: Option<std::sync::Arc<str>>,
+    /// The sink takes JSON lines: batches of this many are sent as lines.
+    lines: Option<usize>,
 }
 
 /// One line: where it starts, and its bytes without the line end.
@@ -77,6 +83,7 @@ impl JsonlSource {
             live: opened.live.is_some(),
             max_line_bytes: config.max_line_bytes,
             origin: None,
+            lines: None,
         })
     }
 
@@ -129,12 +136,53 @@ impl JsonlSource {
     }
 }
 
+/// Where good lines go: records, or JSON lines the file sink writes as
+/// they are (each line byte for byte what its record would be written as).
+enum Pending {
+    Records(Vec<Record>),
+    Lines(Lines),
+}
+
+impl Pending {
+    /// Hands what is pending to the sinks.
+    fn send(&mut self, out: &RecordSender, ctx: &Context) {
+        match self {
+            Pending::Records(chunk) => out.send_all(chunk, ctx),
+            Pending::Lines(lines) if !lines.is_empty() => {
+                let empty = Lines {
+                    keys_per_line: true,
+                    ..Lines::new(lines.schema.clone(), lines.ends.capacity())
+                };
+                out.send_lines(std::mem::replace(lines, empty), ctx);
+            }
+            Pending::Lines(_) => {}
+        }
+    }
+}
+
 /// A line as a record, or why it cannot be one.
+#[cfg(test)]
 fn to_record(
     line: &[u8],
     position: u64,
     cache: &mut SchemaCache,
 ) -> Result<Record, (ErrorType, String)> {
+    let mut pending = Pending::Records(Vec::with_capacity(1));
+    take_line(line, position, cache, &mut pending)?;
+    match pending {
+        Pending::Records(mut r) => Ok(r.pop().expect("one record")),
+        Pending::Lines(_) => unreachable!("records asked for"),
+    }
+}
+
+/// Adds a line to `pending` as a record or its JSON line, or says why it
+/// cannot be one.
+fn take_line(
+    line: &[u8],
+    position: u64,
+    cache: &mut SchemaCache,
+    pending: &mut Pending,
+) -> Result<(), (ErrorType, String)> {
     let text = std::str::from_utf8(line).map_err(|e| {
         (
             ErrorType::Parse,
@@ -149,7 +197,25 @@ fn to_record(
     if read.is_err() {
         return Err(explain(text));
     }
-    if !all_different(members.iter().map(|(k, _)| &*k.0)) {
+    let unique = all_different(members.iter().map(|(k, _)| &*k.0));
+    if let Pending::Lines(lines) = pending {
+        // Keys without escapes (borrowed) are written as they are: the line
+        // without its whitespace is the record's line.
+        if unique && members.iter().all(|(k, _)| matches!(k.0, Cow::Borrowed(_))) {
+            compact_into(text, &mut lines.bytes);
+            lines.end_line(position);
+            return Ok(());
+        }
+    }
+    let record = if unique {
+        let schema = cache.schema(members.iter().map(|(k, _)| &*k.0));
+        let values = members.iter().map(|(_, v)| raw_value(v.get())).collect();
+        Record {
+            schema,
+            values,
+            position,
+        }
+    } else {
         // A key repeated: the last value counts (as for an Elasticsearch
         // _source); read through a tree.
         let Ok(Json::Object(map)) = serde_json::from_str::<Json>(text) else {
@@ -157,19 +223,20 @@ fn to_record(
         };
         let schema = cache.schema(map.keys().map(String::as_str));
         let values = map.values().map(Value::from_json).collect();
-        return Ok(Record {
+        Record {
             schema,
             values,
             position,
-        });
+        }
+    };
+    match pending {
+        Pending::Records(chunk) => chunk.push(record),
+        Pending::Lines(lines) => {
+            record.write_json_into(&mut lines.bytes);
+            lines.end_line(position);
+        }
     }
-    let schema = cache.schema(members.iter().map(|(k, _)| &*k.0));
-    let values = members.iter().map(|(_, v)| raw_value(v.get())).collect();
-    Ok(Record {
-        schema,
-        values,
-        position,
-    })
+    Ok(())
 }
 
 /// Why a line is not a JSON object.
@@ -212,6 +279,11 @@ impl Source for JsonlSource {
         ]
     }
 
+    fn write_json_lines(&mut self, batch: usize) -> bool {
+        self.lines = Some(batch.max(1));
+        true
+    }
+
     fn set_origin(&mut self, origin: std::sync::Arc<str>) {
         self.origin = Some(origin);
     }
@@ -221,14 +293,24 @@ impl Source for JsonlSource {
         let mut cache = SchemaCache::default();
         cache.origin = self.origin.clone();
         let mut line = Vec::with_capacity(4096);
-        let mut chunk: Vec<Record> = Vec::with_capacity(CHUNK_LINES);
+        let chunk_lines = self.lines.unwrap_or(CHUNK_LINES);
+        let mut chunk = match self.lines {
+            Some(batch) => Pending::Lines(Lines {
+                keys_per_line: true,
+                ..Lines::new(
+                    Arc::new(Schema::with_origin(Vec::new(), self.origin.clone())),
+                    batch,
+                )
+            }),
+            None => Pending::Records(Vec::with_capacity(CHUNK_LINES)),
+        };
         let (mut line_no, mut total, mut bytes) = (0u64, 0u64, 0u64);
         let mut done = false;
         while !done && !ctx.should_stop_reading() {
             let started = Instant::now();
             let mut rows = 0u64;
             let mut chunk_bytes = 0u64;
-            while rows < CHUNK_LINES as u64 {
+            while rows < chunk_lines as u64 {
                 if self.limit.is_some_and(|l| total + rows >= l) {
                     done = true;
                     break;
@@ -236,7 +318,7 @@ impl Source for JsonlSource {
                 line_no += 1;
                 let next = self.next_line(&mut line, line_no).map_err(|e| {
                     ctx.metrics.records_read(rows);
-                    out.send_all(&mut chunk, ctx);
+                    chunk.send(out, ctx);
                     PipelineError::Source(ErrorType::Io, format!("reading {}: {e}", self.name))
                 });
                 let next = next?;
@@ -261,11 +343,8 @@ impl Source for JsonlSource {
                         if line.iter().all(u8::is_ascii_whitespace) {
                             continue;
                         }
-                        match to_record(&line, at, &mut cache) {
-                            Ok(r) => {
-                                chunk.push(r);
-                                None
-                            }
+                        match take_line(&line, at, &mut cache, &mut chunk) {
+                            Ok(()) => None,
                             Err((_, reason)) => Some((at, line.clone(), reason)),
                         }
                     }
@@ -294,7 +373,7 @@ impl Source for JsonlSource {
             ctx.metrics.source_bytes(chunk_bytes);
             ctx.metrics.fetch_observed(started.elapsed());
             total += rows;
-            out.send_all(&mut chunk, ctx);
+            chunk.send(out, ctx);
             ctx.progress(bytes, total);
         }
         Ok(())
@@ -320,6 +399,44 @@ mod tests {
         assert_eq!(r.values[3], Value::Bool(true));
         assert_eq!(r.values[4], Value::Null);
         assert_eq!(r.position, 7);
+    }
+
+    /// A line written as it is (compacted) is byte for byte what its
+    /// record would be written as; lines the shortcut cannot take (escaped
+    /// or repeated keys) go through the record.
+    #[test]
+    fn lines_equal_what_their_records_are_written_as() {
+        let inputs = [
+            r#"{"a": 1, "b": [1, 2, {"c": "x y"}], "d": "q\"uote \u00e9", "e": null}"#,
+            "  {\"t\":true,\"f\":false,\"n\":-1.5e300}  ",
+            r#"{"caf\u00e9": 1, "b": 2}"#,
+            r#"{"a": 1, "a": {"z" : 2}}"#,
+            r#"{}"#,
+            "{\"s\": \"tab\\there\", \"big\": 123456789012345678901234567890}",
+        ];
+        let mut cache = SchemaCache::default();
+        let mut lines = Pending::Lines(Lines {
+            keys_per_line: true,
+            ..Lines::new(Arc::new(Schema::new(Vec::new())), 8)
+        });
+        let mut want = Vec::new();
+        for (i, text) in inputs.iter().enumerate() {
+            take_line(text.as_bytes(), i as u64 + 1, &mut cache, &mut lines).unwrap();
+            let r = to_record(text.as_bytes(), i as u64 + 1, &mut cache).unwrap();
+            r.write_json_into(&mut want);
+            want.push(b'\n');
+        }
+        let Pending::Lines(lines) = lines else {
+            unreachable!()
+        };
+        assert_eq!(
+            String::from_utf8(lines.bytes.clone()).unwrap(),
+            String::from_utf8(want).unwrap()
+        );
+        // Read back (for a dead-letter entry) with its own keys.
+        let back = lines.record(0);
+        assert_eq!(back.schema.names(), ["a", "b", "d", "e"]);
+        assert_eq!(back.position, 1);
     }
 
     #[test]
