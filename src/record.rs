@@ -130,6 +130,20 @@ impl Value {
         })
     }
 
+    /// [`Value::typed`], but raw text that is not valid JSON (a lone
+    /// surrogate escape such as `"\ud800"`, which no UTF-8 text can hold)
+    /// is an error rather than text, for a sink that must not store it.
+    pub fn checked_typed(&self) -> Result<std::borrow::Cow<'_, Value>, String> {
+        if let Value::Raw(raw) = self {
+            if raw.contains('\\') {
+                if let Err(e) = serde_json::from_str::<serde_json::Value>(raw) {
+                    return Err(format!("not valid JSON text ({e}): {raw}"));
+                }
+            }
+        }
+        Ok(self.typed())
+    }
+
     /// Infers a typed value from CSV text: integers, decimals and true/false
     /// become numbers and booleans, an empty field becomes null, anything
     /// else stays text. Integers with leading zeros ("007") stay text, since

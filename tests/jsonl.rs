@@ -189,6 +189,9 @@ fn ndjson_into_mysql_json_and_text_columns() {
         r#"{"id": 1, "amount": 12345678901234567890.0123456789, "name": "Zoë", "nested": {"a": [1, {"b": null}]}, "tags": ["x", 2], "ok": true}"#,
         r#"{"id": 2, "amount": 0.5, "name": "plain", "nested": {}, "tags": [], "ok": false}"#,
         r#"{"id": 3, "name": "no amount", "nested": null, "tags": "a string", "ok": null}"#,
+        // A lone surrogate escape has no UTF-8 text: the record fails, it
+        // is not stored as its escape with quotes.
+        r#"{"id": 4, "name": "\ud800"}"#,
     ];
     fs::write(&input, gzip(lines.join("\n").as_bytes())).unwrap();
     let url = mysql_url();
@@ -204,7 +207,10 @@ fn ndjson_into_mysql_json_and_text_columns() {
         "--db-table",
         &table,
     ]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(summary_number(&err, "failed"), 1, "{err}");
+    assert!(err.contains("not valid JSON text"), "{err}");
     let rows = db.rows(&format!(
         "SELECT id, amount, name, nested, tags, ok FROM {table} ORDER BY id"
     ));
@@ -222,5 +228,6 @@ fn ndjson_into_mysql_json_and_text_columns() {
     assert_eq!(cell(2, 1), None);
     assert_eq!(cell(2, 3), None);
     assert_eq!(cell(2, 4).as_deref(), Some("a string"));
+    assert_eq!(rows.len(), 3);
     db.exec(&format!("DROP TABLE {table}"));
 }

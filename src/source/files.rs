@@ -66,6 +66,10 @@ impl FileList {
                 None => size.map(|s| s + meta.len()),
             };
         }
+        if files.is_empty() {
+            // Nothing to read: no size (a 0 would make "% done" divide by 0).
+            size = None;
+        }
         let first = match files.first() {
             Some(f) => {
                 let mut s = open(&InputPath::File(f.clone()), limit)?;

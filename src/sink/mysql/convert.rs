@@ -17,7 +17,7 @@ impl Column {
     /// Converts a record value for this column, or says why it does not fit.
     pub fn convert(&self, v: &Value) -> Result<MyValue, String> {
         if let Value::Raw(_) = v {
-            return self.convert(&v.typed());
+            return self.convert(&*v.checked_typed()?);
         }
         // An empty CSV field means "no value" for every non-text column.
         let empty_text = matches!(v, Value::Str(s) if s.is_empty());
@@ -408,6 +408,25 @@ mod tests {
             auto_increment: false,
             default_on_null: false,
         }
+    }
+
+    /// A JSON string with a lone surrogate escape has no UTF-8 text: the
+    /// record fails rather than storing the escape with its quotes.
+    #[test]
+    fn raw_json_that_is_not_valid_fails_instead_of_being_stored_as_text() {
+        let c = col(
+            Kind::Text {
+                max_chars: None,
+                max_bytes: None,
+            },
+            true,
+        );
+        let err = c.convert(&Value::Raw(r#""\ud800""#.into())).unwrap_err();
+        assert!(err.contains("not valid JSON text"), "{err}");
+        assert_eq!(
+            c.convert(&Value::Raw(r#""caf\u00e9""#.into())),
+            Ok(MyValue::Bytes("café".into()))
+        );
     }
 
     #[test]
