@@ -230,6 +230,21 @@ pub enum SourceConfig {
 }
 
 impl SourceConfig {
+    /// The input files and the flag that named them (none for standard
+    /// input or Elasticsearch): every file of a list, or the one file.
+    pub fn input_files(&self) -> (&'static str, Vec<PathBuf>) {
+        let files = |input: &InputPath, list: &Option<Vec<PathBuf>>| match (input, list) {
+            (_, Some(list)) => list.clone(),
+            (InputPath::File(p), None) => vec![p.clone()],
+            (InputPath::Stdin, None) => Vec::new(),
+        };
+        match self {
+            SourceConfig::Csv(c) => ("--csv-file", files(&c.input, &c.list)),
+            SourceConfig::Jsonl(c) => ("--jsonl-file", files(&c.input, &c.list)),
+            SourceConfig::Elasticsearch(_) => ("", Vec::new()),
+        }
+    }
+
     /// The `source` label of `pipeline_info`.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use crate::config::{Config, InputPath, OutputPath, SinkConfig, SourceConfig};
+use crate::config::{Config, OutputPath, SinkConfig, SourceConfig};
 use crate::error::PipelineError;
 use crate::sink::file::partial_path;
 
@@ -95,17 +95,7 @@ fn config_error(msg: String) -> PipelineError {
 /// metrics textfile that already holds something else; and checks that the
 /// files written only at the end (textfile, state file) can be written.
 pub fn check_paths(config: &Config) -> Result<(), PipelineError> {
-    let input = match &config.source {
-        SourceConfig::Csv(c) => match &c.input {
-            InputPath::File(p) => Some(p.clone()),
-            InputPath::Stdin => None,
-        },
-        SourceConfig::Jsonl(c) => match &c.input {
-            InputPath::File(p) => Some(p.clone()),
-            InputPath::Stdin => None,
-        },
-        SourceConfig::Elasticsearch(_) => None,
-    };
+    let (flag, inputs) = config.source.input_files();
     let mut written: Vec<Written> = Vec::new();
     let mut add = |what: &str, path: &Path| {
         written.push(Written {
@@ -159,18 +149,19 @@ pub fn check_paths(config: &Config) -> Result<(), PipelineError> {
         }
     }
     let resolved: Vec<Resolved> = written.iter().map(|w| resolve(&w.path)).collect();
-    if let Some(input) = &input {
+    // Every input file: a glob may well match the previous run's output.
+    for input in &inputs {
         let r = resolve(input);
         for (w, o) in written.iter().zip(&resolved) {
             if r.same(o) {
                 return Err(config_error(if w.what.starts_with("the temporary") {
                     format!(
-                        "--csv-file '{}' is the temporary file of --output-file: it would be emptied before it is read; rename it or choose another --output-file",
+                        "{flag} '{}' is the temporary file of --output-file: it would be emptied before it is read; rename it or choose another --output-file",
                         input.display()
                     )
                 } else {
                     format!(
-                        "{} '{}' is the input file (--csv-file): it would be overwritten; choose another path",
+                        "{} '{}' is the input file ({flag}): it would be overwritten; choose another path",
                         w.what,
                         w.path.display()
                     )

@@ -64,6 +64,38 @@ fn an_output_that_is_the_input_is_refused() {
     refused(dir.path(), &args, "--metrics-textfile");
 }
 
+/// A glob that also matches the previous run's output (or a `.partial`
+/// a crashed run left) would read it and overwrite it: refused, whichever
+/// file of the list it is.
+#[test]
+fn a_glob_matching_the_output_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.csv"), INPUT).unwrap();
+    for name in ["a.jsonl", "z.jsonl", "all.jsonl"] {
+        std::fs::write(dir.path().join(name), "{\"id\":1}\n").unwrap();
+    }
+    let glob = format!("{}/*.jsonl*", dir.path().display());
+    let out = dir.path().join("all.jsonl");
+    let args = [
+        "--source-type",
+        "jsonl",
+        "--jsonl-file",
+        &glob,
+        "--sink-type",
+        "file",
+        "--output-file",
+        p(&out),
+    ];
+    refused(dir.path(), &args, "is the input file (--jsonl-file)");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "{\"id\":1}\n");
+    std::fs::rename(&out, dir.path().join("all.jsonl.partial")).unwrap();
+    let err = stderr(&run(&args));
+    assert!(
+        err.contains("is the temporary file of --output-file"),
+        "{err}"
+    );
+}
+
 #[test]
 fn an_input_named_like_the_temporary_output_is_refused() {
     let dir = tempfile::tempdir().unwrap();

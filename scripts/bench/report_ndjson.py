@@ -33,28 +33,21 @@ def main(env):
           f"{cpu}, {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} cores; "
           f"load average at the start {env['LOADAVG']}. Ratios compare medians of the same run.\n")  # fmt: skip
 
-    ok = True
-    print(f"## NDJSON -> JSON lines ({int(env['JSONL_BYTES']) / 1e6:.0f} MB of NDJSON)\n")
-    j = results(md / "jsonl.json")
-    table(j, rows, "pipeline-cli")
-    for k in ("pcli", "jq", "mlr"):
-        if counts[f"jsonl-{k}"] != rows:
-            ok = False
-            print(f"WRONG: {k} wrote {counts[f'jsonl-{k}']} lines, expected {rows}\n")
-    print("## NDJSON -> MySQL/MariaDB\n")
-    m = results(md / "mysql.json")
-    table(m, rows, "pipeline-cli")
-    for k in ("pcli", "executemany"):
-        if counts[f"mysql-{k}"] != rows:
-            ok = False
-            print(f"WRONG: the {k} table holds {counts[f'mysql-{k}']} rows, expected {rows}\n")
-    print(f"## gzip input ({int(env['GZ_BYTES']) / 1e6:.0f} MB gzip)\n")
-    g = results(md / "gzip.json")
-    table(g, rows, "pipeline-cli file.csv.gz")
-    for k in ("direct", "zcat", "plain"):
-        if counts[f"gzip-{k}"] != rows:
-            ok = False
-            print(f"WRONG: gzip {k} wrote {counts[f'gzip-{k}']} lines, expected {rows}\n")
+    sections = [
+        (f"NDJSON -> JSON lines ({int(env['JSONL_BYTES']) / 1e6:.0f} MB of NDJSON)", "jsonl", "pipeline-cli"),
+        ("NDJSON -> MySQL/MariaDB", "mysql", "pipeline-cli"),
+        (f"gzip input ({int(env['GZ_BYTES']) / 1e6:.0f} MB gzip)", "gzip", "pipeline-cli file.csv.gz"),
+    ]  # fmt: skip
+    groups = {}
+    for title, key, first in sections:
+        print(f"## {title}\n")
+        groups[key] = results(md / f"{key}.json")
+        table(groups[key], rows, first)
+        for name, n in counts.items():
+            if name.startswith(key + "-") and n != rows:
+                print(f"WRONG: {name} holds {n} records, expected {rows}\n")
+    ok = all(n == rows for n in counts.values())
+    j, m, g = groups["jsonl"], groups["mysql"], groups["gzip"]
     direct = g["pipeline-cli file.csv.gz"]["median"]
     via_zcat = g["zcat file.csv.gz | pipeline-cli -"]["median"]
     zcat_only = g["zcat file.csv.gz > /dev/null"]["median"]

@@ -77,8 +77,8 @@ impl EsSource {
             "track_total_hits": true,
             "pit": {"id": id, "keep_alive": self.cfg.keep_alive},
         });
-        if let (Some(slice), true) = (self.cfg.slice_id, self.cfg.slices > 1) {
-            body["slice"] = json!({"id": slice, "max": self.cfg.slices});
+        if let Some(slice) = self.cfg.slice_id {
+            self.add_slice(&mut body, slice);
         }
         let expect = Expect {
             total: true,

@@ -256,10 +256,16 @@ impl EsSource {
             }
             body["_source"] = json!({"includes": includes});
         }
+        self.add_slice(&mut body, slice);
+        body
+    }
+
+    /// Asks for slice `slice` of `--es-slices` in a search body (nothing
+    /// when the read is not sliced).
+    pub(super) fn add_slice(&self, body: &mut Json, slice: u32) {
         if self.cfg.slices > 1 {
             body["slice"] = json!({"id": slice, "max": self.cfg.slices});
         }
-        body
     }
 
     /// This process reads one slice of several through a scroll: only the
