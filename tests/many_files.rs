@@ -274,3 +274,61 @@ fn a_sink_rejection_names_the_file_of_its_record() {
     );
     db.exec(&format!("DROP TABLE {table}"));
 }
+
+/// `--config` naming files and `--csv-file` / `--jsonl-file` on the command
+/// line: the command line's files are read instead of the config's, never
+/// after them; a list in the config is several files.
+#[test]
+fn files_on_the_command_line_replace_the_configs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fs::write(d.join("a.csv"), "id\n1\n2\n").unwrap();
+    fs::write(d.join("b.csv"), "id\n3\n").unwrap();
+    fs::write(d.join("y.csv"), "id\n7\n8\n9\n").unwrap();
+    fs::write(d.join("a.jsonl"), "{\"id\":\"1\"}\n{\"id\":\"2\"}\n").unwrap();
+    fs::write(d.join("y.jsonl"), "{\"id\":\"7\"}\n").unwrap();
+    let out = d.join("out.jsonl");
+    for (kind, in_config, on_line, want) in [
+        ("csv", "[\"a.csv\", \"b.csv\"]", None, vec![1, 2, 3]),
+        (
+            "csv",
+            "[\"a.csv\", \"b.csv\"]",
+            Some("y.csv"),
+            vec![7, 8, 9],
+        ),
+        ("csv", "\"a.csv\"", Some("y.csv"), vec![7, 8, 9]),
+        ("jsonl", "\"a.jsonl\"", Some("y.jsonl"), vec![7]),
+        ("jsonl", "[\"a.jsonl\"]", None, vec![1, 2]),
+    ] {
+        let conf = d.join("job.toml");
+        let in_config = in_config.replace('"', "").replace(['[', ']'], "");
+        let listed: Vec<String> = in_config
+            .split(", ")
+            .map(|f| format!("{:?}", p(&d.join(f))))
+            .collect();
+        fs::write(
+            &conf,
+            format!(
+                "source-type = \"{kind}\"\n{kind}-file = [{}]\nsink-type = \"file\"\noutput-file = {:?}\n",
+                listed.join(", "),
+                p(&out)
+            ),
+        )
+        .unwrap();
+        let flag = format!("--{kind}-file");
+        let line_file = on_line.map(|f| d.join(f));
+        let mut args = vec!["--config", p(&conf)];
+        if let Some(f) = &line_file {
+            args.extend([flag.as_str(), p(f)]);
+        }
+        let run_out = run(&args);
+        assert_eq!(run_out.status.code(), Some(0), "{}", stderr(&run_out));
+        assert_eq!(ids(&out), want, "{kind} {in_config} {on_line:?}");
+        assert_eq!(
+            summary_number(&stderr(&run_out), "read"),
+            want.len() as u64,
+            "{}",
+            stderr(&run_out)
+        );
+    }
+}

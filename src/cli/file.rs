@@ -1,7 +1,9 @@
 //! The arguments before clap sees them: snake_case flag names become
 //! kebab-case (`--source_type` is `--source-type`), and the settings of a
 //! `--config` TOML file become flags placed before the command line's own,
-//! so the command line wins. Secrets are refused in the file in every form.
+//! except those the command line gives itself: a value on the command line
+//! replaces the file's (a list as a whole, never added to it). Secrets are
+//! refused in the file in every form.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -65,10 +67,31 @@ fn closest<'a>(wanted: &str, names: impl Iterator<Item = &'a str>) -> Option<&'a
 }
 
 /// Flags that hold secrets: never read from a config file.
-const SECRET_FLAGS: [&str; 3] = ["db-pass", "es-pass", "es-api-key"];
+pub(super) const SECRET_FLAGS: [&str; 3] = ["db-pass", "es-pass", "es-api-key"];
+
+/// The ids of the flags the command line `args` gives itself (not the
+/// environment, not defaults). Its other mistakes (a missing required flag,
+/// a bad value) are left for the real parse to report.
+fn given_on_command_line(command: &clap::Command, args: &[OsString]) -> Vec<clap::Id> {
+    let Ok(matches) = command
+        .clone()
+        .ignore_errors(true)
+        .try_get_matches_from(args)
+    else {
+        return Vec::new();
+    };
+    matches
+        .ids()
+        .filter(|id| {
+            matches.value_source(id.as_str()) == Some(clap::parser::ValueSource::CommandLine)
+        })
+        .cloned()
+        .collect()
+}
 
 /// The command line with the settings of `--config FILE` (if given) put in
-/// front, so flags on the command line override them.
+/// front, leaving out every flag the command line gives itself: its value
+/// replaces the file's, for lists (`--csv-file`) as for single values.
 pub fn with_config_file(args: Vec<OsString>) -> Result<Vec<OsString>, PipelineError> {
     use clap::CommandFactory;
     let args = kebab_case(args);
@@ -104,7 +127,8 @@ pub fn with_config_file(args: Vec<OsString>) -> Result<Vec<OsString>, PipelineEr
         PipelineError::Config(format!("--config {shown}{at}: {}", e.message().trim()))
     })?;
     let command = Cli::command();
-    let mut injected = Vec::new();
+    let given = given_on_command_line(&command, &args);
+    let mut injected: Vec<OsString> = Vec::new();
     for (key, value) in table {
         let flag = key.replace('_', "-");
         if SECRET_FLAGS.contains(&flag.as_str()) {
@@ -131,6 +155,13 @@ pub fn with_config_file(args: Vec<OsString>) -> Result<Vec<OsString>, PipelineEr
                 "--config {shown}: '{key}' holds a password; set it in the environment (PIPELINE_DB_PASS, PIPELINE_ES_PASS) instead"
             )));
         }
+        if given.contains(arg.get_id()) {
+            continue;
+        }
+        // A flag taking several values gets a TOML list's items as its
+        // values; any other flag gets them joined with commas.
+        let many = arg.get_num_args().is_some_and(|n| n.max_values() > 1)
+            || matches!(arg.get_action(), clap::ArgAction::Append);
         let expand = |s: &str| {
             expand_env(s, |name| std::env::var(name).ok())
                 .map_err(|e| PipelineError::Config(format!("--config {shown}: '{key}': {e}")))
@@ -146,14 +177,22 @@ pub fn with_config_file(args: Vec<OsString>) -> Result<Vec<OsString>, PipelineEr
                 continue;
             }
             toml::Value::Boolean(b) => b.to_string(),
-            toml::Value::Array(items) => items
-                .iter()
-                .map(|v| match v {
-                    toml::Value::String(s) => expand(s),
-                    other => Ok(other.to_string()),
-                })
-                .collect::<Result<Vec<_>, _>>()?
-                .join(","),
+            toml::Value::Array(items) => {
+                let items = items
+                    .iter()
+                    .map(|v| match v {
+                        toml::Value::String(s) => expand(s),
+                        other => Ok(other.to_string()),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                if many && takes_value {
+                    for item in items {
+                        injected.push(format!("--{flag}={item}").into());
+                    }
+                    continue;
+                }
+                items.join(",")
+            }
             other => {
                 return Err(PipelineError::Config(format!(
                     "--config {shown}: '{key}' must be a string, number, boolean or list, not {}",
@@ -166,8 +205,7 @@ pub fn with_config_file(args: Vec<OsString>) -> Result<Vec<OsString>, PipelineEr
                 "--config {shown}: '{key}' is a switch; write {key} = true"
             )));
         }
-        injected.push(format!("--{flag}").into());
-        injected.push(text.into());
+        injected.push(format!("--{flag}={text}").into());
     }
     let mut out = Vec::with_capacity(args.len() + injected.len());
     out.push(args[0].clone());

@@ -942,6 +942,118 @@ mod tests {
             .contains("unknown setting 'no-such-flag'"));
     }
 
+    /// Every flag that takes a value, set in a --config file and given on
+    /// the command line too: the command line's value replaces the file's,
+    /// for the flags taking several values (found from the definition, so a
+    /// new one is covered) as for the others.
+    #[test]
+    fn a_value_on_the_command_line_replaces_the_config_files_for_every_flag() {
+        use clap::CommandFactory;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("job.toml");
+        let command = Cli::command();
+        // A value the flag accepts: one of its choices, else a number
+        // (which paths, names and sizes accept too).
+        let sample = |arg: &clap::Arg, i: usize| -> String {
+            let choices = arg.get_possible_values();
+            if choices.is_empty() {
+                (i + 1).to_string()
+            } else {
+                choices[i % choices.len()].get_name().to_string()
+            }
+        };
+        let mut lists = Vec::new();
+        let mut scalars = 0;
+        for arg in command.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            if long == "config"
+                || file::SECRET_FLAGS.contains(&long)
+                || !arg.get_action().takes_values()
+            {
+                continue;
+            }
+            let many = arg.get_num_args().is_some_and(|n| n.max_values() > 1)
+                || matches!(arg.get_action(), clap::ArgAction::Append);
+            let (in_file, on_line) = if many {
+                lists.push(long.to_string());
+                (
+                    format!(
+                        "{long} = [\"{}\", \"{}\"]\n",
+                        sample(arg, 0),
+                        sample(arg, 1)
+                    ),
+                    vec![sample(arg, 2)],
+                )
+            } else {
+                scalars += 1;
+                (
+                    format!("{long} = \"{}\"\n", sample(arg, 0)),
+                    vec![sample(arg, 1)],
+                )
+            };
+            std::fs::write(&file, &in_file).unwrap();
+            let mut argv: Vec<std::ffi::OsString> = vec!["pipeline-cli".into()];
+            for (flag, value) in [("source-type", "csv"), ("sink-type", "file")] {
+                if flag != long {
+                    argv.extend([format!("--{flag}").into(), value.into()]);
+                }
+            }
+            argv.extend(["--config".into(), file.clone().into_os_string()]);
+            argv.push(format!("--{long}").into());
+            argv.extend(on_line.iter().map(Into::into));
+            let argv = with_config_file(argv).unwrap();
+            let matches = command
+                .clone()
+                .try_get_matches_from(&argv)
+                .unwrap_or_else(|e| panic!("{in_file} {on_line:?}: {e}"));
+            let got: Vec<String> = matches
+                .get_raw(arg.get_id().as_str())
+                .unwrap()
+                .map(|v| v.to_string_lossy().into_owned())
+                .collect();
+            assert_eq!(got, on_line, "--{long}: {in_file}");
+        }
+        assert!(
+            lists.contains(&"csv-file".to_string()) && lists.contains(&"jsonl-file".to_string()),
+            "{lists:?}"
+        );
+        assert!(scalars > 30, "{scalars}");
+    }
+
+    #[test]
+    fn a_config_list_gives_the_flag_one_value_per_item() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("job.toml");
+        std::fs::write(
+            &file,
+            "source-type = \"csv\"\ncsv-file = [\"a.csv\", \"-b.csv\"]\njsonl-file = [\"c.jsonl\"]\nsink-type = \"file\"\noutput-file = \"o\"\nes-fields = [\"a\", \"b\"]\n",
+        )
+        .unwrap();
+        let argv = |extra: &[&str]| -> Vec<std::ffi::OsString> {
+            ["pipeline-cli", "--config", file.to_str().unwrap()]
+                .iter()
+                .chain(extra)
+                .map(Into::into)
+                .collect()
+        };
+        let cli = Cli::parse_args(with_config_file(argv(&[])).unwrap()).unwrap();
+        assert_eq!(cli.csv_file, ["a.csv", "-b.csv"]);
+        assert_eq!(cli.jsonl_file, ["c.jsonl"]);
+        assert_eq!(cli.es_fields.as_deref(), Some("a,b"));
+        let cli = Cli::parse_args(
+            with_config_file(argv(&["--csv_file", "y.csv", "--jsonl-file=z.jsonl"])).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(cli.csv_file, ["y.csv"]);
+        assert_eq!(cli.jsonl_file, ["z.jsonl"]);
+        // Still given (by the file) for the flags a source would ignore.
+        assert!(
+            cli.given.iter().any(|g| g == "es_fields"),
+            "{:?}",
+            cli.given
+        );
+    }
+
     #[test]
     fn bad_combinations_are_refused_with_the_flag_named() {
         let e = parse(&[
