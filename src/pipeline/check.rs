@@ -40,14 +40,9 @@ pub(super) fn with_sample<T>(
         config.source.kind(),
         config.sink.kind(),
     );
-    let mut source = source::open(&config.source, limit, &metrics)?;
-    let ctx = Context::new(
-        metrics,
-        Shutdown::new(),
-        DeadLetter::open(None)?,
-        None,
-        None,
-    );
+    let stop = Shutdown::new();
+    let mut source = source::open(&config.source, limit, &metrics, &stop)?;
+    let ctx = Context::new(metrics, stop, DeadLetter::open(None)?, None, None);
     ctx.silence_rejections();
     let (sender, rx) = channel::bounded(config.queue_size);
     std::thread::scope(|scope| {
@@ -83,7 +78,7 @@ pub fn check(config: &Config) -> Result<Vec<String>, PipelineError> {
         config.source.kind(),
         config.sink.kind(),
     );
-    let source = source::open(&config.source, config.limit, &metrics)?;
+    let source = source::open(&config.source, config.limit, &metrics, &Shutdown::new())?;
     let mut lines = source.describe();
     if let Some(l) = config.limit {
         lines.push(format!("source: at most {l} records (--limit)"));

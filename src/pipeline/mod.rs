@@ -47,8 +47,8 @@ pub fn prepare(
             e
         }
     };
-    let source =
-        source::open(&config.source, config.limit, &metrics).map_err(counted(Stage::Source))?;
+    let source = source::open(&config.source, config.limit, &metrics, &shutdown)
+        .map_err(counted(Stage::Source))?;
     let sink = sink::open(&config.sink, source.fields().as_deref(), false)
         .map_err(counted(Stage::Sink))?;
     if let Some(n) = sink.wants_sample() {

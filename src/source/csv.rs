@@ -16,6 +16,7 @@ use crate::config::{CsvConfig, InputPath};
 use crate::context::Context;
 use crate::error::{ErrorType, PipelineError};
 use crate::record::{Record, Schema, Value};
+use crate::shutdown::Shutdown;
 
 use super::csv_reader::{Next, Row, RowReader};
 use super::input::{display_name, Compression};
@@ -39,10 +40,6 @@ pub struct CsvSource {
     limit: Option<u64>,
     size: Option<u64>,
     name: String,
-    /// The input is a pipe (standard input, a named pipe) that may be fed
-    /// slowly (`tail -f | pipeline-cli`): rows are handed on as soon as the
-    /// writer pauses, and a stop is seen while it does.
-    live: Option<std::os::fd::RawFd>,
     /// A regular file, which several threads can read in chunks.
     path: Option<std::path::PathBuf>,
     delimiter: u8,
@@ -107,10 +104,15 @@ pub(super) fn header_names(header: &Row, source: &str) -> Result<Vec<String>, Pi
 
 impl CsvSource {
     /// Opens the input and reads the header. A missing file or a bad header
-    /// is a configuration error (nothing is read).
-    pub fn open(config: &CsvConfig, limit: Option<u64>) -> Result<CsvSource, PipelineError> {
+    /// is a configuration error (nothing is read). A pipe that has not sent
+    /// its header when `stop` is raised reads nothing.
+    pub fn open(
+        config: &CsvConfig,
+        limit: Option<u64>,
+        stop: &Shutdown,
+    ) -> Result<CsvSource, PipelineError> {
         let name = display_name(&config.input);
-        let opened = super::input::open(&config.input, "--csv-file")?;
+        let opened = super::input::open(&config.input, "--csv-file", stop)?;
         let (size, live, compression) = (opened.size, opened.live, opened.compression);
         let mut reader = RowReader::new(
             opened.reader,
@@ -119,14 +121,26 @@ impl CsvSource {
             config.max_field_lines,
         );
         reader.prefill(opened.head);
-        if let Some(fd) = live {
-            reader.set_live(fd, None);
-        }
+        // A pipe (standard input, a named pipe) may be fed slowly (`tail -f |
+        // pipeline-cli`): rows are handed on as soon as the writer pauses,
+        // and a stop is seen while it does.
+        let live = match live {
+            Some(l) => {
+                reader.set_live(l);
+                true
+            }
+            None => false,
+        };
         let schema = if config.has_header {
             let mut header = Row::default();
             match reader.read_row(&mut header) {
+                // Stopped before the whole header came: no fields known,
+                // nothing is read.
+                Ok(Next::End | Next::Bad { .. }) if reader.stopped() => None,
                 // An empty input has no fields and no rows: nothing to do.
-                Ok(Next::Row | Next::End) => {}
+                Ok(Next::Row | Next::End) => {
+                    Some(Arc::new(Schema::new(header_names(&header, &name)?)))
+                }
                 Ok(Next::Bad { reason, .. }) => {
                     return Err(PipelineError::Config(format!(
                         "cannot read the header of {name}: {reason}"
@@ -138,7 +152,6 @@ impl CsvSource {
                     )))
                 }
             }
-            Some(Arc::new(Schema::new(header_names(&header, &name)?)))
         } else {
             None
         };
@@ -155,7 +168,7 @@ impl CsvSource {
         // Compressed input is read by one thread (its row offsets are not
         // known in advance).
         let path = match (&config.input, live, compression) {
-            (InputPath::File(p), None, None) => Some(p.clone()),
+            (InputPath::File(p), false, None) => Some(p.clone()),
             _ => None,
         };
         Ok(CsvSource {
@@ -165,7 +178,6 @@ impl CsvSource {
             limit,
             size,
             name,
-            live,
             path,
             delimiter: config.delimiter,
             max_field_bytes: config.max_field_bytes,
@@ -468,9 +480,6 @@ impl Source for CsvSource {
 
     fn run(&mut self, out: &RecordSender, ctx: &Context) -> Result<(), PipelineError> {
         let _active = ctx.metrics.worker_active(crate::error::Stage::Source);
-        if let Some(fd) = self.live {
-            self.reader.set_live(fd, Some(ctx.shutdown.clone()));
-        }
         let mut row = Row::default();
         let mut chunk: Vec<Record> = Vec::with_capacity(CHUNK_ROWS);
         // Records the sinks are done with, filled again.
@@ -598,7 +607,7 @@ mod tests {
             max_field_lines: crate::config::DEFAULT_CSV_MAX_FIELD_LINES,
             threads: None,
         };
-        let mut src = CsvSource::open(&cfg, None).unwrap();
+        let mut src = CsvSource::open(&cfg, None, &Shutdown::new()).unwrap();
         let mut row = Row::default();
         assert_eq!(src.reader.read_row(&mut row).unwrap(), Next::Row);
         let err = src.convert(&mut row, None).unwrap_err();

@@ -9,15 +9,14 @@
 //! `--csv-max-field-lines` lines (probably a stray quote: the row is
 //! rejected and reading goes on from the line after the one it started on).
 //! Memory stays bounded by those limits. A live pipe (standard input, a
-//! named pipe) is read in short polls, so a stop is seen even when the
-//! writer has paused in the middle of a row.
+//! named pipe, compressed or not) is read through [`super::live`], so a
+//! stop is seen even when the writer has paused in the middle of a row.
 
 use std::io::{self, Read};
-use std::os::fd::RawFd;
 
 use csv_core::ReadRecordResult;
 
-use crate::shutdown::Shutdown;
+use super::live::{is_stopped, Live};
 
 /// Bytes asked of the input per read.
 const READ_SIZE: usize = 128 * 1024;
@@ -104,12 +103,6 @@ pub enum Next {
     End,
 }
 
-/// How a live input is watched.
-struct Live {
-    fd: RawFd,
-    stop: Option<Shutdown>,
-}
-
 /// The end of filling the buffer.
 enum Fill {
     /// More bytes are buffered.
@@ -142,6 +135,8 @@ pub struct RowReader {
     /// After a row given up on a line with no end in sight: skip to the
     /// next line end before reading on.
     skip_line: bool,
+    /// A live input was left by the stop signal.
+    stopped: bool,
     /// The input ended inside a quoted field.
     ended_open: bool,
 }
@@ -168,6 +163,7 @@ impl RowReader {
             max_field_lines,
             at_start: true,
             skip_line: false,
+            stopped: false,
             ended_open: false,
         }
     }
@@ -227,10 +223,16 @@ impl RowReader {
         self.ended_open
     }
 
-    /// Marks the input as live (a pipe read by `fd`): reads wait in short
-    /// polls, and once `stop` is raised a pause of the writer ends the input.
-    pub fn set_live(&mut self, fd: RawFd, stop: Option<Shutdown>) {
-        self.live = Some(Live { fd, stop });
+    /// Marks the input as live (a pipe, see [`super::live`]), for
+    /// [`RowReader::would_block`].
+    pub fn set_live(&mut self, live: Live) {
+        self.live = Some(live);
+    }
+
+    /// True once a live input was left by the stop signal (what it had
+    /// sent before was read).
+    pub fn stopped(&self) -> bool {
+        self.stopped
     }
 
     /// Bytes consumed so far (the stream offset of the next byte to parse).
@@ -241,10 +243,9 @@ impl RowReader {
     /// True when reading on would wait for a live writer: the buffer is
     /// (nearly) empty and the pipe has nothing to say right now.
     pub fn would_block(&self, below: usize) -> bool {
-        match &self.live {
-            Some(l) => self.end - self.pos < below && !ready(l.fd, 0),
-            None => false,
-        }
+        self.live
+            .as_ref()
+            .is_some_and(|l| self.end - self.pos < below && l.would_block())
     }
 
     /// After a row that made the buffer large: lets go of the bytes already
@@ -273,12 +274,8 @@ impl RowReader {
         if self.eof {
             return Ok(Fill::Eof);
         }
-        if let Some(live) = &self.live {
-            while !ready(live.fd, 200) {
-                if live.stop.as_ref().is_some_and(Shutdown::is_requested) {
-                    return Ok(Fill::Stopped);
-                }
-            }
+        if self.stopped {
+            return Ok(Fill::Stopped);
         }
         if self.buf.len() - self.end < READ_SIZE {
             self.buf.resize(self.end + READ_SIZE, 0);
@@ -287,6 +284,10 @@ impl RowReader {
             match self.input.read(&mut self.buf[self.end..]) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if is_stopped(&e) => {
+                    self.stopped = true;
+                    return Ok(Fill::Stopped);
+                }
                 Err(e) => return Err(e),
             }
         };
@@ -591,17 +592,6 @@ fn unclosed_quote(raw: &[u8], delimiter: u8) -> bool {
         i += 1;
     }
     quoted
-}
-
-/// True when `fd` becomes readable (data, end or error) within `ms`.
-fn ready(fd: RawFd, ms: i32) -> bool {
-    let mut fds = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd.
-    unsafe { libc::poll(&mut fds, 1, ms) != 0 }
 }
 
 #[cfg(test)]

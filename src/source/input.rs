@@ -6,7 +6,8 @@
 //! to it as already-buffered input ([`Opened::head`]). On standard input they
 //! are read with a buffer larger than `Stdin`'s own, which is then bypassed:
 //! nothing sits in a buffer a live reader's poll on the descriptor cannot
-//! see.
+//! see. A pipe is read through [`LiveRead`], so the first bytes, and the
+//! decoder thread of a compressed pipe, stop at once with the run.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -15,6 +16,9 @@ use std::os::unix::fs::FileTypeExt;
 
 use crate::config::InputPath;
 use crate::error::PipelineError;
+use crate::shutdown::Shutdown;
+
+use super::live::{is_stopped, ready, stopped, Live, LiveRead};
 
 /// How much is read at once to look at the first bytes.
 const HEAD_READ: usize = 64 * 1024;
@@ -65,9 +69,10 @@ pub struct Opened {
     pub head: Vec<u8>,
     /// The size of a regular, uncompressed file.
     pub size: Option<u64>,
-    /// The descriptor of an uncompressed pipe (standard input, a named
-    /// pipe), which may be fed slowly and is then read in short polls.
-    pub live: Option<RawFd>,
+    /// A pipe (standard input, a named pipe), which may be fed slowly: it
+    /// is read in short polls that end on the stop signal ([`LiveRead`]),
+    /// and tells whether reading on would wait.
+    pub live: Option<Live>,
     /// gzip or zstd, read through a decoder.
     pub compression: Option<Compression>,
 }
@@ -81,8 +86,13 @@ pub fn display_name(input: &InputPath) -> String {
 }
 
 /// Opens `input` (`what`: the option that named it, for messages). A file
-/// that cannot be opened is a configuration error.
-pub fn open(input: &InputPath, what: &'static str) -> Result<Opened, PipelineError> {
+/// that cannot be opened is a configuration error. A pipe stops being
+/// waited on once `stop` is raised.
+pub fn open(
+    input: &InputPath,
+    what: &'static str,
+    stop: &Shutdown,
+) -> Result<Opened, PipelineError> {
     let (mut raw, size, live): (Box<dyn Read + Send>, Option<u64>, Option<RawFd>) = match input {
         InputPath::Stdin => (Box::new(io::stdin()), None, Some(libc::STDIN_FILENO)),
         InputPath::File(path) => {
@@ -102,6 +112,9 @@ pub fn open(input: &InputPath, what: &'static str) -> Result<Opened, PipelineErr
             (Box::new(file), size, fifo.then_some(fd))
         }
     };
+    if let Some(fd) = live {
+        raw = Box::new(LiveRead::new(raw, fd, stop.clone()));
+    }
     let read_err =
         |e: io::Error| PipelineError::Config(format!("cannot read {}: {e}", display_name(input)));
     let mut head = Vec::new();
@@ -112,6 +125,9 @@ pub fn open(input: &InputPath, what: &'static str) -> Result<Opened, PipelineErr
             match raw.read(&mut head[start..]) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // Stopped before the input said what it is: its reader
+                // answers the same at once.
+                Err(e) if is_stopped(&e) => break 0,
                 Err(e) => return Err(read_err(e)),
             }
         };
@@ -126,7 +142,7 @@ pub fn open(input: &InputPath, what: &'static str) -> Result<Opened, PipelineErr
             reader: raw,
             head,
             size,
-            live,
+            live: live.map(Live::Fd),
             compression: None,
         });
     };
@@ -141,7 +157,9 @@ pub fn open(input: &InputPath, what: &'static str) -> Result<Opened, PipelineErr
     };
     // Decompressed on a thread of its own, as `zcat file |` would be: the
     // reader parses while the next block is inflated.
-    let reader: Box<dyn Read + Send> = Box::new(Threaded::spawn(decoder));
+    let threaded = Threaded::spawn(decoder, live);
+    let live = live.map(|_| Live::Blocks(threaded.blocks.clone()));
+    let reader: Box<dyn Read + Send> = Box::new(threaded);
     tracing::debug!(
         "{}: {}-compressed, read through a decoder",
         display_name(input),
@@ -151,7 +169,7 @@ pub fn open(input: &InputPath, what: &'static str) -> Result<Opened, PipelineErr
         reader,
         head: Vec::new(),
         size: None,
-        live: None,
+        live,
         compression,
     })
 }
@@ -164,6 +182,8 @@ struct Threaded {
     current: Vec<u8>,
     at: usize,
     ended: bool,
+    /// The decoder thread was stopped while its pipe paused.
+    stopped: bool,
 }
 
 /// Bytes per block read ahead, and blocks in flight.
@@ -171,7 +191,10 @@ const BLOCK: usize = 256 * 1024;
 const AHEAD: usize = 4;
 
 impl Threaded {
-    fn spawn(mut inner: Box<dyn Read + Send>) -> Threaded {
+    /// Reads `inner` on a thread. `pipe`: the descriptor of the pipe under
+    /// it, if it is one: a block is handed on as soon as the pipe pauses,
+    /// however short.
+    fn spawn(mut inner: Box<dyn Read + Send>, pipe: Option<RawFd>) -> Threaded {
         let (tx, blocks) = crossbeam_channel::bounded(AHEAD);
         let (spare, spares) = crossbeam_channel::bounded::<Vec<u8>>(AHEAD + 2);
         std::thread::Builder::new()
@@ -186,7 +209,7 @@ impl Threaded {
                         Ok(0) => break Ok(()),
                         Ok(k) => {
                             n += k;
-                            if n == buf.len() {
+                            if n == buf.len() || pipe.is_some_and(|fd| !ready(fd, 0)) {
                                 break Ok(());
                             }
                         }
@@ -217,6 +240,7 @@ impl Threaded {
             current: Vec::new(),
             at: 0,
             ended: false,
+            stopped: false,
         }
     }
 }
@@ -224,6 +248,9 @@ impl Threaded {
 impl Read for Threaded {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.at == self.current.len() {
+            if self.stopped {
+                return Err(stopped());
+            }
             if self.ended {
                 return Ok(0);
             }
@@ -235,6 +262,7 @@ impl Read for Threaded {
                 }
                 Ok(Err(e)) => {
                     self.ended = true;
+                    self.stopped = is_stopped(&e);
                     return Err(e);
                 }
                 Err(_) => {
@@ -256,9 +284,13 @@ struct Decoding<R>(Compression, R);
 
 impl<R: Read> Read for Decoding<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.1
-            .read(buf)
-            .map_err(|e| io::Error::new(e.kind(), format!("{} input: {e}", self.0.name())))
+        self.1.read(buf).map_err(|e| {
+            if is_stopped(&e) {
+                e
+            } else {
+                io::Error::new(e.kind(), format!("{} input: {e}", self.0.name()))
+            }
+        })
     }
 }
 

@@ -24,7 +24,9 @@ use super::input::{display_name, Compression};
 use super::json_object::{
     all_different, compact_into, raw_value, Members, MembersInto, SchemaCache,
 };
+use super::live::{is_stopped, Live};
 use super::Source;
+use crate::shutdown::Shutdown;
 
 /// Lines read between two sends and counter updates.
 const CHUNK_LINES: usize = 1024;
@@ -40,8 +42,9 @@ pub struct JsonlSource {
     limit: Option<u64>,
     compression: Option<Compression>,
     /// A pipe that may be fed slowly: what was read is handed on whenever
-    /// the buffer runs dry, before waiting for more.
-    live: bool,
+    /// the buffer runs dry and the pipe would wait, before waiting for more;
+    /// the stop signal ends the reading while it waits.
+    live: Option<Live>,
     max_line_bytes: u64,
     /// The file's name, when it is one of several.
     origin: Option<std::sync::Arc<str>>,
@@ -53,14 +56,21 @@ pub struct JsonlSource {
 enum Line {
     Text(u64),
     TooLong(u64, Vec<u8>),
+    /// The start of a line the stop signal cut short (its end never came).
+    Cut(u64, Vec<u8>),
     End,
 }
 
 impl JsonlSource {
     /// Opens the input. A missing file is a configuration error; nothing is
-    /// read but the first bytes (to tell compressed input).
-    pub fn open(config: &JsonlConfig, limit: Option<u64>) -> Result<JsonlSource, PipelineError> {
-        let opened = super::input::open(&config.input, "--jsonl-file")?;
+    /// read but the first bytes (to tell compressed input). A pipe stops
+    /// being waited on once `stop` is raised.
+    pub fn open(
+        config: &JsonlConfig,
+        limit: Option<u64>,
+        stop: &Shutdown,
+    ) -> Result<JsonlSource, PipelineError> {
+        let opened = super::input::open(&config.input, "--jsonl-file", stop)?;
         let name = display_name(&config.input);
         let reader: Box<dyn Read + Send> = if opened.head.is_empty() {
             opened.reader
@@ -80,7 +90,7 @@ impl JsonlSource {
             size: opened.size,
             limit,
             compression: opened.compression,
-            live: opened.live.is_some(),
+            live: opened.live,
             max_line_bytes: config.max_line_bytes,
             origin: None,
             lines: None,
@@ -95,6 +105,13 @@ impl JsonlSource {
             let buf = match self.input.fill_buf() {
                 Ok(b) => b,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // A live input left by the stop signal: what it sent is read.
+                Err(e) if is_stopped(&e) => {
+                    if !too_long && line.iter().all(u8::is_ascii_whitespace) {
+                        return Ok(Line::End);
+                    }
+                    return Ok(Line::Cut(line_no, std::mem::take(line)));
+                }
                 Err(e) => return Err(e),
             };
             if buf.is_empty() {
@@ -338,6 +355,15 @@ impl Source for JsonlSource {
                             ),
                         ))
                     }
+                    Line::Cut(at, start) => {
+                        done = true;
+                        chunk_bytes += start.len() as u64;
+                        Some((
+                            at,
+                            start,
+                            "incomplete line: cut short by the stop signal".to_string(),
+                        ))
+                    }
                     Line::Text(at) => {
                         chunk_bytes += line.len() as u64 + 1;
                         if line.iter().all(u8::is_ascii_whitespace) {
@@ -362,7 +388,9 @@ impl Source for JsonlSource {
                         break;
                     }
                 }
-                if self.live && self.input.buffer().is_empty() {
+                if self.input.buffer().is_empty()
+                    && self.live.as_ref().is_some_and(Live::would_block)
+                {
                     // The next line would wait for the writer: hand over
                     // what was read so far first.
                     break;

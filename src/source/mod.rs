@@ -12,12 +12,14 @@ mod files;
 pub mod input;
 mod json_object;
 pub mod jsonl;
+mod live;
 
 use crate::channel::RecordSender;
 use crate::config::SourceConfig;
 use crate::context::Context;
 use crate::error::PipelineError;
 use crate::metrics::Metrics;
+use crate::shutdown::Shutdown;
 
 /// A source that has been opened (so its configuration errors have been seen)
 /// and is ready to read.
@@ -66,26 +68,38 @@ pub trait Source: Send {
 
 /// Opens the configured source.
 /// Retries made while opening (an ES server still starting) are counted in
-/// `metrics`.
+/// `metrics`. A pipe waited on (for its first bytes, a CSV header) stops
+/// being waited on once `stop` is raised: the run's stop signal.
 pub fn open(
     config: &SourceConfig,
     limit: Option<u64>,
     metrics: &Metrics,
+    stop: &Shutdown,
 ) -> Result<Box<dyn Source>, PipelineError> {
     match config {
         SourceConfig::Csv(c) => match &c.list {
-            None => Ok(Box::new(csv::CsvSource::open(c, limit)?)),
-            Some(list) => file_list(list, limit, c.clone(), |c, input, limit| {
-                c.input = input.clone();
-                Ok(Box::new(csv::CsvSource::open(c, limit)?))
-            }),
+            None => Ok(Box::new(csv::CsvSource::open(c, limit, stop)?)),
+            Some(list) => file_list(
+                list,
+                limit,
+                (c.clone(), stop.clone()),
+                |(c, stop), input, limit| {
+                    c.input = input.clone();
+                    Ok(Box::new(csv::CsvSource::open(c, limit, stop)?))
+                },
+            ),
         },
         SourceConfig::Jsonl(c) => match &c.list {
-            None => Ok(Box::new(jsonl::JsonlSource::open(c, limit)?)),
-            Some(list) => file_list(list, limit, c.clone(), |c, input, limit| {
-                c.input = input.clone();
-                Ok(Box::new(jsonl::JsonlSource::open(c, limit)?))
-            }),
+            None => Ok(Box::new(jsonl::JsonlSource::open(c, limit, stop)?)),
+            Some(list) => file_list(
+                list,
+                limit,
+                (c.clone(), stop.clone()),
+                |(c, stop), input, limit| {
+                    c.input = input.clone();
+                    Ok(Box::new(jsonl::JsonlSource::open(c, limit, stop)?))
+                },
+            ),
         },
         SourceConfig::Elasticsearch(c) => {
             Ok(Box::new(elasticsearch::EsSource::open(c, limit, metrics)?))
