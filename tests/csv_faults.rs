@@ -117,6 +117,40 @@ fn a_quoted_field_past_the_byte_limit_is_rejected_and_reading_goes_on() {
     assert!(written.contains("\"closed, fine\""), "{written}");
 }
 
+/// A field with no quote around it past the limit is said to be too long,
+/// not taken for an unclosed quote, read by one thread or several.
+#[test]
+fn an_unquoted_field_past_the_byte_limit_is_called_too_long() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("long.csv");
+    let mut text = String::from("id,note\n");
+    for i in 0..3000 {
+        text.push_str(&format!("{i},short\n"));
+    }
+    text.push_str("3000,");
+    text.push_str(&"x".repeat(5000));
+    text.push_str("\n3001,ok\n");
+    fs::write(&input, text).unwrap();
+    for threads in ["1", "4"] {
+        let (output, dead) = (dir.path().join("out.jsonl"), dir.path().join("dead.jsonl"));
+        let _ = fs::remove_file(&dead);
+        let mut args = with_dead_letter(p(&input), p(&output), p(&dead));
+        args.extend(["--csv-max-field-bytes", "1KiB", "--csv-threads", threads]);
+        let out = run(&args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert_eq!(summary_number(&err, "inserted"), 3001, "{err}");
+        let rejects = read_jsonl(&dead);
+        assert_eq!(rejects.len(), 1);
+        let reason = rejects[0]["reason"].as_str().unwrap();
+        assert!(
+            reason.contains("a field longer than --csv-max-field-bytes 1024")
+                && !reason.contains("unclosed"),
+            "{threads}: {reason}"
+        );
+    }
+}
+
 #[test]
 fn the_error_budget_is_checked_on_every_rejected_row() {
     let dir = tempfile::tempdir().unwrap();

@@ -214,9 +214,10 @@ pub struct Cli {
     #[arg(long, help_heading = "CSV source")]
     pub csv_infer_types: bool,
 
-    /// A quoted field longer than this is taken for an unclosed quote: its row
-    /// is rejected and reading resumes on the next line. Bounds the memory one
-    /// row may take. Example: --csv-max-field-bytes 256MiB
+    /// A quoted field longer than this is taken for an unclosed quote, an
+    /// unquoted one is too long: its row is rejected and reading resumes on
+    /// the next line. Bounds the memory one row may take. Example:
+    /// --csv-max-field-bytes 256MiB
     #[arg(
         long,
         value_name = "SIZE",

@@ -7,8 +7,9 @@
 //! not a field that swallows the rest of the file), and a quoted field that
 //! grows past `--csv-max-field-bytes` or spans more than
 //! `--csv-max-field-lines` lines (probably a stray quote: the row is
-//! rejected and reading goes on from the line after the one it started on).
-//! Memory stays bounded by those limits. A live pipe (standard input, a
+//! rejected and reading goes on from the line after the one it started on;
+//! an unquoted field past the byte limit is rejected the same way, called
+//! too long). Memory stays bounded by those limits. A live pipe (standard input, a
 //! named pipe, compressed or not) is read through [`super::live`], so a
 //! stop is seen even when the writer has paused in the middle of a row.
 
@@ -524,6 +525,9 @@ impl RowReader {
     /// read on from the line after it.
     fn give_up(&mut self, start: usize, start_line: u64, bytes: u64, lines: u64) -> Next {
         self.core.reset();
+        // Only a quoted field can span lines; one that grew too long
+        // without a quote around it is just too long.
+        let quoted = unclosed_quote(&self.buf[start..self.pos], self.delimiter);
         let first_line_end = memchr::memchr(b'\n', &self.buf[start..self.end]).map(|i| start + i);
         let raw_end = first_line_end.unwrap_or(self.end);
         // The raw text kept for the dead-letter file is cut at a size that
@@ -546,6 +550,17 @@ impl RowReader {
             }
         }
         self.release();
+        let next = start_line + 1;
+        if !quoted {
+            return Next::Bad {
+                line: start_line,
+                raw,
+                reason: format!(
+                    "a field longer than --csv-max-field-bytes {} (more than {bytes} bytes, not quoted) in the row that starts on line {start_line}; the row is rejected and reading goes on from line {next}{cut}",
+                    self.max_field_bytes
+                ),
+            };
+        }
         let why = if bytes > self.max_field_bytes {
             format!(
                 "a quoted field grew past {bytes} bytes (--csv-max-field-bytes {})",
@@ -561,8 +576,7 @@ impl RowReader {
             line: start_line,
             raw,
             reason: format!(
-                "probably an unclosed quote in the row that starts on line {start_line}: {why}; the row is rejected and reading goes on from line {}{cut}",
-                start_line + 1
+                "probably an unclosed quote in the row that starts on line {start_line}: {why}; the row is rejected and reading goes on from line {next}{cut}"
             ),
         }
     }
@@ -691,6 +705,34 @@ mod tests {
         let err = got[1].clone().unwrap_err();
         assert!(err.contains("--csv-max-field-bytes 1000"), "{err}");
         assert_eq!(got[2], Ok(vec![b"2".to_vec(), b"v".to_vec()]));
+    }
+
+    /// A field with no quote around it (a quote inside it is a plain
+    /// character) past --csv-max-field-bytes is said to be too long, not
+    /// taken for an unclosed quote; reading goes on from the next line.
+    #[test]
+    fn a_long_unquoted_field_is_called_too_long_not_an_unclosed_quote() {
+        for (lead, field) in [
+            ("", "x"),
+            ("\"quoted, closed\",", "y"),
+            ("1,", "a\"b"),
+            ("1,\"\",", "z"),
+        ] {
+            let mut input = format!("a,b\n{lead}").into_bytes();
+            while input.len() < 5000 {
+                input.extend_from_slice(field.as_bytes());
+            }
+            input.extend_from_slice(b"\n2,v\n");
+            let got = rows(&input, 1000, 1000);
+            let err = got[1].clone().unwrap_err();
+            assert!(!err.contains("unclosed"), "{lead}{field}: {err}");
+            assert!(
+                err.starts_with("2: a field longer than --csv-max-field-bytes 1000"),
+                "{lead}{field}: {err}"
+            );
+            assert_eq!(got[2], Ok(vec![b"2".to_vec(), b"v".to_vec()]), "{lead}");
+            assert_eq!(got.len(), 3, "{lead}");
+        }
     }
 
     #[test]
