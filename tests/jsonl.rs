@@ -174,6 +174,47 @@ fn a_line_longer_than_the_limit_is_failed_and_the_next_read() {
     assert_eq!(rejects[0]["raw"].as_str().unwrap().len(), 1000);
 }
 
+/// The limit is on a line's content: its `\n` or `\r\n` does not count.
+#[test]
+fn the_line_limit_counts_content_not_the_line_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("edge.jsonl");
+    // 20 content bytes each, then 21.
+    let line = |k: usize| format!("{{\"a\":\"{}\"}}", "x".repeat(k));
+    assert_eq!(line(12).len(), 20);
+    let text = format!(
+        "{}\r\n{}\n{}\r\n{}\n{}\r\n{}",
+        line(12),
+        line(12),
+        line(13),
+        line(13),
+        line(12),
+        line(12)
+    );
+    fs::write(&input, &text).unwrap();
+    let (output, dead) = (dir.path().join("out.jsonl"), dir.path().join("dead.jsonl"));
+    let mut args = to_file(p(&input), p(&output), p(&dead));
+    args.extend(["--jsonl-max-line-bytes", "20"]);
+    let out = run(&args);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(read_jsonl(&output).len(), 4, "{err}");
+    let rejects = read_jsonl(&dead);
+    let at: Vec<u64> = rejects
+        .iter()
+        .map(|r| r["position"].as_u64().unwrap())
+        .collect();
+    assert_eq!(at, [3, 4], "{err}");
+    for r in &rejects {
+        assert_eq!(r["raw"].as_str().unwrap().len(), 20);
+    }
+    // 21 bytes with no line end at all, at the end of the input.
+    fs::write(&input, format!("{}\n{}", line(12), line(13))).unwrap();
+    let out = run(&args);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(read_jsonl(&output).len(), 1);
+}
+
 #[test]
 fn ndjson_into_mysql_json_and_text_columns() {
     let mut db = Db::connect();

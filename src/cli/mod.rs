@@ -186,8 +186,9 @@ pub struct Cli {
     )]
     pub input_shard: Option<String>,
 
-    /// A longer line is rejected (kept in the dead-letter file, cut to this
-    /// length): it bounds the memory one line may take. Example: --jsonl-max-line-bytes 1048576
+    /// A line whose content (its line end not counted) is longer is rejected
+    /// (kept in the dead-letter file, cut to this length): it bounds the
+    /// memory one line may take. Example: --jsonl-max-line-bytes 1048576
     #[arg(
         long,
         value_name = "BYTES",

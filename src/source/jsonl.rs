@@ -97,9 +97,14 @@ impl JsonlSource {
         })
     }
 
-    /// Reads the next line into `line` (without its `\n` or `\r\n`).
+    /// Reads the next line into `line` (without its `\n` or `\r\n`). A line
+    /// whose content (its end not counted) is longer than the limit is
+    /// [`Line::TooLong`], with its first `max_line_bytes` bytes.
     fn next_line(&mut self, line: &mut Vec<u8>, line_no: u64) -> io::Result<Line> {
         line.clear();
+        let max = self.max_line_bytes as usize;
+        // Held while the line is read: the content and the `\r` of a `\r\n`.
+        let hold = max.saturating_add(1);
         let mut too_long = false;
         loop {
             let buf = match self.input.fill_buf() {
@@ -125,10 +130,12 @@ impl JsonlSource {
                 None => (buf.len(), false),
             };
             if !too_long {
-                let room = (self.max_line_bytes as usize).saturating_sub(line.len());
-                if take > room + 1 {
+                let room = hold.saturating_sub(line.len());
+                // The `\n` is not held.
+                let content = if done { take - 1 } else { take };
+                if content > room {
                     // Keep the start for the dead-letter entry, skip the rest.
-                    line.extend_from_slice(&buf[..room.min(take)]);
+                    line.extend_from_slice(&buf[..room]);
                     too_long = true;
                 } else {
                     line.extend_from_slice(&buf[..take]);
@@ -139,11 +146,17 @@ impl JsonlSource {
                 break;
             }
         }
-        if line.last() == Some(&b'\n') {
-            line.pop();
+        if !too_long {
+            if line.last() == Some(&b'\n') {
+                line.pop();
+            }
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+            too_long = line.len() > max;
         }
-        if line.last() == Some(&b'\r') {
-            line.pop();
+        if too_long {
+            line.truncate(max);
         }
         Ok(if too_long {
             Line::TooLong(line_no, std::mem::take(line))
