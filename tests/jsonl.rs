@@ -215,6 +215,49 @@ fn the_line_limit_counts_content_not_the_line_end() {
     assert_eq!(read_jsonl(&output).len(), 1);
 }
 
+/// A UTF-8 byte-order mark at the start of an NDJSON input is skipped, as
+/// for CSV: in a file, a gzip file, standard input, and each of several files.
+#[test]
+fn a_byte_order_mark_at_the_start_is_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = dir.path().join("in");
+    fs::create_dir(&inputs).unwrap();
+    let body = "{\"id\":1}\r\n{\"id\":2}\n";
+    let bom = format!("\u{feff}{body}");
+    fs::write(inputs.join("a.jsonl"), &bom).unwrap();
+    fs::write(inputs.join("b.jsonl"), &bom).unwrap();
+    fs::write(inputs.join("c.jsonl.gz"), gzip(bom.as_bytes())).unwrap();
+    let output = dir.path().join("out.jsonl");
+    let dead = dir.path().join("dead.jsonl");
+    for (input, want) in [
+        (inputs.join("a.jsonl"), 2),
+        (inputs.join("c.jsonl.gz"), 2),
+        (inputs.join("*.jsonl"), 4),
+    ] {
+        let out = run(&to_file(p(&input), p(&output), p(&dead)));
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(0), "{input:?}: {err}");
+        let got = read_jsonl(&output);
+        assert_eq!(got.len(), want, "{input:?}");
+        assert!(got
+            .iter()
+            .all(|v| v.as_object().unwrap().len() == 1 && v["id"].is_number()));
+    }
+    let mut child = Command::new(bin())
+        .args(to_file("-", p(&output), p(&dead)))
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), bom.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        read_jsonl(&output),
+        vec![json!({"id": 1}), json!({"id": 2})]
+    );
+}
+
 #[test]
 fn ndjson_into_mysql_json_and_text_columns() {
     let mut db = Db::connect();

@@ -4,7 +4,8 @@
 //! they come; each value keeps its JSON text ([`Value::Raw`]), so numbers
 //! keep their digits and nested objects and arrays stay JSON. A line that is
 //! not valid UTF-8, not valid JSON or not an object is rejected with its line
-//! number and raw text, like a bad CSV row; blank lines are skipped.
+//! number and raw text, like a bad CSV row; blank lines are skipped, and so
+//! is a UTF-8 byte-order mark at the start of the input.
 
 use std::borrow::Cow;
 use std::io::{self, BufRead, BufReader, Read};
@@ -46,6 +47,9 @@ pub struct JsonlSource {
     /// the stop signal ends the reading while it waits.
     live: Option<Live>,
     max_line_bytes: u64,
+    /// The first line is still to be read: a UTF-8 byte-order mark at its
+    /// start is skipped.
+    at_start: bool,
     /// The file's name, when it is one of several.
     origin: Option<std::sync::Arc<str>>,
     /// The sink takes JSON lines: batches of this many are sent as lines.
@@ -92,6 +96,7 @@ impl JsonlSource {
             compression: opened.compression,
             live: opened.live,
             max_line_bytes: config.max_line_bytes,
+            at_start: true,
             origin: None,
             lines: None,
         })
@@ -103,8 +108,10 @@ impl JsonlSource {
     fn next_line(&mut self, line: &mut Vec<u8>, line_no: u64) -> io::Result<Line> {
         line.clear();
         let max = self.max_line_bytes as usize;
-        // Held while the line is read: the content and the `\r` of a `\r\n`.
-        let hold = max.saturating_add(1);
+        // Held while the line is read: the content, the `\r` of a `\r\n`
+        // and, on the first line, a byte-order mark.
+        let bom = std::mem::take(&mut self.at_start);
+        let hold = max.saturating_add(if bom { 4 } else { 1 });
         let mut too_long = false;
         loop {
             let buf = match self.input.fill_buf() {
@@ -145,6 +152,9 @@ impl JsonlSource {
             if done {
                 break;
             }
+        }
+        if bom && line.starts_with(b"\xEF\xBB\xBF") {
+            line.drain(..3);
         }
         if !too_long {
             if line.last() == Some(&b'\n') {
