@@ -186,9 +186,8 @@ pub struct Cli {
     )]
     pub input_shard: Option<String>,
 
-    /// A line whose content (its line end not counted) is longer is rejected
-    /// (kept in the dead-letter file, cut to this length): it bounds the
-    /// memory one line may take. Example: --jsonl-max-line-bytes 1048576
+    /// A longer line (its line end not counted) is rejected (kept in the dead-letter
+    /// file, cut to this length): it bounds the memory one line may take. Example: --jsonl-max-line-bytes 1048576
     #[arg(
         long,
         value_name = "BYTES",
@@ -215,10 +214,9 @@ pub struct Cli {
     #[arg(long, help_heading = "CSV source")]
     pub csv_infer_types: bool,
 
-    /// A quoted field longer than this is taken for an unclosed quote, an
-    /// unquoted one is too long: its row is rejected and reading resumes on
-    /// the next line. Bounds the memory one row may take. Example:
-    /// --csv-max-field-bytes 256MiB
+    /// A quoted field longer than this is taken for an unclosed quote, an unquoted one
+    /// is too long: its row is rejected and reading resumes on the next line. Bounds
+    /// the memory one row may take. Example: --csv-max-field-bytes 256MiB
     #[arg(
         long,
         value_name = "SIZE",
