@@ -1,8 +1,13 @@
 //! Several input files (`--csv-file`/`--jsonl-file` given several paths or
-//! a glob, or `--input-shard`) read one after the other, in name order, as
-//! one stream of records. Each file is opened by its own source (CSV: its
-//! own header); the file being read is named in the dead-letter entries of
-//! its records. Every file is checked to exist before anything is read.
+//! a glob, or `--input-shard`) read one after the other, in the order of the
+//! list (regular files in name order, pipes at their place), as one stream of
+//! records. Each file is opened by its own source (CSV: its own header); the
+//! file being read is named in the dead-letter entries of its records. Every
+//! file is checked to exist before anything is read.
+//!
+//! Only regular files are opened more than once. An input that is not one
+//! (a named pipe, `/dev/stdin`, a process substitution) is opened once, when
+//! its turn comes (the first one at once), and read from that descriptor.
 
 use std::path::PathBuf;
 
@@ -53,7 +58,14 @@ impl FileList {
                     source: std::io::Error::other("it is a directory"),
                 });
             }
-            let mut head = [0u8; 4];
+            if !meta.is_file() {
+                // A pipe is opened once, when its turn comes, and its first
+                // bytes are read from the descriptor that reads the rest:
+                // nothing is looked at here, and its size is not known.
+                size = None;
+                continue;
+            }
+            let mut head = [0u8; 8];
             let n = std::fs::File::open(f)
                 .and_then(|mut file| std::io::Read::read(&mut file, &mut head))
                 .map_err(|source| PipelineError::OpenInput {
@@ -79,7 +91,7 @@ impl FileList {
             None => None,
         };
         tracing::info!(
-            "reading {} file(s) in name order{}",
+            "reading {} file(s) in turn{}",
             files.len(),
             match (files.first(), files.last()) {
                 (Some(a), Some(b)) if files.len() > 1 =>
@@ -155,7 +167,7 @@ impl Source for FileList {
 
     fn describe(&self) -> Vec<String> {
         let mut lines = vec![format!(
-            "source: {} file(s), read one after the other in name order{}",
+            "source: {} file(s), read one after the other in this order{}",
             self.files.len(),
             if self.files.is_empty() {
                 " (this shard has none: nothing to read)".to_string()

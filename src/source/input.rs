@@ -11,7 +11,6 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::fs::FileTypeExt;
 
 use crate::config::InputPath;
 use crate::error::PipelineError;
@@ -65,8 +64,9 @@ pub struct Opened {
     pub head: Vec<u8>,
     /// The size of a regular, uncompressed file.
     pub size: Option<u64>,
-    /// The descriptor of an uncompressed pipe (standard input, a named
-    /// pipe), which may be fed slowly and is then read in short polls.
+    /// The descriptor of uncompressed input that is not a regular file
+    /// (standard input, a named pipe, a socket), which may be fed slowly and
+    /// is then read in short polls.
     pub live: Option<RawFd>,
     /// gzip or zstd, read through a decoder.
     pub compression: Option<Compression>,
@@ -80,8 +80,21 @@ pub fn display_name(input: &InputPath) -> String {
     }
 }
 
-/// Opens `input` (`what`: the option that named it, for messages). A file
-/// that cannot be opened is a configuration error.
+/// True when `input` is a regular file, which can be opened again and read
+/// from the start (a sample before the run, each file's header checked up
+/// front). Anything else (standard input, a named pipe, `/dev/stdin`, a
+/// process substitution, a socket) is opened once, read once, as it comes.
+pub fn reopenable(input: &InputPath) -> bool {
+    match input {
+        InputPath::Stdin => false,
+        InputPath::File(p) => std::fs::metadata(p).is_ok_and(|m| m.is_file()),
+    }
+}
+
+/// Opens `input` (`what`: the option that named it, for messages) and reads
+/// its first bytes, the ones that say whether it is compressed, from the
+/// descriptor that is then read on. A file that cannot be opened is a
+/// configuration error.
 pub fn open(input: &InputPath, what: &'static str) -> Result<Opened, PipelineError> {
     let (mut raw, size, live): (Box<dyn Read + Send>, Option<u64>, Option<RawFd>) = match input {
         InputPath::Stdin => (Box::new(io::stdin()), None, Some(libc::STDIN_FILENO)),
@@ -96,10 +109,13 @@ pub fn open(input: &InputPath, what: &'static str) -> Result<Opened, PipelineErr
             if meta.is_dir() {
                 return Err(open_err(io::Error::other("it is a directory")));
             }
-            let fifo = meta.file_type().is_fifo();
+            // Anything but a regular file (a named pipe, `/dev/stdin`, a
+            // process substitution's `/dev/fd/N`, a socket, a terminal) is
+            // read once, as it comes, and may be fed slowly.
+            let regular = meta.is_file();
             let fd = file.as_raw_fd();
-            let size = (!fifo).then_some(meta.len());
-            (Box::new(file), size, fifo.then_some(fd))
+            let size = regular.then_some(meta.len());
+            (Box::new(file), size, (!regular).then_some(fd))
         }
     };
     let read_err =

@@ -1,0 +1,154 @@
+//! A file source's inputs (`--csv-file`, `--jsonl-file`): `-`, or paths and
+//! globs expanded into the list of inputs, in the order they are read, cut
+//! to `--input-shard`.
+//!
+//! Regular files are read in name order. An input that is not a regular
+//! file (a named pipe, `/dev/stdin`, a process substitution `<(…)`, a
+//! socket) can be read only once, as it comes, and is read at its place on
+//! the command line.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::InputPath;
+use crate::error::PipelineError;
+
+/// A file source's inputs: `-` alone is standard input; otherwise paths and
+/// globs, expanded and put in order ([`order`]), cut to `shard` (I of N).
+/// One plain path is read as before; anything more is a list.
+pub(super) fn inputs(
+    kind: &str,
+    flag: &str,
+    given: &[String],
+    shard: Option<(u32, u32)>,
+) -> Result<(InputPath, Option<Vec<PathBuf>>), PipelineError> {
+    let cfg = PipelineError::Config;
+    if given.is_empty() {
+        return Err(cfg(format!(
+            "--source-type {kind} needs {flag} PATH (or `-` for standard input)"
+        )));
+    }
+    if given.iter().any(|g| g == "-") {
+        if given.len() > 1 {
+            return Err(cfg(format!(
+                "{flag} -: standard input cannot be read together with files"
+            )));
+        }
+        if shard.is_some() {
+            return Err(cfg(
+                "--input-shard splits input files; standard input cannot be split".into(),
+            ));
+        }
+        return Ok((InputPath::Stdin, None));
+    }
+    let mut files: Vec<PathBuf> = Vec::new();
+    let mut globbed = false;
+    for g in given {
+        if !g.contains(['*', '?', '[']) {
+            files.push(PathBuf::from(g));
+            continue;
+        }
+        globbed = true;
+        let paths =
+            glob::glob(g).map_err(|e| cfg(format!("{flag} '{g}' is not a valid pattern: {e}")))?;
+        let mut matched = 0;
+        for p in paths {
+            let p = p.map_err(|e| cfg(format!("{flag} '{g}': {e}")))?;
+            if p.is_file() || p.metadata().is_ok_and(|m| !m.is_dir()) {
+                files.push(p);
+                matched += 1;
+            }
+        }
+        if matched == 0 {
+            return Err(cfg(format!("{flag} '{g}' matches no file")));
+        }
+    }
+    // A path named twice (by itself and through a glob) is read once, at
+    // its first place.
+    let mut seen = std::collections::HashSet::new();
+    files.retain(|f| seen.insert(f.clone()));
+    order(&mut files);
+    if files.len() == 1 && !globbed && shard.is_none() {
+        return Ok((InputPath::File(files.remove(0)), None));
+    }
+    let all = files.len();
+    if let Some((i, n)) = shard {
+        files = files
+            .into_iter()
+            .enumerate()
+            .filter(|(k, _)| *k as u32 % n == i)
+            .map(|(_, f)| f)
+            .collect();
+        if files.is_empty() {
+            tracing::warn!("--input-shard {i}/{n}: none of the {all} file(s) falls to this shard; nothing to read");
+        }
+    }
+    let first = files.first().cloned().unwrap_or_default();
+    Ok((InputPath::File(first), Some(files)))
+}
+
+/// `--input-shard I/N`.
+pub(super) fn parse_shard(text: &str) -> Result<(u32, u32), PipelineError> {
+    let bad = || {
+        PipelineError::Config(format!(
+            "--input-shard '{text}' is not I/N with 0 <= I < N (e.g. 2/4)"
+        ))
+    };
+    let (i, n) = text.split_once('/').ok_or_else(bad)?;
+    let (i, n): (u32, u32) = (
+        i.trim().parse().map_err(|_| bad())?,
+        n.trim().parse().map_err(|_| bad())?,
+    );
+    if n == 0 || i >= n {
+        return Err(bad());
+    }
+    Ok((i, n))
+}
+
+/// True for an input that is neither a regular file nor a directory: a
+/// pipe, a socket, a device, read once as it comes. Only looked at, never
+/// opened (opening a named pipe would wait for its writer).
+fn read_once(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
+}
+
+/// Puts the regular files in name order, in the places regular files hold
+/// in `files`; every other input keeps its place (`a.csv <(…) b.csv`: the
+/// pipe is read second, whatever its `/dev/fd/N` name).
+fn order(files: &mut [PathBuf]) {
+    let places: Vec<usize> = (0..files.len())
+        .filter(|&i| !read_once(&files[i]))
+        .collect();
+    let mut regular: Vec<PathBuf> = places.iter().map(|&i| files[i].clone()).collect();
+    regular.sort();
+    for (i, f) in places.into_iter().zip(regular) {
+        files[i] = f;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pipes_keep_their_place_and_files_go_in_name_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = |n: &str| dir.path().join(n);
+        for n in ["a.csv", "b.csv", "c.csv"] {
+            std::fs::write(path(n), "x\n").unwrap();
+        }
+        for n in ["z.pipe", "y.pipe"] {
+            let c = std::ffi::CString::new(path(n).to_str().unwrap()).unwrap();
+            assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        }
+        let mut files: Vec<PathBuf> = ["c.csv", "z.pipe", "b.csv", "y.pipe", "a.csv"]
+            .iter()
+            .map(|n| path(n))
+            .collect();
+        order(&mut files);
+        let names: Vec<_> = files
+            .iter()
+            .map(|f| f.file_name().unwrap().to_str().unwrap())
+            .collect();
+        assert_eq!(names, ["a.csv", "z.pipe", "b.csv", "y.pipe", "c.csv"]);
+    }
+}
