@@ -121,6 +121,8 @@ struct Given {
     writers: Vec<Child>,
     /// Every id the run must read, in the order it must read them.
     ids: Vec<u64>,
+    /// What its log must say.
+    says: Option<&'static str>,
 }
 
 impl Given {
@@ -131,6 +133,7 @@ impl Given {
             stdin: Stdio::null(),
             writers: Vec::new(),
             ids,
+            says: None,
         }
     }
 }
@@ -171,6 +174,42 @@ fn kinds() -> Vec<Kind> {
                 let link = s.dir.join("b.data");
                 fs::hard_link(&f, &link).unwrap();
                 Given::files(vec![p(&link)], (1..s.rows + 1).collect())
+            },
+        },
+        Kind {
+            name: "the same file twice, two spellings",
+            make: |s| {
+                let f = s.file("a.data", 1..s.rows + 1);
+                fs::create_dir(s.dir.join("sub")).unwrap();
+                let other = s.dir.join("sub").join("..").join("a.data");
+                Given {
+                    says: Some("is the same file as"),
+                    ..Given::files(vec![p(&f), p(&other)], (1..s.rows + 1).collect())
+                }
+            },
+        },
+        Kind {
+            name: "a file and its hard link",
+            make: |s| {
+                let f = s.file("a.data", 1..s.rows + 1);
+                let link = s.dir.join("b.data");
+                fs::hard_link(&f, &link).unwrap();
+                Given {
+                    says: Some("is the same file as"),
+                    ..Given::files(vec![p(&f), p(&link)], (1..s.rows + 1).collect())
+                }
+            },
+        },
+        Kind {
+            name: "a glob matching a file and a symlink to it",
+            make: |s| {
+                let f = s.file("2026-12-01.data", 1..s.rows + 1);
+                std::os::unix::fs::symlink(&f, s.dir.join("latest.data")).unwrap();
+                let glob = format!("{}/*.data", s.dir.display());
+                Given {
+                    says: Some("is the same file as"),
+                    ..Given::files(vec![glob], (1..s.rows + 1).collect())
+                }
             },
         },
         Kind {
@@ -436,6 +475,11 @@ fn run_case(kind: &Kind, fmt: Format, sink: Sink, db: &mut Db, n: usize) -> Resu
     let mut check = || -> Result<(), String> {
         if res.status.code() != Some(0) {
             return Err(format!("exit {:?}", res.status.code()));
+        }
+        if let Some(says) = given.says {
+            if !err.contains(says) {
+                return Err(format!("the log does not say '{says}'"));
+            }
         }
         let s: Value = serde_json::from_str(
             &fs::read_to_string(&summary).map_err(|e| format!("no summary: {e}"))?,

@@ -401,11 +401,17 @@ impl Cli {
     /// Checks the flags against each other and builds the run's [`Config`].
     pub fn into_config(self) -> Result<Config, PipelineError> {
         self.check_unused_flags()?;
+        let mut notes = Vec::new();
         let source = match self.source_type {
             SourceType::Elasticsearch => SourceConfig::Elasticsearch(Box::new(self.es_config()?)),
             SourceType::Jsonl => {
-                let (input, list) =
-                    inputs("jsonl", "--jsonl-file", &self.jsonl_file, self.shard()?)?;
+                let (input, list) = inputs(
+                    "jsonl",
+                    "--jsonl-file",
+                    &self.jsonl_file,
+                    self.shard()?,
+                    &mut notes,
+                )?;
                 SourceConfig::Jsonl(JsonlConfig {
                     input,
                     list,
@@ -416,7 +422,13 @@ impl Cli {
                 })
             }
             SourceType::Csv => {
-                let (input, list) = inputs("csv", "--csv-file", &self.csv_file, self.shard()?)?;
+                let (input, list) = inputs(
+                    "csv",
+                    "--csv-file",
+                    &self.csv_file,
+                    self.shard()?,
+                    &mut notes,
+                )?;
                 SourceConfig::Csv(CsvConfig {
                     input,
                     list,
@@ -473,6 +485,7 @@ impl Cli {
             }
         };
         let mut config = Config::new(source, sink);
+        config.notes = notes;
         if let Some(n) = self.batch_size {
             config.batch_size = positive("--batch-size", n)?;
         }

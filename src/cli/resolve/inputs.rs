@@ -13,13 +13,16 @@ use crate::config::InputPath;
 use crate::error::PipelineError;
 
 /// A file source's inputs: `-` alone is standard input; otherwise paths and
-/// globs, expanded and put in order ([`order`]), cut to `shard` (I of N).
-/// One plain path is read as before; anything more is a list.
+/// globs, expanded, each file once ([`dedup`]), put in order ([`order`]),
+/// cut to `shard` (I of N). One plain path is read as before; anything more
+/// is a list. What the run should warn about goes to `notes` (logging has
+/// not started yet).
 pub(super) fn inputs(
     kind: &str,
     flag: &str,
     given: &[String],
     shard: Option<(u32, u32)>,
+    notes: &mut Vec<String>,
 ) -> Result<(InputPath, Option<Vec<PathBuf>>), PipelineError> {
     let cfg = PipelineError::Config;
     if given.is_empty() {
@@ -62,10 +65,7 @@ pub(super) fn inputs(
             return Err(cfg(format!("{flag} '{g}' matches no file")));
         }
     }
-    // A path named twice (by itself and through a glob) is read once, at
-    // its first place.
-    let mut seen = std::collections::HashSet::new();
-    files.retain(|f| seen.insert(f.clone()));
+    dedup(&mut files, flag, notes);
     order(&mut files);
     if files.len() == 1 && !globbed && shard.is_none() {
         return Ok((InputPath::File(files.remove(0)), None));
@@ -79,7 +79,7 @@ pub(super) fn inputs(
             .map(|(_, f)| f)
             .collect();
         if files.is_empty() {
-            tracing::warn!("--input-shard {i}/{n}: none of the {all} file(s) falls to this shard; nothing to read");
+            notes.push(format!("--input-shard {i}/{n}: none of the {all} file(s) falls to this shard; nothing to read"));
         }
     }
     let first = files.first().cloned().unwrap_or_default();
@@ -102,6 +102,39 @@ pub(super) fn parse_shard(text: &str) -> Result<(u32, u32), PipelineError> {
         return Err(bad());
     }
     Ok((i, n))
+}
+
+/// Keeps the first of the inputs that are one file (the same device and
+/// inode: `./a.csv` and `/data/a.csv`, a `latest.csv` symlink matched by the
+/// same glob as its target, a hard link), so no file is read twice; each
+/// one left out is named in `notes` (unless it is the same path again).
+fn dedup(files: &mut Vec<PathBuf>, flag: &str, notes: &mut Vec<String>) {
+    use std::os::unix::fs::MetadataExt;
+    let mut paths = std::collections::HashSet::new();
+    let mut inodes: std::collections::HashMap<(u64, u64), PathBuf> = Default::default();
+    files.retain(|f| {
+        if !paths.insert(f.clone()) {
+            return false;
+        }
+        // A path that cannot be looked at is kept: opening it says why.
+        let Ok(meta) = std::fs::metadata(f) else {
+            return true;
+        };
+        match inodes.entry((meta.dev(), meta.ino())) {
+            std::collections::hash_map::Entry::Occupied(first) => {
+                notes.push(format!(
+                    "{flag} '{}' is the same file as '{}'; it is read once",
+                    f.display(),
+                    first.get().display()
+                ));
+                false
+            }
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(f.clone());
+                true
+            }
+        }
+    });
 }
 
 /// True for an input that is neither a regular file nor a directory: a
@@ -128,6 +161,42 @@ fn order(files: &mut [PathBuf]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_file_named_several_ways_is_read_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("a.csv"), "x\n").unwrap();
+        std::fs::write(d.join("b.csv"), "x\n").unwrap();
+        std::os::unix::fs::symlink(d.join("a.csv"), d.join("latest.csv")).unwrap();
+        std::fs::hard_link(d.join("b.csv"), d.join("b-copy.csv")).unwrap();
+        std::fs::create_dir(d.join("sub")).unwrap();
+        let spelled = d.join("sub").join("..").join("a.csv");
+        let given: Vec<String> = vec![
+            format!("{}/*.csv", d.display()),
+            spelled.display().to_string(),
+            d.join("a.csv").display().to_string(),
+        ];
+        let mut notes = Vec::new();
+        let (_, list) = inputs("csv", "--csv-file", &given, None, &mut notes).unwrap();
+        let names: Vec<_> = list
+            .unwrap()
+            .iter()
+            .map(|f| f.file_name().unwrap().to_str().unwrap().to_string())
+            .collect();
+        // The glob's first match of each file is kept: a.csv, b-copy.csv.
+        assert_eq!(names, ["a.csv", "b-copy.csv"]);
+        assert_eq!(notes.len(), 3, "{notes:?}");
+        assert!(notes[0].contains("b.csv' is the same file as"), "{notes:?}");
+        assert!(
+            notes[1].contains("latest.csv' is the same file as"),
+            "{notes:?}"
+        );
+        assert!(
+            notes[2].contains("sub/../a.csv' is the same file as"),
+            "{notes:?}"
+        );
+    }
 
     #[test]
     fn pipes_keep_their_place_and_files_go_in_name_order() {
