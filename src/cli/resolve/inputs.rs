@@ -1,6 +1,6 @@
 //! A file source's inputs (`--csv-file`, `--jsonl-file`): `-`, or paths and
 //! globs expanded into the list of inputs, in the order they are read, cut
-//! to `--input-shard`.
+//! to `--input-shard` (each file by a hash of its name: [`shard_of`]).
 //!
 //! Regular files are read in name order. An input that is not a regular
 //! file (a named pipe, `/dev/stdin`, a process substitution `<(…)`, a
@@ -14,7 +14,7 @@ use crate::error::PipelineError;
 
 /// A file source's inputs: `-` alone is standard input; otherwise paths and
 /// globs, expanded, each file once ([`dedup`]), put in order ([`order`]),
-/// cut to `shard` (I of N). One plain path is read as before; anything more
+/// cut to the files of `shard` I of N ([`shard_of`]). One plain path is read as before; anything more
 /// is a list. What the run should warn about goes to `notes` (logging has
 /// not started yet).
 pub(super) fn inputs(
@@ -72,12 +72,7 @@ pub(super) fn inputs(
     }
     let all = files.len();
     if let Some((i, n)) = shard {
-        files = files
-            .into_iter()
-            .enumerate()
-            .filter(|(k, _)| *k as u32 % n == i)
-            .map(|(_, f)| f)
-            .collect();
+        files.retain(|f| shard_of(f, n) == i);
         if files.is_empty() {
             notes.push(format!("--input-shard {i}/{n}: none of the {all} file(s) falls to this shard; nothing to read"));
         }
@@ -102,6 +97,24 @@ pub(super) fn parse_shard(text: &str) -> Result<(u32, u32), PipelineError> {
         return Err(bad());
     }
     Ok((i, n))
+}
+
+/// The shard (of `n`) a file falls to: the 64-bit FNV-1a hash of its name
+/// (without its directory, which pods may mount in different places) modulo
+/// `n`. It depends on that name alone, so a file that arrives between two
+/// processes' starts moves no other file to another shard.
+fn shard_of(path: &Path, n: u32) -> u32 {
+    use std::os::unix::ffi::OsStrExt;
+    let name = path.file_name().unwrap_or(path.as_os_str());
+    (fnv1a64(name.as_bytes()) % u64::from(n)) as u32
+}
+
+/// FNV-1a, 64 bits: a fixed, documented function (std's hasher may differ
+/// between builds, and every process of a job must agree).
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// Keeps the first of the inputs that are one file (the same device and
@@ -161,6 +174,67 @@ fn order(files: &mut [PathBuf]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Expected values computed independently (Python: FNV-1a 64 over the
+    /// name's bytes, offset 0xcbf29ce484222325, prime 0x100000001b3).
+    #[test]
+    fn a_files_shard_is_a_stable_hash_of_its_name() {
+        for (name, hash, of3, of4, of7) in [
+            ("day-01.csv", 0x1d2ee31df6fb8051u64, 2, 1, 1),
+            ("day-02.csv", 0xdcaf9a17bebe5470, 2, 0, 2),
+            ("day-03.csv.gz", 0xe69a58cfa651e1e2, 0, 2, 4),
+            ("orders-2026-12-01.csv", 0x3da1557f2c8c178b, 0, 3, 0),
+            ("a.csv", 0x0eee5bb517eccbf6, 2, 2, 2),
+        ] {
+            assert_eq!(fnv1a64(name.as_bytes()), hash, "{name}");
+            // The directory does not count: pods may mount it elsewhere.
+            for dir in ["", "/data/in/", "./"] {
+                let path = PathBuf::from(format!("{dir}{name}"));
+                assert_eq!(
+                    [3, 4, 7].map(|n| shard_of(&path, n)),
+                    [of3, of4, of7],
+                    "{dir}{name}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_file_added_moves_no_other_file_between_shards() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let shards = |n: u32| -> Vec<Vec<PathBuf>> {
+            let given = [format!("{}/*.csv", d.display())];
+            (0..n)
+                .map(|i| {
+                    inputs("csv", "--csv-file", &given, Some((i, n)), &mut Vec::new())
+                        .unwrap()
+                        .1
+                        .unwrap()
+                })
+                .collect()
+        };
+        for day in [1, 2, 4, 5, 7, 8, 9] {
+            std::fs::write(d.join(format!("day-{day:02}.csv")), "x\n").unwrap();
+        }
+        let before = shards(3);
+        // Files arrive, sorting before, between and after the others.
+        for day in [0, 3, 6, 10] {
+            std::fs::write(d.join(format!("day-{day:02}.csv")), "x\n").unwrap();
+        }
+        let after = shards(3);
+        for (i, (was, is)) in before.iter().zip(&after).enumerate() {
+            for f in was {
+                assert!(is.contains(f), "{} left shard {i}", f.display());
+            }
+        }
+        // Every file in exactly one shard.
+        let mut all: Vec<PathBuf> = after.concat();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 11);
+        assert_eq!(after.iter().map(Vec::len).sum::<usize>(), 11);
+    }
 
     #[test]
     fn one_file_named_several_ways_is_read_once() {
