@@ -36,22 +36,34 @@ impl Compression {
         }
     }
 
-    /// The compression the first bytes `head` announce.
+    /// The compression the first bytes `head` announce: the gzip magic
+    /// number, a zstd frame's, or a zstd skippable frame's (0x184D2A50 to
+    /// 0x184D2A5F, little-endian: what pzstd writes first; the decoder steps
+    /// over such frames).
     pub fn sniff(head: &[u8]) -> Option<Compression> {
         if head.starts_with(&[0x1f, 0x8b]) {
             Some(Compression::Gzip)
-        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) || Compression::skippable(head) {
             Some(Compression::Zstd)
         } else {
             None
         }
     }
 
+    /// `head` starts with the magic number of a zstd skippable frame.
+    fn skippable(head: &[u8]) -> bool {
+        head.len() >= 4 && head[0] & 0xf0 == 0x50 && head[1..4] == [0x2a, 0x4d, 0x18]
+    }
+
     /// True while `head` could still turn out to be a magic number.
     fn undecided(head: &[u8]) -> bool {
+        let skippable_start = head.first().is_none_or(|b| b & 0xf0 == 0x50)
+            && [0x2a, 0x4d, 0x18].starts_with(head.get(1..).unwrap_or(&[]));
         Compression::sniff(head).is_none()
             && head.len() < 4
-            && ([0x1f, 0x8b].starts_with(head) || [0x28, 0xb5, 0x2f, 0xfd].starts_with(head))
+            && ([0x1f, 0x8b].starts_with(head)
+                || [0x28, 0xb5, 0x2f, 0xfd].starts_with(head)
+                || skippable_start)
     }
 }
 
@@ -292,6 +304,20 @@ mod tests {
             Compression::sniff(b"\x28\xb5\x2f\xfd rest"),
             Some(Compression::Zstd)
         );
+        // A zstd skippable frame (pzstd writes one first), any of its 16
+        // magic numbers.
+        for low in [0x50u8, 0x5a, 0x5f] {
+            assert_eq!(
+                Compression::sniff(&[low, 0x2a, 0x4d, 0x18, 0, 0, 0, 0]),
+                Some(Compression::Zstd)
+            );
+        }
+        // Text that starts like one is text: "P*M" (0x50 0x2a 0x4d) and on.
+        assert_eq!(Compression::sniff(b"P*M,x\n"), None);
+        assert_eq!(Compression::sniff(b"\x4f\x2a\x4d\x18"), None);
+        assert!(Compression::undecided(b"P*"));
+        assert!(Compression::undecided(b"\x5f\x2a\x4d"));
+        assert!(!Compression::undecided(b"P,"));
         // A CSV may well start with "(".
         assert_eq!(Compression::sniff(b"(a),b\n"), None);
         assert_eq!(Compression::sniff(b""), None);
