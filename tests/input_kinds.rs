@@ -325,6 +325,34 @@ fn kinds() -> Vec<Kind> {
             },
         },
         Kind {
+            name: "an empty file, then the file",
+            make: |s| {
+                let empty = s.dir.join("0-empty.data");
+                fs::write(&empty, "").unwrap();
+                let f = s.file("a.data", 1..s.rows + 1);
+                Given {
+                    says: Some("is empty"),
+                    ..Given::files(vec![p(&empty), p(&f)], (1..s.rows + 1).collect())
+                }
+            },
+        },
+        Kind {
+            name: "an empty FIFO, then the file, then an empty FIFO",
+            make: |s| {
+                let empty = s.dir.join("empty.data");
+                fs::write(&empty, "").unwrap();
+                let (first, w1) = s.fifo("first.pipe", &empty);
+                let (last, w2) = s.fifo("last.pipe", &empty);
+                let f = s.file("a.data", 1..s.rows + 1);
+                Given {
+                    // A pipe's CSV header is read when its turn comes: none there.
+                    says: (s.fmt == Format::Csv).then_some("is empty"),
+                    writers: vec![w1, w2],
+                    ..Given::files(vec![p(&first), p(&f), p(&last)], (1..s.rows + 1).collect())
+                }
+            },
+        },
+        Kind {
             name: "two process substitutions and a file, read in command-line order",
             make: |s| {
                 let k = s.rows / 4;

@@ -276,3 +276,62 @@ fn a_sink_rejection_names_the_file_of_its_record() {
     );
     db.exec(&format!("DROP TABLE {table}"));
 }
+
+/// Several files into MySQL: every file's header is checked before anything
+/// is written. An empty file (0 bytes, or compressed nothing) is skipped with
+/// a warning, not taken for a file without fields; a later file's field with
+/// no column is refused up front (exit 2, nothing written), like the first
+/// file's; headers that differ are named in a warning.
+#[test]
+fn every_files_header_is_checked_before_anything_is_written() {
+    let mut db = Db::connect();
+    let table = table_name("headers");
+    let url = mysql_url();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let reset = |db: &mut Db| {
+        db.exec(&format!("DROP TABLE IF EXISTS {table}"));
+        db.exec(&format!(
+            "CREATE TABLE {table} (id INT PRIMARY KEY, n INT NOT NULL)"
+        ));
+    };
+
+    // An empty first file (a cron job's export that had nothing that night).
+    fs::create_dir(d.join("empty-first")).unwrap();
+    fs::write(d.join("empty-first/a.csv"), "").unwrap();
+    fs::write(d.join("empty-first/b.csv"), "id,n\n1,1\n2,2\n").unwrap();
+    fs::write(d.join("empty-first/c.csv.gz"), gzip(b"")).unwrap();
+    fs::write(d.join("empty-first/d.csv"), "n,id\n3,3\n").unwrap();
+    reset(&mut db);
+    let glob = format!("{}/empty-first/*", d.display());
+    let res = run(&csv_to_mysql(&glob, &url, &table, &[]));
+    let err = stderr(&res);
+    assert_eq!(res.status.code(), Some(0), "{err}");
+    assert_eq!(summary_number(&err, "read"), 3, "{err}");
+    assert_eq!(db.count(&format!("SELECT COUNT(*) FROM {table}")), 3);
+    for f in ["a.csv", "c.csv.gz"] {
+        assert!(
+            err.lines()
+                .any(|l| l.contains("WARN") && l.contains(f) && l.contains("empty")),
+            "{f}: {err}"
+        );
+    }
+    assert!(
+        err.lines()
+            .any(|l| l.contains("WARN") && l.contains("d.csv") && l.contains("header")),
+        "{err}"
+    );
+
+    // A later file with a field the table has no column for.
+    fs::create_dir(d.join("extra-later")).unwrap();
+    fs::write(d.join("extra-later/a.csv"), "id,n\n1,1\n").unwrap();
+    fs::write(d.join("extra-later/b.csv"), "id,n,extra\n2,2,x\n").unwrap();
+    reset(&mut db);
+    let glob = format!("{}/extra-later/*", d.display());
+    let res = run(&csv_to_mysql(&glob, &url, &table, &[]));
+    let err = stderr(&res);
+    assert_eq!(res.status.code(), Some(2), "{err}");
+    assert!(err.contains("extra"), "{err}");
+    assert_eq!(db.count(&format!("SELECT COUNT(*) FROM {table}")), 0);
+    db.exec(&format!("DROP TABLE {table}"));
+}

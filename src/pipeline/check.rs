@@ -37,7 +37,12 @@ pub(super) fn with_sample<T>(
         config.source.kind(),
         config.sink.kind(),
     );
-    let mut source = source::open(&config.source, limit, &metrics)?;
+    // What opening the files says (an empty file skipped, headers that
+    // differ) was said when the run's own source was opened.
+    let mut source =
+        tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::default(), || {
+            source::open(&config.source, limit, &metrics)
+        })?;
     let ctx = Context::new(
         metrics,
         Shutdown::new(),
