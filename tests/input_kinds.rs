@@ -99,6 +99,18 @@ impl Setup {
         (path, writer)
     }
 
+    /// A socket for standard input that a child process fills with
+    /// `from`'s bytes.
+    fn socket(&self, from: &Path) -> (Stdio, Child) {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        let writer = Command::new("cat")
+            .arg(from)
+            .stdout(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
+            .spawn()
+            .unwrap();
+        (Stdio::from(std::os::fd::OwnedFd::from(ours)), writer)
+    }
+
     /// A pipe for standard input that `program args` writes.
     fn pipe(&self, program: &str, args: &[&str]) -> (Stdio, Child) {
         let mut child = Command::new(program)
@@ -242,6 +254,30 @@ fn kinds() -> Vec<Kind> {
                 Given {
                     stdin: Stdio::from(fs::File::open(&f).unwrap()),
                     ..Given::files(vec!["/dev/stdin".into()], (1..s.rows + 1).collect())
+                }
+            },
+        },
+        Kind {
+            name: "/dev/stdin, a socket",
+            make: |s| {
+                let f = s.file("a.data", 1..s.rows + 1);
+                let (stdin, writer) = s.socket(&f);
+                Given {
+                    stdin,
+                    writers: vec![writer],
+                    ..Given::files(vec!["/dev/stdin".into()], (1..s.rows + 1).collect())
+                }
+            },
+        },
+        Kind {
+            name: "standard input (-), a socket",
+            make: |s| {
+                let f = s.file("a.data", 1..s.rows + 1);
+                let (stdin, writer) = s.socket(&f);
+                Given {
+                    stdin,
+                    writers: vec![writer],
+                    ..Given::files(vec!["-".into()], (1..s.rows + 1).collect())
                 }
             },
         },

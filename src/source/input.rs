@@ -116,7 +116,7 @@ pub fn open(input: &InputPath, what: &'static str) -> Result<Opened, PipelineErr
                 path: path.clone(),
                 source,
             };
-            let file = File::open(path).map_err(open_err)?;
+            let file = open_path(path).map_err(open_err)?;
             let meta = file.metadata().map_err(open_err)?;
             if meta.is_dir() {
                 return Err(open_err(io::Error::other("it is a directory")));
@@ -182,6 +182,40 @@ pub fn open(input: &InputPath, what: &'static str) -> Result<Opened, PipelineErr
         live: None,
         compression,
     })
+}
+
+/// Opens `path`. A socket cannot be opened by a path, not even
+/// `/dev/stdin` or `/dev/fd/N` naming one this process holds: such a path
+/// is then read from a copy of that descriptor.
+fn open_path(path: &std::path::Path) -> io::Result<File> {
+    match File::open(path) {
+        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
+            let Some(fd) = own_descriptor(path) else {
+                return Err(e);
+            };
+            // SAFETY: fcntl only reads `fd` (an invalid one is EBADF); a
+            // copy it returns is a new descriptor that nothing else owns.
+            let copy = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+            if copy < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(copy) })
+        }
+        other => other,
+    }
+}
+
+/// The descriptor of this process a path names: `/dev/stdin` (0),
+/// `/dev/fd/N`, `/proc/self/fd/N`.
+fn own_descriptor(path: &std::path::Path) -> Option<RawFd> {
+    let text = path.to_str()?;
+    if text == "/dev/stdin" {
+        return Some(libc::STDIN_FILENO);
+    }
+    text.strip_prefix("/dev/fd/")
+        .or_else(|| text.strip_prefix("/proc/self/fd/"))?
+        .parse()
+        .ok()
 }
 
 /// Blocks read ahead from a reader by a thread of its own.
@@ -293,6 +327,16 @@ impl<R: Read> Read for Decoding<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_that_name_a_descriptor_of_this_process() {
+        let fd = |p: &str| own_descriptor(std::path::Path::new(p));
+        assert_eq!(fd("/dev/stdin"), Some(0));
+        assert_eq!(fd("/dev/fd/63"), Some(63));
+        assert_eq!(fd("/proc/self/fd/7"), Some(7));
+        assert_eq!(fd("/dev/fd/x"), None);
+        assert_eq!(fd("/data/fd/3"), None);
+    }
 
     #[test]
     fn magic_numbers_are_told_apart_from_text() {
