@@ -14,9 +14,9 @@ use crate::error::PipelineError;
 
 /// A file source's inputs: `-` alone is standard input; otherwise paths and
 /// globs, expanded, each file once ([`dedup`]), put in order ([`order`]),
-/// cut to the files of `shard` I of N ([`shard_of`]). One plain path is read as before; anything more
-/// is a list. What the run should warn about goes to `notes` (logging has
-/// not started yet).
+/// cut to the files of `shard` I of N ([`shard_of`]). One plain path is read
+/// as before; anything more is a list. What the run should warn about goes
+/// to `notes` (logging has not started yet).
 pub(super) fn inputs(
     kind: &str,
     flag: &str,
