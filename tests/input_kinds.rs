@@ -87,11 +87,16 @@ impl Setup {
 
     /// A named pipe `name` that a child process fills with `from`'s bytes.
     fn fifo(&self, name: &str, from: &Path) -> (PathBuf, Child) {
+        self.fifo_from(name, "cat", from)
+    }
+
+    /// A named pipe `name` that `program from` (a child process) fills.
+    fn fifo_from(&self, name: &str, program: &str, from: &Path) -> (PathBuf, Child) {
         let path = self.dir.join(name);
         let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
         let writer = Command::new("sh")
-            .args(["-c", "exec cat \"$1\" > \"$2\"", "sh"])
+            .args(["-c", &format!("exec {program} \"$1\" > \"$2\""), "sh"])
             .arg(from)
             .arg(&path)
             .spawn()
@@ -328,6 +333,31 @@ fn kinds() -> Vec<Kind> {
                         vec![format!("<(gzip -c {})", quote(&p(&f)))],
                         (1..s.rows + 1).collect(),
                     )
+                }
+            },
+        },
+        Kind {
+            name: "a pzstd pipe on /dev/stdin (skippable frames)",
+            make: |s| {
+                let f = s.file("a.data", 1..s.rows + 1);
+                let (stdin, writer) = s.pipe("pzstd", &["-q", "-c", &p(&f)]);
+                Given {
+                    stdin,
+                    writers: vec![writer],
+                    ..Given::files(vec!["/dev/stdin".into()], (1..s.rows + 1).collect())
+                }
+            },
+        },
+        Kind {
+            name: "a file, then a gzip FIFO",
+            make: |s| {
+                let k = s.rows / 2;
+                let a = s.file("a.data", 1..k + 1);
+                let b = s.file("b.data", k + 1..2 * k + 1);
+                let (f, w) = s.fifo_from("in.pipe", "gzip -c", &b);
+                Given {
+                    writers: vec![w],
+                    ..Given::files(vec![p(&a), p(&f)], (1..2 * k + 1).collect())
                 }
             },
         },
