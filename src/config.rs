@@ -530,6 +530,9 @@ pub struct Config {
     pub quiet: bool,
     /// `--check`: say what the run would do, write nothing.
     pub check: bool,
+    /// Warnings found while reading the flags (an input named twice, a
+    /// shard with no file), logged once logging has started.
+    pub notes: Vec<String>,
     /// `--summary-json`: where the summary record is also written.
     pub summary_json: Option<OutputPath>,
     /// Longest the process waits, after a stop signal, for the sinks to drain.
@@ -576,6 +579,7 @@ impl Config {
             log_format: LogFormat::Text,
             quiet: false,
             check: false,
+            notes: Vec::new(),
             summary_json: None,
             shutdown_timeout: Duration::from_secs(DEFAULT_SHUTDOWN_TIMEOUT_SECS),
             push: None,

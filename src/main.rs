@@ -83,6 +83,9 @@ fn try_main() -> Result<ExitCode, PipelineError> {
     }
     let config = cli.into_config()?;
     report::init(&config);
+    for note in &config.notes {
+        tracing::warn!("{note}");
+    }
     pipeline_cli::fsutil::check_paths(&config)?;
     if config.check {
         return check(&config);

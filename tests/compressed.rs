@@ -1,7 +1,8 @@
 //! Compressed output (a gzip member or zstd frame per batch, by the file
 //! name or --output-compression) decompresses to the plain output.
 //! Compressed CSV input is known by its first bytes, not by its name: gzip
-//! (several members read as one) and zstd files and standard input give
+//! (several members read as one) and zstd files (also starting with a
+//! skippable frame, as pzstd writes them) and standard input give
 //! exactly what the plain file gives; a stream cut short fails the run
 //! saying so, keeping the rows read before the cut in the `.partial` file.
 
@@ -67,10 +68,27 @@ fn gzip_and_zstd_input_read_as_the_plain_file() {
     let half = half + csv[half..].iter().position(|&b| b == b'\n').unwrap() + 1;
     let mut two = gzip(&csv[..half]);
     two.extend(gzip(&csv[half..]));
+    // What pzstd writes: each frame after a skippable frame holding its size.
+    let pzstd = Command::new("pzstd")
+        .args(["-q", "-c", "-p", "2"])
+        .arg(&plain)
+        .output()
+        .expect("pzstd (Debian package zstd) is needed");
+    assert!(pzstd.status.success());
+    assert_eq!(
+        &pzstd.stdout[1..4],
+        &[0x2a, 0x4d, 0x18],
+        "a skippable frame first"
+    );
+    // A skippable frame with the last magic number of its range, 0x184D2A5F.
+    let mut skippable = vec![0x5f, 0x2a, 0x4d, 0x18, 3, 0, 0, 0, b'a', b'b', b'c'];
+    skippable.extend(zstd::encode_all(&csv[..], 3).unwrap());
     let cases = [
         ("gz", gzip(&csv)),
         ("members", two),
         ("zst", zstd::encode_all(&csv[..], 3).unwrap()),
+        ("pzstd", pzstd.stdout),
+        ("skippable", skippable),
     ];
     for (tag, bytes) in cases {
         // Named as if plain: the content decides.

@@ -1,7 +1,7 @@
 //! Several input files (paths and globs, gzip mixed in) read in name order as
 //! one stream, each record's file and line in the dead-letter file;
-//! `--input-shard I/N` splits the files over processes so that together they
-//! read each file once.
+//! `--input-shard I/N` splits the files over processes (by a hash of each
+//! file's name) so that together they read each file once.
 
 mod common;
 
@@ -145,7 +145,8 @@ fn shards_split_the_files_and_together_read_each_once() {
     assert_eq!(read, 5000);
     assert_eq!(all.len(), 4999);
     assert!(all.values().all(|&n| n == 1), "an id read twice");
-    // A shard that no file falls to reads nothing and succeeds.
+    // A shard that no file falls to reads nothing and succeeds (day-01.csv
+    // falls to shard 1 of 2: FNV-1a of its name is odd).
     let out = dir.path().join("none.jsonl");
     let res = run(&[
         "--source-type",
@@ -153,7 +154,7 @@ fn shards_split_the_files_and_together_read_each_once() {
         "--csv-file",
         p(&dir.path().join("day-01.csv")),
         "--input-shard",
-        "1/2",
+        "0/2",
         "--sink-type",
         "file",
         "--output-file",
@@ -161,6 +162,7 @@ fn shards_split_the_files_and_together_read_each_once() {
     ]);
     assert_eq!(res.status.code(), Some(0), "{}", stderr(&res));
     assert_eq!(summary_number(&stderr(&res), "read"), 0);
+    assert!(stderr(&res).contains("none of the 1 file(s) falls to this shard"));
     assert_eq!(fs::read_to_string(&out).unwrap(), "");
 }
 
@@ -331,4 +333,63 @@ fn files_on_the_command_line_replace_the_configs() {
             stderr(&run_out)
         );
     }
+}
+
+/// Several files into MySQL: every file's header is checked before anything
+/// is written. An empty file (0 bytes, or compressed nothing) is skipped with
+/// a warning, not taken for a file without fields; a later file's field with
+/// no column is refused up front (exit 2, nothing written), like the first
+/// file's; headers that differ are named in a warning.
+#[test]
+fn every_files_header_is_checked_before_anything_is_written() {
+    let mut db = Db::connect();
+    let table = table_name("headers");
+    let url = mysql_url();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let reset = |db: &mut Db| {
+        db.exec(&format!("DROP TABLE IF EXISTS {table}"));
+        db.exec(&format!(
+            "CREATE TABLE {table} (id INT PRIMARY KEY, n INT NOT NULL)"
+        ));
+    };
+
+    // An empty first file (a cron job's export that had nothing that night).
+    fs::create_dir(d.join("empty-first")).unwrap();
+    fs::write(d.join("empty-first/a.csv"), "").unwrap();
+    fs::write(d.join("empty-first/b.csv"), "id,n\n1,1\n2,2\n").unwrap();
+    fs::write(d.join("empty-first/c.csv.gz"), gzip(b"")).unwrap();
+    fs::write(d.join("empty-first/d.csv"), "n,id\n3,3\n").unwrap();
+    reset(&mut db);
+    let glob = format!("{}/empty-first/*", d.display());
+    let res = run(&csv_to_mysql(&glob, &url, &table, &[]));
+    let err = stderr(&res);
+    assert_eq!(res.status.code(), Some(0), "{err}");
+    assert_eq!(summary_number(&err, "read"), 3, "{err}");
+    assert_eq!(db.count(&format!("SELECT COUNT(*) FROM {table}")), 3);
+    for f in ["a.csv", "c.csv.gz"] {
+        assert!(
+            err.lines()
+                .any(|l| l.contains("WARN") && l.contains(f) && l.contains("empty")),
+            "{f}: {err}"
+        );
+    }
+    assert!(
+        err.lines()
+            .any(|l| l.contains("WARN") && l.contains("d.csv") && l.contains("header")),
+        "{err}"
+    );
+
+    // A later file with a field the table has no column for.
+    fs::create_dir(d.join("extra-later")).unwrap();
+    fs::write(d.join("extra-later/a.csv"), "id,n\n1,1\n").unwrap();
+    fs::write(d.join("extra-later/b.csv"), "id,n,extra\n2,2,x\n").unwrap();
+    reset(&mut db);
+    let glob = format!("{}/extra-later/*", d.display());
+    let res = run(&csv_to_mysql(&glob, &url, &table, &[]));
+    let err = stderr(&res);
+    assert_eq!(res.status.code(), Some(2), "{err}");
+    assert!(err.contains("extra"), "{err}");
+    assert_eq!(db.count(&format!("SELECT COUNT(*) FROM {table}")), 0);
+    db.exec(&format!("DROP TABLE {table}"));
 }

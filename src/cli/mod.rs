@@ -171,9 +171,9 @@ pub struct Cli {
     #[arg(long, value_name = "PATH", num_args = 1.., help_heading = "NDJSON source")]
     pub jsonl_file: Vec<String>,
 
-    /// Read only share I of N of the input files: the files (all paths and
-    /// globs, in name order) numbered from 0, this process takes those whose
-    /// number modulo N is I. N processes with I = 0 … N-1 read every file
+    /// Read only share I of N of the input files: those whose name (without
+    /// its directory) hashes to I (FNV-1a 64 modulo N; a file's shard never
+    /// depends on the others). N processes with I = 0 … N-1 read every file
     /// once: a directory split over the pods of an Indexed Job, as
     /// --es-slice-id splits an index (and, like it, a `slice` label on every
     /// metric, its own Pushgateway group, `{slice}` in paths). Example:

@@ -5,102 +5,15 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::config::{
-    Config, CsvConfig, EsConfig, FileSinkConfig, InputPath, JsonlConfig, MetricsConfig,
-    MysqlConfig, OutputCompression, OutputPath, PushConfig, Secret, SinkConfig, SourceConfig,
-    SslMode,
+    Config, CsvConfig, EsConfig, FileSinkConfig, JsonlConfig, MetricsConfig, MysqlConfig,
+    OutputCompression, OutputPath, PushConfig, Secret, SinkConfig, SourceConfig, SslMode,
 };
 use crate::error::PipelineError;
 
 use super::{Cli, OutputCompressionFlag, SinkType, SourceType};
 
-/// A file source's inputs: `-` alone is standard input; otherwise paths and
-/// globs, expanded and put in name order, cut to `shard` (I of N). One plain
-/// path is read as before; anything more is a list.
-fn inputs(
-    kind: &str,
-    flag: &str,
-    given: &[String],
-    shard: Option<(u32, u32)>,
-) -> Result<(InputPath, Option<Vec<PathBuf>>), PipelineError> {
-    let cfg = PipelineError::Config;
-    if given.is_empty() {
-        return Err(cfg(format!(
-            "--source-type {kind} needs {flag} PATH (or `-` for standard input)"
-        )));
-    }
-    if given.iter().any(|g| g == "-") {
-        if given.len() > 1 {
-            return Err(cfg(format!(
-                "{flag} -: standard input cannot be read together with files"
-            )));
-        }
-        if shard.is_some() {
-            return Err(cfg(
-                "--input-shard splits input files; standard input cannot be split".into(),
-            ));
-        }
-        return Ok((InputPath::Stdin, None));
-    }
-    let mut files: Vec<PathBuf> = Vec::new();
-    let mut globbed = false;
-    for g in given {
-        if !g.contains(['*', '?', '[']) {
-            files.push(PathBuf::from(g));
-            continue;
-        }
-        globbed = true;
-        let paths =
-            glob::glob(g).map_err(|e| cfg(format!("{flag} '{g}' is not a valid pattern: {e}")))?;
-        let mut matched = 0;
-        for p in paths {
-            let p = p.map_err(|e| cfg(format!("{flag} '{g}': {e}")))?;
-            if p.is_file() || p.metadata().is_ok_and(|m| !m.is_dir()) {
-                files.push(p);
-                matched += 1;
-            }
-        }
-        if matched == 0 {
-            return Err(cfg(format!("{flag} '{g}' matches no file")));
-        }
-    }
-    files.sort();
-    files.dedup();
-    if files.len() == 1 && !globbed && shard.is_none() {
-        return Ok((InputPath::File(files.remove(0)), None));
-    }
-    let all = files.len();
-    if let Some((i, n)) = shard {
-        files = files
-            .into_iter()
-            .enumerate()
-            .filter(|(k, _)| *k as u32 % n == i)
-            .map(|(_, f)| f)
-            .collect();
-        if files.is_empty() {
-            tracing::warn!("--input-shard {i}/{n}: none of the {all} file(s) falls to this shard; nothing to read");
-        }
-    }
-    let first = files.first().cloned().unwrap_or_default();
-    Ok((InputPath::File(first), Some(files)))
-}
-
-/// `--input-shard I/N`.
-fn parse_shard(text: &str) -> Result<(u32, u32), PipelineError> {
-    let bad = || {
-        PipelineError::Config(format!(
-            "--input-shard '{text}' is not I/N with 0 <= I < N (e.g. 2/4)"
-        ))
-    };
-    let (i, n) = text.split_once('/').ok_or_else(bad)?;
-    let (i, n): (u32, u32) = (
-        i.trim().parse().map_err(|_| bad())?,
-        n.trim().parse().map_err(|_| bad())?,
-    );
-    if n == 0 || i >= n {
-        return Err(bad());
-    }
-    Ok((i, n))
-}
+mod inputs;
+use inputs::{inputs, parse_shard};
 
 fn parse_delimiter(s: &str) -> Result<u8, PipelineError> {
     let bytes = match s {
@@ -488,11 +401,17 @@ impl Cli {
     /// Checks the flags against each other and builds the run's [`Config`].
     pub fn into_config(self) -> Result<Config, PipelineError> {
         self.check_unused_flags()?;
+        let mut notes = Vec::new();
         let source = match self.source_type {
             SourceType::Elasticsearch => SourceConfig::Elasticsearch(Box::new(self.es_config()?)),
             SourceType::Jsonl => {
-                let (input, list) =
-                    inputs("jsonl", "--jsonl-file", &self.jsonl_file, self.shard()?)?;
+                let (input, list) = inputs(
+                    "jsonl",
+                    "--jsonl-file",
+                    &self.jsonl_file,
+                    self.shard()?,
+                    &mut notes,
+                )?;
                 SourceConfig::Jsonl(JsonlConfig {
                     input,
                     list,
@@ -503,7 +422,13 @@ impl Cli {
                 })
             }
             SourceType::Csv => {
-                let (input, list) = inputs("csv", "--csv-file", &self.csv_file, self.shard()?)?;
+                let (input, list) = inputs(
+                    "csv",
+                    "--csv-file",
+                    &self.csv_file,
+                    self.shard()?,
+                    &mut notes,
+                )?;
                 SourceConfig::Csv(CsvConfig {
                     input,
                     list,
@@ -560,6 +485,7 @@ impl Cli {
             }
         };
         let mut config = Config::new(source, sink);
+        config.notes = notes;
         if let Some(n) = self.batch_size {
             config.batch_size = positive("--batch-size", n)?;
         }

@@ -2,7 +2,7 @@
 //! its types from) and `--check`: what a run would do, with nothing written.
 
 use crate::channel;
-use crate::config::{Config, InputPath, SourceConfig};
+use crate::config::Config;
 use crate::context::Context;
 use crate::dead_letter::DeadLetter;
 use crate::error::PipelineError;
@@ -14,19 +14,16 @@ use crate::source;
 
 /// Reads up to `n` records (`0`: all, within `--limit`) from a second
 /// opening of the source and hands them to `take` as they come (none is
-/// held). `None` when the source cannot be read twice (standard input).
-/// Bad rows are skipped here: the run itself counts and keeps them.
+/// held). `None` when the source cannot be read twice (standard input, a
+/// named pipe, `/dev/stdin`, a process substitution: anything but regular
+/// files), which is then never opened a second time. Bad rows are skipped
+/// here: the run itself counts and keeps them.
 pub(super) fn with_sample<T>(
     config: &Config,
     n: u64,
     take: impl FnOnce(&mut dyn Iterator<Item = Record>) -> Result<T, PipelineError>,
 ) -> Result<Option<T>, PipelineError> {
-    let stdin = match &config.source {
-        SourceConfig::Csv(c) => c.input == InputPath::Stdin,
-        SourceConfig::Jsonl(c) => c.input == InputPath::Stdin,
-        SourceConfig::Elasticsearch(_) => false,
-    };
-    if stdin {
+    if !source::read_twice(&config.source) {
         return Ok(None);
     }
     let limit = match (n, config.limit) {
@@ -40,8 +37,13 @@ pub(super) fn with_sample<T>(
         config.source.kind(),
         config.sink.kind(),
     );
+    // What opening the files says (an empty file skipped, headers that
+    // differ) was said when the run's own source was opened.
     let stop = Shutdown::new();
-    let mut source = source::open(&config.source, limit, &metrics, &stop)?;
+    let mut source =
+        tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::default(), || {
+            source::open(&config.source, limit, &metrics, &stop)
+        })?;
     let ctx = Context::new(metrics, stop, DeadLetter::open(None)?, None, None);
     ctx.silence_rejections();
     let (sender, rx) = channel::bounded(config.queue_size);
@@ -90,7 +92,7 @@ pub fn check(config: &Config) -> Result<Vec<String>, PipelineError> {
         match with_sample(config, n, |records| sink.take_sample(records, true))? {
             Some(l) => lines.extend(l),
             None => lines.push(
-                "--create-table: standard input is read once, so the first batch decides the column types"
+                "--create-table: the input is read once (standard input or a pipe, not a regular file), so the first batch decides the column types"
                     .into(),
             ),
         }

@@ -1,8 +1,14 @@
 //! Several input files (`--csv-file`/`--jsonl-file` given several paths or
-//! a glob, or `--input-shard`) read one after the other, in name order, as
-//! one stream of records. Each file is opened by its own source (CSV: its
-//! own header); the file being read is named in the dead-letter entries of
-//! its records. Every file is checked to exist before anything is read.
+//! a glob, or `--input-shard`) read one after the other, in the order of the
+//! list (regular files in name order, pipes at their place), as one stream of
+//! records. Each file is opened by its own source (CSV: its own header); the
+//! file being read is named in the dead-letter entries of its records. Every
+//! file is checked to exist, and every regular file's header read, before
+//! anything is read.
+//!
+//! Only regular files are opened more than once. An input that is not one
+//! (a named pipe, `/dev/stdin`, a process substitution) is opened once, when
+//! its turn comes (the first one at once), and read from that descriptor.
 
 use std::path::PathBuf;
 
@@ -11,7 +17,6 @@ use crate::config::InputPath;
 use crate::context::Context;
 use crate::error::PipelineError;
 
-use super::input::Compression;
 use super::Source;
 
 /// Opens one file of the list as a source, with what is left of `--limit`.
@@ -29,72 +34,132 @@ pub struct FileList {
     lines: Option<usize>,
     /// The total size when every file is plain.
     size: Option<u64>,
+    /// Every field of the headers read up front, in order of first
+    /// appearance (`None` when no file has a header: NDJSON, no header).
+    fields: Option<Vec<String>>,
+    /// The first header read, and its file: later headers are compared
+    /// with it.
+    header: Option<(String, Vec<String>)>,
+    /// Empty files left out.
+    skipped: Vec<PathBuf>,
+}
+
+fn open_error(f: &std::path::Path, source: std::io::Error) -> PipelineError {
+    PipelineError::OpenInput {
+        what: "input file",
+        path: f.to_path_buf(),
+        source,
+    }
 }
 
 impl FileList {
-    /// Checks that every file can be opened, and opens the first. An empty
-    /// list (an `--input-shard` given no file) reads nothing.
+    /// Checks every file before anything is read: each exists, and each
+    /// regular file is opened and its header read (CSV), so that a header
+    /// the sink cannot take is refused now, an empty file is skipped (with a
+    /// warning) and headers that differ are named. The first input is kept
+    /// open. An input that is not a regular file is only looked at (opening
+    /// a named pipe would wait for its writer, and what is read from a pipe
+    /// cannot be read again): it is opened once, when its turn comes, its
+    /// header read from that descriptor. An empty list (an `--input-shard`
+    /// given no file) reads nothing.
     pub fn open(
         files: Vec<PathBuf>,
         limit: Option<u64>,
         open: OpenOne,
     ) -> Result<FileList, PipelineError> {
-        let mut size = Some(0u64);
-        for f in &files {
-            let meta = std::fs::metadata(f).map_err(|source| PipelineError::OpenInput {
-                what: "input file",
-                path: f.clone(),
-                source,
-            })?;
-            if meta.is_dir() {
-                return Err(PipelineError::OpenInput {
-                    what: "input file",
-                    path: f.clone(),
-                    source: std::io::Error::other("it is a directory"),
-                });
-            }
-            let mut head = [0u8; 4];
-            let n = std::fs::File::open(f)
-                .and_then(|mut file| std::io::Read::read(&mut file, &mut head))
-                .map_err(|source| PipelineError::OpenInput {
-                    what: "input file",
-                    path: f.clone(),
-                    source,
-                })?;
-            size = match Compression::sniff(&head[..n]) {
-                Some(_) => None,
-                None => size.map(|s| s + meta.len()),
-            };
-        }
-        if files.is_empty() {
+        let mut list = FileList {
+            files: Vec::with_capacity(files.len()),
+            open,
+            limit,
+            first: None,
+            lines: None,
             // Nothing to read: no size (a 0 would make "% done" divide by 0).
-            size = None;
-        }
-        let first = match files.first() {
-            Some(f) => {
-                let mut s = open(&InputPath::File(f.clone()), limit)?;
-                s.set_origin(f.display().to_string().into());
-                Some(s)
-            }
-            None => None,
+            size: (!files.is_empty()).then_some(0),
+            fields: None,
+            header: None,
+            skipped: Vec::new(),
         };
+        for f in files {
+            let meta = std::fs::metadata(&f).map_err(|e| open_error(&f, e))?;
+            if meta.is_dir() {
+                return Err(open_error(&f, std::io::Error::other("it is a directory")));
+            }
+            let regular = meta.is_file();
+            if regular && meta.len() == 0 {
+                list.skip(f);
+                continue;
+            }
+            if !regular {
+                list.size = None;
+                if !list.files.is_empty() {
+                    // Not opened before its turn.
+                    list.files.push(f);
+                    continue;
+                }
+            }
+            // A regular file (opened again when its turn comes), or the
+            // first input, whose turn is now.
+            let mut source = (list.open)(&InputPath::File(f.clone()), limit)?;
+            if !list.take_header(&f, source.as_ref()) {
+                continue;
+            }
+            list.size = match (list.size, source.size_hint()) {
+                (Some(total), Some(n)) => Some(total + n),
+                _ => None,
+            };
+            if list.files.is_empty() {
+                source.set_origin(f.display().to_string().into());
+                list.first = Some(source);
+            }
+            list.files.push(f);
+        }
         tracing::info!(
-            "reading {} file(s) in name order{}",
-            files.len(),
-            match (files.first(), files.last()) {
-                (Some(a), Some(b)) if files.len() > 1 =>
+            "reading {} file(s) in turn{}",
+            list.files.len(),
+            match (list.files.first(), list.files.last()) {
+                (Some(a), Some(b)) if list.files.len() > 1 =>
                     format!(": {} … {}", a.display(), b.display()),
                 _ => String::new(),
             }
         );
-        Ok(FileList {
-            files,
-            open,
-            limit,
-            first,
-            lines: None,
-            size,
-        })
+        Ok(list)
+    }
+
+    /// Leaves out an empty file, saying so.
+    fn skip(&mut self, f: PathBuf) {
+        tracing::warn!("{} is empty (no header, no records); skipped", f.display());
+        self.skipped.push(f);
+    }
+
+    /// Takes the header of `f` (read by `source`): adds its new fields to
+    /// [`FileList::fields`] and warns when it differs from the first
+    /// header. False when the file turned out empty (a compressed file of
+    /// nothing, a pipe that ended at once): it is skipped.
+    fn take_header(&mut self, f: &std::path::Path, source: &dyn Source) -> bool {
+        let Some(names) = source.fields() else {
+            return true;
+        };
+        if names.is_empty() {
+            self.skip(f.to_path_buf());
+            return false;
+        }
+        match &self.header {
+            None => self.header = Some((f.display().to_string(), names.clone())),
+            Some((first, first_names)) if *first_names != names => tracing::warn!(
+                "{}: its header ({}) differs from the header of {first} ({}); each file's records keep their own fields",
+                f.display(),
+                names.join(", "),
+                first_names.join(", ")
+            ),
+            Some(_) => {}
+        }
+        let fields = self.fields.get_or_insert_with(Vec::new);
+        for n in names {
+            if !fields.contains(&n) {
+                fields.push(n);
+            }
+        }
+        true
     }
 }
 
@@ -114,6 +179,13 @@ impl Source for FileList {
                 (0, Some(s)) => s,
                 _ => {
                     let mut s = (self.open)(&InputPath::File(file.clone()), left)?;
+                    if !super::input::reopenable(&InputPath::File(file.clone()))
+                        && !self.take_header(file, s.as_ref())
+                    {
+                        // A pipe's header is read now, from the descriptor
+                        // that reads its records.
+                        continue;
+                    }
                     s.set_origin(file.display().to_string().into());
                     if let Some(batch) = self.lines {
                         s.write_json_lines(batch);
@@ -150,12 +222,14 @@ impl Source for FileList {
     }
 
     fn fields(&self) -> Option<Vec<String>> {
-        self.first.as_ref().and_then(|s| s.fields())
+        // Every field of every header read up front, so a sink checks them
+        // all before anything is written.
+        self.fields.clone()
     }
 
     fn describe(&self) -> Vec<String> {
         let mut lines = vec![format!(
-            "source: {} file(s), read one after the other in name order{}",
+            "source: {} file(s), read one after the other in this order{}",
             self.files.len(),
             if self.files.is_empty() {
                 " (this shard has none: nothing to read)".to_string()
@@ -170,6 +244,17 @@ impl Source for FileList {
                 )
             }
         )];
+        if !self.skipped.is_empty() {
+            lines.push(format!(
+                "source: {} empty file(s) skipped: {}",
+                self.skipped.len(),
+                self.skipped
+                    .iter()
+                    .map(|f| f.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
         if let Some(s) = &self.first {
             lines.extend(
                 s.describe()

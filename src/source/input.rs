@@ -12,7 +12,6 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::fs::FileTypeExt;
 
 use crate::config::InputPath;
 use crate::error::PipelineError;
@@ -41,22 +40,34 @@ impl Compression {
         }
     }
 
-    /// The compression the first bytes `head` announce.
+    /// The compression the first bytes `head` announce: the gzip magic
+    /// number, a zstd frame's, or a zstd skippable frame's (0x184D2A50 to
+    /// 0x184D2A5F, little-endian: what pzstd writes first; the decoder steps
+    /// over such frames).
     pub fn sniff(head: &[u8]) -> Option<Compression> {
         if head.starts_with(&[0x1f, 0x8b]) {
             Some(Compression::Gzip)
-        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) || Compression::skippable(head) {
             Some(Compression::Zstd)
         } else {
             None
         }
     }
 
+    /// `head` starts with the magic number of a zstd skippable frame.
+    fn skippable(head: &[u8]) -> bool {
+        head.len() >= 4 && head[0] & 0xf0 == 0x50 && head[1..4] == [0x2a, 0x4d, 0x18]
+    }
+
     /// True while `head` could still turn out to be a magic number.
     fn undecided(head: &[u8]) -> bool {
+        let skippable_start = head.first().is_none_or(|b| b & 0xf0 == 0x50)
+            && [0x2a, 0x4d, 0x18].starts_with(head.get(1..).unwrap_or(&[]));
         Compression::sniff(head).is_none()
             && head.len() < 4
-            && ([0x1f, 0x8b].starts_with(head) || [0x28, 0xb5, 0x2f, 0xfd].starts_with(head))
+            && ([0x1f, 0x8b].starts_with(head)
+                || [0x28, 0xb5, 0x2f, 0xfd].starts_with(head)
+                || skippable_start)
     }
 }
 
@@ -85,9 +96,22 @@ pub fn display_name(input: &InputPath) -> String {
     }
 }
 
-/// Opens `input` (`what`: the option that named it, for messages). A file
-/// that cannot be opened is a configuration error. A pipe stops being
-/// waited on once `stop` is raised.
+/// True when `input` is a regular file, which can be opened again and read
+/// from the start (a sample before the run, each file's header checked up
+/// front). Anything else (standard input, a named pipe, `/dev/stdin`, a
+/// process substitution, a socket) is opened once, read once, as it comes.
+pub fn reopenable(input: &InputPath) -> bool {
+    match input {
+        InputPath::Stdin => false,
+        InputPath::File(p) => std::fs::metadata(p).is_ok_and(|m| m.is_file()),
+    }
+}
+
+/// Opens `input` (`what`: the option that named it, for messages) and reads
+/// its first bytes, the ones that say whether it is compressed, from the
+/// descriptor that is then read on. A file that cannot be opened is a
+/// configuration error. Input that is not a regular file stops being waited
+/// on once `stop` is raised.
 pub fn open(
     input: &InputPath,
     what: &'static str,
@@ -101,15 +125,18 @@ pub fn open(
                 path: path.clone(),
                 source,
             };
-            let file = File::open(path).map_err(open_err)?;
+            let file = open_path(path).map_err(open_err)?;
             let meta = file.metadata().map_err(open_err)?;
             if meta.is_dir() {
                 return Err(open_err(io::Error::other("it is a directory")));
             }
-            let fifo = meta.file_type().is_fifo();
+            // Anything but a regular file (a named pipe, `/dev/stdin`, a
+            // process substitution's `/dev/fd/N`, a socket, a terminal) is
+            // read once, as it comes, and may be fed slowly.
+            let regular = meta.is_file();
             let fd = file.as_raw_fd();
-            let size = (!fifo).then_some(meta.len());
-            (Box::new(file), size, fifo.then_some(fd))
+            let size = regular.then_some(meta.len());
+            (Box::new(file), size, (!regular).then_some(fd))
         }
     };
     if let Some(fd) = live {
@@ -172,6 +199,40 @@ pub fn open(
         live,
         compression,
     })
+}
+
+/// Opens `path`. A socket cannot be opened by a path, not even
+/// `/dev/stdin` or `/dev/fd/N` naming one this process holds: such a path
+/// is then read from a copy of that descriptor.
+fn open_path(path: &std::path::Path) -> io::Result<File> {
+    match File::open(path) {
+        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
+            let Some(fd) = own_descriptor(path) else {
+                return Err(e);
+            };
+            // SAFETY: fcntl only reads `fd` (an invalid one is EBADF); a
+            // copy it returns is a new descriptor that nothing else owns.
+            let copy = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+            if copy < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(copy) })
+        }
+        other => other,
+    }
+}
+
+/// The descriptor of this process a path names: `/dev/stdin` (0),
+/// `/dev/fd/N`, `/proc/self/fd/N`.
+fn own_descriptor(path: &std::path::Path) -> Option<RawFd> {
+    let text = path.to_str()?;
+    if text == "/dev/stdin" {
+        return Some(libc::STDIN_FILENO);
+    }
+    text.strip_prefix("/dev/fd/")
+        .or_else(|| text.strip_prefix("/proc/self/fd/"))?
+        .parse()
+        .ok()
 }
 
 /// Blocks read ahead from a reader by a thread of its own.
@@ -299,6 +360,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn paths_that_name_a_descriptor_of_this_process() {
+        let fd = |p: &str| own_descriptor(std::path::Path::new(p));
+        assert_eq!(fd("/dev/stdin"), Some(0));
+        assert_eq!(fd("/dev/fd/63"), Some(63));
+        assert_eq!(fd("/proc/self/fd/7"), Some(7));
+        assert_eq!(fd("/dev/fd/x"), None);
+        assert_eq!(fd("/data/fd/3"), None);
+    }
+
+    #[test]
     fn magic_numbers_are_told_apart_from_text() {
         assert_eq!(
             Compression::sniff(b"\x1f\x8b\x08\0"),
@@ -308,6 +379,20 @@ mod tests {
             Compression::sniff(b"\x28\xb5\x2f\xfd rest"),
             Some(Compression::Zstd)
         );
+        // A zstd skippable frame (pzstd writes one first), any of its 16
+        // magic numbers.
+        for low in [0x50u8, 0x5a, 0x5f] {
+            assert_eq!(
+                Compression::sniff(&[low, 0x2a, 0x4d, 0x18, 0, 0, 0, 0]),
+                Some(Compression::Zstd)
+            );
+        }
+        // Text that starts like one is text: "P*M" (0x50 0x2a 0x4d) and on.
+        assert_eq!(Compression::sniff(b"P*M,x\n"), None);
+        assert_eq!(Compression::sniff(b"\x4f\x2a\x4d\x18"), None);
+        assert!(Compression::undecided(b"P*"));
+        assert!(Compression::undecided(b"\x5f\x2a\x4d"));
+        assert!(!Compression::undecided(b"P,"));
         // A CSV may well start with "(".
         assert_eq!(Compression::sniff(b"(a),b\n"), None);
         assert_eq!(Compression::sniff(b""), None);

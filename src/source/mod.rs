@@ -107,6 +107,25 @@ pub fn open(
     }
 }
 
+/// True when every input of the source can be opened and read again from
+/// its start (the sample `--create-table` reads before the run): regular
+/// files and Elasticsearch. Standard input, a named pipe, `/dev/stdin` or a
+/// process substitution is read once.
+pub fn read_twice(config: &SourceConfig) -> bool {
+    let all = |input: &crate::config::InputPath, list: &Option<Vec<std::path::PathBuf>>| match list
+    {
+        Some(list) => list
+            .iter()
+            .all(|f| input::reopenable(&crate::config::InputPath::File(f.clone()))),
+        None => input::reopenable(input),
+    };
+    match config {
+        SourceConfig::Csv(c) => all(&c.input, &c.list),
+        SourceConfig::Jsonl(c) => all(&c.input, &c.list),
+        SourceConfig::Elasticsearch(_) => true,
+    }
+}
+
 /// Opens one file with a copy of the source's settings.
 type OpenWith<C> =
     fn(&mut C, &crate::config::InputPath, Option<u64>) -> Result<Box<dyn Source>, PipelineError>;
