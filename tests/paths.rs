@@ -203,3 +203,25 @@ fn a_missing_output_directory_is_named_first() {
     );
     assert!(!missing.exists());
 }
+
+/// Messages name the flag as it is spelled: `--dead-letter`.
+#[test]
+fn messages_name_the_dead_letter_flag_as_spelled() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.csv"), INPUT).unwrap();
+    let input = dir.path().join("in.csv");
+    let out = dir.path().join("out.jsonl");
+    let dl = dir.path().join("dl-{slice}.jsonl");
+    let mut args = csv_to_file(p(&input), p(&out));
+    args.extend(["--dead-letter", p(&dl)]);
+    let r = run(&args);
+    let err = stderr(&r);
+    assert_eq!(r.status.code(), Some(2), "{err}");
+    assert!(err.contains("--dead-letter '"), "{err}");
+    assert!(!err.contains("--dead-letter-file"), "{err}");
+    // The help says the same.
+    let help = run(&["--help"]);
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(text.contains("--dead-letter"), "{text}");
+    assert!(!text.contains("--dead-letter-file"), "{text}");
+}
