@@ -44,15 +44,15 @@ impl DeadLetter {
                 lost: AtomicU64::new(0),
             });
         };
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|source| PipelineError::OpenOutput {
-                what: "--dead-letter",
-                path: path.to_path_buf(),
-                source,
-            })?;
+        // Never through a link or into another file's hard link; a
+        // character device (`/dev/null`) is taken as it is.
+        let file =
+            crate::safe_fs::open_in_place(path, OpenOptions::new().create(true).append(true), true)
+                .map_err(|source| PipelineError::OpenOutput {
+                    what: "--dead-letter",
+                    path: path.to_path_buf(),
+                    source,
+                })?;
         let len = file.metadata().map(|m| m.len()).unwrap_or(0);
         Ok(DeadLetter {
             path: Some(path.to_path_buf()),

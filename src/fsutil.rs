@@ -10,16 +10,17 @@ use std::path::{Path, PathBuf};
 
 use crate::config::{Config, OutputPath, SinkConfig, SourceConfig};
 use crate::error::PipelineError;
+use crate::safe_fs::{create_temp_beside, dir_of, not_regular};
 use crate::sink::file::partial_path;
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same
-/// directory (hidden, so collectors that read `*.prom` ignore it), fsync,
-/// rename over `path`. On error the temporary file is removed and `path` is
-/// left as it was.
+/// Writes `bytes` to `path` atomically: a new temporary file in the same
+/// directory (hidden, so collectors that read `*.prom` ignore it; its name
+/// unpredictable and created with `O_EXCL`, so nothing planted there is
+/// written through), fsync, rename over `path`. On error the temporary file
+/// is removed and `path` is left as it was.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = temp_beside(path);
+    let (mut f, tmp) = create_temp_beside(path, "tmp")?;
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)?;
@@ -33,21 +34,6 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result
-}
-
-fn dir_of(path: &Path) -> &Path {
-    path.parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-}
-
-/// `.<name>.<pid>.tmp` in the directory of `path`.
-fn temp_beside(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "pipeline".into());
-    dir_of(path).join(format!(".{name}.{}.tmp", std::process::id()))
 }
 
 /// What a path resolves to: the file itself when it exists (device and
@@ -181,6 +167,17 @@ pub fn check_paths(config: &Config) -> Result<(), PipelineError> {
             }
         }
     }
+    // Nothing is written through a link, into a FIFO or a device: whoever
+    // can write a directory must not be able to point a run elsewhere.
+    for w in &written {
+        if let Some(what) = not_regular(&w.path, w.what == "--dead-letter") {
+            return Err(config_error(format!(
+                "{} '{}' is {what}; pipeline-cli writes only regular files and never through links: remove it or give another path",
+                w.what,
+                w.path.display()
+            )));
+        }
+    }
     if let Some(p) = &config.lock_file {
         check_not_foreign(p, "--lock-file", |text| {
             text.is_empty() || (text.starts_with("pid ") && text.contains("pipeline-cli"))
@@ -240,13 +237,8 @@ fn check_not_foreign(
 
 /// The directory of `path` must take a new file (how atomic writes work).
 fn check_writable_dir(path: &Path, what: &str) -> Result<(), PipelineError> {
-    let probe = temp_beside(path).with_extension("probe");
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&probe)
-    {
-        Ok(_) => {
+    match create_temp_beside(path, "probe") {
+        Ok((_, probe)) => {
             let _ = std::fs::remove_file(&probe);
             Ok(())
         }
@@ -276,6 +268,23 @@ mod tests {
         std::fs::write(blocked.join("x"), b"keep").unwrap();
         assert!(write_atomic(&blocked, b"three").is_err());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn atomic_writes_never_write_through_a_planted_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"keep").unwrap();
+        let path = dir.path().join("state.json");
+        // The name the temporary file once had, predictable from the pid.
+        let old = dir
+            .path()
+            .join(format!(".state.json.{}.tmp", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &old).unwrap();
+        write_atomic(&path, b"new").unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+        assert!(std::fs::symlink_metadata(&old).unwrap().is_symlink());
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
     }
 
     #[test]

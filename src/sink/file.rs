@@ -105,18 +105,19 @@ pub fn partial_path(target: &Path) -> PathBuf {
 /// then emptied. A run that finds it locked gets [`PipelineError::Busy`].
 fn open_locked(partial: &Path, target: &Path) -> Result<File, PipelineError> {
     use std::os::unix::fs::MetadataExt;
-    let open_err = |source| PipelineError::OpenOutput {
+    let open_err = |source: io::Error| PipelineError::OpenOutput {
         what: "--output-file",
         path: target.to_path_buf(),
-        source,
+        source: io::Error::new(source.kind(), format!("{}: {source}", partial.display())),
     };
     loop {
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(partial)
-            .map_err(open_err)?;
+        // Never through a link planted at the name, never a FIFO.
+        let file = crate::safe_fs::open_in_place(
+            partial,
+            OpenOptions::new().write(true).create(true).truncate(false),
+            false,
+        )
+        .map_err(open_err)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
@@ -131,7 +132,7 @@ fn open_locked(partial: &Path, target: &Path) -> Result<File, PipelineError> {
         // The run that held the lock may have renamed this very file onto
         // the target just before letting go: then start over with a new one.
         let ours = file.metadata().map_err(open_err)?;
-        match std::fs::metadata(partial) {
+        match std::fs::symlink_metadata(partial) {
             Ok(m) if m.dev() == ours.dev() && m.ino() == ours.ino() => {
                 file.set_len(0).map_err(open_err)?;
                 return Ok(file);
