@@ -194,15 +194,13 @@ fn run(config: Config) -> Result<ExitCode, PipelineError> {
             );
             process::exit(finished);
         }
-        // Never between XA PREPARE and XA COMMIT: that would leave a batch
-        // locked on the server until the next run resolves it.
-        let committed = held.wait_for_critical(CRITICAL_LIMIT);
+        // Never in the middle of a batch's write to a file (a torn last
+        // line) nor between XA PREPARE and XA COMMIT (a batch locked on the
+        // server until the next run resolves it).
+        let done = held.begin_exit(CRITICAL_LIMIT);
         let mut message = format!("second {}: exiting now", signal_name(sig));
-        if !committed {
-            message.push_str(&format!(
-                "; a batch commit did not finish within {}s; the next run resolves it",
-                CRITICAL_LIMIT.as_secs()
-            ));
+        if !done {
+            message.push_str(&format!("; {}", unfinished_batch()));
         }
         let code = signal_exit_code(sig).code();
         report::fatal_line(&message, code, "interrupted");
@@ -281,6 +279,14 @@ fn run(config: Config) -> Result<ExitCode, PipelineError> {
     Ok(code)
 }
 
+/// What an exit that could not wait longer for a batch leaves behind.
+fn unfinished_batch() -> String {
+    format!(
+        "a batch being written did not finish within {}s (a file's last line may be torn; a database batch prepared is resolved by the next run)",
+        CRITICAL_LIMIT.as_secs()
+    )
+}
+
 /// After the first stop signal, bounds how long the process may take to end.
 /// It stands down once the pipeline has finished (what is left, the final
 /// push, is bounded by --push-timeout); when it fires it prints what the run
@@ -291,9 +297,15 @@ fn spawn_watchdog(shutdown: Shutdown, timeout: Duration, metrics: Arc<Metrics>) 
         .spawn(move || {
             shutdown.wait();
             std::thread::sleep(timeout);
-            shutdown.wait_for_critical(CRITICAL_LIMIT);
             if FINISHED.load(Ordering::SeqCst) >= 0 {
                 return;
+            }
+            let done = shutdown.begin_exit(CRITICAL_LIMIT);
+            if FINISHED.load(Ordering::SeqCst) >= 0 {
+                return;
+            }
+            if !done {
+                report::line("WARN", &unfinished_batch(), Default::default());
             }
             let sig = shutdown.signal().unwrap_or(2);
             let c = metrics.counts();

@@ -235,3 +235,24 @@ fn a_second_run_on_the_same_output_is_refused_and_the_first_is_intact() {
     assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
     assert_eq!(read_jsonl(&output).len(), 2);
 }
+
+/// A compressed output with no record is still a valid (empty) stream:
+/// an empty file is not a gzip or zstd file.
+#[test]
+fn a_compressed_output_without_records_decompresses() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    std::fs::write(&input, "id,name\n").unwrap();
+    for (name, tool) in [("out.jsonl.gz", "gzip"), ("out.jsonl.zst", "zstd")] {
+        let out = dir.path().join(name);
+        let r = run(&csv_to_file(p(&input), p(&out)));
+        assert_eq!(r.status.code(), Some(0), "{name}: {}", stderr(&r));
+        let z = Command::new(tool).arg("-dc").arg(&out).output().unwrap();
+        assert!(
+            z.status.success() && z.stdout.is_empty(),
+            "{name}: {} bytes do not decompress: {}",
+            std::fs::metadata(&out).unwrap().len(),
+            String::from_utf8_lossy(&z.stderr)
+        );
+    }
+}

@@ -187,11 +187,29 @@ impl FileSink {
                 (Out::File(file), Some(path.clone()), Some(partial))
             }
         };
+        let mut out = out;
+        let mut written = 0;
+        if let Some(kind) = config.compression {
+            // An empty member (frame) first: the output is a valid stream
+            // from the start, whenever the run ends and however few records
+            // it wrote (an empty file is not a valid gzip or zstd file).
+            let mut empty = Vec::new();
+            let wrote = pack(kind, b"", &mut empty).and_then(|()| match &mut out {
+                Out::File(f) => f.write_all(&empty),
+                Out::Stdout(s) => s.lock().write_all(&empty),
+            });
+            wrote.map_err(|source| PipelineError::OpenOutput {
+                what: "--output-file",
+                path: target.clone().unwrap_or_else(|| PathBuf::from("-")),
+                source,
+            })?;
+            written = empty.len() as u64;
+        }
         Ok(FileSink {
             shared: Arc::new(Shared {
                 state: Mutex::new(OutState {
                     out: Some(out),
-                    written: 0,
+                    written,
                     broken: None,
                     next_seq: 0,
                     skipped: Default::default(),
@@ -207,6 +225,8 @@ impl FileSink {
 
 struct FileWriter {
     shared: Arc<Shared>,
+    /// A batch's write to a file holds a second signal's exit back.
+    shutdown: crate::shutdown::Shutdown,
     /// A batch compressed (gzip member, zstd frame).
     packed: Vec<u8>,
     buf: Vec<u8>,
@@ -380,6 +400,11 @@ impl FileWriter {
                 ..Default::default()
             };
         }
+        // Exiting in the middle of this write (a second Ctrl+C) would tear
+        // the last line: the exit waits for it, and for the cut-back below.
+        // Standard output is not waited for: a reader that stopped reading
+        // must not hold the exit.
+        let _writing = matches!(state.out, Some(Out::File(_))).then(|| self.shutdown.critical());
         let (done, error) = match state.out.as_mut() {
             Some(Out::File(f)) => write_counted(f, buf),
             Some(Out::Stdout(s)) => write_counted(&mut s.lock(), buf),
@@ -461,10 +486,11 @@ impl Sink for FileSink {
     fn writer(
         &self,
         _metrics: &Arc<Metrics>,
-        _shutdown: &crate::shutdown::Shutdown,
+        shutdown: &crate::shutdown::Shutdown,
     ) -> Result<Box<dyn BatchWriter>, PipelineError> {
         Ok(Box::new(FileWriter {
             shared: self.shared.clone(),
+            shutdown: shutdown.clone(),
             packed: Vec::new(),
             buf: Vec::with_capacity(256 * 1024),
             ends: Vec::new(),
