@@ -153,16 +153,31 @@ fn open_pit(config: &Config) -> Result<ExitCode, PipelineError> {
     Ok(ExitCode::Success)
 }
 
-/// The final textfile and push. Returns false when a push that
-/// `--push-required` asked for failed.
-fn export_final(config: &Config, metrics: &Metrics, pusher: Option<&Arc<Pusher>>) -> bool {
+/// The final textfile and push. An error names what failed: a textfile
+/// that could not be written (counted in `errors_total{stage="push",
+/// error_type="io"}`), or a push that `--push-required` asked for.
+fn export_final(
+    config: &Config,
+    metrics: &Metrics,
+    pusher: Option<&Arc<Pusher>>,
+    code: ExitCode,
+) -> Result<(), String> {
+    let mut failed = None;
     if let Some(path) = &config.textfile {
         match write_textfile(path, metrics) {
             Ok(()) => tracing::info!("metrics written to {}", path.display()),
-            Err(e) => tracing::error!("cannot write --metrics-textfile '{}': {e}", path.display()),
+            Err(e) => {
+                let why = format!("cannot write --metrics-textfile '{}': {e}", path.display());
+                tracing::error!("{why}");
+                // What is pushed next says how the run ends.
+                if code == ExitCode::Success {
+                    metrics.mark_exit_code(ExitCode::Failed.code());
+                }
+                failed = Some(why);
+            }
         }
     }
-    match pusher {
+    let pushed = match pusher {
         Some(p) => match p.push() {
             Ok(()) => {
                 tracing::info!("metrics pushed to {}", p.target());
@@ -171,6 +186,11 @@ fn export_final(config: &Config, metrics: &Metrics, pusher: Option<&Arc<Pusher>>
             Err(_) => !p.required(),
         },
         None => true,
+    };
+    match failed {
+        Some(why) => Err(why),
+        None if !pushed => Err("the final push to the Pushgateway failed (--push-required)".into()),
+        None => Ok(()),
     }
 }
 
@@ -231,7 +251,7 @@ fn run(config: Config) -> Result<ExitCode, PipelineError> {
             // Cron runs that cannot even start still say so to Prometheus.
             metrics.set_state(RunState::Failed);
             metrics.mark_exit_code(e.exit_code().code());
-            export_final(&config, &metrics, pusher.as_ref());
+            let _ = export_final(&config, &metrics, pusher.as_ref(), e.exit_code());
             if let Some(s) = server {
                 s.stop();
             }
@@ -248,19 +268,17 @@ fn run(config: Config) -> Result<ExitCode, PipelineError> {
         let _ = t.join();
     }
     metrics.mark_exit_code(code.code());
-    let exported = export_final(&config, &metrics, pusher.as_ref());
-    if !exported && code == ExitCode::Success {
-        // The run itself completed, but --push-required makes the push part
-        // of it: the summary says failed, as the exit code does.
-        summary.outcome = Outcome::Failed;
-        summary.error = Some(PipelineError::Push(
-            "the final push to the Pushgateway failed (--push-required)".into(),
-        ));
-    }
-
-    let code = match code {
-        ExitCode::Success if !exported => ExitCode::Failed,
-        code => code,
+    let exported = export_final(&config, &metrics, pusher.as_ref(), code);
+    let code = match exported {
+        // The run itself completed, but its metrics are part of it (a cron
+        // job's only record of the run, or a push --push-required asks
+        // for): the summary says failed, as the exit code does.
+        Err(why) if code == ExitCode::Success => {
+            summary.outcome = Outcome::Failed;
+            summary.error = Some(PipelineError::Push(why));
+            ExitCode::Failed
+        }
+        _ => code,
     };
     if let Some(e) = &summary.error {
         report::fatal_line(&e.to_string(), code.code(), e.error_type());
