@@ -19,21 +19,51 @@ use crate::sink::file::partial_path;
 /// written through), fsync, rename over `path`. On error the temporary file
 /// is removed and `path` is left as it was.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    stage_atomic(path, bytes)?.commit()
+}
+
+/// The first half of [`write_atomic`]: `bytes` written and synced to a new
+/// temporary file beside `path`, put into place by [`Staged::commit`]. A
+/// staged file that is dropped uncommitted is removed.
+pub fn stage_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<Staged> {
     let (mut f, tmp) = create_temp_beside(path, "tmp")?;
-    let result = (|| {
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
+    let staged = Staged {
+        tmp: Some(tmp),
+        path: path.to_path_buf(),
+    };
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    Ok(staged)
+}
+
+/// A file written beside its place, not yet renamed onto it.
+pub struct Staged {
+    tmp: Option<PathBuf>,
+    path: PathBuf,
+}
+
+impl Staged {
+    /// Renames the file onto its place (and syncs the directory).
+    pub fn commit(mut self) -> std::io::Result<()> {
+        let tmp = self.tmp.take().expect("staged once");
+        if let Err(e) = std::fs::rename(&tmp, &self.path) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
         // The rename itself reaches the disk with the directory.
-        if let Ok(dir) = std::fs::File::open(dir_of(path)) {
+        if let Ok(dir) = std::fs::File::open(dir_of(&self.path)) {
             let _ = dir.sync_all();
         }
         Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
     }
-    result
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if let Some(tmp) = self.tmp.take() {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
 }
 
 /// What a path resolves to: the file itself when it exists (device and
@@ -268,6 +298,14 @@ mod tests {
         std::fs::write(blocked.join("x"), b"keep").unwrap();
         assert!(write_atomic(&blocked, b"three").is_err());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+        // Staged and dropped: nothing changes, nothing is left behind.
+        let staged = stage_atomic(&path, b"four").unwrap();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 3);
+        drop(staged);
+        assert_eq!(std::fs::read(&path).unwrap(), b"two");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+        stage_atomic(&path, b"five").unwrap().commit().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"five");
     }
 
     #[test]

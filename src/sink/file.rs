@@ -498,6 +498,14 @@ impl Sink for FileSink {
     }
 
     fn finish(&self, complete: bool) -> Result<Option<String>, PipelineError> {
+        self.finish_with(complete, &mut || Ok(()))
+    }
+
+    fn finish_with(
+        &self,
+        complete: bool,
+        then: &mut dyn FnMut() -> Result<(), PipelineError>,
+    ) -> Result<Option<String>, PipelineError> {
         let mut state = self.shared.state.lock().expect("output lock");
         // The lock on `.partial` is held until the rename below is done.
         let out = state.out.take();
@@ -507,9 +515,13 @@ impl Sink for FileSink {
             None => Ok(()),
         };
         let (Some(target), Some(partial)) = (&self.shared.target, &self.shared.partial) else {
-            return synced.map(|_| None).map_err(|e| {
+            synced.map_err(|e| {
                 PipelineError::Sink(ErrorType::Io, format!("writing standard output: {e}"))
-            });
+            })?;
+            if complete && state.broken.is_none() {
+                then()?;
+            }
+            return Ok(None);
         };
         let left = || format!("output so far left in {}", partial.display());
         if let Err(e) = synced {
@@ -532,7 +544,66 @@ impl Sink for FileSink {
                 ),
             )
         })?;
+        // What the source saves for the next run (its state file) goes with
+        // the output: if it cannot be saved, the output goes back to
+        // `.partial` (the lock still held), so the next run, starting from
+        // the old state, exports these records once, not twice.
+        if let Err(e) = then() {
+            return Err(match std::fs::rename(target, partial) {
+                Ok(()) => PipelineError::Sink(
+                    ErrorType::Io,
+                    format!("{e}; the output was not put into place: {}", left()),
+                ),
+                Err(back) => PipelineError::Sink(
+                    ErrorType::Io,
+                    format!(
+                        "{e}; the output is in {} but could not be taken back ({back}): the next run exports its records again",
+                        target.display()
+                    ),
+                ),
+            });
+        }
         drop(out);
         Ok(Some(format!("output in {}", target.display())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What goes with the output (the source's state) fails to be put into
+    /// place: the output is taken back to `.partial`.
+    #[test]
+    fn an_output_goes_back_when_what_goes_with_it_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out.jsonl");
+        let config = FileSinkConfig {
+            output: OutputPath::File(target.clone()),
+            compression: None,
+        };
+        let sink = FileSink::open(&config).unwrap();
+        let lines = b"{\"id\":1}\n";
+        let w = FileWriter {
+            shared: sink.shared.clone(),
+            shutdown: crate::shutdown::Shutdown::new(),
+            packed: Vec::new(),
+            buf: Vec::new(),
+            ends: Vec::new(),
+        };
+        let r = w.write_in_turn(None, lines, &[lines.len()], 1);
+        assert_eq!(r.inserted, 1);
+        let mut then = || Err(PipelineError::Config("the state cannot be saved".into()));
+        let e = sink.finish_with(true, &mut then).unwrap_err().to_string();
+        assert!(
+            e.contains("the state cannot be saved") && e.contains("not put into place"),
+            "{e}"
+        );
+        assert!(!target.exists());
+        assert_eq!(std::fs::read(partial_path(&target)).unwrap(), lines);
+        // Without anything going with it, the output is put into place.
+        let sink = FileSink::open(&config).unwrap();
+        assert!(sink.finish(true).is_ok());
+        assert!(target.exists());
     }
 }
