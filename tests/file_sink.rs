@@ -313,6 +313,7 @@ fn an_output_is_put_into_place_only_with_its_state_file() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("--state-file"), "{err}");
+    assert!(err.contains("output so far left in"), "{err}");
     assert!(
         !output.exists(),
         "the output was put into place without its state: {err}"

@@ -550,10 +550,8 @@ impl Sink for FileSink {
         // the old state, exports these records once, not twice.
         if let Err(e) = then() {
             return Err(match std::fs::rename(target, partial) {
-                Ok(()) => PipelineError::Sink(
-                    ErrorType::Io,
-                    format!("{e}; the output was not put into place: {}", left()),
-                ),
+                // The summary says where the output was left.
+                Ok(()) => e,
                 Err(back) => PipelineError::Sink(
                     ErrorType::Io,
                     format!(
@@ -595,9 +593,10 @@ mod tests {
         assert_eq!(r.inserted, 1);
         let mut then = || Err(PipelineError::Config("the state cannot be saved".into()));
         let e = sink.finish_with(true, &mut then).unwrap_err().to_string();
-        assert!(
-            e.contains("the state cannot be saved") && e.contains("not put into place"),
-            "{e}"
+        assert!(e.contains("the state cannot be saved"), "{e}");
+        assert_eq!(
+            sink.finish(false).unwrap().unwrap(),
+            format!("output so far left in {}", partial_path(&target).display())
         );
         assert!(!target.exists());
         assert_eq!(std::fs::read(partial_path(&target)).unwrap(), lines);
