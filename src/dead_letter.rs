@@ -23,6 +23,8 @@ pub struct DeadLetter {
     path: Option<PathBuf>,
     out: Option<Mutex<Appender>>,
     lost: AtomicU64,
+    /// An entry being written holds a second signal's exit back.
+    shutdown: Option<crate::shutdown::Shutdown>,
 }
 
 struct Appender {
@@ -42,6 +44,7 @@ impl DeadLetter {
                 path: None,
                 out: None,
                 lost: AtomicU64::new(0),
+                shutdown: None,
             });
         };
         // Never through a link or into another file's hard link; a
@@ -63,7 +66,15 @@ impl DeadLetter {
                 line: Vec::with_capacity(1024),
             })),
             lost: AtomicU64::new(0),
+            shutdown: None,
         })
+    }
+
+    /// A second signal waits for the entry being written (so the file
+    /// never ends in a torn entry), as it waits for a sink's batch.
+    pub fn holding_exit(mut self, shutdown: &crate::shutdown::Shutdown) -> DeadLetter {
+        self.shutdown = Some(shutdown.clone());
+        self
     }
 
     /// The file, if any.
@@ -136,6 +147,7 @@ impl DeadLetter {
         out.line.clear();
         serde_json::to_writer(&mut out.line, entry)?;
         out.line.push(b'\n');
+        let _writing = self.shutdown.as_ref().map(|s| s.critical());
         match out.file.write_all(&out.line) {
             Ok(()) => {
                 out.len += out.line.len() as u64;

@@ -373,3 +373,61 @@ fn a_second_signal_during_a_large_batch_write_leaves_whole_lines() {
         }
     }
 }
+
+/// The same for the dead-letter file: a second signal while a large
+/// rejected row is being written to it leaves whole entries only.
+#[test]
+fn a_second_signal_during_a_large_dead_letter_write_leaves_whole_entries() {
+    // Rows of 8 MB with a field too many: each is one dead-letter entry
+    // (the row, escaped) written by one call.
+    let big = "y".repeat(8 << 20);
+    for trial in 0..4u64 {
+        let dir = tempfile::tempdir().unwrap();
+        let output = dir.path().join("out.jsonl");
+        let dead = dir.path().join("dead.jsonl");
+        let mut args = csv_to_file("-", output.to_str().unwrap());
+        args.extend(["--dead-letter", dead.to_str().unwrap()]);
+        let mut child = spawn(&args);
+        let mut stdin = child.stdin.take().unwrap();
+        let row = big.clone();
+        let feeder = std::thread::spawn(move || {
+            let _ = stdin.write_all(b"id,payload\n");
+            for i in 0..40u64 {
+                if writeln!(stdin, "{i},{row},extra").is_err() {
+                    return;
+                }
+            }
+        });
+        let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        // Let `trial` entries through, then signal as the next one grows.
+        let t = Instant::now();
+        while size(&dead) < trial * (8 << 20) && t.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let before = size(&dead);
+        while size(&dead) == before && t.elapsed() < Duration::from_secs(60) {
+            std::thread::yield_now();
+        }
+        let pid = child.id() as i32;
+        // SAFETY: kill(2) on the child's pid (not reaped yet).
+        unsafe { libc::kill(pid, libc::SIGINT) };
+        std::thread::sleep(Duration::from_millis(1));
+        // SAFETY: as above.
+        unsafe { libc::kill(pid, libc::SIGINT) };
+        let out = wait_with_limit(child, Duration::from_secs(60));
+        feeder.join().unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(130), "trial {trial}: {err}");
+        let text = std::fs::read(&dead).unwrap();
+        assert!(
+            text.is_empty() || text.ends_with(b"\n"),
+            "trial {trial}: a torn last entry ({} bytes): {err}",
+            text.len()
+        );
+        for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let v: serde_json::Value =
+                serde_json::from_slice(line).unwrap_or_else(|e| panic!("trial {trial}: {e}"));
+            assert_eq!(v["stage"], "source", "trial {trial}");
+        }
+    }
+}

@@ -63,8 +63,9 @@ pub fn prepare(
         .map(|_| sink.writer(&metrics, &shutdown))
         .collect::<Result<Vec<_>, _>>()
         .map_err(counted(Stage::Sink))?;
-    let dead_letter =
-        DeadLetter::open(config.dead_letter.as_deref()).map_err(counted(Stage::Sink))?;
+    let dead_letter = DeadLetter::open(config.dead_letter.as_deref())
+        .map_err(counted(Stage::Sink))?
+        .holding_exit(&shutdown);
     // A bar is for a person at a terminal; JSON logs are for a shipper.
     let progress = (!config.quiet
         && config.log_format == crate::config::LogFormat::Text
