@@ -23,6 +23,8 @@ pub struct DeadLetter {
     path: Option<PathBuf>,
     out: Option<Mutex<Appender>>,
     lost: AtomicU64,
+    /// An entry being written holds a second signal's exit back.
+    shutdown: Option<crate::shutdown::Shutdown>,
 }
 
 struct Appender {
@@ -42,17 +44,18 @@ impl DeadLetter {
                 path: None,
                 out: None,
                 lost: AtomicU64::new(0),
+                shutdown: None,
             });
         };
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|source| PipelineError::OpenOutput {
-                what: "--dead-letter",
-                path: path.to_path_buf(),
-                source,
-            })?;
+        // Never through a link or into another file's hard link; a
+        // character device (`/dev/null`) is taken as it is.
+        let file =
+            crate::safe_fs::open_in_place(path, OpenOptions::new().create(true).append(true), true)
+                .map_err(|source| PipelineError::OpenOutput {
+                    what: "--dead-letter",
+                    path: path.to_path_buf(),
+                    source,
+                })?;
         let len = file.metadata().map(|m| m.len()).unwrap_or(0);
         Ok(DeadLetter {
             path: Some(path.to_path_buf()),
@@ -63,7 +66,15 @@ impl DeadLetter {
                 line: Vec::with_capacity(1024),
             })),
             lost: AtomicU64::new(0),
+            shutdown: None,
         })
+    }
+
+    /// A second signal waits for the entry being written (so the file
+    /// never ends in a torn entry), as it waits for a sink's batch.
+    pub fn holding_exit(mut self, shutdown: &crate::shutdown::Shutdown) -> DeadLetter {
+        self.shutdown = Some(shutdown.clone());
+        self
     }
 
     /// The file, if any.
@@ -136,6 +147,7 @@ impl DeadLetter {
         out.line.clear();
         serde_json::to_writer(&mut out.line, entry)?;
         out.line.push(b'\n');
+        let _writing = self.shutdown.as_ref().map(|s| s.critical());
         match out.file.write_all(&out.line) {
             Ok(()) => {
                 out.len += out.line.len() as u64;

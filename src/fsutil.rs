@@ -10,44 +10,60 @@ use std::path::{Path, PathBuf};
 
 use crate::config::{Config, OutputPath, SinkConfig, SourceConfig};
 use crate::error::PipelineError;
+use crate::safe_fs::{create_temp_beside, dir_of, not_regular};
 use crate::sink::file::partial_path;
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same
-/// directory (hidden, so collectors that read `*.prom` ignore it), fsync,
-/// rename over `path`. On error the temporary file is removed and `path` is
-/// left as it was.
+/// Writes `bytes` to `path` atomically: a new temporary file in the same
+/// directory (hidden, so collectors that read `*.prom` ignore it; its name
+/// unpredictable and created with `O_EXCL`, so nothing planted there is
+/// written through), fsync, rename over `path`. On error the temporary file
+/// is removed and `path` is left as it was.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = temp_beside(path);
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
+    stage_atomic(path, bytes)?.commit()
+}
+
+/// The first half of [`write_atomic`]: `bytes` written and synced to a new
+/// temporary file beside `path`, put into place by [`Staged::commit`]. A
+/// staged file that is dropped uncommitted is removed.
+pub fn stage_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<Staged> {
+    let (mut f, tmp) = create_temp_beside(path, "tmp")?;
+    let staged = Staged {
+        tmp: Some(tmp),
+        path: path.to_path_buf(),
+    };
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    Ok(staged)
+}
+
+/// A file written beside its place, not yet renamed onto it.
+pub struct Staged {
+    tmp: Option<PathBuf>,
+    path: PathBuf,
+}
+
+impl Staged {
+    /// Renames the file onto its place (and syncs the directory).
+    pub fn commit(mut self) -> std::io::Result<()> {
+        let tmp = self.tmp.take().expect("staged once");
+        if let Err(e) = std::fs::rename(&tmp, &self.path) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
         // The rename itself reaches the disk with the directory.
-        if let Ok(dir) = std::fs::File::open(dir_of(path)) {
+        if let Ok(dir) = std::fs::File::open(dir_of(&self.path)) {
             let _ = dir.sync_all();
         }
         Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
     }
-    result
 }
 
-fn dir_of(path: &Path) -> &Path {
-    path.parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-}
-
-/// `.<name>.<pid>.tmp` in the directory of `path`.
-fn temp_beside(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "pipeline".into());
-    dir_of(path).join(format!(".{name}.{}.tmp", std::process::id()))
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if let Some(tmp) = self.tmp.take() {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
 }
 
 /// What a path resolves to: the file itself when it exists (device and
@@ -181,6 +197,17 @@ pub fn check_paths(config: &Config) -> Result<(), PipelineError> {
             }
         }
     }
+    // Nothing is written through a link, into a FIFO or a device: whoever
+    // can write a directory must not be able to point a run elsewhere.
+    for w in &written {
+        if let Some(what) = not_regular(&w.path, w.what == "--dead-letter") {
+            return Err(config_error(format!(
+                "{} '{}' is {what}; pipeline-cli writes only regular files and never through links: remove it or give another path",
+                w.what,
+                w.path.display()
+            )));
+        }
+    }
     if let Some(p) = &config.lock_file {
         check_not_foreign(p, "--lock-file", |text| {
             text.is_empty() || (text.starts_with("pid ") && text.contains("pipeline-cli"))
@@ -240,13 +267,8 @@ fn check_not_foreign(
 
 /// The directory of `path` must take a new file (how atomic writes work).
 fn check_writable_dir(path: &Path, what: &str) -> Result<(), PipelineError> {
-    let probe = temp_beside(path).with_extension("probe");
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&probe)
-    {
-        Ok(_) => {
+    match create_temp_beside(path, "probe") {
+        Ok((_, probe)) => {
             let _ = std::fs::remove_file(&probe);
             Ok(())
         }
@@ -276,6 +298,31 @@ mod tests {
         std::fs::write(blocked.join("x"), b"keep").unwrap();
         assert!(write_atomic(&blocked, b"three").is_err());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+        // Staged and dropped: nothing changes, nothing is left behind.
+        let staged = stage_atomic(&path, b"four").unwrap();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 3);
+        drop(staged);
+        assert_eq!(std::fs::read(&path).unwrap(), b"two");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+        stage_atomic(&path, b"five").unwrap().commit().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"five");
+    }
+
+    #[test]
+    fn atomic_writes_never_write_through_a_planted_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"keep").unwrap();
+        let path = dir.path().join("state.json");
+        // The name the temporary file once had, predictable from the pid.
+        let old = dir
+            .path()
+            .join(format!(".state.json.{}.tmp", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &old).unwrap();
+        write_atomic(&path, b"new").unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+        assert!(std::fs::symlink_metadata(&old).unwrap().is_symlink());
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
     }
 
     #[test]

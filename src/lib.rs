@@ -39,6 +39,7 @@ pub mod record;
 pub mod report;
 pub mod retry;
 pub mod runtime;
+pub mod safe_fs;
 pub mod shutdown;
 pub mod sink;
 pub mod source;

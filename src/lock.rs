@@ -25,14 +25,17 @@ pub enum LockError {
 impl RunLock {
     /// Takes the lock without waiting.
     pub fn acquire(path: &Path) -> Result<RunLock, LockError> {
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(path)
-            .map_err(LockError::Io)?;
+        let mut file = crate::safe_fs::open_in_place(
+            path,
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600),
+            false,
+        )
+        .map_err(LockError::Io)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {

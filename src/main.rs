@@ -156,16 +156,31 @@ fn open_pit(config: &Config) -> Result<ExitCode, PipelineError> {
     Ok(ExitCode::Success)
 }
 
-/// The final textfile and push. Returns false when a push that
-/// `--push-required` asked for failed.
-fn export_final(config: &Config, metrics: &Metrics, pusher: Option<&Arc<Pusher>>) -> bool {
+/// The final textfile and push. An error names what failed: a textfile
+/// that could not be written (counted in `errors_total{stage="push",
+/// error_type="io"}`), or a push that `--push-required` asked for.
+fn export_final(
+    config: &Config,
+    metrics: &Metrics,
+    pusher: Option<&Arc<Pusher>>,
+    code: ExitCode,
+) -> Result<(), String> {
+    let mut failed = None;
     if let Some(path) = &config.textfile {
         match write_textfile(path, metrics) {
             Ok(()) => tracing::info!("metrics written to {}", path.display()),
-            Err(e) => tracing::error!("cannot write --metrics-textfile '{}': {e}", path.display()),
+            Err(e) => {
+                let why = format!("cannot write --metrics-textfile '{}': {e}", path.display());
+                tracing::error!("{why}");
+                // What is pushed next says how the run ends.
+                if code == ExitCode::Success {
+                    metrics.mark_exit_code(ExitCode::Failed.code());
+                }
+                failed = Some(why);
+            }
         }
     }
-    match pusher {
+    let pushed = match pusher {
         Some(p) => match p.push() {
             Ok(()) => {
                 tracing::info!("metrics pushed to {}", p.target());
@@ -174,6 +189,11 @@ fn export_final(config: &Config, metrics: &Metrics, pusher: Option<&Arc<Pusher>>
             Err(_) => !p.required(),
         },
         None => true,
+    };
+    match failed {
+        Some(why) => Err(why),
+        None if !pushed => Err("the final push to the Pushgateway failed (--push-required)".into()),
+        None => Ok(()),
     }
 }
 
@@ -197,15 +217,13 @@ fn run(config: Config) -> Result<ExitCode, PipelineError> {
             );
             process::exit(finished);
         }
-        // Never between XA PREPARE and XA COMMIT: that would leave a batch
-        // locked on the server until the next run resolves it.
-        let committed = held.wait_for_critical(CRITICAL_LIMIT);
+        // Never in the middle of a batch's write to a file (a torn last
+        // line) nor between XA PREPARE and XA COMMIT (a batch locked on the
+        // server until the next run resolves it).
+        let done = held.begin_exit(CRITICAL_LIMIT);
         let mut message = format!("second {}: exiting now", signal_name(sig));
-        if !committed {
-            message.push_str(&format!(
-                "; a batch commit did not finish within {}s; the next run resolves it",
-                CRITICAL_LIMIT.as_secs()
-            ));
+        if !done {
+            message.push_str(&format!("; {}", unfinished_batch()));
         }
         let code = signal_exit_code(sig).code();
         report::fatal_line(&message, code, "interrupted");
@@ -236,7 +254,7 @@ fn run(config: Config) -> Result<ExitCode, PipelineError> {
             // Cron runs that cannot even start still say so to Prometheus.
             metrics.set_state(RunState::Failed);
             metrics.mark_exit_code(e.exit_code().code());
-            export_final(&config, &metrics, pusher.as_ref());
+            let _ = export_final(&config, &metrics, pusher.as_ref(), e.exit_code());
             if let Some(s) = server {
                 s.stop();
             }
@@ -253,19 +271,17 @@ fn run(config: Config) -> Result<ExitCode, PipelineError> {
         let _ = t.join();
     }
     metrics.mark_exit_code(code.code());
-    let exported = export_final(&config, &metrics, pusher.as_ref());
-    if !exported && code == ExitCode::Success {
-        // The run itself completed, but --push-required makes the push part
-        // of it: the summary says failed, as the exit code does.
-        summary.outcome = Outcome::Failed;
-        summary.error = Some(PipelineError::Push(
-            "the final push to the Pushgateway failed (--push-required)".into(),
-        ));
-    }
-
-    let code = match code {
-        ExitCode::Success if !exported => ExitCode::Failed,
-        code => code,
+    let exported = export_final(&config, &metrics, pusher.as_ref(), code);
+    let code = match exported {
+        // The run itself completed, but its metrics are part of it (a cron
+        // job's only record of the run, or a push --push-required asks
+        // for): the summary says failed, as the exit code does.
+        Err(why) if code == ExitCode::Success => {
+            summary.outcome = Outcome::Failed;
+            summary.error = Some(PipelineError::Push(why));
+            ExitCode::Failed
+        }
+        _ => code,
     };
     if let Some(e) = &summary.error {
         report::fatal_line(&e.to_string(), code.code(), e.error_type());
@@ -284,6 +300,14 @@ fn run(config: Config) -> Result<ExitCode, PipelineError> {
     Ok(code)
 }
 
+/// What an exit that could not wait longer for a batch leaves behind.
+fn unfinished_batch() -> String {
+    format!(
+        "a batch being written did not finish within {}s (a file's last line may be torn; a database batch prepared is resolved by the next run)",
+        CRITICAL_LIMIT.as_secs()
+    )
+}
+
 /// After the first stop signal, bounds how long the process may take to end.
 /// It stands down once the pipeline has finished (what is left, the final
 /// push, is bounded by --push-timeout); when it fires it prints what the run
@@ -294,9 +318,15 @@ fn spawn_watchdog(shutdown: Shutdown, timeout: Duration, metrics: Arc<Metrics>) 
         .spawn(move || {
             shutdown.wait();
             std::thread::sleep(timeout);
-            shutdown.wait_for_critical(CRITICAL_LIMIT);
             if FINISHED.load(Ordering::SeqCst) >= 0 {
                 return;
+            }
+            let done = shutdown.begin_exit(CRITICAL_LIMIT);
+            if FINISHED.load(Ordering::SeqCst) >= 0 {
+                return;
+            }
+            if !done {
+                report::line("WARN", &unfinished_batch(), Default::default());
             }
             let sig = shutdown.signal().unwrap_or(2);
             let c = metrics.counts();

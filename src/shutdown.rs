@@ -3,10 +3,11 @@
 //! sinks never stop on it, they finish what was already read.
 //! `run` takes it as a parameter, so tests raise it without real signals.
 //!
-//! A sink marks the moments when exiting would leave the database in doubt
-//! (between `XA PREPARE` and `XA COMMIT`) with [`Shutdown::critical`]; a
-//! second signal or the shutdown watchdog waits for them to end, within a
-//! bound, before the process exits.
+//! A sink marks the moments when exiting would leave its output torn or in
+//! doubt (a batch being written to a file, a batch between `XA PREPARE` and
+//! `XA COMMIT`) with [`Shutdown::critical`]; a second signal or the shutdown
+//! watchdog ([`Shutdown::begin_exit`]) lets no new one begin and waits for
+//! those open to end, within a bound, before the process exits.
 
 use crate::error::PipelineError;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
@@ -27,8 +28,9 @@ struct Inner {
     cv: Condvar,
     /// Wakes async waiters ([`Shutdown::cancelled`]) when the flag is raised.
     notify: tokio::sync::Notify,
-    /// Critical sections open now (see [`Shutdown::critical`]).
-    critical: Mutex<usize>,
+    /// Critical sections open now (see [`Shutdown::critical`]), and
+    /// whether the process is exiting (none may begin then).
+    critical: Mutex<(usize, bool)>,
     critical_cv: Condvar,
 }
 
@@ -66,13 +68,27 @@ impl Shutdown {
         }
     }
 
-    /// Marks a moment the process must not exit in (a prepared transaction
-    /// not yet committed) until the guard is dropped.
+    /// Marks a moment the process must not exit in (a batch being written,
+    /// a prepared transaction not yet committed) until the guard is
+    /// dropped. Once the process is exiting ([`Shutdown::begin_exit`]) it
+    /// never returns: the section does not begin, and the process ends.
     pub fn critical(&self) -> CriticalGuard {
-        *self.inner.critical.lock().expect("critical lock") += 1;
+        let mut open = self.inner.critical.lock().expect("critical lock");
+        while open.1 {
+            open = self.inner.critical_cv.wait(open).expect("critical lock");
+        }
+        open.0 += 1;
         CriticalGuard {
             inner: self.inner.clone(),
         }
+    }
+
+    /// The process is about to exit: no critical section may begin from
+    /// now on, and this waits (at most `limit`) for the open ones to end;
+    /// true when none is open. Call it only right before exiting.
+    pub fn begin_exit(&self, limit: Duration) -> bool {
+        self.inner.critical.lock().expect("critical lock").1 = true;
+        self.wait_for_critical(limit)
     }
 
     /// Waits until no critical section is open, or `limit` has passed;
@@ -80,7 +96,7 @@ impl Shutdown {
     pub fn wait_for_critical(&self, limit: Duration) -> bool {
         let deadline = Instant::now() + limit;
         let mut open = self.inner.critical.lock().expect("critical lock");
-        while *open > 0 {
+        while open.0 > 0 {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return false;
@@ -125,8 +141,8 @@ pub struct CriticalGuard {
 impl Drop for CriticalGuard {
     fn drop(&mut self) {
         let mut open = self.inner.critical.lock().expect("critical lock");
-        *open -= 1;
-        if *open == 0 {
+        open.0 -= 1;
+        if open.0 == 0 {
             self.inner.critical_cv.notify_all();
         }
     }
@@ -231,5 +247,24 @@ mod tests {
         });
         assert!(s.wait_for_critical(Duration::from_secs(5)));
         t.join().unwrap();
+    }
+
+    #[test]
+    fn once_exiting_no_critical_section_begins() {
+        let s = Shutdown::new();
+        let guard = s.critical();
+        let s2 = s.clone();
+        let exiting = std::thread::spawn(move || s2.begin_exit(Duration::from_secs(5)));
+        // The open section ends; one that would begin now never does.
+        std::thread::sleep(Duration::from_millis(30));
+        let (began_tx, began_rx) = std::sync::mpsc::channel();
+        let s3 = s.clone();
+        std::thread::spawn(move || {
+            let _g = s3.critical();
+            let _ = began_tx.send(());
+        });
+        drop(guard);
+        assert!(exiting.join().unwrap());
+        assert!(began_rx.recv_timeout(Duration::from_millis(200)).is_err());
     }
 }

@@ -11,6 +11,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::proxy::{Fault, Proxy, Rule};
 use common::*;
 
 fn p(path: &std::path::Path) -> &str {
@@ -234,4 +235,103 @@ fn a_second_run_on_the_same_output_is_refused_and_the_first_is_intact() {
     let again = run(&csv_to_file(p(&input), p(&output)));
     assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
     assert_eq!(read_jsonl(&output).len(), 2);
+}
+
+/// A compressed output with no record is still a valid (empty) stream:
+/// an empty file is not a gzip or zstd file.
+#[test]
+fn a_compressed_output_without_records_decompresses() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    std::fs::write(&input, "id,name\n").unwrap();
+    for (name, tool) in [("out.jsonl.gz", "gzip"), ("out.jsonl.zst", "zstd")] {
+        let out = dir.path().join(name);
+        let r = run(&csv_to_file(p(&input), p(&out)));
+        assert_eq!(r.status.code(), Some(0), "{name}: {}", stderr(&r));
+        let z = Command::new(tool).arg("-dc").arg(&out).output().unwrap();
+        assert!(
+            z.status.success() && z.stdout.is_empty(),
+            "{name}: {} bytes do not decompress: {}",
+            std::fs::metadata(&out).unwrap().len(),
+            String::from_utf8_lossy(&z.stderr)
+        );
+    }
+}
+
+/// Slows the first search down: time to take the state file's directory
+/// away while the run reads.
+fn slow(body: &[u8]) -> Vec<u8> {
+    std::thread::sleep(Duration::from_millis(1500));
+    body.to_vec()
+}
+
+/// An incremental run whose state file cannot be saved at its end does not
+/// put its output into place either (exit 1, the output stays in
+/// `.partial`): the next run, starting from the old state, exports those
+/// documents once, and a run after it exports nothing again.
+#[test]
+fn an_output_is_put_into_place_only_with_its_state_file() {
+    let es = EsServer::start(EsKind::Noida);
+    let docs: Vec<_> = (0..12)
+        .map(|i| {
+            (
+                format!("d{i}"),
+                serde_json::json!({"at": format!("2026-11-{:02}T00:00:00Z", i + 1)}),
+            )
+        })
+        .collect();
+    es.bulk("inc", &docs);
+    let proxy = Proxy::start(es.port);
+    proxy.add(Rule::new("_search", Fault::Rewrite(slow), 1));
+    let dir = tempfile::tempdir().unwrap();
+    let state_dir = dir.path().join("state");
+    std::fs::create_dir(&state_dir).unwrap();
+    let state = state_dir.join("inc.json");
+    let output = dir.path().join("out.jsonl");
+    let url = proxy.url();
+    let args = [
+        "--source-type",
+        "elasticsearch",
+        "--es-url",
+        &url,
+        "--es-index",
+        "inc",
+        "--es-since-field",
+        "at",
+        "--state-file",
+        p(&state),
+        "--sink-type",
+        "file",
+        "--output-file",
+        p(&output),
+    ];
+    let child = Bin::new(&args).no_stdin().spawn();
+    std::thread::sleep(Duration::from_millis(700));
+    // Checked at start; gone when the run ends (a full or lost disk).
+    std::fs::remove_dir(&state_dir).unwrap();
+    let out = wait_with_limit(child, Duration::from_secs(60));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("--state-file"), "{err}");
+    assert!(err.contains("output so far left in"), "{err}");
+    assert!(
+        !output.exists(),
+        "the output was put into place without its state: {err}"
+    );
+    assert_eq!(whole_lines(&dir.path().join("out.jsonl.partial")).len(), 12);
+
+    std::fs::create_dir(&state_dir).unwrap();
+    let again = run(&args);
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    assert_eq!(whole_lines(&output).len(), 12);
+    assert!(state.exists());
+    let third = run(&args);
+    assert_eq!(third.status.code(), Some(0), "{}", stderr(&third));
+    assert_eq!(whole_lines(&output).len(), 0, "exported twice");
+    // No temporary state file is left behind.
+    let left: Vec<_> = std::fs::read_dir(&state_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left.len(), 1, "{left:?}");
 }

@@ -448,3 +448,69 @@ fn json_logs_on_a_terminal_have_no_progress_bar() {
         serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
     }
 }
+
+/// A metrics textfile that cannot be written when the run ends (its
+/// directory is gone) fails the run: exit 1, the summary says why, and the
+/// push that follows counts it and carries the exit code.
+#[test]
+fn a_textfile_that_cannot_be_written_fails_the_run() {
+    use std::io::Write;
+    let pg = Pushgateway::start();
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("out.jsonl");
+    let metrics_dir = dir.path().join("textfiles");
+    fs::create_dir(&metrics_dir).unwrap();
+    let textfile = metrics_dir.join("m.prom");
+    let summary = dir.path().join("summary.json");
+    let push = pg.url();
+    let mut args = csv_to_file("-", p(&output));
+    args.extend([
+        "--metrics-textfile",
+        p(&textfile),
+        "--summary-json",
+        p(&summary),
+        "--pushgateway-url",
+        &push,
+        "--pipeline-id",
+        "tf-gone",
+    ]);
+    // The run waits for its input; the directory goes meanwhile (after the
+    // check at start), as a full or unmounted disk would fail the write.
+    let mut child = Bin::new(&args).no_stdout().spawn();
+    std::thread::sleep(Duration::from_millis(300));
+    fs::remove_dir(&metrics_dir).unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"id,name\n1,a\n2,b\n").unwrap();
+    drop(stdin);
+    let out = wait_with_limit(child, Duration::from_secs(30));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("--metrics-textfile"), "{err}");
+    let s: Value = serde_json::from_str(&fs::read_to_string(&summary).unwrap()).unwrap();
+    assert_eq!(s["exit_code"], 1, "{s}");
+    assert_eq!(s["outcome"], "failed", "{s}");
+    assert!(
+        s["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("--metrics-textfile"),
+        "{s}"
+    );
+    assert_eq!(
+        pushed(
+            &pg,
+            "tf-gone",
+            "pipeline_errors_total",
+            &[("stage", "push"), ("error_type", "io")]
+        ),
+        Some(1.0),
+        "{}",
+        pg.metrics()
+    );
+    assert_eq!(
+        pushed(&pg, "tf-gone", "pipeline_last_exit_code", &[]),
+        Some(1.0)
+    );
+    // The output itself is whole and in place: only the metrics failed.
+    assert_eq!(fs::read_to_string(&output).unwrap().lines().count(), 2);
+}

@@ -265,3 +265,169 @@ fn a_quiet_stdin_pipe_still_stops_at_once() {
     let lines = read_jsonl(&dir.path().join("quiet.jsonl.partial"));
     assert_eq!(lines.len(), 3);
 }
+
+/// A second Ctrl+C while a large batch is being written: the exit waits for
+/// the write in hand, so `.partial` holds whole lines only (and a
+/// compressed one decompresses), whenever the second signal comes. The
+/// second signal is sent at varied moments: as the batch's write begins
+/// (the file starts to grow), at once, and after a delay.
+#[test]
+fn a_second_signal_during_a_large_batch_write_leaves_whole_lines() {
+    // Rows of about 1 KB: a batch read in a fraction of a second is tens
+    // of megabytes, written by one call that takes a while.
+    let payload = "x".repeat(1000);
+    // (the first signal, ms after the start; the second, ms after the
+    // first, or None: as the write begins)
+    let plain: &[(u64, Option<u64>)] = &[
+        (400, None),
+        (800, None),
+        (1200, None),
+        (600, Some(0)),
+        (300, Some(2)),
+        (700, Some(40)),
+    ];
+    // Compressing is slow in a debug build: smaller batches.
+    let gzip: &[(u64, Option<u64>)] =
+        &[(150, None), (200, Some(0)), (100, Some(2)), (250, Some(40))];
+    for (ext, moments) in [("", plain), (".gz", gzip)] {
+        for (trial, &(first_ms, second)) in moments.iter().enumerate() {
+            let what = format!("out.jsonl{ext} trial {trial} ({first_ms} ms, {second:?})");
+            let dir = tempfile::tempdir().unwrap();
+            let output = dir.path().join(format!("out.jsonl{ext}"));
+            let partial = dir.path().join(format!("out.jsonl{ext}.partial"));
+            let mut args = csv_to_file("-", output.to_str().unwrap());
+            args.extend(["--batch-size", "300000", "--batch-timeout-ms", "600000"]);
+            let mut child = spawn(&args);
+            let mut stdin = child.stdin.take().unwrap();
+            let rows = payload.clone();
+            let feeder = std::thread::spawn(move || {
+                let _ = stdin.write_all(b"id,payload\n");
+                for i in 0..400_000u64 {
+                    if writeln!(stdin, "{i},{rows}").is_err() {
+                        return;
+                    }
+                }
+            });
+            while !partial.exists() {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            std::thread::sleep(Duration::from_millis(first_ms));
+            let pid = child.id() as i32;
+            let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+            let before = size(&partial);
+            // SAFETY: kill(2) on the child's pid.
+            unsafe { libc::kill(pid, libc::SIGINT) };
+            match second {
+                Some(ms) => std::thread::sleep(Duration::from_millis(ms)),
+                None => {
+                    // As soon as the batch's write begins.
+                    let t = Instant::now();
+                    while size(&partial) == before
+                        && child_status(&child).is_none()
+                        && t.elapsed() < Duration::from_secs(30)
+                    {
+                        std::thread::yield_now();
+                    }
+                }
+            }
+            // SAFETY: as above (the child is not reaped yet: no pid reuse).
+            unsafe { libc::kill(pid, libc::SIGINT) };
+            let out = wait_with_limit(child, Duration::from_secs(60));
+            feeder.join().unwrap();
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(130), "{what}: {err}");
+            assert!(!output.exists(), "{what}");
+            if !partial.exists() {
+                continue;
+            }
+            let text = if ext == ".gz" {
+                let z = std::process::Command::new("gzip")
+                    .arg("-dc")
+                    .arg(&partial)
+                    .output()
+                    .unwrap();
+                assert!(
+                    z.status.success(),
+                    "{what}: .partial ({} bytes) does not decompress: {}",
+                    size(&partial),
+                    String::from_utf8_lossy(&z.stderr)
+                );
+                z.stdout
+            } else {
+                std::fs::read(&partial).unwrap()
+            };
+            assert!(
+                text.is_empty() || text.ends_with(b"\n"),
+                "{what}: a torn last line ({} bytes)",
+                text.len()
+            );
+            for (i, line) in text
+                .split(|&b| b == b'\n')
+                .filter(|l| !l.is_empty())
+                .enumerate()
+            {
+                let v: serde_json::Value = serde_json::from_slice(line)
+                    .unwrap_or_else(|e| panic!("{what}: line {}: {e}", i + 1));
+                assert_eq!(v["id"], i.to_string(), "{what}");
+            }
+        }
+    }
+}
+
+/// The same for the dead-letter file: a second signal while a large
+/// rejected row is being written to it leaves whole entries only.
+#[test]
+fn a_second_signal_during_a_large_dead_letter_write_leaves_whole_entries() {
+    // Rows of 8 MB with a field too many: each is one dead-letter entry
+    // (the row, escaped) written by one call.
+    let big = "y".repeat(8 << 20);
+    for trial in 0..4u64 {
+        let dir = tempfile::tempdir().unwrap();
+        let output = dir.path().join("out.jsonl");
+        let dead = dir.path().join("dead.jsonl");
+        let mut args = csv_to_file("-", output.to_str().unwrap());
+        args.extend(["--dead-letter", dead.to_str().unwrap()]);
+        let mut child = spawn(&args);
+        let mut stdin = child.stdin.take().unwrap();
+        let row = big.clone();
+        let feeder = std::thread::spawn(move || {
+            let _ = stdin.write_all(b"id,payload\n");
+            for i in 0..40u64 {
+                if writeln!(stdin, "{i},{row},extra").is_err() {
+                    return;
+                }
+            }
+        });
+        let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        // Let `trial` entries through, then signal as the next one grows.
+        let t = Instant::now();
+        while size(&dead) < trial * (8 << 20) && t.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let before = size(&dead);
+        while size(&dead) == before && t.elapsed() < Duration::from_secs(60) {
+            std::thread::yield_now();
+        }
+        let pid = child.id() as i32;
+        // SAFETY: kill(2) on the child's pid (not reaped yet).
+        unsafe { libc::kill(pid, libc::SIGINT) };
+        std::thread::sleep(Duration::from_millis(1));
+        // SAFETY: as above.
+        unsafe { libc::kill(pid, libc::SIGINT) };
+        let out = wait_with_limit(child, Duration::from_secs(60));
+        feeder.join().unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(130), "trial {trial}: {err}");
+        let text = std::fs::read(&dead).unwrap();
+        assert!(
+            text.is_empty() || text.ends_with(b"\n"),
+            "trial {trial}: a torn last entry ({} bytes): {err}",
+            text.len()
+        );
+        for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let v: serde_json::Value =
+                serde_json::from_slice(line).unwrap_or_else(|e| panic!("trial {trial}: {e}"));
+            assert_eq!(v["stage"], "source", "trial {trial}");
+        }
+    }
+}

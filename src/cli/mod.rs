@@ -297,7 +297,7 @@ pub struct Cli {
     /// or many (a Kubernetes Indexed Job sets it from the completion index),
     /// together read every matching document once. Metrics carry
     /// slice="I" and are pushed to their own Pushgateway group; `{slice}` in
-    /// --state-file, --output-file, --dead-letter-file, --lock-file,
+    /// --state-file, --output-file, --dead-letter, --lock-file,
     /// --metrics-textfile and --summary-json becomes I. Example:
     /// --es-slices 4 --es-slice-id 2
     #[arg(

@@ -510,7 +510,7 @@ impl Cli {
             ));
         }
         config.retry = self.retry_policy()?;
-        config.dead_letter = self.sliced("--dead-letter-file", self.dead_letter.as_deref())?;
+        config.dead_letter = self.sliced("--dead-letter", self.dead_letter.as_deref())?;
         config.max_errors = self.max_errors;
         config.accept_errors = match &self.accept_errors {
             Some(text) => Some(

@@ -230,7 +230,7 @@ pub fn write_textfile(path: &Path, metrics: &Metrics) -> std::io::Result<()> {
     // the previous run's, as the Pushgateway keeps it, so "no recent
     // success" can be alerted on from the textfile too.
     if !text.contains(&format!("{LAST_SUCCESS}{{")) {
-        if let Ok(previous) = std::fs::read_to_string(path) {
+        if let Ok(previous) = crate::safe_fs::read_own(path) {
             text.push_str(&carried_forward(&previous, metrics.pipeline_id()));
         }
     }

@@ -63,8 +63,9 @@ pub fn prepare(
         .map(|_| sink.writer(&metrics, &shutdown))
         .collect::<Result<Vec<_>, _>>()
         .map_err(counted(Stage::Sink))?;
-    let dead_letter =
-        DeadLetter::open(config.dead_letter.as_deref()).map_err(counted(Stage::Sink))?;
+    let dead_letter = DeadLetter::open(config.dead_letter.as_deref())
+        .map_err(counted(Stage::Sink))?
+        .holding_exit(&shutdown);
     // A bar is for a person at a terminal; JSON logs are for a shipper.
     let progress = (!config.quiet
         && config.log_format == crate::config::LogFormat::Text
@@ -180,7 +181,31 @@ impl Prepared {
             .is_requested()
             .then(|| ctx.shutdown.signal().unwrap_or(2));
         let complete = interrupted.is_none() && !ctx.has_failed();
-        let output_note = match sink.finish(complete) {
+        // What the source saves for the next run is written before the
+        // output is put into place, and put into place right after it: a
+        // state that cannot be saved keeps the output in `.partial` (exit
+        // 1), so no record is exported twice and none is skipped.
+        let so_far = metrics.counts();
+        let accepting = config
+            .accept_errors
+            .is_some_and(|a| a.allows(so_far.failed, so_far.read));
+        let mut staged = None;
+        if complete && so_far.reconciles() && (so_far.failed == 0 || accepting) {
+            match source.stage_commit() {
+                Ok(s) => staged = s,
+                Err(e) => ctx.fail_run(e),
+            }
+        }
+        let complete = complete && !ctx.has_failed();
+        let mut committed = false;
+        let mut commit = || {
+            if let Some(s) = staged.take() {
+                s.commit(&metrics)?;
+            }
+            committed = true;
+            Ok(())
+        };
+        let output_note = match sink.finish_with(complete, &mut commit) {
             Ok(note) => note,
             Err(e) => {
                 ctx.fail_run(e);
@@ -211,21 +236,12 @@ impl Prepared {
             Outcome::Failed => RunState::Failed,
             Outcome::Interrupted(_) => RunState::Interrupted,
         });
-        let mut error = error;
-        let mut outcome = outcome;
         if matches!(outcome, Outcome::RecordsFailed | Outcome::FailuresAccepted) {
             metrics.mark_completion();
         }
-        if matches!(outcome, Outcome::Success | Outcome::FailuresAccepted) {
-            if let Err(e) = source.commit(&metrics) {
-                tracing::error!("{e}");
-                error = Some(e);
-                outcome = Outcome::Failed;
-                metrics.set_state(RunState::Failed);
-            } else {
-                metrics.mark_completion();
-                metrics.mark_success();
-            }
+        if matches!(outcome, Outcome::Success | Outcome::FailuresAccepted) && committed {
+            metrics.mark_completion();
+            metrics.mark_success();
         }
         RunSummary {
             outcome,

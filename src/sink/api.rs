@@ -118,6 +118,22 @@ pub trait Sink: Send + Sync {
     /// (where the output is, or was left).
     fn finish(&self, complete: bool) -> Result<Option<String>, PipelineError>;
 
+    /// As [`Sink::finish`]; when the output is complete (and, for a file,
+    /// moved into place), `then` runs right after: what the source saves
+    /// for the next run. A file sink takes its output back out of place
+    /// when `then` fails, so the two are committed together.
+    fn finish_with(
+        &self,
+        complete: bool,
+        then: &mut dyn FnMut() -> Result<(), PipelineError>,
+    ) -> Result<Option<String>, PipelineError> {
+        let note = self.finish(complete)?;
+        if complete {
+            then()?;
+        }
+        Ok(note)
+    }
+
     /// Records this sink wants to see before the run, and how many (`0`:
     /// all): a table `--create-table` makes from them. `None`: none.
     fn wants_sample(&self) -> Option<u64> {

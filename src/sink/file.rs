@@ -105,18 +105,19 @@ pub fn partial_path(target: &Path) -> PathBuf {
 /// then emptied. A run that finds it locked gets [`PipelineError::Busy`].
 fn open_locked(partial: &Path, target: &Path) -> Result<File, PipelineError> {
     use std::os::unix::fs::MetadataExt;
-    let open_err = |source| PipelineError::OpenOutput {
+    let open_err = |source: io::Error| PipelineError::OpenOutput {
         what: "--output-file",
         path: target.to_path_buf(),
-        source,
+        source: io::Error::new(source.kind(), format!("{}: {source}", partial.display())),
     };
     loop {
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(partial)
-            .map_err(open_err)?;
+        // Never through a link planted at the name, never a FIFO.
+        let file = crate::safe_fs::open_in_place(
+            partial,
+            OpenOptions::new().write(true).create(true).truncate(false),
+            false,
+        )
+        .map_err(open_err)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
@@ -131,7 +132,7 @@ fn open_locked(partial: &Path, target: &Path) -> Result<File, PipelineError> {
         // The run that held the lock may have renamed this very file onto
         // the target just before letting go: then start over with a new one.
         let ours = file.metadata().map_err(open_err)?;
-        match std::fs::metadata(partial) {
+        match std::fs::symlink_metadata(partial) {
             Ok(m) if m.dev() == ours.dev() && m.ino() == ours.ino() => {
                 file.set_len(0).map_err(open_err)?;
                 return Ok(file);
@@ -186,11 +187,29 @@ impl FileSink {
                 (Out::File(file), Some(path.clone()), Some(partial))
             }
         };
+        let mut out = out;
+        let mut written = 0;
+        if let Some(kind) = config.compression {
+            // An empty member (frame) first: the output is a valid stream
+            // from the start, whenever the run ends and however few records
+            // it wrote (an empty file is not a valid gzip or zstd file).
+            let mut empty = Vec::new();
+            let wrote = pack(kind, b"", &mut empty).and_then(|()| match &mut out {
+                Out::File(f) => f.write_all(&empty),
+                Out::Stdout(s) => s.lock().write_all(&empty),
+            });
+            wrote.map_err(|source| PipelineError::OpenOutput {
+                what: "--output-file",
+                path: target.clone().unwrap_or_else(|| PathBuf::from("-")),
+                source,
+            })?;
+            written = empty.len() as u64;
+        }
         Ok(FileSink {
             shared: Arc::new(Shared {
                 state: Mutex::new(OutState {
                     out: Some(out),
-                    written: 0,
+                    written,
                     broken: None,
                     next_seq: 0,
                     skipped: Default::default(),
@@ -206,6 +225,8 @@ impl FileSink {
 
 struct FileWriter {
     shared: Arc<Shared>,
+    /// A batch's write to a file holds a second signal's exit back.
+    shutdown: crate::shutdown::Shutdown,
     /// A batch compressed (gzip member, zstd frame).
     packed: Vec<u8>,
     buf: Vec<u8>,
@@ -379,6 +400,11 @@ impl FileWriter {
                 ..Default::default()
             };
         }
+        // Exiting in the middle of this write (a second Ctrl+C) would tear
+        // the last line: the exit waits for it, and for the cut-back below.
+        // Standard output is not waited for: a reader that stopped reading
+        // must not hold the exit.
+        let _writing = matches!(state.out, Some(Out::File(_))).then(|| self.shutdown.critical());
         let (done, error) = match state.out.as_mut() {
             Some(Out::File(f)) => write_counted(f, buf),
             Some(Out::Stdout(s)) => write_counted(&mut s.lock(), buf),
@@ -460,10 +486,11 @@ impl Sink for FileSink {
     fn writer(
         &self,
         _metrics: &Arc<Metrics>,
-        _shutdown: &crate::shutdown::Shutdown,
+        shutdown: &crate::shutdown::Shutdown,
     ) -> Result<Box<dyn BatchWriter>, PipelineError> {
         Ok(Box::new(FileWriter {
             shared: self.shared.clone(),
+            shutdown: shutdown.clone(),
             packed: Vec::new(),
             buf: Vec::with_capacity(256 * 1024),
             ends: Vec::new(),
@@ -471,6 +498,14 @@ impl Sink for FileSink {
     }
 
     fn finish(&self, complete: bool) -> Result<Option<String>, PipelineError> {
+        self.finish_with(complete, &mut || Ok(()))
+    }
+
+    fn finish_with(
+        &self,
+        complete: bool,
+        then: &mut dyn FnMut() -> Result<(), PipelineError>,
+    ) -> Result<Option<String>, PipelineError> {
         let mut state = self.shared.state.lock().expect("output lock");
         // The lock on `.partial` is held until the rename below is done.
         let out = state.out.take();
@@ -480,9 +515,13 @@ impl Sink for FileSink {
             None => Ok(()),
         };
         let (Some(target), Some(partial)) = (&self.shared.target, &self.shared.partial) else {
-            return synced.map(|_| None).map_err(|e| {
+            synced.map_err(|e| {
                 PipelineError::Sink(ErrorType::Io, format!("writing standard output: {e}"))
-            });
+            })?;
+            if complete && state.broken.is_none() {
+                then()?;
+            }
+            return Ok(None);
         };
         let left = || format!("output so far left in {}", partial.display());
         if let Err(e) = synced {
@@ -505,7 +544,65 @@ impl Sink for FileSink {
                 ),
             )
         })?;
+        // What the source saves for the next run (its state file) goes with
+        // the output: if it cannot be saved, the output goes back to
+        // `.partial` (the lock still held), so the next run, starting from
+        // the old state, exports these records once, not twice.
+        if let Err(e) = then() {
+            return Err(match std::fs::rename(target, partial) {
+                // The summary says where the output was left.
+                Ok(()) => e,
+                Err(back) => PipelineError::Sink(
+                    ErrorType::Io,
+                    format!(
+                        "{e}; the output is in {} but could not be taken back ({back}): the next run exports its records again",
+                        target.display()
+                    ),
+                ),
+            });
+        }
         drop(out);
         Ok(Some(format!("output in {}", target.display())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What goes with the output (the source's state) fails to be put into
+    /// place: the output is taken back to `.partial`.
+    #[test]
+    fn an_output_goes_back_when_what_goes_with_it_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out.jsonl");
+        let config = FileSinkConfig {
+            output: OutputPath::File(target.clone()),
+            compression: None,
+        };
+        let sink = FileSink::open(&config).unwrap();
+        let lines = b"{\"id\":1}\n";
+        let w = FileWriter {
+            shared: sink.shared.clone(),
+            shutdown: crate::shutdown::Shutdown::new(),
+            packed: Vec::new(),
+            buf: Vec::new(),
+            ends: Vec::new(),
+        };
+        let r = w.write_in_turn(None, lines, &[lines.len()], 1);
+        assert_eq!(r.inserted, 1);
+        let mut then = || Err(PipelineError::Config("the state cannot be saved".into()));
+        let e = sink.finish_with(true, &mut then).unwrap_err().to_string();
+        assert!(e.contains("the state cannot be saved"), "{e}");
+        assert_eq!(
+            sink.finish(false).unwrap().unwrap(),
+            format!("output so far left in {}", partial_path(&target).display())
+        );
+        assert!(!target.exists());
+        assert_eq!(std::fs::read(partial_path(&target)).unwrap(), lines);
+        // Without anything going with it, the output is put into place.
+        let sink = FileSink::open(&config).unwrap();
+        assert!(sink.finish(true).is_ok());
+        assert!(target.exists());
     }
 }

@@ -21,6 +21,30 @@ use crate::error::PipelineError;
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 
+/// What a source saves for the next run, written but not yet in place.
+pub struct StagedCommit {
+    /// The file, renamed into place by [`StagedCommit::commit`].
+    pub file: crate::fsutil::Staged,
+    /// What names the file in an error (`--state-file 'PATH'`).
+    pub what: String,
+    /// Said and exported once the file is in place.
+    pub then: Box<dyn FnOnce(&Metrics) + Send>,
+}
+
+impl StagedCommit {
+    /// Puts the file into place.
+    pub fn commit(self, metrics: &Metrics) -> Result<(), PipelineError> {
+        self.file.commit().map_err(|e| {
+            PipelineError::Source(
+                crate::error::ErrorType::Io,
+                format!("cannot save {}: {e}", self.what),
+            )
+        })?;
+        (self.then)(metrics);
+        Ok(())
+    }
+}
+
 /// A source that has been opened (so its configuration errors have been seen)
 /// and is ready to read.
 pub trait Source: Send {
@@ -29,11 +53,13 @@ pub trait Source: Send {
     /// the context. An `Err` ends the run as failed.
     fn run(&mut self, out: &RecordSender, ctx: &Context) -> Result<(), PipelineError>;
 
-    /// Called once the whole run has succeeded (every record written), so a
-    /// source can save what the next run starts from (and say where it now
-    /// stands in `metrics`). Nothing by default.
-    fn commit(&mut self, _metrics: &Metrics) -> Result<(), PipelineError> {
-        Ok(())
+    /// Called once the whole run has succeeded (every record written), before
+    /// the output is put into place, so a source can save what the next run
+    /// starts from: written to a temporary file now, put into place right
+    /// after the output ([`StagedCommit`]), so the two go together. An `Err`
+    /// keeps the output out of place and fails the run. Nothing by default.
+    fn stage_commit(&mut self) -> Result<Option<StagedCommit>, PipelineError> {
+        Ok(None)
     }
 
     /// True when the source fills records the sinks are done with

@@ -625,9 +625,9 @@ impl Source for EsSource {
         Ok(())
     }
 
-    fn commit(&mut self, metrics: &Metrics) -> Result<(), PipelineError> {
+    fn stage_commit(&mut self) -> Result<Option<super::StagedCommit>, PipelineError> {
         let Some(s) = &self.since else {
-            return Ok(());
+            return Ok(None);
         };
         if self.limited {
             // Documents are read in index order, not by the field: after a
@@ -636,21 +636,27 @@ impl Source for EsSource {
                 "--limit stopped the read early; {} is not saved, so the next run starts from the same place",
                 s.path.display()
             );
-            return Ok(());
+            return Ok(None);
         }
-        if let Some(mark) = s.save()? {
-            if let Some(v) = mark.value.as_ref().and_then(since::as_seconds) {
-                metrics.watermark(v);
-            }
-            tracing::info!(
-                "saved {} >= {} ({} documents at that value already read) to {}",
-                s.field,
-                mark.value.unwrap_or_default(),
-                mark.ids.len(),
-                s.path.display()
-            );
-        }
-        Ok(())
+        let Some((mark, file)) = s.save()? else {
+            return Ok(None);
+        };
+        let (field, path) = (s.field.clone(), s.path.clone());
+        Ok(Some(super::StagedCommit {
+            file,
+            what: format!("--state-file '{}'", path.display()),
+            then: Box::new(move |metrics| {
+                if let Some(v) = mark.value.as_ref().and_then(since::as_seconds) {
+                    metrics.watermark(v);
+                }
+                tracing::info!(
+                    "saved {field} >= {} ({} documents at that value already read) to {}",
+                    mark.value.unwrap_or_default(),
+                    mark.ids.len(),
+                    path.display()
+                );
+            }),
+        }))
     }
 }
 

@@ -176,8 +176,9 @@ impl Since {
         q
     }
 
-    /// Saves the position reached (called once the run has succeeded).
-    pub fn save(&self) -> Result<Option<Mark>, PipelineError> {
+    /// Saves the position reached (called once the run has succeeded) to a
+    /// temporary file beside the state file, put into place by the caller.
+    pub fn save(&self) -> Result<Option<(Mark, crate::fsutil::Staged)>, PipelineError> {
         let mark = self.seen.lock().expect("since lock").clone();
         if mark.value.is_none() {
             return Ok(None);
@@ -189,13 +190,13 @@ impl Since {
             "saved_at": crate::metrics::unix_now(),
         });
         let text = serde_json::to_string_pretty(&body).expect("state is JSON");
-        crate::fsutil::write_atomic(&self.path, text.as_bytes()).map_err(|e| {
+        let staged = crate::fsutil::stage_atomic(&self.path, text.as_bytes()).map_err(|e| {
             PipelineError::Source(
                 ErrorType::Io,
                 format!("cannot save --state-file '{}': {e}", self.path.display()),
             )
         })?;
-        Ok(Some(mark))
+        Ok(Some((mark, staged)))
     }
 }
 
