@@ -17,7 +17,32 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// (`None` for a regular file or a missing path).
 pub fn not_regular(path: &Path, devices_ok: bool) -> Option<&'static str> {
     let meta = std::fs::symlink_metadata(path).ok()?;
+    if devices_ok && meta.file_type().is_symlink() && planted_by_owner(path) {
+        return None;
+    }
     describe(&meta, devices_ok)
+}
+
+/// True when the link `path` is one of the system's own names under
+/// `/dev` or `/proc` (`/dev/stderr`, `/proc/self/fd/2`), in a directory
+/// that only root or this process's own user can write (not `/dev/shm`):
+/// nobody else can have planted it, so it may be followed where a device is
+/// acceptable (the dead-letter file).
+fn planted_by_owner(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    if !(path.starts_with("/dev") || path.starts_with("/proc")) {
+        return false;
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let Ok(meta) = std::fs::metadata(dir) else {
+        return false;
+    };
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    (meta.uid() == 0 || meta.uid() == me) && meta.permissions().mode() & 0o022 == 0
 }
 
 fn describe(meta: &std::fs::Metadata, devices_ok: bool) -> Option<&'static str> {
@@ -54,6 +79,18 @@ fn refusal(what: &str) -> io::Error {
 /// hard links (another name of someone else's file). `devices_ok` lets a
 /// character device through (`/dev/null`).
 pub fn open_in_place(path: &Path, options: &mut OpenOptions, devices_ok: bool) -> io::Result<File> {
+    // A link only its owner could have planted (`/dev/stderr`) is followed
+    // where a device is acceptable: it leads where the user pointed it.
+    let trusted_link = devices_ok
+        && std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+        && planted_by_owner(path);
+    if trusted_link {
+        let file = options.custom_flags(libc::O_CLOEXEC).open(path)?;
+        if file.metadata()?.is_dir() {
+            return Err(refusal("a directory"));
+        }
+        return Ok(file);
+    }
     // O_NONBLOCK: a FIFO without a reader fails (ENXIO) instead of blocking.
     let file = options
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)

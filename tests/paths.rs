@@ -429,3 +429,27 @@ fn links_at_predictable_temporary_names_are_not_followed() {
         .unwrap()
         .contains("\"read\""));
 }
+
+/// The system's own names for the standard streams (`/dev/stderr`, a link
+/// into `/proc/self/fd`) are taken as the dead-letter file: no user but
+/// root can plant a link there, and it leads where the user pointed it.
+#[test]
+fn dev_stderr_takes_the_dead_letters() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    std::fs::write(&input, "id,name\n1,a\n2,b,extra\n").unwrap();
+    let out = dir.path().join("out.jsonl");
+    for dl in ["/dev/stderr", "/proc/self/fd/2"] {
+        let mut args = csv_to_file(p(&input), p(&out));
+        args.extend(["--dead-letter", dl]);
+        let r = run(&args);
+        let err = stderr(&r);
+        assert_eq!(r.status.code(), Some(1), "{dl}: {err}");
+        assert!(
+            err.lines()
+                .any(|l| l.starts_with('{') && l.contains("\"raw\":\"2,b,extra\"")),
+            "{dl}: no dead-letter entry on stderr: {err}"
+        );
+        assert_eq!(summary_number(&err, "failed"), 1, "{err}");
+    }
+}
