@@ -224,3 +224,21 @@ pub(super) async fn exec(conn: &mut Conn, limit: Duration, sql: &str) -> Result<
             DbError::Fatal(t, m) => DbError::Fatal(t, format!("{m} (during {sql})")),
         })
 }
+
+/// Runs one statement with parameters, bounded by `--db-timeout`; errors
+/// as [`exec`] gives them.
+pub(super) async fn exec_with(
+    conn: &mut Conn,
+    limit: Duration,
+    sql: &str,
+    params: Vec<MyValue>,
+) -> Result<(), DbError> {
+    bounded(limit, conn.exec_drop(sql, params))
+        .await?
+        .map_err(|e| match classify(&e) {
+            DbError::Data(t, m) | DbError::Fatal(t, m) => {
+                DbError::Fatal(t, format!("{m} (during {sql})"))
+            }
+            DbError::Retry(t, m) => DbError::Retry(t, format!("{m} (during {sql})")),
+        })
+}

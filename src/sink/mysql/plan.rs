@@ -153,7 +153,7 @@ pub(super) fn lines(shared: &Shared) -> Vec<String> {
             shared.version,
             cfg.display_target(),
             cli_name(&cfg.on_duplicate),
-            if shared.xa {
+            if shared.xa.is_some() {
                 "with XA (two-phase)"
             } else {
                 "in plain transactions"

@@ -14,9 +14,9 @@ use crate::error::{ErrorType, Stage};
 use crate::metrics::Metrics;
 use crate::record::{Record, Schema};
 use crate::runtime::runtime;
-use crate::sink::api::{BatchError, BatchResult, BatchWriter, Rejected};
+use crate::sink::api::{BatchError, BatchResult, BatchWriter, InDoubt, Rejected};
 
-use super::conn::{classify, connect, exec, text_rows, DbError};
+use super::conn::{classify, connect, exec, exec_with, text_rows, DbError};
 use super::insert::{groups, insert_rows, value_size};
 use super::load_data::load_group;
 use super::schema::describe;
@@ -55,9 +55,13 @@ pub(super) struct MysqlWriter {
     maps: HashMap<usize, (Arc<Schema>, Arc<ColumnMap>)>,
     /// The table definition `maps` were made for.
     maps_table: usize,
-    /// Transaction ids: `pipeline-cli-<pid>-<start>-<worker>-<seq>`.
+    /// Transaction ids: `pcli-<table hash>-<run id>-<worker>-<seq>`.
     xid_prefix: String,
     xid_seq: u64,
+    /// The marker row of the last batch committed (deleted by the next).
+    last_marker: Option<String>,
+    /// Set when the batch just tried is in doubt.
+    in_doubt: Option<InDoubt>,
 }
 
 impl MysqlWriter {
@@ -68,12 +72,8 @@ impl MysqlWriter {
         conn: Conn,
         worker: u64,
     ) -> MysqlWriter {
-        let xid_prefix = format!(
-            "{}{}-{}-{worker}",
-            super::xa::prefix(&shared.cfg),
-            std::process::id(),
-            shared.started
-        );
+        let run_id = shared.xa.as_ref().map_or("", |x| x.run_id.as_str());
+        let xid_prefix = format!("{}{run_id}-{worker}", super::xa::prefix(&shared.cfg));
         tracing::debug!(
             worker,
             connection_id = conn.id(),
@@ -89,6 +89,8 @@ impl MysqlWriter {
             maps_table: 0,
             xid_prefix,
             xid_seq: 0,
+            last_marker: None,
+            in_doubt: None,
         }
     }
 
@@ -350,6 +352,17 @@ impl MysqlWriter {
     }
 }
 
+impl Drop for MysqlWriter {
+    /// The last batch's marker is no longer needed: the batch is settled.
+    fn drop(&mut self) {
+        if let (Some(conn), Some(xid)) = (self.conn.as_mut(), self.last_marker.take()) {
+            let sql = format!("DELETE FROM {} WHERE xid = ?", super::xa::MARKERS);
+            let limit = self.shared.cfg.timeout;
+            let _ = runtime().block_on(exec_with(conn, limit, &sql, vec![xid.into()]));
+        }
+    }
+}
+
 impl BatchWriter for MysqlWriter {
     fn write_batch(&mut self, batch: &[Record]) -> Result<BatchResult, BatchError> {
         let mut table = self.table(batch)?;
@@ -398,6 +411,17 @@ impl BatchWriter for MysqlWriter {
                 }
                 Err(DbError::Fatal(error_type, message) | DbError::Data(error_type, message)) => {
                     self.metrics.error(Stage::Sink, error_type, 1);
+                    if let Some(doubt) = self.in_doubt.take() {
+                        return Ok(BatchResult {
+                            rejected: std::mem::take(&mut converted.rejected),
+                            in_doubt: Some(doubt),
+                            broken: Some(BatchError {
+                                error_type,
+                                message,
+                            }),
+                            ..Default::default()
+                        });
+                    }
                     return Err(BatchError {
                         error_type,
                         message,
@@ -406,13 +430,6 @@ impl BatchWriter for MysqlWriter {
             }
         }
     }
-}
-
-/// Where a transaction's end failed, for working out whether it committed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    Prepare,
-    Commit,
 }
 
 impl MysqlWriter {
@@ -440,7 +457,7 @@ impl MysqlWriter {
         }
         let shared = self.shared.clone();
         let limit = shared.cfg.timeout;
-        let xa = shared.xa;
+        let xa = shared.xa.is_some();
         let xid = self.next_xid();
         let conn = self.conn.as_mut().expect("connected above");
         let mut use_load = shared.load_data && shared.cfg.on_duplicate == OnDuplicate::Skip;
@@ -478,46 +495,85 @@ impl MysqlWriter {
                 exec(conn, limit, "COMMIT").await?;
                 return Ok(tally);
             }
+            // The batch's marker: there exactly when the batch committed.
+            // The last batch's marker goes, as that batch is settled.
+            let marker = format!(
+                "INSERT INTO {} (xid, target, records) VALUES (?, ?, ?)",
+                super::xa::MARKERS
+            );
+            let target = format!("{}.{}", shared.cfg.database, shared.cfg.table);
+            let written = tally.inserted + tally.updated;
+            exec_with(
+                conn,
+                limit,
+                &marker,
+                vec![xid.as_str().into(), target.into(), written.into()],
+            )
+            .await?;
+            if let Some(prev) = &self.last_marker {
+                let sql = format!("DELETE FROM {} WHERE xid = ?", super::xa::MARKERS);
+                exec_with(conn, limit, &sql, vec![prev.as_str().into()]).await?;
+            }
             exec(conn, limit, &format!("XA END '{xid}'")).await?;
             // From PREPARE until COMMIT has answered, exiting would leave the
             // batch prepared and its rows locked.
             let _critical = self.shutdown.critical();
             let ended = match exec(conn, limit, &format!("XA PREPARE '{xid}'")).await {
-                Ok(()) => exec(conn, limit, &format!("XA COMMIT '{xid}'"))
-                    .await
-                    .map_err(|e| (Phase::Commit, e)),
-                Err(e) => Err((Phase::Prepare, e)),
+                Ok(()) => exec(conn, limit, &format!("XA COMMIT '{xid}'")).await,
+                Err(e) => Err(e),
             };
             return match ended {
-                Ok(()) => Ok(tally),
-                Err((phase, DbError::Retry(t, m))) => {
+                Ok(()) => {
+                    self.last_marker = Some(xid);
+                    Ok(tally)
+                }
+                Err(DbError::Retry(t, m)) => {
                     let old_id = conn.id();
                     self.conn = None;
                     // Bounded: a frozen server must not hold the run.
                     let bound = limit * 4 + Duration::from_secs(30);
-                    match tokio::time::timeout(bound, self.resolve(&xid, old_id, phase, t, m)).await {
-                        Ok(r) => r.map(|()| tally),
-                        Err(_) => Err(DbError::Fatal(
-                            ErrorType::Timeout,
-                            format!("whether batch {xid} committed is unknown: the server did not answer within {bound:?}; the next run commits it if it was prepared"),
-                        )),
+                    let resolved = tokio::time::timeout(bound, self.resolve(&xid, old_id, t, m))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(DbError::Fatal(
+                                ErrorType::Timeout,
+                                format!("the server did not answer within {bound:?}"),
+                            ))
+                        });
+                    match resolved {
+                        Ok(()) => {
+                            self.last_marker = Some(xid);
+                            Ok(tally)
+                        }
+                        Err(DbError::Fatal(t, m) | DbError::Data(t, m)) => {
+                            let reason = format!(
+                                "whether batch {xid} committed is unknown ({m}); the next run commits it if it was prepared"
+                            );
+                            self.in_doubt = Some(InDoubt {
+                                xid: xid.clone(),
+                                reason: reason.clone(),
+                            });
+                            Err(DbError::Fatal(t, reason))
+                        }
+                        Err(retry) => Err(retry),
                     }
                 }
-                Err((_, other)) => Err(other),
+                Err(other) => Err(other),
             };
         }
     }
 
     /// The connection dropped while the batch's transaction `xid` was being
     /// prepared or committed. A prepared XA transaction outlives its
-    /// connection: if XA RECOVER lists it, commit it; if not, it committed
-    /// (the failure was in COMMIT) or never prepared (in PREPARE; then the
-    /// batch is retried).
+    /// connection: if XA RECOVER lists it, commit it; if not, its marker row
+    /// says whether it committed (here, or by a run that recovered it while
+    /// this run's lock was lost) or not (then the batch is retried). An
+    /// error here (`Fatal`) means the outcome is unknown: the batch is in
+    /// doubt.
     async fn resolve(
         &mut self,
         xid: &str,
         old_id: u32,
-        phase: Phase,
         error_type: ErrorType,
         message: String,
     ) -> Result<(), DbError> {
@@ -537,10 +593,7 @@ impl MysqlWriter {
                     None => {
                         return Err(DbError::Fatal(
                             error_type,
-                            format!(
-                                "{message}; cannot reconnect to learn whether batch {xid} committed: {e} ({}); the next run commits it if it was prepared",
-                                backoff.exhausted()
-                            ),
+                            format!("{message}; cannot reconnect: {e} ({})", backoff.exhausted()),
                         ))
                     }
                 },
@@ -565,7 +618,7 @@ impl MysqlWriter {
             if gone.elapsed() > Duration::from_secs(30) {
                 return Err(DbError::Fatal(
                     error_type,
-                    format!("{message}; the old connection {old_id} is still open after 30 s, so whether batch {xid} committed is unknown"),
+                    format!("{message}; the old connection {old_id} is still open after 30 s"),
                 ));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -577,22 +630,34 @@ impl MysqlWriter {
             .any(|r| r.get(3).and_then(|d| d.as_deref()) == Some(xid));
         let outcome = if listed {
             // Whatever happens now, the batch must not be written again.
-            exec(&mut conn, limit, &format!("XA COMMIT '{xid}'"))
-                .await
-                .map_err(|e| match e {
-                    DbError::Retry(t, m) | DbError::Data(t, m) | DbError::Fatal(t, m) => DbError::Fatal(
-                        t,
-                        format!("{m}; batch {xid} is prepared on the server and could not be committed: finish it with XA COMMIT '{xid}'"),
-                    ),
-                })?;
-            tracing::warn!("{message}; batch {xid} was prepared and is now committed");
-            Ok(())
-        } else if phase == Phase::Commit {
-            tracing::warn!("{message}; batch {xid} had committed");
-            Ok(())
+            match exec(&mut conn, limit, &format!("XA COMMIT '{xid}'")).await {
+                Ok(()) => {
+                    tracing::warn!("{message}; batch {xid} was prepared and is now committed");
+                    Ok(())
+                }
+                // Committed meanwhile by a run that took it for an orphan?
+                Err(e) => match super::xa::marked(&mut conn, xid).await {
+                    Ok(true) => Ok(()),
+                    _ => Err(DbError::Fatal(
+                        e.error_type(),
+                        format!("{e:?}; batch {xid} is prepared on the server and could not be committed: finish it with XA COMMIT '{xid}'"),
+                    )),
+                },
+            }
         } else {
-            Err(DbError::Retry(error_type, message))
+            match super::xa::marked(&mut conn, xid).await {
+                Ok(true) => {
+                    tracing::warn!("{message}; batch {xid} had committed");
+                    Ok(())
+                }
+                Ok(false) => Err(DbError::Retry(error_type, message)),
+                Err(e) => Err(DbError::Fatal(
+                    ErrorType::Server,
+                    format!("reading the marker of batch {xid}: {e}"),
+                )),
+            }
         };
+        self.shared.keep_lock(&mut conn).await;
         self.conn = Some(conn);
         outcome
     }
