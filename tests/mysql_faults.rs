@@ -265,6 +265,76 @@ fn a_record_over_max_allowed_packet_fails_alone() {
     }
 }
 
+/// The size that counts is the row as sent: LOAD DATA doubles every
+/// backslash and turns a tab into two bytes, so a 600 KB value of either
+/// is 1.2 MB on the wire under a 1 MB max_allowed_packet. Such a record
+/// fails alone, at once (not retried as a lost connection), in both load
+/// modes (identical tables), and the rest of the batch, a batch larger than
+/// max_allowed_packet in all, goes in.
+#[test]
+fn rows_are_sized_as_escaped_and_a_too_large_one_fails_alone() {
+    let server = OwnMariaDb::start(&["--max-allowed-packet=1M"]);
+    server.sql("CREATE TABLE test.escaped (id INT PRIMARY KEY, body LONGTEXT)");
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    let mut text = String::from("id,body\n");
+    let filler = "a\\b\tc".repeat(100);
+    for i in 1..=3000 {
+        let body = match i {
+            700 => "\\".repeat(600 * 1024),
+            2100 => "\t".repeat(600 * 1024),
+            _ => format!("{i} {filler}"),
+        };
+        text.push_str(&format!("{i},{body}\n"));
+    }
+    fs::write(&input, text).unwrap();
+    let url = server.url();
+    for mode in ["load-data", "insert"] {
+        server.sql("DELETE FROM test.escaped");
+        let dead = dir.path().join(format!("dead-{mode}.jsonl"));
+        let started = Instant::now();
+        let out = run(&csv_to_mysql(
+            p(&input),
+            &url,
+            "escaped",
+            &[
+                "--mysql-load-mode",
+                mode,
+                "--batch-size",
+                "3000",
+                "--dead-letter",
+                p(&dead),
+                "--retry-for",
+                "30s",
+            ],
+        ));
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{mode}: {err}");
+        assert!(
+            err.contains("inserted=2998") && err.contains("failed=2 "),
+            "{mode}: {err}"
+        );
+        assert!(!err.contains("retry"), "{mode}: retried: {err}");
+        assert!(started.elapsed() < Duration::from_secs(25), "{mode}");
+        let rejects = read_jsonl(&dead);
+        let mut positions: Vec<u64> = rejects
+            .iter()
+            .map(|r| r["position"].as_u64().unwrap())
+            .collect();
+        positions.sort_unstable();
+        assert_eq!(positions, [701, 2101], "{mode}");
+        for r in &rejects {
+            let reason = r["reason"].as_str().unwrap();
+            assert!(
+                reason.contains("max_allowed_packet") && reason.contains("escaped"),
+                "{mode}: {reason}"
+            );
+        }
+        let n = server.sql("SELECT COUNT(*), SUM(LENGTH(body)) FROM test.escaped");
+        assert_eq!(n[0][0].as_deref(), Some("2998"), "{mode}");
+    }
+}
+
 #[test]
 fn a_frozen_server_is_a_timeout_not_a_hang() {
     let server = OwnMariaDb::start(&[]);

@@ -87,8 +87,16 @@ pub(super) fn classify(e: &mysql_async::Error) -> DbError {
                     DbError::Data(ErrorType::Conversion, msg)
                 }
                 1044 | 1045 | 1142 | 1143 | 1227 => DbError::Fatal(ErrorType::Auth, msg),
+                // a packet over max_allowed_packet: the same again would fail again
+                1153 | 1301 => DbError::Fatal(ErrorType::Server, msg),
                 _ => DbError::Fatal(ErrorType::Server, msg),
             }
+        }
+        // The driver refusing a packet over max_allowed_packet (rows are
+        // sized so that it never happens) is not a lost connection: a retry
+        // would send the same packet again.
+        E::Io(_) if plain(e).contains("larger than max_allowed_packet") => {
+            DbError::Fatal(ErrorType::Server, plain(e))
         }
         E::Io(_) | E::Driver(_) => DbError::Retry(ErrorType::Connection, plain(e)),
         other => DbError::Fatal(ErrorType::Server, plain(other)),

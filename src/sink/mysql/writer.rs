@@ -17,8 +17,8 @@ use crate::runtime::runtime;
 use crate::sink::api::{BatchError, BatchResult, BatchWriter, InDoubt, Rejected};
 
 use super::conn::{classify, connect, exec, exec_with, text_rows, DbError};
-use super::insert::{groups, insert_rows, value_size};
-use super::load_data::load_group;
+use super::insert::{groups, insert_rows};
+use super::load_data::{escaped_size, load_group};
 use super::schema::describe;
 use super::table::{quote_ident, Table};
 use super::Shared;
@@ -330,11 +330,12 @@ impl MysqlWriter {
                 }
             }
             if failed.is_none() {
-                // One row must fit one statement, whatever the batching.
-                let size: usize = values.iter().map(value_size).sum::<usize>() + 1024;
+                // One row must fit one statement, whatever the batching and
+                // the load mode: sized as escaped for LOAD DATA.
+                let size = escaped_size(&values) + 1024;
                 if size > self.shared.max_packet {
                     failed = Some(format!(
-                        "the record is {size} bytes, more than the server's max_allowed_packet ({} bytes) lets one statement carry; raise max_allowed_packet on the server to load it",
+                        "the record is {size} bytes as sent (escaped), more than the server's max_allowed_packet ({} bytes) lets one statement carry; raise max_allowed_packet on the server to load it",
                         self.shared.max_packet
                     ));
                 }
@@ -471,7 +472,8 @@ impl MysqlWriter {
             let mut redo_with_insert = false;
             for group in groups(rows) {
                 if use_load {
-                    if !load_group(conn, table, group, &mut tally, limit).await? {
+                    let bounds = (limit, shared.max_packet);
+                    if !load_group(conn, table, group, &mut tally, bounds).await? {
                         redo_with_insert = true;
                         break;
                     }
