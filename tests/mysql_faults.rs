@@ -607,3 +607,87 @@ fn dead_letter_entries_name_the_input_position_the_same_way() {
     assert_eq!(seen, [("source", 3), ("sink", 4)]);
     db.exec(&format!("DROP TABLE {table}"));
 }
+
+/// With --add-columns, a field MySQL cannot take as a column name (empty,
+/// over 64 characters, ending in a space) fails only the records that carry
+/// it, each with the reason naming it; the other new fields get columns and
+/// every other record goes in.
+#[test]
+fn add_columns_sets_aside_a_field_name_mysql_cannot_take() {
+    let mut db = Db::connect();
+    let table = table_name("addcols_bad");
+    db.exec(&format!("DROP TABLE IF EXISTS {table}"));
+    db.exec(&format!("CREATE TABLE {table} (id INT PRIMARY KEY)"));
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.ndjson");
+    let long = "l".repeat(65);
+    let mut text = String::new();
+    let mut bad = 0;
+    for i in 1..=200 {
+        let mut d = serde_json::json!({"id": i, "good_new": format!("g{i}")});
+        let mut carries = false;
+        if i % 10 == 0 {
+            d[""] = serde_json::json!(1);
+            carries = true;
+        }
+        if i % 7 == 0 {
+            d[long.as_str()] = serde_json::json!(2);
+            carries = true;
+        }
+        if i % 13 == 0 {
+            d["trailing "] = serde_json::json!(3);
+            carries = true;
+        }
+        bad += u64::from(carries);
+        text.push_str(&format!("{d}\n"));
+    }
+    fs::write(&input, text).unwrap();
+    let dead = dir.path().join("dead.jsonl");
+    let url = mysql_url();
+    let out = run(&[
+        "--source-type",
+        "jsonl",
+        "--jsonl-file",
+        p(&input),
+        "--sink-type",
+        "mysql",
+        "--db-url",
+        &url,
+        "--db-table",
+        &table,
+        "--add-columns",
+        "--batch-size",
+        "50",
+        "--dead-letter",
+        p(&dead),
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(summary_number(&err, "failed"), bad, "{err}");
+    assert_eq!(summary_number(&err, "inserted"), 200 - bad, "{err}");
+    assert!(!err.contains("sink failed"), "{err}");
+    let rows = db.count(&format!(
+        "SELECT COUNT(*) FROM {table} WHERE good_new = CONCAT('g', id)"
+    ));
+    assert_eq!(rows, 200 - bad);
+    let rejects = read_jsonl(&dead);
+    assert_eq!(rejects.len() as u64, bad);
+    for r in &rejects {
+        let reason = r["reason"].as_str().unwrap();
+        let id = r["record"]["id"].as_u64().unwrap();
+        assert!(reason.contains("--add-columns"), "{reason}");
+        if id % 13 == 0 {
+            assert!(
+                reason.contains("'trailing '") && reason.contains("space"),
+                "{reason}"
+            );
+        }
+        if id % 7 == 0 {
+            assert!(reason.contains(&long) && reason.contains("64"), "{reason}");
+        }
+        if id % 10 == 0 {
+            assert!(reason.contains("empty"), "{reason}");
+        }
+    }
+    db.exec(&format!("DROP TABLE {table}"));
+}

@@ -8,6 +8,7 @@
 //! transaction back and retries the batch with exponential backoff, so a
 //! retry never duplicates rows. Counts come from the server's own figures.
 
+mod add_columns;
 mod conn;
 mod convert;
 mod ddl;
@@ -52,6 +53,8 @@ pub(super) struct Shared {
     /// connection can be checked; None where the server refuses XA RECOVER
     /// (or the marker table or the run's lock cannot be had).
     pub(super) xa: Option<Xa>,
+    /// Field names `--add-columns` could not add, with the reason.
+    pub(super) unusable: add_columns::Unusable,
     pub(super) writers: std::sync::atomic::AtomicU64,
     /// The field names the source announced, when it knew them up front.
     pub(super) fields: Option<Vec<String>>,
@@ -277,6 +280,7 @@ impl MysqlSink {
                 load_data,
                 max_packet,
                 xa,
+                unusable: Default::default(),
                 writers: std::sync::atomic::AtomicU64::new(0),
                 fields: fields.map(<[String]>::to_vec),
                 version,

@@ -191,74 +191,6 @@ impl MysqlWriter {
         map
     }
 
-    /// With `--add-columns`: adds a column (type inferred from this batch)
-    /// for each field of the batch the table lacks.
-    fn add_missing_columns(
-        &mut self,
-        table: &Arc<Table>,
-        batch: &[Record],
-    ) -> Result<Arc<Table>, BatchError> {
-        let cfg = &self.shared.cfg;
-        let lacks = |t: &Table, name: &String| {
-            !t.by_name.contains_key(name) && !cfg.ignore_fields.contains(name)
-        };
-        if !batch
-            .iter()
-            .any(|r| r.schema.names().iter().any(|n| lacks(table, n)))
-        {
-            return Ok(table.clone());
-        }
-        let mut slot = self.shared.table.lock().expect("table lock");
-        let current = slot.clone().unwrap_or_else(|| table.clone());
-        let mut missing: Vec<String> = Vec::new();
-        for r in batch {
-            for n in r.schema.names() {
-                if lacks(&current, n) && !missing.contains(n) {
-                    missing.push(n.clone());
-                }
-            }
-        }
-        if missing.is_empty() {
-            return Ok(current);
-        }
-        let adds: Vec<String> = super::ddl::column_types(batch, &missing)
-            .into_iter()
-            .map(|(n, t)| format!("ADD COLUMN {} {t} NULL", quote_ident(&n)))
-            .collect();
-        let sql = format!("ALTER TABLE {} {}", current.quoted, adds.join(", "));
-        tracing::warn!(
-            "adding columns for new fields to {}.{} (--add-columns): {sql}",
-            cfg.database,
-            cfg.table
-        );
-        let fatal = |message: String| BatchError {
-            error_type: ErrorType::Server,
-            message,
-        };
-        let conn = self
-            .conn
-            .as_mut()
-            .ok_or_else(|| fatal("no connection to add the columns".into()))?;
-        let altered = runtime().block_on(async {
-            match conn.query_drop(&sql).await {
-                // Another run added them first.
-                Err(mysql_async::Error::Server(e)) if e.code == 1060 => {}
-                Err(e) => return Err(e),
-                Ok(()) => {}
-            }
-            describe(conn, &cfg.database, &cfg.table).await
-        });
-        match altered {
-            Ok(Some(t)) => {
-                let t = Arc::new(t);
-                *slot = Some(t.clone());
-                Ok(t)
-            }
-            Ok(None) => Err(fatal("the table is gone".into())),
-            Err(e) => Err(fatal(format!("adding columns: {e}"))),
-        }
-    }
-
     /// The table, creating it from this batch first with `--create-table`.
     fn table(&mut self, batch: &[Record]) -> Result<Arc<Table>, BatchError> {
         let mut slot = self.shared.table.lock().expect("table lock");
@@ -310,12 +242,15 @@ impl MysqlWriter {
                     record.schema.names().join(", ")
                 ))
             } else if !map.unknown.is_empty() {
-                Some(format!(
+                Some(
+                    super::add_columns::unusable_reason(&self.shared, &map.unknown)
+                        .unwrap_or_else(|| format!(
                     "fields with no column in {}.{}: {} (leave them out with --ignore-fields, or add the columns with --add-columns)",
                     self.shared.cfg.database,
                     self.shared.cfg.table,
                     map.unknown.join(", ")
-                ))
+                )),
+                )
             } else {
                 None
             };
@@ -368,7 +303,12 @@ impl BatchWriter for MysqlWriter {
     fn write_batch(&mut self, batch: &[Record]) -> Result<BatchResult, BatchError> {
         let mut table = self.table(batch)?;
         if self.shared.cfg.add_columns {
-            table = self.add_missing_columns(&table, batch)?;
+            table = super::add_columns::add_missing_columns(
+                &self.shared,
+                self.conn.as_mut(),
+                &table,
+                batch,
+            )?;
         }
         let mut converted = BatchResult::default();
         let rows = self.convert(&table, batch, &mut converted);
