@@ -691,3 +691,77 @@ fn add_columns_sets_aside_a_field_name_mysql_cannot_take() {
     }
     db.exec(&format!("DROP TABLE {table}"));
 }
+
+/// Fractional seconds a DATETIME, TIMESTAMP or TIME column cannot keep are
+/// refused, as DECIMAL rounding is: the record fails naming the column and
+/// its precision, in both load modes; zeros past the precision are fine.
+#[test]
+fn fractional_seconds_beyond_a_columns_precision_fail_the_record() {
+    let mut db = Db::connect();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    fs::write(
+        &input,
+        "id,at,t3,ts,tm\n\
+         1,2026-01-03 10:15:00,2026-01-03 10:15:00.123,2026-01-03 10:15:00,10:15:00\n\
+         2,2026-01-03 10:15:00.5,2026-01-03 10:15:00.123,2026-01-03 10:15:00,10:15:00\n\
+         3,2026-01-03 10:15:00.000,2026-01-03 10:15:00.1234,2026-01-03 10:15:00,10:15:00\n\
+         4,2026-01-03 10:15:00,2026-01-03 10:15:00.1,2026-01-03T10:15:00.25Z,10:15:00\n\
+         5,2026-01-03 10:15:00,2026-01-03 10:15:00.1,2026-01-03 10:15:00,10:15:00.7\n\
+         6,2026-01-03 10:15:00,2026-01-03 10:15:00.12300,2026-01-03 10:15:00.0,10:15:00.00\n",
+    )
+    .unwrap();
+    let url = mysql_url();
+    for mode in ["load-data", "insert"] {
+        let table = table_name(&format!("fsp_{}", mode.replace('-', "_")));
+        db.exec(&format!("DROP TABLE IF EXISTS {table}"));
+        db.exec(&format!(
+            "CREATE TABLE {table} (id INT PRIMARY KEY, at DATETIME, t3 DATETIME(3), ts TIMESTAMP NULL, tm TIME)"
+        ));
+        let dead = dir.path().join(format!("dead-{mode}.jsonl"));
+        let out = run(&csv_to_mysql(
+            p(&input),
+            &url,
+            &table,
+            &["--mysql-load-mode", mode, "--dead-letter", p(&dead)],
+        ));
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{mode}: {err}");
+        assert!(
+            err.contains("inserted=2 ") && err.contains("failed=4 "),
+            "{mode}: {err}"
+        );
+        let mut reasons: Vec<(u64, String)> = read_jsonl(&dead)
+            .iter()
+            .map(|r| {
+                (
+                    r["position"].as_u64().unwrap() - 1,
+                    r["reason"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        reasons.sort();
+        let expect = [
+            (2, "column at", "(0)"),
+            (3, "column t3", "(3)"),
+            (4, "column ts", "(0)"),
+            (5, "column tm", "(0)"),
+        ];
+        assert_eq!(reasons.len(), expect.len(), "{mode}: {reasons:?}");
+        for ((id, reason), (eid, column, digits)) in reasons.iter().zip(expect) {
+            assert_eq!(*id, eid, "{mode}: {reasons:?}");
+            assert!(
+                reason.contains(column) && reason.contains(digits) && reason.contains("rounded"),
+                "{mode}: {reason}"
+            );
+        }
+        let kept = db.rows(&format!("SELECT id, t3 FROM {table} ORDER BY id"));
+        assert_eq!(kept.len(), 2, "{mode}");
+        assert_eq!(
+            kept[1][1].as_deref(),
+            Some("2026-01-03 10:15:00.123"),
+            "{mode}"
+        );
+        db.exec(&format!("DROP TABLE {table}"));
+    }
+}

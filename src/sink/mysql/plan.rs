@@ -79,7 +79,10 @@ fn conversion(kind: &Kind) -> String {
         }
         Kind::Float => "floating point".into(),
         Kind::Date => "date (YYYY-MM-DD, or a datetime at midnight)".into(),
-        Kind::DateTime => "date and time (ISO 8601; an offset converted to UTC)".into(),
+        Kind::DateTime { fsp } => format!(
+            "date and time (ISO 8601; an offset converted to UTC; {fsp} fractional-second digits)"
+        ),
+        Kind::Time { fsp } => format!("time of day or duration ({fsp} fractional-second digits)"),
         Kind::Json => "JSON: objects and arrays as they are, text as a JSON string".into(),
         Kind::Text {
             max_chars: Some(n), ..
