@@ -765,3 +765,63 @@ fn fractional_seconds_beyond_a_columns_precision_fail_the_record() {
         db.exec(&format!("DROP TABLE {table}"));
     }
 }
+
+/// --max-errors with failures the sink finds (values a column refuses):
+/// reading stops at the Nth failed record, and what was read by then is
+/// still written, which is at most the batch each worker holds, the small
+/// queue --max-errors keeps (64 records) and the source's chunk (1,024
+/// rows): failed <= N + workers x batch size + 64 + 1,024. Everything read is
+/// accounted for.
+#[test]
+fn max_errors_on_sink_failures_stops_within_a_batch_of_the_limit() {
+    let mut db = Db::connect();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    let mut text = String::from("id,n\n");
+    for i in 1..=30_000 {
+        if i % 3 == 0 {
+            text.push_str(&format!("{i},x{i}\n"));
+        } else {
+            text.push_str(&format!("{i},{i}\n"));
+        }
+    }
+    fs::write(&input, text).unwrap();
+    let url = mysql_url();
+    for workers in [1u64, 4] {
+        let table = table_name(&format!("maxerr_{workers}"));
+        db.exec(&format!("DROP TABLE IF EXISTS {table}"));
+        db.exec(&format!("CREATE TABLE {table} (id INT PRIMARY KEY, n INT)"));
+        let dead = dir.path().join(format!("dead-{workers}.jsonl"));
+        let w = workers.to_string();
+        let out = run(&csv_to_mysql(
+            p(&input),
+            &url,
+            &table,
+            &[
+                "--max-errors",
+                "10",
+                "--batch-size",
+                "100",
+                "--workers",
+                &w,
+                "--dead-letter",
+                p(&dead),
+            ],
+        ));
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains("--max-errors 10"), "{err}");
+        let (read, inserted, failed) = (
+            summary_number(&err, "read"),
+            summary_number(&err, "inserted"),
+            summary_number(&err, "failed"),
+        );
+        assert_eq!(read, inserted + failed, "{err}");
+        assert!(failed >= 10, "{err}");
+        let bound = 10 + workers * 100 + 64 + 1024;
+        assert!(failed <= bound, "{failed} failed, more than {bound}: {err}");
+        assert_eq!(read_jsonl(&dead).len() as u64, failed);
+        assert_eq!(db.count(&format!("SELECT COUNT(*) FROM {table}")), inserted);
+        db.exec(&format!("DROP TABLE {table}"));
+    }
+}
