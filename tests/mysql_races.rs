@@ -284,3 +284,78 @@ fn one_race(server: &OwnMariaDb, dir: &Path, race: &Race) -> Result<(), String> 
     )?;
     Ok(())
 }
+
+/// Where XA cannot be used (here: a user who may not create the marker
+/// table), batches commit in plain transactions, and a COMMIT whose answer
+/// is lost cannot be checked: the batch is in doubt (exit 1), never written
+/// a second time.
+#[test]
+fn a_plain_commit_cut_off_is_in_doubt_not_written_twice() {
+    let mut db = Db::connect();
+    let table = table_name("plain_cut");
+    let user = format!("plain_{}", std::process::id());
+    db.exec(&format!("DROP TABLE IF EXISTS {table}"));
+    db.exec(&format!(
+        "CREATE TABLE {table} (id INT NOT NULL, name VARCHAR(20))"
+    ));
+    db.exec(&format!("DROP USER IF EXISTS '{user}'@'%'"));
+    db.exec(&format!("CREATE USER '{user}'@'%'"));
+    db.exec(&format!(
+        "GRANT SELECT, INSERT ON test.{table} TO '{user}'@'%'"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    ids_csv(&input, 1..=5000);
+    let s1 = dir.path().join("s.json");
+    let dead = dir.path().join("dead.jsonl");
+    let port: u16 = mysql_url()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.split('/').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(3306);
+    let proxy = TcpProxy::start(port);
+    proxy.cut(Cut {
+        statement: "COMMIT".into(),
+        forward: true,
+        skip: 2,
+        refuse_for: Duration::ZERO,
+        all: false,
+    });
+    let url = format!("mysql://{user}@127.0.0.1:{}/test", proxy.port);
+    let mut args = csv_to_mysql(p(&input), &url, &table, &[]);
+    args.extend([
+        "--db-ssl-mode",
+        "disabled",
+        "--batch-size",
+        "1000",
+        "--workers",
+        "1",
+        "--retry-for",
+        "10s",
+        "--summary-json",
+        p(&s1),
+        "--dead-letter",
+        p(&dead),
+    ]);
+    let out = run(&args);
+    let err = stderr(&out);
+    let _ = db.try_exec(&format!("DROP USER '{user}'@'%'"));
+    assert_eq!(proxy.cuts_done(), 1, "{err}");
+    assert!(err.contains("plain transactions"), "{err}");
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let s = summary(&s1);
+    assert_reconciles(&s, "plain");
+    assert_eq!(n(&s, "in_doubt"), 1000, "{err}");
+    let total = db.count(&format!("SELECT COUNT(*) FROM {table}"));
+    let distinct = db.count(&format!("SELECT COUNT(DISTINCT id) FROM {table}"));
+    assert_eq!(total, distinct, "a batch written twice: {err}");
+    // The cut COMMIT reached the server: the batch in doubt is in.
+    assert_eq!(total, n(&s, "inserted") + 1000, "{err}");
+    let doubt = read_jsonl(&dead)
+        .into_iter()
+        .filter(|e| e["in_doubt"] == true)
+        .count();
+    assert_eq!(doubt, 1000);
+    db.exec(&format!("DROP TABLE {table}"));
+}

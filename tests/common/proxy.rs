@@ -546,6 +546,7 @@ fn tcp_serve(client: TcpStream, state: &Arc<TcpState>) -> std::io::Result<()> {
         let chunk = &buf[..n];
         if let Some(cut) = tcp_cut_for(state, &tail, chunk) {
             cutting.store(true, Ordering::SeqCst);
+            state.done.fetch_add(1, Ordering::SeqCst);
             if !cut.refuse_for.is_zero() {
                 *state.refuse_until.lock().unwrap() =
                     Some(std::time::Instant::now() + cut.refuse_for);
@@ -563,7 +564,6 @@ fn tcp_serve(client: TcpStream, state: &Arc<TcpState>) -> std::io::Result<()> {
                     let _ = u.shutdown(Shutdown::Both);
                 }
             }
-            state.done.fetch_add(1, Ordering::SeqCst);
             return Ok(());
         }
         if to.write_all(chunk).is_err() {

@@ -434,8 +434,22 @@ impl MysqlWriter {
                 continue;
             }
             if !xa {
-                exec(conn, limit, "COMMIT").await?;
-                return Ok(tally);
+                return match exec(conn, limit, "COMMIT").await {
+                    Ok(()) => Ok(tally),
+                    // Without XA a COMMIT cut off cannot be checked: writing
+                    // the batch again could double it.
+                    Err(DbError::Retry(t, m)) => {
+                        let reason = format!(
+                            "{m}; whether the batch committed is unknown (plain transactions: XA is not available on this server)"
+                        );
+                        self.in_doubt = Some(InDoubt {
+                            xid: String::new(),
+                            reason: reason.clone(),
+                        });
+                        Err(DbError::Fatal(t, reason))
+                    }
+                    Err(other) => Err(other),
+                };
             }
             // The batch's marker: there exactly when the batch committed.
             // The last batch's marker goes, as that batch is settled.
