@@ -8,8 +8,8 @@ use mysql_async::{Conn, Value as MyValue};
 
 use super::conn::{bounded, classify, DbError};
 use super::insert::info_number;
+use super::rows::Row;
 use super::table::Table;
-use super::writer::Row;
 use crate::sink::api::BatchResult;
 
 /// LOAD DATA LOCAL INFILE of one group, streamed from memory, duplicates

@@ -15,6 +15,7 @@ mod ddl;
 mod insert;
 mod load_data;
 mod plan;
+mod rows;
 mod schema;
 pub mod table;
 mod writer;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Value as MyValue};
+use mysql_async::Conn;
 
 use crate::config::OnDuplicate;
 use crate::error::{ErrorType, Stage};
@@ -19,32 +19,10 @@ use crate::sink::api::{BatchError, BatchResult, BatchWriter, InDoubt, Rejected};
 use super::conn::{classify, connect, exec, exec_with, text_rows, DbError};
 use super::insert::{groups, insert_rows};
 use super::load_data::{escaped_size, load_group};
+use super::rows::{ColumnMap, Row};
 use super::schema::describe;
 use super::table::{quote_ident, Table};
 use super::Shared;
-
-/// Which table columns a record shape fills, and from which fields.
-pub(super) struct ColumnMap {
-    /// (record field index, table column index), in table order.
-    pub(super) pairs: Vec<(usize, usize)>,
-    /// `(`a`, `b`)`, ready for SQL.
-    pub(super) column_list: String,
-    /// One row of placeholders for INSERT: `(?, COALESCE(?, DEFAULT(`b`)))`;
-    /// a NOT NULL column with a default takes its default for a null.
-    pub(super) row_template: String,
-    /// The column list and SET clause for LOAD DATA, with the same rule.
-    pub(super) load_columns: String,
-    /// Record fields with no column (and not in --ignore-fields).
-    pub(super) unknown: Vec<String>,
-}
-
-/// One converted row, ready to send.
-pub(super) struct Row {
-    /// Index in the batch.
-    pub(super) index: usize,
-    pub(super) map: Arc<ColumnMap>,
-    pub(super) values: Vec<MyValue>,
-}
 
 pub(super) struct MysqlWriter {
     shared: Arc<Shared>,
