@@ -269,6 +269,10 @@ impl MysqlWriter {
 impl Drop for MysqlWriter {
     /// The last batch's marker is no longer needed: the batch is settled.
     fn drop(&mut self) {
+        // Not from inside the runtime (a writer dropped while unwinding there).
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return;
+        }
         if let (Some(conn), Some(xid)) = (self.conn.as_mut(), self.last_marker.take()) {
             let sql = format!("DELETE FROM {} WHERE xid = ?", super::xa::MARKERS);
             let limit = self.shared.cfg.timeout;
