@@ -118,7 +118,7 @@ const RACES: &[Race] = &[
         statement: "XA PREPARE",
         forward: true,
         all: true,
-        refuse_for: Duration::from_secs(6),
+        refuse_for: Duration::from_secs(10),
         first_exit: 0,
         in_doubt: 0,
         recovered: 1000,
@@ -185,9 +185,11 @@ fn one_race(server: &OwnMariaDb, dir: &Path, race: &Race) -> Result<(), String> 
         "5s",
     ];
     let mut args = csv_to_mysql(p(&first_in), &url, &table, &common);
+    // Long enough to outlast the refusals, except where the run is to give up.
+    let retry_for = if race.in_doubt > 0 { "4s" } else { "30s" };
     args.extend([
         "--retry-for",
-        "20s",
+        retry_for,
         "--summary-json",
         p(&s1),
         "--dead-letter",
