@@ -85,20 +85,16 @@ impl RunSummary {
         };
         let secs = self.elapsed.as_secs_f64();
         let mut line = format!(
-            "{status}: read={} inserted={} updated={} skipped={} failed={} in {:.2}s ({:.0} records/s)",
+            "{status}: read={} inserted={} updated={} skipped={} failed={} in_doubt={} in {:.2}s ({:.0} records/s)",
             c.read,
             c.inserted,
             c.updated,
             c.skipped,
             c.failed,
+            c.in_doubt,
             secs,
             c.read as f64 / secs.max(1e-9)
         );
-        if c.in_doubt > 0 {
-            // Before " in": the counts stay together.
-            let at = line.find(" in ").unwrap_or(line.len());
-            line.insert_str(at, &format!(" in_doubt={}", c.in_doubt));
-        }
         if c.recovered > 0 {
             line.push_str(&format!(
                 "; recovered={} records of earlier runs' prepared batches committed",
