@@ -3,7 +3,8 @@
 //! over 64 characters, ending in a space, a NUL, a character outside the
 //! Basic Multilingual Plane), or one the server refuses to add, is set
 //! aside with the reason: the records carrying it fail, naming it, and the
-//! other fields' columns are added all the same.
+//! other fields' columns are added all the same. `--create-table` leaves
+//! such a field out of the table the same way.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -41,6 +42,19 @@ pub(super) fn name_problem(name: &str) -> Option<&'static str> {
     }
 }
 
+/// Leaves out of a `--create-table` the fields MySQL cannot take as
+/// column names (set aside, so the records carrying them fail, naming
+/// them); a `--db-key` field stays, for the DDL to refuse.
+pub(super) fn leave_out_unusable(shared: &Shared, inference: &mut super::ddl::Inference) {
+    inference.retain(|name| match name_problem(name) {
+        Some(why) if !shared.cfg.key.iter().any(|k| k == name) => {
+            set_aside(shared, name, why.to_string());
+            false
+        }
+        _ => true,
+    });
+}
+
 /// The reason a record carrying `unknown` fields fails, naming the fields
 /// set aside by `--add-columns`.
 pub(super) fn unusable_reason(shared: &Shared, unknown: &[String]) -> Option<String> {
@@ -51,7 +65,7 @@ pub(super) fn unusable_reason(shared: &Shared, unknown: &[String]) -> Option<Str
         .collect();
     (!named.is_empty()).then(|| {
         format!(
-            "fields that cannot be added as columns of {}.{} (--add-columns): {}",
+            "fields that cannot be columns of {}.{}: {}",
             shared.cfg.database,
             shared.cfg.table,
             named.join("; ")
@@ -176,7 +190,7 @@ pub(super) fn add_missing_columns(
 
 fn set_aside(shared: &Shared, name: &str, why: String) {
     tracing::warn!(
-        "field '{}' cannot be added as a column (--add-columns): {why}; records carrying it fail",
+        "field '{}' cannot be a column: {why}; records carrying it fail",
         name.escape_debug()
     );
     shared

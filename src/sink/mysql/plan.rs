@@ -33,6 +33,7 @@ pub(super) fn create_from_sample(
             cfg.database, cfg.table
         )]);
     }
+    super::add_columns::leave_out_unusable(shared, &mut inference);
     let ddl = create_table_ddl(&cfg.database, &cfg.table, &cfg.key, &inference)
         .map_err(PipelineError::Config)?;
     let said = format!(

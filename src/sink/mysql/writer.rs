@@ -182,6 +182,7 @@ impl MysqlWriter {
         };
         let mut inference = super::ddl::Inference::default();
         batch.iter().for_each(|r| inference.add(r));
+        super::add_columns::leave_out_unusable(&self.shared, &mut inference);
         let ddl = super::ddl::create_table_ddl(&cfg.database, &cfg.table, &cfg.key, &inference)
             .map_err(|m| fatal(ErrorType::Config, m))?;
         tracing::info!("creating table {}.{}: {ddl}", cfg.database, cfg.table);
