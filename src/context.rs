@@ -121,6 +121,17 @@ impl Context {
         self.check_budget();
     }
 
+    /// `record` was in a batch whose commit was cut off and cannot be
+    /// checked (transaction `xid`): counted in doubt, kept in the dead-letter
+    /// file marked so (replay it only if `xid` was rolled back). The batch
+    /// is logged once, by the caller.
+    pub fn record_in_doubt(&self, record: &Record, xid: &str, reason: &str) {
+        self.metrics.records_in_doubt(1);
+        if let Err(e) = self.dead_letter.sink_record_in_doubt(record, xid, reason) {
+            self.dead_letter_failed(e);
+        }
+    }
+
     /// Rejections are counted but never logged (a sample read before the
     /// run: the run itself logs them).
     pub fn silence_rejections(&self) {

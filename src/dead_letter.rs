@@ -134,6 +134,33 @@ impl DeadLetter {
         self.write(&entry)
     }
 
+    /// A record of a batch whose commit is in doubt: `"in_doubt": true` and
+    /// the transaction id, so it is replayed only if that transaction was
+    /// rolled back (a later run commits it when it was prepared).
+    pub fn sink_record_in_doubt(
+        &self,
+        record: &Record,
+        xid: &str,
+        reason: &str,
+    ) -> std::io::Result<()> {
+        if self.out.is_none() {
+            return Ok(());
+        }
+        let mut entry = json!({
+            "stage": Stage::Sink.as_str(),
+            "error_type": ErrorType::Connection.as_str(),
+            "position": record.position,
+            "reason": reason,
+            "in_doubt": true,
+            "xid": xid,
+            "record": record.to_json(),
+        });
+        if let Some(f) = record.schema.origin() {
+            entry["file"] = json!(f);
+        }
+        self.write(&entry)
+    }
+
     fn write(&self, entry: &serde_json::Value) -> std::io::Result<()> {
         let Some(out) = &self.out else {
             return Ok(());

@@ -522,12 +522,20 @@ pub struct Counts {
     pub skipped: u64,
     /// Records rejected anywhere (see the dead-letter file).
     pub failed: u64,
+    /// Records of a batch whose commit was cut off and could not be checked
+    /// (kept in the dead-letter file, marked `in_doubt`): the next run
+    /// commits the batch if it was prepared.
+    pub in_doubt: u64,
+    /// Records of earlier runs' prepared batches this run committed (not
+    /// read by this run, so outside the invariant).
+    pub recovered: u64,
 }
 
 impl Counts {
-    /// True when every record read is accounted for exactly once.
+    /// True when every record read is accounted for exactly once:
+    /// read = inserted + updated + skipped + failed + in doubt.
     pub fn reconciles(&self) -> bool {
-        self.read == self.inserted + self.updated + self.skipped + self.failed
+        self.read == self.inserted + self.updated + self.skipped + self.failed + self.in_doubt
     }
 }
 

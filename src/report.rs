@@ -167,6 +167,8 @@ pub fn summary_record(s: &RunSummary, exit_code: ExitCode, output: &str) -> Json
         ("updated", c.updated),
         ("skipped", c.skipped),
         ("failed", c.failed),
+        ("in_doubt", c.in_doubt),
+        ("recovered", c.recovered),
     ] {
         extra.insert(k.into(), v.into());
     }
@@ -180,7 +182,7 @@ pub fn summary_record(s: &RunSummary, exit_code: ExitCode, output: &str) -> Json
     );
     extra.insert("output".into(), output.into());
     if let Some(p) = &s.dead_letter {
-        if c.failed > 0 {
+        if c.failed + c.in_doubt > 0 {
             extra.insert("dead_letter".into(), p.display().to_string().into());
         }
     }

@@ -265,6 +265,76 @@ fn a_record_over_max_allowed_packet_fails_alone() {
     }
 }
 
+/// The size that counts is the row as sent: LOAD DATA doubles every
+/// backslash and turns a tab into two bytes, so a 600 KB value of either
+/// is 1.2 MB on the wire under a 1 MB max_allowed_packet. Such a record
+/// fails alone, at once (not retried as a lost connection), in both load
+/// modes (identical tables), and the rest of the batch, a batch larger than
+/// max_allowed_packet in all, goes in.
+#[test]
+fn rows_are_sized_as_escaped_and_a_too_large_one_fails_alone() {
+    let server = OwnMariaDb::start(&["--max-allowed-packet=1M"]);
+    server.sql("CREATE TABLE test.escaped (id INT PRIMARY KEY, body LONGTEXT)");
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    let mut text = String::from("id,body\n");
+    let filler = "a\\b\tc".repeat(100);
+    for i in 1..=3000 {
+        let body = match i {
+            700 => "\\".repeat(600 * 1024),
+            2100 => "\t".repeat(600 * 1024),
+            _ => format!("{i} {filler}"),
+        };
+        text.push_str(&format!("{i},{body}\n"));
+    }
+    fs::write(&input, text).unwrap();
+    let url = server.url();
+    for mode in ["load-data", "insert"] {
+        server.sql("DELETE FROM test.escaped");
+        let dead = dir.path().join(format!("dead-{mode}.jsonl"));
+        let started = Instant::now();
+        let out = run(&csv_to_mysql(
+            p(&input),
+            &url,
+            "escaped",
+            &[
+                "--mysql-load-mode",
+                mode,
+                "--batch-size",
+                "3000",
+                "--dead-letter",
+                p(&dead),
+                "--retry-for",
+                "30s",
+            ],
+        ));
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{mode}: {err}");
+        assert!(
+            err.contains("inserted=2998") && err.contains("failed=2 "),
+            "{mode}: {err}"
+        );
+        assert!(!err.contains("retry"), "{mode}: retried: {err}");
+        assert!(started.elapsed() < Duration::from_secs(25), "{mode}");
+        let rejects = read_jsonl(&dead);
+        let mut positions: Vec<u64> = rejects
+            .iter()
+            .map(|r| r["position"].as_u64().unwrap())
+            .collect();
+        positions.sort_unstable();
+        assert_eq!(positions, [701, 2101], "{mode}");
+        for r in &rejects {
+            let reason = r["reason"].as_str().unwrap();
+            assert!(
+                reason.contains("max_allowed_packet") && reason.contains("escaped"),
+                "{mode}: {reason}"
+            );
+        }
+        let n = server.sql("SELECT COUNT(*), SUM(LENGTH(body)) FROM test.escaped");
+        assert_eq!(n[0][0].as_deref(), Some("2998"), "{mode}");
+    }
+}
+
 #[test]
 fn a_frozen_server_is_a_timeout_not_a_hang() {
     let server = OwnMariaDb::start(&[]);
@@ -535,5 +605,290 @@ fn dead_letter_entries_name_the_input_position_the_same_way() {
         })
         .collect();
     assert_eq!(seen, [("source", 3), ("sink", 4)]);
+    db.exec(&format!("DROP TABLE {table}"));
+}
+
+/// With --add-columns, a field MySQL cannot take as a column name (empty,
+/// over 64 characters, ending in a space) fails only the records that carry
+/// it, each with the reason naming it; the other new fields get columns and
+/// every other record goes in.
+#[test]
+fn add_columns_sets_aside_a_field_name_mysql_cannot_take() {
+    let mut db = Db::connect();
+    let table = table_name("addcols_bad");
+    db.exec(&format!("DROP TABLE IF EXISTS {table}"));
+    db.exec(&format!("CREATE TABLE {table} (id INT PRIMARY KEY)"));
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.ndjson");
+    let long = "l".repeat(65);
+    let mut text = String::new();
+    let mut bad = 0;
+    for i in 1..=200 {
+        let mut d = serde_json::json!({"id": i, "good_new": format!("g{i}")});
+        let mut carries = false;
+        if i % 10 == 0 {
+            d[""] = serde_json::json!(1);
+            carries = true;
+        }
+        if i % 7 == 0 {
+            d[long.as_str()] = serde_json::json!(2);
+            carries = true;
+        }
+        if i % 13 == 0 {
+            d["trailing "] = serde_json::json!(3);
+            carries = true;
+        }
+        bad += u64::from(carries);
+        text.push_str(&format!("{d}\n"));
+    }
+    fs::write(&input, text).unwrap();
+    let dead = dir.path().join("dead.jsonl");
+    let url = mysql_url();
+    let out = run(&[
+        "--source-type",
+        "jsonl",
+        "--jsonl-file",
+        p(&input),
+        "--sink-type",
+        "mysql",
+        "--db-url",
+        &url,
+        "--db-table",
+        &table,
+        "--add-columns",
+        "--batch-size",
+        "50",
+        "--dead-letter",
+        p(&dead),
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(summary_number(&err, "failed"), bad, "{err}");
+    assert_eq!(summary_number(&err, "inserted"), 200 - bad, "{err}");
+    assert!(!err.contains("sink failed"), "{err}");
+    let rows = db.count(&format!(
+        "SELECT COUNT(*) FROM {table} WHERE good_new = CONCAT('g', id)"
+    ));
+    assert_eq!(rows, 200 - bad);
+    let rejects = read_jsonl(&dead);
+    assert_eq!(rejects.len() as u64, bad);
+    for r in &rejects {
+        let reason = r["reason"].as_str().unwrap();
+        let id = r["record"]["id"].as_u64().unwrap();
+        assert!(reason.contains("cannot be columns"), "{reason}");
+        if id % 13 == 0 {
+            assert!(
+                reason.contains("'trailing '") && reason.contains("space"),
+                "{reason}"
+            );
+        }
+        if id % 7 == 0 {
+            assert!(reason.contains(&long) && reason.contains("64"), "{reason}");
+        }
+        if id % 10 == 0 {
+            assert!(reason.contains("empty"), "{reason}");
+        }
+    }
+    db.exec(&format!("DROP TABLE {table}"));
+}
+
+/// Fractional seconds a DATETIME, TIMESTAMP or TIME column cannot keep are
+/// refused, as DECIMAL rounding is: the record fails naming the column and
+/// its precision, in both load modes; zeros past the precision are fine.
+#[test]
+fn fractional_seconds_beyond_a_columns_precision_fail_the_record() {
+    let mut db = Db::connect();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    fs::write(
+        &input,
+        "id,at,t3,ts,tm\n\
+         1,2026-01-03 10:15:00,2026-01-03 10:15:00.123,2026-01-03 10:15:00,10:15:00\n\
+         2,2026-01-03 10:15:00.5,2026-01-03 10:15:00.123,2026-01-03 10:15:00,10:15:00\n\
+         3,2026-01-03 10:15:00.000,2026-01-03 10:15:00.1234,2026-01-03 10:15:00,10:15:00\n\
+         4,2026-01-03 10:15:00,2026-01-03 10:15:00.1,2026-01-03T10:15:00.25Z,10:15:00\n\
+         5,2026-01-03 10:15:00,2026-01-03 10:15:00.1,2026-01-03 10:15:00,10:15:00.7\n\
+         6,2026-01-03 10:15:00,2026-01-03 10:15:00.12300,2026-01-03 10:15:00.0,10:15:00.00\n",
+    )
+    .unwrap();
+    let url = mysql_url();
+    for mode in ["load-data", "insert"] {
+        let table = table_name(&format!("fsp_{}", mode.replace('-', "_")));
+        db.exec(&format!("DROP TABLE IF EXISTS {table}"));
+        db.exec(&format!(
+            "CREATE TABLE {table} (id INT PRIMARY KEY, at DATETIME, t3 DATETIME(3), ts TIMESTAMP NULL, tm TIME)"
+        ));
+        let dead = dir.path().join(format!("dead-{mode}.jsonl"));
+        let out = run(&csv_to_mysql(
+            p(&input),
+            &url,
+            &table,
+            &["--mysql-load-mode", mode, "--dead-letter", p(&dead)],
+        ));
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{mode}: {err}");
+        assert!(
+            err.contains("inserted=2 ") && err.contains("failed=4 "),
+            "{mode}: {err}"
+        );
+        let mut reasons: Vec<(u64, String)> = read_jsonl(&dead)
+            .iter()
+            .map(|r| {
+                (
+                    r["position"].as_u64().unwrap() - 1,
+                    r["reason"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        reasons.sort();
+        let expect = [
+            (2, "column at", "(0)"),
+            (3, "column t3", "(3)"),
+            (4, "column ts", "(0)"),
+            (5, "column tm", "(0)"),
+        ];
+        assert_eq!(reasons.len(), expect.len(), "{mode}: {reasons:?}");
+        for ((id, reason), (eid, column, digits)) in reasons.iter().zip(expect) {
+            assert_eq!(*id, eid, "{mode}: {reasons:?}");
+            assert!(
+                reason.contains(column) && reason.contains(digits) && reason.contains("rounded"),
+                "{mode}: {reason}"
+            );
+        }
+        let kept = db.rows(&format!("SELECT id, t3 FROM {table} ORDER BY id"));
+        assert_eq!(kept.len(), 2, "{mode}");
+        assert_eq!(
+            kept[1][1].as_deref(),
+            Some("2026-01-03 10:15:00.123"),
+            "{mode}"
+        );
+        db.exec(&format!("DROP TABLE {table}"));
+    }
+}
+
+/// --max-errors with failures the sink finds (values a column refuses):
+/// reading stops at the Nth failed record, and what was read by then is
+/// still written, which is at most the batch each worker holds, the small
+/// queue --max-errors keeps (64 records) and the source's chunk (1,024
+/// rows): failed <= N + workers x batch size + 64 + 1,024. Everything read is
+/// accounted for.
+#[test]
+fn max_errors_on_sink_failures_stops_within_a_batch_of_the_limit() {
+    let mut db = Db::connect();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    let mut text = String::from("id,n\n");
+    for i in 1..=30_000 {
+        if i % 3 == 0 {
+            text.push_str(&format!("{i},x{i}\n"));
+        } else {
+            text.push_str(&format!("{i},{i}\n"));
+        }
+    }
+    fs::write(&input, text).unwrap();
+    let url = mysql_url();
+    for workers in [1u64, 4] {
+        let table = table_name(&format!("maxerr_{workers}"));
+        db.exec(&format!("DROP TABLE IF EXISTS {table}"));
+        db.exec(&format!("CREATE TABLE {table} (id INT PRIMARY KEY, n INT)"));
+        let dead = dir.path().join(format!("dead-{workers}.jsonl"));
+        let w = workers.to_string();
+        let out = run(&csv_to_mysql(
+            p(&input),
+            &url,
+            &table,
+            &[
+                "--max-errors",
+                "10",
+                "--batch-size",
+                "100",
+                "--workers",
+                &w,
+                "--dead-letter",
+                p(&dead),
+            ],
+        ));
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains("--max-errors 10"), "{err}");
+        let (read, inserted, failed) = (
+            summary_number(&err, "read"),
+            summary_number(&err, "inserted"),
+            summary_number(&err, "failed"),
+        );
+        assert_eq!(read, inserted + failed, "{err}");
+        assert!(failed >= 10, "{err}");
+        let bound = 10 + workers * 100 + 64 + 1024;
+        assert!(failed <= bound, "{failed} failed, more than {bound}: {err}");
+        assert_eq!(read_jsonl(&dead).len() as u64, failed);
+        assert_eq!(db.count(&format!("SELECT COUNT(*) FROM {table}")), inserted);
+        db.exec(&format!("DROP TABLE {table}"));
+    }
+}
+
+/// --create-table leaves out a field MySQL cannot take as a column name
+/// (it would make the CREATE fail and end the run): only the records that
+/// carry it fail, naming it; the table gets every other field.
+#[test]
+fn create_table_leaves_out_a_field_name_mysql_cannot_take() {
+    let mut db = Db::connect();
+    let table = table_name("create_bad_name");
+    db.exec(&format!("DROP TABLE IF EXISTS {table}"));
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.ndjson");
+    let mut text = String::new();
+    for i in 1..=100 {
+        let mut d = serde_json::json!({"id": i, "good": i * 2});
+        if i % 4 == 0 {
+            d["ends in space "] = serde_json::json!("x");
+        }
+        if i % 25 == 0 {
+            d[""] = serde_json::json!("y");
+        }
+        text.push_str(&format!("{d}\n"));
+    }
+    fs::write(&input, text).unwrap();
+    let dead = dir.path().join("dead.jsonl");
+    let url = mysql_url();
+    let out = run(&[
+        "--source-type",
+        "jsonl",
+        "--jsonl-file",
+        p(&input),
+        "--sink-type",
+        "mysql",
+        "--db-url",
+        &url,
+        "--db-table",
+        &table,
+        "--create-table",
+        "--db-key",
+        "id",
+        "--dead-letter",
+        p(&dead),
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    // 25 carry 'ends in space ', 3 more carry only '' (25, 50, 75).
+    assert_eq!(summary_number(&err, "failed"), 28, "{err}");
+    assert_eq!(summary_number(&err, "inserted"), 72, "{err}");
+    let columns = db.rows(&format!(
+        "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'test' AND TABLE_NAME = '{table}' ORDER BY ORDINAL_POSITION"
+    ));
+    let names: Vec<&str> = columns.iter().map(|r| r[0].as_deref().unwrap()).collect();
+    assert_eq!(names, ["id", "good"]);
+    for r in read_jsonl(&dead) {
+        let reason = r["reason"].as_str().unwrap();
+        let id = r["record"]["id"].as_u64().unwrap_or(0);
+        let (name, why) = if id % 4 == 0 {
+            ("'ends in space '", "ends with a space")
+        } else {
+            ("'': ", "an empty name")
+        };
+        assert!(
+            reason.contains(name) && reason.contains(why),
+            "{id}: {reason}"
+        );
+    }
     db.exec(&format!("DROP TABLE {table}"));
 }

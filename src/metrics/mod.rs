@@ -104,6 +104,8 @@ pub struct Metrics {
     records_updated: IntCounter,
     records_skipped: IntCounter,
     records_failed: IntCounter,
+    records_in_doubt: IntCounter,
+    records_recovered: IntCounter,
     /// `errors_total` by `stage * ErrorType::ALL.len() + error_type`: the
     /// possible pairs made at start, any other on first use.
     errors: Vec<std::sync::OnceLock<IntCounter>>,
@@ -341,6 +343,16 @@ impl Metrics {
                 "pipeline_records_failed_total",
                 "Records rejected; see pipeline_errors_total and the dead-letter file.",
             ),
+            records_in_doubt: counter(
+                r,
+                "pipeline_records_in_doubt_total",
+                "Records of a batch whose commit was cut off and could not be checked; the next run commits the batch if it was prepared.",
+            ),
+            records_recovered: counter(
+                r,
+                "pipeline_records_recovered_total",
+                "Records of earlier runs' prepared (orphaned) batches this run committed.",
+            ),
             errors,
             errors_vec,
             retries,
@@ -456,6 +468,16 @@ impl Metrics {
     pub fn record_failed(&self, stage: Stage, error_type: ErrorType, n: u64) {
         self.records_failed.inc_by(n);
         self.error(stage, error_type, n);
+    }
+
+    /// `n` records of a batch whose outcome is unknown: `records_in_doubt_total`.
+    pub fn records_in_doubt(&self, n: u64) {
+        self.records_in_doubt.inc_by(n);
+    }
+
+    /// `n` records of earlier runs' batches committed: `records_recovered_total`.
+    pub fn records_recovered(&self, n: u64) {
+        self.records_recovered.inc_by(n);
     }
 
     /// An error that is not a record failure (a retried request, a failed scrape).
@@ -608,6 +630,8 @@ impl Metrics {
             updated: self.records_updated.get(),
             skipped: self.records_skipped.get(),
             failed: self.records_failed.get(),
+            in_doubt: self.records_in_doubt.get(),
+            recovered: self.records_recovered.get(),
         }
     }
 

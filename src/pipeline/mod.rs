@@ -23,6 +23,9 @@ use crate::source::{self, Source};
 pub use check::check;
 pub use summary::{signal_exit_code, signal_name, Outcome, RunSummary};
 
+/// The queue (records) between reading and writing with `--max-errors`.
+pub const MAX_ERRORS_QUEUE: usize = 64;
+
 /// A run that has opened its source, sink and dead-letter file (so every
 /// configuration error has been seen) but has not read anything yet.
 pub struct Prepared {
@@ -102,6 +105,15 @@ impl Prepared {
             (config.queue_size / config.batch_size).max(2)
         } else {
             config.queue_size
+        };
+        // With --max-errors, records read are still written (or failed)
+        // after reading stops, so failures the sink finds late overshoot the
+        // budget by what was read ahead: keep that to the batches being
+        // written and a chunk, not a full queue.
+        let capacity = match config.max_errors {
+            Some(_) if lines => 1,
+            Some(_) => capacity.min(MAX_ERRORS_QUEUE),
+            None => capacity,
         };
         let (mut sender, rx) = channel::bounded(capacity);
         let spent = if source.reuses_records() {

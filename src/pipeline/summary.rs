@@ -85,20 +85,33 @@ impl RunSummary {
         };
         let secs = self.elapsed.as_secs_f64();
         let mut line = format!(
-            "{status}: read={} inserted={} updated={} skipped={} failed={} in {:.2}s ({:.0} records/s)",
+            "{status}: read={} inserted={} updated={} skipped={} failed={} in_doubt={} in {:.2}s ({:.0} records/s)",
             c.read,
             c.inserted,
             c.updated,
             c.skipped,
             c.failed,
+            c.in_doubt,
             secs,
             c.read as f64 / secs.max(1e-9)
         );
+        if c.recovered > 0 {
+            line.push_str(&format!(
+                "; recovered={} records of earlier runs' prepared batches committed",
+                c.recovered
+            ));
+        }
         if let Some(note) = &self.output_note {
             line.push_str("; ");
             line.push_str(note);
         }
-        if c.failed > 0 {
+        if c.in_doubt > 0 {
+            line.push_str(&format!(
+                "; {} records in doubt: their batch's commit was cut off and could not be checked (the next run commits it if it was prepared; do not replay them from the dead-letter file unless their xid was rolled back)",
+                c.in_doubt
+            ));
+        }
+        if c.failed + c.in_doubt > 0 {
             match &self.dead_letter {
                 Some(p) if self.dead_letter_lost > 0 => line.push_str(&format!(
                     "; failed records in {}, except {} that could not be written there",

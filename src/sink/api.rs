@@ -20,7 +20,8 @@ pub struct Rejected {
 }
 
 /// What a sink did with one batch. Every record of the batch is counted in
-/// exactly one of inserted, updated, skipped or rejected.
+/// exactly one of inserted, updated, skipped or rejected, or the batch is
+/// in doubt ([`BatchResult::in_doubt`]).
 #[derive(Debug, Clone, Default)]
 pub struct BatchResult {
     /// Written as new.
@@ -35,6 +36,20 @@ pub struct BatchResult {
     /// above are what was written before it did, the rest of the batch is in
     /// `rejected`, and the run fails (later batches are failed unwritten).
     pub broken: Option<BatchError>,
+    /// The batch's commit was cut off and whether it happened could not be
+    /// found out: every record of the batch not in `rejected` is in doubt
+    /// (counted apart, kept in the dead-letter file with the transaction
+    /// id), and `broken` says why the run fails.
+    pub in_doubt: Option<InDoubt>,
+}
+
+/// A batch whose outcome is unknown.
+#[derive(Debug, Clone)]
+pub struct InDoubt {
+    /// The transaction that may or may not have committed.
+    pub xid: String,
+    /// Why its outcome is unknown.
+    pub reason: String,
 }
 
 /// The batch as a whole could not be written and retrying did not help; the

@@ -15,7 +15,7 @@ use crate::error::{ErrorType, PipelineError, Stage};
 use crate::metrics::BatchReport;
 use crate::record::{Lines, Record};
 
-use super::api::{BatchError, BatchWriter};
+use super::api::{BatchError, BatchWriter, InDoubt};
 
 /// Runs one sink worker until the channel is closed and drained. With
 /// `order` (a sink that keeps input order, several workers) each batch is
@@ -121,6 +121,14 @@ impl Batch<'_> {
         }
     }
 
+    /// Record `i` was in a batch whose commit is in doubt.
+    fn in_doubt(&self, ctx: &Context, i: usize, doubt: &InDoubt) {
+        match self {
+            Batch::Records(r) => ctx.record_in_doubt(&r[i], &doubt.xid, &doubt.reason),
+            Batch::Lines(l) => ctx.record_in_doubt(&l.record(i), &doubt.xid, &doubt.reason),
+        }
+    }
+
     /// Fails record `i` (kept in the dead-letter file).
     fn reject(&self, ctx: &Context, i: usize, error_type: ErrorType, reason: &str) {
         match self {
@@ -167,6 +175,22 @@ fn flush(
             report.skipped = res.skipped;
             for rej in &res.rejected {
                 batch.reject(ctx, rej.index, rej.error_type, &rej.reason);
+            }
+            if let Some(doubt) = &res.in_doubt {
+                report.ok = false;
+                let mut rejected: Vec<usize> = res.rejected.iter().map(|r| r.index).collect();
+                rejected.sort_unstable();
+                tracing::warn!(
+                    xid = doubt.xid.as_str(),
+                    "{} records in doubt: {}",
+                    batch.len() - rejected.len(),
+                    doubt.reason
+                );
+                for i in 0..batch.len() {
+                    if rejected.binary_search(&i).is_err() {
+                        batch.in_doubt(ctx, i, doubt);
+                    }
+                }
             }
             if let Some(e) = res.broken {
                 if broken.is_none() {

@@ -382,3 +382,196 @@ fn serve(conn: TcpStream, state: &State) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// A TCP proxy for MySQL's protocol in front of a real server: it passes
+/// bytes both ways, and cuts a connection at a chosen statement (matched in
+/// the client-to-server stream, so TLS must be off). After a cut it can
+/// refuse new connections for a while, to hold a client's reconnect back
+/// while a test does something else.
+pub struct TcpProxy {
+    /// The port to point pipeline-cli at.
+    pub port: u16,
+    state: Arc<TcpState>,
+}
+
+/// Where a [`TcpProxy`] cuts.
+#[derive(Debug, Clone)]
+pub struct Cut {
+    /// The client's bytes contain this (`XA PREPARE`).
+    pub statement: String,
+    /// True: the statement reaches the server (it runs) and only its answer
+    /// is lost; false: the connection is cut before the server sees it.
+    pub forward: bool,
+    /// Matching statements let through before the cut.
+    pub skip: usize,
+    /// New connections are refused for this long after the cut.
+    pub refuse_for: Duration,
+    /// Every open connection is cut, not only the one that sent it.
+    pub all: bool,
+}
+
+struct TcpState {
+    upstream: u16,
+    cuts: Mutex<Vec<Cut>>,
+    done: AtomicUsize,
+    refuse_until: Mutex<Option<std::time::Instant>>,
+    /// Every connection's two sockets, for a cut of them all.
+    open: Mutex<Vec<(TcpStream, TcpStream)>>,
+    stop: AtomicBool,
+}
+
+impl TcpProxy {
+    /// Starts a proxy in front of `127.0.0.1:upstream`.
+    pub fn start(upstream: u16) -> TcpProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let state = Arc::new(TcpState {
+            upstream,
+            cuts: Mutex::new(Vec::new()),
+            done: AtomicUsize::new(0),
+            refuse_until: Mutex::new(None),
+            open: Mutex::new(Vec::new()),
+            stop: AtomicBool::new(false),
+        });
+        let s = state.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if s.stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let refusing = s
+                    .refuse_until
+                    .lock()
+                    .unwrap()
+                    .is_some_and(|t| std::time::Instant::now() < t);
+                if refusing {
+                    let _ = conn.shutdown(Shutdown::Both);
+                    continue;
+                }
+                let s = s.clone();
+                std::thread::spawn(move || {
+                    let _ = tcp_serve(conn, &s);
+                });
+            }
+        });
+        TcpProxy { port, state }
+    }
+
+    /// `mysql://root@127.0.0.1:PORT/test`.
+    pub fn url(&self) -> String {
+        format!("mysql://root@127.0.0.1:{}/test", self.port)
+    }
+
+    /// Cuts the connection that sends `cut.statement` (once).
+    pub fn cut(&self, cut: Cut) {
+        self.state.cuts.lock().unwrap().push(cut);
+    }
+
+    /// Connections cut so far.
+    pub fn cuts_done(&self) -> usize {
+        self.state.done.load(Ordering::SeqCst)
+    }
+
+    /// Refuses new connections until `refuse_for` from now (zero: accepts again).
+    pub fn refuse_for(&self, refuse_for: Duration) {
+        *self.state.refuse_until.lock().unwrap() = Some(std::time::Instant::now() + refuse_for);
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.state.stop.store(true, Ordering::SeqCst);
+        *self.state.refuse_until.lock().unwrap() = None;
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+/// The cut this chunk of client bytes (after `tail`, the end of the last
+/// chunk) triggers, if any.
+fn tcp_cut_for(state: &TcpState, tail: &[u8], chunk: &[u8]) -> Option<Cut> {
+    let mut seen = tail.to_vec();
+    seen.extend_from_slice(chunk);
+    let mut cuts = state.cuts.lock().unwrap();
+    // A match that ends in this chunk (one wholly in `tail` was seen before).
+    let at = cuts.iter().position(|c| {
+        let pat = c.statement.as_bytes();
+        seen.windows(pat.len())
+            .enumerate()
+            .any(|(i, w)| w == pat && i + pat.len() > tail.len())
+    })?;
+    if cuts[at].skip > 0 {
+        cuts[at].skip -= 1;
+        return None;
+    }
+    Some(cuts.remove(at))
+}
+
+fn tcp_serve(client: TcpStream, state: &Arc<TcpState>) -> std::io::Result<()> {
+    let upstream = TcpStream::connect(("127.0.0.1", state.upstream))?;
+    state
+        .open
+        .lock()
+        .unwrap()
+        .push((client.try_clone()?, upstream.try_clone()?));
+    let cutting = Arc::new(AtomicBool::new(false));
+    {
+        // Server to client, until the connection ends or is cut.
+        let mut from = upstream.try_clone()?;
+        let mut to = client.try_clone()?;
+        let cutting = cutting.clone();
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                let n = match from.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                if cutting.load(Ordering::SeqCst) || to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+            let _ = to.shutdown(Shutdown::Both);
+        });
+    }
+    let mut from = client.try_clone()?;
+    let mut to = upstream.try_clone()?;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut tail: Vec<u8> = Vec::new();
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let chunk = &buf[..n];
+        if let Some(cut) = tcp_cut_for(state, &tail, chunk) {
+            cutting.store(true, Ordering::SeqCst);
+            state.done.fetch_add(1, Ordering::SeqCst);
+            if !cut.refuse_for.is_zero() {
+                *state.refuse_until.lock().unwrap() =
+                    Some(std::time::Instant::now() + cut.refuse_for);
+            }
+            if cut.forward {
+                let _ = to.write_all(chunk);
+                // Time for the server to run it before the connection goes.
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            let _ = client.shutdown(Shutdown::Both);
+            let _ = upstream.shutdown(Shutdown::Both);
+            if cut.all {
+                for (c, u) in state.open.lock().unwrap().drain(..) {
+                    let _ = c.shutdown(Shutdown::Both);
+                    let _ = u.shutdown(Shutdown::Both);
+                }
+            }
+            return Ok(());
+        }
+        if to.write_all(chunk).is_err() {
+            break;
+        }
+        tail = chunk[chunk.len().saturating_sub(64)..].to_vec();
+    }
+    let _ = upstream.shutdown(Shutdown::Both);
+    let _ = client.shutdown(Shutdown::Both);
+    Ok(())
+}

@@ -87,8 +87,16 @@ pub(super) fn classify(e: &mysql_async::Error) -> DbError {
                     DbError::Data(ErrorType::Conversion, msg)
                 }
                 1044 | 1045 | 1142 | 1143 | 1227 => DbError::Fatal(ErrorType::Auth, msg),
+                // a packet over max_allowed_packet: the same again would fail again
+                1153 | 1301 => DbError::Fatal(ErrorType::Server, msg),
                 _ => DbError::Fatal(ErrorType::Server, msg),
             }
+        }
+        // The driver refusing a packet over max_allowed_packet (rows are
+        // sized so that it never happens) is not a lost connection: a retry
+        // would send the same packet again.
+        E::Io(_) if plain(e).contains("larger than max_allowed_packet") => {
+            DbError::Fatal(ErrorType::Server, plain(e))
         }
         E::Io(_) | E::Driver(_) => DbError::Retry(ErrorType::Connection, plain(e)),
         other => DbError::Fatal(ErrorType::Server, plain(other)),
@@ -222,5 +230,23 @@ pub(super) async fn exec(conn: &mut Conn, limit: Duration, sql: &str) -> Result<
             DbError::Data(t, m) => DbError::Fatal(t, format!("{m} (during {sql})")),
             DbError::Retry(t, m) => DbError::Retry(t, format!("{m} (during {sql})")),
             DbError::Fatal(t, m) => DbError::Fatal(t, format!("{m} (during {sql})")),
+        })
+}
+
+/// Runs one statement with parameters, bounded by `--db-timeout`; errors
+/// as [`exec`] gives them.
+pub(super) async fn exec_with(
+    conn: &mut Conn,
+    limit: Duration,
+    sql: &str,
+    params: Vec<MyValue>,
+) -> Result<(), DbError> {
+    bounded(limit, conn.exec_drop(sql, params))
+        .await?
+        .map_err(|e| match classify(&e) {
+            DbError::Data(t, m) | DbError::Fatal(t, m) => {
+                DbError::Fatal(t, format!("{m} (during {sql})"))
+            }
+            DbError::Retry(t, m) => DbError::Retry(t, format!("{m} (during {sql})")),
         })
 }

@@ -66,9 +66,27 @@ impl Column {
                 }
                 Ok(MyValue::Bytes(sql_datetime(&d, false)))
             }
-            Kind::DateTime => {
+            Kind::DateTime { fsp } => {
+                use chrono::Timelike;
                 let d = to_datetime(v)?;
+                // Fractional seconds the column cannot keep would be
+                // rounded: refused, as DECIMAL rounding is.
+                let nanos = d.nanosecond() % 1_000_000_000;
+                if nanos % 10u32.pow(9 - (*fsp).min(6)) != 0 {
+                    return Err(fraction_refused(&text_of(v), *fsp));
+                }
                 Ok(MyValue::Bytes(sql_datetime(&d, true)))
+            }
+            Kind::Time { fsp } => {
+                let text = text_of(v);
+                if !is_time(&text) {
+                    return Err(format!("'{text}' is not a time ([-][D ]HH:MM:SS[.ffffff])"));
+                }
+                let frac = text.split_once('.').map_or("", |(_, f)| f);
+                if frac.trim_end_matches('0').len() as u32 > (*fsp).min(6) {
+                    return Err(fraction_refused(&text, *fsp));
+                }
+                Ok(MyValue::Bytes(text.into_bytes()))
             }
             Kind::Json => {
                 let text = match v {
@@ -388,6 +406,36 @@ pub(super) fn parse_datetime(s: &str) -> Option<NaiveDateTime> {
         .map(|d| d.and_time(chrono::NaiveTime::MIN))
 }
 
+fn fraction_refused(text: &str, fsp: u32) -> String {
+    format!(
+        "{text} has more fractional-second digits than the column keeps ({fsp}); it would be rounded"
+    )
+}
+
+/// `[-][D ]H[HH]:MM[:SS[.ffffff]]`, or `HHMMSS[.ffffff]`: what a TIME column reads.
+fn is_time(s: &str) -> bool {
+    let s = s.strip_prefix('-').unwrap_or(s);
+    let s = match s.split_once(' ') {
+        Some((days, rest)) if !days.is_empty() && days.bytes().all(|b| b.is_ascii_digit()) => rest,
+        Some(_) => return false,
+        None => s,
+    };
+    let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
+    if !frac.bytes().all(|b| b.is_ascii_digit()) || (s.contains('.') && frac.is_empty()) {
+        return false;
+    }
+    let parts: Vec<&str> = whole.split(':').collect();
+    let digits = |p: &str, max: usize| {
+        !p.is_empty() && p.len() <= max && p.bytes().all(|b| b.is_ascii_digit())
+    };
+    match parts.as_slice() {
+        [n] => digits(n, 7),
+        [h, m] => digits(h, 3) && digits(m, 2),
+        [h, m, sec] => digits(h, 3) && digits(m, 2) && digits(sec, 2),
+        _ => false,
+    }
+}
+
 fn to_datetime(v: &Value) -> Result<NaiveDateTime, String> {
     let s = text_ref(v);
     parse_datetime(&s).ok_or_else(|| format!("'{s}' is not an ISO 8601 date or date-time"))
@@ -486,8 +534,38 @@ mod tests {
     }
 
     #[test]
+    fn fractional_seconds_beyond_the_column_are_refused() {
+        let dt0 = col(Kind::DateTime { fsp: 0 }, true);
+        let dt3 = col(Kind::DateTime { fsp: 3 }, true);
+        let s = |t: &str| Value::Str(t.into());
+        assert_eq!(
+            dt0.convert(&s("2026-01-03 10:15:00.000")),
+            Ok(MyValue::Bytes(b"2026-01-03 10:15:00".to_vec()))
+        );
+        let why = dt0.convert(&s("2026-01-03T10:15:00.5Z")).unwrap_err();
+        assert!(why.contains("(0)") && why.contains("rounded"), "{why}");
+        assert!(dt3.convert(&s("2026-01-03 10:15:00.123")).is_ok());
+        assert!(dt3.convert(&s("2026-01-03 10:15:00.1230")).is_ok());
+        assert!(dt3.convert(&s("2026-01-03 10:15:00.1234")).is_err());
+        let dt6 = col(Kind::DateTime { fsp: 6 }, true);
+        assert!(dt6.convert(&s("2026-01-03 10:15:00.1234567")).is_err());
+        let t0 = col(Kind::Time { fsp: 0 }, true);
+        let t2 = col(Kind::Time { fsp: 2 }, true);
+        assert_eq!(
+            t0.convert(&s("10:15:00")),
+            Ok(MyValue::Bytes(b"10:15:00".to_vec()))
+        );
+        assert!(t0.convert(&s("10:15:00.5")).is_err());
+        assert!(t2.convert(&s("-838:59:59.25")).is_ok());
+        assert!(t2.convert(&s("1 10:15:00.250")).is_ok());
+        assert!(t2.convert(&s("10:15:00.255")).is_err());
+        assert!(t2.convert(&s("ten o'clock")).is_err());
+        assert_eq!(t2.convert(&s("")), Ok(MyValue::NULL));
+    }
+
+    #[test]
     fn dates_and_times_from_iso_8601() {
-        let dt = col(Kind::DateTime, true);
+        let dt = col(Kind::DateTime { fsp: 6 }, true);
         assert_eq!(
             dt.convert(&Value::Str("2026-01-03T10:15:00+02:00".into())),
             Ok(MyValue::Bytes(b"2026-01-03 08:15:00".to_vec()))

@@ -176,6 +176,22 @@ impl Inference {
         }
     }
 
+    /// Keeps only the fields `keep` says yes to.
+    pub fn retain(&mut self, mut keep: impl FnMut(&str) -> bool) {
+        let (names, seen): (Vec<String>, Vec<Seen>) = std::mem::take(&mut self.names)
+            .into_iter()
+            .zip(std::mem::take(&mut self.seen))
+            .filter(|(n, _)| keep(n))
+            .unzip();
+        self.index = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i))
+            .collect();
+        self.names = names;
+        self.seen = seen;
+    }
+
     /// Records taken into account.
     pub fn records(&self) -> u64 {
         self.records

@@ -10,8 +10,8 @@ use crate::config::OnDuplicate;
 use crate::sink::api::Rejected;
 
 use super::conn::{bounded, classify, DbError};
+use super::rows::{ColumnMap, Row};
 use super::table::{quote_ident, Table};
-use super::writer::{ColumnMap, Row};
 use super::Shared;
 use crate::sink::api::BatchResult;
 

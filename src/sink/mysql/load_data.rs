@@ -8,8 +8,8 @@ use mysql_async::{Conn, Value as MyValue};
 
 use super::conn::{bounded, classify, DbError};
 use super::insert::info_number;
+use super::rows::Row;
 use super::table::Table;
-use super::writer::Row;
 use crate::sink::api::BatchResult;
 
 /// LOAD DATA LOCAL INFILE of one group, streamed from memory, duplicates
@@ -20,7 +20,7 @@ pub(super) async fn load_group(
     table: &Table,
     rows: &[Row],
     tally: &mut BatchResult,
-    limit: std::time::Duration,
+    (limit, max_packet): (std::time::Duration, usize),
 ) -> Result<bool, DbError> {
     let mut data = Vec::with_capacity(rows.len() * 128);
     for row in rows {
@@ -32,10 +32,14 @@ pub(super) async fn load_group(
         }
         data.push(b'\n');
     }
+    // The data goes as one packet per chunk: each under max_allowed_packet.
     let data = Bytes::from(data);
-    conn.set_infile_handler(async move {
-        Ok(futures_util::stream::once(async move { Ok(data) }).boxed())
-    });
+    let step = (max_packet / 2).clamp(4096, 8 << 20);
+    let chunks: Vec<std::io::Result<Bytes>> = (0..data.len())
+        .step_by(step)
+        .map(|at| Ok(data.slice(at..(at + step).min(data.len()))))
+        .collect();
+    conn.set_infile_handler(async move { Ok(futures_util::stream::iter(chunks).boxed()) });
     let sql = format!(
         "LOAD DATA LOCAL INFILE 'pipeline-cli-batch' IGNORE INTO TABLE {} CHARACTER SET utf8mb4 \
          FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' {}",
@@ -60,6 +64,27 @@ pub(super) async fn load_group(
     tally.inserted += records - skipped;
     tally.skipped += skipped;
     Ok(true)
+}
+
+/// The bytes a row of `values` takes on the wire at most: as LOAD DATA
+/// escapes it (a backslash, tab, newline, carriage return or NUL is two
+/// bytes), with its separators. A prepared INSERT sends values as they are,
+/// so this bounds both load modes, and a row is refused or kept the same in
+/// both.
+pub(super) fn escaped_size(values: &[MyValue]) -> usize {
+    values
+        .iter()
+        .map(|v| match v {
+            MyValue::Bytes(b) => {
+                b.len()
+                    + b.iter()
+                        .filter(|c| matches!(c, b'\\' | b'\t' | b'\n' | b'\r' | 0))
+                        .count()
+                    + 9
+            }
+            _ => 32,
+        })
+        .sum::<usize>()
 }
 
 /// One value in LOAD DATA's default text format: `\N` for NULL, and
@@ -113,6 +138,17 @@ fn push_int(out: &mut Vec<u8>, mut v: u64, negative: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rows_are_sized_as_escaped() {
+        let plain = MyValue::Bytes(b"abc".to_vec());
+        let special = MyValue::Bytes(b"\\\t\n\r\0x".to_vec());
+        assert_eq!(escaped_size(&[plain]), 3 + 9);
+        let mut out = Vec::new();
+        encode_load_value(&special, &mut out);
+        assert_eq!(escaped_size(std::slice::from_ref(&special)), out.len() + 9);
+        assert_eq!(escaped_size(&[MyValue::Int(i64::MIN), MyValue::NULL]), 64);
+    }
 
     #[test]
     fn load_data_escaping() {

@@ -8,12 +8,14 @@
 //! transaction back and retries the batch with exponential backoff, so a
 //! retry never duplicates rows. Counts come from the server's own figures.
 
+mod add_columns;
 mod conn;
 mod convert;
 mod ddl;
 mod insert;
 mod load_data;
 mod plan;
+mod rows;
 mod schema;
 pub mod table;
 mod writer;
@@ -49,15 +51,72 @@ pub(super) struct Shared {
     pub(super) load_data: bool,
     pub(super) max_packet: usize,
     /// Batches commit with XA (two-phase), so a commit cut off by a lost
-    /// connection can be checked; false where the server refuses XA RECOVER.
-    pub(super) xa: bool,
-    /// Seconds since the epoch when the sink opened (part of every XA id).
-    pub(super) started: u64,
+    /// connection can be checked; None where the server refuses XA RECOVER
+    /// (or the marker table or the run's lock cannot be had).
+    pub(super) xa: Option<Xa>,
+    /// Field names `--add-columns` could not add, with the reason.
+    pub(super) unusable: add_columns::Unusable,
     pub(super) writers: std::sync::atomic::AtomicU64,
     /// The field names the source announced, when it knew them up front.
     pub(super) fields: Option<Vec<String>>,
     /// `VERSION()`.
     pub(super) version: String,
+}
+
+/// What XA batches need: the run's identity and the lock that proves it alive.
+pub(super) struct Xa {
+    /// `<pid>-<start>-<random>`: part of every transaction id of this run.
+    pub(super) run_id: String,
+    /// The connection holding the run's lock (none with `--check`).
+    lock: Mutex<Option<mysql_async::Conn>>,
+    /// Records of earlier runs' batches committed at start.
+    recovered: u64,
+}
+
+/// Creates the marker table and takes the run's lock on a connection of its
+/// own, held until the run ends.
+async fn owner_lock(
+    opts: &Opts,
+    cfg: &MysqlConfig,
+    conn: &mut mysql_async::Conn,
+    run_id: &str,
+) -> Result<mysql_async::Conn, String> {
+    xa::create_markers(conn)
+        .await
+        .map_err(|e| format!("creating {}.{}: {}", cfg.database, xa::MARKERS, plain(&e)))?;
+    let mut lock_conn = connect(opts, cfg).await.map_err(|e| plain(&e))?;
+    let name = format!("{}{run_id}", xa::prefix(cfg));
+    match xa::hold_lock(&mut lock_conn, &name).await {
+        Ok(true) => Ok(lock_conn),
+        Ok(false) => Err(format!("the lock {name} is taken")),
+        Err(e) => Err(format!("GET_LOCK: {}", plain(&e))),
+    }
+}
+
+impl Shared {
+    /// Takes the run's lock again when it was lost with its connection (the
+    /// network dropped it too), so the run's later batches stay its own.
+    /// Checked on `conn`, a working connection.
+    pub(super) async fn keep_lock(&self, conn: &mut mysql_async::Conn) {
+        let Some(xa) = &self.xa else { return };
+        let name = format!("{}{}", xa::prefix(&self.cfg), xa.run_id);
+        let free = text_rows(conn, "SELECT IS_FREE_LOCK(?)", vec![name.as_str().into()]).await;
+        if !matches!(free.as_deref(), Ok([row, ..]) if row.first().and_then(|v| v.as_deref()) == Some("1"))
+        {
+            return;
+        }
+        let Ok(mut lock_conn) = connect(&self.opts, &self.cfg).await else {
+            return;
+        };
+        if matches!(xa::hold_lock(&mut lock_conn, &name).await, Ok(true)) {
+            tracing::warn!(
+                "the connection holding this run's lock {name} was lost; the lock is taken again"
+            );
+            if let Ok(mut slot) = xa.lock.lock() {
+                *slot = Some(lock_conn);
+            }
+        }
+    }
 }
 
 impl MysqlSink {
@@ -101,15 +160,8 @@ impl MysqlSink {
                 .and_then(|r| r.get(2).cloned().flatten())
                 .unwrap_or_default();
             let xa_survives = xa_survives_disconnect(&version);
-            let xa = match conn.query_drop("XA RECOVER").await {
-                Ok(()) if xa_survives => {
-                    // Only for a table this run will write (a missing one
-                    // is an error below, or is created empty).
-                    if table.is_some() && !dry {
-                        xa::resolve_orphans(&mut conn, cfg).await.map_err(query_err)?;
-                    }
-                    true
-                }
+            let mut xa = match conn.query_drop("XA RECOVER").await {
+                Ok(()) if xa_survives => true,
                 Ok(()) => {
                     tracing::warn!(
                         "server {version} drops prepared XA transactions with their connection; batches use plain transactions, so a commit cut off by a lost connection cannot be checked"
@@ -123,6 +175,29 @@ impl MysqlSink {
                     false
                 }
             };
+            let started = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            let run_id = xa::new_run_id(started);
+            let mut lock_conn = None;
+            let mut recovered = 0;
+            if xa && !dry {
+                match owner_lock(&opts, cfg, &mut conn, &run_id).await {
+                    Ok(c) => lock_conn = Some(c),
+                    Err(e) => {
+                        tracing::warn!(
+                            "cannot set up the checks of cut-off commits ({e}); batches use plain transactions, so a commit cut off by a lost connection cannot be checked"
+                        );
+                        xa = false;
+                    }
+                }
+                // Only for a table this run will write (a missing one
+                // is an error below, or is created empty).
+                if xa && table.is_some() {
+                    recovered = xa::resolve_orphans(&mut conn, cfg).await.map_err(query_err)?;
+                }
+            }
             let _ = conn.disconnect().await;
             let row = vars.into_iter().next().unwrap_or_default();
             let local_infile =
@@ -133,6 +208,7 @@ impl MysqlSink {
                 .flatten()
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(4 * 1024 * 1024usize);
+            let xa = xa.then(|| Xa { run_id, lock: Mutex::new(lock_conn), recovered });
             Ok::<_, PipelineError>((table, local_infile, max_packet, xa, version))
         }).await });
         let (table, local_infile, max_packet, xa, version) =
@@ -205,10 +281,7 @@ impl MysqlSink {
                 load_data,
                 max_packet,
                 xa,
-                started: std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0),
+                unusable: Default::default(),
                 writers: std::sync::atomic::AtomicU64::new(0),
                 fields: fields.map(<[String]>::to_vec),
                 version,
@@ -230,6 +303,12 @@ impl Sink for MysqlSink {
             .shared
             .writers
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if worker == 0 {
+            // Said once, with the counts of this run.
+            if let Some(xa) = &self.shared.xa {
+                metrics.records_recovered(xa.recovered);
+            }
+        }
         Ok(Box::new(MysqlWriter::new(
             self.shared.clone(),
             metrics.clone(),
@@ -245,6 +324,17 @@ impl Sink for MysqlSink {
     }
 
     fn finish(&self, _complete: bool) -> Result<Option<String>, PipelineError> {
+        // The run's lock goes with its connection.
+        if let Some(conn) = self
+            .shared
+            .xa
+            .as_ref()
+            .and_then(|x| x.lock.lock().ok()?.take())
+        {
+            runtime().block_on(async {
+                let _ = tokio::time::timeout(self.shared.cfg.timeout, conn.disconnect()).await;
+            });
+        }
         Ok(Some(format!("table {}", self.shared.cfg.display_target())))
     }
 

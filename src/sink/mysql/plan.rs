@@ -33,6 +33,7 @@ pub(super) fn create_from_sample(
             cfg.database, cfg.table
         )]);
     }
+    super::add_columns::leave_out_unusable(shared, &mut inference);
     let ddl = create_table_ddl(&cfg.database, &cfg.table, &cfg.key, &inference)
         .map_err(PipelineError::Config)?;
     let said = format!(
@@ -79,7 +80,10 @@ fn conversion(kind: &Kind) -> String {
         }
         Kind::Float => "floating point".into(),
         Kind::Date => "date (YYYY-MM-DD, or a datetime at midnight)".into(),
-        Kind::DateTime => "date and time (ISO 8601; an offset converted to UTC)".into(),
+        Kind::DateTime { fsp } => format!(
+            "date and time (ISO 8601; an offset converted to UTC; {fsp} fractional-second digits)"
+        ),
+        Kind::Time { fsp } => format!("time of day or duration ({fsp} fractional-second digits)"),
         Kind::Json => "JSON: objects and arrays as they are, text as a JSON string".into(),
         Kind::Text {
             max_chars: Some(n), ..
@@ -153,7 +157,7 @@ pub(super) fn lines(shared: &Shared) -> Vec<String> {
             shared.version,
             cfg.display_target(),
             cli_name(&cfg.on_duplicate),
-            if shared.xa {
+            if shared.xa.is_some() {
                 "with XA (two-phase)"
             } else {
                 "in plain transactions"

@@ -32,8 +32,17 @@ pub enum Kind {
     Float,
     /// DATE.
     Date,
-    /// DATETIME / TIMESTAMP (UTC on the session).
-    DateTime,
+    /// DATETIME / TIMESTAMP (UTC on the session), with the digits of a
+    /// second's fraction it keeps (0-6).
+    DateTime {
+        /// Fractional-second digits.
+        fsp: u32,
+    },
+    /// TIME, with the digits of a second's fraction it keeps.
+    Time {
+        /// Fractional-second digits.
+        fsp: u32,
+    },
     /// JSON (MySQL's type, or MariaDB's LONGTEXT with a json_valid check).
     Json,
     /// CHAR / VARCHAR / TEXT, limited in characters or bytes.
@@ -130,6 +139,15 @@ fn int_range(data_type: &str, unsigned: bool) -> Option<(i128, i128)> {
     })
 }
 
+/// The fractional-second digits of `datetime(3)`, `time(6)`; 0 for `time`.
+fn fraction_digits(column_type: &str) -> u32 {
+    column_type
+        .split_once('(')
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .and_then(|(n, _)| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 impl Column {
     /// Classifies a column from its information_schema row.
     pub fn from_info(c: &ColumnInfo) -> Column {
@@ -148,7 +166,12 @@ impl Column {
             },
             "float" | "double" | "real" => Kind::Float,
             "date" => Kind::Date,
-            "datetime" | "timestamp" => Kind::DateTime,
+            "datetime" | "timestamp" => Kind::DateTime {
+                fsp: fraction_digits(&c.column_type),
+            },
+            "time" => Kind::Time {
+                fsp: fraction_digits(&c.column_type),
+            },
             "json" => Kind::Json,
             "longtext" if c.json_check => Kind::Json,
             "char" | "varchar" => Kind::Text {

@@ -7,44 +7,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Value as MyValue};
+use mysql_async::Conn;
 
 use crate::config::OnDuplicate;
 use crate::error::{ErrorType, Stage};
 use crate::metrics::Metrics;
 use crate::record::{Record, Schema};
 use crate::runtime::runtime;
-use crate::sink::api::{BatchError, BatchResult, BatchWriter, Rejected};
+use crate::sink::api::{BatchError, BatchResult, BatchWriter, InDoubt, Rejected};
 
-use super::conn::{classify, connect, exec, text_rows, DbError};
-use super::insert::{groups, insert_rows, value_size};
-use super::load_data::load_group;
+use super::conn::{classify, connect, exec, exec_with, text_rows, DbError};
+use super::insert::{groups, insert_rows};
+use super::load_data::{escaped_size, load_group};
+use super::rows::{ColumnMap, Row};
 use super::schema::describe;
 use super::table::{quote_ident, Table};
 use super::Shared;
-
-/// Which table columns a record shape fills, and from which fields.
-pub(super) struct ColumnMap {
-    /// (record field index, table column index), in table order.
-    pub(super) pairs: Vec<(usize, usize)>,
-    /// `(`a`, `b`)`, ready for SQL.
-    pub(super) column_list: String,
-    /// One row of placeholders for INSERT: `(?, COALESCE(?, DEFAULT(`b`)))`;
-    /// a NOT NULL column with a default takes its default for a null.
-    pub(super) row_template: String,
-    /// The column list and SET clause for LOAD DATA, with the same rule.
-    pub(super) load_columns: String,
-    /// Record fields with no column (and not in --ignore-fields).
-    pub(super) unknown: Vec<String>,
-}
-
-/// One converted row, ready to send.
-pub(super) struct Row {
-    /// Index in the batch.
-    pub(super) index: usize,
-    pub(super) map: Arc<ColumnMap>,
-    pub(super) values: Vec<MyValue>,
-}
 
 pub(super) struct MysqlWriter {
     shared: Arc<Shared>,
@@ -55,9 +33,13 @@ pub(super) struct MysqlWriter {
     maps: HashMap<usize, (Arc<Schema>, Arc<ColumnMap>)>,
     /// The table definition `maps` were made for.
     maps_table: usize,
-    /// Transaction ids: `pipeline-cli-<pid>-<start>-<worker>-<seq>`.
+    /// Transaction ids: `pcli-<table hash>-<run id>-<worker>-<seq>`.
     xid_prefix: String,
     xid_seq: u64,
+    /// The marker row of the last batch committed (deleted by the next).
+    last_marker: Option<String>,
+    /// Set when the batch just tried is in doubt.
+    in_doubt: Option<InDoubt>,
 }
 
 impl MysqlWriter {
@@ -68,12 +50,8 @@ impl MysqlWriter {
         conn: Conn,
         worker: u64,
     ) -> MysqlWriter {
-        let xid_prefix = format!(
-            "{}{}-{}-{worker}",
-            super::xa::prefix(&shared.cfg),
-            std::process::id(),
-            shared.started
-        );
+        let run_id = shared.xa.as_ref().map_or("", |x| x.run_id.as_str());
+        let xid_prefix = format!("{}{run_id}-{worker}", super::xa::prefix(&shared.cfg));
         tracing::debug!(
             worker,
             connection_id = conn.id(),
@@ -89,6 +67,8 @@ impl MysqlWriter {
             maps_table: 0,
             xid_prefix,
             xid_seq: 0,
+            last_marker: None,
+            in_doubt: None,
         }
     }
 
@@ -189,74 +169,6 @@ impl MysqlWriter {
         map
     }
 
-    /// With `--add-columns`: adds a column (type inferred from this batch)
-    /// for each field of the batch the table lacks.
-    fn add_missing_columns(
-        &mut self,
-        table: &Arc<Table>,
-        batch: &[Record],
-    ) -> Result<Arc<Table>, BatchError> {
-        let cfg = &self.shared.cfg;
-        let lacks = |t: &Table, name: &String| {
-            !t.by_name.contains_key(name) && !cfg.ignore_fields.contains(name)
-        };
-        if !batch
-            .iter()
-            .any(|r| r.schema.names().iter().any(|n| lacks(table, n)))
-        {
-            return Ok(table.clone());
-        }
-        let mut slot = self.shared.table.lock().expect("table lock");
-        let current = slot.clone().unwrap_or_else(|| table.clone());
-        let mut missing: Vec<String> = Vec::new();
-        for r in batch {
-            for n in r.schema.names() {
-                if lacks(&current, n) && !missing.contains(n) {
-                    missing.push(n.clone());
-                }
-            }
-        }
-        if missing.is_empty() {
-            return Ok(current);
-        }
-        let adds: Vec<String> = super::ddl::column_types(batch, &missing)
-            .into_iter()
-            .map(|(n, t)| format!("ADD COLUMN {} {t} NULL", quote_ident(&n)))
-            .collect();
-        let sql = format!("ALTER TABLE {} {}", current.quoted, adds.join(", "));
-        tracing::warn!(
-            "adding columns for new fields to {}.{} (--add-columns): {sql}",
-            cfg.database,
-            cfg.table
-        );
-        let fatal = |message: String| BatchError {
-            error_type: ErrorType::Server,
-            message,
-        };
-        let conn = self
-            .conn
-            .as_mut()
-            .ok_or_else(|| fatal("no connection to add the columns".into()))?;
-        let altered = runtime().block_on(async {
-            match conn.query_drop(&sql).await {
-                // Another run added them first.
-                Err(mysql_async::Error::Server(e)) if e.code == 1060 => {}
-                Err(e) => return Err(e),
-                Ok(()) => {}
-            }
-            describe(conn, &cfg.database, &cfg.table).await
-        });
-        match altered {
-            Ok(Some(t)) => {
-                let t = Arc::new(t);
-                *slot = Some(t.clone());
-                Ok(t)
-            }
-            Ok(None) => Err(fatal("the table is gone".into())),
-            Err(e) => Err(fatal(format!("adding columns: {e}"))),
-        }
-    }
-
     /// The table, creating it from this batch first with `--create-table`.
     fn table(&mut self, batch: &[Record]) -> Result<Arc<Table>, BatchError> {
         let mut slot = self.shared.table.lock().expect("table lock");
@@ -270,6 +182,7 @@ impl MysqlWriter {
         };
         let mut inference = super::ddl::Inference::default();
         batch.iter().for_each(|r| inference.add(r));
+        super::add_columns::leave_out_unusable(&self.shared, &mut inference);
         let ddl = super::ddl::create_table_ddl(&cfg.database, &cfg.table, &cfg.key, &inference)
             .map_err(|m| fatal(ErrorType::Config, m))?;
         tracing::info!("creating table {}.{}: {ddl}", cfg.database, cfg.table);
@@ -308,12 +221,15 @@ impl MysqlWriter {
                     record.schema.names().join(", ")
                 ))
             } else if !map.unknown.is_empty() {
-                Some(format!(
+                Some(
+                    super::add_columns::unusable_reason(&self.shared, &map.unknown)
+                        .unwrap_or_else(|| format!(
                     "fields with no column in {}.{}: {} (leave them out with --ignore-fields, or add the columns with --add-columns)",
                     self.shared.cfg.database,
                     self.shared.cfg.table,
                     map.unknown.join(", ")
-                ))
+                )),
+                )
             } else {
                 None
             };
@@ -328,11 +244,12 @@ impl MysqlWriter {
                 }
             }
             if failed.is_none() {
-                // One row must fit one statement, whatever the batching.
-                let size: usize = values.iter().map(value_size).sum::<usize>() + 1024;
+                // One row must fit one statement, whatever the batching and
+                // the load mode: sized as escaped for LOAD DATA.
+                let size = escaped_size(&values) + 1024;
                 if size > self.shared.max_packet {
                     failed = Some(format!(
-                        "the record is {size} bytes, more than the server's max_allowed_packet ({} bytes) lets one statement carry; raise max_allowed_packet on the server to load it",
+                        "the record is {size} bytes as sent (escaped), more than the server's max_allowed_packet ({} bytes) lets one statement carry; raise max_allowed_packet on the server to load it",
                         self.shared.max_packet
                     ));
                 }
@@ -350,11 +267,31 @@ impl MysqlWriter {
     }
 }
 
+impl Drop for MysqlWriter {
+    /// The last batch's marker is no longer needed: the batch is settled.
+    fn drop(&mut self) {
+        // Not from inside the runtime (a writer dropped while unwinding there).
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return;
+        }
+        if let (Some(conn), Some(xid)) = (self.conn.as_mut(), self.last_marker.take()) {
+            let sql = format!("DELETE FROM {} WHERE xid = ?", super::xa::MARKERS);
+            let limit = self.shared.cfg.timeout;
+            let _ = runtime().block_on(exec_with(conn, limit, &sql, vec![xid.into()]));
+        }
+    }
+}
+
 impl BatchWriter for MysqlWriter {
     fn write_batch(&mut self, batch: &[Record]) -> Result<BatchResult, BatchError> {
         let mut table = self.table(batch)?;
         if self.shared.cfg.add_columns {
-            table = self.add_missing_columns(&table, batch)?;
+            table = super::add_columns::add_missing_columns(
+                &self.shared,
+                self.conn.as_mut(),
+                &table,
+                batch,
+            )?;
         }
         let mut converted = BatchResult::default();
         let rows = self.convert(&table, batch, &mut converted);
@@ -398,6 +335,17 @@ impl BatchWriter for MysqlWriter {
                 }
                 Err(DbError::Fatal(error_type, message) | DbError::Data(error_type, message)) => {
                     self.metrics.error(Stage::Sink, error_type, 1);
+                    if let Some(doubt) = self.in_doubt.take() {
+                        return Ok(BatchResult {
+                            rejected: std::mem::take(&mut converted.rejected),
+                            in_doubt: Some(doubt),
+                            broken: Some(BatchError {
+                                error_type,
+                                message,
+                            }),
+                            ..Default::default()
+                        });
+                    }
                     return Err(BatchError {
                         error_type,
                         message,
@@ -406,13 +354,6 @@ impl BatchWriter for MysqlWriter {
             }
         }
     }
-}
-
-/// Where a transaction's end failed, for working out whether it committed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    Prepare,
-    Commit,
 }
 
 impl MysqlWriter {
@@ -440,7 +381,7 @@ impl MysqlWriter {
         }
         let shared = self.shared.clone();
         let limit = shared.cfg.timeout;
-        let xa = shared.xa;
+        let xa = shared.xa.is_some();
         let xid = self.next_xid();
         let conn = self.conn.as_mut().expect("connected above");
         let mut use_load = shared.load_data && shared.cfg.on_duplicate == OnDuplicate::Skip;
@@ -454,7 +395,8 @@ impl MysqlWriter {
             let mut redo_with_insert = false;
             for group in groups(rows) {
                 if use_load {
-                    if !load_group(conn, table, group, &mut tally, limit).await? {
+                    let bounds = (limit, shared.max_packet);
+                    if !load_group(conn, table, group, &mut tally, bounds).await? {
                         redo_with_insert = true;
                         break;
                     }
@@ -475,49 +417,102 @@ impl MysqlWriter {
                 continue;
             }
             if !xa {
-                exec(conn, limit, "COMMIT").await?;
-                return Ok(tally);
+                return match exec(conn, limit, "COMMIT").await {
+                    Ok(()) => Ok(tally),
+                    // Without XA a COMMIT cut off cannot be checked: writing
+                    // the batch again could double it.
+                    Err(DbError::Retry(t, m)) => {
+                        let reason = format!(
+                            "{m}; whether the batch committed is unknown (plain transactions: XA is not available on this server)"
+                        );
+                        self.in_doubt = Some(InDoubt {
+                            xid: String::new(),
+                            reason: reason.clone(),
+                        });
+                        Err(DbError::Fatal(t, reason))
+                    }
+                    Err(other) => Err(other),
+                };
+            }
+            // The batch's marker: there exactly when the batch committed.
+            // The last batch's marker goes, as that batch is settled.
+            let marker = format!(
+                "INSERT INTO {} (xid, target, records) VALUES (?, ?, ?)",
+                super::xa::MARKERS
+            );
+            let target = format!("{}.{}", shared.cfg.database, shared.cfg.table);
+            let written = tally.inserted + tally.updated;
+            exec_with(
+                conn,
+                limit,
+                &marker,
+                vec![xid.as_str().into(), target.into(), written.into()],
+            )
+            .await?;
+            if let Some(prev) = &self.last_marker {
+                let sql = format!("DELETE FROM {} WHERE xid = ?", super::xa::MARKERS);
+                exec_with(conn, limit, &sql, vec![prev.as_str().into()]).await?;
             }
             exec(conn, limit, &format!("XA END '{xid}'")).await?;
             // From PREPARE until COMMIT has answered, exiting would leave the
             // batch prepared and its rows locked.
             let _critical = self.shutdown.critical();
             let ended = match exec(conn, limit, &format!("XA PREPARE '{xid}'")).await {
-                Ok(()) => exec(conn, limit, &format!("XA COMMIT '{xid}'"))
-                    .await
-                    .map_err(|e| (Phase::Commit, e)),
-                Err(e) => Err((Phase::Prepare, e)),
+                Ok(()) => exec(conn, limit, &format!("XA COMMIT '{xid}'")).await,
+                Err(e) => Err(e),
             };
             return match ended {
-                Ok(()) => Ok(tally),
-                Err((phase, DbError::Retry(t, m))) => {
+                Ok(()) => {
+                    self.last_marker = Some(xid);
+                    Ok(tally)
+                }
+                Err(DbError::Retry(t, m)) => {
                     let old_id = conn.id();
                     self.conn = None;
                     // Bounded: a frozen server must not hold the run.
                     let bound = limit * 4 + Duration::from_secs(30);
-                    match tokio::time::timeout(bound, self.resolve(&xid, old_id, phase, t, m)).await {
-                        Ok(r) => r.map(|()| tally),
-                        Err(_) => Err(DbError::Fatal(
-                            ErrorType::Timeout,
-                            format!("whether batch {xid} committed is unknown: the server did not answer within {bound:?}; the next run commits it if it was prepared"),
-                        )),
+                    let resolved = tokio::time::timeout(bound, self.resolve(&xid, old_id, t, m))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(DbError::Fatal(
+                                ErrorType::Timeout,
+                                format!("the server did not answer within {bound:?}"),
+                            ))
+                        });
+                    match resolved {
+                        Ok(()) => {
+                            self.last_marker = Some(xid);
+                            Ok(tally)
+                        }
+                        Err(DbError::Fatal(t, m) | DbError::Data(t, m)) => {
+                            let reason = format!(
+                                "whether batch {xid} committed is unknown ({m}); the next run commits it if it was prepared"
+                            );
+                            self.in_doubt = Some(InDoubt {
+                                xid: xid.clone(),
+                                reason: reason.clone(),
+                            });
+                            Err(DbError::Fatal(t, reason))
+                        }
+                        Err(retry) => Err(retry),
                     }
                 }
-                Err((_, other)) => Err(other),
+                Err(other) => Err(other),
             };
         }
     }
 
     /// The connection dropped while the batch's transaction `xid` was being
     /// prepared or committed. A prepared XA transaction outlives its
-    /// connection: if XA RECOVER lists it, commit it; if not, it committed
-    /// (the failure was in COMMIT) or never prepared (in PREPARE; then the
-    /// batch is retried).
+    /// connection: if XA RECOVER lists it, commit it; if not, its marker row
+    /// says whether it committed (here, or by a run that recovered it while
+    /// this run's lock was lost) or not (then the batch is retried). An
+    /// error here (`Fatal`) means the outcome is unknown: the batch is in
+    /// doubt.
     async fn resolve(
         &mut self,
         xid: &str,
         old_id: u32,
-        phase: Phase,
         error_type: ErrorType,
         message: String,
     ) -> Result<(), DbError> {
@@ -537,10 +532,7 @@ impl MysqlWriter {
                     None => {
                         return Err(DbError::Fatal(
                             error_type,
-                            format!(
-                                "{message}; cannot reconnect to learn whether batch {xid} committed: {e} ({}); the next run commits it if it was prepared",
-                                backoff.exhausted()
-                            ),
+                            format!("{message}; cannot reconnect: {e} ({})", backoff.exhausted()),
                         ))
                     }
                 },
@@ -565,7 +557,7 @@ impl MysqlWriter {
             if gone.elapsed() > Duration::from_secs(30) {
                 return Err(DbError::Fatal(
                     error_type,
-                    format!("{message}; the old connection {old_id} is still open after 30 s, so whether batch {xid} committed is unknown"),
+                    format!("{message}; the old connection {old_id} is still open after 30 s"),
                 ));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -577,22 +569,34 @@ impl MysqlWriter {
             .any(|r| r.get(3).and_then(|d| d.as_deref()) == Some(xid));
         let outcome = if listed {
             // Whatever happens now, the batch must not be written again.
-            exec(&mut conn, limit, &format!("XA COMMIT '{xid}'"))
-                .await
-                .map_err(|e| match e {
-                    DbError::Retry(t, m) | DbError::Data(t, m) | DbError::Fatal(t, m) => DbError::Fatal(
-                        t,
-                        format!("{m}; batch {xid} is prepared on the server and could not be committed: finish it with XA COMMIT '{xid}'"),
-                    ),
-                })?;
-            tracing::warn!("{message}; batch {xid} was prepared and is now committed");
-            Ok(())
-        } else if phase == Phase::Commit {
-            tracing::warn!("{message}; batch {xid} had committed");
-            Ok(())
+            match exec(&mut conn, limit, &format!("XA COMMIT '{xid}'")).await {
+                Ok(()) => {
+                    tracing::warn!("{message}; batch {xid} was prepared and is now committed");
+                    Ok(())
+                }
+                // Committed meanwhile by a run that took it for an orphan?
+                Err(e) => match super::xa::marked(&mut conn, xid).await {
+                    Ok(true) => Ok(()),
+                    _ => Err(DbError::Fatal(
+                        e.error_type(),
+                        format!("{e:?}; batch {xid} is prepared on the server and could not be committed: finish it with XA COMMIT '{xid}'"),
+                    )),
+                },
+            }
         } else {
-            Err(DbError::Retry(error_type, message))
+            match super::xa::marked(&mut conn, xid).await {
+                Ok(true) => {
+                    tracing::warn!("{message}; batch {xid} had committed");
+                    Ok(())
+                }
+                Ok(false) => Err(DbError::Retry(error_type, message)),
+                Err(e) => Err(DbError::Fatal(
+                    ErrorType::Server,
+                    format!("reading the marker of batch {xid}: {e}"),
+                )),
+            }
         };
+        self.shared.keep_lock(&mut conn).await;
         self.conn = Some(conn);
         outcome
     }
