@@ -329,6 +329,7 @@ impl Cli {
             insecure: self.es_insecure,
             compression: self.es_compression,
             since_field: self.es_since_field.clone(),
+            since_missing: self.es_since_missing,
             state_file: self.sliced("--state-file", self.state_file.as_deref())?,
             retry: self.retry_policy()?,
             timeout: duration_flag("--es-timeout", &self.es_timeout)?,
