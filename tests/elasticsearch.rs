@@ -668,3 +668,89 @@ fn an_expired_point_in_time_or_scroll_is_a_clear_error() {
         }
     }
 }
+
+/// `--es-pit-id` must be a point in time of `--es-index`: one opened on
+/// another index (with documents, or empty), a closed one and a mistyped
+/// one are refused with exit 2 naming --es-pit-id, before anything is
+/// written; one opened on the index itself is read.
+#[test]
+fn a_point_in_time_of_another_index_is_refused() {
+    for kind in ES_KINDS {
+        let srv = EsServer::start(kind);
+        srv.bulk("docs", &docs(0, 50));
+        srv.bulk("other", &docs(100, 130));
+        let (status, body) = srv.json("PUT", "/empty", &json!({}));
+        assert_eq!(status, 200, "{kind:?}: {body}");
+        let dir = tempfile::tempdir().unwrap();
+        let url = srv.url();
+        let open_pit = |index: &str| {
+            let out = Command::new(bin())
+                .args([
+                    "--source-type",
+                    "elasticsearch",
+                    "--es-url",
+                    &url,
+                    "--es-index",
+                    index,
+                    "--es-open-pit",
+                ])
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(0), "{kind:?}: {}", stderr(&out));
+            String::from_utf8(out.stdout).unwrap().trim().to_string()
+        };
+        let out_file = dir.path().join("out.jsonl");
+        let with_pit = |pit: &str| {
+            es_to_file(
+                &srv,
+                "docs",
+                &out_file,
+                &["--es-pit-id", pit, "--es-slices", "2", "--es-slice-id", "0"],
+            )
+        };
+        let closed = open_pit("docs");
+        let (path, body) = match kind {
+            EsKind::Noida => ("/_pit", json!({"id": closed})),
+            EsKind::Osmem => ("/_search/point_in_time", json!({"pit_id": [closed]})),
+        };
+        let (status, answer) = srv.json("DELETE", path, &body);
+        assert_eq!(status, 200, "{kind:?}: {answer}");
+        for (what, pit) in [
+            ("another index", open_pit("other")),
+            ("an empty index", open_pit("empty")),
+            ("a closed point in time", closed),
+            ("not an id", "bm90LWEtcGl0LWlk".to_string()),
+        ] {
+            let out = with_pit(&pit);
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(2), "{kind:?} {what}: {err}");
+            assert!(err.contains("--es-pit-id"), "{kind:?} {what}: {err}");
+            assert!(!out_file.exists(), "{kind:?} {what}: output written");
+            assert!(
+                !dir.path().join("out.jsonl.partial").exists(),
+                "{kind:?} {what}: output started"
+            );
+        }
+        let pit = open_pit("docs");
+        let (mut got, mut n) = (0, 0);
+        for slice in ["0", "1"] {
+            let out = es_to_file(
+                &srv,
+                "docs",
+                &out_file,
+                &[
+                    "--es-pit-id",
+                    &pit,
+                    "--es-slices",
+                    "2",
+                    "--es-slice-id",
+                    slice,
+                ],
+            );
+            assert_eq!(out.status.code(), Some(0), "{kind:?}: {}", stderr(&out));
+            got += read_jsonl(&out_file).len();
+            n += 1;
+        }
+        assert_eq!((got, n), (50, 2), "{kind:?}");
+    }
+}

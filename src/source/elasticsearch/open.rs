@@ -160,7 +160,7 @@ impl EsSource {
                 "--es-pit-id: {server} has no point in time API; give each process its own slice with --es-slice-id and let it open its own scroll"
             )));
         }
-        Ok(EsSource {
+        let source = EsSource {
             cfg: cfg.clone(),
             client,
             paging,
@@ -170,7 +170,14 @@ impl EsSource {
             since,
             server,
             limited: false,
-        })
+        };
+        if let Some(id) = &cfg.pit_id {
+            runtime()
+                .block_on(source.check_shared_pit(id, &target.indices))
+                .map_err(|e| open_error(cfg, e))?
+                .map_err(PipelineError::Config)?;
+        }
+        Ok(source)
     }
 
     /// `--es-open-pit`: opens a point in time on the index for the
