@@ -552,9 +552,10 @@ pub struct Config {
     pub textfile: Option<PathBuf>,
     /// Hold this lock for the whole run.
     pub lock_file: Option<PathBuf>,
-    /// The slice this process reads (`--es-slice-id`): a `slice` label on
+    /// The slice this process reads and the count (`--es-slice-id` of
+    /// `--es-slices`, `--input-shard I/N`): `slice` and `slices` labels on
     /// every metric, and its own Pushgateway group.
-    pub slice: Option<u32>,
+    pub slice: Option<(u32, u32)>,
 }
 
 impl Config {

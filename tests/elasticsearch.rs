@@ -754,3 +754,91 @@ fn a_point_in_time_of_another_index_is_refused() {
         assert_eq!((got, n), (50, 2), "{kind:?}");
     }
 }
+
+/// The slice count N is part of what the processes of a sliced job share:
+/// the `slices` label, the Pushgateway group and the per-slice state file. A
+/// process given another N than the one its state file was written for is
+/// refused (exit 2, naming --state-file and both counts); one that has no
+/// state yet pushes to a group of its own, so the two counts stay visible.
+#[test]
+fn processes_that_disagree_on_the_slice_count_are_told_apart() {
+    let pg = Pushgateway::start();
+    for kind in ES_KINDS {
+        let srv = EsServer::start(kind);
+        srv.bulk("docs", &docs(0, 200));
+        let dir = tempfile::tempdir().unwrap();
+        let id = format!("resliced-{kind:?}").to_lowercase();
+        let state = dir.path().join("s.{slice}.json");
+        let textfile = dir.path().join("m.{slice}.prom");
+        let out_file = dir.path().join("out.{slice}.jsonl");
+        let pg_url = pg.url();
+        let slice = |i: &str, n: &str| {
+            es_to_file(
+                &srv,
+                "docs",
+                &out_file,
+                &[
+                    "--es-slices",
+                    n,
+                    "--es-slice-id",
+                    i,
+                    "--es-since-field",
+                    "updated",
+                    "--state-file",
+                    p(&state),
+                    "--metrics-textfile",
+                    p(&textfile),
+                    "--pushgateway-url",
+                    &pg_url,
+                    "--pipeline-id",
+                    &id,
+                ],
+            )
+        };
+        let mut read = 0;
+        for i in ["0", "1"] {
+            let out = slice(i, "2");
+            assert_eq!(out.status.code(), Some(0), "{kind:?}: {}", stderr(&out));
+            read += read_jsonl(&dir.path().join(format!("out.{i}.jsonl"))).len();
+            let saved: Json = serde_json::from_str(
+                &fs::read_to_string(dir.path().join(format!("s.{i}.json"))).unwrap(),
+            )
+            .unwrap();
+            assert_eq!(
+                (saved["slice"].to_string(), saved["slices"].clone()),
+                (i.to_string(), json!(2)),
+                "{kind:?}: {saved}"
+            );
+            let text = fs::read_to_string(dir.path().join(format!("m.{i}.prom"))).unwrap();
+            let labels = [("pipeline_id", &*id), ("slice", i), ("slices", "2")];
+            assert!(
+                prom::value(&text, "pipeline_records_read_total", &labels).is_some(),
+                "{kind:?}: {text}"
+            );
+        }
+        assert_eq!(read, 200, "{kind:?}");
+
+        // Slice 0 of 3 with the state of slice 0 of 2: refused.
+        let out = slice("0", "3");
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{kind:?}: {err}");
+        assert!(
+            err.contains("--state-file")
+                && err.contains("--es-slices 2")
+                && err.contains("--es-slices 3"),
+            "{kind:?}: {err}"
+        );
+        // Slice 2 of 3 has no state yet: it runs, and pushes beside the
+        // groups of N = 2 instead of over them.
+        let out = slice("2", "3");
+        assert_eq!(out.status.code(), Some(0), "{kind:?}: {}", stderr(&out));
+        let text = pg.metrics();
+        for (i, n) in [("0", "2"), ("1", "2"), ("2", "3")] {
+            let labels = [("pipeline_id", &*id), ("slice", i), ("slices", n)];
+            assert!(
+                prom::value(&text, "pipeline_records_read_total", &labels).is_some(),
+                "{kind:?}: no group for slice {i} of {n}: {text}"
+            );
+        }
+    }
+}

@@ -72,9 +72,10 @@ impl Pusher {
             metrics.pipeline_id()
         );
         // Each slice of a sliced job has its own group: N processes do not
-        // replace each other's metrics.
-        if let Some(slice) = metrics.slice() {
-            target.push_str(&format!("/slice/{slice}"));
+        // replace each other's metrics; N is in it too, so processes that
+        // disagree on N never share one.
+        if let Some((slice, n)) = metrics.slice() {
+            target.push_str(&format!("/slice/{slice}/slices/{n}"));
         }
         Ok(Pusher {
             cfg,

@@ -80,7 +80,14 @@ impl EsSource {
         );
         let since = match (field, &cfg.state_file) {
             (Some(field), Some(path)) => {
-                Some(Since::open(field, path, target.kind, cfg.since_missing)?)
+                let slice = cfg.slice_id.map(|i| (i, cfg.slices));
+                Some(Since::open(
+                    field,
+                    path,
+                    target.kind,
+                    cfg.since_missing,
+                    slice,
+                )?)
             }
             _ => None,
         };

@@ -284,6 +284,8 @@ pub(super) struct Since {
     pub missing: SinceMissing,
     pub previous: Mark,
     pub seen: Mutex<Mark>,
+    /// (I, N) when this process reads slice I of N: kept in the state file.
+    pub slice: Option<(u32, u32)>,
 }
 
 impl Since {
@@ -315,8 +317,9 @@ impl Since {
         path: &Path,
         kind: Kind,
         missing: SinceMissing,
+        slice: Option<(u32, u32)>,
     ) -> Result<Since, PipelineError> {
-        let previous = read_state(path, field, kind)?;
+        let previous = read_state(path, field, kind, slice)?;
         Ok(Since {
             field: field.to_string(),
             path: path.to_path_buf(),
@@ -329,6 +332,7 @@ impl Since {
                 ..previous.clone()
             }),
             previous,
+            slice,
         })
     }
 
@@ -416,12 +420,16 @@ impl Since {
         let Some(value) = &mark.value else {
             return Ok(None);
         };
-        let body = json!({
+        let mut body = json!({
             "field": self.field,
             "since": value.to_state(),
             "ids_at_since": if mark.overflow { Json::Null } else { json!(mark.ids) },
             "saved_at": crate::metrics::unix_now(),
         });
+        if let Some((i, n)) = self.slice {
+            body["slice"] = json!(i);
+            body["slices"] = json!(n);
+        }
         let text = serde_json::to_string_pretty(&body).expect("state is JSON");
         crate::fsutil::write_atomic(&self.path, text.as_bytes()).map_err(|e| {
             PipelineError::Source(
@@ -433,7 +441,12 @@ impl Since {
     }
 }
 
-fn read_state(path: &Path, field: &str, kind: Kind) -> Result<Mark, PipelineError> {
+fn read_state(
+    path: &Path,
+    field: &str,
+    kind: Kind,
+    slice: Option<(u32, u32)>,
+) -> Result<Mark, PipelineError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Mark::default()),
@@ -455,6 +468,7 @@ fn read_state(path: &Path, field: &str, kind: Kind) -> Result<Mark, PipelineErro
             state["field"].as_str().unwrap_or("?")
         )));
     }
+    check_slice(&state, slice).map_err(refuse)?;
     let value = match &state["since"] {
         Json::Null => None,
         v => Some(Point::from_state(kind, v).map_err(|why| {
@@ -478,6 +492,29 @@ fn read_state(path: &Path, field: &str, kind: Kind) -> Result<Mark, PipelineErro
         overflow: ids.is_none(),
         missing: 0,
     })
+}
+
+/// A state file written by one slice of N is only read by that slice of
+/// the same N: the slices of another N hold other documents.
+fn check_slice(state: &Json, slice: Option<(u32, u32)>) -> Result<(), String> {
+    let Some(theirs) = state.get("slices").and_then(Json::as_u64) else {
+        // Written by a process that read every slice (or by an earlier
+        // version, which did not say).
+        return Ok(());
+    };
+    let their_id = state["slice"].as_u64().unwrap_or(0);
+    match slice {
+        Some((i, n)) if u64::from(n) == theirs && u64::from(i) == their_id => Ok(()),
+        Some((i, n)) if u64::from(n) == theirs => Err(format!(
+            "was written by slice {their_id} of --es-slices {theirs}, and this process reads slice {i}; give each slice its own file ({{slice}} in the path)"
+        )),
+        Some((_, n)) => Err(format!(
+            "was written for --es-slices {theirs}, and this process reads one slice of --es-slices {n}: a slice of {theirs} holds other documents than a slice of {n}; every process of the job must use the same --es-slices (to re-slice, start from new state files: the next runs read everything once)"
+        )),
+        None => Err(format!(
+            "was written by slice {their_id} of --es-slices {theirs}, and this process reads every slice; use the state file of the whole index"
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -577,5 +614,19 @@ mod tests {
             (Some(Point::Int(8)), vec!["u".to_string()])
         );
         assert_eq!(a.missing, 3);
+    }
+
+    #[test]
+    fn a_state_file_of_another_slicing_is_refused() {
+        let state = json!({"slice": 1, "slices": 2});
+        assert!(check_slice(&state, Some((1, 2))).is_ok());
+        let other_n = check_slice(&state, Some((1, 3))).unwrap_err();
+        assert!(
+            other_n.contains("--es-slices 2") && other_n.contains("--es-slices 3"),
+            "{other_n}"
+        );
+        assert!(check_slice(&state, Some((0, 2))).is_err());
+        assert!(check_slice(&state, None).is_err());
+        assert!(check_slice(&json!({"since": 1}), Some((0, 4))).is_ok());
     }
 }
