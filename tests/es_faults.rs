@@ -618,3 +618,35 @@ fn an_incremental_sequence_exports_each_document_once() {
         );
     }
 }
+
+/// A host name that does not resolve is a mistake in --es-url, as one in
+/// --db-host is: exit 2 at once, not retried for --retry-for. Another node
+/// that answers is still used.
+#[test]
+fn an_unresolvable_host_is_exit_2_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("none.jsonl");
+    let started = Instant::now();
+    let res = run_es(
+        "http://no-such-host.invalid:9200",
+        &out,
+        &["--retry-for", "60s"],
+    );
+    let err = stderr(&res);
+    assert_eq!(res.status.code(), Some(2), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "retried for {:?}: {err}",
+        started.elapsed()
+    );
+    assert!(
+        err.contains("cannot resolve the host name") && err.contains("--es-url"),
+        "{err}"
+    );
+    let srv = EsServer::start(EsKind::Osmem);
+    srv.bulk("docs", &docs(0, 10));
+    let urls = format!("http://no-such-host.invalid:9200,{}", srv.url());
+    let res = run_es(&urls, &out, &["--retry-for", "60s"]);
+    assert_eq!(res.status.code(), Some(0), "{}", stderr(&res));
+    assert_eq!(ids(&out), all_ids(0, 10));
+}
