@@ -650,3 +650,38 @@ fn an_unresolvable_host_is_exit_2_at_once() {
     assert_eq!(res.status.code(), Some(0), "{}", stderr(&res));
     assert_eq!(ids(&out), all_ids(0, 10));
 }
+
+/// An index pattern or alias over several indices: two documents of
+/// different indices may share an _id, so a run that does not keep _index
+/// says so at start; one that keeps it does not.
+#[test]
+fn several_indices_without_index_in_the_records_are_warned_about() {
+    for kind in ES_KINDS {
+        let srv = EsServer::start(kind);
+        srv.bulk("part-a", &docs(0, 5));
+        srv.bulk("part-b", &docs(0, 5));
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.jsonl");
+        let run = |extra: &[&str]| {
+            let url = srv.url();
+            let mut args = es_args(&url, p(&out), extra);
+            let at = args.iter().position(|a| *a == "docs").unwrap();
+            args[at] = "part-*";
+            let res = Command::new(bin())
+                .args(&args)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            assert_eq!(res.status.code(), Some(0), "{kind:?}: {}", stderr(&res));
+            stderr(&res)
+        };
+        let err = run(&[]);
+        assert!(
+            err.contains("covers 2 indices (part-a, part-b)") && err.contains("_index"),
+            "{kind:?}: {err}"
+        );
+        assert_eq!(read_jsonl(&out).len(), 10, "{kind:?}");
+        let err = run(&["--es-meta-fields", "_id,_index"]);
+        assert!(!err.contains("covers 2 indices"), "{kind:?}: {err}");
+    }
+}

@@ -78,6 +78,17 @@ impl EsSource {
             cfg.index,
             target.indices.join(",")
         );
+        if target.indices.len() > 1 && !cfg.meta_fields.iter().any(|m| m == "_index") {
+            let mut shown = target.indices[..target.indices.len().min(5)].join(", ");
+            if target.indices.len() > 5 {
+                shown.push_str(", …");
+            }
+            tracing::warn!(
+                "--es-index {} covers {} indices ({shown}): documents of different indices may have the same _id, and a table keyed on _id alone keeps only one of them; keep _index with --es-meta-fields _id,_index and make (_index, _id) the key",
+                cfg.index,
+                target.indices.len()
+            );
+        }
         let since = match (field, &cfg.state_file) {
             (Some(field), Some(path)) => {
                 let slice = cfg.slice_id.map(|i| (i, cfg.slices));
