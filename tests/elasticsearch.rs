@@ -840,5 +840,47 @@ fn processes_that_disagree_on_the_slice_count_are_told_apart() {
                 "{kind:?}: no group for slice {i} of {n}: {text}"
             );
         }
+
+        // Re-sliced as the README says: new state files. The three slices
+        // read everything once, then only what changed, once.
+        let resliced = |name: &str| {
+            let state = dir.path().join("r.{slice}.json");
+            let out = dir.path().join(format!("{name}.{{slice}}.jsonl"));
+            let mut all = Vec::new();
+            for i in ["0", "1", "2"] {
+                let res = es_to_file(
+                    &srv,
+                    "docs",
+                    &out,
+                    &[
+                        "--es-slices",
+                        "3",
+                        "--es-slice-id",
+                        i,
+                        "--es-since-field",
+                        "updated",
+                        "--state-file",
+                        p(&state),
+                    ],
+                );
+                assert_eq!(res.status.code(), Some(0), "{kind:?}: {}", stderr(&res));
+                all.extend(read_jsonl(&dir.path().join(format!("{name}.{i}.jsonl"))));
+            }
+            let mut ids: Vec<String> = all
+                .iter()
+                .map(|l| l["_id"].as_str().unwrap().to_string())
+                .collect();
+            ids.sort();
+            ids
+        };
+        let want = |from, to| {
+            (from..to)
+                .map(|i| format!("doc-{i:05}"))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(resliced("first"), want(0, 200), "{kind:?}");
+        srv.bulk("docs", &docs(200, 220));
+        assert_eq!(resliced("second"), want(200, 220), "{kind:?}");
+        assert_eq!(resliced("third"), want(0, 0), "{kind:?}");
     }
 }

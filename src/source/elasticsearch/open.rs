@@ -127,7 +127,16 @@ impl EsSource {
                 };
                 Ok((count, unvalued))
             })
-            .map_err(|e| open_error(cfg, e))?;
+            .map_err(|e| match (&since, e) {
+                // The saved position is part of the query: say where it is.
+                (Some(s), EsError::Refused(why)) if s.previous.value.is_some() => {
+                    PipelineError::Config(format!(
+                        "the server refused the query narrowed to the position in --state-file '{}' ({why}); correct the file, or delete it to read everything again",
+                        s.path.display()
+                    ))
+                }
+                (_, e) => open_error(cfg, e),
+            })?;
         if unvalued > 0 {
             if let Some(s) = &since {
                 tracing::warn!(
