@@ -101,12 +101,13 @@ impl EsSource {
     /// Checks a point in time given with `--es-pit-id` before anything is
     /// read: the server must know it (not expired, closed or mistyped), and
     /// it must hold documents of `--es-index` only (`indices`, what the
-    /// server resolved it to), and some when `--es-index` has some.
+    /// server resolved it to; not checked when the server did not say),
+    /// and some when `--es-index` has some.
     /// `Ok(Err(why))` refuses it.
     pub(super) async fn check_shared_pit(
         &self,
         id: &str,
-        indices: &[String],
+        indices: Option<&[String]>,
     ) -> Result<Result<(), String>, EsError> {
         let index = &self.cfg.index;
         let all = match self.count_pit(id, &json!({"match_all": {}}), None).await {
@@ -119,13 +120,16 @@ impl EsSource {
             }
             Err(other) => return Err(other),
         };
-        let ours = if indices.is_empty() {
-            0
-        } else {
-            let q = json!({"terms": {"_index": indices}});
-            self.count_pit(id, &q, None).await?
+        let ours = match indices {
+            None => all,
+            Some([]) => 0,
+            Some(names) => {
+                let q = json!({"terms": {"_index": names}});
+                self.count_pit(id, &q, None).await?
+            }
         };
         if all > ours {
+            let indices = indices.unwrap_or_default();
             return Ok(Err(format!(
                 "--es-pit-id: the point in time holds {} documents of indices that --es-index {index} does not cover ({}): it was opened on another index; open one on {index} with --es-open-pit",
                 all - ours,

@@ -73,20 +73,17 @@ impl EsSource {
                 .map_err(PipelineError::Config)?;
             Ok::<_, PipelineError>((info, target))
         })?;
-        tracing::debug!(
-            "--es-index {} covers {}",
-            cfg.index,
-            target.indices.join(",")
-        );
-        if target.indices.len() > 1 && !cfg.meta_fields.iter().any(|m| m == "_index") {
-            let mut shown = target.indices[..target.indices.len().min(5)].join(", ");
-            if target.indices.len() > 5 {
+        let indices = target.indices.as_deref().unwrap_or_default();
+        tracing::debug!("--es-index {} covers {}", cfg.index, indices.join(","));
+        if indices.len() > 1 && !cfg.meta_fields.iter().any(|m| m == "_index") {
+            let mut shown = indices[..indices.len().min(5)].join(", ");
+            if indices.len() > 5 {
                 shown.push_str(", …");
             }
             tracing::warn!(
                 "--es-index {} covers {} indices ({shown}): documents of different indices may have the same _id, and a table keyed on _id alone keeps only one of them; keep _index with --es-meta-fields _id,_index and make (_index, _id) the key",
                 cfg.index,
-                target.indices.len()
+                indices.len()
             );
         }
         let since = match (field, &cfg.state_file) {
@@ -200,7 +197,7 @@ impl EsSource {
         };
         if let Some(id) = &cfg.pit_id {
             runtime()
-                .block_on(source.check_shared_pit(id, &target.indices))
+                .block_on(source.check_shared_pit(id, target.indices.as_deref()))
                 .map_err(|e| open_error(cfg, e))?
                 .map_err(PipelineError::Config)?;
         }
