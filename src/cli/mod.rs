@@ -296,7 +296,8 @@ pub struct Cli {
     /// Read only slice I (0 … N-1) of --es-slices N: N processes, on one host
     /// or many (a Kubernetes Indexed Job sets it from the completion index),
     /// together read every matching document once. Metrics carry
-    /// slice="I" and are pushed to their own Pushgateway group; `{slice}` in
+    /// slice="I" and slices="N" and are pushed to their own Pushgateway
+    /// group; a --state-file of another N is refused; `{slice}` in
     /// --state-file, --output-file, --dead-letter-file, --lock-file,
     /// --metrics-textfile and --summary-json becomes I. Example:
     /// --es-slices 4 --es-slice-id 2
