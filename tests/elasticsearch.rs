@@ -884,3 +884,48 @@ fn processes_that_disagree_on_the_slice_count_are_told_apart() {
         assert_eq!(resliced("third"), want(0, 0), "{kind:?}");
     }
 }
+
+/// A point in time opened on fewer indices than `--es-index` covers (one
+/// index of a pattern) would read fewer documents: refused, naming the
+/// index it lacks. One opened on the pattern itself is read whole.
+#[test]
+fn a_point_in_time_of_fewer_indices_is_refused() {
+    for kind in ES_KINDS {
+        let srv = EsServer::start(kind);
+        srv.bulk("part-a", &docs(0, 20));
+        srv.bulk("part-b", &docs(20, 35));
+        let dir = tempfile::tempdir().unwrap();
+        let url = srv.url();
+        let open_pit = |index: &str| {
+            let out = Command::new(bin())
+                .args([
+                    "--source-type",
+                    "elasticsearch",
+                    "--es-url",
+                    &url,
+                    "--es-index",
+                    index,
+                    "--es-open-pit",
+                ])
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(0), "{kind:?}: {}", stderr(&out));
+            String::from_utf8(out.stdout).unwrap().trim().to_string()
+        };
+        let out_file = dir.path().join("out.jsonl");
+        let meta = ["--es-meta-fields", "_id,_index", "--es-pit-id"];
+        let pit = open_pit("part-a");
+        let out = es_to_file(&srv, "part-*", &out_file, &[&meta[..], &[&pit]].concat());
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{kind:?}: {err}");
+        assert!(
+            err.contains("--es-pit-id") && err.contains("part-b"),
+            "{kind:?}: {err}"
+        );
+        assert!(!out_file.exists(), "{kind:?}");
+        let pit = open_pit("part-*");
+        let out = es_to_file(&srv, "part-*", &out_file, &[&meta[..], &[&pit]].concat());
+        assert_eq!(out.status.code(), Some(0), "{kind:?}: {}", stderr(&out));
+        assert_eq!(read_jsonl(&out_file).len(), 35, "{kind:?}");
+    }
+}

@@ -12,6 +12,10 @@ use super::client::{Call, EsError, Retry};
 use super::page::{self, Bad, Expect, Page};
 use super::{count_of, EsSource, Paging};
 
+/// Up to this many indices of `--es-index` are each checked to be in a
+/// point in time given with `--es-pit-id` (two requests each at most).
+const MAX_INDICES_CHECKED: usize = 64;
+
 /// Where a slice is in its paging.
 pub(super) enum Cursor {
     /// Point in time + search_after (none before the first page).
@@ -143,6 +147,25 @@ impl EsSource {
                 return Ok(Err(format!(
                     "--es-pit-id: the point in time holds no document, while --es-index {index} holds {now}: it was opened on another (or then empty) index; open one on {index} with --es-open-pit"
                 )));
+            }
+            return Ok(Ok(()));
+        }
+        // Each index of a pattern or alias that holds documents must be in
+        // it (a point in time opened on fewer indices reads fewer).
+        let names = indices.unwrap_or_default();
+        if names.len() > 1 && names.len() <= MAX_INDICES_CHECKED {
+            for name in names {
+                let one = json!({"term": {"_index": name}});
+                if self.count_pit(id, &one, None).await? > 0 {
+                    continue;
+                }
+                let now = Self::count_matching(&self.client, name, &json!({"match_all": {}}), None)
+                    .await?;
+                if now > 0 {
+                    return Ok(Err(format!(
+                        "--es-pit-id: the point in time holds no document of index {name}, which --es-index {index} covers and which holds {now}: it was opened on fewer indices (or before {name} was created); open one on {index} with --es-open-pit"
+                    )));
+                }
             }
         }
         Ok(Ok(()))
