@@ -503,6 +503,10 @@ fn check_slice(state: &Json, slice: Option<(u32, u32)>) -> Result<(), String> {
         return Ok(());
     };
     let their_id = state["slice"].as_u64().unwrap_or(0);
+    // Slice 0 of 1 is the whole index.
+    if theirs == 1 && slice.is_none_or(|(_, n)| n == 1) {
+        return Ok(());
+    }
     match slice {
         Some((i, n)) if u64::from(n) == theirs && u64::from(i) == their_id => Ok(()),
         Some((i, n)) if u64::from(n) == theirs => Err(format!(
@@ -628,5 +632,8 @@ mod tests {
         assert!(check_slice(&state, Some((0, 2))).is_err());
         assert!(check_slice(&state, None).is_err());
         assert!(check_slice(&json!({"since": 1}), Some((0, 4))).is_ok());
+        let whole = json!({"slice": 0, "slices": 1});
+        assert!(check_slice(&whole, None).is_ok());
+        assert!(check_slice(&whole, Some((0, 2))).is_err());
     }
 }
