@@ -169,6 +169,16 @@ pub enum EsMode {
     Scroll,
 }
 
+/// What an incremental run does with documents that have no value of
+/// `--es-since-field` (absent, null, an empty array).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SinceMissing {
+    /// Read them on every run: no position can leave them behind.
+    Include,
+    /// Never read them (counted and reported at every run).
+    Skip,
+}
+
 /// Elasticsearch / OpenSearch source settings.
 #[derive(Debug, Clone)]
 pub struct EsConfig {
@@ -212,6 +222,8 @@ pub struct EsConfig {
     pub since_field: Option<String>,
     /// Where the incremental value is kept between runs.
     pub state_file: Option<PathBuf>,
+    /// Documents without a value of the since field.
+    pub since_missing: SinceMissing,
     /// Retries of a request that failed for a passing reason.
     pub retry: RetryPolicy,
     /// Longest one request may take before it counts as timed out.
@@ -543,9 +555,10 @@ pub struct Config {
     pub textfile: Option<PathBuf>,
     /// Hold this lock for the whole run.
     pub lock_file: Option<PathBuf>,
-    /// The slice this process reads (`--es-slice-id`): a `slice` label on
+    /// The slice this process reads and the count (`--es-slice-id` of
+    /// `--es-slices`, `--input-shard I/N`): `slice` and `slices` labels on
     /// every metric, and its own Pushgateway group.
-    pub slice: Option<u32>,
+    pub slice: Option<(u32, u32)>,
 }
 
 impl Config {

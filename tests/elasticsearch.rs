@@ -668,3 +668,264 @@ fn an_expired_point_in_time_or_scroll_is_a_clear_error() {
         }
     }
 }
+
+/// `--es-pit-id` must be a point in time of `--es-index`: one opened on
+/// another index (with documents, or empty), a closed one and a mistyped
+/// one are refused with exit 2 naming --es-pit-id, before anything is
+/// written; one opened on the index itself is read.
+#[test]
+fn a_point_in_time_of_another_index_is_refused() {
+    for kind in ES_KINDS {
+        let srv = EsServer::start(kind);
+        srv.bulk("docs", &docs(0, 50));
+        srv.bulk("other", &docs(100, 130));
+        let (status, body) = srv.json("PUT", "/empty", &json!({}));
+        assert_eq!(status, 200, "{kind:?}: {body}");
+        let dir = tempfile::tempdir().unwrap();
+        let url = srv.url();
+        let open_pit = |index: &str| {
+            let out = Command::new(bin())
+                .args([
+                    "--source-type",
+                    "elasticsearch",
+                    "--es-url",
+                    &url,
+                    "--es-index",
+                    index,
+                    "--es-open-pit",
+                ])
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(0), "{kind:?}: {}", stderr(&out));
+            String::from_utf8(out.stdout).unwrap().trim().to_string()
+        };
+        let out_file = dir.path().join("out.jsonl");
+        let with_pit = |pit: &str| {
+            es_to_file(
+                &srv,
+                "docs",
+                &out_file,
+                &["--es-pit-id", pit, "--es-slices", "2", "--es-slice-id", "0"],
+            )
+        };
+        let closed = open_pit("docs");
+        let (path, body) = match kind {
+            EsKind::Noida => ("/_pit", json!({"id": closed})),
+            EsKind::Osmem => ("/_search/point_in_time", json!({"pit_id": [closed]})),
+        };
+        let (status, answer) = srv.json("DELETE", path, &body);
+        assert_eq!(status, 200, "{kind:?}: {answer}");
+        for (what, pit) in [
+            ("another index", open_pit("other")),
+            ("an empty index", open_pit("empty")),
+            ("a closed point in time", closed),
+            ("not an id", "bm90LWEtcGl0LWlk".to_string()),
+        ] {
+            let out = with_pit(&pit);
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(2), "{kind:?} {what}: {err}");
+            assert!(err.contains("--es-pit-id"), "{kind:?} {what}: {err}");
+            assert!(!out_file.exists(), "{kind:?} {what}: output written");
+            assert!(
+                !dir.path().join("out.jsonl.partial").exists(),
+                "{kind:?} {what}: output started"
+            );
+        }
+        let pit = open_pit("docs");
+        let (mut got, mut n) = (0, 0);
+        for slice in ["0", "1"] {
+            let out = es_to_file(
+                &srv,
+                "docs",
+                &out_file,
+                &[
+                    "--es-pit-id",
+                    &pit,
+                    "--es-slices",
+                    "2",
+                    "--es-slice-id",
+                    slice,
+                ],
+            );
+            assert_eq!(out.status.code(), Some(0), "{kind:?}: {}", stderr(&out));
+            got += read_jsonl(&out_file).len();
+            n += 1;
+        }
+        assert_eq!((got, n), (50, 2), "{kind:?}");
+    }
+}
+
+/// The slice count N is part of what the processes of a sliced job share:
+/// the `slices` label, the Pushgateway group and the per-slice state file. A
+/// process given another N than the one its state file was written for is
+/// refused (exit 2, naming --state-file and both counts); one that has no
+/// state yet pushes to a group of its own, so the two counts stay visible.
+#[test]
+fn processes_that_disagree_on_the_slice_count_are_told_apart() {
+    let pg = Pushgateway::start();
+    for kind in ES_KINDS {
+        let srv = EsServer::start(kind);
+        srv.bulk("docs", &docs(0, 200));
+        let dir = tempfile::tempdir().unwrap();
+        let id = format!("resliced-{kind:?}").to_lowercase();
+        let state = dir.path().join("s.{slice}.json");
+        let textfile = dir.path().join("m.{slice}.prom");
+        let out_file = dir.path().join("out.{slice}.jsonl");
+        let pg_url = pg.url();
+        let slice = |i: &str, n: &str| {
+            es_to_file(
+                &srv,
+                "docs",
+                &out_file,
+                &[
+                    "--es-slices",
+                    n,
+                    "--es-slice-id",
+                    i,
+                    "--es-since-field",
+                    "updated",
+                    "--state-file",
+                    p(&state),
+                    "--metrics-textfile",
+                    p(&textfile),
+                    "--pushgateway-url",
+                    &pg_url,
+                    "--pipeline-id",
+                    &id,
+                ],
+            )
+        };
+        let mut read = 0;
+        for i in ["0", "1"] {
+            let out = slice(i, "2");
+            assert_eq!(out.status.code(), Some(0), "{kind:?}: {}", stderr(&out));
+            read += read_jsonl(&dir.path().join(format!("out.{i}.jsonl"))).len();
+            let saved: Json = serde_json::from_str(
+                &fs::read_to_string(dir.path().join(format!("s.{i}.json"))).unwrap(),
+            )
+            .unwrap();
+            assert_eq!(
+                (saved["slice"].to_string(), saved["slices"].clone()),
+                (i.to_string(), json!(2)),
+                "{kind:?}: {saved}"
+            );
+            let text = fs::read_to_string(dir.path().join(format!("m.{i}.prom"))).unwrap();
+            let labels = [("pipeline_id", &*id), ("slice", i), ("slices", "2")];
+            assert!(
+                prom::value(&text, "pipeline_records_read_total", &labels).is_some(),
+                "{kind:?}: {text}"
+            );
+        }
+        assert_eq!(read, 200, "{kind:?}");
+
+        // Slice 0 of 3 with the state of slice 0 of 2: refused.
+        let out = slice("0", "3");
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{kind:?}: {err}");
+        assert!(
+            err.contains("--state-file")
+                && err.contains("--es-slices 2")
+                && err.contains("--es-slices 3"),
+            "{kind:?}: {err}"
+        );
+        // Slice 2 of 3 has no state yet: it runs, and pushes beside the
+        // groups of N = 2 instead of over them.
+        let out = slice("2", "3");
+        assert_eq!(out.status.code(), Some(0), "{kind:?}: {}", stderr(&out));
+        let text = pg.metrics();
+        for (i, n) in [("0", "2"), ("1", "2"), ("2", "3")] {
+            let labels = [("pipeline_id", &*id), ("slice", i), ("slices", n)];
+            assert!(
+                prom::value(&text, "pipeline_records_read_total", &labels).is_some(),
+                "{kind:?}: no group for slice {i} of {n}: {text}"
+            );
+        }
+
+        // Re-sliced as the README says: new state files. The three slices
+        // read everything once, then only what changed, once.
+        let resliced = |name: &str| {
+            let state = dir.path().join("r.{slice}.json");
+            let out = dir.path().join(format!("{name}.{{slice}}.jsonl"));
+            let mut all = Vec::new();
+            for i in ["0", "1", "2"] {
+                let res = es_to_file(
+                    &srv,
+                    "docs",
+                    &out,
+                    &[
+                        "--es-slices",
+                        "3",
+                        "--es-slice-id",
+                        i,
+                        "--es-since-field",
+                        "updated",
+                        "--state-file",
+                        p(&state),
+                    ],
+                );
+                assert_eq!(res.status.code(), Some(0), "{kind:?}: {}", stderr(&res));
+                all.extend(read_jsonl(&dir.path().join(format!("{name}.{i}.jsonl"))));
+            }
+            let mut ids: Vec<String> = all
+                .iter()
+                .map(|l| l["_id"].as_str().unwrap().to_string())
+                .collect();
+            ids.sort();
+            ids
+        };
+        let want = |from, to| {
+            (from..to)
+                .map(|i| format!("doc-{i:05}"))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(resliced("first"), want(0, 200), "{kind:?}");
+        srv.bulk("docs", &docs(200, 220));
+        assert_eq!(resliced("second"), want(200, 220), "{kind:?}");
+        assert_eq!(resliced("third"), want(0, 0), "{kind:?}");
+    }
+}
+
+/// A point in time opened on fewer indices than `--es-index` covers (one
+/// index of a pattern) would read fewer documents: refused, naming the
+/// index it lacks. One opened on the pattern itself is read whole.
+#[test]
+fn a_point_in_time_of_fewer_indices_is_refused() {
+    for kind in ES_KINDS {
+        let srv = EsServer::start(kind);
+        srv.bulk("part-a", &docs(0, 20));
+        srv.bulk("part-b", &docs(20, 35));
+        let dir = tempfile::tempdir().unwrap();
+        let url = srv.url();
+        let open_pit = |index: &str| {
+            let out = Command::new(bin())
+                .args([
+                    "--source-type",
+                    "elasticsearch",
+                    "--es-url",
+                    &url,
+                    "--es-index",
+                    index,
+                    "--es-open-pit",
+                ])
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(0), "{kind:?}: {}", stderr(&out));
+            String::from_utf8(out.stdout).unwrap().trim().to_string()
+        };
+        let out_file = dir.path().join("out.jsonl");
+        let meta = ["--es-meta-fields", "_id,_index", "--es-pit-id"];
+        let pit = open_pit("part-a");
+        let out = es_to_file(&srv, "part-*", &out_file, &[&meta[..], &[&pit]].concat());
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{kind:?}: {err}");
+        assert!(
+            err.contains("--es-pit-id") && err.contains("part-b"),
+            "{kind:?}: {err}"
+        );
+        assert!(!out_file.exists(), "{kind:?}");
+        let pit = open_pit("part-*");
+        let out = es_to_file(&srv, "part-*", &out_file, &[&meta[..], &[&pit]].concat());
+        assert_eq!(out.status.code(), Some(0), "{kind:?}: {}", stderr(&out));
+        assert_eq!(read_jsonl(&out_file).len(), 35, "{kind:?}");
+    }
+}

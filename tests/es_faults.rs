@@ -451,3 +451,237 @@ fn an_unreachable_server_says_why() {
     assert_eq!(res.status.code(), Some(2), "{err}");
     assert!(err.contains("Connection refused"), "{err}");
 }
+
+/// The sample values of one metric in a Prometheus text file.
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Several incremental runs over an index that changes between them: one
+/// instant in several forms (`…00Z`, `…00.000Z`, `+01:00`, epoch
+/// milliseconds), a multi-valued field, documents without a value (absent,
+/// null), `--es-fields` without the since field. Every document with a value
+/// is exported exactly once; the ones without are read on every run
+/// (`--es-since-missing include`, the default) or never (`skip`), and said so.
+#[test]
+fn an_incremental_sequence_exports_each_document_once() {
+    const T0: u64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+    for kind in ES_KINDS {
+        let srv = EsServer::start(kind);
+        let d = |id: &str, ts: Json| (id.to_string(), json!({"name": id, "ts": ts}));
+        srv.bulk(
+            "docs",
+            &[
+                d("a", json!("2026-01-01T00:00:00Z")),
+                d("b", json!("2026-01-01T00:00:00.000Z")),
+                d("c", json!(T0)),
+                d("d", json!("2026-01-01T01:00:00+01:00")),
+                d("e", json!("2025-12-31T23:59:59Z")),
+                ("m".to_string(), json!({"name": "m"})),
+                d("n", Json::Null),
+                d("v", json!(["2025-06-01T00:00:00Z", "2026-01-01T00:00:00Z"])),
+            ],
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state.json");
+        let textfile = dir.path().join("m.prom");
+        let run = |name: &str, extra: &[&str]| {
+            let out = dir.path().join(name);
+            let mut args = vec![
+                "--es-since-field",
+                "ts",
+                "--state-file",
+                p(&state),
+                "--es-slices",
+                "2",
+                "--metrics-textfile",
+                p(&textfile),
+            ];
+            args.extend(extra);
+            let res = run_es(&srv.url(), &out, &args);
+            let err = stderr(&res);
+            assert_eq!(res.status.code(), Some(0), "{kind:?} {name}: {err}");
+            (ids(&out), read_jsonl(&out), err)
+        };
+        let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+        let saved =
+            || -> Json { serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap() };
+        let watermark = || {
+            metric(
+                &std::fs::read_to_string(&textfile).unwrap(),
+                "pipeline_source_watermark",
+            )
+        };
+
+        let (got, _, err) = run("1.jsonl", &[]);
+        assert_eq!(
+            got,
+            set(&["a", "b", "c", "d", "e", "m", "n", "v"]),
+            "{kind:?}"
+        );
+        assert!(
+            err.contains("2 documents read had no value of ts"),
+            "{kind:?}: the documents without a value are not reported: {err}"
+        );
+        let s = saved();
+        assert_eq!(s["since"], "2026-01-01T00:00:00Z", "{kind:?}: {s}");
+        let mut at: Vec<&str> = s["ids_at_since"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        at.sort();
+        assert_eq!(
+            at,
+            ["a", "b", "c", "d", "v"],
+            "{kind:?}: one instant, five forms: {s}"
+        );
+        assert_eq!(watermark(), Some(1_767_225_600.0), "{kind:?}");
+
+        // Nothing new: only the documents without a value, as every run.
+        let (got, _, err) = run("2.jsonl", &[]);
+        assert_eq!(got, set(&["m", "n"]), "{kind:?}: read again: {err}");
+
+        // A tie with the mark as epoch milliseconds, 1 ms later as a
+        // string; --es-fields without the since field.
+        srv.bulk(
+            "docs",
+            &[d("f", json!(T0)), d("g", json!("2026-01-01T00:00:00.001Z"))],
+        );
+        let (got, lines, err) = run("3.jsonl", &["--es-fields", "name"]);
+        assert_eq!(got, set(&["f", "g", "m", "n"]), "{kind:?}: {err}");
+        for line in &lines {
+            let keys: Vec<&str> = line
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
+            assert_eq!(
+                keys,
+                ["_id", "name"],
+                "{kind:?}: the since field was added: {line}"
+            );
+        }
+        assert_eq!(saved()["since"], "2026-01-01T00:00:00.001Z", "{kind:?}");
+
+        // A document given a second, later value (epoch milliseconds, the
+        // newest of all); a tie with the mark in another form.
+        srv.bulk(
+            "docs",
+            &[
+                d("a", json!(["2025-01-01T00:00:00Z", T0 + 2])),
+                d("i", json!("2026-01-01T01:00:00.001+01:00")),
+            ],
+        );
+        let (got, _, err) = run("4.jsonl", &[]);
+        assert_eq!(got, set(&["a", "i", "m", "n"]), "{kind:?}: {err}");
+        let s = saved();
+        assert_eq!(s["since"], "2026-01-01T00:00:00.002Z", "{kind:?}: {s}");
+        // Seconds, not the field's milliseconds.
+        let w = watermark().unwrap();
+        assert!(
+            (w - 1_767_225_600.002).abs() < 1e-6,
+            "{kind:?}: watermark {w}"
+        );
+
+        let (got, _, _) = run("5.jsonl", &[]);
+        assert_eq!(got, set(&["m", "n"]), "{kind:?}");
+        let (got, _, err) = run("6.jsonl", &["--es-since-missing", "skip"]);
+        assert_eq!(got, set(&[]), "{kind:?}: {err}");
+        assert!(
+            err.contains("2 matching documents have no value of ts"),
+            "{kind:?}: {err}"
+        );
+
+        // A state file whose value cannot be used names the file (exit 2).
+        std::fs::write(
+            &state,
+            r#"{"field": "ts", "since": ["2026-01-01", "2027-01-01"]}"#,
+        )
+        .unwrap();
+        let out = dir.path().join("7.jsonl");
+        let res = run_es(
+            &srv.url(),
+            &out,
+            &["--es-since-field", "ts", "--state-file", p(&state)],
+        );
+        let err = stderr(&res);
+        assert_eq!(res.status.code(), Some(2), "{kind:?}: {err}");
+        assert!(
+            err.contains("--state-file") && err.contains(p(&state)),
+            "{kind:?}: {err}"
+        );
+    }
+}
+
+/// A host name that does not resolve is a mistake in --es-url, as one in
+/// --db-host is: exit 2 at once, not retried for --retry-for. Another node
+/// that answers is still used.
+#[test]
+fn an_unresolvable_host_is_exit_2_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("none.jsonl");
+    let started = Instant::now();
+    let res = run_es(
+        "http://no-such-host.invalid:9200",
+        &out,
+        &["--retry-for", "60s"],
+    );
+    let err = stderr(&res);
+    assert_eq!(res.status.code(), Some(2), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "retried for {:?}: {err}",
+        started.elapsed()
+    );
+    assert!(
+        err.contains("cannot resolve the host name") && err.contains("--es-url"),
+        "{err}"
+    );
+    let srv = EsServer::start(EsKind::Osmem);
+    srv.bulk("docs", &docs(0, 10));
+    let urls = format!("http://no-such-host.invalid:9200,{}", srv.url());
+    let res = run_es(&urls, &out, &["--retry-for", "60s"]);
+    assert_eq!(res.status.code(), Some(0), "{}", stderr(&res));
+    assert_eq!(ids(&out), all_ids(0, 10));
+}
+
+/// An index pattern or alias over several indices: two documents of
+/// different indices may share an _id, so a run that does not keep _index
+/// says so at start; one that keeps it does not.
+#[test]
+fn several_indices_without_index_in_the_records_are_warned_about() {
+    for kind in ES_KINDS {
+        let srv = EsServer::start(kind);
+        srv.bulk("part-a", &docs(0, 5));
+        srv.bulk("part-b", &docs(0, 5));
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.jsonl");
+        let run = |extra: &[&str]| {
+            let url = srv.url();
+            let mut args = es_args(&url, p(&out), extra);
+            let at = args.iter().position(|a| *a == "docs").unwrap();
+            args[at] = "part-*";
+            let res = Command::new(bin())
+                .args(&args)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            assert_eq!(res.status.code(), Some(0), "{kind:?}: {}", stderr(&res));
+            stderr(&res)
+        };
+        let err = run(&[]);
+        assert!(
+            err.contains("covers 2 indices (part-a, part-b)") && err.contains("_index"),
+            "{kind:?}: {err}"
+        );
+        assert_eq!(read_jsonl(&out).len(), 10, "{kind:?}");
+        let err = run(&["--es-meta-fields", "_id,_index"]);
+        assert!(!err.contains("covers 2 indices"), "{kind:?}: {err}");
+    }
+}

@@ -70,7 +70,7 @@ fn promtool_accepts_the_config_the_rules_and_the_rule_tests() {
     let out = promtool(&["check", "config", "prometheus.example.yml"]);
     assert!(out.contains("1 rule files found"), "{out}");
     let out = promtool(&["check", "rules", "monitoring/alerts.yml"]);
-    assert!(out.contains("SUCCESS: 8 rules found"), "{out}");
+    assert!(out.contains("SUCCESS: 9 rules found"), "{out}");
     let out = promtool(&["test", "rules", "monitoring/alerts.test.yml"]);
     assert!(out.contains("SUCCESS"), "{out}");
 }
@@ -386,7 +386,7 @@ fn prometheus_scrapes_a_run_and_evaluates_every_query() {
     check_recipes(&recipes);
     let alerts_path = repo().join("monitoring/alerts.yml");
     let alert_exprs = rule_exprs(&std::fs::read_to_string(&alerts_path).unwrap());
-    assert_eq!(alert_exprs.len(), 8, "expr: entries in alerts.yml");
+    assert_eq!(alert_exprs.len(), 9, "expr: entries in alerts.yml");
     let dashboard: Value = serde_json::from_str(
         &std::fs::read_to_string(repo().join("monitoring/grafana/pipeline-dashboard.json"))
             .unwrap(),

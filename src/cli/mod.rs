@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
 
-use crate::config::{EsMode, LoadMode, LogFormat, OnDuplicate, SslMode};
+use crate::config::{EsMode, LoadMode, LogFormat, OnDuplicate, SinceMissing, SslMode};
 
 pub use file::with_config_file;
 
@@ -296,7 +296,8 @@ pub struct Cli {
     /// Read only slice I (0 … N-1) of --es-slices N: N processes, on one host
     /// or many (a Kubernetes Indexed Job sets it from the completion index),
     /// together read every matching document once. Metrics carry
-    /// slice="I" and are pushed to their own Pushgateway group; `{slice}` in
+    /// slice="I" and slices="N" and are pushed to their own Pushgateway
+    /// group; a --state-file of another N is refused; `{slice}` in
     /// --state-file, --output-file, --dead-letter, --lock-file,
     /// --metrics-textfile and --summary-json becomes I. Example:
     /// --es-slices 4 --es-slice-id 2
@@ -404,6 +405,17 @@ pub struct Cli {
     /// run succeeds. Example: --state-file /var/lib/pipeline/orders.state
     #[arg(long, value_name = "PATH", help_heading = "Elasticsearch source")]
     pub state_file: Option<PathBuf>,
+
+    /// Incremental runs: documents without a value of --es-since-field
+    /// (absent, null, empty) are read on every run (include) or never (skip);
+    /// either way they are counted and reported. Example: --es-since-missing skip
+    #[arg(
+        long,
+        value_enum,
+        default_value = "include",
+        help_heading = "Elasticsearch source"
+    )]
+    pub es_since_missing: SinceMissing,
 
     /// Where records go. Example: --sink-type file
     #[arg(

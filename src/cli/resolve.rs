@@ -242,6 +242,7 @@ impl Cli {
             insecure: self.es_insecure,
             compression: self.es_compression,
             since_field: self.es_since_field.clone(),
+            since_missing: self.es_since_missing,
             state_file: self.sliced("--state-file", self.state_file.as_deref())?,
             retry: self.retry_policy()?,
             timeout: duration_flag("--es-timeout", &self.es_timeout)?,
@@ -616,12 +617,12 @@ impl Cli {
         }
     }
 
-    /// The slice this process reads: `--es-slice-id`, or the share of
-    /// `--input-shard`.
-    fn slice_id(&self) -> Result<Option<u32>, PipelineError> {
+    /// The slice this process reads and the count: `--es-slice-id` of
+    /// `--es-slices`, or `--input-shard I/N`.
+    fn slice_id(&self) -> Result<Option<(u32, u32)>, PipelineError> {
         Ok(match self.source_type {
-            SourceType::Elasticsearch => self.es_slice_id,
-            _ => self.shard()?.map(|(i, _)| i),
+            SourceType::Elasticsearch => self.es_slice_id.map(|i| (i, self.es_slices)),
+            _ => self.shard()?,
         })
     }
 
@@ -662,7 +663,7 @@ impl Cli {
             return Ok(Some(path.to_path_buf()));
         }
         match self.slice_id()? {
-            Some(id) => Ok(Some(PathBuf::from(text.replace("{slice}", &id.to_string())))),
+            Some((id, _)) => Ok(Some(PathBuf::from(text.replace("{slice}", &id.to_string())))),
             None => Err(PipelineError::Config(format!(
                 "{flag} '{text}' contains {{slice}} but neither --es-slice-id nor --input-shard says which slice this process reads"
             ))),

@@ -95,8 +95,9 @@ pub struct BatchReport {
 pub struct Metrics {
     registry: Registry,
     pipeline_id: String,
-    /// The slice this process reads, when one of several.
-    slice: Option<u32>,
+    /// The slice this process reads and how many there are, when one of
+    /// several.
+    slice: Option<(u32, u32)>,
     started: Instant,
     records_read: IntCounter,
     records_processed: IntCounter,
@@ -193,11 +194,13 @@ impl Metrics {
         Metrics::with_slice(pipeline_id, None, source, sink)
     }
 
-    /// As [`Metrics::new`], and with `slice` (`--es-slice-id`) as a second
-    /// constant label: the processes of a sliced job export distinct series.
+    /// As [`Metrics::new`], and with `slice` = I and `slices` = N (slice I
+    /// of N: `--es-slice-id`, `--input-shard`) as constant labels: the
+    /// processes of a sliced job export distinct series, and processes that
+    /// disagree on N show it.
     pub fn with_slice(
         pipeline_id: &str,
-        slice: Option<u32>,
+        slice: Option<(u32, u32)>,
         source: &str,
         sink: &str,
     ) -> Arc<Metrics> {
@@ -205,8 +208,9 @@ impl Metrics {
             [("pipeline_id".to_string(), pipeline_id.to_string())]
                 .into_iter()
                 .collect();
-        if let Some(id) = slice {
+        if let Some((id, n)) = slice {
             labels.insert("slice".into(), id.to_string());
+            labels.insert("slices".into(), n.to_string());
         }
         let registry = Registry::new_custom(None, Some(labels)).expect("valid registry");
         let r = &registry;
@@ -438,8 +442,9 @@ impl Metrics {
         &self.pipeline_id
     }
 
-    /// The slice this process reads (`--es-slice-id`), when one of several.
-    pub fn slice(&self) -> Option<u32> {
+    /// The slice this process reads and how many there are, when one of
+    /// several.
+    pub fn slice(&self) -> Option<(u32, u32)> {
         self.slice
     }
 

@@ -72,9 +72,10 @@ impl Pusher {
             metrics.pipeline_id()
         );
         // Each slice of a sliced job has its own group: N processes do not
-        // replace each other's metrics.
-        if let Some(slice) = metrics.slice() {
-            target.push_str(&format!("/slice/{slice}"));
+        // replace each other's metrics; N is in it too, so processes that
+        // disagree on N never share one.
+        if let Some((slice, n)) = metrics.slice() {
+            target.push_str(&format!("/slice/{slice}/slices/{n}"));
         }
         Ok(Pusher {
             cfg,
@@ -265,6 +266,32 @@ mod tests {
             std::fs::read_dir(dir.path()).unwrap().count(),
             1,
             "no temporary file left"
+        );
+    }
+
+    #[test]
+    fn a_slice_carries_its_count_in_its_labels_and_its_group() {
+        let m = Metrics::with_slice("sx", Some((1, 3)), "elasticsearch", "file");
+        let text = render_for_export(&m);
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("pipeline_records_read_total{"))
+            .unwrap();
+        assert!(
+            line.contains("slice=\"1\"") && line.contains("slices=\"3\""),
+            "{line}"
+        );
+        let cfg = PushConfig {
+            url: "http://127.0.0.1:9091".parse().unwrap(),
+            job: "j".into(),
+            interval: None,
+            required: false,
+            timeout: std::time::Duration::from_secs(1),
+        };
+        let pusher = Pusher::new(cfg, m).unwrap();
+        assert_eq!(
+            pusher.target(),
+            "http://127.0.0.1:9091/metrics/job/j/pipeline_id/sx/slice/1/slices/3"
         );
     }
 }

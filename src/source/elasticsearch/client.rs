@@ -4,7 +4,7 @@
 //! for, such as a proxy's HTML page) retried with the run's [`Backoff`]
 //! within `--retry-for`, honouring Retry-After.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use elasticsearch::auth::Credentials;
@@ -40,6 +40,9 @@ pub(super) enum EsError {
     ScrollLost(String),
     /// Anything else the server refused.
     Refused(String),
+    /// No node's host name resolves, and none has ever answered: a
+    /// mistake in --es-url, not a passing failure.
+    Unresolved(String),
     /// The run was stopped while the request was in flight.
     Stopped,
 }
@@ -48,7 +51,7 @@ impl EsError {
     pub(super) fn error_type(&self) -> ErrorType {
         match self {
             EsError::Auth(_) => ErrorType::Auth,
-            EsError::Missing(_) => ErrorType::Config,
+            EsError::Missing(_) | EsError::Unresolved(_) => ErrorType::Config,
             EsError::Expired(_) => ErrorType::Timeout,
             EsError::Unavailable(_) | EsError::ScrollLost(_) => ErrorType::Connection,
             EsError::Refused(_) | EsError::Stopped => ErrorType::Server,
@@ -62,7 +65,8 @@ impl EsError {
             | EsError::Expired(m)
             | EsError::Unavailable(m)
             | EsError::ScrollLost(m)
-            | EsError::Refused(m) => m,
+            | EsError::Refused(m)
+            | EsError::Unresolved(m) => m,
             EsError::Stopped => "stopped",
         }
     }
@@ -138,6 +142,10 @@ impl<'a> Call<'a> {
 pub(super) struct Client {
     nodes: Vec<(Elasticsearch, String)>,
     next: AtomicUsize,
+    /// Some node has answered (with anything) at least once.
+    answered: AtomicBool,
+    /// Per node: its host name did not resolve before any node answered.
+    unresolved: Vec<AtomicBool>,
     retry: RetryPolicy,
     timeout: Duration,
     /// Accept-Encoding of every request: `gzip` with --es-compression,
@@ -203,8 +211,10 @@ impl Client {
             nodes.push((Elasticsearch::new(transport), shown));
         }
         Ok(Client {
+            unresolved: nodes.iter().map(|_| AtomicBool::new(false)).collect(),
             nodes,
             next: AtomicUsize::new(0),
+            answered: AtomicBool::new(false),
             retry: cfg.retry,
             timeout: cfg.timeout,
             accept_encoding: if cfg.compression { "gzip" } else { "identity" },
@@ -285,6 +295,22 @@ impl Client {
                             return Err(EsError::Auth(format!(
                                 "{shown} presented a TLS certificate that is not trusted ({why}); give its CA with --es-ca-cert, or skip the check with --es-insecure"
                             )));
+                        } else if let Some(why) = self.unresolvable(n, &crate::error::chain(&e)) {
+                            // Before any answer, a name that does not
+                            // resolve is a mistake in --es-url (as for
+                            // --db-host): exit 2 at once once every node
+                            // failed so, instead of retrying for --retry-for.
+                            if self.unresolved.iter().all(|u| u.load(Ordering::Relaxed)) {
+                                return Err(EsError::Unresolved(format!(
+                                    "cannot resolve the host name of {shown} ({why}); check --es-url"
+                                )));
+                            }
+                            (
+                                None,
+                                format!("cannot resolve the host name of {shown} ({why})"),
+                                ErrorType::Connection,
+                                false,
+                            )
                         } else {
                             let connect = std::error::Error::source(&e)
                                 .and_then(|s| s.downcast_ref::<reqwest::Error>())
@@ -298,6 +324,7 @@ impl Client {
                         }
                     }
                     Ok(resp) => {
+                        self.answered.store(true, Ordering::Relaxed);
                         let status = resp.status_code().as_u16();
                         let hint = resp
                             .headers()
@@ -359,6 +386,18 @@ impl Client {
             }
             tokio::time::sleep(delay).await;
         }
+    }
+
+    /// When no node has answered yet and the error chain of a request to
+    /// node `n` is a failed host name lookup: marks the node and says why.
+    fn unresolvable<'c>(&self, n: usize, chain: &'c str) -> Option<&'c str> {
+        const MARK: &str = "dns error: ";
+        if self.answered.load(Ordering::Relaxed) {
+            return None;
+        }
+        let at = chain.find(MARK)? + MARK.len();
+        self.unresolved[n].store(true, Ordering::Relaxed);
+        Some(chain[at..].trim())
     }
 
     /// Reads one answer: `Ok(Ok(value))` to return, `Ok(Err(..))` for a

@@ -12,6 +12,10 @@ use super::client::{Call, EsError, Retry};
 use super::page::{self, Bad, Expect, Page};
 use super::{count_of, EsSource, Paging};
 
+/// Up to this many indices of `--es-index` are each checked to be in a
+/// point in time given with `--es-pit-id` (two requests each at most).
+const MAX_INDICES_CHECKED: usize = 64;
+
 /// Where a slice is in its paging.
 pub(super) enum Cursor {
     /// Point in time + search_after (none before the first page).
@@ -71,13 +75,18 @@ impl EsSource {
     /// The number of matching documents in the point in time: a `size: 0`
     /// search, independent of the pages that are read.
     pub(super) async fn count_in_pit(&self, id: &str) -> Result<u64, EsError> {
+        self.count_pit(id, &self.query, self.cfg.slice_id).await
+    }
+
+    /// A `size: 0` search on the point in time with `query` (and the slice).
+    async fn count_pit(&self, id: &str, query: &Json, slice: Option<u32>) -> Result<u64, EsError> {
         let mut body = json!({
             "size": 0,
-            "query": self.query,
+            "query": query,
             "track_total_hits": true,
             "pit": {"id": id, "keep_alive": self.cfg.keep_alive},
         });
-        if let Some(slice) = self.cfg.slice_id {
+        if let Some(slice) = slice {
             self.add_slice(&mut body, slice);
         }
         let expect = Expect {
@@ -91,6 +100,75 @@ impl EsSource {
         call.check = Some(&check);
         let (answer, _) = self.client.send(call).await?;
         Ok(count_of(&answer))
+    }
+
+    /// Checks a point in time given with `--es-pit-id` before anything is
+    /// read: the server must know it (not expired, closed or mistyped), and
+    /// it must hold documents of `--es-index` only (`indices`, what the
+    /// server resolved it to; not checked when the server did not say),
+    /// and some when `--es-index` has some.
+    /// `Ok(Err(why))` refuses it.
+    pub(super) async fn check_shared_pit(
+        &self,
+        id: &str,
+        indices: Option<&[String]>,
+    ) -> Result<Result<(), String>, EsError> {
+        let index = &self.cfg.index;
+        let all = match self.count_pit(id, &json!({"match_all": {}}), None).await {
+            Ok(n) => n,
+            Err(EsError::Expired(why) | EsError::Refused(why) | EsError::Missing(why)) => {
+                return Ok(Err(format!(
+                    "--es-pit-id: {} does not know this point in time ({why}): it expired, was closed, or is not an id this server gave; open a new one on {index} with --es-open-pit",
+                    self.server
+                )))
+            }
+            Err(other) => return Err(other),
+        };
+        let ours = match indices {
+            None => all,
+            Some([]) => 0,
+            Some(names) => {
+                let q = json!({"terms": {"_index": names}});
+                self.count_pit(id, &q, None).await?
+            }
+        };
+        if all > ours {
+            let indices = indices.unwrap_or_default();
+            return Ok(Err(format!(
+                "--es-pit-id: the point in time holds {} documents of indices that --es-index {index} does not cover ({}): it was opened on another index; open one on {index} with --es-open-pit",
+                all - ours,
+                if indices.is_empty() { "no index".to_string() } else { indices.join(",") }
+            )));
+        }
+        if all == 0 {
+            let now =
+                Self::count_matching(&self.client, index, &json!({"match_all": {}}), None).await?;
+            if now > 0 {
+                return Ok(Err(format!(
+                    "--es-pit-id: the point in time holds no document, while --es-index {index} holds {now}: it was opened on another (or then empty) index; open one on {index} with --es-open-pit"
+                )));
+            }
+            return Ok(Ok(()));
+        }
+        // Each index of a pattern or alias that holds documents must be in
+        // it (a point in time opened on fewer indices reads fewer).
+        let names = indices.unwrap_or_default();
+        if names.len() > 1 && names.len() <= MAX_INDICES_CHECKED {
+            for name in names {
+                let one = json!({"term": {"_index": name}});
+                if self.count_pit(id, &one, None).await? > 0 {
+                    continue;
+                }
+                let now = Self::count_matching(&self.client, name, &json!({"match_all": {}}), None)
+                    .await?;
+                if now > 0 {
+                    return Ok(Err(format!(
+                        "--es-pit-id: the point in time holds no document of index {name}, which --es-index {index} covers and which holds {now}: it was opened on fewer indices (or before {name} was created); open one on {index} with --es-open-pit"
+                    )));
+                }
+            }
+        }
+        Ok(Ok(()))
     }
 
     pub(super) async fn close_pit(&self, id: &str) {

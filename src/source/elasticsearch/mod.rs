@@ -12,18 +12,19 @@
 
 mod client;
 mod cursor;
+mod open;
 mod page;
 mod since;
+mod target;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use elasticsearch::http::Method;
 use serde_json::{json, Value as Json};
 
 use crate::channel::RecordSender;
-use crate::config::{EsConfig, EsMode};
+use crate::config::EsConfig;
 use crate::context::Context;
 use crate::error::{ErrorType, PipelineError, Stage};
 use crate::metrics::Metrics;
@@ -33,7 +34,7 @@ use crate::runtime::runtime;
 
 use super::json_object::SchemaCache;
 use super::Source;
-use client::{Call, Client, EsError};
+use client::{Client, EsError};
 use cursor::Cursor;
 use since::{Mark, Since};
 
@@ -71,30 +72,6 @@ pub struct EsSource {
     limited: bool,
 }
 
-fn open_error(cfg: &EsConfig, e: EsError) -> PipelineError {
-    let (error_type, message) = match e {
-        EsError::Missing(_) => (
-            ErrorType::Config,
-            format!("index '{}' does not exist (--es-index)", cfg.index),
-        ),
-        other => (
-            other.error_type(),
-            format!("cannot read from Elasticsearch: {}", other.message()),
-        ),
-    };
-    PipelineError::Unavailable {
-        stage: Stage::Source,
-        error_type,
-        message,
-    }
-}
-
-fn version_at_least(number: &str, major: u64, minor: u64) -> bool {
-    let mut parts = number.split('.').map(|p| p.parse::<u64>().unwrap_or(0));
-    let (ma, mi) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    (ma, mi) >= (major, minor)
-}
-
 /// The count of a `_count` answer or a `size: 0` search.
 fn count_of(answer: &Json) -> u64 {
     answer["count"]
@@ -104,143 +81,6 @@ fn count_of(answer: &Json) -> u64 {
 }
 
 impl EsSource {
-    /// Asks the server what it is, checks the index and counts the matching
-    /// documents. A missing index, bad credentials or an unreachable server
-    /// are reported here, before anything is read.
-    pub fn open(
-        cfg: &EsConfig,
-        limit: Option<u64>,
-        metrics: &Metrics,
-    ) -> Result<EsSource, PipelineError> {
-        if let (Some(user), None, None) = (&cfg.user, &cfg.password, &cfg.api_key) {
-            tracing::warn!(
-                "--es-user {user} is set but no password (--es-pass or PIPELINE_ES_PASS): requests carry user {user} with an empty password"
-            );
-        }
-        let client = Arc::new(Client::new(cfg)?);
-        let since = match (&cfg.since_field, &cfg.state_file) {
-            (Some(field), Some(path)) => Some(Since::open(field, path)?),
-            _ => None,
-        };
-        if let Some(v) = since
-            .as_ref()
-            .and_then(|s| s.previous.value.as_ref())
-            .and_then(since::as_seconds)
-        {
-            metrics.watermark(v);
-        }
-        let query = match &since {
-            Some(s) => s.narrow(cfg.query.clone()),
-            None => cfg.query.clone(),
-        };
-        let (info, count) = runtime().block_on(async {
-            let check_info = |j: &Json| {
-                j["version"]["number"]
-                    .as_str()
-                    .map(|_| ())
-                    .ok_or_else(|| "no version.number".to_string())
-            };
-            let mut call = Call::new(Method::Get, "/");
-            call.check = Some(&check_info);
-            call.retries = Some(metrics);
-            let (info, _) = client.send(call).await.map_err(|e| open_error(cfg, e))?;
-            let count = Self::count_matching(&client, &cfg.index, &query, Some(metrics))
-                .await
-                .map_err(|e| open_error(cfg, e))?;
-            Ok::<_, PipelineError>((info, count))
-        })?;
-        let number = info["version"]["number"]
-            .as_str()
-            .unwrap_or("0")
-            .to_string();
-        let opensearch = info["version"]["distribution"].as_str() == Some("opensearch");
-        let pit = if opensearch {
-            version_at_least(&number, 2, 4).then_some(Paging::OsPit)
-        } else {
-            version_at_least(&number, 7, 10).then_some(Paging::EsPit)
-        };
-        let product = if opensearch {
-            "OpenSearch"
-        } else {
-            "Elasticsearch"
-        };
-        let paging = match (cfg.mode, pit) {
-            (EsMode::Scroll, _) | (EsMode::Auto, None) => Paging::Scroll,
-            (_, Some(p)) => p,
-            (EsMode::Pit, None) => {
-                return Err(PipelineError::Config(format!(
-                    "--es-mode pit: this server ({product} {number}) has no point in time API; use --es-mode scroll or auto"
-                )))
-            }
-        };
-        let server = format!("{product} {number}");
-        tracing::info!(
-            "{server}: index {} holds {count} matching documents; paging with {}{}",
-            cfg.index,
-            match paging {
-                Paging::EsPit | Paging::OsPit => "point in time + search_after",
-                Paging::Scroll => "scroll",
-            },
-            match cfg.slice_id {
-                Some(id) => format!("; this process reads slice {id} of {}", cfg.slices),
-                None => String::new(),
-            }
-        );
-        if cfg.pit_id.is_some() && paging == Paging::Scroll {
-            return Err(PipelineError::Config(format!(
-                "--es-pit-id: {server} has no point in time API; give each process its own slice with --es-slice-id and let it open its own scroll"
-            )));
-        }
-        Ok(EsSource {
-            cfg: cfg.clone(),
-            client,
-            paging,
-            query,
-            count,
-            limit,
-            since,
-            server,
-            limited: false,
-        })
-    }
-
-    /// `--es-open-pit`: opens a point in time on the index for the
-    /// processes of a sliced job to share (`--es-pit-id`), and returns its id.
-    pub fn open_shared_pit(cfg: &EsConfig, metrics: &Metrics) -> Result<String, PipelineError> {
-        let source = EsSource::open(cfg, None, metrics)?;
-        if source.paging == Paging::Scroll {
-            return Err(PipelineError::Config(format!(
-                "--es-open-pit: {} is read with scroll here (--es-mode scroll, or a server without point in time), and a scroll cannot be shared between processes: give each process its own slice with --es-slice-id instead",
-                source.server
-            )));
-        }
-        let id = runtime()
-            .block_on(source.open_pit())
-            .map_err(|e| source.run_error(e, metrics, 0))?;
-        tracing::info!(
-            "opened a point in time on {} for --es-keep-alive {}: pass its id to every process with --es-pit-id (or PIPELINE_ES_PIT_ID)",
-            cfg.index,
-            cfg.keep_alive
-        );
-        Ok(id)
-    }
-
-    /// `_count` with the query.
-    async fn count_matching(
-        client: &Client,
-        index: &str,
-        query: &Json,
-        retries: Option<&Metrics>,
-    ) -> Result<u64, EsError> {
-        let path = format!("/{index}/_count");
-        let mut call = Call::new(Method::Post, &path);
-        call.retries = retries;
-        call.body = Some(json!({"query": query}));
-        call.check = Some(&page::check_count);
-        let (answer, _) = client.send(call).await?;
-        Ok(count_of(&answer))
-    }
-
     fn page_body(&self, slice: u32, first: bool) -> Json {
         let mut body = json!({
             "size": self.cfg.page_size,
@@ -248,13 +88,11 @@ impl EsSource {
             "track_total_hits": first,
         });
         if let Some(fields) = &self.cfg.fields {
-            let mut includes = fields.clone();
-            if let Some(s) = &self.since {
-                if !includes.contains(&s.field) {
-                    includes.push(s.field.clone());
-                }
-            }
-            body["_source"] = json!({"includes": includes});
+            body["_source"] = json!({"includes": fields});
+        }
+        // The since field's values, without adding it to the records.
+        if let Some(dv) = self.since.as_ref().and_then(Since::docvalue_fields) {
+            body["docvalue_fields"] = dv;
         }
         self.add_slice(&mut body, slice);
         body
@@ -359,7 +197,6 @@ impl EsSource {
             }
             let mut stop_after = false;
             let mut members = Vec::new();
-            let field = self.since.as_ref().map(|s| s.field.as_str());
             for i in 0..page.len() {
                 if let Some(limit) = self.limit {
                     if shared.taken.fetch_add(1, Ordering::SeqCst) >= limit {
@@ -368,16 +205,18 @@ impl EsSource {
                     }
                 }
                 let position = shared.position.fetch_add(1, Ordering::Relaxed) + 1;
-                let (record, value) = page.record(
+                let record = page.record(
                     i,
                     &mut schemas,
                     &mut members,
                     &self.cfg.meta_fields,
                     position,
-                    field,
                 );
-                if let Some(v) = value {
-                    mark.see(&v, &page.id(i));
+                if let Some(s) = &self.since {
+                    match s.point_of(page.docvalues(i, &s.field).as_deref()) {
+                        Some(v) => mark.see(v, &page.id(i)),
+                        None => mark.missing += 1,
+                    }
                 }
                 chunk.push(record);
             }
@@ -638,6 +477,13 @@ impl Source for EsSource {
             );
             return Ok(None);
         }
+        let missing = s.seen.lock().expect("since lock").missing;
+        if missing > 0 {
+            tracing::warn!(
+                "{missing} documents read had no value of {} (absent, null or empty): no position covers them, so they are read again on every run (--es-since-missing include); give them a value, or leave them out with --es-since-missing skip",
+                s.field
+            );
+        }
         let Some((mark, file)) = s.save()? else {
             return Ok(None);
         };
@@ -646,12 +492,15 @@ impl Source for EsSource {
             file,
             what: format!("--state-file '{}'", path.display()),
             then: Box::new(move |metrics| {
-                if let Some(v) = mark.value.as_ref().and_then(since::as_seconds) {
+                if let Some(v) = mark.value.as_ref().and_then(since::Point::seconds) {
                     metrics.watermark(v);
                 }
                 tracing::info!(
                     "saved {field} >= {} ({} documents at that value already read) to {}",
-                    mark.value.unwrap_or_default(),
+                    mark.value
+                        .as_ref()
+                        .map(since::Point::to_state)
+                        .unwrap_or_default(),
                     mark.ids.len(),
                     path.display()
                 );
@@ -685,19 +534,5 @@ impl EsSource {
             )),
             other => PipelineError::Source(t, other.message().to_string()),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn versions_compare_by_major_and_minor() {
-        assert!(version_at_least("8.15.3", 7, 10));
-        assert!(version_at_least("7.10.0", 7, 10));
-        assert!(!version_at_least("7.9.3", 7, 10));
-        assert!(version_at_least("2.4.0", 2, 4));
-        assert!(!version_at_least("1.3.2", 2, 4));
     }
 }

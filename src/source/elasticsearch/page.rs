@@ -172,6 +172,8 @@ struct HitAt {
     id: Span,
     source: Option<Span>,
     sort: Option<Span>,
+    /// The `fields` object (values asked for with `docvalue_fields`).
+    fields: Option<Span>,
 }
 
 /// Why a 2xx body is not a page.
@@ -244,7 +246,7 @@ impl Page {
         let mut hits = Vec::with_capacity(hits_in.len());
         let mut metas = vec![None; hits_in.len() * meta.len()];
         for (i, HitIn(members)) in hits_in.iter().enumerate() {
-            let (mut id, mut source, mut sort) = (None, None, None);
+            let (mut id, mut source, mut sort, mut fields) = (None, None, None, None);
             let at = &mut metas[i * meta.len()..(i + 1) * meta.len()];
             for (key, raw) in members {
                 let span = Span::of(&body, raw.get());
@@ -252,6 +254,7 @@ impl Page {
                     "_id" => id = raw.get().starts_with('"').then_some(span),
                     "_source" => source = Some(span),
                     "sort" => sort = raw.get().starts_with('[').then_some(span),
+                    "fields" => fields = raw.get().starts_with('{').then_some(span),
                     _ => {}
                 }
                 if let Some(m) = meta.iter().position(|m| *m == *key.0) {
@@ -264,7 +267,12 @@ impl Page {
             if expect.sort && sort.is_none() {
                 return Err(Bad::Invalid(format!("hit {i} has no sort values")));
             }
-            hits.push(HitAt { id, source, sort });
+            hits.push(HitAt {
+                id,
+                source,
+                sort,
+                fields,
+            });
         }
         let scroll_id = parsed.scroll_id.map(|t| t.0.into_owned());
         let pit_id = parsed.pit_id.map(|t| t.0.into_owned());
@@ -301,12 +309,23 @@ impl Page {
         serde_json::from_str(self.text(self.hits[i].id)).unwrap_or_default()
     }
 
+    /// Hit `i`'s values of `field` in its `fields` object (asked for with
+    /// `docvalue_fields`); `None` when it has none.
+    pub(super) fn docvalues(&self, i: usize, field: &str) -> Option<Vec<Json>> {
+        let span = self.hits[i].fields?;
+        let mut fields: serde_json::Map<String, Json> =
+            serde_json::from_str(self.text(span)).ok()?;
+        match fields.remove(field)? {
+            Json::Array(values) => Some(values),
+            Json::Null => None,
+            one => Some(vec![one]),
+        }
+    }
+
     /// Hit `i` as a record: its metadata fields first (null when the hit
     /// lacks one), then its `_source` fields in the order they came (one
     /// named like a metadata field is left out). Values keep their JSON
-    /// text ([`Value::Raw`]); objects and arrays are put on one line. With
-    /// `field`, also the value of that `_source` field (a dotted path goes
-    /// into nested objects).
+    /// text ([`Value::Raw`]); objects and arrays are put on one line.
     pub(super) fn record<'p>(
         &'p self,
         i: usize,
@@ -314,8 +333,7 @@ impl Page {
         members: &mut Members<'p>,
         meta: &[String],
         position: u64,
-        field: Option<&str>,
-    ) -> (Record, Option<Json>) {
+    ) -> Record {
         members.clear();
         let source = self.hits[i].source.map(|s| self.text(s));
         let parsed = match source {
@@ -339,8 +357,7 @@ impl Page {
             // A repeated key (the last one counts) or a body serde could
             // not read one level deep: read the whole hit.
             let hit = self.hit_json(i, meta);
-            let value = field.and_then(|f| super::since::field_at(&hit["_source"], f).cloned());
-            return (cache.record(&hit, meta, position), value);
+            return cache.record(&hit, meta, position);
         }
         let names = meta.iter().map(String::as_str).chain(
             members
@@ -359,15 +376,11 @@ impl Page {
                 values.push(raw_value(raw.get()));
             }
         }
-        let value = field.and_then(|f| field_in(members, f));
-        (
-            Record {
-                schema,
-                values,
-                position,
-            },
-            value,
-        )
+        Record {
+            schema,
+            values,
+            position,
+        }
     }
 
     /// Hit `i` as a tree: its metadata fields and `_source`.
@@ -390,26 +403,6 @@ impl Page {
         }
         Json::Object(hit)
     }
-}
-
-/// The value of `_source` field `dotted` (a key with that exact name, else
-/// a path into nested objects), as [`super::since::field_at`] finds it.
-fn field_in(members: &Members<'_>, dotted: &str) -> Option<Json> {
-    let find = |name: &str| {
-        members
-            .iter()
-            .rev()
-            .find(|(k, _)| k.0 == name)
-            .map(|(_, v)| *v)
-    };
-    if let Some(raw) = find(dotted) {
-        return serde_json::from_str(raw.get()).ok();
-    }
-    let (first, rest) = dotted.split_once('.')?;
-    let top: Json = serde_json::from_str(find(first)?.get()).ok()?;
-    rest.split('.')
-        .try_fold(&top, |v, part| v.get(part))
-        .cloned()
 }
 
 /// Explains why a body is not a page, from its tree (failures only, so
@@ -516,20 +509,11 @@ mod tests {
         String::from_utf8(out).unwrap()
     }
 
-    fn records(page: &Page, field: Option<&str>) -> Vec<(Record, Option<Json>)> {
+    fn records(page: &Page) -> Vec<Record> {
         let mut cache = SchemaCache::default();
         let mut members = Vec::new();
         (0..page.len())
-            .map(|i| {
-                page.record(
-                    i,
-                    &mut cache,
-                    &mut members,
-                    &["_id".to_string()],
-                    i as u64,
-                    field,
-                )
-            })
+            .map(|i| page.record(i, &mut cache, &mut members, &["_id".to_string()], i as u64))
             .collect()
     }
 
@@ -541,7 +525,7 @@ mod tests {
         );
         assert_eq!(page.total, Some(9));
         assert_eq!(page.scroll_id.as_deref(), Some("s1"));
-        let (r, _) = &records(&page, None)[0];
+        let r = &records(&page)[0];
         assert_eq!(
             line(r),
             r#"{"_id":"a","n":19.999999999999999999,"o":{"k":[1,"x y"],"e":"q\"u\\ \n"},"s":null,"b":true,"t":"\u00e9 \/"}"#
@@ -564,11 +548,11 @@ mod tests {
         let page = page_of(
             r#"{"_id":"a","_source":{"_id":"shadow","x":1}},{"_id":"b","_source":{"x":1,"y":2,"x":3}},{"_id":"c","_source":{"x":4,"y":5}}"#,
         );
-        let rs = records(&page, None);
-        assert_eq!(line(&rs[0].0), r#"{"_id":"a","x":1}"#);
-        assert_eq!(line(&rs[1].0), r#"{"_id":"b","x":3,"y":2}"#);
-        assert_eq!(line(&rs[2].0), r#"{"_id":"c","x":4,"y":5}"#);
-        assert!(Arc::ptr_eq(&rs[1].0.schema, &rs[2].0.schema));
+        let rs = records(&page);
+        assert_eq!(line(&rs[0]), r#"{"_id":"a","x":1}"#);
+        assert_eq!(line(&rs[1]), r#"{"_id":"b","x":3,"y":2}"#);
+        assert_eq!(line(&rs[2]), r#"{"_id":"c","x":4,"y":5}"#);
+        assert!(Arc::ptr_eq(&rs[1].schema, &rs[2].schema));
     }
 
     #[test]
@@ -576,29 +560,30 @@ mod tests {
         let page = page_of(
             r#"{"_id":"a\"b","_source":{"k\u00e9":"v"}},{"_id":"c"},{"_id":"d","_source":null}"#,
         );
-        let rs = records(&page, None);
-        assert_eq!(rs[0].0.schema.names(), &["_id", "ké"]);
-        assert_eq!(line(&rs[0].0), r#"{"_id":"a\"b","ké":"v"}"#);
+        let rs = records(&page);
+        assert_eq!(rs[0].schema.names(), &["_id", "ké"]);
+        assert_eq!(line(&rs[0]), r#"{"_id":"a\"b","ké":"v"}"#);
         assert_eq!(page.id(0), "a\"b");
-        assert_eq!(line(&rs[1].0), r#"{"_id":"c"}"#);
-        assert_eq!(line(&rs[2].0), r#"{"_id":"d"}"#);
+        assert_eq!(line(&rs[1]), r#"{"_id":"c"}"#);
+        assert_eq!(line(&rs[2]), r#"{"_id":"d"}"#);
     }
 
     #[test]
-    fn the_since_field_is_found_at_the_top_or_by_path() {
+    fn the_since_field_comes_from_the_doc_values_not_the_source() {
         let page = page_of(
-            r#"{"_id":"a","_source":{"t":"2026-01-01","a.b":7,"n":{"m":{"k":3}}}},{"_id":"b","_source":{"x":1}}"#,
+            r#"{"_id":"a","_source":{"t":"x"},"fields":{"t":["1767225600000"],"n":[3,9]}},{"_id":"b","_source":{"t":null}}"#,
         );
         assert_eq!(
-            records(&page, Some("t"))[0].1,
-            Some(serde_json::json!("2026-01-01"))
+            page.docvalues(0, "t"),
+            Some(vec![serde_json::json!("1767225600000")])
         );
-        assert_eq!(records(&page, Some("a.b"))[0].1, Some(serde_json::json!(7)));
         assert_eq!(
-            records(&page, Some("n.m.k"))[0].1,
-            Some(serde_json::json!(3))
+            page.docvalues(0, "n"),
+            Some(vec![serde_json::json!(3), serde_json::json!(9)])
         );
-        assert_eq!(records(&page, Some("t"))[1].1, None);
+        assert_eq!(page.docvalues(1, "t"), None);
+        // `fields` is not a record field.
+        assert_eq!(line(&records(&page)[0]), r#"{"_id":"a","t":"x"}"#);
     }
 
     #[test]

@@ -1,15 +1,26 @@
 //! Incremental runs (`--es-since-field` with `--state-file`): the saved
 //! position is the largest value of the field seen, together with the ids of
 //! the documents that hold exactly that value. The next run reads documents
-//! whose value is greater than or equal to it, except those ids, so a
-//! document indexed later with the same value as the saved maximum is still
-//! read, and none is read twice.
+//! with a value greater than or equal to it, except those ids, so a document
+//! indexed later with the same value as the saved maximum is still read, and
+//! none is read twice.
+//!
+//! Values are compared as the server compares them: each hit's values come
+//! from the server's doc values (`docvalue_fields`), a date as epoch
+//! milliseconds whatever form the document gave it in (`…00Z`, `…00.000Z`,
+//! `…01:00+01:00` and `1767225600000` are one instant), a number as a
+//! number, a keyword as its bytes. A document with several values counts
+//! with its largest (a range query matches it when any value is in range).
+//! A document without a value (absent, null, an empty array) is counted and
+//! read on every run, or never (`--es-since-missing`).
 
+use std::cmp::Ordering;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use serde_json::{json, Value as Json};
 
+use crate::config::SinceMissing;
 use crate::error::{ErrorType, PipelineError};
 
 /// At most this many ids at the boundary are kept; beyond that, the next run
@@ -17,23 +28,218 @@ use crate::error::{ErrorType, PipelineError};
 /// skips them) and says so.
 pub(super) const MAX_BOUNDARY_IDS: usize = 10_000;
 
-/// The largest value of the field seen and the ids that hold it.
+/// How the server maps the field, across the indices of `--es-index`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    /// `date` or `date_nanos`: instants.
+    Date,
+    /// A numeric type.
+    Number,
+    /// `keyword` (and its kin): compared byte by byte.
+    Keyword,
+    /// No index maps the field: no document has a value.
+    Unmapped,
+}
+
+impl Kind {
+    /// The kind of a mapping type; `None` for a type a range cannot order.
+    pub(super) fn of_type(t: &str) -> Option<Kind> {
+        Some(match t {
+            "date" | "date_nanos" => Kind::Date,
+            "long" | "integer" | "short" | "byte" | "double" | "float" | "half_float"
+            | "scaled_float" | "unsigned_long" => Kind::Number,
+            "keyword" | "constant_keyword" | "wildcard" => Kind::Keyword,
+            _ => return None,
+        })
+    }
+}
+
+/// One value of the field, as the server orders it.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Point {
+    /// An instant, in nanoseconds since the epoch.
+    Instant(i128),
+    /// A whole number.
+    Int(i128),
+    /// Any other number.
+    Float(f64),
+    /// A keyword.
+    Text(String),
+}
+
+impl Point {
+    fn cmp(&self, other: &Point) -> Ordering {
+        use Point::*;
+        match (self, other) {
+            (Instant(a), Instant(b)) | (Int(a), Int(b)) => a.cmp(b),
+            (Int(a), Float(b)) => (*a as f64).total_cmp(b),
+            (Float(a), Int(b)) => a.total_cmp(&(*b as f64)),
+            (Float(a), Float(b)) => a.total_cmp(b),
+            (Text(a), Text(b)) => a.cmp(b),
+            // One field has one kind: never mixed.
+            _ => Ordering::Equal,
+        }
+    }
+
+    /// A value the server handed back in `docvalue_fields` (dates asked for
+    /// as `epoch_millis`, possibly with a fraction for `date_nanos`).
+    pub(super) fn from_docvalue(kind: Kind, v: &Json) -> Option<Point> {
+        match (kind, v) {
+            (Kind::Date, Json::String(s)) => epoch_millis(s).map(Point::Instant),
+            (Kind::Date, Json::Number(n)) => epoch_millis(&n.to_string()).map(Point::Instant),
+            (Kind::Number, Json::Number(n)) => Some(number(&n.to_string())),
+            (Kind::Number, Json::String(s)) => s.parse::<f64>().ok().map(|_| number(s)),
+            (Kind::Keyword, Json::String(s)) => Some(Point::Text(s.clone())),
+            _ => None,
+        }
+    }
+
+    /// A value saved in a state file: what [`Point::to_state`] wrote, or what
+    /// earlier versions wrote (the document's own value: a date in one of
+    /// its forms, epoch milliseconds, a number, a keyword).
+    fn from_state(kind: Kind, v: &Json) -> Result<Point, String> {
+        let refuse = || {
+            format!(
+                "{} is not a single {} value",
+                v,
+                match kind {
+                    Kind::Date => "date",
+                    Kind::Number => "numeric",
+                    _ => "keyword",
+                }
+            )
+        };
+        match (kind, v) {
+            (Kind::Date, Json::String(s)) => parse_date(s)
+                .or_else(|| epoch_millis(s))
+                .map(Point::Instant)
+                .ok_or_else(refuse),
+            (Kind::Date, Json::Number(n)) => epoch_millis(&n.to_string())
+                .map(Point::Instant)
+                .ok_or_else(refuse),
+            (Kind::Number, Json::Number(n)) => Ok(number(&n.to_string())),
+            (Kind::Number, Json::String(s)) if s.parse::<f64>().is_ok() => Ok(number(s)),
+            (Kind::Keyword | Kind::Unmapped, Json::String(s)) => Ok(Point::Text(s.clone())),
+            (Kind::Unmapped, Json::Number(n)) => Ok(number(&n.to_string())),
+            _ => Err(refuse()),
+        }
+    }
+
+    /// The value as the state file keeps it: a date as RFC 3339 (UTC).
+    pub(super) fn to_state(&self) -> Json {
+        match self {
+            Point::Instant(ns) => json!(rfc3339(*ns)),
+            Point::Int(i) => serde_json::from_str(&i.to_string()).unwrap_or(Json::Null),
+            Point::Float(f) => json!(f),
+            Point::Text(s) => json!(s),
+        }
+    }
+
+    /// The value in a range query (dates with `"format": "epoch_millis"`).
+    fn to_query(&self) -> Json {
+        match self {
+            Point::Instant(ns) => {
+                let (ms, frac) = (ns.div_euclid(1_000_000), ns.rem_euclid(1_000_000));
+                if frac == 0 {
+                    json!(ms.to_string())
+                } else {
+                    let f = format!("{frac:06}");
+                    json!(format!("{ms}.{}", f.trim_end_matches('0')))
+                }
+            }
+            other => other.to_state(),
+        }
+    }
+
+    /// Seconds since the epoch for `pipeline_source_watermark`: an instant
+    /// converted; a number of 10^11 or more taken as epoch milliseconds (in
+    /// seconds that would be after the year 5000), a smaller one as it is; a
+    /// keyword that reads as a date converted.
+    pub(super) fn seconds(&self) -> Option<f64> {
+        match self {
+            Point::Instant(ns) => Some(*ns as f64 / 1e9),
+            Point::Int(i) => Some(maybe_millis(*i as f64)),
+            Point::Float(f) => Some(maybe_millis(*f)),
+            Point::Text(s) => parse_date(s).map(|ns| ns as f64 / 1e9),
+        }
+    }
+}
+
+fn maybe_millis(v: f64) -> f64 {
+    if v.abs() >= 1e11 {
+        v / 1000.0
+    } else {
+        v
+    }
+}
+
+fn number(text: &str) -> Point {
+    match text.parse::<i128>() {
+        Ok(i) => Point::Int(i),
+        Err(_) => Point::Float(text.parse().unwrap_or(f64::NAN)),
+    }
+}
+
+/// `1767225600123` or `1767225600123.456789` (epoch milliseconds, as the
+/// server writes `epoch_millis`) in nanoseconds.
+fn epoch_millis(s: &str) -> Option<i128> {
+    let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
+    let ms: i128 = whole.parse().ok()?;
+    if !frac.chars().all(|c| c.is_ascii_digit()) || frac.len() > 6 {
+        return None;
+    }
+    let f: i128 = format!("{frac:0<6}").parse().ok()?;
+    Some(ms * 1_000_000 + if ms < 0 { -f } else { f })
+}
+
+/// A date string (RFC 3339; `YYYY-MM-DD`, `YYYY-MM-DD HH:MM:SS[.f]` and
+/// the same with `T`, taken as UTC) in nanoseconds since the epoch.
+pub(super) fn parse_date(s: &str) -> Option<i128> {
+    use chrono::{DateTime, NaiveDate, NaiveDateTime};
+    let nanos = |secs: i64, sub: u32| secs as i128 * 1_000_000_000 + sub as i128;
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(nanos(t.timestamp(), t.timestamp_subsec_nanos()));
+    }
+    let naive = NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")
+        .or_else(|_| NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f"))
+        .ok()
+        .or_else(|| {
+            NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+        })?
+        .and_utc();
+    Some(nanos(naive.timestamp(), naive.timestamp_subsec_nanos()))
+}
+
+fn rfc3339(ns: i128) -> String {
+    let secs = ns.div_euclid(1_000_000_000) as i64;
+    let sub = ns.rem_euclid(1_000_000_000) as u32;
+    chrono::DateTime::from_timestamp(secs, sub)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+        .unwrap_or_default()
+}
+
+/// The largest value of the field seen, the ids that hold it, and how many
+/// documents had no value.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(super) struct Mark {
-    pub value: Option<Json>,
+    pub value: Option<Point>,
     pub ids: Vec<String>,
     /// More documents held the value than [`MAX_BOUNDARY_IDS`].
     pub overflow: bool,
+    /// Documents read without a value of the field.
+    pub missing: u64,
 }
 
 impl Mark {
     /// Takes a document's value and id into account.
-    pub fn see(&mut self, v: &Json, id: &str) {
-        match &self.value {
-            Some(m) if greater(m, v) => {}
-            Some(m) if same(m, v) => self.add_id(id),
+    pub fn see(&mut self, v: Point, id: &str) {
+        match self.value.as_ref().map(|m| m.cmp(&v)) {
+            Some(Ordering::Greater) => {}
+            Some(Ordering::Equal) => self.add_id(id),
             _ => {
-                self.value = Some(v.clone());
+                self.value = Some(v);
                 self.ids.clear();
                 self.overflow = false;
                 self.add_id(id);
@@ -51,89 +257,54 @@ impl Mark {
 
     /// Merges the mark of another slice.
     pub fn merge(&mut self, other: Mark) {
+        self.missing += other.missing;
         let Some(v) = &other.value else { return };
-        match &self.value {
-            Some(m) if greater(m, v) => {}
-            Some(m) if same(m, v) => {
+        match self.value.as_ref().map(|m| m.cmp(v)) {
+            Some(Ordering::Greater) => {}
+            Some(Ordering::Equal) => {
                 for id in other.ids {
                     self.add_id(&id);
                 }
                 self.overflow |= other.overflow;
             }
-            _ => *self = other,
+            _ => {
+                let missing = self.missing;
+                *self = other;
+                self.missing = missing;
+            }
         }
     }
-}
-
-/// JSON numbers compare as numbers, strings (ISO dates) as strings.
-pub(super) fn greater(a: &Json, b: &Json) -> bool {
-    match (a, b) {
-        (Json::Number(x), Json::Number(y)) => x.as_f64() > y.as_f64(),
-        (Json::String(x), Json::String(y)) => x > y,
-        _ => false,
-    }
-}
-
-fn same(a: &Json, b: &Json) -> bool {
-    match (a, b) {
-        (Json::Number(x), Json::Number(y)) => x.as_f64() == y.as_f64(),
-        _ => a == b,
-    }
-}
-
-/// The value of a (possibly dotted) field in a document.
-pub(super) fn field_at<'a>(source: &'a Json, dotted: &str) -> Option<&'a Json> {
-    if let Some(v) = source.get(dotted) {
-        return Some(v);
-    }
-    dotted.split('.').try_fold(source, |v, part| v.get(part))
 }
 
 /// `--es-since-field` with its saved position.
 pub(super) struct Since {
     pub field: String,
     pub path: PathBuf,
+    pub kind: Kind,
+    pub missing: SinceMissing,
     pub previous: Mark,
     pub seen: Mutex<Mark>,
-}
-
-/// A watermark value as a number for `pipeline_source_watermark`: a date
-/// (RFC 3339, `YYYY-MM-DD`, `YYYY-MM-DD HH:MM:SS`, taken as UTC without an
-/// offset) in seconds since the epoch, a number as it is; `None` otherwise.
-pub(super) fn as_seconds(v: &Json) -> Option<f64> {
-    use chrono::{DateTime, NaiveDate, NaiveDateTime};
-    match v {
-        Json::Number(n) => n.as_f64(),
-        Json::String(s) => {
-            if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-                return Some(t.timestamp_micros() as f64 / 1e6);
-            }
-            let naive = NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")
-                .or_else(|_| NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f"))
-                .ok()
-                .or_else(|| {
-                    NaiveDate::parse_from_str(s, "%Y-%m-%d")
-                        .ok()
-                        .and_then(|d| d.and_hms_opt(0, 0, 0))
-                })?;
-            Some(naive.and_utc().timestamp_micros() as f64 / 1e6)
-        }
-        _ => None,
-    }
+    /// (I, N) when this process reads slice I of N: kept in the state file.
+    pub slice: Option<(u32, u32)>,
 }
 
 impl Since {
     /// Where an incremental run starts, in words.
     pub fn describe(&self) -> String {
+        let missing = match self.missing {
+            SinceMissing::Include => "documents without a value are read on every run",
+            SinceMissing::Skip => "documents without a value are left out",
+        };
         match &self.previous.value {
             Some(v) => format!(
-                "only documents with {} >= {v} ({} already read there are left out), from --state-file {}; moved forward only when a run succeeds",
+                "only documents with {} >= {} ({} already read there are left out; {missing}), from --state-file {}; moved forward only when a run succeeds",
                 self.field,
+                v.to_state(),
                 self.previous.ids.len(),
                 self.path.display()
             ),
             None => format!(
-                "every document: --state-file {} holds no position for {} yet",
+                "every document ({missing}): --state-file {} holds no position for {} yet",
                 self.path.display(),
                 self.field
             ),
@@ -141,37 +312,104 @@ impl Since {
     }
 
     /// Reads the saved position, if the state file exists.
-    pub fn open(field: &str, path: &Path) -> Result<Since, PipelineError> {
-        let previous = read_state(path, field)?;
+    pub fn open(
+        field: &str,
+        path: &Path,
+        kind: Kind,
+        missing: SinceMissing,
+        slice: Option<(u32, u32)>,
+    ) -> Result<Since, PipelineError> {
+        let previous = read_state(path, field, kind, slice)?;
         Ok(Since {
             field: field.to_string(),
             path: path.to_path_buf(),
+            kind,
+            missing,
             // Documents read at the saved value again (none, unless they
             // arrived since) join the ids already kept for it.
-            seen: Mutex::new(previous.clone()),
+            seen: Mutex::new(Mark {
+                missing: 0,
+                ..previous.clone()
+            }),
             previous,
+            slice,
         })
     }
 
-    /// The user's query, narrowed to documents at or after the saved
-    /// position, minus the ones already read at exactly that position.
-    pub fn narrow(&self, query: Json) -> Json {
-        let Some(prev) = &self.previous.value else {
-            return query;
-        };
-        if self.previous.overflow {
-            tracing::warn!(
-                "more than {MAX_BOUNDARY_IDS} documents had {} = {prev} in the last run; they are read again (a sink with a key skips them)",
-                self.field
-            );
+    /// What a search asks for to get each hit's values of the field.
+    pub fn docvalue_fields(&self) -> Option<Json> {
+        match self.kind {
+            Kind::Date => Some(json!([{"field": self.field, "format": "epoch_millis"}])),
+            Kind::Number | Kind::Keyword => Some(json!([{"field": self.field}])),
+            Kind::Unmapped => None,
         }
-        let mut q =
-            json!({"bool": {"filter": [query, {"range": {self.field.clone(): {"gte": prev}}}]}});
-        if !self.previous.ids.is_empty() && !self.previous.overflow {
-            q["bool"]["must_not"] = json!([{"bool": {"filter": [
-                {"ids": {"values": self.previous.ids}},
-                {"range": {self.field.clone(): {"gte": prev, "lte": prev}}},
-            ]}}]);
+    }
+
+    /// A hit's value: the largest of its doc values (`None`: it has none).
+    pub fn point_of(&self, values: Option<&[Json]>) -> Option<Point> {
+        values?
+            .iter()
+            .filter_map(|v| Point::from_docvalue(self.kind, v))
+            .max_by(|a, b| a.cmp(b))
+    }
+
+    fn range(&self, op: &str, v: &Point) -> Json {
+        let mut r = json!({op: v.to_query()});
+        if self.kind == Kind::Date {
+            r["format"] = json!("epoch_millis");
+        }
+        json!({"range": {self.field.clone(): r}})
+    }
+
+    fn exists(&self) -> Json {
+        json!({"exists": {"field": self.field}})
+    }
+
+    /// Documents without a value of the field (with the user's query).
+    pub fn without_value(&self, query: Json) -> Json {
+        json!({"bool": {"filter": [query], "must_not": [self.exists()]}})
+    }
+
+    /// The user's query, narrowed to documents at or after the saved
+    /// position, minus the ones already read at exactly that position, and
+    /// with or without the documents that have no value.
+    pub fn narrow(&self, query: Json) -> Json {
+        let mut filter = vec![query];
+        if self.missing == SinceMissing::Skip {
+            filter.push(self.exists());
+        }
+        let mut must_not = Vec::new();
+        if let Some(prev) = &self.previous.value {
+            if self.previous.overflow {
+                tracing::warn!(
+                    "more than {MAX_BOUNDARY_IDS} documents had {} = {} in the last run; they are read again (a sink with a key skips them)",
+                    self.field,
+                    prev.to_state()
+                );
+            }
+            let from = self.range("gte", prev);
+            filter.push(match self.missing {
+                SinceMissing::Skip => from,
+                SinceMissing::Include => json!({"bool": {
+                    "should": [from, {"bool": {"must_not": [self.exists()]}}],
+                    "minimum_should_match": 1,
+                }}),
+            });
+            // A document read at the saved value is left out unless it
+            // has a greater value now.
+            if !self.previous.ids.is_empty() && !self.previous.overflow {
+                must_not.push(json!({"bool": {
+                    "filter": [{"ids": {"values": self.previous.ids}}],
+                    "must_not": [self.range("gt", prev)],
+                }}));
+            }
+        }
+        if filter.len() == 1 && must_not.is_empty() {
+            return filter.pop().expect("the query");
+        }
+        let mut q = json!({"bool": {"filter": filter}});
+        if !must_not.is_empty() {
+            q["bool"]["must_not"] = json!(must_not);
         }
         q
     }
@@ -180,15 +418,19 @@ impl Since {
     /// temporary file beside the state file, put into place by the caller.
     pub fn save(&self) -> Result<Option<(Mark, crate::fsutil::Staged)>, PipelineError> {
         let mark = self.seen.lock().expect("since lock").clone();
-        if mark.value.is_none() {
+        let Some(value) = &mark.value else {
             return Ok(None);
-        }
-        let body = json!({
+        };
+        let mut body = json!({
             "field": self.field,
-            "since": mark.value,
+            "since": value.to_state(),
             "ids_at_since": if mark.overflow { Json::Null } else { json!(mark.ids) },
             "saved_at": crate::metrics::unix_now(),
         });
+        if let Some((i, n)) = self.slice {
+            body["slice"] = json!(i);
+            body["slices"] = json!(n);
+        }
         let text = serde_json::to_string_pretty(&body).expect("state is JSON");
         let staged = crate::fsutil::stage_atomic(&self.path, text.as_bytes()).map_err(|e| {
             PipelineError::Source(
@@ -200,7 +442,12 @@ impl Since {
     }
 }
 
-fn read_state(path: &Path, field: &str) -> Result<Mark, PipelineError> {
+fn read_state(
+    path: &Path,
+    field: &str,
+    kind: Kind,
+    slice: Option<(u32, u32)>,
+) -> Result<Mark, PipelineError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Mark::default()),
@@ -212,20 +459,25 @@ fn read_state(path: &Path, field: &str) -> Result<Mark, PipelineError> {
             })
         }
     };
-    let state: Json = serde_json::from_str(&text).map_err(|e| {
-        PipelineError::Config(format!(
-            "--state-file '{}' is not valid JSON: {e}",
-            path.display()
-        ))
-    })?;
+    let refuse =
+        |why: String| PipelineError::Config(format!("--state-file '{}' {why}", path.display()));
+    let state: Json =
+        serde_json::from_str(&text).map_err(|e| refuse(format!("is not valid JSON: {e}")))?;
     if state["field"].as_str() != Some(field) {
-        return Err(PipelineError::Config(format!(
-            "--state-file '{}' holds the position of field '{}', not '{field}'; use another file",
-            path.display(),
+        return Err(refuse(format!(
+            "holds the position of field '{}', not '{field}'; use another file",
             state["field"].as_str().unwrap_or("?")
         )));
     }
-    let value = Some(state["since"].clone()).filter(|v| !v.is_null());
+    check_slice(&state, slice).map_err(refuse)?;
+    let value = match &state["since"] {
+        Json::Null => None,
+        v => Some(Point::from_state(kind, v).map_err(|why| {
+            refuse(format!(
+                "holds a position for {field} that cannot be used: {why}; correct it, or delete the file to read everything again"
+            ))
+        })?),
+    };
     let ids = state["ids_at_since"].as_array();
     Ok(Mark {
         value,
@@ -239,52 +491,150 @@ fn read_state(path: &Path, field: &str) -> Result<Mark, PipelineError> {
         // A state without the ids (or with too many to keep) re-reads the
         // boundary: nothing is lost.
         overflow: ids.is_none(),
+        missing: 0,
     })
+}
+
+/// A state file written by one slice of N is only read by that slice of
+/// the same N: the slices of another N hold other documents.
+fn check_slice(state: &Json, slice: Option<(u32, u32)>) -> Result<(), String> {
+    let Some(theirs) = state.get("slices").and_then(Json::as_u64) else {
+        // Written by a process that read every slice (or by an earlier
+        // version, which did not say).
+        return Ok(());
+    };
+    let their_id = state["slice"].as_u64().unwrap_or(0);
+    // Slice 0 of 1 is the whole index.
+    if theirs == 1 && slice.is_none_or(|(_, n)| n == 1) {
+        return Ok(());
+    }
+    match slice {
+        Some((i, n)) if u64::from(n) == theirs && u64::from(i) == their_id => Ok(()),
+        Some((i, n)) if u64::from(n) == theirs => Err(format!(
+            "was written by slice {their_id} of --es-slices {theirs}, and this process reads slice {i}; give each slice its own file ({{slice}} in the path)"
+        )),
+        Some((_, n)) => Err(format!(
+            "was written for --es-slices {theirs}, and this process reads one slice of --es-slices {n}: a slice of {theirs} holds other documents than a slice of {n}; every process of the job must use the same --es-slices (to re-slice, start from new state files: the next runs read everything once)"
+        )),
+        None => Err(format!(
+            "was written by slice {their_id} of --es-slices {theirs}, and this process reads every slice; use the state file of the whole index"
+        )),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn watermarks_become_seconds_when_they_are_dates() {
-        assert_eq!(as_seconds(&json!(1234)), Some(1234.0));
-        assert_eq!(as_seconds(&json!("1970-01-02")), Some(86_400.0));
-        assert_eq!(as_seconds(&json!("1970-01-01T00:01:00Z")), Some(60.0));
-        assert_eq!(as_seconds(&json!("1970-01-01T01:00:00+01:00")), Some(0.0));
-        assert_eq!(as_seconds(&json!("1970-01-01 00:00:01.5")), Some(1.5));
-        assert_eq!(as_seconds(&json!("abc")), None);
+    fn date(s: &str) -> Point {
+        Point::Instant(parse_date(s).unwrap())
     }
 
     #[test]
-    fn values_compare_by_kind() {
-        assert!(greater(&json!(3), &json!(2.5)));
-        assert!(greater(
-            &json!("2026-01-02"),
-            &json!("2026-01-01T23:00:00Z")
-        ));
-        assert!(!greater(&json!("a"), &json!(1)));
-        let doc = json!({"a": {"b": 5}, "c.d": 6});
-        assert_eq!(field_at(&doc, "a.b"), Some(&json!(5)));
-        assert_eq!(field_at(&doc, "c.d"), Some(&json!(6)));
+    fn watermarks_become_seconds() {
+        assert_eq!(Point::Int(1234).seconds(), Some(1234.0));
+        assert_eq!(
+            Point::Int(1_767_225_600_000).seconds(),
+            Some(1_767_225_600.0)
+        );
+        assert_eq!(date("1970-01-02").seconds(), Some(86_400.0));
+        assert_eq!(date("1970-01-01T00:01:00Z").seconds(), Some(60.0));
+        assert_eq!(date("1970-01-01T01:00:00+01:00").seconds(), Some(0.0));
+        assert_eq!(date("1970-01-01 00:00:01.5").seconds(), Some(1.5));
+        assert_eq!(Point::Text("abc".into()).seconds(), None);
+    }
+
+    #[test]
+    fn dates_compare_as_instants_whatever_their_form() {
+        let forms = [
+            json!("1767225600000"),
+            json!("1767225600000.000"),
+            json!(1767225600000u64),
+        ];
+        let points: Vec<_> = forms
+            .iter()
+            .map(|v| Point::from_docvalue(Kind::Date, v).unwrap())
+            .collect();
+        assert!(points
+            .iter()
+            .all(|p| *p == date("2026-01-01T00:00:00.000Z")));
+        assert_eq!(
+            date("2026-01-01T01:00:00+01:00"),
+            date("2026-01-01T00:00:00Z")
+        );
+        let nanos = Point::from_docvalue(Kind::Date, &json!("1767225600000.000123")).unwrap();
+        assert_eq!(nanos.cmp(&points[0]), Ordering::Greater);
+        assert_eq!(nanos.to_query(), json!("1767225600000.000123"));
+        assert_eq!(nanos.to_state(), json!("2026-01-01T00:00:00.000000123Z"));
+        assert_eq!(points[0].to_query(), json!("1767225600000"));
+        // What a state file holds is read back to the same instant.
+        for saved in [
+            json!("2026-01-01T00:00:00Z"),
+            json!(1767225600000u64),
+            json!("1767225600000"),
+        ] {
+            assert_eq!(Point::from_state(Kind::Date, &saved), Ok(points[0].clone()));
+        }
+        assert!(Point::from_state(Kind::Date, &json!(["2026-01-01"])).is_err());
+        assert!(Point::from_state(Kind::Number, &json!({"a": 1})).is_err());
+        assert!(Point::from_state(Kind::Date, &json!("yesterday")).is_err());
+    }
+
+    #[test]
+    fn numbers_compare_as_numbers_and_keywords_as_bytes() {
+        let n = |v: Json| Point::from_docvalue(Kind::Number, &v).unwrap();
+        assert_eq!(n(json!(3)).cmp(&n(json!(2.5))), Ordering::Greater);
+        assert_eq!(n(json!(2)).cmp(&n(json!(2.0))), Ordering::Equal);
+        // Beyond f64's exact integers.
+        assert_eq!(
+            n(json!(9007199254740993u64)).cmp(&n(json!(9007199254740992u64))),
+            Ordering::Greater
+        );
+        assert_eq!(
+            Point::Text("b".into()).cmp(&Point::Text("ab".into())),
+            Ordering::Greater
+        );
     }
 
     #[test]
     fn the_mark_keeps_the_ids_at_the_largest_value() {
         let mut a = Mark::default();
-        a.see(&json!(5), "x");
-        a.see(&json!(7), "y");
-        a.see(&json!(7), "z");
-        a.see(&json!(6), "w");
-        assert_eq!(a.value, Some(json!(7)));
+        a.see(Point::Int(5), "x");
+        a.see(Point::Int(7), "y");
+        a.see(Point::Int(7), "z");
+        a.see(Point::Int(6), "w");
+        a.missing = 2;
+        assert_eq!(a.value, Some(Point::Int(7)));
         assert_eq!(a.ids, ["y", "z"]);
         let mut b = Mark::default();
-        b.see(&json!(7.0), "v");
+        b.see(Point::Float(7.0), "v");
+        b.missing = 1;
         a.merge(b);
         assert_eq!(a.ids, ["y", "z", "v"]);
         let mut c = Mark::default();
-        c.see(&json!(8), "u");
+        c.see(Point::Int(8), "u");
         a.merge(c);
-        assert_eq!((a.value, a.ids), (Some(json!(8)), vec!["u".to_string()]));
+        assert_eq!(
+            (a.value, a.ids),
+            (Some(Point::Int(8)), vec!["u".to_string()])
+        );
+        assert_eq!(a.missing, 3);
+    }
+
+    #[test]
+    fn a_state_file_of_another_slicing_is_refused() {
+        let state = json!({"slice": 1, "slices": 2});
+        assert!(check_slice(&state, Some((1, 2))).is_ok());
+        let other_n = check_slice(&state, Some((1, 3))).unwrap_err();
+        assert!(
+            other_n.contains("--es-slices 2") && other_n.contains("--es-slices 3"),
+            "{other_n}"
+        );
+        assert!(check_slice(&state, Some((0, 2))).is_err());
+        assert!(check_slice(&state, None).is_err());
+        assert!(check_slice(&json!({"since": 1}), Some((0, 4))).is_ok());
+        let whole = json!({"slice": 0, "slices": 1});
+        assert!(check_slice(&whole, None).is_ok());
+        assert!(check_slice(&whole, Some((0, 2))).is_err());
     }
 }

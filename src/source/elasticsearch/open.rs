@@ -1,0 +1,257 @@
+//! Opening the source: what the server is, what `--es-index` covers, the
+//! incremental position, and the count of matching documents; and opening a
+//! point in time for the processes of a sliced job to share.
+
+use std::sync::Arc;
+
+use elasticsearch::http::Method;
+use serde_json::{json, Value as Json};
+
+use crate::config::{EsConfig, EsMode};
+use crate::error::{ErrorType, PipelineError, Stage};
+use crate::metrics::Metrics;
+use crate::runtime::runtime;
+
+use super::client::{Call, Client, EsError};
+use super::since::{self, Since};
+use super::{count_of, page, target, EsSource, Paging};
+
+fn open_error(cfg: &EsConfig, e: EsError) -> PipelineError {
+    let (error_type, message) = match e {
+        EsError::Missing(_) => (
+            ErrorType::Config,
+            format!("index '{}' does not exist (--es-index)", cfg.index),
+        ),
+        other => (
+            other.error_type(),
+            format!("cannot read from Elasticsearch: {}", other.message()),
+        ),
+    };
+    PipelineError::Unavailable {
+        stage: Stage::Source,
+        error_type,
+        message,
+    }
+}
+
+fn version_at_least(number: &str, major: u64, minor: u64) -> bool {
+    let mut parts = number.split('.').map(|p| p.parse::<u64>().unwrap_or(0));
+    let (ma, mi) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (ma, mi) >= (major, minor)
+}
+
+impl EsSource {
+    /// Asks the server what it is, checks the index and counts the matching
+    /// documents. A missing index, bad credentials or an unreachable server
+    /// are reported here, before anything is read.
+    pub fn open(
+        cfg: &EsConfig,
+        limit: Option<u64>,
+        metrics: &Metrics,
+    ) -> Result<EsSource, PipelineError> {
+        if let (Some(user), None, None) = (&cfg.user, &cfg.password, &cfg.api_key) {
+            tracing::warn!(
+                "--es-user {user} is set but no password (--es-pass or PIPELINE_ES_PASS): requests carry user {user} with an empty password"
+            );
+        }
+        let client = Arc::new(Client::new(cfg)?);
+        let field = cfg.state_file.as_ref().and(cfg.since_field.as_deref());
+        let (info, target) = runtime().block_on(async {
+            let check_info = |j: &Json| {
+                j["version"]["number"]
+                    .as_str()
+                    .map(|_| ())
+                    .ok_or_else(|| "no version.number".to_string())
+            };
+            let mut call = Call::new(Method::Get, "/");
+            call.check = Some(&check_info);
+            call.retries = Some(metrics);
+            let (info, _) = client.send(call).await.map_err(|e| open_error(cfg, e))?;
+            let target = target::resolve(&client, &cfg.index, field, Some(metrics))
+                .await
+                .map_err(|e| open_error(cfg, e))?
+                .map_err(PipelineError::Config)?;
+            Ok::<_, PipelineError>((info, target))
+        })?;
+        let indices = target.indices.as_deref().unwrap_or_default();
+        tracing::debug!("--es-index {} covers {}", cfg.index, indices.join(","));
+        if indices.len() > 1 && !cfg.meta_fields.iter().any(|m| m == "_index") {
+            let mut shown = indices[..indices.len().min(5)].join(", ");
+            if indices.len() > 5 {
+                shown.push_str(", …");
+            }
+            tracing::warn!(
+                "--es-index {} covers {} indices ({shown}): documents of different indices may have the same _id, and a table keyed on _id alone keeps only one of them; keep _index with --es-meta-fields _id,_index and make (_index, _id) the key",
+                cfg.index,
+                indices.len()
+            );
+        }
+        let since = match (field, &cfg.state_file) {
+            (Some(field), Some(path)) => {
+                let slice = cfg.slice_id.map(|i| (i, cfg.slices));
+                Some(Since::open(
+                    field,
+                    path,
+                    target.kind,
+                    cfg.since_missing,
+                    slice,
+                )?)
+            }
+            _ => None,
+        };
+        if let Some(v) = since
+            .as_ref()
+            .and_then(|s| s.previous.value.as_ref())
+            .and_then(since::Point::seconds)
+        {
+            metrics.watermark(v);
+        }
+        let query = match &since {
+            Some(s) => s.narrow(cfg.query.clone()),
+            None => cfg.query.clone(),
+        };
+        let (count, unvalued) = runtime()
+            .block_on(async {
+                let count =
+                    Self::count_matching(&client, &cfg.index, &query, Some(metrics)).await?;
+                // Documents --es-since-missing skip leaves out, to report.
+                let unvalued = match &since {
+                    Some(s) if s.missing == crate::config::SinceMissing::Skip => {
+                        let q = s.without_value(cfg.query.clone());
+                        Self::count_matching(&client, &cfg.index, &q, Some(metrics)).await?
+                    }
+                    _ => 0,
+                };
+                Ok((count, unvalued))
+            })
+            .map_err(|e| match (&since, e) {
+                // The saved position is part of the query: say where it is.
+                (Some(s), EsError::Refused(why)) if s.previous.value.is_some() => {
+                    PipelineError::Config(format!(
+                        "the server refused the query narrowed to the position in --state-file '{}' ({why}); correct the file, or delete it to read everything again",
+                        s.path.display()
+                    ))
+                }
+                (_, e) => open_error(cfg, e),
+            })?;
+        if unvalued > 0 {
+            if let Some(s) = &since {
+                tracing::warn!(
+                    "{unvalued} matching documents have no value of {} (absent, null or empty) and are not read (--es-since-missing skip)",
+                    s.field
+                );
+            }
+        }
+        let number = info["version"]["number"]
+            .as_str()
+            .unwrap_or("0")
+            .to_string();
+        let opensearch = info["version"]["distribution"].as_str() == Some("opensearch");
+        let pit = if opensearch {
+            version_at_least(&number, 2, 4).then_some(Paging::OsPit)
+        } else {
+            version_at_least(&number, 7, 10).then_some(Paging::EsPit)
+        };
+        let product = if opensearch {
+            "OpenSearch"
+        } else {
+            "Elasticsearch"
+        };
+        let paging = match (cfg.mode, pit) {
+            (EsMode::Scroll, _) | (EsMode::Auto, None) => Paging::Scroll,
+            (_, Some(p)) => p,
+            (EsMode::Pit, None) => {
+                return Err(PipelineError::Config(format!(
+                    "--es-mode pit: this server ({product} {number}) has no point in time API; use --es-mode scroll or auto"
+                )))
+            }
+        };
+        let server = format!("{product} {number}");
+        tracing::info!(
+            "{server}: index {} holds {count} matching documents; paging with {}{}",
+            cfg.index,
+            match paging {
+                Paging::EsPit | Paging::OsPit => "point in time + search_after",
+                Paging::Scroll => "scroll",
+            },
+            match cfg.slice_id {
+                Some(id) => format!("; this process reads slice {id} of {}", cfg.slices),
+                None => String::new(),
+            }
+        );
+        if cfg.pit_id.is_some() && paging == Paging::Scroll {
+            return Err(PipelineError::Config(format!(
+                "--es-pit-id: {server} has no point in time API; give each process its own slice with --es-slice-id and let it open its own scroll"
+            )));
+        }
+        let source = EsSource {
+            cfg: cfg.clone(),
+            client,
+            paging,
+            query,
+            count,
+            limit,
+            since,
+            server,
+            limited: false,
+        };
+        if let Some(id) = &cfg.pit_id {
+            runtime()
+                .block_on(source.check_shared_pit(id, target.indices.as_deref()))
+                .map_err(|e| open_error(cfg, e))?
+                .map_err(PipelineError::Config)?;
+        }
+        Ok(source)
+    }
+
+    /// `--es-open-pit`: opens a point in time on the index for the
+    /// processes of a sliced job to share (`--es-pit-id`), and returns its id.
+    pub fn open_shared_pit(cfg: &EsConfig, metrics: &Metrics) -> Result<String, PipelineError> {
+        let source = EsSource::open(cfg, None, metrics)?;
+        if source.paging == Paging::Scroll {
+            return Err(PipelineError::Config(format!(
+                "--es-open-pit: {} is read with scroll here (--es-mode scroll, or a server without point in time), and a scroll cannot be shared between processes: give each process its own slice with --es-slice-id instead",
+                source.server
+            )));
+        }
+        let id = runtime()
+            .block_on(source.open_pit())
+            .map_err(|e| source.run_error(e, metrics, 0))?;
+        tracing::info!(
+            "opened a point in time on {} for --es-keep-alive {}: pass its id to every process with --es-pit-id (or PIPELINE_ES_PIT_ID)",
+            cfg.index,
+            cfg.keep_alive
+        );
+        Ok(id)
+    }
+
+    /// `_count` with the query.
+    pub(super) async fn count_matching(
+        client: &Client,
+        index: &str,
+        query: &Json,
+        retries: Option<&Metrics>,
+    ) -> Result<u64, EsError> {
+        let path = format!("/{index}/_count");
+        let mut call = Call::new(Method::Post, &path);
+        call.retries = retries;
+        call.body = Some(json!({"query": query}));
+        call.check = Some(&page::check_count);
+        let (answer, _) = client.send(call).await?;
+        Ok(count_of(&answer))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_compare_by_major_and_minor() {
+        assert!(version_at_least("8.15.3", 7, 10));
+        assert!(version_at_least("7.10.0", 7, 10));
+        assert!(!version_at_least("7.9.3", 7, 10));
+        assert!(version_at_least("2.4.0", 2, 4));
+        assert!(!version_at_least("1.3.2", 2, 4));
+    }
+}

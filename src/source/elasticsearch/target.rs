@@ -1,0 +1,142 @@
+//! What `--es-index` names on the server (an index, a pattern, an alias, a
+//! data stream): its concrete indices, and how they map the
+//! `--es-since-field` field, from the field capabilities API (which the
+//! `read` privilege allows, unlike the mapping API).
+
+use elasticsearch::http::Method;
+use serde_json::Value as Json;
+
+use crate::metrics::Metrics;
+
+use super::client::{Call, Client, EsError};
+use super::since::Kind;
+
+/// The concrete indices of `--es-index`, and the mapping of `field`.
+pub(super) struct Target {
+    /// In name order; `None` when the server does not list them.
+    pub indices: Option<Vec<String>>,
+    /// The field's kind (`Unmapped` without a field).
+    pub kind: Kind,
+}
+
+/// Asks the server which indices `index` covers and how they map `field`
+/// (`GET /<index>/_field_caps?fields=<field>`). `Ok(Err(why))` when the
+/// field cannot order an incremental read.
+pub(super) async fn resolve(
+    client: &Client,
+    index: &str,
+    field: Option<&str>,
+    retries: Option<&Metrics>,
+) -> Result<Result<Target, String>, EsError> {
+    let path = format!("/{index}/_field_caps");
+    let fields = [("fields", field.unwrap_or("_id"))];
+    let check = |j: &Json| {
+        j.get("fields")
+            .and_then(Json::as_object)
+            .map(|_| ())
+            .ok_or_else(|| "no fields object".to_string())
+    };
+    let mut call = Call::new(Method::Get, &path);
+    call.query = &fields;
+    call.check = Some(&check);
+    call.retries = retries;
+    let (answer, _) = client.send(call).await?;
+    Ok(target_of(&answer, field))
+}
+
+fn target_of(answer: &Json, field: Option<&str>) -> Result<Target, String> {
+    let indices = answer["indices"].as_array().map(|a| {
+        let mut v: Vec<String> = a
+            .iter()
+            .filter_map(|i| i.as_str().map(String::from))
+            .collect();
+        v.sort();
+        v
+    });
+    let Some(field) = field else {
+        return Ok(Target {
+            indices,
+            kind: Kind::Unmapped,
+        });
+    };
+    // One entry per type the field has across the indices.
+    let types = answer["fields"][field].as_object();
+    let mut kinds: Vec<(Kind, String, String)> = Vec::new();
+    for (t, caps) in types.into_iter().flatten() {
+        if t == "unmapped" {
+            continue;
+        }
+        let which = caps["indices"]
+            .as_array()
+            .map(|a| {
+                let names: Vec<&str> = a.iter().filter_map(Json::as_str).collect();
+                format!(" in {}", names.join(","))
+            })
+            .unwrap_or_default();
+        let kind = Kind::of_type(t).ok_or_else(|| {
+            format!(
+                "--es-since-field {field} is mapped as {t}{which}: an incremental read needs a date, numeric or keyword field (for a text field, its keyword sub-field, e.g. {field}.keyword)"
+            )
+        })?;
+        kinds.push((kind, t.clone(), which));
+    }
+    let kind = match kinds.first() {
+        None => Kind::Unmapped,
+        Some((first, t0, w0)) => {
+            if let Some((_, t, w)) = kinds.iter().find(|(k, _, _)| k != first) {
+                return Err(format!(
+                    "--es-since-field {field} is mapped as {t0}{w0} but as {t}{w}: their values do not compare; read them separately"
+                ));
+            }
+            *first
+        }
+    };
+    Ok(Target { indices, kind })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_field_capabilities_give_the_indices_and_the_kind() {
+        let caps = |t: &str, i: Option<&[&str]>| {
+            let mut c = json!({"type": t, "searchable": true, "aggregatable": true});
+            if let Some(i) = i {
+                c["indices"] = json!(i);
+            }
+            c
+        };
+        let answer = json!({"indices": ["b", "a", "c"], "fields": {"ts": {
+            "date": caps("date", Some(&["a"])),
+            "date_nanos": caps("date_nanos", Some(&["b"])),
+        }}});
+        let t = target_of(&answer, Some("ts")).unwrap();
+        assert_eq!(t.indices.unwrap(), ["a", "b", "c"]);
+        assert_eq!(t.kind, Kind::Date);
+        assert_eq!(target_of(&answer, None).unwrap().kind, Kind::Unmapped);
+        let none = json!({"indices": ["a"], "fields": {}});
+        assert_eq!(target_of(&none, Some("ts")).unwrap().kind, Kind::Unmapped);
+        assert!(target_of(&json!({"fields": {}}), None)
+            .unwrap()
+            .indices
+            .is_none());
+        let mixed = json!({"fields": {"ts": {
+            "date": caps("date", Some(&["a"])),
+            "long": caps("long", Some(&["b"])),
+        }}});
+        let why = target_of(&mixed, Some("ts")).err().unwrap();
+        assert!(
+            why.contains("date in a") && why.contains("long in b"),
+            "{why}"
+        );
+        let text = json!({"fields": {"ts": {"text": caps("text", None)}}});
+        assert!(target_of(&text, Some("ts"))
+            .err()
+            .unwrap()
+            .contains("ts.keyword"));
+        let kw = json!({"fields": {"ts": {"keyword": caps("keyword", None)}}});
+        assert_eq!(target_of(&kw, Some("ts")).unwrap().kind, Kind::Keyword);
+    }
+}
