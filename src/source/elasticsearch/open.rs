@@ -54,8 +54,13 @@ impl EsSource {
                 "--es-user {user} is set but no password (--es-pass or PIPELINE_ES_PASS): requests carry user {user} with an empty password"
             );
         }
-        let client = Arc::new(Client::new(cfg)?);
         let field = cfg.state_file.as_ref().and(cfg.since_field.as_deref());
+        // A state file that is not one of this job's is refused before any
+        // server is asked (a server that cannot be reached is retried).
+        if let (Some(field), Some(path)) = (field, &cfg.state_file) {
+            since::check_state(field, path, cfg.slice_id.map(|i| (i, cfg.slices)))?;
+        }
+        let client = Arc::new(Client::new(cfg)?);
         let (info, target) = runtime().block_on(async {
             let check_info = |j: &Json| {
                 j["version"]["number"]

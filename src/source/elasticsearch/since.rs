@@ -442,15 +442,28 @@ impl Since {
     }
 }
 
-fn read_state(
+/// Checks what the state file says before any server is asked: that it is
+/// a state file (JSON) of this field and of this slice and slice count. A
+/// missing file is fine (the first run). Its position itself is checked
+/// once the field's type is known ([`Since::open`]).
+pub fn check_state(
+    field: &str,
+    path: &Path,
+    slice: Option<(u32, u32)>,
+) -> Result<(), PipelineError> {
+    state_json(path, field, slice).map(|_| ())
+}
+
+/// The state file's JSON, checked for its field and slice; `None` when the
+/// file does not exist.
+fn state_json(
     path: &Path,
     field: &str,
-    kind: Kind,
     slice: Option<(u32, u32)>,
-) -> Result<Mark, PipelineError> {
+) -> Result<Option<Json>, PipelineError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Mark::default()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => {
             return Err(PipelineError::OpenInput {
                 what: "--state-file",
@@ -470,6 +483,20 @@ fn read_state(
         )));
     }
     check_slice(&state, slice).map_err(refuse)?;
+    Ok(Some(state))
+}
+
+fn read_state(
+    path: &Path,
+    field: &str,
+    kind: Kind,
+    slice: Option<(u32, u32)>,
+) -> Result<Mark, PipelineError> {
+    let Some(state) = state_json(path, field, slice)? else {
+        return Ok(Mark::default());
+    };
+    let refuse =
+        |why: String| PipelineError::Config(format!("--state-file '{}' {why}", path.display()));
     let value = match &state["since"] {
         Json::Null => None,
         v => Some(Point::from_state(kind, v).map_err(|why| {
