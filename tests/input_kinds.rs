@@ -230,6 +230,14 @@ fn kinds() -> Vec<Kind> {
             },
         },
         Kind {
+            name: "a file with glob characters in its name, beside one they match",
+            make: |s| {
+                let f = s.file("a[1].data", 1..s.rows + 1);
+                s.file("a1.data", s.rows + 1..s.rows + 2);
+                Given::files(vec![p(&f)], (1..s.rows + 1).collect())
+            },
+        },
+        Kind {
             name: "a named pipe (FIFO) fed by another process",
             make: |s| {
                 let f = s.file("a.data", 1..s.rows + 1);
@@ -709,4 +717,136 @@ fn every_input_kind_into_mysql() {
 #[test]
 fn every_input_kind_into_mysql_with_create_table() {
     every_kind_into(Sink::MysqlCreate);
+}
+
+/// With `--input-shard`, an input that is not a regular file (read once,
+/// by one process) is refused like `-`, in every shard: exit 2, one line,
+/// nothing read, nothing written.
+#[test]
+fn input_shard_refuses_every_input_that_is_not_a_regular_file() {
+    let mut failures = Vec::new();
+    for fmt in [Format::Csv, Format::Ndjson] {
+        for name in [
+            "a named pipe",
+            "a glob matching a named pipe",
+            "/dev/stdin, a pipe",
+            "/dev/stdin, a socket",
+            "/dev/fd/0",
+            "a process substitution",
+        ] {
+            for shard in ["0/2", "1/2"] {
+                let dir = tempfile::tempdir().unwrap();
+                let setup = Setup {
+                    dir: dir.path().to_path_buf(),
+                    fmt,
+                    rows: 100,
+                };
+                let a = setup.file("a.data", 1..101);
+                let b = setup.file("b.data", 101..201);
+                let mut writers = Vec::new();
+                let mut stdin = Stdio::null();
+                let mut shell = false;
+                let other = match name {
+                    "a named pipe" | "a glob matching a named pipe" => {
+                        let (f, w) = setup.fifo("in.pipe", &b);
+                        writers.push(w);
+                        if name == "a named pipe" {
+                            p(&f)
+                        } else {
+                            format!("{}/in.*", dir.path().display())
+                        }
+                    }
+                    "/dev/stdin, a pipe" | "/dev/fd/0" => {
+                        let (i, w) = setup.pipe("cat", &[&p(&b)]);
+                        (stdin, writers) = (i, vec![w]);
+                        if name == "/dev/fd/0" {
+                            "/dev/fd/0"
+                        } else {
+                            "/dev/stdin"
+                        }
+                        .into()
+                    }
+                    "/dev/stdin, a socket" => {
+                        let (i, w) = setup.socket(&b);
+                        (stdin, writers) = (i, vec![w]);
+                        "/dev/stdin".into()
+                    }
+                    _ => {
+                        shell = true;
+                        format!("<(cat {})", quote(&p(&b)))
+                    }
+                };
+                let out = dir.path().join("out.jsonl");
+                let args: Vec<String> = [
+                    "--source-type",
+                    fmt.source(),
+                    fmt.flag(),
+                    &p(&a),
+                    &other,
+                    "--input-shard",
+                    shard,
+                    "--sink-type",
+                    "file",
+                    "--output-file",
+                    &p(&out),
+                    "--quiet",
+                ]
+                .map(String::from)
+                .to_vec();
+                let mut cmd = if shell {
+                    let words: Vec<String> = args
+                        .iter()
+                        .map(|a| {
+                            if a.starts_with("<(") {
+                                a.clone()
+                            } else {
+                                quote(a)
+                            }
+                        })
+                        .collect();
+                    let mut c = Command::new("bash");
+                    c.arg("-c")
+                        .arg(format!("exec {} {}", quote(bin()), words.join(" ")));
+                    c
+                } else {
+                    let mut c = Command::new(bin());
+                    c.args(&args);
+                    c
+                };
+                let child = cmd
+                    .env_remove("PIPELINE_LOG")
+                    .stdin(stdin)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                let res = wait_for(child, Duration::from_secs(30));
+                for mut w in writers {
+                    let _ = w.kill();
+                    let _ = w.wait();
+                }
+                let case = format!("{fmt:?}, {name}, --input-shard {shard}");
+                let res = match res {
+                    Ok(r) => r,
+                    Err(e) => {
+                        failures.push(format!("{case}: {e}"));
+                        continue;
+                    }
+                };
+                let err = stderr(&res);
+                if res.status.code() != Some(2)
+                    || !err.contains("cannot be split")
+                    || err.trim().lines().count() != 1
+                    || out.exists()
+                {
+                    failures.push(format!(
+                        "{case}: exit {:?}, output written {}, stderr:\n{err}",
+                        res.status.code(),
+                        out.exists()
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }

@@ -393,3 +393,49 @@ fn every_files_header_is_checked_before_anything_is_written() {
     assert_eq!(db.count(&format!("SELECT COUNT(*) FROM {table}")), 0);
     db.exec(&format!("DROP TABLE {table}"));
 }
+
+/// A `latest.csv` symlink repointed to a new day's file between two pods'
+/// starts (FNV-1a mod 2: latest.csv 0, orders-01 0, orders-02 1,
+/// orders-03 0): each file is sharded by its real name, so every file that
+/// was there before both started is read by exactly one of them, whichever
+/// starts first, and the alias is never read as a file of its own.
+#[test]
+fn a_repointed_latest_symlink_moves_no_file_between_shards() {
+    for first in [0u32, 1] {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("in");
+        fs::create_dir(&d).unwrap();
+        fs::write(d.join("orders-01.csv"), "id,day\n101,1\n").unwrap();
+        fs::write(d.join("orders-02.csv"), "id,day\n201,2\n").unwrap();
+        std::os::unix::fs::symlink("orders-02.csv", d.join("latest.csv")).unwrap();
+        let glob = format!("{}/*.csv", d.display());
+        let mut all: BTreeMap<u64, u32> = BTreeMap::new();
+        for (step, shard) in [first, 1 - first].into_iter().enumerate() {
+            if step == 1 {
+                fs::write(d.join("orders-03.csv"), "id,day\n301,3\n").unwrap();
+                fs::remove_file(d.join("latest.csv")).unwrap();
+                std::os::unix::fs::symlink("orders-03.csv", d.join("latest.csv")).unwrap();
+            }
+            let out = dir.path().join(format!("shard-{shard}.jsonl"));
+            let res = run(&[
+                "--source-type",
+                "csv",
+                "--csv-file",
+                &glob,
+                "--input-shard",
+                &format!("{shard}/2"),
+                "--sink-type",
+                "file",
+                "--output-file",
+                p(&out),
+            ]);
+            assert_eq!(res.status.code(), Some(0), "{}", stderr(&res));
+            for id in ids(&out) {
+                *all.entry(id).or_default() += 1;
+            }
+        }
+        assert_eq!(all.get(&101), Some(&1), "shard {first} first: {all:?}");
+        assert_eq!(all.get(&201), Some(&1), "shard {first} first: {all:?}");
+        assert!(all.get(&301).is_none_or(|&n| n == 1), "{all:?}");
+    }
+}
