@@ -72,17 +72,23 @@ fn try_main() -> Result<ExitCode, PipelineError> {
     }
     let (format, id) = report::early_style(&raw);
     report::set_style(format, &id);
-    let args = pipeline_cli::cli::with_config_file(raw)?;
+    let (args, config_notes) = pipeline_cli::cli::with_config_file_noting(raw)?;
     let (format, id) = report::early_style(&args);
     report::set_style(format, &id);
     let cli = Cli::parse_args(args).unwrap_or_else(|e| usage_exit(e, format));
     if cli.es_open_pit {
         let config = cli.open_pit_config()?;
         report::init(&config);
+        for note in &config_notes {
+            tracing::info!("{note}");
+        }
         return open_pit(&config);
     }
     let config = cli.into_config()?;
     report::init(&config);
+    for note in &config_notes {
+        tracing::info!("{note}");
+    }
     for note in &config.notes {
         tracing::warn!("{note}");
     }

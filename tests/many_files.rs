@@ -439,3 +439,63 @@ fn a_repointed_latest_symlink_moves_no_file_between_shards() {
         assert!(all.get(&301).is_none_or(|&n| n == 1), "{all:?}");
     }
 }
+
+/// `PIPELINE_INPUT_SHARD` beats `input-shard` in a --config file, and
+/// `--input-shard` on the command line beats both (mod 2: a.csv 0,
+/// b.csv 1); the file's setting left out is logged, naming the variable,
+/// not its value.
+#[test]
+fn the_environment_beats_the_config_file_and_the_command_line_beats_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fs::write(d.join("a.csv"), "id,day\n1,1\n").unwrap();
+    fs::write(d.join("b.csv"), "id,day\n2,2\n").unwrap();
+    let out = d.join("out.jsonl");
+    let conf = d.join("job.toml");
+    fs::write(
+        &conf,
+        format!(
+            "source-type = \"csv\"\ninput-shard = \"0/2\"\ncsv-file = [{:?}, {:?}]\nsink-type = \"file\"\noutput-file = {:?}\n",
+            p(&d.join("a.csv")),
+            p(&d.join("b.csv")),
+            p(&out)
+        ),
+    )
+    .unwrap();
+    for (env, line, want) in [
+        (None, None, vec![1]),
+        (Some("1/2"), None, vec![2]),
+        (Some(""), None, vec![1]),
+        (Some("1/2"), Some("0/2"), vec![1]),
+        (None, Some("1/2"), vec![2]),
+    ] {
+        let mut args = vec!["--config", p(&conf)];
+        if let Some(l) = line {
+            args.extend(["--input-shard", l]);
+        }
+        let mut bin = Bin::new(&args)
+            .no_stdin()
+            .env_remove("PIPELINE_INPUT_SHARD");
+        if let Some(e) = env {
+            bin = bin.env("PIPELINE_INPUT_SHARD", e);
+        }
+        let res = wait_with_limit(bin.spawn(), std::time::Duration::from_secs(60));
+        let err = stderr(&res);
+        assert_eq!(res.status.code(), Some(0), "{env:?} {line:?}: {err}");
+        assert_eq!(ids(&out), want, "{env:?} {line:?}: {err}");
+        let noted: Vec<&str> = err
+            .lines()
+            .filter(|l| l.contains("PIPELINE_INPUT_SHARD"))
+            .collect();
+        if env == Some("1/2") && line.is_none() {
+            assert_eq!(noted.len(), 1, "{err}");
+            assert!(noted[0].contains("'input-shard'"), "{err}");
+            assert!(
+                !noted[0].contains("1/2") && !noted[0].contains("0/2"),
+                "{err}"
+            );
+        } else {
+            assert!(noted.is_empty(), "{env:?} {line:?}: {err}");
+        }
+    }
+}

@@ -2,8 +2,9 @@
 //! kebab-case (`--source_type` is `--source-type`), and the settings of a
 //! `--config` TOML file become flags placed before the command line's own,
 //! except those the command line gives itself: a value on the command line
-//! replaces the file's (a list as a whole, never added to it). Secrets are
-//! refused in the file in every form.
+//! replaces the file's (a list as a whole, never added to it), and those
+//! whose environment variable is set (command line > environment > file).
+//! Secrets are refused in the file in every form.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -93,7 +94,28 @@ fn given_on_command_line(command: &clap::Command, args: &[OsString]) -> Vec<clap
 /// front, leaving out every flag the command line gives itself: its value
 /// replaces the file's, for lists (`--csv-file`) as for single values.
 pub fn with_config_file(args: Vec<OsString>) -> Result<Vec<OsString>, PipelineError> {
+    with_config_file_noting(args).map(|(args, _)| args)
+}
+
+/// [`with_config_file`], with what the run should log (at info level) about
+/// the file: each setting left out because its flag's environment variable
+/// is set (command line > environment > config file).
+pub fn with_config_file_noting(
+    args: Vec<OsString>,
+) -> Result<(Vec<OsString>, Vec<String>), PipelineError> {
+    with_config_file_in(args, &|name| std::env::var_os(name))
+}
+
+/// [`with_config_file_noting`] with the environment `env`. A setting whose
+/// flag has an environment variable that `env` sets (not empty) is left out,
+/// so that variable decides, as it does with no file; the note names the
+/// setting and the variable, never a value (some are secrets).
+pub(super) fn with_config_file_in(
+    args: Vec<OsString>,
+    env: &dyn Fn(&str) -> Option<OsString>,
+) -> Result<(Vec<OsString>, Vec<String>), PipelineError> {
     use clap::CommandFactory;
+    let mut notes = Vec::new();
     let args = kebab_case(args);
     let mut path: Option<PathBuf> = None;
     let mut iter = args.iter().skip(1);
@@ -106,7 +128,7 @@ pub fn with_config_file(args: Vec<OsString>) -> Result<Vec<OsString>, PipelineEr
         }
     }
     let Some(path) = path else {
-        return Ok(args);
+        return Ok((args, notes));
     };
     let shown = path.display().to_string();
     let text = std::fs::read_to_string(&path).map_err(|source| PipelineError::OpenInput {
@@ -158,13 +180,24 @@ pub fn with_config_file(args: Vec<OsString>) -> Result<Vec<OsString>, PipelineEr
         if given.contains(arg.get_id()) {
             continue;
         }
+        if let Some(var) = arg.get_env() {
+            let var = var.to_string_lossy();
+            if env(&var).is_some_and(|v| !v.is_empty()) {
+                notes.push(format!(
+                    "--config {shown}: '{key}' left out: the environment variable {var} is set, and it takes precedence over the file"
+                ));
+                continue;
+            }
+        }
         // A flag taking several values gets a TOML list's items as its
         // values; any other flag gets them joined with commas.
         let many = arg.get_num_args().is_some_and(|n| n.max_values() > 1)
             || matches!(arg.get_action(), clap::ArgAction::Append);
         let expand = |s: &str| {
-            expand_env(s, |name| std::env::var(name).ok())
-                .map_err(|e| PipelineError::Config(format!("--config {shown}: '{key}': {e}")))
+            expand_env(s, |name| {
+                env(name).map(|v| v.to_string_lossy().into_owned())
+            })
+            .map_err(|e| PipelineError::Config(format!("--config {shown}: '{key}': {e}")))
         };
         let text = match value {
             toml::Value::String(s) => expand(&s)?,
@@ -211,7 +244,7 @@ pub fn with_config_file(args: Vec<OsString>) -> Result<Vec<OsString>, PipelineEr
     out.push(args[0].clone());
     out.extend(injected);
     out.extend(args.into_iter().skip(1));
-    Ok(out)
+    Ok((out, notes))
 }
 
 /// Replaces `${NAME}` with the environment variable NAME and
@@ -303,7 +336,7 @@ pub(super) fn value_holds_password(value: &toml::Value) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::expand_env;
+    use super::{expand_env, with_config_file_in};
 
     fn env(name: &str) -> Option<String> {
         match name {
@@ -332,5 +365,78 @@ mod tests {
         assert!(e.contains("NOPE is not set"), "{e}");
         assert!(expand_env("${HOST", env).is_err());
         assert!(expand_env("${a b}", env).is_err());
+    }
+
+    /// Every flag with an environment variable, set in a --config file
+    /// while its variable is set: the file's setting is left out (the
+    /// variable decides: command line > environment > file), with a note
+    /// naming the setting and the variable but no value. Unset or empty,
+    /// the file's value is used. Found from the definition, so a new flag
+    /// with a variable is covered.
+    #[test]
+    fn an_environment_variable_beats_the_config_file_for_every_flag() {
+        use clap::CommandFactory;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("job.toml");
+        let command = super::super::Cli::command();
+        let mut checked = Vec::new();
+        for arg in command.get_arguments() {
+            let (Some(long), Some(var)) = (arg.get_long(), arg.get_env()) else {
+                continue;
+            };
+            let var = var.to_string_lossy().into_owned();
+            let in_file = if arg.get_action().takes_values() {
+                format!("{long} = \"from-the-file\"\n")
+            } else {
+                format!("{long} = true\n")
+            };
+            std::fs::write(&file, &in_file).unwrap();
+            let argv = || -> Vec<std::ffi::OsString> {
+                vec![
+                    "pipeline-cli".into(),
+                    "--config".into(),
+                    file.clone().into_os_string(),
+                ]
+            };
+            let from_file = |a: &std::ffi::OsString| {
+                let a = a.to_string_lossy();
+                a == format!("--{long}") || a.starts_with(&format!("--{long}="))
+            };
+            let set = |value: &'static str| {
+                let var = var.clone();
+                move |name: &str| (name == var).then(|| value.into())
+            };
+            if super::SECRET_FLAGS.contains(&long) {
+                // Refused in the file whatever the environment holds.
+                let e = with_config_file_in(argv(), &set("hunter5")).unwrap_err();
+                assert!(e.to_string().contains("secret"), "--{long}: {e}");
+                continue;
+            }
+            let (args, notes) = with_config_file_in(argv(), &set("hunter5")).unwrap();
+            assert!(!args.iter().any(from_file), "--{long}: {args:?}");
+            assert_eq!(notes.len(), 1, "--{long}: {notes:?}");
+            assert!(
+                notes[0].contains(&format!("'{long}'")) && notes[0].contains(&var),
+                "--{long}: {notes:?}"
+            );
+            assert!(
+                !notes[0].contains("hunter5") && !notes[0].contains("from-the-file"),
+                "--{long}: {notes:?}"
+            );
+            for unset in [Some(""), None] {
+                let unset = |name: &str| unset.filter(|_| name == var).map(Into::into);
+                let (args, notes) = with_config_file_in(argv(), &unset).unwrap();
+                assert_eq!(
+                    args.iter().filter(|a| from_file(a)).count(),
+                    1,
+                    "--{long}: {args:?}"
+                );
+                assert!(notes.is_empty(), "--{long}: {notes:?}");
+            }
+            checked.push(long.to_string());
+        }
+        for must in ["input-shard", "es-slice-id", "es-pit-id"] {
+            assert!(checked.iter().any(|c| c == must), "{checked:?}");
+        }
     }
 }

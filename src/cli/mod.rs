@@ -13,7 +13,7 @@ use clap::{Parser, ValueEnum};
 
 use crate::config::{EsMode, LoadMode, LogFormat, OnDuplicate, SinceMissing, SslMode};
 
-pub use file::with_config_file;
+pub use file::{with_config_file, with_config_file_noting};
 
 impl Cli {
     /// Parses the arguments (after [`with_config_file`]), remembering which
