@@ -171,13 +171,13 @@ pub struct Cli {
     #[arg(long, value_name = "PATH", num_args = 1.., help_heading = "NDJSON source")]
     pub jsonl_file: Vec<String>,
 
-    /// Read only share I of N of the input files: those whose name (without
-    /// its directory) hashes to I (FNV-1a 64 modulo N; a file's shard never
-    /// depends on the others). N processes with I = 0 … N-1 read every file
-    /// once: a directory split over the pods of an Indexed Job, as
-    /// --es-slice-id splits an index (and, like it, a `slice` label on every
-    /// metric, its own Pushgateway group, `{slice}` in paths). Example:
-    /// --input-shard 2/4
+    /// Read only share I of N of the (regular) input files: those whose real
+    /// name (a symlink's target's, no directory) hashes to I (FNV-1a 64 mod
+    /// N; a file's shard never depends on the others). N processes with
+    /// I = 0 … N-1 read every file once: a directory split over the pods of an
+    /// Indexed Job, as --es-slice-id splits an index (and, like it, a `slice`
+    /// label on every metric, its own Pushgateway group, `{slice}` in paths).
+    /// Example: --input-shard 2/4
     #[arg(
         long,
         value_name = "I/N",
