@@ -5,15 +5,26 @@
 //! (`resolve.rs`).
 
 mod file;
+mod kinds;
 mod resolve;
+mod text;
 
 use std::path::PathBuf;
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 
 use crate::config::{EsMode, LoadMode, LogFormat, OnDuplicate, SinceMissing, SslMode};
 
 pub use file::{with_config_file, with_config_file_noting};
+pub use kinds::{OutputCompressionFlag, SinkType, SourceType};
+pub use text::VERSION;
+
+/// `--man-page` or `--completions SHELL` among `args`: the text to print,
+/// generated from the flags.
+pub fn generated_text(args: &[std::ffi::OsString]) -> Option<Result<String, String>> {
+    use clap::CommandFactory;
+    text::generated_text(args, Cli::command)
+}
 
 impl Cli {
     /// Parses the arguments (after [`with_config_file`]), remembering which
@@ -31,88 +42,6 @@ impl Cli {
             .collect();
         Ok(cli)
     }
-}
-
-/// The version `--version` prints: the package version and the git revision
-/// it was built from.
-pub const VERSION: &str = concat!(
-    env!("CARGO_PKG_VERSION"),
-    " (revision ",
-    env!("PIPELINE_GIT_REVISION"),
-    ")"
-);
-
-/// `--man-page` or `--completions SHELL` among `args`: the text to print
-/// (the man page, or the completion script), generated from the flags.
-/// Checked before the other flags, which they do not need.
-pub fn generated_text(args: &[std::ffi::OsString]) -> Option<Result<String, String>> {
-    use clap::CommandFactory;
-    let args: Vec<String> = args
-        .iter()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
-    if args.iter().any(|a| a == "--man-page") {
-        let mut out = Vec::new();
-        return Some(
-            clap_mangen::Man::new(Cli::command())
-                .render(&mut out)
-                .map(|_| String::from_utf8_lossy(&out).into_owned())
-                .map_err(|e| e.to_string()),
-        );
-    }
-    let i = args
-        .iter()
-        .position(|a| a == "--completions" || a.starts_with("--completions="))?;
-    let name = match args[i].split_once('=') {
-        Some((_, v)) => Some(v.to_string()),
-        None => args.get(i + 1).cloned(),
-    };
-    let shells = "bash, zsh, fish, elvish, powershell";
-    let Some(name) = name else {
-        return Some(Err(format!("--completions needs a shell: {shells}")));
-    };
-    let Ok(shell) = name.parse::<clap_complete::Shell>() else {
-        return Some(Err(format!(
-            "--completions '{name}': choose one of {shells}"
-        )));
-    };
-    let mut out = Vec::new();
-    clap_complete::generate(shell, &mut Cli::command(), "pipeline-cli", &mut out);
-    Some(Ok(String::from_utf8_lossy(&out).into_owned()))
-}
-
-/// Kinds of source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SourceType {
-    /// A CSV file or standard input.
-    Csv,
-    /// An Elasticsearch or OpenSearch index.
-    Elasticsearch,
-    /// NDJSON (JSON lines): one JSON object per line, from a file or
-    /// standard input, gzip or zstd read by content.
-    Jsonl,
-}
-
-/// `--output-compression`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputCompressionFlag {
-    /// By the output file's name: `.gz`, `.zst`.
-    Auto,
-    /// Plain JSON lines.
-    None,
-    /// gzip.
-    Gzip,
-    /// Zstandard.
-    Zstd,
-}
-
-/// Kinds of sink.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SinkType {
-    /// A JSON-lines file or standard output.
-    File,
-    /// A MySQL or MariaDB table.
-    Mysql,
 }
 
 const EXAMPLES: &str = "\
