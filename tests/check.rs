@@ -235,3 +235,112 @@ fn check_on_elasticsearch_counts_and_leaves_the_state_file() {
         );
     }
 }
+
+fn mkfifo(path: &Path) {
+    let c = std::ffi::CString::new(p(path)).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+}
+
+/// `--check` with `args` and standard input `stdin`, within 10 s.
+fn check_within(args: &[&str], stdin: std::process::Stdio) -> std::process::Output {
+    let child = std::process::Command::new(bin())
+        .args(args)
+        .arg("--check")
+        .env_remove("PIPELINE_LOG")
+        .stdin(stdin)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_with_limit(child, std::time::Duration::from_secs(10))
+}
+
+/// `--check` never opens nor reads an input that is not a regular file (a
+/// named pipe, standard input, `/dev/stdin`), alone or in a list: what it
+/// holds is read once, by the run. A writer feeding a named pipe is left
+/// waiting, unharmed, and the run that follows reads every row; a named
+/// pipe with no writer, or a pipe on standard input that sends nothing,
+/// does not hold `--check` up.
+#[test]
+fn check_reads_no_pipe_and_leaves_its_writer_to_the_run() {
+    for (kind, flag) in [("csv", "--csv-file"), ("jsonl", "--jsonl-file")] {
+        let dir = tempfile::tempdir().unwrap();
+        let rows = 20_000u64;
+        let mut text = String::new();
+        if kind == "csv" {
+            text.push_str("id,name\n");
+        }
+        for i in 0..rows {
+            text.push_str(&match kind {
+                "csv" => format!("{i},name {i}\n"),
+                _ => format!("{{\"id\":{i},\"name\":\"name {i}\"}}\n"),
+            });
+        }
+        let data = dir.path().join(format!("data.{kind}"));
+        fs::write(&data, &text).unwrap();
+        let out = dir.path().join("out.jsonl");
+        let sink = ["--sink-type", "file", "--output-file", p(&out)];
+        let fifo = dir.path().join("in.pipe");
+        for with_file in [false, true] {
+            let _ = fs::remove_file(&fifo);
+            mkfifo(&fifo);
+            let mut writer = std::process::Command::new("sh")
+                .args(["-c", "exec cat \"$1\" > \"$2\"", "sh", p(&data), p(&fifo)])
+                .spawn()
+                .unwrap();
+            let mut inputs = vec![p(&fifo)];
+            if with_file {
+                inputs.push(p(&data));
+            }
+            let mut args = vec!["--source-type", kind, flag];
+            args.extend(&inputs);
+            args.extend(sink);
+            let checked = check_within(&args, std::process::Stdio::null());
+            let said = stdout(&checked);
+            let what = format!("{kind}, with a file: {with_file}");
+            assert_eq!(
+                checked.status.code(),
+                Some(0),
+                "{what}: {said}{}",
+                stderr(&checked)
+            );
+            assert!(said.contains("not read by --check"), "{what}: {said}");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            assert!(
+                writer.try_wait().unwrap().is_none(),
+                "{what}: the pipe's writer ended: {:?}",
+                writer.try_wait()
+            );
+            assert!(!out.exists(), "{what}: --check wrote the output");
+            let ran = run(&args);
+            assert_eq!(ran.status.code(), Some(0), "{what}: {}", stderr(&ran));
+            assert!(writer.wait().unwrap().success(), "{what}");
+            let want = if with_file { 2 * rows } else { rows };
+            assert_eq!(read_jsonl(&out).len() as u64, want, "{what}");
+            fs::remove_file(&out).unwrap();
+        }
+        // A named pipe nobody writes, a pipe on standard input that sends
+        // nothing (its writer still open): --check answers at once.
+        let _ = fs::remove_file(&fifo);
+        mkfifo(&fifo);
+        let mut args = vec!["--source-type", kind, flag, p(&fifo)];
+        args.extend(sink);
+        let checked = check_within(&args, std::process::Stdio::null());
+        assert_eq!(checked.status.code(), Some(0), "{}", stderr(&checked));
+        for input in ["-", "/dev/stdin"] {
+            let (reader, writer) = std::io::pipe().unwrap();
+            let mut args = vec!["--source-type", kind, flag, input];
+            args.extend(sink);
+            let checked = check_within(&args, reader.into());
+            assert_eq!(
+                checked.status.code(),
+                Some(0),
+                "{input}: {}",
+                stderr(&checked)
+            );
+            assert!(stdout(&checked).contains("not read by --check"), "{input}");
+            drop(writer);
+        }
+    }
+}

@@ -152,6 +152,43 @@ pub fn read_twice(config: &SourceConfig) -> bool {
     }
 }
 
+/// The source as `--check` opens it: without its inputs that are not
+/// regular files (standard input, a named pipe, `/dev/stdin`, `<(…)`),
+/// which are read once, when the run starts, and never before. Returns the
+/// names of those left out, and what is left to open (`None`: nothing).
+pub fn regular_inputs(config: &SourceConfig) -> (Option<SourceConfig>, Vec<String>) {
+    use crate::config::InputPath;
+    fn split(
+        input: &mut InputPath,
+        list: &mut Option<Vec<std::path::PathBuf>>,
+    ) -> (bool, Vec<String>) {
+        match list {
+            None if input::reopenable(input) => (true, Vec::new()),
+            None => (false, vec![input::display_name(input)]),
+            Some(files) => {
+                let (kept, left): (Vec<_>, Vec<_>) = std::mem::take(files)
+                    .into_iter()
+                    .partition(|f| input::reopenable(&InputPath::File(f.clone())));
+                let any = !kept.is_empty();
+                if let Some(first) = kept.first() {
+                    *input = InputPath::File(first.clone());
+                }
+                *files = kept;
+                // An empty list (a shard with no file) is still opened.
+                let keep = any || left.is_empty();
+                (keep, left.iter().map(|f| f.display().to_string()).collect())
+            }
+        }
+    }
+    let mut config = config.clone();
+    let (keep, left) = match &mut config {
+        SourceConfig::Csv(c) => split(&mut c.input, &mut c.list),
+        SourceConfig::Jsonl(c) => split(&mut c.input, &mut c.list),
+        SourceConfig::Elasticsearch(_) => (true, Vec::new()),
+    };
+    (keep.then_some(config), left)
+}
+
 /// Opens one file with a copy of the source's settings.
 type OpenWith<C> =
     fn(&mut C, &crate::config::InputPath, Option<u64>) -> Result<Box<dyn Source>, PipelineError>;
