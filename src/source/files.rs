@@ -136,13 +136,14 @@ impl FileList {
     /// header. False when the file turned out empty (a compressed file of
     /// nothing, a pipe that ended at once): it is skipped.
     fn take_header(&mut self, f: &std::path::Path, source: &dyn Source) -> bool {
+        if source.empty() {
+            // The source said so when it was opened.
+            self.skipped.push(f.to_path_buf());
+            return false;
+        }
         let Some(names) = source.fields() else {
             return true;
         };
-        if names.is_empty() {
-            self.skip(f.to_path_buf());
-            return false;
-        }
         match &self.header {
             None => self.header = Some((f.display().to_string(), names.clone())),
             Some((first, first_names)) if *first_names != names => tracing::warn!(

@@ -88,6 +88,14 @@ pub trait Source: Send {
     /// (a CSV header), so sinks can check them against a table up front.
     fn fields(&self) -> Option<Vec<String>>;
 
+    /// True when the input turned out, on opening, to hold nothing at all
+    /// (a CSV input without even a header: 0 bytes, compressed nothing, a
+    /// byte-order mark or line ends only). It reads as nothing; the source
+    /// has said so.
+    fn empty(&self) -> bool {
+        false
+    }
+
     /// What reading it means, for `--check`: one line per fact.
     fn describe(&self) -> Vec<String>;
 }
