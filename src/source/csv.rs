@@ -64,6 +64,18 @@ fn blank(row: &Row) -> bool {
     row.len() == 0 || (row.len() == 1 && row.get(0).iter().all(u8::is_ascii_whitespace))
 }
 
+/// True (with a warning) when nothing but line ends is left in the input:
+/// it is empty, with no header and no records.
+fn at_end(reader: &mut RowReader, name: &str) -> Result<bool, PipelineError> {
+    let end = reader
+        .at_end()
+        .map_err(|e| PipelineError::Config(format!("cannot read {name}: {e}")))?;
+    if end {
+        tracing::warn!("{name} is empty (no header, no records); nothing to read");
+    }
+    Ok(end)
+}
+
 /// Column names from a header row: UTF-8 checked, blanks named `column_N`,
 /// repeats made unique with a `_2`, `_3` … suffix (JSON keys must be unique).
 pub(super) fn header_names(header: &Row, source: &str) -> Result<Vec<String>, PipelineError> {
@@ -149,8 +161,7 @@ impl CsvSource {
                 // No header at all (0 bytes, compressed nothing, a
                 // byte-order mark or line ends only): nothing to read, and
                 // no fields to check a sink against.
-                Ok(Next::Row | Next::End) if blank(&header) && reader.at_end().unwrap_or(false) => {
-                    tracing::warn!("{name} is empty (no header, no records); nothing to read");
+                Ok(Next::Row | Next::End) if blank(&header) && at_end(&mut reader, &name)? => {
                     empty = true;
                     None
                 }
@@ -169,6 +180,7 @@ impl CsvSource {
                 }
             }
         } else {
+            empty = at_end(&mut reader, &name)?;
             None
         };
         tracing::debug!(
