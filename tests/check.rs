@@ -344,3 +344,49 @@ fn check_reads_no_pipe_and_leaves_its_writer_to_the_run() {
         }
     }
 }
+
+/// An input with nothing in it (no header at all) checks as empty into a
+/// table whose NOT NULL columns no field could fill: exit 0, said to be
+/// empty, alone or as every file of a list.
+#[test]
+fn check_on_empty_inputs_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = table_name("check_empty");
+    let mut db = Db::connect();
+    db.exec(&format!("DROP TABLE IF EXISTS {table}"));
+    db.exec(&format!(
+        "CREATE TABLE {table} (name VARCHAR(20) NOT NULL, id INT NOT NULL PRIMARY KEY)"
+    ));
+    let empty = dir.path().join("empty.csv");
+    fs::write(&empty, "").unwrap();
+    let bom = dir.path().join("bom.csv.gz");
+    fs::write(&bom, gzip(b"\xEF\xBB\xBF\r\n")).unwrap();
+    let url = mysql_url();
+    for (inputs, says) in [
+        (vec![p(&empty)], "empty (no header, no records)"),
+        (vec![p(&bom)], "empty (no header, no records)"),
+        (vec![p(&empty), p(&bom)], "every file is empty"),
+    ] {
+        let mut args = vec!["--source-type", "csv", "--csv-file"];
+        args.extend(&inputs);
+        args.extend([
+            "--sink-type",
+            "mysql",
+            "--db-url",
+            &url,
+            "--db-table",
+            &table,
+            "--check",
+        ]);
+        let out = run(&args);
+        let said = stdout(&out);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{inputs:?}: {said}{}",
+            stderr(&out)
+        );
+        assert!(said.contains(says), "{inputs:?}: {said}");
+    }
+    db.exec(&format!("DROP TABLE IF EXISTS {table}"));
+}

@@ -232,7 +232,9 @@ impl Source for FileList {
         let mut lines = vec![format!(
             "source: {} file(s), read one after the other in this order{}",
             self.files.len(),
-            if self.files.is_empty() {
+            if self.files.is_empty() && !self.skipped.is_empty() {
+                ": every file is empty, nothing to read".to_string()
+            } else if self.files.is_empty() {
                 " (this shard has none: nothing to read)".to_string()
             } else {
                 format!(
