@@ -390,3 +390,32 @@ fn check_on_empty_inputs_says_so() {
     }
     db.exec(&format!("DROP TABLE IF EXISTS {table}"));
 }
+
+/// A missing input or a directory is a configuration error for `--check`
+/// as for the run (exit 2), alone or in a list beside a pipe: it is not
+/// taken for an input that is read once.
+#[test]
+fn check_refuses_a_missing_input_beside_pipes() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.csv");
+    fs::write(&good, "id\n1\n").unwrap();
+    let missing = dir.path().join("missing.csv");
+    let out = dir.path().join("out.jsonl");
+    for inputs in [
+        vec![p(&missing)],
+        vec![p(&good), p(&missing)],
+        vec!["/dev/stdin", p(&missing)],
+        vec![p(dir.path())],
+    ] {
+        let mut args = vec!["--source-type", "csv", "--csv-file"];
+        args.extend(&inputs);
+        args.extend(["--sink-type", "file", "--output-file", p(&out)]);
+        let checked = check_within(&args, std::process::Stdio::null());
+        assert_eq!(
+            checked.status.code(),
+            Some(2),
+            "{inputs:?}: {}",
+            stdout(&checked)
+        );
+    }
+}

@@ -107,6 +107,17 @@ pub fn reopenable(input: &InputPath) -> bool {
     }
 }
 
+/// True when `input` exists and is neither a regular file nor a directory
+/// (standard input, a named pipe, `/dev/stdin`, a process substitution, a
+/// socket): what it holds can be read only once. A path that cannot be
+/// looked at is not one (opening it reports why).
+pub fn read_once(input: &InputPath) -> bool {
+    match input {
+        InputPath::Stdin => true,
+        InputPath::File(p) => std::fs::metadata(p).is_ok_and(|m| !m.is_file() && !m.is_dir()),
+    }
+}
+
 /// Opens `input` (`what`: the option that named it, for messages) and reads
 /// its first bytes, the ones that say whether it is compressed, from the
 /// descriptor that is then read on. A file that cannot be opened is a

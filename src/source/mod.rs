@@ -162,7 +162,8 @@ pub fn read_twice(config: &SourceConfig) -> bool {
 
 /// The source as `--check` opens it: without its inputs that are not
 /// regular files (standard input, a named pipe, `/dev/stdin`, `<(…)`),
-/// which are read once, when the run starts, and never before. Returns the
+/// which are read once, when the run starts, and never before (a path that
+/// does not exist is kept: opening it says so). Returns the
 /// names of those left out, and what is left to open (`None`: nothing).
 pub fn regular_inputs(config: &SourceConfig) -> (Option<SourceConfig>, Vec<String>) {
     use crate::config::InputPath;
@@ -171,12 +172,12 @@ pub fn regular_inputs(config: &SourceConfig) -> (Option<SourceConfig>, Vec<Strin
         list: &mut Option<Vec<std::path::PathBuf>>,
     ) -> (bool, Vec<String>) {
         match list {
-            None if input::reopenable(input) => (true, Vec::new()),
+            None if !input::read_once(input) => (true, Vec::new()),
             None => (false, vec![input::display_name(input)]),
             Some(files) => {
                 let (kept, left): (Vec<_>, Vec<_>) = std::mem::take(files)
                     .into_iter()
-                    .partition(|f| input::reopenable(&InputPath::File(f.clone())));
+                    .partition(|f| !input::read_once(&InputPath::File(f.clone())));
                 let any = !kept.is_empty();
                 if let Some(first) = kept.first() {
                     *input = InputPath::File(first.clone());
