@@ -235,3 +235,187 @@ fn check_on_elasticsearch_counts_and_leaves_the_state_file() {
         );
     }
 }
+
+fn mkfifo(path: &Path) {
+    let c = std::ffi::CString::new(p(path)).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+}
+
+/// `--check` with `args` and standard input `stdin`, within 10 s.
+fn check_within(args: &[&str], stdin: std::process::Stdio) -> std::process::Output {
+    let child = std::process::Command::new(bin())
+        .args(args)
+        .arg("--check")
+        .env_remove("PIPELINE_LOG")
+        .stdin(stdin)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_with_limit(child, std::time::Duration::from_secs(10))
+}
+
+/// `--check` never opens nor reads an input that is not a regular file (a
+/// named pipe, standard input, `/dev/stdin`), alone or in a list: what it
+/// holds is read once, by the run. A writer feeding a named pipe is left
+/// waiting, unharmed, and the run that follows reads every row; a named
+/// pipe with no writer, or a pipe on standard input that sends nothing,
+/// does not hold `--check` up.
+#[test]
+fn check_reads_no_pipe_and_leaves_its_writer_to_the_run() {
+    for (kind, flag) in [("csv", "--csv-file"), ("jsonl", "--jsonl-file")] {
+        let dir = tempfile::tempdir().unwrap();
+        let rows = 20_000u64;
+        let mut text = String::new();
+        if kind == "csv" {
+            text.push_str("id,name\n");
+        }
+        for i in 0..rows {
+            text.push_str(&match kind {
+                "csv" => format!("{i},name {i}\n"),
+                _ => format!("{{\"id\":{i},\"name\":\"name {i}\"}}\n"),
+            });
+        }
+        let data = dir.path().join(format!("data.{kind}"));
+        fs::write(&data, &text).unwrap();
+        let out = dir.path().join("out.jsonl");
+        let sink = ["--sink-type", "file", "--output-file", p(&out)];
+        let fifo = dir.path().join("in.pipe");
+        for with_file in [false, true] {
+            let _ = fs::remove_file(&fifo);
+            mkfifo(&fifo);
+            let mut writer = std::process::Command::new("sh")
+                .args(["-c", "exec cat \"$1\" > \"$2\"", "sh", p(&data), p(&fifo)])
+                .spawn()
+                .unwrap();
+            let mut inputs = vec![p(&fifo)];
+            if with_file {
+                inputs.push(p(&data));
+            }
+            let mut args = vec!["--source-type", kind, flag];
+            args.extend(&inputs);
+            args.extend(sink);
+            let checked = check_within(&args, std::process::Stdio::null());
+            let said = stdout(&checked);
+            let what = format!("{kind}, with a file: {with_file}");
+            assert_eq!(
+                checked.status.code(),
+                Some(0),
+                "{what}: {said}{}",
+                stderr(&checked)
+            );
+            assert!(said.contains("not read by --check"), "{what}: {said}");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            assert!(
+                writer.try_wait().unwrap().is_none(),
+                "{what}: the pipe's writer ended: {:?}",
+                writer.try_wait()
+            );
+            assert!(!out.exists(), "{what}: --check wrote the output");
+            let ran = run(&args);
+            assert_eq!(ran.status.code(), Some(0), "{what}: {}", stderr(&ran));
+            assert!(writer.wait().unwrap().success(), "{what}");
+            let want = if with_file { 2 * rows } else { rows };
+            assert_eq!(read_jsonl(&out).len() as u64, want, "{what}");
+            fs::remove_file(&out).unwrap();
+        }
+        // A named pipe nobody writes, a pipe on standard input that sends
+        // nothing (its writer still open): --check answers at once.
+        let _ = fs::remove_file(&fifo);
+        mkfifo(&fifo);
+        let mut args = vec!["--source-type", kind, flag, p(&fifo)];
+        args.extend(sink);
+        let checked = check_within(&args, std::process::Stdio::null());
+        assert_eq!(checked.status.code(), Some(0), "{}", stderr(&checked));
+        for input in ["-", "/dev/stdin"] {
+            let (reader, writer) = std::io::pipe().unwrap();
+            let mut args = vec!["--source-type", kind, flag, input];
+            args.extend(sink);
+            let checked = check_within(&args, reader.into());
+            assert_eq!(
+                checked.status.code(),
+                Some(0),
+                "{input}: {}",
+                stderr(&checked)
+            );
+            assert!(stdout(&checked).contains("not read by --check"), "{input}");
+            drop(writer);
+        }
+    }
+}
+
+/// An input with nothing in it (no header at all) checks as empty into a
+/// table whose NOT NULL columns no field could fill: exit 0, said to be
+/// empty, alone or as every file of a list.
+#[test]
+fn check_on_empty_inputs_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = table_name("check_empty");
+    let mut db = Db::connect();
+    db.exec(&format!("DROP TABLE IF EXISTS {table}"));
+    db.exec(&format!(
+        "CREATE TABLE {table} (name VARCHAR(20) NOT NULL, id INT NOT NULL PRIMARY KEY)"
+    ));
+    let empty = dir.path().join("empty.csv");
+    fs::write(&empty, "").unwrap();
+    let bom = dir.path().join("bom.csv.gz");
+    fs::write(&bom, gzip(b"\xEF\xBB\xBF\r\n")).unwrap();
+    let url = mysql_url();
+    for (inputs, says) in [
+        (vec![p(&empty)], "empty (no header, no records)"),
+        (vec![p(&bom)], "empty (no header, no records)"),
+        (vec![p(&empty), p(&bom)], "every file is empty"),
+    ] {
+        let mut args = vec!["--source-type", "csv", "--csv-file"];
+        args.extend(&inputs);
+        args.extend([
+            "--sink-type",
+            "mysql",
+            "--db-url",
+            &url,
+            "--db-table",
+            &table,
+            "--check",
+        ]);
+        let out = run(&args);
+        let said = stdout(&out);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{inputs:?}: {said}{}",
+            stderr(&out)
+        );
+        assert!(said.contains(says), "{inputs:?}: {said}");
+    }
+    db.exec(&format!("DROP TABLE IF EXISTS {table}"));
+}
+
+/// A missing input or a directory is a configuration error for `--check`
+/// as for the run (exit 2), alone or in a list beside a pipe: it is not
+/// taken for an input that is read once.
+#[test]
+fn check_refuses_a_missing_input_beside_pipes() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.csv");
+    fs::write(&good, "id\n1\n").unwrap();
+    let missing = dir.path().join("missing.csv");
+    let out = dir.path().join("out.jsonl");
+    for inputs in [
+        vec![p(&missing)],
+        vec![p(&good), p(&missing)],
+        vec!["/dev/stdin", p(&missing)],
+        vec![p(dir.path())],
+    ] {
+        let mut args = vec!["--source-type", "csv", "--csv-file"];
+        args.extend(&inputs);
+        args.extend(["--sink-type", "file", "--output-file", p(&out)]);
+        let checked = check_within(&args, std::process::Stdio::null());
+        assert_eq!(
+            checked.status.code(),
+            Some(2),
+            "{inputs:?}: {}",
+            stdout(&checked)
+        );
+    }
+}

@@ -260,17 +260,29 @@ fn missing_input_and_unwritable_output_are_usage_errors() {
 #[test]
 fn empty_and_header_only_inputs_succeed_with_no_records() {
     let dir = tempfile::tempdir().unwrap();
-    for (name, content) in [("empty.csv", ""), ("header.csv", "a,b,c\r\n")] {
+    // (name, content, --csv-no-header, said to be empty)
+    for (name, content, no_header, empty) in [
+        ("empty.csv", "", false, true),
+        ("header.csv", "a,b,c\r\n", false, false),
+        ("empty-no-header.csv", "", true, true),
+        ("blank-no-header.csv", "\u{feff}\r\n\n", true, true),
+    ] {
         let input = dir.path().join(name);
         let output = dir.path().join(format!("{name}.jsonl"));
         fs::write(&input, content).unwrap();
-        let out = run(&csv_to_file(p(&input), p(&output)));
-        assert_eq!(out.status.code(), Some(0), "{name}: {}", stderr(&out));
+        let mut args = csv_to_file(p(&input), p(&output));
+        if no_header {
+            args.push("--csv-no-header");
+        }
+        let out = run(&args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(0), "{name}: {err}");
         assert_eq!(fs::read_to_string(&output).unwrap(), "", "{name}");
-        assert!(
-            stderr(&out).contains("read=0 inserted=0"),
-            "{}",
-            stderr(&out)
+        assert!(err.contains("read=0 inserted=0"), "{err}");
+        assert_eq!(
+            err.contains("WARN") && err.contains("is empty (no header, no records)"),
+            empty,
+            "{name}: {err}"
         );
     }
 }

@@ -200,3 +200,94 @@ fn a_csv_header_not_yet_complete() {
     stop_at_once("csv", Pack::Plain, Via::Stdin, Sent::HalfHeader);
     stop_at_once("csv", Pack::Gzip, Via::Stdin, Sent::HalfHeader);
 }
+
+/// Ctrl+C or SIGTERM while a named pipe has had no writer at all (opening
+/// it would wait for one): alone, and after a regular file in a list. The
+/// run stops at once with 130 or 143, keeps the file's records, and prints
+/// its summary; the pipe is an empty input.
+fn stop_before_the_pipe_has_a_writer(kind: &str, after_a_file: bool, sig: &str, code: i32) {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("out.jsonl");
+    let fifo = dir.path().join(format!("no-writer.{kind}"));
+    make_fifo(&fifo);
+    let file = dir.path().join(format!("first.{kind}"));
+    let rows = 100u64;
+    let mut text = String::new();
+    for i in 0..rows {
+        if kind == "csv" && i == 0 {
+            text.push_str("id,name\n");
+        }
+        text.push_str(&match kind {
+            "csv" => format!("{i},name {i}\n"),
+            _ => format!("{{\"id\":\"{i}\",\"name\":\"name {i}\"}}\n"),
+        });
+    }
+    std::fs::write(&file, text).unwrap();
+    let port = free_port();
+    let port_s = port.to_string();
+    let flag = format!("--{kind}-file");
+    let mut args = vec!["--source-type", kind, &flag];
+    if after_a_file {
+        args.push(file.to_str().unwrap());
+    }
+    args.extend([
+        fifo.to_str().unwrap(),
+        "--sink-type",
+        "file",
+        "--output-file",
+        output.to_str().unwrap(),
+        "--metrics-port",
+        &port_s,
+        "--batch-timeout-ms",
+        "20",
+    ]);
+    let mut child = spawn(&args);
+    let complete = if after_a_file { rows } else { 0 };
+    if after_a_file {
+        wait_for_port(port, &mut child);
+        wait_for_count(port, "inserted", complete as f64);
+        std::thread::sleep(Duration::from_millis(300));
+    } else {
+        std::thread::sleep(Duration::from_millis(1000));
+    }
+    finish(child, kind, (sig, code), complete, &dir, after_a_file);
+}
+
+fn finish(
+    child: Running,
+    kind: &str,
+    (sig, code): (&str, i32),
+    complete: u64,
+    dir: &tempfile::TempDir,
+    after_a_file: bool,
+) {
+    let t = Instant::now();
+    signal(&child, sig);
+    let out = wait_with_limit(child, Duration::from_secs(20));
+    let took = t.elapsed();
+    let err = stderr(&out);
+    let what = format!("{kind}, SIG{sig}, after a file: {after_a_file}");
+    assert!(
+        took < Duration::from_secs(3),
+        "{what}: took {took:?}: {err}"
+    );
+    assert_eq!(out.status.code(), Some(code), "{what}: {err}");
+    assert!(err.contains(&format!("by SIG{sig}")), "{what}: {err}");
+    let partial = dir.path().join("out.jsonl.partial");
+    let lines = if partial.exists() {
+        read_jsonl(&partial)
+    } else {
+        Vec::new()
+    };
+    assert_eq!(lines.len() as u64, complete, "{what}: {err}");
+    assert_eq!(summary_number(&err, "read"), complete, "{what}: {err}");
+    assert_eq!(summary_number(&err, "inserted"), complete, "{what}: {err}");
+}
+
+#[test]
+fn a_named_pipe_that_never_had_a_writer() {
+    stop_before_the_pipe_has_a_writer("csv", false, "INT", 130);
+    stop_before_the_pipe_has_a_writer("jsonl", false, "TERM", 143);
+    stop_before_the_pipe_has_a_writer("csv", true, "TERM", 143);
+    stop_before_the_pipe_has_a_writer("jsonl", true, "INT", 130);
+}

@@ -54,6 +54,26 @@ pub struct CsvSource {
     /// The sink takes JSON lines: batches of this many records are sent
     /// as lines (from a regular file with a header).
     lines: Option<usize>,
+    /// The input has no header at all: it reads as nothing.
+    empty: bool,
+}
+
+/// True for a row that is no header at all: none, or one field of
+/// whitespace (a blank line).
+fn blank(row: &Row) -> bool {
+    row.len() == 0 || (row.len() == 1 && row.get(0).iter().all(u8::is_ascii_whitespace))
+}
+
+/// True (with a warning) when nothing but line ends is left in the input:
+/// it is empty, with no header and no records.
+fn at_end(reader: &mut RowReader, name: &str) -> Result<bool, PipelineError> {
+    let end = reader
+        .at_end()
+        .map_err(|e| PipelineError::Config(format!("cannot read {name}: {e}")))?;
+    if end {
+        tracing::warn!("{name} is empty (no header, no records); nothing to read");
+    }
+    Ok(end)
 }
 
 /// Column names from a header row: UTF-8 checked, blanks named `column_N`,
@@ -131,13 +151,20 @@ impl CsvSource {
             }
             None => false,
         };
+        let mut empty = false;
         let schema = if config.has_header {
             let mut header = Row::default();
             match reader.read_row(&mut header) {
                 // Stopped before the whole header came: no fields known,
                 // nothing is read.
                 Ok(Next::End | Next::Bad { .. }) if reader.stopped() => None,
-                // An empty input has no fields and no rows: nothing to do.
+                // No header at all (0 bytes, compressed nothing, a
+                // byte-order mark or line ends only): nothing to read, and
+                // no fields to check a sink against.
+                Ok(Next::Row | Next::End) if blank(&header) && at_end(&mut reader, &name)? => {
+                    empty = true;
+                    None
+                }
                 Ok(Next::Row | Next::End) => {
                     Some(Arc::new(Schema::new(header_names(&header, &name)?)))
                 }
@@ -153,6 +180,7 @@ impl CsvSource {
                 }
             }
         } else {
+            empty = at_end(&mut reader, &name)?;
             None
         };
         tracing::debug!(
@@ -186,6 +214,7 @@ impl CsvSource {
             lines: None,
             compression,
             origin: None,
+            empty,
         })
     }
 
@@ -426,6 +455,10 @@ impl Source for CsvSource {
         true
     }
 
+    fn empty(&self) -> bool {
+        self.empty
+    }
+
     fn write_json_lines(&mut self, batch: usize) -> bool {
         // Only the chunked reading of a regular file with a header writes
         // lines; a pipe, or a file without a header, sends records.
@@ -450,6 +483,12 @@ impl Source for CsvSource {
             .as_ref()
             .map(|s| s.names().to_vec())
             .unwrap_or_default();
+        if self.empty {
+            return vec![format!(
+                "source: CSV {}, {size}: empty (no header, no records), nothing to read",
+                self.name
+            )];
+        }
         vec![
             format!("source: CSV {}, {size}", self.name),
             format!(
@@ -479,6 +518,9 @@ impl Source for CsvSource {
     }
 
     fn run(&mut self, out: &RecordSender, ctx: &Context) -> Result<(), PipelineError> {
+        if self.empty {
+            return Ok(());
+        }
         let _active = ctx.metrics.worker_active(crate::error::Stage::Source);
         let mut row = Row::default();
         let mut chunk: Vec<Record> = Vec::with_capacity(CHUNK_ROWS);

@@ -367,6 +367,14 @@ impl RowReader {
         }
     }
 
+    /// True when nothing but line ends is left before the end of the
+    /// input (they are consumed, as the next row would skip them). False
+    /// when a row follows, or when a live input was stopped first.
+    pub fn at_end(&mut self) -> io::Result<bool> {
+        self.compact();
+        Ok(matches!(self.skip_to_row()?, Some(Fill::Eof)))
+    }
+
     /// Reads the next row into `row`.
     pub fn read_row(&mut self, row: &mut Row) -> io::Result<Next> {
         self.compact();

@@ -136,13 +136,14 @@ impl FileList {
     /// header. False when the file turned out empty (a compressed file of
     /// nothing, a pipe that ended at once): it is skipped.
     fn take_header(&mut self, f: &std::path::Path, source: &dyn Source) -> bool {
+        if source.empty() {
+            // The source said so when it was opened.
+            self.skipped.push(f.to_path_buf());
+            return false;
+        }
         let Some(names) = source.fields() else {
             return true;
         };
-        if names.is_empty() {
-            self.skip(f.to_path_buf());
-            return false;
-        }
         match &self.header {
             None => self.header = Some((f.display().to_string(), names.clone())),
             Some((first, first_names)) if *first_names != names => tracing::warn!(
@@ -231,7 +232,9 @@ impl Source for FileList {
         let mut lines = vec![format!(
             "source: {} file(s), read one after the other in this order{}",
             self.files.len(),
-            if self.files.is_empty() {
+            if self.files.is_empty() && !self.skipped.is_empty() {
+                ": every file is empty, nothing to read".to_string()
+            } else if self.files.is_empty() {
                 " (this shard has none: nothing to read)".to_string()
             } else {
                 format!(

@@ -17,7 +17,7 @@ use crate::config::InputPath;
 use crate::error::PipelineError;
 use crate::shutdown::Shutdown;
 
-use super::live::{is_stopped, ready, stopped, Live, LiveRead};
+use super::live::{is_stopped, ready, stopped, Live, LiveRead, POLL_MS};
 
 /// How much is read at once to look at the first bytes.
 const HEAD_READ: usize = 64 * 1024;
@@ -107,6 +107,17 @@ pub fn reopenable(input: &InputPath) -> bool {
     }
 }
 
+/// True when `input` exists and is neither a regular file nor a directory
+/// (standard input, a named pipe, `/dev/stdin`, a process substitution, a
+/// socket): what it holds can be read only once. A path that cannot be
+/// looked at is not one (opening it reports why).
+pub fn read_once(input: &InputPath) -> bool {
+    match input {
+        InputPath::Stdin => true,
+        InputPath::File(p) => std::fs::metadata(p).is_ok_and(|m| !m.is_file() && !m.is_dir()),
+    }
+}
+
 /// Opens `input` (`what`: the option that named it, for messages) and reads
 /// its first bytes, the ones that say whether it is compressed, from the
 /// descriptor that is then read on. A file that cannot be opened is a
@@ -125,7 +136,7 @@ pub fn open(
                 path: path.clone(),
                 source,
             };
-            let file = open_path(path).map_err(open_err)?;
+            let file = open_path(path, stop).map_err(open_err)?;
             let meta = file.metadata().map_err(open_err)?;
             if meta.is_dir() {
                 return Err(open_err(io::Error::other("it is a directory")));
@@ -204,8 +215,29 @@ pub fn open(
 /// Opens `path`. A socket cannot be opened by a path, not even
 /// `/dev/stdin` or `/dev/fd/N` naming one this process holds: such a path
 /// is then read from a copy of that descriptor.
-fn open_path(path: &std::path::Path) -> io::Result<File> {
-    match File::open(path) {
+///
+/// The path is opened without blocking: opening a named pipe that has no
+/// writer yet would wait for one, deaf to the stop signal. A pipe is then
+/// waited on in short polls until its writer has sent something or come
+/// and gone, or until `stop` is raised (the input then reads as stopped:
+/// nothing), and is read blocking from then on.
+fn open_path(path: &std::path::Path, stop: &Shutdown) -> io::Result<File> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path);
+    match opened {
+        Ok(file) => {
+            if file.metadata()?.file_type().is_fifo() {
+                // On Linux a reader that came before any writer is not
+                // told of a hang-up until a writer has come and gone, so
+                // this waits for one.
+                while !stop.is_requested() && !ready(file.as_raw_fd(), POLL_MS) {}
+            }
+            set_blocking(&file)?;
+            Ok(file)
+        }
         Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
             let Some(fd) = own_descriptor(path) else {
                 return Err(e);
@@ -218,8 +250,19 @@ fn open_path(path: &std::path::Path) -> io::Result<File> {
             }
             Ok(unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(copy) })
         }
-        other => other,
+        Err(e) => Err(e),
     }
+}
+
+/// Clears `O_NONBLOCK` on a file this process opened itself.
+fn set_blocking(file: &File) -> io::Result<()> {
+    let fd = file.as_raw_fd();
+    // SAFETY: fcntl on a descriptor `file` owns.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// The descriptor of this process a path names: `/dev/stdin` (0),

@@ -54,6 +54,8 @@ pub struct JsonlSource {
     origin: Option<std::sync::Arc<str>>,
     /// The sink takes JSON lines: batches of this many are sent as lines.
     lines: Option<usize>,
+    /// The stop signal ended the input while its writer paused.
+    stopped: bool,
 }
 
 /// One line: where it starts, and its bytes without the line end.
@@ -99,6 +101,7 @@ impl JsonlSource {
             at_start: true,
             origin: None,
             lines: None,
+            stopped: false,
         })
     }
 
@@ -119,6 +122,7 @@ impl JsonlSource {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 // A live input left by the stop signal: what it sent is read.
                 Err(e) if is_stopped(&e) => {
+                    self.stopped = true;
                     if !too_long && line.iter().all(u8::is_ascii_whitespace) {
                         return Ok(Line::End);
                     }
@@ -346,6 +350,8 @@ impl Source for JsonlSource {
         };
         let (mut line_no, mut total, mut bytes) = (0u64, 0u64, 0u64);
         let mut done = false;
+        // Nothing but blank lines (or nothing at all) came before the end.
+        let mut ended_blank = false;
         while !done && !ctx.should_stop_reading() {
             let started = Instant::now();
             let mut rows = 0u64;
@@ -364,6 +370,7 @@ impl Source for JsonlSource {
                 let next = next?;
                 let rejected = match next {
                     Line::End => {
+                        ended_blank = total + rows == 0;
                         done = true;
                         break;
                     }
@@ -426,6 +433,9 @@ impl Source for JsonlSource {
             total += rows;
             chunk.send(out, ctx);
             ctx.progress(bytes, total);
+        }
+        if ended_blank && !self.stopped {
+            tracing::warn!("{} is empty (no records); nothing read", self.name);
         }
         Ok(())
     }

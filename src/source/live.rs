@@ -16,7 +16,7 @@ use std::os::fd::RawFd;
 use crate::shutdown::Shutdown;
 
 /// Longest one poll waits before the stop signal is looked at again.
-const POLL_MS: i32 = 100;
+pub const POLL_MS: i32 = 100;
 
 /// What the [`stopped`] error carries.
 #[derive(Debug)]

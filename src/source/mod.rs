@@ -88,6 +88,14 @@ pub trait Source: Send {
     /// (a CSV header), so sinks can check them against a table up front.
     fn fields(&self) -> Option<Vec<String>>;
 
+    /// True when the input turned out, on opening, to hold nothing at all
+    /// (a CSV input without even a header: 0 bytes, compressed nothing, a
+    /// byte-order mark or line ends only). It reads as nothing; the source
+    /// has said so.
+    fn empty(&self) -> bool {
+        false
+    }
+
     /// What reading it means, for `--check`: one line per fact.
     fn describe(&self) -> Vec<String>;
 }
@@ -150,6 +158,44 @@ pub fn read_twice(config: &SourceConfig) -> bool {
         SourceConfig::Jsonl(c) => all(&c.input, &c.list),
         SourceConfig::Elasticsearch(_) => true,
     }
+}
+
+/// The source as `--check` opens it: without its inputs that are not
+/// regular files (standard input, a named pipe, `/dev/stdin`, `<(…)`),
+/// which are read once, when the run starts, and never before (a path that
+/// does not exist is kept: opening it says so). Returns the
+/// names of those left out, and what is left to open (`None`: nothing).
+pub fn regular_inputs(config: &SourceConfig) -> (Option<SourceConfig>, Vec<String>) {
+    use crate::config::InputPath;
+    fn split(
+        input: &mut InputPath,
+        list: &mut Option<Vec<std::path::PathBuf>>,
+    ) -> (bool, Vec<String>) {
+        match list {
+            None if !input::read_once(input) => (true, Vec::new()),
+            None => (false, vec![input::display_name(input)]),
+            Some(files) => {
+                let (kept, left): (Vec<_>, Vec<_>) = std::mem::take(files)
+                    .into_iter()
+                    .partition(|f| !input::read_once(&InputPath::File(f.clone())));
+                let any = !kept.is_empty();
+                if let Some(first) = kept.first() {
+                    *input = InputPath::File(first.clone());
+                }
+                *files = kept;
+                // An empty list (a shard with no file) is still opened.
+                let keep = any || left.is_empty();
+                (keep, left.iter().map(|f| f.display().to_string()).collect())
+            }
+        }
+    }
+    let mut config = config.clone();
+    let (keep, left) = match &mut config {
+        SourceConfig::Csv(c) => split(&mut c.input, &mut c.list),
+        SourceConfig::Jsonl(c) => split(&mut c.input, &mut c.list),
+        SourceConfig::Elasticsearch(_) => (true, Vec::new()),
+    };
+    (keep.then_some(config), left)
 }
 
 /// Opens one file with a copy of the source's settings.

@@ -223,6 +223,9 @@ impl MysqlSink {
                 ),
             })??;
         match (&table, fields) {
+            // No field at all: an input without even a header, which
+            // writes nothing.
+            (_, Some([])) => {}
             (Some(t), Some(f)) => check_fields(cfg, t, f)?,
             (None, Some(f)) if cfg.create_table => {
                 if let Some(k) = cfg.key.iter().find(|k| !f.contains(k)) {
