@@ -852,3 +852,39 @@ fn slice_flags_that_cannot_work_are_refused() {
         assert!(stderr(&out).contains(says), "{extra:?}: {}", stderr(&out));
     }
 }
+
+/// `--es-meta-fields` names each hit metadata field once: a name given
+/// twice (its second copy always null) or one a hit does not carry (null in
+/// every record) is refused before any server is asked.
+#[test]
+fn meta_fields_that_would_be_null_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_file = dir.path().join("out.jsonl");
+    for (meta, says) in [
+        ("_id,_id", "'_id' is given twice"),
+        ("_id,_index,_id", "'_id' is given twice"),
+        ("_id,bogus", "'bogus' is not metadata of a search hit"),
+        ("_source", "'_source' is not metadata of a search hit"),
+    ] {
+        let out = Command::new(bin())
+            .args([
+                "--source-type",
+                "elasticsearch",
+                "--es-url",
+                "http://127.0.0.1:9",
+                "--es-index",
+                "orders",
+                "--es-meta-fields",
+                meta,
+                "--sink-type",
+                "file",
+                "--output-file",
+            ])
+            .arg(&out_file)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{meta}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{meta}: {}", stderr(&out));
+        assert!(!out_file.exists());
+    }
+}

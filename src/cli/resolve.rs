@@ -215,13 +215,15 @@ impl Cli {
                 "--es-keep-alive '{ka}' is not a duration like 30s, 5m or 1h"
             )));
         }
+        let meta_fields = list(&self.es_meta_fields);
+        check_meta_fields(&meta_fields)?;
         Ok(EsConfig {
             urls,
             index,
             query,
             page_size: self.es_page_size,
             fields: self.es_fields.as_deref().map(list),
-            meta_fields: list(&self.es_meta_fields),
+            meta_fields,
             slices: self.es_slices,
             slice_id: self.es_slice_id,
             pit_id,
@@ -669,4 +671,27 @@ impl Cli {
             ))),
         }
     }
+}
+
+/// The metadata a search hit carries without asking for more.
+const HIT_METADATA: [&str; 5] = ["_id", "_index", "_routing", "_score", "_ignored"];
+
+/// `--es-meta-fields`: each a hit's metadata field, each once (a name
+/// given twice would be two fields of one record, the second always
+/// null; an unknown one would be null in every record).
+fn check_meta_fields(names: &[String]) -> Result<(), PipelineError> {
+    for (i, name) in names.iter().enumerate() {
+        if !HIT_METADATA.contains(&name.as_str()) {
+            return Err(PipelineError::Config(format!(
+                "--es-meta-fields: '{name}' is not metadata of a search hit; choose from {}",
+                HIT_METADATA.join(", ")
+            )));
+        }
+        if names[..i].contains(name) {
+            return Err(PipelineError::Config(format!(
+                "--es-meta-fields: '{name}' is given twice"
+            )));
+        }
+    }
+    Ok(())
 }

@@ -12,10 +12,6 @@ use super::client::{Call, EsError, Retry};
 use super::page::{self, Bad, Expect, Page};
 use super::{count_of, EsSource, Paging};
 
-/// Up to this many indices of `--es-index` are each checked to be in a
-/// point in time given with `--es-pit-id` (two requests each at most).
-const MAX_INDICES_CHECKED: usize = 64;
-
 /// Where a slice is in its paging.
 pub(super) enum Cursor {
     /// Point in time + search_after (none before the first page).
@@ -135,7 +131,7 @@ impl EsSource {
         if all > ours {
             let indices = indices.unwrap_or_default();
             return Ok(Err(format!(
-                "--es-pit-id: the point in time holds {} documents of indices that --es-index {index} does not cover ({}): it was opened on another index; open one on {index} with --es-open-pit",
+                "--es-pit-id: the point in time holds {} documents of indices that --es-index {index} does not cover (it covers {}): it was opened on another index or pattern; open one on {index} with --es-open-pit",
                 all - ours,
                 if indices.is_empty() { "no index".to_string() } else { indices.join(",") }
             )));
@@ -153,7 +149,7 @@ impl EsSource {
         // Each index of a pattern or alias that holds documents must be in
         // it (a point in time opened on fewer indices reads fewer).
         let names = indices.unwrap_or_default();
-        if names.len() > 1 && names.len() <= MAX_INDICES_CHECKED {
+        if names.len() > 1 {
             for name in names {
                 let one = json!({"term": {"_index": name}});
                 if self.count_pit(id, &one, None).await? > 0 {
