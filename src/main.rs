@@ -292,7 +292,12 @@ fn run(config: Config) -> Result<ExitCode, PipelineError> {
     if let Some(e) = &summary.error {
         report::fatal_line(&e.to_string(), code.code(), e.error_type());
     }
-    report::print_summary(&config, &summary, code);
+    let code = match report::print_summary(&config, &summary, code) {
+        // The summary file is a script's record of the run, like the
+        // textfile: a run that succeeded without it exits 1.
+        false if code == ExitCode::Success => ExitCode::Failed,
+        _ => code,
+    };
     if let Some(server) = server {
         if config.metrics.keep_alive && !shutdown.is_requested() {
             tracing::info!(

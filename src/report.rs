@@ -195,8 +195,10 @@ pub fn summary_record(s: &RunSummary, exit_code: ExitCode, output: &str) -> Json
 
 /// Prints the summary (it survives `--quiet`) and writes it to
 /// `--summary-json`. A summary file that cannot be written is an error
-/// line, not a changed outcome.
-pub fn print_summary(config: &Config, s: &RunSummary, exit_code: ExitCode) {
+/// line, the previous run's summary is removed (no script reads stale
+/// counts), and `false` is returned: the caller fails a run that had
+/// succeeded, as for a textfile.
+pub fn print_summary(config: &Config, s: &RunSummary, exit_code: ExitCode) -> bool {
     let obj = summary_record(s, exit_code, &config.sink.target());
     match style().0 {
         LogFormat::Text => line("INFO", &s.line(), Map::new()),
@@ -213,14 +215,23 @@ pub fn print_summary(config: &Config, s: &RunSummary, exit_code: ExitCode) {
         Some(OutputPath::File(path)) => {
             let text = format!("{obj}\n");
             if let Err(e) = crate::fsutil::write_atomic(path, text.as_bytes()) {
+                let removed = match std::fs::remove_file(path) {
+                    Ok(()) => "; the previous summary there was removed",
+                    Err(_) => "",
+                };
                 line(
                     "ERROR",
-                    &format!("cannot write --summary-json '{}': {e}", path.display()),
+                    &format!(
+                        "cannot write --summary-json '{}': {e}{removed}",
+                        path.display()
+                    ),
                     Map::new(),
                 );
+                return false;
             }
         }
     }
+    true
 }
 
 /// `--log-format json` for `tracing` events: one object per line.

@@ -265,6 +265,43 @@ fn a_record_over_max_allowed_packet_fails_alone() {
     }
 }
 
+/// A small `max_allowed_packet` (a few KiB): both load modes cut a batch
+/// into statements under it, and every record goes in.
+#[test]
+fn a_small_packet_limit_cuts_batches_in_both_modes() {
+    let server = OwnMariaDb::start(&["--max-allowed-packet=16K"]);
+    server.sql("CREATE TABLE test.small (id INT PRIMARY KEY, v TEXT)");
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    let mut text = String::from("id,v\n");
+    for i in 1..=3000 {
+        text.push_str(&format!("{i},{}\n", "x".repeat(40)));
+    }
+    fs::write(&input, text).unwrap();
+    let url = server.url();
+    for mode in ["insert", "load-data"] {
+        server.sql("DELETE FROM test.small");
+        let out = run(&csv_to_mysql(
+            p(&input),
+            &url,
+            "small",
+            &[
+                "--mysql-load-mode",
+                mode,
+                "--batch-size",
+                "1000",
+                "--retry-for",
+                "5s",
+            ],
+        ));
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(0), "{mode}: {err}");
+        assert_eq!(summary_number(&err, "inserted"), 3000, "{mode}: {err}");
+        let n = server.sql("SELECT COUNT(*) FROM test.small");
+        assert_eq!(n[0][0].as_deref(), Some("3000"), "{mode}");
+    }
+}
+
 /// The size that counts is the row as sent: LOAD DATA doubles every
 /// backslash and turns a tab into two bytes, so a 600 KB value of either
 /// is 1.2 MB on the wire under a 1 MB max_allowed_packet. Such a record

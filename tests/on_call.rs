@@ -514,3 +514,29 @@ fn a_textfile_that_cannot_be_written_fails_the_run() {
     // The output itself is whole and in place: only the metrics failed.
     assert_eq!(fs::read_to_string(&output).unwrap().lines().count(), 2);
 }
+
+/// A `--summary-json` that cannot be written at the end of a run that
+/// otherwise succeeded fails it (exit 1), as a textfile does: a script that
+/// reads the summary would otherwise take an older run's for this one.
+#[test]
+fn a_summary_file_that_cannot_be_written_fails_the_run() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("out.jsonl");
+    let summary_dir = dir.path().join("summaries");
+    fs::create_dir(&summary_dir).unwrap();
+    let summary = summary_dir.join("s.json");
+    let mut args = csv_to_file("-", p(&output));
+    args.extend(["--summary-json", p(&summary)]);
+    let mut child = Bin::new(&args).no_stdout().spawn();
+    std::thread::sleep(Duration::from_millis(300));
+    fs::remove_dir(&summary_dir).unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"id,name\n1,a\n2,b\n").unwrap();
+    drop(stdin);
+    let out = wait_with_limit(child, Duration::from_secs(30));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("error: cannot write --summary-json"), "{err}");
+    assert_eq!(summary_number(&err, "inserted"), 2, "{err}");
+}

@@ -99,13 +99,22 @@ pub(super) async fn insert_rows(
 ) -> Result<(), DbError> {
     let width = rows[0].map.pairs.len().max(1);
     let max_rows = (MAX_PLACEHOLDERS / width).max(1);
-    let budget = shared.max_packet.saturating_sub(64 * 1024).max(64 * 1024) * 9 / 10;
+    // The values' share of a packet: room is left for the statement's
+    // header and its placeholders, also under a small max_allowed_packet
+    // (a few KiB), where half the packet is for values.
+    let budget = if shared.max_packet > 256 * 1024 {
+        (shared.max_packet - 64 * 1024) * 9 / 10
+    } else {
+        shared.max_packet / 2
+    };
     let mut start = 0;
     while start < rows.len() {
         let mut end = start;
         let mut bytes = 0;
         while end < rows.len() && end - start < max_rows {
-            let size: usize = rows[end].values.iter().map(value_size).sum::<usize>() + 8;
+            // Its values, and its `(?, ?, …),` in the statement text.
+            let size: usize =
+                rows[end].values.iter().map(value_size).sum::<usize>() + 8 + 3 * width;
             if end > start && bytes + size > budget {
                 break;
             }
