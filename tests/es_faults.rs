@@ -389,6 +389,23 @@ fn numbers_keep_their_exact_digits() {
     }
 }
 
+/// The documents a state file keeps at its mark, as `index/id`, sorted.
+fn boundary(saved: &Json) -> Vec<String> {
+    let mut v: Vec<String> = saved["ids_at_since"]
+        .as_object()
+        .unwrap_or_else(|| panic!("ids_at_since by index: {saved}"))
+        .iter()
+        .flat_map(|(index, ids)| {
+            ids.as_array()
+                .unwrap()
+                .iter()
+                .map(move |id| format!("{index}/{}", id.as_str().unwrap()))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
 #[test]
 fn incremental_runs_read_documents_arriving_at_the_watermark() {
     for kind in ES_KINDS {
@@ -430,14 +447,7 @@ fn incremental_runs_read_documents_arriving_at_the_watermark() {
         assert_eq!(run("4.jsonl"), set(&["f"]), "{kind:?}");
         let saved: Json = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
         assert_eq!(saved["since"], 102, "{kind:?}: {saved}");
-        let mut boundary: Vec<&str> = saved["ids_at_since"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_str().unwrap())
-            .collect();
-        boundary.sort();
-        assert_eq!(boundary, ["a", "f"], "{kind:?}: {saved}");
+        assert_eq!(boundary(&saved), ["docs/a", "docs/f"], "{kind:?}: {saved}");
     }
 }
 
@@ -528,16 +538,9 @@ fn an_incremental_sequence_exports_each_document_once() {
         );
         let s = saved();
         assert_eq!(s["since"], "2026-01-01T00:00:00Z", "{kind:?}: {s}");
-        let mut at: Vec<&str> = s["ids_at_since"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_str().unwrap())
-            .collect();
-        at.sort();
         assert_eq!(
-            at,
-            ["a", "b", "c", "d", "v"],
+            boundary(&s),
+            ["docs/a", "docs/b", "docs/c", "docs/d", "docs/v"],
             "{kind:?}: one instant, five forms: {s}"
         );
         assert_eq!(watermark(), Some(1_767_225_600.0), "{kind:?}");
@@ -683,5 +686,85 @@ fn several_indices_without_index_in_the_records_are_warned_about() {
         assert_eq!(read_jsonl(&out).len(), 10, "{kind:?}");
         let err = run(&["--es-meta-fields", "_id,_index"]);
         assert!(!err.contains("covers 2 indices"), "{kind:?}: {err}");
+    }
+}
+
+/// Two indices of one --es-index list hold documents with the same _id
+/// and the same since value: the one indexed after the first run is read
+/// by the next run (the mark keeps each id with its index), once.
+#[test]
+fn a_document_at_the_mark_with_the_id_of_another_index_is_read() {
+    for kind in ES_KINDS {
+        let srv = EsServer::start(kind);
+        for index in ["ia", "ib"] {
+            let (status, body) = srv.json(
+                "PUT",
+                &format!("/{index}"),
+                &json!({"mappings": {"properties": {"ts": {"type": "date"}}}}),
+            );
+            assert_eq!(status, 200, "{kind:?}: {body}");
+        }
+        let doc = || vec![("same".to_string(), json!({"ts": "2026-01-01T00:00:00Z"}))];
+        srv.bulk("ia", &doc());
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state.json");
+        let run = |name: &str| {
+            let out = dir.path().join(name);
+            let url = srv.url();
+            let mut args = es_args(
+                &url,
+                p(&out),
+                &[
+                    "--es-meta-fields",
+                    "_id,_index",
+                    "--es-since-field",
+                    "ts",
+                    "--state-file",
+                    p(&state),
+                ],
+            );
+            let at = args.iter().position(|a| *a == "docs").unwrap();
+            args[at] = "ia,ib";
+            let res = Command::new(bin())
+                .args(&args)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            assert_eq!(
+                res.status.code(),
+                Some(0),
+                "{kind:?} {name}: {}",
+                stderr(&res)
+            );
+            read_jsonl(&out)
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{}/{}",
+                        r["_index"].as_str().unwrap(),
+                        r["_id"].as_str().unwrap()
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(run("1.jsonl"), ["ia/same"], "{kind:?}");
+        srv.bulk("ib", &doc());
+        assert_eq!(run("2.jsonl"), ["ib/same"], "{kind:?}: lost");
+        assert!(run("3.jsonl").is_empty(), "{kind:?}: read again");
+        let saved: Json = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+        assert_eq!(
+            boundary(&saved),
+            ["ia/same", "ib/same"],
+            "{kind:?}: {saved}"
+        );
+        // A state file of an earlier version (bare ids) still reads: the
+        // boundary as before, nothing read again.
+        std::fs::write(
+            &state,
+            json!({"field": "ts", "since": "2026-01-01T00:00:00Z", "ids_at_since": ["same"]})
+                .to_string(),
+        )
+        .unwrap();
+        assert!(run("4.jsonl").is_empty(), "{kind:?}: read again");
     }
 }

@@ -220,12 +220,25 @@ fn rfc3339(ns: i128) -> String {
         .unwrap_or_default()
 }
 
-/// The largest value of the field seen, the ids that hold it, and how many
-/// documents had no value.
+/// A document at the saved value: its index and id. Documents of
+/// different indices may share an `_id`; a state file of an earlier version
+/// kept the id alone (`index` is `None`: that id in any index).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct DocKey {
+    pub index: Option<String>,
+    pub id: String,
+}
+
+/// The key under which `ids_at_since` keeps ids without an index ("*" is
+/// not a valid index name).
+const ANY_INDEX: &str = "*";
+
+/// The largest value of the field seen, the documents that hold it, and
+/// how many documents had no value.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(super) struct Mark {
     pub value: Option<Point>,
-    pub ids: Vec<String>,
+    pub ids: Vec<DocKey>,
     /// More documents held the value than [`MAX_BOUNDARY_IDS`].
     pub overflow: bool,
     /// Documents read without a value of the field.
@@ -233,23 +246,27 @@ pub(super) struct Mark {
 }
 
 impl Mark {
-    /// Takes a document's value and id into account.
-    pub fn see(&mut self, v: Point, id: &str) {
+    /// Takes a document's value, index and id into account.
+    pub fn see(&mut self, v: Point, index: Option<String>, id: &str) {
+        let key = DocKey {
+            index,
+            id: id.to_string(),
+        };
         match self.value.as_ref().map(|m| m.cmp(&v)) {
             Some(Ordering::Greater) => {}
-            Some(Ordering::Equal) => self.add_id(id),
+            Some(Ordering::Equal) => self.add_id(key),
             _ => {
                 self.value = Some(v);
                 self.ids.clear();
                 self.overflow = false;
-                self.add_id(id);
+                self.add_id(key);
             }
         }
     }
 
-    fn add_id(&mut self, id: &str) {
+    fn add_id(&mut self, key: DocKey) {
         if self.ids.len() < MAX_BOUNDARY_IDS {
-            self.ids.push(id.to_string());
+            self.ids.push(key);
         } else {
             self.overflow = true;
         }
@@ -262,8 +279,8 @@ impl Mark {
         match self.value.as_ref().map(|m| m.cmp(v)) {
             Some(Ordering::Greater) => {}
             Some(Ordering::Equal) => {
-                for id in other.ids {
-                    self.add_id(&id);
+                for key in other.ids {
+                    self.add_id(key);
                 }
                 self.overflow |= other.overflow;
             }
@@ -273,6 +290,66 @@ impl Mark {
                 self.missing = missing;
             }
         }
+    }
+
+    /// The ids by index, as the state file keeps them: `{"index": [ids]}`
+    /// (ids without an index under `*`).
+    fn ids_to_state(&self) -> Json {
+        let mut by: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+        for k in &self.ids {
+            by.entry(k.index.as_deref().unwrap_or(ANY_INDEX))
+                .or_default()
+                .push(&k.id);
+        }
+        json!(by)
+    }
+
+    /// What [`Mark::ids_to_state`] wrote, or a list of bare ids (earlier
+    /// versions); `None` when the state holds no usable list.
+    fn ids_from_state(v: &Json) -> Option<Vec<DocKey>> {
+        let key = |index: Option<&str>, id: &Json| {
+            id.as_str().map(|id| DocKey {
+                index: index.map(String::from),
+                id: id.to_string(),
+            })
+        };
+        match v {
+            Json::Array(a) => Some(a.iter().filter_map(|id| key(None, id)).collect()),
+            Json::Object(m) => Some(
+                m.iter()
+                    .flat_map(|(index, ids)| {
+                        let index = (index != ANY_INDEX).then_some(index.as_str());
+                        ids.as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(move |id| key(index, id))
+                    })
+                    .collect(),
+            ),
+            _ => None,
+        }
+    }
+
+    /// A query matching the documents of [`Mark::ids`], each in its index.
+    fn ids_query(&self) -> Json {
+        let mut by: std::collections::BTreeMap<Option<&str>, Vec<&str>> = Default::default();
+        for k in &self.ids {
+            by.entry(k.index.as_deref()).or_default().push(&k.id);
+        }
+        let mut each: Vec<Json> = by
+            .into_iter()
+            .map(|(index, ids)| {
+                let ids = json!({"ids": {"values": ids}});
+                match index {
+                    Some(index) => json!({"bool": {"filter": [{"term": {"_index": index}}, ids]}}),
+                    None => ids,
+                }
+            })
+            .collect();
+        if each.len() == 1 {
+            return each.pop().expect("one");
+        }
+        json!({"bool": {"should": each, "minimum_should_match": 1}})
     }
 }
 
@@ -399,7 +476,7 @@ impl Since {
             // has a greater value now.
             if !self.previous.ids.is_empty() && !self.previous.overflow {
                 must_not.push(json!({"bool": {
-                    "filter": [{"ids": {"values": self.previous.ids}}],
+                    "filter": [self.previous.ids_query()],
                     "must_not": [self.range("gt", prev)],
                 }}));
             }
@@ -424,7 +501,7 @@ impl Since {
         let mut body = json!({
             "field": self.field,
             "since": value.to_state(),
-            "ids_at_since": if mark.overflow { Json::Null } else { json!(mark.ids) },
+            "ids_at_since": if mark.overflow { Json::Null } else { mark.ids_to_state() },
             "saved_at": crate::metrics::unix_now(),
         });
         if let Some((i, n)) = self.slice {
@@ -505,19 +582,13 @@ fn read_state(
             ))
         })?),
     };
-    let ids = state["ids_at_since"].as_array();
+    let ids = Mark::ids_from_state(&state["ids_at_since"]);
     Ok(Mark {
         value,
-        ids: ids
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default(),
         // A state without the ids (or with too many to keep) re-reads the
         // boundary: nothing is lost.
         overflow: ids.is_none(),
+        ids: ids.unwrap_or_default(),
         missing: 0,
     })
 }
@@ -625,27 +696,61 @@ mod tests {
 
     #[test]
     fn the_mark_keeps_the_ids_at_the_largest_value() {
+        let ix = || Some("i".to_string());
+        let ids = |m: &Mark| m.ids.iter().map(|k| k.id.clone()).collect::<Vec<_>>();
         let mut a = Mark::default();
-        a.see(Point::Int(5), "x");
-        a.see(Point::Int(7), "y");
-        a.see(Point::Int(7), "z");
-        a.see(Point::Int(6), "w");
+        a.see(Point::Int(5), ix(), "x");
+        a.see(Point::Int(7), ix(), "y");
+        a.see(Point::Int(7), ix(), "z");
+        a.see(Point::Int(6), ix(), "w");
         a.missing = 2;
         assert_eq!(a.value, Some(Point::Int(7)));
-        assert_eq!(a.ids, ["y", "z"]);
+        assert_eq!(ids(&a), ["y", "z"]);
         let mut b = Mark::default();
-        b.see(Point::Float(7.0), "v");
+        b.see(Point::Float(7.0), ix(), "v");
         b.missing = 1;
         a.merge(b);
-        assert_eq!(a.ids, ["y", "z", "v"]);
+        assert_eq!(ids(&a), ["y", "z", "v"]);
         let mut c = Mark::default();
-        c.see(Point::Int(8), "u");
+        c.see(Point::Int(8), ix(), "u");
         a.merge(c);
         assert_eq!(
-            (a.value, a.ids),
-            (Some(Point::Int(8)), vec!["u".to_string()])
+            (&a.value, ids(&a)),
+            (&Some(Point::Int(8)), vec!["u".to_string()])
         );
         assert_eq!(a.missing, 3);
+    }
+
+    #[test]
+    fn the_ids_at_the_mark_are_kept_with_their_index() {
+        let mut m = Mark::default();
+        m.see(Point::Int(1), Some("ia".into()), "same");
+        m.see(Point::Int(1), Some("ib".into()), "same");
+        m.see(Point::Int(1), Some("ib".into()), "other");
+        let saved = m.ids_to_state();
+        assert_eq!(saved, json!({"ia": ["same"], "ib": ["same", "other"]}));
+        let mut back = Mark::ids_from_state(&saved).unwrap();
+        back.sort();
+        let mut want = m.ids.clone();
+        want.sort();
+        assert_eq!(back, want);
+        // The exclusion names each document's index.
+        let q = m.ids_query().to_string();
+        assert!(
+            q.contains(r#"{"term":{"_index":"ia"}}"#) && q.contains(r#"{"term":{"_index":"ib"}}"#),
+            "{q}"
+        );
+        // A list of bare ids (an earlier version's state) still reads, as
+        // ids of any index, and is saved again as such.
+        let old = Mark::ids_from_state(&json!(["a", "b"])).unwrap();
+        assert!(old.iter().all(|k| k.index.is_none()));
+        let m = Mark {
+            ids: old,
+            ..Mark::default()
+        };
+        assert_eq!(m.ids_to_state(), json!({"*": ["a", "b"]}));
+        assert_eq!(m.ids_query(), json!({"ids": {"values": ["a", "b"]}}));
+        assert_eq!(Mark::ids_from_state(&json!(null)), None);
     }
 
     #[test]
