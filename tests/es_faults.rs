@@ -768,3 +768,93 @@ fn a_document_at_the_mark_with_the_id_of_another_index_is_read() {
         assert!(run("4.jsonl").is_empty(), "{kind:?}: read again");
     }
 }
+
+/// Runs over an index list whose since field is `date` in one index and
+/// `date_nanos` in another, with `--es-index` and `--es-meta-fields`
+/// `_id,_index`; returns a runner giving each run's `index/id`s.
+fn run_indices<'a>(
+    srv: &'a EsServer,
+    dir: &'a Path,
+    indices: &'a str,
+    extra: &'a [&'a str],
+) -> impl Fn(&str) -> (Option<i32>, Vec<String>, String) + 'a {
+    move |name: &str| {
+        let out = dir.join(name);
+        let state = dir.join("state.json");
+        let url = srv.url();
+        let mut more = vec![
+            "--es-meta-fields",
+            "_id,_index",
+            "--es-since-field",
+            "ts",
+            "--state-file",
+            p(&state),
+        ];
+        more.extend(extra);
+        let mut args = es_args(&url, p(&out), &more);
+        let at = args.iter().position(|a| *a == "docs").unwrap();
+        args[at] = indices;
+        let res = Command::new(bin())
+            .args(&args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let got = if out.exists() {
+            let mut v: Vec<String> = read_jsonl(&out)
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{}/{}",
+                        r["_index"].as_str().unwrap(),
+                        r["_id"].as_str().unwrap()
+                    )
+                })
+                .collect();
+            v.sort();
+            v
+        } else {
+            Vec::new()
+        };
+        (res.status.code(), got, stderr(&res))
+    }
+}
+
+fn put_index(srv: &EsServer, index: &str, properties: Json) {
+    let (status, body) = srv.json(
+        "PUT",
+        &format!("/{index}"),
+        &json!({"mappings": {"properties": properties}}),
+    );
+    assert_eq!(status, 200, "{body}");
+}
+
+/// A mark with nanoseconds (from the `date_nanos` index) is no earlier
+/// bound in the `date` index: a document of the millisecond before the
+/// mark is not read again, and documents after the mark are read in both.
+#[test]
+fn a_nanosecond_mark_is_exact_in_millisecond_and_nanosecond_indices() {
+    for kind in ES_KINDS {
+        let srv = EsServer::start(kind);
+        put_index(&srv, "im", json!({"ts": {"type": "date"}}));
+        put_index(&srv, "inano", json!({"ts": {"type": "date_nanos"}}));
+        let d = |id: &str, ts: &str| (id.to_string(), json!({"ts": ts}));
+        srv.bulk("im", &[d("old", "2026-01-01T00:00:00.000Z")]);
+        srv.bulk("inano", &[d("mark", "2026-01-01T00:00:00.000000001Z")]);
+        let dir = tempfile::tempdir().unwrap();
+        let run = run_indices(&srv, dir.path(), "im,inano", &[]);
+        let (code, got, err) = run("1.jsonl");
+        assert_eq!(code, Some(0), "{kind:?}: {err}");
+        assert_eq!(got, ["im/old", "inano/mark"], "{kind:?}");
+        let (code, got, err) = run("2.jsonl");
+        assert_eq!(code, Some(0), "{kind:?}: {err}");
+        assert!(got.is_empty(), "{kind:?}: read again: {got:?}");
+        // Between the mark and the next millisecond, and just after.
+        srv.bulk("inano", &[d("between", "2026-01-01T00:00:00.000000500Z")]);
+        srv.bulk("im", &[d("next", "2026-01-01T00:00:00.001Z")]);
+        let (code, got, err) = run("3.jsonl");
+        assert_eq!(code, Some(0), "{kind:?}: {err}");
+        assert_eq!(got, ["im/next", "inano/between"], "{kind:?}");
+        let (_, got, _) = run("4.jsonl");
+        assert!(got.is_empty(), "{kind:?}: read again: {got:?}");
+    }
+}

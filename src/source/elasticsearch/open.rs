@@ -97,7 +97,7 @@ impl EsSource {
                 Some(Since::open(
                     field,
                     path,
-                    target.kind,
+                    (target.kind, target.millis.clone()),
                     cfg.since_missing,
                     slice,
                 )?)

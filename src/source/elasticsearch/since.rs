@@ -54,6 +54,20 @@ impl Kind {
     }
 }
 
+/// Which indices keep the field's dates in milliseconds (`date`, not
+/// `date_nanos`): there a range bound is cut to its millisecond, so a bound
+/// with nanoseconds would match the documents of that millisecond before it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) enum Millis {
+    /// None (or not a date field): a bound is exact.
+    #[default]
+    None,
+    /// Every index.
+    All,
+    /// These indices (the others map it as `date_nanos`).
+    Only(Vec<String>),
+}
+
 /// One value of the field, as the server orders it.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Point {
@@ -358,6 +372,8 @@ pub(super) struct Since {
     pub field: String,
     pub path: PathBuf,
     pub kind: Kind,
+    /// The indices where dates are milliseconds.
+    pub millis: Millis,
     pub missing: SinceMissing,
     pub previous: Mark,
     pub seen: Mutex<Mark>,
@@ -392,7 +408,7 @@ impl Since {
     pub fn open(
         field: &str,
         path: &Path,
-        kind: Kind,
+        (kind, millis): (Kind, Millis),
         missing: SinceMissing,
         slice: Option<(u32, u32)>,
     ) -> Result<Since, PipelineError> {
@@ -401,6 +417,7 @@ impl Since {
             field: field.to_string(),
             path: path.to_path_buf(),
             kind,
+            millis,
             missing,
             // Documents read at the saved value again (none, unless they
             // arrived since) join the ids already kept for it.
@@ -438,6 +455,38 @@ impl Since {
         json!({"range": {self.field.clone(): r}})
     }
 
+    /// Documents at or after `prev`, exactly in every index: an instant
+    /// with nanoseconds is rounded up to the next millisecond where dates
+    /// are milliseconds (no document there lies between the two), and kept
+    /// as it is in the `date_nanos` indices.
+    fn from(&self, prev: &Point) -> Json {
+        let exact = self.range("gte", prev);
+        let Point::Instant(ns) = prev else {
+            return exact;
+        };
+        if ns.rem_euclid(1_000_000) == 0 {
+            return exact;
+        }
+        let up = self.range(
+            "gte",
+            &Point::Instant((ns.div_euclid(1_000_000) + 1) * 1_000_000),
+        );
+        match &self.millis {
+            Millis::None => exact,
+            Millis::All => up,
+            Millis::Only(indices) => {
+                let these = json!({"terms": {"_index": indices}});
+                json!({"bool": {
+                    "should": [
+                        {"bool": {"filter": [these, up]}},
+                        {"bool": {"filter": [exact], "must_not": [these]}},
+                    ],
+                    "minimum_should_match": 1,
+                }})
+            }
+        }
+    }
+
     fn exists(&self) -> Json {
         json!({"exists": {"field": self.field}})
     }
@@ -464,7 +513,7 @@ impl Since {
                     prev.to_state()
                 );
             }
-            let from = self.range("gte", prev);
+            let from = self.from(prev);
             filter.push(match self.missing {
                 SinceMissing::Skip => from,
                 SinceMissing::Include => json!({"bool": {
@@ -751,6 +800,44 @@ mod tests {
         assert_eq!(m.ids_to_state(), json!({"*": ["a", "b"]}));
         assert_eq!(m.ids_query(), json!({"ids": {"values": ["a", "b"]}}));
         assert_eq!(Mark::ids_from_state(&json!(null)), None);
+    }
+
+    #[test]
+    fn a_bound_with_nanoseconds_is_rounded_up_only_where_dates_are_milliseconds() {
+        let since = |millis: Millis| Since {
+            field: "ts".into(),
+            path: "s".into(),
+            kind: Kind::Date,
+            millis,
+            missing: SinceMissing::Skip,
+            previous: Mark::default(),
+            seen: Mutex::new(Mark::default()),
+            slice: None,
+        };
+        let mark = Point::Instant(1_767_225_600_000_000_001);
+        let bound = |q: Json| q["range"]["ts"]["gte"].clone();
+        assert_eq!(
+            bound(since(Millis::None).from(&mark)),
+            "1767225600000.000001"
+        );
+        assert_eq!(bound(since(Millis::All).from(&mark)), "1767225600001");
+        let whole = Point::Instant(1_767_225_600_000_000_000);
+        assert_eq!(bound(since(Millis::All).from(&whole)), "1767225600000");
+        let mixed = since(Millis::Only(vec!["im".into()])).from(&mark);
+        let each = &mixed["bool"]["should"];
+        assert_eq!(
+            each[0]["bool"]["filter"][0],
+            json!({"terms": {"_index": ["im"]}})
+        );
+        assert_eq!(bound(each[0]["bool"]["filter"][1].clone()), "1767225600001");
+        assert_eq!(
+            each[1]["bool"]["must_not"][0],
+            json!({"terms": {"_index": ["im"]}})
+        );
+        assert_eq!(
+            bound(each[1]["bool"]["filter"][0].clone()),
+            "1767225600000.000001"
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use serde_json::Value as Json;
 use crate::metrics::Metrics;
 
 use super::client::{Call, Client, EsError};
-use super::since::Kind;
+use super::since::{Kind, Millis};
 
 /// The concrete indices of `--es-index`, and the mapping of `field`.
 pub(super) struct Target {
@@ -17,6 +17,8 @@ pub(super) struct Target {
     pub indices: Option<Vec<String>>,
     /// The field's kind (`Unmapped` without a field).
     pub kind: Kind,
+    /// Where a date field keeps milliseconds.
+    pub millis: Millis,
 }
 
 /// Asks the server which indices `index` covers and how they map `field`
@@ -57,6 +59,7 @@ fn target_of(answer: &Json, field: Option<&str>) -> Result<Target, String> {
         return Ok(Target {
             indices,
             kind: Kind::Unmapped,
+            millis: Millis::None,
         });
     };
     // One entry per type the field has across the indices.
@@ -91,7 +94,30 @@ fn target_of(answer: &Json, field: Option<&str>) -> Result<Target, String> {
             *first
         }
     };
-    Ok(Target { indices, kind })
+    let millis = match (
+        types.and_then(|t| t.get("date")),
+        types.is_some_and(|t| t.contains_key("date_nanos")),
+    ) {
+        (None, _) => Millis::None,
+        (Some(_), false) => Millis::All,
+        // Both: the `date` entry lists its indices (without the list, the
+        // bound stays exact: at worst a millisecond is read again).
+        (Some(caps), true) => caps["indices"]
+            .as_array()
+            .map(|a| {
+                Millis::Only(
+                    a.iter()
+                        .filter_map(|i| i.as_str().map(String::from))
+                        .collect(),
+                )
+            })
+            .unwrap_or(Millis::None),
+    };
+    Ok(Target {
+        indices,
+        kind,
+        millis,
+    })
 }
 
 #[cfg(test)]
@@ -115,6 +141,7 @@ mod tests {
         let t = target_of(&answer, Some("ts")).unwrap();
         assert_eq!(t.indices.unwrap(), ["a", "b", "c"]);
         assert_eq!(t.kind, Kind::Date);
+        assert_eq!(t.millis, Millis::Only(vec!["a".to_string()]));
         assert_eq!(target_of(&answer, None).unwrap().kind, Kind::Unmapped);
         let none = json!({"indices": ["a"], "fields": {}});
         assert_eq!(target_of(&none, Some("ts")).unwrap().kind, Kind::Unmapped);
@@ -136,6 +163,10 @@ mod tests {
             .err()
             .unwrap()
             .contains("ts.keyword"));
+        let ms = json!({"fields": {"ts": {"date": caps("date", None)}}});
+        assert_eq!(target_of(&ms, Some("ts")).unwrap().millis, Millis::All);
+        let ns = json!({"fields": {"ts": {"date_nanos": caps("date_nanos", None)}}});
+        assert_eq!(target_of(&ns, Some("ts")).unwrap().millis, Millis::None);
         let kw = json!({"fields": {"ts": {"keyword": caps("keyword", None)}}});
         assert_eq!(target_of(&kw, Some("ts")).unwrap().kind, Kind::Keyword);
     }
