@@ -858,3 +858,39 @@ fn a_nanosecond_mark_is_exact_in_millisecond_and_nanosecond_indices() {
         assert!(got.is_empty(), "{kind:?}: read again: {got:?}");
     }
 }
+
+/// A date after the year 9999 is saved in a form the next run reads back:
+/// that run starts from it (exit 0, nothing read again), not refusing the
+/// state file the last run wrote.
+#[test]
+fn a_far_future_position_is_read_back_by_the_next_run() {
+    for kind in ES_KINDS {
+        let srv = EsServer::start(kind);
+        put_index(&srv, "far", json!({"ts": {"type": "date"}}));
+        srv.bulk(
+            "far",
+            &[
+                (
+                    "y57971".to_string(),
+                    json!({"ts": 1_767_225_600_000_000u64}),
+                ),
+                ("y10000".to_string(), json!({"ts": 253_402_300_800_000u64})),
+            ],
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let run = run_indices(&srv, dir.path(), "far", &[]);
+        let (code, got, err) = run("1.jsonl");
+        assert_eq!(code, Some(0), "{kind:?}: {err}");
+        assert_eq!(got, ["far/y10000", "far/y57971"], "{kind:?}");
+        let (code, got, err) = run("2.jsonl");
+        assert_eq!(code, Some(0), "{kind:?}: {err}");
+        assert!(got.is_empty(), "{kind:?}: read again: {got:?}");
+        srv.bulk(
+            "far",
+            &[("later".to_string(), json!({"ts": 1_767_225_600_000_001u64}))],
+        );
+        let (code, got, err) = run("3.jsonl");
+        assert_eq!(code, Some(0), "{kind:?}: {err}");
+        assert_eq!(got, ["far/later"], "{kind:?}");
+    }
+}

@@ -139,10 +139,12 @@ impl Point {
         }
     }
 
-    /// The value as the state file keeps it: a date as RFC 3339 (UTC).
+    /// The value as the state file keeps it: a date as RFC 3339 (UTC), or
+    /// as epoch milliseconds (a string) outside the years 0000 to 9999,
+    /// which RFC 3339 cannot write.
     pub(super) fn to_state(&self) -> Json {
         match self {
-            Point::Instant(ns) => json!(rfc3339(*ns)),
+            Point::Instant(ns) => json!(rfc3339(*ns).unwrap_or_else(|| millis_text(*ns))),
             Point::Int(i) => serde_json::from_str(&i.to_string()).unwrap_or(Json::Null),
             Point::Float(f) => json!(f),
             Point::Text(s) => json!(s),
@@ -152,15 +154,7 @@ impl Point {
     /// The value in a range query (dates with `"format": "epoch_millis"`).
     fn to_query(&self) -> Json {
         match self {
-            Point::Instant(ns) => {
-                let (ms, frac) = (ns.div_euclid(1_000_000), ns.rem_euclid(1_000_000));
-                if frac == 0 {
-                    json!(ms.to_string())
-                } else {
-                    let f = format!("{frac:06}");
-                    json!(format!("{ms}.{}", f.trim_end_matches('0')))
-                }
-            }
+            Point::Instant(ns) => json!(millis_text(*ns)),
             other => other.to_state(),
         }
     }
@@ -195,7 +189,8 @@ fn number(text: &str) -> Point {
 }
 
 /// `1767225600123` or `1767225600123.456789` (epoch milliseconds, as the
-/// server writes `epoch_millis`) in nanoseconds.
+/// server writes `epoch_millis`; the sign applies to the fraction too) in
+/// nanoseconds.
 fn epoch_millis(s: &str) -> Option<i128> {
     let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
     let ms: i128 = whole.parse().ok()?;
@@ -203,7 +198,20 @@ fn epoch_millis(s: &str) -> Option<i128> {
         return None;
     }
     let f: i128 = format!("{frac:0<6}").parse().ok()?;
-    Some(ms * 1_000_000 + if ms < 0 { -f } else { f })
+    Some(ms * 1_000_000 + if whole.starts_with('-') { -f } else { f })
+}
+
+/// Nanoseconds as epoch milliseconds, with a fraction when there are
+/// nanoseconds (what [`epoch_millis`] reads).
+fn millis_text(ns: i128) -> String {
+    let sign = if ns < 0 { "-" } else { "" };
+    let (ms, frac) = (ns.unsigned_abs() / 1_000_000, ns.unsigned_abs() % 1_000_000);
+    if frac == 0 {
+        format!("{sign}{ms}")
+    } else {
+        let f = format!("{frac:06}");
+        format!("{sign}{ms}.{}", f.trim_end_matches('0'))
+    }
 }
 
 /// A date string (RFC 3339; `YYYY-MM-DD`, `YYYY-MM-DD HH:MM:SS[.f]` and
@@ -211,7 +219,11 @@ fn epoch_millis(s: &str) -> Option<i128> {
 pub(super) fn parse_date(s: &str) -> Option<i128> {
     use chrono::{DateTime, NaiveDate, NaiveDateTime};
     let nanos = |secs: i64, sub: u32| secs as i128 * 1_000_000_000 + sub as i128;
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+    // RFC 3339, or with a signed year of more than four digits
+    // (`+57971-02-25T00:00:00Z`, as earlier versions saved such dates).
+    if let Ok(t) =
+        DateTime::parse_from_rfc3339(s).or_else(|_| s.parse::<DateTime<chrono::FixedOffset>>())
+    {
         return Some(nanos(t.timestamp(), t.timestamp_subsec_nanos()));
     }
     let naive = NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")
@@ -226,12 +238,14 @@ pub(super) fn parse_date(s: &str) -> Option<i128> {
     Some(nanos(naive.timestamp(), naive.timestamp_subsec_nanos()))
 }
 
-fn rfc3339(ns: i128) -> String {
-    let secs = ns.div_euclid(1_000_000_000) as i64;
+/// RFC 3339 in UTC, for the years it can write (0000 to 9999).
+fn rfc3339(ns: i128) -> Option<String> {
+    use chrono::Datelike;
+    let secs = i64::try_from(ns.div_euclid(1_000_000_000)).ok()?;
     let sub = ns.rem_euclid(1_000_000_000) as u32;
     chrono::DateTime::from_timestamp(secs, sub)
+        .filter(|t| (0..=9999).contains(&t.year()))
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
-        .unwrap_or_default()
 }
 
 /// A document at the saved value: its index and id. Documents of
@@ -837,6 +851,33 @@ mod tests {
         assert_eq!(
             bound(each[1]["bool"]["filter"][0].clone()),
             "1767225600000.000001"
+        );
+    }
+
+    #[test]
+    fn every_date_saved_reads_back_to_the_same_instant() {
+        for ms in [
+            1_767_225_600_000_000i128, // year 57971
+            253_402_300_800_000,       // year 10000
+            253_402_300_799_999,       // the last millisecond of 9999
+            -62_198_755_200_000,       // year -1
+            -1,
+            0,
+        ] {
+            for sub in [0, 1, 999_999] {
+                let p = Point::Instant(ms * 1_000_000 + sub);
+                let saved = p.to_state();
+                assert_eq!(
+                    Point::from_state(Kind::Date, &saved),
+                    Ok(p.clone()),
+                    "{saved}"
+                );
+            }
+        }
+        // What an earlier version wrote for a year after 9999.
+        assert_eq!(
+            Point::from_state(Kind::Date, &json!("+57971-02-25T00:00:00Z")),
+            Ok(Point::Instant(1_767_225_600_000_000 * 1_000_000))
         );
     }
 
