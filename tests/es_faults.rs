@@ -894,3 +894,71 @@ fn a_far_future_position_is_read_back_by_the_next_run() {
         assert_eq!(got, ["far/later"], "{kind:?}");
     }
 }
+
+/// A since field that no index maps (a misspelt name) or that lies inside a
+/// nested object is refused with exit 2, naming the flag and the index; an
+/// index with no document yet may lack the field.
+#[test]
+fn an_unmapped_or_nested_since_field_is_refused() {
+    for kind in ES_KINDS {
+        let srv = EsServer::start(kind);
+        put_index(&srv, "typo", json!({"ts": {"type": "date"}}));
+        srv.bulk("typo", &[("a".to_string(), json!({"ts": "2026-01-01"}))]);
+        put_index(
+            &srv,
+            "nest",
+            json!({"items": {"type": "nested", "properties": {"ts": {"type": "date"}}}}),
+        );
+        srv.bulk(
+            "nest",
+            &[("a".to_string(), json!({"items": [{"ts": "2026-01-01"}]}))],
+        );
+        put_index(&srv, "fresh", json!({"other": {"type": "keyword"}}));
+        for (index, field, missing, want) in [
+            ("typo", "tsx", "include", "no index of --es-index typo maps"),
+            ("typo", "tsx", "skip", "no index of --es-index typo maps"),
+            ("nest", "items.ts", "include", "nested object items"),
+            ("nest", "items.ts", "skip", "nested object items"),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let state = dir.path().join("state.json");
+            let out = dir.path().join("out.jsonl");
+            let url = srv.url();
+            let mut args = es_args(
+                &url,
+                p(&out),
+                &[
+                    "--es-since-field",
+                    field,
+                    "--es-since-missing",
+                    missing,
+                    "--state-file",
+                    p(&state),
+                ],
+            );
+            let at = args.iter().position(|a| *a == "docs").unwrap();
+            args[at] = index;
+            let res = Command::new(bin())
+                .args(&args)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            let err = stderr(&res);
+            assert_eq!(
+                res.status.code(),
+                Some(2),
+                "{kind:?} {index} {field} {missing}: {err}"
+            );
+            assert!(
+                err.contains(&format!("--es-since-field {field}")) && err.contains(want),
+                "{kind:?} {index} {field}: {err}"
+            );
+            assert!(!state.exists(), "{kind:?} {index} {field}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let run = run_indices(&srv, dir.path(), "fresh", &[]);
+        let (code, got, err) = run("1.jsonl");
+        assert_eq!(code, Some(0), "{kind:?}: an empty index: {err}");
+        assert!(got.is_empty(), "{kind:?}");
+    }
+}

@@ -31,7 +31,17 @@ pub(super) async fn resolve(
     retries: Option<&Metrics>,
 ) -> Result<Result<Target, String>, EsError> {
     let path = format!("/{index}/_field_caps");
-    let fields = [("fields", field.unwrap_or("_id"))];
+    // The field and the objects it lies in (`a.b.c`: `a`, `a.b`), to tell
+    // a field inside a nested object.
+    let asked = match field {
+        Some(f) => {
+            let mut names: Vec<&str> = f.match_indices('.').map(|(at, _)| &f[..at]).collect();
+            names.push(f);
+            names.join(",")
+        }
+        None => "_id".to_string(),
+    };
+    let fields = [("fields", asked.as_str())];
     let check = |j: &Json| {
         j.get("fields")
             .and_then(Json::as_object)
@@ -44,6 +54,17 @@ pub(super) async fn resolve(
     call.retries = retries;
     let (answer, _) = client.send(call).await?;
     Ok(target_of(&answer, field))
+}
+
+/// " in a,b" for the indices a field capability names (none: all).
+fn in_indices(caps: &Json) -> String {
+    caps["indices"]
+        .as_array()
+        .map(|a| {
+            let names: Vec<&str> = a.iter().filter_map(Json::as_str).collect();
+            format!(" in {}", names.join(","))
+        })
+        .unwrap_or_default()
 }
 
 fn target_of(answer: &Json, field: Option<&str>) -> Result<Target, String> {
@@ -62,6 +83,17 @@ fn target_of(answer: &Json, field: Option<&str>) -> Result<Target, String> {
             millis: Millis::None,
         });
     };
+    // A range query on the documents does not reach into a nested object
+    // (its values are separate hidden documents).
+    for (at, _) in field.match_indices('.') {
+        let parent = &field[..at];
+        if let Some(caps) = answer["fields"][parent].get("nested") {
+            return Err(format!(
+                "--es-since-field {field} lies inside the nested object {parent}{}: its values are not the document's own, so they cannot order an incremental read; use a field of the document itself",
+                in_indices(caps)
+            ));
+        }
+    }
     // One entry per type the field has across the indices.
     let types = answer["fields"][field].as_object();
     let mut kinds: Vec<(Kind, String, String)> = Vec::new();
@@ -69,13 +101,7 @@ fn target_of(answer: &Json, field: Option<&str>) -> Result<Target, String> {
         if t == "unmapped" {
             continue;
         }
-        let which = caps["indices"]
-            .as_array()
-            .map(|a| {
-                let names: Vec<&str> = a.iter().filter_map(Json::as_str).collect();
-                format!(" in {}", names.join(","))
-            })
-            .unwrap_or_default();
+        let which = in_indices(caps);
         let kind = Kind::of_type(t).ok_or_else(|| {
             format!(
                 "--es-since-field {field} is mapped as {t}{which}: an incremental read needs a date, numeric or keyword field (for a text field, its keyword sub-field, e.g. {field}.keyword)"
@@ -167,6 +193,15 @@ mod tests {
         assert_eq!(target_of(&ms, Some("ts")).unwrap().millis, Millis::All);
         let ns = json!({"fields": {"ts": {"date_nanos": caps("date_nanos", None)}}});
         assert_eq!(target_of(&ns, Some("ts")).unwrap().millis, Millis::None);
+        let nested = json!({"fields": {
+            "o": {"object": caps("object", None)},
+            "o.n": {"nested": caps("nested", Some(&["b"]))},
+            "o.n.ts": {"date": caps("date", None)},
+        }});
+        let why = target_of(&nested, Some("o.n.ts")).err().unwrap();
+        assert!(why.contains("nested object o.n in b"), "{why}");
+        let object = json!({"fields": {"o": {"object": caps("object", None)}, "o.ts": {"date": caps("date", None)}}});
+        assert_eq!(target_of(&object, Some("o.ts")).unwrap().kind, Kind::Date);
         let kw = json!({"fields": {"ts": {"keyword": caps("keyword", None)}}});
         assert_eq!(target_of(&kw, Some("ts")).unwrap().kind, Kind::Keyword);
     }
