@@ -389,6 +389,23 @@ fn numbers_keep_their_exact_digits() {
     }
 }
 
+/// The documents a state file keeps at its mark, as `index/id`, sorted.
+fn boundary(saved: &Json) -> Vec<String> {
+    let mut v: Vec<String> = saved["ids_at_since"]
+        .as_object()
+        .unwrap_or_else(|| panic!("ids_at_since by index: {saved}"))
+        .iter()
+        .flat_map(|(index, ids)| {
+            ids.as_array()
+                .unwrap()
+                .iter()
+                .map(move |id| format!("{index}/{}", id.as_str().unwrap()))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
 #[test]
 fn incremental_runs_read_documents_arriving_at_the_watermark() {
     for kind in ES_KINDS {
@@ -430,14 +447,7 @@ fn incremental_runs_read_documents_arriving_at_the_watermark() {
         assert_eq!(run("4.jsonl"), set(&["f"]), "{kind:?}");
         let saved: Json = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
         assert_eq!(saved["since"], 102, "{kind:?}: {saved}");
-        let mut boundary: Vec<&str> = saved["ids_at_since"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_str().unwrap())
-            .collect();
-        boundary.sort();
-        assert_eq!(boundary, ["a", "f"], "{kind:?}: {saved}");
+        assert_eq!(boundary(&saved), ["docs/a", "docs/f"], "{kind:?}: {saved}");
     }
 }
 
@@ -528,16 +538,9 @@ fn an_incremental_sequence_exports_each_document_once() {
         );
         let s = saved();
         assert_eq!(s["since"], "2026-01-01T00:00:00Z", "{kind:?}: {s}");
-        let mut at: Vec<&str> = s["ids_at_since"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_str().unwrap())
-            .collect();
-        at.sort();
         assert_eq!(
-            at,
-            ["a", "b", "c", "d", "v"],
+            boundary(&s),
+            ["docs/a", "docs/b", "docs/c", "docs/d", "docs/v"],
             "{kind:?}: one instant, five forms: {s}"
         );
         assert_eq!(watermark(), Some(1_767_225_600.0), "{kind:?}");
@@ -683,5 +686,279 @@ fn several_indices_without_index_in_the_records_are_warned_about() {
         assert_eq!(read_jsonl(&out).len(), 10, "{kind:?}");
         let err = run(&["--es-meta-fields", "_id,_index"]);
         assert!(!err.contains("covers 2 indices"), "{kind:?}: {err}");
+    }
+}
+
+/// Two indices of one --es-index list hold documents with the same _id
+/// and the same since value: the one indexed after the first run is read
+/// by the next run (the mark keeps each id with its index), once.
+#[test]
+fn a_document_at_the_mark_with_the_id_of_another_index_is_read() {
+    for kind in ES_KINDS {
+        let srv = EsServer::start(kind);
+        for index in ["ia", "ib"] {
+            let (status, body) = srv.json(
+                "PUT",
+                &format!("/{index}"),
+                &json!({"mappings": {"properties": {"ts": {"type": "date"}}}}),
+            );
+            assert_eq!(status, 200, "{kind:?}: {body}");
+        }
+        let doc = || vec![("same".to_string(), json!({"ts": "2026-01-01T00:00:00Z"}))];
+        srv.bulk("ia", &doc());
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state.json");
+        let run = |name: &str| {
+            let out = dir.path().join(name);
+            let url = srv.url();
+            let mut args = es_args(
+                &url,
+                p(&out),
+                &[
+                    "--es-meta-fields",
+                    "_id,_index",
+                    "--es-since-field",
+                    "ts",
+                    "--state-file",
+                    p(&state),
+                ],
+            );
+            let at = args.iter().position(|a| *a == "docs").unwrap();
+            args[at] = "ia,ib";
+            let res = Command::new(bin())
+                .args(&args)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            assert_eq!(
+                res.status.code(),
+                Some(0),
+                "{kind:?} {name}: {}",
+                stderr(&res)
+            );
+            read_jsonl(&out)
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{}/{}",
+                        r["_index"].as_str().unwrap(),
+                        r["_id"].as_str().unwrap()
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(run("1.jsonl"), ["ia/same"], "{kind:?}");
+        srv.bulk("ib", &doc());
+        assert_eq!(run("2.jsonl"), ["ib/same"], "{kind:?}: lost");
+        assert!(run("3.jsonl").is_empty(), "{kind:?}: read again");
+        let saved: Json = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+        assert_eq!(
+            boundary(&saved),
+            ["ia/same", "ib/same"],
+            "{kind:?}: {saved}"
+        );
+        // A state file of an earlier version (bare ids) still reads: the
+        // boundary as before, nothing read again.
+        std::fs::write(
+            &state,
+            json!({"field": "ts", "since": "2026-01-01T00:00:00Z", "ids_at_since": ["same"]})
+                .to_string(),
+        )
+        .unwrap();
+        assert!(run("4.jsonl").is_empty(), "{kind:?}: read again");
+    }
+}
+
+/// Runs over an index list whose since field is `date` in one index and
+/// `date_nanos` in another, with `--es-index` and `--es-meta-fields`
+/// `_id,_index`; returns a runner giving each run's `index/id`s.
+fn run_indices<'a>(
+    srv: &'a EsServer,
+    dir: &'a Path,
+    indices: &'a str,
+    extra: &'a [&'a str],
+) -> impl Fn(&str) -> (Option<i32>, Vec<String>, String) + 'a {
+    move |name: &str| {
+        let out = dir.join(name);
+        let state = dir.join("state.json");
+        let url = srv.url();
+        let mut more = vec![
+            "--es-meta-fields",
+            "_id,_index",
+            "--es-since-field",
+            "ts",
+            "--state-file",
+            p(&state),
+        ];
+        more.extend(extra);
+        let mut args = es_args(&url, p(&out), &more);
+        let at = args.iter().position(|a| *a == "docs").unwrap();
+        args[at] = indices;
+        let res = Command::new(bin())
+            .args(&args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let got = if out.exists() {
+            let mut v: Vec<String> = read_jsonl(&out)
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{}/{}",
+                        r["_index"].as_str().unwrap(),
+                        r["_id"].as_str().unwrap()
+                    )
+                })
+                .collect();
+            v.sort();
+            v
+        } else {
+            Vec::new()
+        };
+        (res.status.code(), got, stderr(&res))
+    }
+}
+
+fn put_index(srv: &EsServer, index: &str, properties: Json) {
+    let (status, body) = srv.json(
+        "PUT",
+        &format!("/{index}"),
+        &json!({"mappings": {"properties": properties}}),
+    );
+    assert_eq!(status, 200, "{body}");
+}
+
+/// A mark with nanoseconds (from the `date_nanos` index) is no earlier
+/// bound in the `date` index: a document of the millisecond before the
+/// mark is not read again, and documents after the mark are read in both.
+#[test]
+fn a_nanosecond_mark_is_exact_in_millisecond_and_nanosecond_indices() {
+    for kind in ES_KINDS {
+        let srv = EsServer::start(kind);
+        put_index(&srv, "im", json!({"ts": {"type": "date"}}));
+        put_index(&srv, "inano", json!({"ts": {"type": "date_nanos"}}));
+        let d = |id: &str, ts: &str| (id.to_string(), json!({"ts": ts}));
+        srv.bulk("im", &[d("old", "2026-01-01T00:00:00.000Z")]);
+        srv.bulk("inano", &[d("mark", "2026-01-01T00:00:00.000000001Z")]);
+        let dir = tempfile::tempdir().unwrap();
+        let run = run_indices(&srv, dir.path(), "im,inano", &[]);
+        let (code, got, err) = run("1.jsonl");
+        assert_eq!(code, Some(0), "{kind:?}: {err}");
+        assert_eq!(got, ["im/old", "inano/mark"], "{kind:?}");
+        let (code, got, err) = run("2.jsonl");
+        assert_eq!(code, Some(0), "{kind:?}: {err}");
+        assert!(got.is_empty(), "{kind:?}: read again: {got:?}");
+        // Between the mark and the next millisecond, and just after.
+        srv.bulk("inano", &[d("between", "2026-01-01T00:00:00.000000500Z")]);
+        srv.bulk("im", &[d("next", "2026-01-01T00:00:00.001Z")]);
+        let (code, got, err) = run("3.jsonl");
+        assert_eq!(code, Some(0), "{kind:?}: {err}");
+        assert_eq!(got, ["im/next", "inano/between"], "{kind:?}");
+        let (_, got, _) = run("4.jsonl");
+        assert!(got.is_empty(), "{kind:?}: read again: {got:?}");
+    }
+}
+
+/// A date after the year 9999 is saved in a form the next run reads back:
+/// that run starts from it (exit 0, nothing read again), not refusing the
+/// state file the last run wrote.
+#[test]
+fn a_far_future_position_is_read_back_by_the_next_run() {
+    for kind in ES_KINDS {
+        let srv = EsServer::start(kind);
+        put_index(&srv, "far", json!({"ts": {"type": "date"}}));
+        srv.bulk(
+            "far",
+            &[
+                (
+                    "y57971".to_string(),
+                    json!({"ts": 1_767_225_600_000_000u64}),
+                ),
+                ("y10000".to_string(), json!({"ts": 253_402_300_800_000u64})),
+            ],
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let run = run_indices(&srv, dir.path(), "far", &[]);
+        let (code, got, err) = run("1.jsonl");
+        assert_eq!(code, Some(0), "{kind:?}: {err}");
+        assert_eq!(got, ["far/y10000", "far/y57971"], "{kind:?}");
+        let (code, got, err) = run("2.jsonl");
+        assert_eq!(code, Some(0), "{kind:?}: {err}");
+        assert!(got.is_empty(), "{kind:?}: read again: {got:?}");
+        srv.bulk(
+            "far",
+            &[("later".to_string(), json!({"ts": 1_767_225_600_000_001u64}))],
+        );
+        let (code, got, err) = run("3.jsonl");
+        assert_eq!(code, Some(0), "{kind:?}: {err}");
+        assert_eq!(got, ["far/later"], "{kind:?}");
+    }
+}
+
+/// A since field that no index maps (a misspelt name) or that lies inside a
+/// nested object is refused with exit 2, naming the flag and the index; an
+/// index with no document yet may lack the field.
+#[test]
+fn an_unmapped_or_nested_since_field_is_refused() {
+    for kind in ES_KINDS {
+        let srv = EsServer::start(kind);
+        put_index(&srv, "typo", json!({"ts": {"type": "date"}}));
+        srv.bulk("typo", &[("a".to_string(), json!({"ts": "2026-01-01"}))]);
+        put_index(
+            &srv,
+            "nest",
+            json!({"items": {"type": "nested", "properties": {"ts": {"type": "date"}}}}),
+        );
+        srv.bulk(
+            "nest",
+            &[("a".to_string(), json!({"items": [{"ts": "2026-01-01"}]}))],
+        );
+        put_index(&srv, "fresh", json!({"other": {"type": "keyword"}}));
+        for (index, field, missing, want) in [
+            ("typo", "tsx", "include", "no index of --es-index typo maps"),
+            ("typo", "tsx", "skip", "no index of --es-index typo maps"),
+            ("nest", "items.ts", "include", "nested object items"),
+            ("nest", "items.ts", "skip", "nested object items"),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let state = dir.path().join("state.json");
+            let out = dir.path().join("out.jsonl");
+            let url = srv.url();
+            let mut args = es_args(
+                &url,
+                p(&out),
+                &[
+                    "--es-since-field",
+                    field,
+                    "--es-since-missing",
+                    missing,
+                    "--state-file",
+                    p(&state),
+                ],
+            );
+            let at = args.iter().position(|a| *a == "docs").unwrap();
+            args[at] = index;
+            let res = Command::new(bin())
+                .args(&args)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            let err = stderr(&res);
+            assert_eq!(
+                res.status.code(),
+                Some(2),
+                "{kind:?} {index} {field} {missing}: {err}"
+            );
+            assert!(
+                err.contains(&format!("--es-since-field {field}")) && err.contains(want),
+                "{kind:?} {index} {field}: {err}"
+            );
+            assert!(!state.exists(), "{kind:?} {index} {field}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let run = run_indices(&srv, dir.path(), "fresh", &[]);
+        let (code, got, err) = run("1.jsonl");
+        assert_eq!(code, Some(0), "{kind:?}: an empty index: {err}");
+        assert!(got.is_empty(), "{kind:?}");
     }
 }

@@ -214,7 +214,7 @@ impl EsSource {
                 );
                 if let Some(s) = &self.since {
                     match s.point_of(page.docvalues(i, &s.field).as_deref()) {
-                        Some(v) => mark.see(v, &page.id(i)),
+                        Some(v) => mark.see(v, page.index(i), &page.id(i)),
                         None => mark.missing += 1,
                     }
                 }

@@ -76,6 +76,21 @@ impl EsSource {
                 .await
                 .map_err(|e| open_error(cfg, e))?
                 .map_err(PipelineError::Config)?;
+            // A field no index maps (a typo, a field no document has) would
+            // read every document on every run, or none: refused, unless
+            // the indices hold no document yet (nothing mapped it so far).
+            if let (Some(f), since::Kind::Unmapped) = (field, target.kind) {
+                let all = json!({"match_all": {}});
+                let n = Self::count_matching(&client, &cfg.index, &all, Some(metrics))
+                    .await
+                    .map_err(|e| open_error(cfg, e))?;
+                if n > 0 {
+                    return Err(PipelineError::Config(format!(
+                        "--es-since-field {f}: no index of --es-index {} maps this field, and it holds {n} documents (a misspelt name? a field no document has a value of?); name a field of the documents",
+                        cfg.index
+                    )));
+                }
+            }
             Ok::<_, PipelineError>((info, target))
         })?;
         let indices = target.indices.as_deref().unwrap_or_default();
@@ -97,7 +112,7 @@ impl EsSource {
                 Some(Since::open(
                     field,
                     path,
-                    target.kind,
+                    (target.kind, target.millis.clone()),
                     cfg.since_missing,
                     slice,
                 )?)

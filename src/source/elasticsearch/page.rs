@@ -170,6 +170,8 @@ impl Span {
 
 struct HitAt {
     id: Span,
+    /// The `_index` (a string), when the hit has one.
+    index: Option<Span>,
     source: Option<Span>,
     sort: Option<Span>,
     /// The `fields` object (values asked for with `docvalue_fields`).
@@ -246,12 +248,14 @@ impl Page {
         let mut hits = Vec::with_capacity(hits_in.len());
         let mut metas = vec![None; hits_in.len() * meta.len()];
         for (i, HitIn(members)) in hits_in.iter().enumerate() {
-            let (mut id, mut source, mut sort, mut fields) = (None, None, None, None);
+            let (mut id, mut index, mut source, mut sort, mut fields) =
+                (None, None, None, None, None);
             let at = &mut metas[i * meta.len()..(i + 1) * meta.len()];
             for (key, raw) in members {
                 let span = Span::of(&body, raw.get());
                 match &*key.0 {
                     "_id" => id = raw.get().starts_with('"').then_some(span),
+                    "_index" => index = raw.get().starts_with('"').then_some(span),
                     "_source" => source = Some(span),
                     "sort" => sort = raw.get().starts_with('[').then_some(span),
                     "fields" => fields = raw.get().starts_with('{').then_some(span),
@@ -269,6 +273,7 @@ impl Page {
             }
             hits.push(HitAt {
                 id,
+                index,
                 source,
                 sort,
                 fields,
@@ -307,6 +312,11 @@ impl Page {
     /// Hit `i`'s `_id`.
     pub(super) fn id(&self, i: usize) -> String {
         serde_json::from_str(self.text(self.hits[i].id)).unwrap_or_default()
+    }
+
+    /// Hit `i`'s `_index`, when it has one.
+    pub(super) fn index(&self, i: usize) -> Option<String> {
+        serde_json::from_str(self.text(self.hits[i].index?)).ok()
     }
 
     /// Hit `i`'s values of `field` in its `fields` object (asked for with

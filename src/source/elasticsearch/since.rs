@@ -54,6 +54,20 @@ impl Kind {
     }
 }
 
+/// Which indices keep the field's dates in milliseconds (`date`, not
+/// `date_nanos`): there a range bound is cut to its millisecond, so a bound
+/// with nanoseconds would match the documents of that millisecond before it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) enum Millis {
+    /// None (or not a date field): a bound is exact.
+    #[default]
+    None,
+    /// Every index.
+    All,
+    /// These indices (the others map it as `date_nanos`).
+    Only(Vec<String>),
+}
+
 /// One value of the field, as the server orders it.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Point {
@@ -125,10 +139,12 @@ impl Point {
         }
     }
 
-    /// The value as the state file keeps it: a date as RFC 3339 (UTC).
+    /// The value as the state file keeps it: a date as RFC 3339 (UTC), or
+    /// as epoch milliseconds (a string) outside the years 0000 to 9999,
+    /// which RFC 3339 cannot write.
     pub(super) fn to_state(&self) -> Json {
         match self {
-            Point::Instant(ns) => json!(rfc3339(*ns)),
+            Point::Instant(ns) => json!(rfc3339(*ns).unwrap_or_else(|| millis_text(*ns))),
             Point::Int(i) => serde_json::from_str(&i.to_string()).unwrap_or(Json::Null),
             Point::Float(f) => json!(f),
             Point::Text(s) => json!(s),
@@ -138,15 +154,7 @@ impl Point {
     /// The value in a range query (dates with `"format": "epoch_millis"`).
     fn to_query(&self) -> Json {
         match self {
-            Point::Instant(ns) => {
-                let (ms, frac) = (ns.div_euclid(1_000_000), ns.rem_euclid(1_000_000));
-                if frac == 0 {
-                    json!(ms.to_string())
-                } else {
-                    let f = format!("{frac:06}");
-                    json!(format!("{ms}.{}", f.trim_end_matches('0')))
-                }
-            }
+            Point::Instant(ns) => json!(millis_text(*ns)),
             other => other.to_state(),
         }
     }
@@ -181,7 +189,8 @@ fn number(text: &str) -> Point {
 }
 
 /// `1767225600123` or `1767225600123.456789` (epoch milliseconds, as the
-/// server writes `epoch_millis`) in nanoseconds.
+/// server writes `epoch_millis`; the sign applies to the fraction too) in
+/// nanoseconds.
 fn epoch_millis(s: &str) -> Option<i128> {
     let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
     let ms: i128 = whole.parse().ok()?;
@@ -189,7 +198,20 @@ fn epoch_millis(s: &str) -> Option<i128> {
         return None;
     }
     let f: i128 = format!("{frac:0<6}").parse().ok()?;
-    Some(ms * 1_000_000 + if ms < 0 { -f } else { f })
+    Some(ms * 1_000_000 + if whole.starts_with('-') { -f } else { f })
+}
+
+/// Nanoseconds as epoch milliseconds, with a fraction when there are
+/// nanoseconds (what [`epoch_millis`] reads).
+fn millis_text(ns: i128) -> String {
+    let sign = if ns < 0 { "-" } else { "" };
+    let (ms, frac) = (ns.unsigned_abs() / 1_000_000, ns.unsigned_abs() % 1_000_000);
+    if frac == 0 {
+        format!("{sign}{ms}")
+    } else {
+        let f = format!("{frac:06}");
+        format!("{sign}{ms}.{}", f.trim_end_matches('0'))
+    }
 }
 
 /// A date string (RFC 3339; `YYYY-MM-DD`, `YYYY-MM-DD HH:MM:SS[.f]` and
@@ -197,7 +219,11 @@ fn epoch_millis(s: &str) -> Option<i128> {
 pub(super) fn parse_date(s: &str) -> Option<i128> {
     use chrono::{DateTime, NaiveDate, NaiveDateTime};
     let nanos = |secs: i64, sub: u32| secs as i128 * 1_000_000_000 + sub as i128;
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+    // RFC 3339, or with a signed year of more than four digits
+    // (`+57971-02-25T00:00:00Z`, as earlier versions saved such dates).
+    if let Ok(t) =
+        DateTime::parse_from_rfc3339(s).or_else(|_| s.parse::<DateTime<chrono::FixedOffset>>())
+    {
         return Some(nanos(t.timestamp(), t.timestamp_subsec_nanos()));
     }
     let naive = NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")
@@ -212,20 +238,35 @@ pub(super) fn parse_date(s: &str) -> Option<i128> {
     Some(nanos(naive.timestamp(), naive.timestamp_subsec_nanos()))
 }
 
-fn rfc3339(ns: i128) -> String {
-    let secs = ns.div_euclid(1_000_000_000) as i64;
+/// RFC 3339 in UTC, for the years it can write (0000 to 9999).
+fn rfc3339(ns: i128) -> Option<String> {
+    use chrono::Datelike;
+    let secs = i64::try_from(ns.div_euclid(1_000_000_000)).ok()?;
     let sub = ns.rem_euclid(1_000_000_000) as u32;
     chrono::DateTime::from_timestamp(secs, sub)
+        .filter(|t| (0..=9999).contains(&t.year()))
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
-        .unwrap_or_default()
 }
 
-/// The largest value of the field seen, the ids that hold it, and how many
-/// documents had no value.
+/// A document at the saved value: its index and id. Documents of
+/// different indices may share an `_id`; a state file of an earlier version
+/// kept the id alone (`index` is `None`: that id in any index).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct DocKey {
+    pub index: Option<String>,
+    pub id: String,
+}
+
+/// The key under which `ids_at_since` keeps ids without an index ("*" is
+/// not a valid index name).
+const ANY_INDEX: &str = "*";
+
+/// The largest value of the field seen, the documents that hold it, and
+/// how many documents had no value.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(super) struct Mark {
     pub value: Option<Point>,
-    pub ids: Vec<String>,
+    pub ids: Vec<DocKey>,
     /// More documents held the value than [`MAX_BOUNDARY_IDS`].
     pub overflow: bool,
     /// Documents read without a value of the field.
@@ -233,23 +274,27 @@ pub(super) struct Mark {
 }
 
 impl Mark {
-    /// Takes a document's value and id into account.
-    pub fn see(&mut self, v: Point, id: &str) {
+    /// Takes a document's value, index and id into account.
+    pub fn see(&mut self, v: Point, index: Option<String>, id: &str) {
+        let key = DocKey {
+            index,
+            id: id.to_string(),
+        };
         match self.value.as_ref().map(|m| m.cmp(&v)) {
             Some(Ordering::Greater) => {}
-            Some(Ordering::Equal) => self.add_id(id),
+            Some(Ordering::Equal) => self.add_id(key),
             _ => {
                 self.value = Some(v);
                 self.ids.clear();
                 self.overflow = false;
-                self.add_id(id);
+                self.add_id(key);
             }
         }
     }
 
-    fn add_id(&mut self, id: &str) {
+    fn add_id(&mut self, key: DocKey) {
         if self.ids.len() < MAX_BOUNDARY_IDS {
-            self.ids.push(id.to_string());
+            self.ids.push(key);
         } else {
             self.overflow = true;
         }
@@ -262,8 +307,8 @@ impl Mark {
         match self.value.as_ref().map(|m| m.cmp(v)) {
             Some(Ordering::Greater) => {}
             Some(Ordering::Equal) => {
-                for id in other.ids {
-                    self.add_id(&id);
+                for key in other.ids {
+                    self.add_id(key);
                 }
                 self.overflow |= other.overflow;
             }
@@ -274,6 +319,66 @@ impl Mark {
             }
         }
     }
+
+    /// The ids by index, as the state file keeps them: `{"index": [ids]}`
+    /// (ids without an index under `*`).
+    fn ids_to_state(&self) -> Json {
+        let mut by: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+        for k in &self.ids {
+            by.entry(k.index.as_deref().unwrap_or(ANY_INDEX))
+                .or_default()
+                .push(&k.id);
+        }
+        json!(by)
+    }
+
+    /// What [`Mark::ids_to_state`] wrote, or a list of bare ids (earlier
+    /// versions); `None` when the state holds no usable list.
+    fn ids_from_state(v: &Json) -> Option<Vec<DocKey>> {
+        let key = |index: Option<&str>, id: &Json| {
+            id.as_str().map(|id| DocKey {
+                index: index.map(String::from),
+                id: id.to_string(),
+            })
+        };
+        match v {
+            Json::Array(a) => Some(a.iter().filter_map(|id| key(None, id)).collect()),
+            Json::Object(m) => Some(
+                m.iter()
+                    .flat_map(|(index, ids)| {
+                        let index = (index != ANY_INDEX).then_some(index.as_str());
+                        ids.as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(move |id| key(index, id))
+                    })
+                    .collect(),
+            ),
+            _ => None,
+        }
+    }
+
+    /// A query matching the documents of [`Mark::ids`], each in its index.
+    fn ids_query(&self) -> Json {
+        let mut by: std::collections::BTreeMap<Option<&str>, Vec<&str>> = Default::default();
+        for k in &self.ids {
+            by.entry(k.index.as_deref()).or_default().push(&k.id);
+        }
+        let mut each: Vec<Json> = by
+            .into_iter()
+            .map(|(index, ids)| {
+                let ids = json!({"ids": {"values": ids}});
+                match index {
+                    Some(index) => json!({"bool": {"filter": [{"term": {"_index": index}}, ids]}}),
+                    None => ids,
+                }
+            })
+            .collect();
+        if each.len() == 1 {
+            return each.pop().expect("one");
+        }
+        json!({"bool": {"should": each, "minimum_should_match": 1}})
+    }
 }
 
 /// `--es-since-field` with its saved position.
@@ -281,6 +386,8 @@ pub(super) struct Since {
     pub field: String,
     pub path: PathBuf,
     pub kind: Kind,
+    /// The indices where dates are milliseconds.
+    pub millis: Millis,
     pub missing: SinceMissing,
     pub previous: Mark,
     pub seen: Mutex<Mark>,
@@ -315,7 +422,7 @@ impl Since {
     pub fn open(
         field: &str,
         path: &Path,
-        kind: Kind,
+        (kind, millis): (Kind, Millis),
         missing: SinceMissing,
         slice: Option<(u32, u32)>,
     ) -> Result<Since, PipelineError> {
@@ -324,6 +431,7 @@ impl Since {
             field: field.to_string(),
             path: path.to_path_buf(),
             kind,
+            millis,
             missing,
             // Documents read at the saved value again (none, unless they
             // arrived since) join the ids already kept for it.
@@ -361,6 +469,38 @@ impl Since {
         json!({"range": {self.field.clone(): r}})
     }
 
+    /// Documents at or after `prev`, exactly in every index: an instant
+    /// with nanoseconds is rounded up to the next millisecond where dates
+    /// are milliseconds (no document there lies between the two), and kept
+    /// as it is in the `date_nanos` indices.
+    fn from(&self, prev: &Point) -> Json {
+        let exact = self.range("gte", prev);
+        let Point::Instant(ns) = prev else {
+            return exact;
+        };
+        if ns.rem_euclid(1_000_000) == 0 {
+            return exact;
+        }
+        let up = self.range(
+            "gte",
+            &Point::Instant((ns.div_euclid(1_000_000) + 1) * 1_000_000),
+        );
+        match &self.millis {
+            Millis::None => exact,
+            Millis::All => up,
+            Millis::Only(indices) => {
+                let these = json!({"terms": {"_index": indices}});
+                json!({"bool": {
+                    "should": [
+                        {"bool": {"filter": [these, up]}},
+                        {"bool": {"filter": [exact], "must_not": [these]}},
+                    ],
+                    "minimum_should_match": 1,
+                }})
+            }
+        }
+    }
+
     fn exists(&self) -> Json {
         json!({"exists": {"field": self.field}})
     }
@@ -387,7 +527,7 @@ impl Since {
                     prev.to_state()
                 );
             }
-            let from = self.range("gte", prev);
+            let from = self.from(prev);
             filter.push(match self.missing {
                 SinceMissing::Skip => from,
                 SinceMissing::Include => json!({"bool": {
@@ -399,7 +539,7 @@ impl Since {
             // has a greater value now.
             if !self.previous.ids.is_empty() && !self.previous.overflow {
                 must_not.push(json!({"bool": {
-                    "filter": [{"ids": {"values": self.previous.ids}}],
+                    "filter": [self.previous.ids_query()],
                     "must_not": [self.range("gt", prev)],
                 }}));
             }
@@ -424,7 +564,7 @@ impl Since {
         let mut body = json!({
             "field": self.field,
             "since": value.to_state(),
-            "ids_at_since": if mark.overflow { Json::Null } else { json!(mark.ids) },
+            "ids_at_since": if mark.overflow { Json::Null } else { mark.ids_to_state() },
             "saved_at": crate::metrics::unix_now(),
         });
         if let Some((i, n)) = self.slice {
@@ -505,19 +645,13 @@ fn read_state(
             ))
         })?),
     };
-    let ids = state["ids_at_since"].as_array();
+    let ids = Mark::ids_from_state(&state["ids_at_since"]);
     Ok(Mark {
         value,
-        ids: ids
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default(),
         // A state without the ids (or with too many to keep) re-reads the
         // boundary: nothing is lost.
         overflow: ids.is_none(),
+        ids: ids.unwrap_or_default(),
         missing: 0,
     })
 }
@@ -625,27 +759,126 @@ mod tests {
 
     #[test]
     fn the_mark_keeps_the_ids_at_the_largest_value() {
+        let ix = || Some("i".to_string());
+        let ids = |m: &Mark| m.ids.iter().map(|k| k.id.clone()).collect::<Vec<_>>();
         let mut a = Mark::default();
-        a.see(Point::Int(5), "x");
-        a.see(Point::Int(7), "y");
-        a.see(Point::Int(7), "z");
-        a.see(Point::Int(6), "w");
+        a.see(Point::Int(5), ix(), "x");
+        a.see(Point::Int(7), ix(), "y");
+        a.see(Point::Int(7), ix(), "z");
+        a.see(Point::Int(6), ix(), "w");
         a.missing = 2;
         assert_eq!(a.value, Some(Point::Int(7)));
-        assert_eq!(a.ids, ["y", "z"]);
+        assert_eq!(ids(&a), ["y", "z"]);
         let mut b = Mark::default();
-        b.see(Point::Float(7.0), "v");
+        b.see(Point::Float(7.0), ix(), "v");
         b.missing = 1;
         a.merge(b);
-        assert_eq!(a.ids, ["y", "z", "v"]);
+        assert_eq!(ids(&a), ["y", "z", "v"]);
         let mut c = Mark::default();
-        c.see(Point::Int(8), "u");
+        c.see(Point::Int(8), ix(), "u");
         a.merge(c);
         assert_eq!(
-            (a.value, a.ids),
-            (Some(Point::Int(8)), vec!["u".to_string()])
+            (&a.value, ids(&a)),
+            (&Some(Point::Int(8)), vec!["u".to_string()])
         );
         assert_eq!(a.missing, 3);
+    }
+
+    #[test]
+    fn the_ids_at_the_mark_are_kept_with_their_index() {
+        let mut m = Mark::default();
+        m.see(Point::Int(1), Some("ia".into()), "same");
+        m.see(Point::Int(1), Some("ib".into()), "same");
+        m.see(Point::Int(1), Some("ib".into()), "other");
+        let saved = m.ids_to_state();
+        assert_eq!(saved, json!({"ia": ["same"], "ib": ["same", "other"]}));
+        let mut back = Mark::ids_from_state(&saved).unwrap();
+        back.sort();
+        let mut want = m.ids.clone();
+        want.sort();
+        assert_eq!(back, want);
+        // The exclusion names each document's index.
+        let q = m.ids_query().to_string();
+        assert!(
+            q.contains(r#"{"term":{"_index":"ia"}}"#) && q.contains(r#"{"term":{"_index":"ib"}}"#),
+            "{q}"
+        );
+        // A list of bare ids (an earlier version's state) still reads, as
+        // ids of any index, and is saved again as such.
+        let old = Mark::ids_from_state(&json!(["a", "b"])).unwrap();
+        assert!(old.iter().all(|k| k.index.is_none()));
+        let m = Mark {
+            ids: old,
+            ..Mark::default()
+        };
+        assert_eq!(m.ids_to_state(), json!({"*": ["a", "b"]}));
+        assert_eq!(m.ids_query(), json!({"ids": {"values": ["a", "b"]}}));
+        assert_eq!(Mark::ids_from_state(&json!(null)), None);
+    }
+
+    #[test]
+    fn a_bound_with_nanoseconds_is_rounded_up_only_where_dates_are_milliseconds() {
+        let since = |millis: Millis| Since {
+            field: "ts".into(),
+            path: "s".into(),
+            kind: Kind::Date,
+            millis,
+            missing: SinceMissing::Skip,
+            previous: Mark::default(),
+            seen: Mutex::new(Mark::default()),
+            slice: None,
+        };
+        let mark = Point::Instant(1_767_225_600_000_000_001);
+        let bound = |q: Json| q["range"]["ts"]["gte"].clone();
+        assert_eq!(
+            bound(since(Millis::None).from(&mark)),
+            "1767225600000.000001"
+        );
+        assert_eq!(bound(since(Millis::All).from(&mark)), "1767225600001");
+        let whole = Point::Instant(1_767_225_600_000_000_000);
+        assert_eq!(bound(since(Millis::All).from(&whole)), "1767225600000");
+        let mixed = since(Millis::Only(vec!["im".into()])).from(&mark);
+        let each = &mixed["bool"]["should"];
+        assert_eq!(
+            each[0]["bool"]["filter"][0],
+            json!({"terms": {"_index": ["im"]}})
+        );
+        assert_eq!(bound(each[0]["bool"]["filter"][1].clone()), "1767225600001");
+        assert_eq!(
+            each[1]["bool"]["must_not"][0],
+            json!({"terms": {"_index": ["im"]}})
+        );
+        assert_eq!(
+            bound(each[1]["bool"]["filter"][0].clone()),
+            "1767225600000.000001"
+        );
+    }
+
+    #[test]
+    fn every_date_saved_reads_back_to_the_same_instant() {
+        for ms in [
+            1_767_225_600_000_000i128, // year 57971
+            253_402_300_800_000,       // year 10000
+            253_402_300_799_999,       // the last millisecond of 9999
+            -62_198_755_200_000,       // year -1
+            -1,
+            0,
+        ] {
+            for sub in [0, 1, 999_999] {
+                let p = Point::Instant(ms * 1_000_000 + sub);
+                let saved = p.to_state();
+                assert_eq!(
+                    Point::from_state(Kind::Date, &saved),
+                    Ok(p.clone()),
+                    "{saved}"
+                );
+            }
+        }
+        // What an earlier version wrote for a year after 9999.
+        assert_eq!(
+            Point::from_state(Kind::Date, &json!("+57971-02-25T00:00:00Z")),
+            Ok(Point::Instant(1_767_225_600_000_000 * 1_000_000))
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use serde_json::Value as Json;
 use crate::metrics::Metrics;
 
 use super::client::{Call, Client, EsError};
-use super::since::Kind;
+use super::since::{Kind, Millis};
 
 /// The concrete indices of `--es-index`, and the mapping of `field`.
 pub(super) struct Target {
@@ -17,6 +17,8 @@ pub(super) struct Target {
     pub indices: Option<Vec<String>>,
     /// The field's kind (`Unmapped` without a field).
     pub kind: Kind,
+    /// Where a date field keeps milliseconds.
+    pub millis: Millis,
 }
 
 /// Asks the server which indices `index` covers and how they map `field`
@@ -29,7 +31,17 @@ pub(super) async fn resolve(
     retries: Option<&Metrics>,
 ) -> Result<Result<Target, String>, EsError> {
     let path = format!("/{index}/_field_caps");
-    let fields = [("fields", field.unwrap_or("_id"))];
+    // The field and the objects it lies in (`a.b.c`: `a`, `a.b`), to tell
+    // a field inside a nested object.
+    let asked = match field {
+        Some(f) => {
+            let mut names: Vec<&str> = f.match_indices('.').map(|(at, _)| &f[..at]).collect();
+            names.push(f);
+            names.join(",")
+        }
+        None => "_id".to_string(),
+    };
+    let fields = [("fields", asked.as_str())];
     let check = |j: &Json| {
         j.get("fields")
             .and_then(Json::as_object)
@@ -42,6 +54,17 @@ pub(super) async fn resolve(
     call.retries = retries;
     let (answer, _) = client.send(call).await?;
     Ok(target_of(&answer, field))
+}
+
+/// " in a,b" for the indices a field capability names (none: all).
+fn in_indices(caps: &Json) -> String {
+    caps["indices"]
+        .as_array()
+        .map(|a| {
+            let names: Vec<&str> = a.iter().filter_map(Json::as_str).collect();
+            format!(" in {}", names.join(","))
+        })
+        .unwrap_or_default()
 }
 
 fn target_of(answer: &Json, field: Option<&str>) -> Result<Target, String> {
@@ -57,8 +80,20 @@ fn target_of(answer: &Json, field: Option<&str>) -> Result<Target, String> {
         return Ok(Target {
             indices,
             kind: Kind::Unmapped,
+            millis: Millis::None,
         });
     };
+    // A range query on the documents does not reach into a nested object
+    // (its values are separate hidden documents).
+    for (at, _) in field.match_indices('.') {
+        let parent = &field[..at];
+        if let Some(caps) = answer["fields"][parent].get("nested") {
+            return Err(format!(
+                "--es-since-field {field} lies inside the nested object {parent}{}: its values are not the document's own, so they cannot order an incremental read; use a field of the document itself",
+                in_indices(caps)
+            ));
+        }
+    }
     // One entry per type the field has across the indices.
     let types = answer["fields"][field].as_object();
     let mut kinds: Vec<(Kind, String, String)> = Vec::new();
@@ -66,13 +101,7 @@ fn target_of(answer: &Json, field: Option<&str>) -> Result<Target, String> {
         if t == "unmapped" {
             continue;
         }
-        let which = caps["indices"]
-            .as_array()
-            .map(|a| {
-                let names: Vec<&str> = a.iter().filter_map(Json::as_str).collect();
-                format!(" in {}", names.join(","))
-            })
-            .unwrap_or_default();
+        let which = in_indices(caps);
         let kind = Kind::of_type(t).ok_or_else(|| {
             format!(
                 "--es-since-field {field} is mapped as {t}{which}: an incremental read needs a date, numeric or keyword field (for a text field, its keyword sub-field, e.g. {field}.keyword)"
@@ -91,7 +120,30 @@ fn target_of(answer: &Json, field: Option<&str>) -> Result<Target, String> {
             *first
         }
     };
-    Ok(Target { indices, kind })
+    let millis = match (
+        types.and_then(|t| t.get("date")),
+        types.is_some_and(|t| t.contains_key("date_nanos")),
+    ) {
+        (None, _) => Millis::None,
+        (Some(_), false) => Millis::All,
+        // Both: the `date` entry lists its indices (without the list, the
+        // bound stays exact: at worst a millisecond is read again).
+        (Some(caps), true) => caps["indices"]
+            .as_array()
+            .map(|a| {
+                Millis::Only(
+                    a.iter()
+                        .filter_map(|i| i.as_str().map(String::from))
+                        .collect(),
+                )
+            })
+            .unwrap_or(Millis::None),
+    };
+    Ok(Target {
+        indices,
+        kind,
+        millis,
+    })
 }
 
 #[cfg(test)]
@@ -115,6 +167,7 @@ mod tests {
         let t = target_of(&answer, Some("ts")).unwrap();
         assert_eq!(t.indices.unwrap(), ["a", "b", "c"]);
         assert_eq!(t.kind, Kind::Date);
+        assert_eq!(t.millis, Millis::Only(vec!["a".to_string()]));
         assert_eq!(target_of(&answer, None).unwrap().kind, Kind::Unmapped);
         let none = json!({"indices": ["a"], "fields": {}});
         assert_eq!(target_of(&none, Some("ts")).unwrap().kind, Kind::Unmapped);
@@ -136,6 +189,19 @@ mod tests {
             .err()
             .unwrap()
             .contains("ts.keyword"));
+        let ms = json!({"fields": {"ts": {"date": caps("date", None)}}});
+        assert_eq!(target_of(&ms, Some("ts")).unwrap().millis, Millis::All);
+        let ns = json!({"fields": {"ts": {"date_nanos": caps("date_nanos", None)}}});
+        assert_eq!(target_of(&ns, Some("ts")).unwrap().millis, Millis::None);
+        let nested = json!({"fields": {
+            "o": {"object": caps("object", None)},
+            "o.n": {"nested": caps("nested", Some(&["b"]))},
+            "o.n.ts": {"date": caps("date", None)},
+        }});
+        let why = target_of(&nested, Some("o.n.ts")).err().unwrap();
+        assert!(why.contains("nested object o.n in b"), "{why}");
+        let object = json!({"fields": {"o": {"object": caps("object", None)}, "o.ts": {"date": caps("date", None)}}});
+        assert_eq!(target_of(&object, Some("o.ts")).unwrap().kind, Kind::Date);
         let kw = json!({"fields": {"ts": {"keyword": caps("keyword", None)}}});
         assert_eq!(target_of(&kw, Some("ts")).unwrap().kind, Kind::Keyword);
     }
