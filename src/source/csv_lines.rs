@@ -7,8 +7,8 @@ use std::sync::Arc;
 use crate::error::ErrorType;
 use crate::record::{Lines, Schema, Value};
 
-use super::csv::row_text;
 use super::csv_reader::Row;
+use super::csv_row::row_text;
 
 /// Writes rows straight as the JSON lines the file sink writes for their
 /// records (the same bytes, without making the records).
@@ -170,8 +170,9 @@ impl LineBatches {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::csv::{header_names, to_record};
+    use crate::source::csv::header_names;
     use crate::source::csv_reader::{Next, RowReader};
+    use crate::source::csv_row::to_record;
 
     /// Every row of `input` (after its header) through both ways: records
     /// then the file sink's encoding, and the line encoder (plain lines

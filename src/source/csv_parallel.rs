@@ -27,9 +27,9 @@ use crate::context::Context;
 use crate::error::{ErrorType, PipelineError};
 use crate::record::{Lines, Record, Schema};
 
-use super::csv::{reject, to_record, trim_line_end};
 use super::csv_lines::LineBatches;
 use super::csv_reader::{Next, Row, RowReader};
+use super::csv_row::{reject, to_record, trim_line_end};
 
 /// About how many bytes one chunk holds.
 pub(super) const CHUNK_BYTES: usize = 256 << 10;

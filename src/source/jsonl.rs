@@ -407,7 +407,7 @@ impl Source for JsonlSource {
                 };
                 rows += 1;
                 if let Some((at, raw, reason)) = rejected {
-                    if super::csv::reject(
+                    if super::csv_row::reject(
                         ctx,
                         (&mut rows, &mut total),
                         at,

@@ -7,6 +7,7 @@ pub mod csv;
 mod csv_lines;
 mod csv_parallel;
 mod csv_reader;
+mod csv_row;
 pub mod elasticsearch;
 mod files;
 pub mod input;

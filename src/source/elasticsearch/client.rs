@@ -16,7 +16,7 @@ use elasticsearch::http::Method;
 use elasticsearch::Elasticsearch;
 use serde_json::Value as Json;
 
-use super::page::Bad;
+use super::page::{error_reason, Bad};
 use crate::config::EsConfig;
 use crate::error::{ErrorType, PipelineError, Stage};
 use crate::metrics::Metrics;
@@ -70,24 +70,6 @@ impl EsError {
             EsError::Stopped => "stopped",
         }
     }
-}
-
-/// The server's error type and reason from an error body.
-pub(super) fn error_reason(body: &Json) -> (String, String) {
-    let err = &body["error"];
-    let root = &err["root_cause"][0];
-    let kind = root["type"]
-        .as_str()
-        .or_else(|| err["type"].as_str())
-        .unwrap_or("")
-        .to_string();
-    let reason = root["reason"]
-        .as_str()
-        .or_else(|| err["reason"].as_str())
-        .or_else(|| err.as_str())
-        .unwrap_or("")
-        .to_string();
-    (kind, reason)
 }
 
 /// When a failed request may be sent again.

@@ -240,9 +240,7 @@ impl Page {
         let shard_failure = parsed.shards.and_then(|raw| {
             let shards: Json = serde_json::from_str(raw.get()).ok()?;
             (shards["failed"].as_u64().unwrap_or(0) > 0).then(|| {
-                super::client::error_reason(
-                    &serde_json::json!({"error": shards["failures"][0]["reason"]}),
-                )
+                error_reason(&serde_json::json!({"error": shards["failures"][0]["reason"]}))
             })
         });
         let mut hits = Vec::with_capacity(hits_in.len());
@@ -425,6 +423,24 @@ fn explain(bytes: &[u8], typed: Option<serde_json::Error>, expect: Expect) -> Ba
             Ok(()) => typed.map_or_else(|| "not valid UTF-8".into(), |e| e.to_string()),
         }),
     }
+}
+
+/// The server's error type and reason from an error body.
+pub(super) fn error_reason(body: &Json) -> (String, String) {
+    let err = &body["error"];
+    let root = &err["root_cause"][0];
+    let kind = root["type"]
+        .as_str()
+        .or_else(|| err["type"].as_str())
+        .unwrap_or("")
+        .to_string();
+    let reason = root["reason"]
+        .as_str()
+        .or_else(|| err["reason"].as_str())
+        .or_else(|| err.as_str())
+        .unwrap_or("")
+        .to_string();
+    (kind, reason)
 }
 
 #[cfg(test)]
