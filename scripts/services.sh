@@ -13,6 +13,7 @@
 #              (OpenSearch 3 API), from PyPI
 #   nginx, openssl  put in front of a test server for basic auth, API keys
 #              and TLS (Debian packages; nginx is not started here)
+#   gzip, zstd, pzstd  compressed inputs in the tests (Debian's zstd package)
 #
 # Runs unattended (CI=true, no stdin): apt-get is non-interactive.
 set -euo pipefail
@@ -110,8 +111,18 @@ ensure_nginx_openssl() {
   command -v openssl >/dev/null 2>&1 || apt_install openssl
 }
 
+# The compressed-input tests pipe through gzip, zstd and pzstd (Debian's
+# zstd package).
+ensure_compressors() {
+  command -v gzip >/dev/null 2>&1 || apt_install gzip
+  if ! command -v zstd >/dev/null 2>&1 || ! command -v pzstd >/dev/null 2>&1; then
+    apt_install zstd
+  fi
+}
+
 ensure_promtool
 ensure_mariadb
 ensure_es_servers
 ensure_nginx_openssl
+ensure_compressors
 log "ready: promtool $(promtool --version 2>&1 | head -n 1 | awk '{print $3}'), MariaDB $(mysql --protocol=TCP -h 127.0.0.1 -uroot -N -e 'SELECT VERSION()')"
