@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::error::ErrorType;
 use crate::retry::RetryPolicy;
 
 // The defaults of the flags, stated once: clap shows and applies them, and
@@ -54,22 +55,6 @@ pub enum ErrorAllowance {
 }
 
 impl ErrorAllowance {
-    /// Parses `100` or `0.5%`.
-    pub fn parse(text: &str) -> Result<ErrorAllowance, String> {
-        let t = text.trim();
-        let bad = || format!("'{text}' is not a number of records (100) or a share of them (0.5%)");
-        match t.strip_suffix('%') {
-            Some(p) => {
-                let p: f64 = p.trim().parse().map_err(|_| bad())?;
-                if !(0.0..=100.0).contains(&p) {
-                    return Err(bad());
-                }
-                Ok(ErrorAllowance::Percent(p))
-            }
-            None => t.parse().map(ErrorAllowance::Count).map_err(|_| bad()),
-        }
-    }
-
     /// True when `failed` of `read` records is within the allowance.
     pub fn allows(self, failed: u64, read: u64) -> bool {
         match self {
@@ -259,10 +244,64 @@ impl SourceConfig {
 
     /// The `source` label of `pipeline_info`.
     pub fn kind(&self) -> &'static str {
+        self.source_kind().as_str()
+    }
+
+    /// Which kind of source this is.
+    pub fn source_kind(&self) -> SourceKind {
         match self {
-            SourceConfig::Csv(_) => "csv",
-            SourceConfig::Elasticsearch(_) => "elasticsearch",
-            SourceConfig::Jsonl(_) => "jsonl",
+            SourceConfig::Csv(_) => SourceKind::Csv,
+            SourceConfig::Elasticsearch(_) => SourceKind::Elasticsearch,
+            SourceConfig::Jsonl(_) => SourceKind::Jsonl,
+        }
+    }
+}
+
+/// Kinds of source: the values of `--source-type`, the `source` label of
+/// `pipeline_info`. A new source adds its variant here; the compiler then
+/// points to every match that must learn it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SourceKind {
+    /// A CSV file or standard input.
+    Csv,
+    /// An Elasticsearch or OpenSearch index.
+    Elasticsearch,
+    /// NDJSON (JSON lines): one JSON object per line, from a file or
+    /// standard input, gzip or zstd read by content.
+    Jsonl,
+}
+
+impl SourceKind {
+    /// The `--source-type` value and `source` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Csv => "csv",
+            SourceKind::Elasticsearch => "elasticsearch",
+            SourceKind::Jsonl => "jsonl",
+        }
+    }
+
+    /// The kind whose label is `label` (`csv`, `elasticsearch`, …).
+    pub fn from_label(label: &str) -> Option<SourceKind> {
+        <SourceKind as clap::ValueEnum>::from_str(label, false).ok()
+    }
+
+    /// The `error_type`s reading this source can count at the `source`
+    /// stage.
+    pub fn error_types(self) -> &'static [ErrorType] {
+        use ErrorType::*;
+        match self {
+            SourceKind::Csv | SourceKind::Jsonl => &[Parse, Io, Config],
+            SourceKind::Elasticsearch => &[Parse, Connection, Timeout, Server, Auth, Io, Config],
+        }
+    }
+
+    /// `--create-table-sample` when it is not given: a file can be read
+    /// twice (all of it: 0); a server is sampled.
+    pub fn default_create_table_sample(self) -> u64 {
+        match self {
+            SourceKind::Csv | SourceKind::Jsonl => 0,
+            SourceKind::Elasticsearch => DEFAULT_CREATE_TABLE_SAMPLE,
         }
     }
 }
@@ -446,9 +485,14 @@ impl SinkConfig {
 
     /// The `sink` label of `pipeline_info`.
     pub fn kind(&self) -> &'static str {
+        self.sink_kind().as_str()
+    }
+
+    /// Which kind of sink this is.
+    pub fn sink_kind(&self) -> SinkKind {
         match self {
-            SinkConfig::File(_) => "file",
-            SinkConfig::Mysql(_) => "mysql",
+            SinkConfig::File(_) => SinkKind::File,
+            SinkConfig::Mysql(_) => SinkKind::Mysql,
         }
     }
 
@@ -467,6 +511,44 @@ impl SinkConfig {
         match self {
             SinkConfig::File(_) => 1000,
             SinkConfig::Mysql(_) => 5000,
+        }
+    }
+}
+
+/// Kinds of sink: the values of `--sink-type`, the `sink` label of
+/// `pipeline_info`. A new sink adds its variant here; the compiler then
+/// points to every match that must learn it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SinkKind {
+    /// A JSON-lines file or standard output.
+    File,
+    /// A MySQL or MariaDB table.
+    Mysql,
+}
+
+impl SinkKind {
+    /// The `--sink-type` value and `sink` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SinkKind::File => "file",
+            SinkKind::Mysql => "mysql",
+        }
+    }
+
+    /// The kind whose label is `label` (`file`, `mysql`).
+    pub fn from_label(label: &str) -> Option<SinkKind> {
+        <SinkKind as clap::ValueEnum>::from_str(label, false).ok()
+    }
+
+    /// The `error_type`s writing to this sink can count at the `sink`
+    /// stage.
+    pub fn error_types(self) -> &'static [ErrorType] {
+        use ErrorType::*;
+        match self {
+            SinkKind::File => &[Io, Config],
+            SinkKind::Mysql => &[
+                Conversion, Duplicate, Connection, Timeout, Server, Auth, Io, Config,
+            ],
         }
     }
 }
@@ -622,5 +704,19 @@ mod tests {
             "mysql://db:3306/shop"
         );
         assert_eq!(redacted("http://a:9200"), "http://a:9200/");
+    }
+
+    #[test]
+    fn each_kind_is_found_by_its_label() {
+        use clap::ValueEnum;
+        for k in SourceKind::value_variants() {
+            assert_eq!(SourceKind::from_label(k.as_str()), Some(*k));
+            assert_eq!(cli_name(k), k.as_str());
+        }
+        for k in SinkKind::value_variants() {
+            assert_eq!(SinkKind::from_label(k.as_str()), Some(*k));
+            assert_eq!(cli_name(k), k.as_str());
+        }
+        assert_eq!(SourceKind::from_label("es"), None);
     }
 }

@@ -65,26 +65,17 @@ impl fmt::Display for ErrorType {
     }
 }
 
-/// The `(stage, error_type)` pairs that can happen with this source and
-/// sink (their `kind()` names): only these series are exported, at 0 from
-/// the start. Any other pair is still counted if it ever happens.
-pub fn possible_errors(source: &str, sink: &str) -> Vec<(Stage, ErrorType)> {
+/// The `(stage, error_type)` pairs that can happen with a source and a sink
+/// that can fail with `source` and `sink` (their kinds' `error_types`): only
+/// these series are exported, at 0 from the start. Any other pair is still
+/// counted if it ever happens.
+pub fn possible_errors(source: &[ErrorType], sink: &[ErrorType]) -> Vec<(Stage, ErrorType)> {
     use ErrorType::*;
-    let source_types: &[ErrorType] = match source {
-        "csv" | "jsonl" => &[Parse, Io, Config],
-        _ => &[Parse, Connection, Timeout, Server, Auth, Io, Config],
-    };
-    let sink_types: &[ErrorType] = match sink {
-        "file" => &[Io, Config],
-        _ => &[
-            Conversion, Duplicate, Connection, Timeout, Server, Auth, Io, Config,
-        ],
-    };
     let push_types: &[ErrorType] = &[Connection, Timeout, Server, Io];
     let mut out = Vec::new();
     for (stage, types) in [
-        (Stage::Source, source_types),
-        (Stage::Sink, sink_types),
+        (Stage::Source, source),
+        (Stage::Sink, sink),
         (Stage::Push, push_types),
     ] {
         out.extend(types.iter().map(|t| (stage, *t)));

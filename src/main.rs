@@ -76,7 +76,7 @@ fn try_main() -> Result<ExitCode, PipelineError> {
     let (format, id) = report::early_style(&args);
     report::set_style(format, &id);
     let cli = Cli::parse_args(args).unwrap_or_else(|e| usage_exit(e, format));
-    if cli.es_open_pit {
+    if cli.es.es_open_pit {
         let config = cli.open_pit_config()?;
         report::init(&config);
         for note in &config_notes {

@@ -67,8 +67,12 @@ fn closest<'a>(wanted: &str, names: impl Iterator<Item = &'a str>) -> Option<&'a
         .map(|(_, n)| n)
 }
 
-/// Flags that hold secrets: never read from a config file.
-pub(super) const SECRET_FLAGS: [&str; 3] = ["db-pass", "es-pass", "es-api-key"];
+/// A flag that holds a secret (`--db-pass`, `--es-pass`, `--es-api-key`):
+/// one whose environment variable's value is hidden. Never read from a
+/// config file.
+pub(super) fn is_secret(arg: &clap::Arg) -> bool {
+    arg.is_hide_env_values_set()
+}
 
 /// The ids of the flags the command line `args` gives itself (not the
 /// environment, not defaults). Its other mistakes (a missing required flag,
@@ -117,61 +121,17 @@ pub(super) fn with_config_file_in(
     use clap::CommandFactory;
     let mut notes = Vec::new();
     let args = kebab_case(args);
-    let mut path: Option<PathBuf> = None;
-    let mut iter = args.iter().skip(1);
-    while let Some(a) = iter.next() {
-        let a = a.to_string_lossy();
-        if a == "--config" {
-            path = iter.next().map(PathBuf::from);
-        } else if let Some(p) = a.strip_prefix("--config=") {
-            path = Some(PathBuf::from(p));
-        }
-    }
-    let Some(path) = path else {
+    let Some(path) = config_path(&args) else {
         return Ok((args, notes));
     };
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(&path).map_err(|source| PipelineError::OpenInput {
-        what: "--config",
-        path: path.clone(),
-        source,
-    })?;
-    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-        let at = e
-            .span()
-            .map(|span| {
-                let before = &text[..span.start.min(text.len())];
-                let line = before.matches('\n').count() + 1;
-                let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-                format!(" (line {line}, column {column})")
-            })
-            .unwrap_or_default();
-        PipelineError::Config(format!("--config {shown}{at}: {}", e.message().trim()))
-    })?;
+    let table = read_table(&path, &shown)?;
     let command = Cli::command();
     let given = given_on_command_line(&command, &args);
     let mut injected: Vec<OsString> = Vec::new();
     for (key, value) in table {
         let flag = key.replace('_', "-");
-        if SECRET_FLAGS.contains(&flag.as_str()) {
-            return Err(PipelineError::Config(format!(
-                "--config {shown}: '{key}' is a secret; set it in the environment (PIPELINE_DB_PASS, PIPELINE_ES_PASS, PIPELINE_ES_API_KEY) instead"
-            )));
-        }
-        let arg = command
-            .get_arguments()
-            .find(|a| a.get_long() == Some(flag.as_str()) && flag != "config")
-            .ok_or_else(|| {
-                let names = command
-                    .get_arguments()
-                    .filter_map(|a| a.get_long())
-                    .filter(|n| *n != "config");
-                let hint = closest(&flag, names)
-                    .map(|n| format!("; did you mean '{n}'?"))
-                    .unwrap_or_default();
-                PipelineError::Config(format!("--config {shown}: unknown setting '{key}'{hint}"))
-            })?;
-        let takes_value = arg.get_action().takes_values();
+        let arg = setting_flag(&command, &flag, &key, &shown)?;
         if value_holds_password(&value) {
             return Err(PipelineError::Config(format!(
                 "--config {shown}: '{key}' holds a password; set it in the environment (PIPELINE_DB_PASS, PIPELINE_ES_PASS) instead"
@@ -189,10 +149,110 @@ pub(super) fn with_config_file_in(
                 continue;
             }
         }
-        // A flag taking several values gets a TOML list's items as its
-        // values; any other flag gets them joined with commas.
-        let many = arg.get_num_args().is_some_and(|n| n.max_values() > 1)
-            || matches!(arg.get_action(), clap::ArgAction::Append);
+        let setting = Setting {
+            arg,
+            flag: &flag,
+            key: &key,
+            shown: &shown,
+        };
+        injected.extend(setting.args(value, env)?);
+    }
+    let mut out = Vec::with_capacity(args.len() + injected.len());
+    out.push(args[0].clone());
+    out.extend(injected);
+    out.extend(args.into_iter().skip(1));
+    Ok((out, notes))
+}
+
+/// The path of `--config PATH` or `--config=PATH` among `args`, the last
+/// one given.
+fn config_path(args: &[OsString]) -> Option<PathBuf> {
+    let mut path: Option<PathBuf> = None;
+    let mut iter = args.iter().skip(1);
+    while let Some(a) = iter.next() {
+        let a = a.to_string_lossy();
+        if a == "--config" {
+            path = iter.next().map(PathBuf::from);
+        } else if let Some(p) = a.strip_prefix("--config=") {
+            path = Some(PathBuf::from(p));
+        }
+    }
+    path
+}
+
+/// The settings of the TOML file at `path` (shown as `shown`); a syntax
+/// error names its line and column.
+fn read_table(path: &std::path::Path, shown: &str) -> Result<toml::Table, PipelineError> {
+    let text = std::fs::read_to_string(path).map_err(|source| PipelineError::OpenInput {
+        what: "--config",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    text.parse().map_err(|e: toml::de::Error| {
+        let at = e
+            .span()
+            .map(|span| {
+                let before = &text[..span.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                format!(" (line {line}, column {column})")
+            })
+            .unwrap_or_default();
+        PipelineError::Config(format!("--config {shown}{at}: {}", e.message().trim()))
+    })
+}
+
+/// The flag a setting `key` (spelt `flag` in kebab-case) sets: refused if
+/// it is a secret or no flag (with a "did you mean" hint).
+fn setting_flag<'a>(
+    command: &'a clap::Command,
+    flag: &str,
+    key: &str,
+    shown: &str,
+) -> Result<&'a clap::Arg, PipelineError> {
+    let arg = command
+        .get_arguments()
+        .find(|a| a.get_long() == Some(flag) && flag != "config")
+        .ok_or_else(|| {
+            let names = command
+                .get_arguments()
+                .filter_map(|a| a.get_long())
+                .filter(|n| *n != "config");
+            let hint = closest(flag, names)
+                .map(|n| format!("; did you mean '{n}'?"))
+                .unwrap_or_default();
+            PipelineError::Config(format!("--config {shown}: unknown setting '{key}'{hint}"))
+        })?;
+    if is_secret(arg) {
+        return Err(PipelineError::Config(format!(
+            "--config {shown}: '{key}' is a secret; set it in the environment (PIPELINE_DB_PASS, PIPELINE_ES_PASS, PIPELINE_ES_API_KEY) instead"
+        )));
+    }
+    Ok(arg)
+}
+
+/// One setting of the file, for the flag `arg`.
+struct Setting<'a> {
+    arg: &'a clap::Arg,
+    flag: &'a str,
+    key: &'a str,
+    shown: &'a str,
+}
+
+impl Setting<'_> {
+    /// The arguments that give the flag the setting's `value`: a flag
+    /// taking several values gets a TOML list's items as its values; any
+    /// other flag gets them joined with commas; a switch set to true is
+    /// given bare.
+    fn args(
+        &self,
+        value: toml::Value,
+        env: &dyn Fn(&str) -> Option<OsString>,
+    ) -> Result<Vec<OsString>, PipelineError> {
+        let (flag, key, shown) = (self.flag, self.key, self.shown);
+        let takes_value = self.arg.get_action().takes_values();
+        let many = self.arg.get_num_args().is_some_and(|n| n.max_values() > 1)
+            || matches!(self.arg.get_action(), clap::ArgAction::Append);
         let expand = |s: &str| {
             expand_env(s, |name| {
                 env(name).map(|v| v.to_string_lossy().into_owned())
@@ -204,10 +264,11 @@ pub(super) fn with_config_file_in(
             toml::Value::Integer(i) => i.to_string(),
             toml::Value::Float(f) => f.to_string(),
             toml::Value::Boolean(b) if !takes_value => {
-                if b {
-                    injected.push(format!("--{flag}").into());
-                }
-                continue;
+                return Ok(if b {
+                    vec![format!("--{flag}").into()]
+                } else {
+                    Vec::new()
+                });
             }
             toml::Value::Boolean(b) => b.to_string(),
             toml::Value::Array(items) => {
@@ -219,10 +280,10 @@ pub(super) fn with_config_file_in(
                     })
                     .collect::<Result<Vec<_>, _>>()?;
                 if many && takes_value {
-                    for item in items {
-                        injected.push(format!("--{flag}={item}").into());
-                    }
-                    continue;
+                    return Ok(items
+                        .into_iter()
+                        .map(|item| format!("--{flag}={item}").into())
+                        .collect());
                 }
                 items.join(",")
             }
@@ -238,13 +299,8 @@ pub(super) fn with_config_file_in(
                 "--config {shown}: '{key}' is a switch; write {key} = true"
             )));
         }
-        injected.push(format!("--{flag}={text}").into());
+        Ok(vec![format!("--{flag}={text}").into()])
     }
-    let mut out = Vec::with_capacity(args.len() + injected.len());
-    out.push(args[0].clone());
-    out.extend(injected);
-    out.extend(args.into_iter().skip(1));
-    Ok((out, notes))
 }
 
 /// Replaces `${NAME}` with the environment variable NAME and
@@ -406,7 +462,7 @@ mod tests {
                 let var = var.clone();
                 move |name: &str| (name == var).then(|| value.into())
             };
-            if super::SECRET_FLAGS.contains(&long) {
+            if super::is_secret(arg) {
                 // Refused in the file whatever the environment holds.
                 let e = with_config_file_in(argv(), &set("hunter5")).unwrap_err();
                 assert!(e.to_string().contains("secret"), "--{long}: {e}");

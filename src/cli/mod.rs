@@ -1,23 +1,45 @@
-//! The command line: the flags (clap derive, here), the `--config` TOML
-//! file and the snake_case spellings older cron lines use (`file.rs`: both
-//! become plain kebab-case flags before clap sees them), and their
-//! translation into a validated [`Config`](crate::config::Config)
-//! (`resolve.rs`).
+//! The command line: the flags (clap derive: [`Cli`] and one group of flags
+//! per source, sink and concern, each in its own file with the code that
+//! turns it into its part of the [`Config`]), the `--config` TOML file and
+//! the snake_case spellings older cron lines use (`file.rs`: both become
+//! plain kebab-case flags before clap sees them).
 
 mod file;
 mod kinds;
+mod metrics;
+mod push;
 mod resolve;
+mod run;
+mod sink_file;
+mod sink_mysql;
+mod source_csv;
+mod source_es;
+mod source_jsonl;
 mod text;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Parser;
 
-use crate::config::{EsMode, LoadMode, LogFormat, OnDuplicate, SinceMissing, SslMode};
+use crate::config::{
+    Config, FileSinkConfig, LogFormat, OutputPath, SinkConfig, SinkKind, SourceConfig, SourceKind,
+};
+use crate::error::PipelineError;
 
 pub use file::{with_config_file, with_config_file_noting};
-pub use kinds::{OutputCompressionFlag, SinkType, SourceType};
+pub use kinds::OutputCompressionFlag;
+pub use metrics::MetricsFlags;
+pub use push::PushFlags;
+pub use run::RunFlags;
+pub use sink_file::FileFlags;
+pub use sink_mysql::MysqlFlags;
+pub use source_csv::CsvFlags;
+pub use source_es::EsFlags;
+pub use source_jsonl::JsonlFlags;
 pub use text::VERSION;
+
+use resolve::{parse_shard, Slice};
 
 /// `--man-page` or `--completions SHELL` among `args`: the text to print,
 /// generated from the flags.
@@ -67,6 +89,8 @@ error (nothing was read); 75 another run holds the lock; 130 interrupted by SIGI
 /// pipeline-cli moves records from a source (CSV, Elasticsearch/OpenSearch)
 /// into a sink (JSON lines, MySQL/MariaDB), batching, counting and timing
 /// everything for Prometheus.
+// The groups come in the order their flags are listed under each heading
+// of `--help` and the man page.
 #[derive(Debug, Parser)]
 #[command(
     name = "pipeline-cli",
@@ -85,20 +109,15 @@ pub struct Cli {
 
     /// Where records come from. Example: --source-type csv
     #[arg(long, value_enum, help_heading = "Source")]
-    pub source_type: SourceType,
+    pub source_type: SourceKind,
 
-    /// CSV file(s) to read; `-` reads standard input. Several paths or globs
-    /// (quoted, so pipeline-cli expands them) are read one after the other in
-    /// name order, each with its own header. Example: --csv-file data/orders.csv
-    /// or --csv-file 'exports/2026-11-*.csv'
-    #[arg(long, value_name = "PATH", num_args = 1.., help_heading = "CSV source")]
-    pub csv_file: Vec<String>,
+    /// The CSV source.
+    #[command(flatten)]
+    pub csv: CsvFlags,
 
-    /// NDJSON file(s) to read (one JSON object per line; gzip or zstd read by
-    /// content); `-` reads standard input; several paths or globs as for
-    /// --csv-file. Example: --jsonl-file dump/orders.jsonl.gz
-    #[arg(long, value_name = "PATH", num_args = 1.., help_heading = "NDJSON source")]
-    pub jsonl_file: Vec<String>,
+    /// The NDJSON source.
+    #[command(flatten)]
+    pub jsonl: JsonlFlags,
 
     /// Read only share I of N of the (regular) input files: those whose real
     /// name (a symlink's target's, no directory) hashes to I (FNV-1a 64 mod
@@ -115,236 +134,9 @@ pub struct Cli {
     )]
     pub input_shard: Option<String>,
 
-    /// A longer line (its line end not counted) is rejected (kept in the dead-letter
-    /// file, cut to this length): it bounds the memory one line may take. Example: --jsonl-max-line-bytes 1048576
-    #[arg(
-        long,
-        value_name = "BYTES",
-        default_value_t = crate::config::DEFAULT_JSONL_MAX_LINE_BYTES,
-        help_heading = "NDJSON source"
-    )]
-    pub jsonl_max_line_bytes: u64,
-
-    /// Field delimiter: one character, or `tab`. Example: --csv-delimiter ';'
-    #[arg(
-        long,
-        value_name = "C",
-        default_value = ",",
-        help_heading = "CSV source"
-    )]
-    pub csv_delimiter: String,
-
-    /// The first row is data, not a header; columns are named column_1, column_2, ...
-    #[arg(long, help_heading = "CSV source")]
-    pub csv_no_header: bool,
-
-    /// Write integers, decimals and true/false as JSON numbers and booleans, and
-    /// empty fields as null (otherwise every value is a string).
-    #[arg(long, help_heading = "CSV source")]
-    pub csv_infer_types: bool,
-
-    /// A quoted field longer than this is taken for an unclosed quote, an unquoted one
-    /// is too long: its row is rejected and reading resumes on the next line. Bounds
-    /// the memory one row may take. Example: --csv-max-field-bytes 256MiB
-    #[arg(
-        long,
-        value_name = "SIZE",
-        default_value = crate::config::DEFAULT_CSV_MAX_FIELD_BYTES,
-        help_heading = "CSV source"
-    )]
-    pub csv_max_field_bytes: String,
-
-    /// A quoted field spanning more lines than this is taken for an unclosed
-    /// quote, like --csv-max-field-bytes. Example: --csv-max-field-lines 100000
-    #[arg(
-        long,
-        value_name = "N",
-        default_value_t = crate::config::DEFAULT_CSV_MAX_FIELD_LINES,
-        help_heading = "CSV source"
-    )]
-    pub csv_max_field_lines: u64,
-
-    /// Threads that parse a CSV file with a header, in chunks cut at row
-    /// ends; records still go out in file order, exactly as with one thread
-    /// (standard input and pipes always use one). Into a JSON-lines file
-    /// the chunks are cut by one thread and turned into lines by these
-    /// while the sink writes: by default as many as there are cores (at
-    /// most 4); otherwise 1 by default. Example: --csv-threads 4
-    #[arg(long, value_name = "N", help_heading = "CSV source")]
-    pub csv_threads: Option<usize>,
-
-    /// Elasticsearch/OpenSearch node URL(s), comma-separated; a bare host:port
-    /// means http. Example: --es-url https://es1:9200,https://es2:9200
-    #[arg(long, value_name = "URL[,URL]", help_heading = "Elasticsearch source")]
-    pub es_url: Option<String>,
-
-    /// Index name or pattern to read. Example: --es-index 'logs-2026.*'
-    #[arg(long, value_name = "NAME", help_heading = "Elasticsearch source")]
-    pub es_index: Option<String>,
-
-    /// Query as JSON (a query clause or a body with "query"), or @FILE to read it
-    /// from a file. Default: match_all. Example: --es-query '{"term":{"status":"paid"}}'
-    #[arg(long, value_name = "JSON|@FILE", help_heading = "Elasticsearch source")]
-    pub es_query: Option<String>,
-
-    /// Documents per page (at most 10000). Example: --es-page-size 5000
-    #[arg(
-        long,
-        value_name = "N",
-        default_value_t = 1000,
-        help_heading = "Elasticsearch source"
-    )]
-    pub es_page_size: u32,
-
-    /// Only these _source fields, comma-separated. Example: --es-fields id,amount,customer
-    #[arg(long, value_name = "A,B", help_heading = "Elasticsearch source")]
-    pub es_fields: Option<String>,
-
-    /// Metadata copied into each record, comma-separated (empty for none).
-    /// Example: --es-meta-fields _id,_index
-    #[arg(
-        long,
-        value_name = "A,B",
-        default_value = "_id",
-        help_heading = "Elasticsearch source"
-    )]
-    pub es_meta_fields: String,
-
-    /// Split the read into N slices (sliced point in time or scroll): read in
-    /// parallel threads, or, with --es-slice-id, one slice per process.
-    /// Example: --es-slices 4
-    #[arg(
-        long,
-        value_name = "N",
-        default_value_t = 1,
-        env = "PIPELINE_ES_SLICES",
-        help_heading = "Elasticsearch source"
-    )]
-    pub es_slices: u32,
-
-    /// Read only slice I (0 … N-1) of --es-slices N: N processes, on one host
-    /// or many (a Kubernetes Indexed Job sets it from the completion index),
-    /// together read every matching document once. Metrics carry
-    /// slice="I" and slices="N" and are pushed to their own Pushgateway
-    /// group; a --state-file of another N is refused; `{slice}` in
-    /// --state-file, --output-file, --dead-letter, --lock-file,
-    /// --metrics-textfile and --summary-json becomes I. Example:
-    /// --es-slices 4 --es-slice-id 2
-    #[arg(
-        long,
-        value_name = "I",
-        env = "PIPELINE_ES_SLICE_ID",
-        help_heading = "Elasticsearch source"
-    )]
-    pub es_slice_id: Option<u32>,
-
-    /// Page through this point in time (opened beforehand with --es-open-pit)
-    /// instead of opening one: every process of a sliced job then reads the
-    /// same snapshot. It is not closed at the end (it expires after
-    /// --es-keep-alive without use). Example: --es-pit-id "$PIT"
-    #[arg(
-        long,
-        value_name = "ID",
-        env = "PIPELINE_ES_PIT_ID",
-        help_heading = "Elasticsearch source"
-    )]
-    pub es_pit_id: Option<String>,
-
-    /// Open a point in time on --es-index for --es-keep-alive, print its id on
-    /// standard output and exit: the snapshot the processes of a sliced job
-    /// share through --es-pit-id. Example:
-    /// PIT=$(pipeline-cli --source-type elasticsearch --es-index orders --es-keep-alive 30m --es-open-pit)
-    #[arg(long, help_heading = "Elasticsearch source")]
-    pub es_open_pit: bool,
-
-    /// Paging: point in time + search_after, scroll, or auto (point in time where
-    /// the server has it).
-    #[arg(
-        long,
-        value_enum,
-        default_value = "auto",
-        help_heading = "Elasticsearch source"
-    )]
-    pub es_mode: EsMode,
-
-    /// How long the server keeps the point in time or scroll open between two
-    /// pages. Example: --es-keep-alive 10m
-    #[arg(
-        long,
-        value_name = "DURATION",
-        default_value = crate::config::DEFAULT_ES_KEEP_ALIVE,
-        help_heading = "Elasticsearch source"
-    )]
-    pub es_keep_alive: String,
-
-    /// User for basic authentication (password in PIPELINE_ES_PASS). Example: --es-user reader
-    #[arg(long, value_name = "USER", help_heading = "Elasticsearch source")]
-    pub es_user: Option<String>,
-
-    /// Password for --es-user; better set as PIPELINE_ES_PASS. Never printed.
-    #[arg(
-        long,
-        value_name = "PASS",
-        env = "PIPELINE_ES_PASS",
-        hide_env_values = true,
-        help_heading = "Elasticsearch source"
-    )]
-    pub es_pass: Option<String>,
-
-    /// API key (base64 id:key); better set as PIPELINE_ES_API_KEY. Never printed.
-    #[arg(
-        long,
-        value_name = "KEY",
-        env = "PIPELINE_ES_API_KEY",
-        hide_env_values = true,
-        help_heading = "Elasticsearch source"
-    )]
-    pub es_api_key: Option<String>,
-
-    /// CA certificate (PEM) to trust for https. Example: --es-ca-cert /etc/ssl/es-ca.pem
-    #[arg(long, value_name = "PATH", help_heading = "Elasticsearch source")]
-    pub es_ca_cert: Option<PathBuf>,
-
-    /// Do not check the server's certificate (testing only).
-    #[arg(long, help_heading = "Elasticsearch source")]
-    pub es_insecure: bool,
-
-    /// Ask for gzip-compressed answers (Accept-Encoding: gzip): a fifth of
-    /// the bytes on the network for more client CPU. Off by default, since
-    /// on a fast network the decompression costs more than it saves.
-    #[arg(long, help_heading = "Elasticsearch source")]
-    pub es_compression: bool,
-
-    /// Longest one request may take before it counts as timed out (and is
-    /// retried). Example: --es-timeout 2m
-    #[arg(
-        long,
-        value_name = "DURATION",
-        default_value = crate::config::DEFAULT_ES_TIMEOUT,
-        help_heading = "Elasticsearch source"
-    )]
-    pub es_timeout: String,
-
-    /// Incremental runs: read only documents whose FIELD is greater than the
-    /// value saved by the last successful run (needs --state-file). Example: --es-since-field updated_at
-    #[arg(long, value_name = "FIELD", help_heading = "Elasticsearch source")]
-    pub es_since_field: Option<String>,
-
-    /// Where --es-since-field keeps its value; written atomically, only when a
-    /// run succeeds. Example: --state-file /var/lib/pipeline/orders.state
-    #[arg(long, value_name = "PATH", help_heading = "Elasticsearch source")]
-    pub state_file: Option<PathBuf>,
-
-    /// Incremental runs: documents without a value of --es-since-field
-    /// (absent, null, empty) are read on every run (include) or never (skip);
-    /// either way they are counted and reported. Example: --es-since-missing skip
-    #[arg(
-        long,
-        value_enum,
-        default_value = "include",
-        help_heading = "Elasticsearch source"
-    )]
-    pub es_since_missing: SinceMissing,
+    /// The Elasticsearch source.
+    #[command(flatten)]
+    pub es: EsFlags,
 
     /// Where records go. Example: --sink-type file
     #[arg(
@@ -353,229 +145,23 @@ pub struct Cli {
         required_unless_present = "es_open_pit",
         help_heading = "Sink"
     )]
-    pub sink_type: Option<SinkType>,
+    pub sink_type: Option<SinkKind>,
 
-    /// JSON-lines file to write; `-` writes standard output. The file is written
-    /// as PATH.partial and renamed to PATH only when the run succeeds.
-    /// Example: --output-file out/orders.jsonl
-    #[arg(long, value_name = "PATH", help_heading = "File sink")]
-    pub output_file: Option<String>,
+    /// The JSON-lines file sink.
+    #[command(flatten)]
+    pub file: FileFlags,
 
-    /// Compress the JSON-lines output: auto (by the file name: `.gz` is
-    /// gzip, `.zst` zstd, anything else and standard output none), none,
-    /// gzip or zstd. Each batch is one gzip member or zstd frame, so a
-    /// `.partial` left by an interrupted run decompresses to whole lines.
-    /// Example: --output-file out.jsonl.gz
-    #[arg(long, value_enum, default_value = "auto", help_heading = "Sink")]
-    pub output_compression: OutputCompressionFlag,
+    /// The MySQL sink.
+    #[command(flatten)]
+    pub mysql: MysqlFlags,
 
-    /// MySQL/MariaDB connection as a URL; the separate --db-* flags override its
-    /// parts. Keep the password out of it: use PIPELINE_DB_PASS.
-    /// Example: --db-url mysql://loader@db.internal:3306/analytics
-    #[arg(long, value_name = "URL", help_heading = "MySQL sink")]
-    pub db_url: Option<String>,
+    /// Retries, batching and the error budget.
+    #[command(flatten)]
+    pub run: RunFlags,
 
-    /// Database host. Example: --db-host 127.0.0.1
-    #[arg(long, value_name = "HOST", help_heading = "MySQL sink")]
-    pub db_host: Option<String>,
-
-    /// Database port (default 3306). Example: --db-port 3307
-    #[arg(long, value_name = "N", help_heading = "MySQL sink")]
-    pub db_port: Option<u16>,
-
-    /// Database user (default root). Example: --db-user loader
-    #[arg(long, value_name = "USER", help_heading = "MySQL sink")]
-    pub db_user: Option<String>,
-
-    /// Database password; better set in the environment as PIPELINE_DB_PASS so it
-    /// stays out of the process list. Never printed.
-    #[arg(
-        long,
-        value_name = "PASS",
-        env = "PIPELINE_DB_PASS",
-        hide_env_values = true,
-        help_heading = "MySQL sink"
-    )]
-    pub db_pass: Option<String>,
-
-    /// Database (schema) name. Example: --db-name analytics
-    #[arg(long, value_name = "NAME", help_heading = "MySQL sink")]
-    pub db_name: Option<String>,
-
-    /// Table to load. Record fields map to its columns by name. Example: --db-table orders
-    #[arg(long, value_name = "TABLE", help_heading = "MySQL sink")]
-    pub db_table: Option<String>,
-
-    /// Create the table if it is missing, with column types inferred from the
-    /// first --create-table-sample records, read before the run (the DDL is
-    /// logged; --check prints it). Example: --create-table --db-key id
-    #[arg(long, help_heading = "MySQL sink")]
-    pub create_table: bool,
-
-    /// Records --create-table reads before the run to infer the column types
-    /// (0: the whole input). Default: the whole file for a CSV file, the
-    /// first 10000 documents for Elasticsearch; from standard input, which
-    /// cannot be read twice, the first batch decides. Example: --create-table-sample 50000
-    #[arg(long, value_name = "N", help_heading = "MySQL sink")]
-    pub create_table_sample: Option<u64>,
-
-    /// Primary key column(s) of a table made by --create-table, comma-separated.
-    /// Example: --db-key id
-    #[arg(long, value_name = "COL", help_heading = "MySQL sink")]
-    pub db_key: Option<String>,
-
-    /// A record whose key is already in the table: skip it (counted as skipped),
-    /// update the row (counted as updated), or fail it (dead-lettered).
-    #[arg(long, value_enum, default_value = "skip", help_heading = "MySQL sink")]
-    pub on_duplicate: OnDuplicate,
-
-    /// How rows are sent: LOAD DATA LOCAL INFILE from memory, multi-row INSERT,
-    /// or auto (load-data when the server allows LOCAL INFILE). Both give identical tables.
-    #[arg(long, value_enum, default_value = "auto", help_heading = "MySQL sink")]
-    pub mysql_load_mode: LoadMode,
-
-    /// TLS to the database. Example: --db-ssl-mode verify-ca --db-ssl-ca /etc/ssl/db-ca.pem
-    #[arg(
-        long,
-        value_enum,
-        default_value = "preferred",
-        help_heading = "MySQL sink"
-    )]
-    pub db_ssl_mode: SslMode,
-
-    /// CA certificate (PEM) for --db-ssl-mode verify-ca / verify-identity.
-    #[arg(long, value_name = "PATH", help_heading = "MySQL sink")]
-    pub db_ssl_ca: Option<PathBuf>,
-
-    /// Kept for older command lines: record fields that have no column in
-    /// the table are always an error (exit 2 when the CSV header shows them,
-    /// otherwise their records fail) unless --ignore-fields or --add-columns
-    /// says what to do with them.
-    #[arg(long, help_heading = "MySQL sink")]
-    pub strict_columns: bool,
-
-    /// Add a column (ALTER TABLE … ADD COLUMN, type inferred from the values)
-    /// for a record field the table lacks, instead of failing its records.
-    #[arg(long, help_heading = "MySQL sink")]
-    pub add_columns: bool,
-
-    /// Record fields not to load, comma-separated: they need no column and are
-    /// left out on purpose (any other field without a column fails its record).
-    /// Example: --ignore-fields internal_note,debug
-    #[arg(long, value_name = "A,B", help_heading = "MySQL sink")]
-    pub ignore_fields: Option<String>,
-
-    /// With --create-table and no --db-key: create the table without a primary
-    /// key, accepting that a re-run inserts every row again.
-    #[arg(long, help_heading = "MySQL sink")]
-    pub no_key: bool,
-
-    /// Longest one database statement may take before it counts as timed out
-    /// (and is retried on a new connection). Example: --db-timeout 2m
-    #[arg(
-        long,
-        value_name = "DURATION",
-        default_value = crate::config::DEFAULT_DB_TIMEOUT,
-        help_heading = "MySQL sink"
-    )]
-    pub db_timeout: String,
-
-    /// How long failed requests and batches are retried (lost connection,
-    /// deadlock, lock wait timeout, 429/502/503/504, timeouts), with
-    /// exponential backoff of up to 10 s between attempts. Example: --retry-for 15m
-    #[arg(
-        long,
-        value_name = "DURATION",
-        default_value = crate::config::DEFAULT_RETRY_FOR,
-        help_heading = "Errors"
-    )]
-    pub retry_for: String,
-
-    /// At most N retries of one request or batch (within --retry-for).
-    /// Example: --max-retries 10
-    #[arg(long, value_name = "N", help_heading = "Errors")]
-    pub max_retries: Option<u32>,
-
-    /// Records per batch written by a sink worker (default: 1000 for the file
-    /// sink, 5000 for MySQL, where each batch is one transaction with a
-    /// two-phase commit). Example: --batch-size 2000
-    #[arg(long, value_name = "N", help_heading = "Batching")]
-    pub batch_size: Option<usize>,
-
-    /// Longest a partial batch waits for more records before it is written, in
-    /// milliseconds. Example: --batch-timeout-ms 250
-    #[arg(
-        long,
-        value_name = "N",
-        default_value_t = crate::config::DEFAULT_BATCH_TIMEOUT_MS,
-        help_heading = "Batching"
-    )]
-    pub batch_timeout_ms: u64,
-
-    /// Records buffered between the source and the sinks; a full queue pauses
-    /// the source, so memory stays flat. Example: --queue-size 20000
-    #[arg(
-        long,
-        value_name = "N",
-        default_value_t = crate::config::DEFAULT_QUEUE_SIZE,
-        help_heading = "Batching"
-    )]
-    pub queue_size: usize,
-
-    /// Sink workers writing in parallel (default: 1 for the file sink, 2 for
-    /// MySQL, each with its own connection; 1 while --create-table has a
-    /// table to create). File lines stay in input order with any number:
-    /// workers encode batches in parallel and write them in turn.
-    /// Example: --workers 4
-    #[arg(long, value_name = "N", help_heading = "Batching")]
-    pub workers: Option<usize>,
-
-    /// Append every rejected record, with its line number, raw text and the
-    /// reason, to this JSON-lines file. Example: --dead-letter rejected.jsonl
-    #[arg(long, value_name = "PATH", help_heading = "Errors")]
-    pub dead_letter: Option<PathBuf>,
-
-    /// Stop reading once N records have failed (the run then fails). Example: --max-errors 100
-    #[arg(long, value_name = "N", help_heading = "Errors")]
-    pub max_errors: Option<u64>,
-
-    /// A completed run whose failed records stay within N (or P% of the
-    /// records read) exits 0 and counts as a success; the rejects are still
-    /// counted, logged and kept in --dead-letter. Example: --accept-errors 0.1%
-    #[arg(long, value_name = "N|P%", help_heading = "Errors")]
-    pub accept_errors: Option<String>,
-
-    /// Read at most N records, then finish normally. Example: --limit 1000
-    #[arg(long, value_name = "N", help_heading = "Errors")]
-    pub limit: Option<u64>,
-
-    /// Serve /metrics, /health and / on this port while the run lasts (0 picks a
-    /// free port and logs it). Example: --metrics-port 9464
-    #[arg(long, value_name = "N", help_heading = "Metrics")]
-    pub metrics_port: Option<u16>,
-
-    /// Address the metrics server binds. Example: --metrics-host 0.0.0.0
-    #[arg(
-        long,
-        value_name = "H",
-        default_value = crate::config::DEFAULT_METRICS_HOST,
-        help_heading = "Metrics"
-    )]
-    pub metrics_host: String,
-
-    /// After the run ends, keep serving the final metrics until Ctrl+C or
-    /// SIGTERM, so Prometheus gets its last scrape.
-    #[arg(long, help_heading = "Metrics")]
-    pub metrics_keep_alive: bool,
-
-    /// Value of the pipeline_id label on every series. Example: --pipeline-id orders-hourly
-    #[arg(
-        long,
-        value_name = "ID",
-        default_value = crate::config::DEFAULT_PIPELINE_ID,
-        help_heading = "Metrics"
-    )]
-    pub pipeline_id: String,
+    /// The metrics server and the `pipeline_id` label.
+    #[command(flatten)]
+    pub metrics: MetricsFlags,
 
     /// Log format on stderr. The PIPELINE_LOG environment variable sets the
     /// log filter (e.g. PIPELINE_LOG=debug, or info,pipeline_cli=debug).
@@ -618,37 +204,9 @@ pub struct Cli {
     #[arg(long, value_name = "FILE", help_heading = "Scheduled runs")]
     pub config: Option<PathBuf>,
 
-    /// Push the run's metrics to this Pushgateway when it ends (and every
-    /// --push-interval while it runs). Example: --pushgateway-url http://127.0.0.1:9091
-    #[arg(long, value_name = "URL", help_heading = "Scheduled runs")]
-    pub pushgateway_url: Option<String>,
-
-    /// The `job` grouping label of pushed metrics. Example: --push-job nightly-export
-    #[arg(
-        long,
-        value_name = "NAME",
-        default_value = "pipeline-cli",
-        help_heading = "Scheduled runs"
-    )]
-    pub push_job: String,
-
-    /// Longest the final push may take, retries included; a slow Pushgateway
-    /// never holds a finished run longer. Example: --push-timeout 30s
-    #[arg(
-        long,
-        value_name = "DURATION",
-        default_value = crate::config::DEFAULT_PUSH_TIMEOUT,
-        help_heading = "Scheduled runs"
-    )]
-    pub push_timeout: String,
-
-    /// Also push every SECS seconds while the run lasts. Example: --push-interval 15
-    #[arg(long, value_name = "SECS", help_heading = "Scheduled runs")]
-    pub push_interval: Option<u64>,
-
-    /// A failed final push fails the run (exit 1); otherwise it is only logged and counted.
-    #[arg(long, help_heading = "Scheduled runs")]
-    pub push_required: bool,
+    /// Pushing the metrics to a Pushgateway.
+    #[command(flatten)]
+    pub push: PushFlags,
 
     /// Write the final metrics to this file (atomically) for node_exporter's
     /// textfile collector. Example: --metrics-textfile /var/lib/node_exporter/orders.prom
@@ -669,6 +227,175 @@ pub struct Cli {
         help_heading = "Output"
     )]
     pub shutdown_timeout: u64,
+}
+
+/// The ids of the flags of group `G` (`csv_file`, …).
+fn group_ids<G: clap::Args>() -> Vec<String> {
+    G::augment_args(clap::Command::new("group"))
+        .get_arguments()
+        .map(|a| a.get_id().to_string())
+        .collect()
+}
+
+/// The flags that belong to a kind of source: refused with the others.
+fn source_flags(kind: SourceKind) -> Vec<String> {
+    match kind {
+        SourceKind::Csv => group_ids::<CsvFlags>(),
+        SourceKind::Elasticsearch => EsFlags::foreign_ids(),
+        SourceKind::Jsonl => group_ids::<JsonlFlags>(),
+    }
+}
+
+/// The flags that belong to a kind of sink: refused with the others.
+fn sink_flags(kind: SinkKind) -> Vec<String> {
+    match kind {
+        SinkKind::File => group_ids::<FileFlags>(),
+        SinkKind::Mysql => group_ids::<MysqlFlags>(),
+    }
+}
+
+impl Cli {
+    /// Checks the flags against each other and builds the run's [`Config`]:
+    /// each group resolves its part.
+    pub fn into_config(self) -> Result<Config, PipelineError> {
+        let sink_kind = self.sink_type.expect("clap requires --sink-type");
+        self.check_unused_flags(sink_kind)?;
+        let mut notes = Vec::new();
+        let slice = self.slice()?;
+        let source = match self.source_type {
+            SourceKind::Csv => SourceConfig::Csv(self.csv.resolve(slice.0, &mut notes)?),
+            SourceKind::Elasticsearch => {
+                SourceConfig::Elasticsearch(Box::new(self.es.resolve(slice, &self.run)?))
+            }
+            SourceKind::Jsonl => SourceConfig::Jsonl(self.jsonl.resolve(slice.0, &mut notes)?),
+        };
+        let sink = match sink_kind {
+            SinkKind::File => SinkConfig::File(self.file.resolve(slice)?),
+            SinkKind::Mysql => {
+                SinkConfig::Mysql(Box::new(self.mysql.resolve(self.source_type, &self.run)?))
+            }
+        };
+        let mut config = Config::new(source, sink);
+        config.notes = notes;
+        self.run.batching(&mut config)?;
+        self.metrics.check()?;
+        self.run.errors(&mut config, slice)?;
+        config.metrics = self.metrics.resolve();
+        config.pipeline_id = self.metrics.pipeline_id.clone();
+        self.output(&mut config, slice)?;
+        self.metrics.check_label()?;
+        config.push = self.push.resolve()?;
+        config.textfile = slice.path("--metrics-textfile", self.metrics_textfile.as_deref())?;
+        config.lock_file = slice.path("--lock-file", self.lock_file.as_deref())?;
+        config.slice = slice.0;
+        Ok(config)
+    }
+
+    /// Logging, `--check`, `--summary-json` and the shutdown timeout into
+    /// `config`.
+    fn output(&self, config: &mut Config, slice: Slice) -> Result<(), PipelineError> {
+        config.log_format = self.log_format;
+        config.quiet = self.quiet;
+        config.check = self.check;
+        config.summary_json = match self.summary_json.as_deref() {
+            Some(p) if p.as_os_str() == "-" => Some(OutputPath::Stdout),
+            Some(p) => Some(OutputPath::File(
+                slice.path("--summary-json", Some(p))?.expect("a path"),
+            )),
+            None => None,
+        };
+        if config.summary_json == Some(OutputPath::Stdout)
+            && matches!(&config.sink, SinkConfig::File(f) if f.output == OutputPath::Stdout)
+        {
+            return Err(PipelineError::Config(
+                "--summary-json - and --output-file - would both write to standard output; give one of them a path".into(),
+            ));
+        }
+        config.shutdown_timeout = Duration::from_secs(self.shutdown_timeout);
+        Ok(())
+    }
+
+    /// Refuses flags that the chosen source or sink would ignore: those of
+    /// the other sources' and sinks' groups.
+    fn check_unused_flags(&self, sink: SinkKind) -> Result<(), PipelineError> {
+        use clap::ValueEnum;
+        let source = self.source_type;
+        let foreign = |flags: Vec<Vec<String>>| flags.concat();
+        let source_foreign = foreign(
+            SourceKind::value_variants()
+                .iter()
+                .filter(|k| **k != source)
+                .map(|k| source_flags(*k))
+                .collect(),
+        );
+        let sink_foreign = foreign(
+            SinkKind::value_variants()
+                .iter()
+                .filter(|k| **k != sink)
+                .map(|k| sink_flags(*k))
+                .collect(),
+        );
+        for (kind, name, refused) in [
+            ("source", source.as_str(), source_foreign),
+            ("sink", sink.as_str(), sink_foreign),
+        ] {
+            let unused: Vec<String> = self
+                .given
+                .iter()
+                .filter(|g| refused.contains(g))
+                .map(|g| format!("--{}", g.replace('_', "-")))
+                .collect();
+            if !unused.is_empty() {
+                return Err(PipelineError::Config(format!(
+                    "{} {} not used by --{kind}-type {name}; remove {} or choose the {kind} {} belong{} to",
+                    unused.join(", "),
+                    if unused.len() == 1 { "is" } else { "are" },
+                    if unused.len() == 1 { "it" } else { "them" },
+                    if unused.len() == 1 { "it" } else { "they" },
+                    if unused.len() == 1 { "s" } else { "" },
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The slice this process reads: `--es-slice-id` of `--es-slices` for
+    /// Elasticsearch, `--input-shard I/N` for a file source.
+    fn slice(&self) -> Result<Slice, PipelineError> {
+        let shard = || self.input_shard.as_deref().map(parse_shard).transpose();
+        Ok(Slice(match self.source_type {
+            SourceKind::Csv | SourceKind::Jsonl => shard()?,
+            SourceKind::Elasticsearch => self.es.slice(),
+        }))
+    }
+
+    /// `--es-open-pit`: only the Elasticsearch settings and how to log
+    /// matter (there is no sink).
+    pub fn open_pit_config(&self) -> Result<Config, PipelineError> {
+        if self.source_type != SourceKind::Elasticsearch {
+            return Err(PipelineError::Config(
+                "--es-open-pit needs --source-type elasticsearch".into(),
+            ));
+        }
+        if self.es.es_pit_id.is_some() {
+            return Err(PipelineError::Config(
+                "--es-open-pit opens a point in time; --es-pit-id names one already open: give one of them".into(),
+            ));
+        }
+        let mut config = Config::new(
+            SourceConfig::Elasticsearch(Box::new(
+                self.es.resolve(Slice(self.es.slice()), &self.run)?,
+            )),
+            SinkConfig::File(FileSinkConfig {
+                output: OutputPath::Stdout,
+                compression: None,
+            }),
+        );
+        config.log_format = self.log_format;
+        config.quiet = self.quiet;
+        config.pipeline_id = self.metrics.pipeline_id.clone();
+        Ok(config)
+    }
 }
 
 #[cfg(test)]
@@ -827,10 +554,10 @@ mod tests {
         .map(Into::into)
         .collect();
         let cli = Cli::try_parse_from(with_config_file(args).unwrap()).unwrap();
-        assert_eq!(cli.batch_size, Some(20));
-        assert!(cli.csv_infer_types);
-        assert_eq!(cli.csv_file, ["in.csv"]);
-        assert_eq!(cli.es_fields.as_deref(), Some("a,b"));
+        assert_eq!(cli.run.batch_size, Some(20));
+        assert!(cli.csv.csv_infer_types);
+        assert_eq!(cli.csv.csv_file, ["in.csv"]);
+        assert_eq!(cli.es.es_fields.as_deref(), Some("a,b"));
 
         std::fs::write(&file, "db-pass = \"hunter2\"\n").unwrap();
         let args: Vec<std::ffi::OsString> = ["pipeline-cli", "--config", file.to_str().unwrap()]
@@ -907,10 +634,7 @@ mod tests {
         let mut scalars = 0;
         for arg in command.get_arguments() {
             let Some(long) = arg.get_long() else { continue };
-            if long == "config"
-                || file::SECRET_FLAGS.contains(&long)
-                || !arg.get_action().takes_values()
-            {
+            if long == "config" || file::is_secret(arg) || !arg.get_action().takes_values() {
                 continue;
             }
             let many = arg.get_num_args().is_some_and(|n| n.max_values() > 1)
@@ -978,15 +702,15 @@ mod tests {
                 .collect()
         };
         let cli = Cli::parse_args(with_config_file(argv(&[])).unwrap()).unwrap();
-        assert_eq!(cli.csv_file, ["a.csv", "-b.csv"]);
-        assert_eq!(cli.jsonl_file, ["c.jsonl"]);
-        assert_eq!(cli.es_fields.as_deref(), Some("a,b"));
+        assert_eq!(cli.csv.csv_file, ["a.csv", "-b.csv"]);
+        assert_eq!(cli.jsonl.jsonl_file, ["c.jsonl"]);
+        assert_eq!(cli.es.es_fields.as_deref(), Some("a,b"));
         let cli = Cli::parse_args(
             with_config_file(argv(&["--csv_file", "y.csv", "--jsonl-file=z.jsonl"])).unwrap(),
         )
         .unwrap();
-        assert_eq!(cli.csv_file, ["y.csv"]);
-        assert_eq!(cli.jsonl_file, ["z.jsonl"]);
+        assert_eq!(cli.csv.csv_file, ["y.csv"]);
+        assert_eq!(cli.jsonl.jsonl_file, ["z.jsonl"]);
         // Still given (by the file) for the flags a source would ignore.
         assert!(
             cli.given.iter().any(|g| g == "es_fields"),
@@ -1091,6 +815,61 @@ mod tests {
         .unwrap_err();
         assert!(
             e.contains("--db-table, --on-duplicate are not used by --sink-type file"),
+            "{e}"
+        );
+        // --state-file was never refused with a file source (only
+        // Elasticsearch uses it).
+        assert!(parse(&[
+            "--source-type",
+            "csv",
+            "--csv-file",
+            "in.csv",
+            "--state-file",
+            "s.state",
+            "--sink-type",
+            "file",
+            "--output-file",
+            "o",
+        ])
+        .is_ok());
+        let e = parse(&[
+            "--source-type",
+            "jsonl",
+            "--jsonl-file",
+            "in.jsonl",
+            "--csv-threads",
+            "2",
+            "--es-index",
+            "i",
+            "--sink-type",
+            "mysql",
+            "--db-table",
+            "t",
+            "--output-compression",
+            "gzip",
+        ])
+        .unwrap_err();
+        assert!(
+            e.contains("--csv-threads, --es-index are not used by --source-type jsonl; remove them or choose the source they belong to"),
+            "{e}"
+        );
+        let e = parse(&[
+            "--source-type",
+            "elasticsearch",
+            "--es-url",
+            "http://es:9200",
+            "--es-index",
+            "i",
+            "--sink-type",
+            "mysql",
+            "--db-table",
+            "t",
+            "--output-compression",
+            "gzip",
+        ])
+        .unwrap_err();
+        assert!(
+            e.contains("--output-compression is not used by --sink-type mysql; remove it or choose the sink it belongs to"),
             "{e}"
         );
         // Defaults and the environment do not count as given.

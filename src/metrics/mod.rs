@@ -230,7 +230,13 @@ impl Metrics {
             * ErrorType::ALL.len())
             .map(|_| std::sync::OnceLock::new())
             .collect();
-        for (stage, et) in crate::error::possible_errors(source, sink) {
+        let kinds = (
+            crate::config::SourceKind::from_label(source).expect("a source kind's label"),
+            crate::config::SinkKind::from_label(sink).expect("a sink kind's label"),
+        );
+        for (stage, et) in
+            crate::error::possible_errors(kinds.0.error_types(), kinds.1.error_types())
+        {
             let _ = errors[stage as usize * ErrorType::ALL.len() + et as usize]
                 .set(errors_vec.with_label_values(&[stage.as_str(), et.as_str()]));
         }
@@ -684,7 +690,10 @@ mod tests {
     fn every_label_combination_exists_from_the_start() {
         let m = Metrics::new("t1", "csv", "file");
         let text = m.render();
-        let possible = crate::error::possible_errors("csv", "file");
+        let possible = crate::error::possible_errors(
+            crate::config::SourceKind::Csv.error_types(),
+            crate::config::SinkKind::File.error_types(),
+        );
         for stage in Stage::ALL {
             for et in ErrorType::ALL {
                 let series = format!(

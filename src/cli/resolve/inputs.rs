@@ -22,7 +22,7 @@ use crate::error::PipelineError;
 /// N ([`shard_of`] of the file's real name). One plain path is read as
 /// before; anything more is a list. What the run should warn about goes to
 /// `notes` (logging has not started yet).
-pub(super) fn inputs(
+pub(crate) fn inputs(
     kind: &str,
     flag: &str,
     given: &[String],
@@ -97,7 +97,7 @@ pub(super) fn inputs(
 }
 
 /// `--input-shard I/N`.
-pub(super) fn parse_shard(text: &str) -> Result<(u32, u32), PipelineError> {
+pub(crate) fn parse_shard(text: &str) -> Result<(u32, u32), PipelineError> {
     let bad = || {
         PipelineError::Config(format!(
             "--input-shard '{text}' is not I/N with 0 <= I < N (e.g. 2/4)"

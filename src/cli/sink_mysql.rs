@@ -1,0 +1,277 @@
+//! The MySQL sink's flags (`--db-*` and the table options) and their
+//! translation into a [`MysqlConfig`].
+
+use std::path::PathBuf;
+
+use crate::config::{LoadMode, MysqlConfig, OnDuplicate, Secret, SourceKind, SslMode};
+use crate::error::PipelineError;
+
+use super::resolve::duration_flag;
+use super::run::RunFlags;
+
+/// The flags of `--sink-type mysql`.
+#[derive(Debug, clap::Args)]
+#[group(skip)]
+pub struct MysqlFlags {
+    /// MySQL/MariaDB connection as a URL; the separate --db-* flags override its
+    /// parts. Keep the password out of it: use PIPELINE_DB_PASS.
+    /// Example: --db-url mysql://loader@db.internal:3306/analytics
+    #[arg(long, value_name = "URL", help_heading = "MySQL sink")]
+    pub db_url: Option<String>,
+
+    /// Database host. Example: --db-host 127.0.0.1
+    #[arg(long, value_name = "HOST", help_heading = "MySQL sink")]
+    pub db_host: Option<String>,
+
+    /// Database port (default 3306). Example: --db-port 3307
+    #[arg(long, value_name = "N", help_heading = "MySQL sink")]
+    pub db_port: Option<u16>,
+
+    /// Database user (default root). Example: --db-user loader
+    #[arg(long, value_name = "USER", help_heading = "MySQL sink")]
+    pub db_user: Option<String>,
+
+    /// Database password; better set in the environment as PIPELINE_DB_PASS so it
+    /// stays out of the process list. Never printed.
+    #[arg(
+        long,
+        value_name = "PASS",
+        env = "PIPELINE_DB_PASS",
+        hide_env_values = true,
+        help_heading = "MySQL sink"
+    )]
+    pub db_pass: Option<String>,
+
+    /// Database (schema) name. Example: --db-name analytics
+    #[arg(long, value_name = "NAME", help_heading = "MySQL sink")]
+    pub db_name: Option<String>,
+
+    /// Table to load. Record fields map to its columns by name. Example: --db-table orders
+    #[arg(long, value_name = "TABLE", help_heading = "MySQL sink")]
+    pub db_table: Option<String>,
+
+    /// Create the table if it is missing, with column types inferred from the
+    /// first --create-table-sample records, read before the run (the DDL is
+    /// logged; --check prints it). Example: --create-table --db-key id
+    #[arg(long, help_heading = "MySQL sink")]
+    pub create_table: bool,
+
+    /// Records --create-table reads before the run to infer the column types
+    /// (0: the whole input). Default: the whole file for a CSV file, the
+    /// first 10000 documents for Elasticsearch; from standard input, which
+    /// cannot be read twice, the first batch decides. Example: --create-table-sample 50000
+    #[arg(long, value_name = "N", help_heading = "MySQL sink")]
+    pub create_table_sample: Option<u64>,
+
+    /// Primary key column(s) of a table made by --create-table, comma-separated.
+    /// Example: --db-key id
+    #[arg(long, value_name = "COL", help_heading = "MySQL sink")]
+    pub db_key: Option<String>,
+
+    /// A record whose key is already in the table: skip it (counted as skipped),
+    /// update the row (counted as updated), or fail it (dead-lettered).
+    #[arg(long, value_enum, default_value = "skip", help_heading = "MySQL sink")]
+    pub on_duplicate: OnDuplicate,
+
+    /// How rows are sent: LOAD DATA LOCAL INFILE from memory, multi-row INSERT,
+    /// or auto (load-data when the server allows LOCAL INFILE). Both give identical tables.
+    #[arg(long, value_enum, default_value = "auto", help_heading = "MySQL sink")]
+    pub mysql_load_mode: LoadMode,
+
+    /// TLS to the database. Example: --db-ssl-mode verify-ca --db-ssl-ca /etc/ssl/db-ca.pem
+    #[arg(
+        long,
+        value_enum,
+        default_value = "preferred",
+        help_heading = "MySQL sink"
+    )]
+    pub db_ssl_mode: SslMode,
+
+    /// CA certificate (PEM) for --db-ssl-mode verify-ca / verify-identity.
+    #[arg(long, value_name = "PATH", help_heading = "MySQL sink")]
+    pub db_ssl_ca: Option<PathBuf>,
+
+    /// Kept for older command lines: record fields that have no column in
+    /// the table are always an error (exit 2 when the CSV header shows them,
+    /// otherwise their records fail) unless --ignore-fields or --add-columns
+    /// says what to do with them.
+    #[arg(long, help_heading = "MySQL sink")]
+    pub strict_columns: bool,
+
+    /// Add a column (ALTER TABLE … ADD COLUMN, type inferred from the values)
+    /// for a record field the table lacks, instead of failing its records.
+    #[arg(long, help_heading = "MySQL sink")]
+    pub add_columns: bool,
+
+    /// Record fields not to load, comma-separated: they need no column and are
+    /// left out on purpose (any other field without a column fails its record).
+    /// Example: --ignore-fields internal_note,debug
+    #[arg(long, value_name = "A,B", help_heading = "MySQL sink")]
+    pub ignore_fields: Option<String>,
+
+    /// With --create-table and no --db-key: create the table without a primary
+    /// key, accepting that a re-run inserts every row again.
+    #[arg(long, help_heading = "MySQL sink")]
+    pub no_key: bool,
+
+    /// Longest one database statement may take before it counts as timed out
+    /// (and is retried on a new connection). Example: --db-timeout 2m
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = crate::config::DEFAULT_DB_TIMEOUT,
+        help_heading = "MySQL sink"
+    )]
+    pub db_timeout: String,
+}
+
+/// The parts of a `mysql://user:pass@host:port/db` URL.
+#[derive(Debug, Default)]
+struct DbUrl {
+    host: Option<String>,
+    port: Option<u16>,
+    user: Option<String>,
+    pass: Option<String>,
+    db: Option<String>,
+}
+
+fn parse_db_url(raw: &str) -> Result<DbUrl, PipelineError> {
+    // The message never repeats the URL: it may hold a password.
+    let bad =
+        |why: &str| PipelineError::Config(format!("--db-url is not a valid MySQL URL: {why}"));
+    let url = url::Url::parse(raw).map_err(|e| bad(&e.to_string()))?;
+    if !matches!(url.scheme(), "mysql" | "mariadb") {
+        return Err(bad("it must start with mysql://"));
+    }
+    // Percent-decoding only: a '+' in a password stays a '+'.
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let db = url.path().trim_start_matches('/');
+    Ok(DbUrl {
+        host: url.host_str().map(str::to_string),
+        port: url.port(),
+        user: (!url.username().is_empty()).then(|| decode(url.username())),
+        pass: url.password().map(decode),
+        db: (!db.is_empty()).then(|| decode(db)),
+    })
+}
+
+/// A comma-separated list of column names, trimmed, the empty ones left
+/// out.
+fn columns(text: Option<&str>) -> Vec<String> {
+    text.map(|k| {
+        k.split(',')
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty())
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+impl MysqlFlags {
+    /// The MySQL sink's settings, reading from a `source` source.
+    pub(super) fn resolve(
+        &self,
+        source: SourceKind,
+        run: &RunFlags,
+    ) -> Result<MysqlConfig, PipelineError> {
+        let url = match &self.db_url {
+            Some(u) => parse_db_url(u)?,
+            None => DbUrl::default(),
+        };
+        let database = self.db_name.clone().or(url.db).ok_or_else(|| {
+            PipelineError::Config(
+                "--sink-type mysql needs the database: --db-name NAME (or the path of --db-url)"
+                    .into(),
+            )
+        })?;
+        let table = self.db_table.clone().ok_or_else(|| {
+            PipelineError::Config("--sink-type mysql needs --db-table TABLE".into())
+        })?;
+        self.check_tls()?;
+        let key = columns(self.db_key.as_deref());
+        self.check_key(&key)?;
+        Ok(MysqlConfig {
+            host: self
+                .db_host
+                .clone()
+                .or(url.host)
+                .unwrap_or_else(|| "127.0.0.1".into()),
+            port: self.db_port.or(url.port).unwrap_or(3306),
+            user: self
+                .db_user
+                .clone()
+                .or(url.user)
+                .unwrap_or_else(|| "root".into()),
+            password_source: match (&self.db_pass, &url.pass) {
+                (Some(p), _) if !p.is_empty() => "--db-pass or PIPELINE_DB_PASS",
+                (_, Some(p)) if !p.is_empty() => "--db-url",
+                _ => "nowhere: no password was given (--db-pass or PIPELINE_DB_PASS)",
+            },
+            password: self
+                .db_pass
+                .clone()
+                .or(url.pass)
+                .filter(|p| !p.is_empty())
+                .map(Secret::new),
+            database,
+            table,
+            ssl_mode: self.db_ssl_mode,
+            ssl_ca: self.db_ssl_ca.clone(),
+            create_table: self.create_table,
+            create_table_sample: self
+                .create_table_sample
+                .unwrap_or(source.default_create_table_sample()),
+            key,
+            on_duplicate: self.on_duplicate,
+            load_mode: self.mysql_load_mode,
+            strict_columns: self.strict_columns,
+            add_columns: self.add_columns,
+            ignore_fields: columns(self.ignore_fields.as_deref()),
+            no_key: self.no_key,
+            retry: run.retry_policy()?,
+            timeout: duration_flag("--db-timeout", &self.db_timeout)?,
+        })
+    }
+
+    /// `--db-ssl-mode` and `--db-ssl-ca` agree, and the CA file is there.
+    fn check_tls(&self) -> Result<(), PipelineError> {
+        if matches!(
+            self.db_ssl_mode,
+            SslMode::VerifyCa | SslMode::VerifyIdentity
+        ) && self.db_ssl_ca.is_none()
+        {
+            return Err(PipelineError::Config(
+                "--db-ssl-mode verify-ca and verify-identity need --db-ssl-ca PATH".into(),
+            ));
+        }
+        if let Some(ca) = &self.db_ssl_ca {
+            if !ca.is_file() {
+                return Err(PipelineError::Config(format!(
+                    "--db-ssl-ca '{}' is not a readable file",
+                    ca.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// `--db-key` names a column, and `--create-table` has a key (or
+    /// `--no-key`).
+    fn check_key(&self, key: &[String]) -> Result<(), PipelineError> {
+        if self.db_key.is_some() && key.is_empty() {
+            return Err(PipelineError::Config(
+                "--db-key needs at least one column name".into(),
+            ));
+        }
+        if self.create_table && key.is_empty() && !self.no_key {
+            return Err(PipelineError::Config(
+                "--create-table needs --db-key COL[,COL] for the table's primary key: without a key, duplicates cannot be detected and a re-run inserts every row again; add --no-key to create it without one anyway".into(),
+            ));
+        }
+        Ok(())
+    }
+}

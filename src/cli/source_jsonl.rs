@@ -1,0 +1,45 @@
+//! The NDJSON source's flags (`--jsonl-*`) and their translation into a
+//! [`JsonlConfig`].
+
+use crate::config::JsonlConfig;
+use crate::error::PipelineError;
+
+use super::resolve::{inputs, positive_u64};
+
+/// The flags of `--source-type jsonl`.
+#[derive(Debug, clap::Args)]
+#[group(skip)]
+pub struct JsonlFlags {
+    /// NDJSON file(s) to read (one JSON object per line; gzip or zstd read by
+    /// content); `-` reads standard input; several paths or globs as for
+    /// --csv-file. Example: --jsonl-file dump/orders.jsonl.gz
+    #[arg(long, value_name = "PATH", num_args = 1.., help_heading = "NDJSON source")]
+    pub jsonl_file: Vec<String>,
+
+    /// A longer line (its line end not counted) is rejected (kept in the dead-letter
+    /// file, cut to this length): it bounds the memory one line may take. Example: --jsonl-max-line-bytes 1048576
+    #[arg(
+        long,
+        value_name = "BYTES",
+        default_value_t = crate::config::DEFAULT_JSONL_MAX_LINE_BYTES,
+        help_heading = "NDJSON source"
+    )]
+    pub jsonl_max_line_bytes: u64,
+}
+
+impl JsonlFlags {
+    /// The NDJSON source's settings, reading shard `shard` of the files;
+    /// what the run should warn about goes to `notes`.
+    pub(super) fn resolve(
+        &self,
+        shard: Option<(u32, u32)>,
+        notes: &mut Vec<String>,
+    ) -> Result<JsonlConfig, PipelineError> {
+        let (input, list) = inputs("jsonl", "--jsonl-file", &self.jsonl_file, shard, notes)?;
+        Ok(JsonlConfig {
+            input,
+            list,
+            max_line_bytes: positive_u64("--jsonl-max-line-bytes", self.jsonl_max_line_bytes)?,
+        })
+    }
+}
