@@ -320,21 +320,16 @@ impl Cli {
     fn check_unused_flags(&self, sink: SinkKind) -> Result<(), PipelineError> {
         use clap::ValueEnum;
         let source = self.source_type;
-        let foreign = |flags: Vec<Vec<String>>| flags.concat();
-        let source_foreign = foreign(
-            SourceKind::value_variants()
-                .iter()
-                .filter(|k| **k != source)
-                .map(|k| source_flags(*k))
-                .collect(),
-        );
-        let sink_foreign = foreign(
-            SinkKind::value_variants()
-                .iter()
-                .filter(|k| **k != sink)
-                .map(|k| sink_flags(*k))
-                .collect(),
-        );
+        let source_foreign: Vec<String> = SourceKind::value_variants()
+            .iter()
+            .filter(|k| **k != source)
+            .flat_map(|k| source_flags(*k))
+            .collect();
+        let sink_foreign: Vec<String> = SinkKind::value_variants()
+            .iter()
+            .filter(|k| **k != sink)
+            .flat_map(|k| sink_flags(*k))
+            .collect();
         for (kind, name, refused) in [
             ("source", source.as_str(), source_foreign),
             ("sink", sink.as_str(), sink_foreign),
