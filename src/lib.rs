@@ -24,7 +24,8 @@
 //! - [`shutdown`]: the stop signal and the Ctrl+C / SIGTERM handler.
 //! - [`fsutil`]: the one atomic write, and the check that a run's paths do not collide.
 //! - [`lock`]: `--lock-file`, one run at a time.
-//! - [`retry`]: the one backoff policy (`--retry-for`, `--max-retries`), durations and sizes.
+//! - [`retry`]: the one backoff policy (`--retry-for`, `--max-retries`) and the one retry
+//!   loop, durations and sizes.
 #![warn(missing_docs)]
 
 pub mod app;
