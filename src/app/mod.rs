@@ -91,7 +91,15 @@ fn usage_exit(e: clap::Error, format: LogFormat) -> ! {
     use clap::error::ErrorKind;
     let is_output = matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion);
     if is_output || format == LogFormat::Text {
-        e.exit()
+        // As clap's own exit: help and version on stdout, exit 0.
+        let _ = e.print();
+        let _ = std::io::stdout().flush();
+        let ending = if e.use_stderr() {
+            Ending::Usage
+        } else {
+            Ending::Done
+        };
+        std::process::exit(exit_code(ending).code())
     }
     let text = e.render().to_string();
     let mut message = String::new();
