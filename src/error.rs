@@ -1,6 +1,6 @@
 //! Error enums, the fixed `error_type` vocabulary used in metrics and
-//! dead-letter entries, and the process exit codes. `main` maps a run's
-//! outcome to an exit code here, in one place.
+//! dead-letter entries, and the process exit codes (the `app` module decides
+//! which, in one place).
 
 use std::fmt;
 use std::path::PathBuf;
@@ -263,17 +263,6 @@ impl PipelineError {
             | PipelineError::Sink(error_type, _) => *error_type,
             PipelineError::OpenInput { .. } | PipelineError::OpenOutput { .. } => ErrorType::Io,
             _ => ErrorType::Config,
-        }
-    }
-
-    /// The exit code for this error.
-    pub fn exit_code(&self) -> ExitCode {
-        if matches!(self, PipelineError::Busy(_)) {
-            ExitCode::Locked
-        } else if self.is_usage() {
-            ExitCode::Usage
-        } else {
-            ExitCode::Failed
         }
     }
 }

@@ -3,6 +3,9 @@
 //! tells Prometheus everything about how that went.
 //!
 //! Map of the crate:
+//! - [`app`]: the process from its arguments to its exit code: the run's
+//!   lifecycle (signal policy, watchdog, metrics server, final exports) and
+//!   the one place exit codes are decided.
 //! - [`cli`]: clap flags, the `--config` file and snake_case spellings -> [`config::Config`].
 //! - [`config`]: validated, typed settings.
 //! - [`error`]: error enums, the `error_type` vocabulary, exit codes.
@@ -21,9 +24,11 @@
 //! - [`shutdown`]: the stop signal and the Ctrl+C / SIGTERM handler.
 //! - [`fsutil`]: the one atomic write, and the check that a run's paths do not collide.
 //! - [`lock`]: `--lock-file`, one run at a time.
-//! - [`retry`]: the one backoff policy (`--retry-for`, `--max-retries`), durations and sizes.
+//! - [`retry`]: the one backoff policy (`--retry-for`, `--max-retries`) and the one retry
+//!   loop, durations and sizes.
 #![warn(missing_docs)]
 
+pub mod app;
 pub mod channel;
 pub mod cli;
 pub mod config;

@@ -18,7 +18,7 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::config::{Config, LogFormat, OutputPath, DEFAULT_PIPELINE_ID};
-use crate::error::{ExitCode, PipelineError};
+use crate::error::ExitCode;
 use crate::pipeline::{Outcome, RunSummary};
 
 /// How lines are written: first as the raw arguments say, then as the
@@ -132,11 +132,6 @@ pub fn line(level: &str, message: &str, extra: Map<String, Json>) {
 
 /// The line of an error that ends the process: level ERROR, with its
 /// `exit_code` and `error_type`.
-pub fn fatal(e: &PipelineError) {
-    fatal_line(&e.to_string(), e.exit_code().code(), e.error_type());
-}
-
-/// A fatal line from its parts (for errors that are not a [`PipelineError`]).
 pub fn fatal_line(message: &str, exit_code: i32, error_type: &str) {
     let mut extra = Map::new();
     extra.insert("exit_code".into(), exit_code.into());

@@ -1,8 +1,9 @@
 //! The one retry policy of pipeline-cli: exponential backoff bounded by a
 //! total duration (`--retry-for`) and, optionally, a number of retries
 //! (`--max-retries`). The Elasticsearch source, the MySQL sink and the
-//! Pushgateway all wait through a [`Backoff`], so a server restart of a few
-//! minutes is ridden out everywhere in the same way.
+//! Pushgateway all retry through one loop, [`Retrier`], waiting with a
+//! [`Backoff`], so a server restart of a few minutes is ridden out
+//! everywhere in the same way.
 
 use std::time::{Duration, Instant};
 
@@ -99,6 +100,181 @@ impl Backoff {
                 format_duration(self.policy.retry_for)
             ),
         }
+    }
+}
+
+/// A failed attempt, as the retry loop sees it.
+#[derive(Debug)]
+pub struct Failure<E> {
+    /// What went wrong; handed back when the loop gives up.
+    pub error: E,
+    /// Whether another attempt may succeed.
+    pub retryable: bool,
+    /// A wait the server asked for (`Retry-After`).
+    pub hint: Option<Duration>,
+}
+
+impl<E> Failure<E> {
+    /// A passing failure: worth another attempt.
+    pub fn passing(error: E) -> Failure<E> {
+        Failure {
+            error,
+            retryable: true,
+            hint: None,
+        }
+    }
+
+    /// A failure no retry can mend.
+    pub fn fatal(error: E) -> Failure<E> {
+        Failure {
+            error,
+            retryable: false,
+            hint: None,
+        }
+    }
+}
+
+/// Why the loop stopped trying.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    /// The last failure was not retryable.
+    Final,
+    /// The run is stopping: the failure was not retried.
+    Stopping,
+    /// The budget is spent (`--retry-for`, `--max-retries`, a deadline):
+    /// the backoff's own account of it.
+    Exhausted(String),
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reason::Final => f.write_str("not retryable"),
+            Reason::Stopping => f.write_str("not retried: the run is stopping"),
+            Reason::Exhausted(why) => f.write_str(why),
+        }
+    }
+}
+
+/// The last failure, once the loop has given up.
+#[derive(Debug)]
+pub struct GaveUp<E> {
+    /// The last attempt's error.
+    pub error: E,
+    /// Why there is no further attempt.
+    pub reason: Reason,
+    /// The backoff's retry count when it gave up.
+    pub retries: u32,
+}
+
+/// A retry callback: the failure about to be retried, the retry's number
+/// (`2/5`, or `2` without a cap, for the log line), and the wait before it.
+/// This is where retries are logged and counted in the metrics.
+pub trait OnRetry<E>: FnMut(&E, &str, Duration) {}
+impl<E, F: FnMut(&E, &str, Duration)> OnRetry<E> for F {}
+
+fn never() -> bool {
+    false
+}
+
+/// The one retry loop: tries, asks the failure whether it is retryable,
+/// waits with the [`Backoff`] (within a deadline, if one is set), gives up
+/// when the run is stopping, and reports each retry to a callback. Made by
+/// [`RetryPolicy::retrier`]; [`Retrier::run`] waits by sleeping the thread,
+/// [`Retrier::run_async`] inside the runtime.
+pub struct Retrier<'a> {
+    backoff: Backoff,
+    stopping: &'a (dyn Fn() -> bool + Sync),
+    deadline: Option<Instant>,
+}
+
+impl RetryPolicy {
+    /// A retry loop with this policy.
+    pub fn retrier(self) -> Retrier<'static> {
+        Retrier {
+            backoff: self.start(),
+            stopping: &never,
+            deadline: None,
+        }
+    }
+}
+
+impl<'a> Retrier<'a> {
+    /// No retry once `stopping` says the run is stopping.
+    pub fn until<'b>(self, stopping: &'b (dyn Fn() -> bool + Sync)) -> Retrier<'b> {
+        Retrier {
+            backoff: self.backoff,
+            stopping,
+            deadline: self.deadline,
+        }
+    }
+
+    /// No retry whose wait would end at or after `deadline`.
+    pub fn within(mut self, deadline: Instant) -> Retrier<'a> {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// Calls `attempt` until it succeeds or the loop gives up, sleeping the
+    /// thread between attempts; `on_retry` hears of each retry first.
+    pub fn run<T, E>(
+        mut self,
+        mut attempt: impl FnMut() -> Result<T, Failure<E>>,
+        mut on_retry: impl OnRetry<E>,
+    ) -> Result<T, GaveUp<E>> {
+        loop {
+            let failure = match attempt() {
+                Ok(done) => return Ok(done),
+                Err(f) => f,
+            };
+            let (error, delay) = self.after(failure)?;
+            on_retry(&error, &self.backoff.progress(), delay);
+            std::thread::sleep(delay);
+        }
+    }
+
+    /// [`Retrier::run`] for an async `attempt`, waiting inside the runtime.
+    pub async fn run_async<T, E, F>(
+        mut self,
+        mut attempt: impl FnMut() -> F,
+        mut on_retry: impl OnRetry<E>,
+    ) -> Result<T, GaveUp<E>>
+    where
+        F: std::future::Future<Output = Result<T, Failure<E>>>,
+    {
+        loop {
+            let failure = match attempt().await {
+                Ok(done) => return Ok(done),
+                Err(f) => f,
+            };
+            let (error, delay) = self.after(failure)?;
+            on_retry(&error, &self.backoff.progress(), delay);
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// After a failure: the wait before the next attempt, or why there is
+    /// none.
+    fn after<E>(&mut self, failure: Failure<E>) -> Result<(E, Duration), GaveUp<E>> {
+        let reason = if !failure.retryable {
+            Reason::Final
+        } else if (self.stopping)() {
+            Reason::Stopping
+        } else {
+            let delay = self.backoff.next_delay(failure.hint).filter(|d| {
+                self.deadline
+                    .is_none_or(|deadline| Instant::now() + *d < deadline)
+            });
+            match delay {
+                Some(delay) => return Ok((failure.error, delay)),
+                None => Reason::Exhausted(self.backoff.exhausted()),
+            }
+        };
+        Err(GaveUp {
+            error: failure.error,
+            reason,
+            retries: self.backoff.attempt(),
+        })
     }
 }
 
@@ -204,6 +380,82 @@ mod tests {
             "{}",
             b.exhausted()
         );
+    }
+
+    #[test]
+    fn the_loop_retries_passing_failures_and_hands_back_the_last() {
+        let policy = RetryPolicy {
+            retry_for: Duration::from_secs(60),
+            max_retries: Some(2),
+        };
+        let mut tries = 0;
+        let mut heard = Vec::new();
+        let gave = policy
+            .retrier()
+            .run(
+                || -> Result<(), _> {
+                    tries += 1;
+                    Err(Failure::passing(tries))
+                },
+                |e: &i32, progress: &str, _| heard.push(format!("{e} {progress}")),
+            )
+            .unwrap_err();
+        assert_eq!(tries, 3);
+        assert_eq!(heard, ["1 1/2", "2 2/2"]);
+        assert_eq!((gave.error, gave.retries), (3, 2));
+        assert!(matches!(gave.reason, Reason::Exhausted(ref w) if w.contains("--max-retries")));
+
+        let mut tries = 0;
+        let done = policy.retrier().run(
+            || {
+                tries += 1;
+                if tries < 2 {
+                    Err(Failure::passing("down"))
+                } else {
+                    Ok(tries)
+                }
+            },
+            |_: &&str, _: &str, _| {},
+        );
+        assert_eq!(done.unwrap(), 2);
+    }
+
+    #[test]
+    fn the_loop_stops_at_a_final_failure_a_stop_or_a_deadline() {
+        let policy = RetryPolicy {
+            retry_for: Duration::from_secs(60),
+            max_retries: None,
+        };
+        let no_retry = |_: &&str, _: &str, _| panic!("retried");
+        let gave = policy
+            .retrier()
+            .run(
+                || -> Result<(), _> { Err(Failure::fatal("refused")) },
+                no_retry,
+            )
+            .unwrap_err();
+        assert_eq!((gave.reason, gave.retries), (Reason::Final, 0));
+        let stopping = || true;
+        let gave = policy
+            .retrier()
+            .until(&stopping)
+            .run(
+                || -> Result<(), _> { Err(Failure::passing("down")) },
+                no_retry,
+            )
+            .unwrap_err();
+        assert_eq!(gave.reason, Reason::Stopping);
+        assert_eq!(gave.reason.to_string(), "not retried: the run is stopping");
+        let gave = policy
+            .retrier()
+            .within(Instant::now() + Duration::from_millis(50))
+            .run(
+                || -> Result<(), _> { Err(Failure::passing("down")) },
+                no_retry,
+            )
+            .unwrap_err();
+        // The wait that would pass the deadline is counted, not made.
+        assert_eq!(gave.retries, 1);
     }
 
     #[test]

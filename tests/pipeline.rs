@@ -7,6 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use pipeline_cli::app::{exit_code, Ending};
 use pipeline_cli::config::{
     Config, CsvConfig, FileSinkConfig, InputPath, OutputPath, SinkConfig, SourceConfig,
 };
@@ -93,7 +94,7 @@ fn a_stop_raised_mid_run_writes_what_was_read() {
     stopper.join().unwrap();
     writer.join().unwrap();
     assert_eq!(summary.outcome, Outcome::Interrupted(libc::SIGTERM));
-    assert_eq!(summary.exit_code(), ExitCode::Terminated);
+    assert_eq!(exit_code(Ending::Run(&summary)), ExitCode::Terminated);
     // The stop ends the read at the next chunk; everything read is written.
     let c = summary.counts;
     assert!(c.read >= 2048 && c.read <= 3000, "{c:?}");

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use crate::config::PushConfig;
 use crate::error::PipelineError;
 use crate::error::{ErrorType, Stage};
+use crate::retry::Failure;
 use crate::runtime::runtime;
 
 use super::Metrics;
@@ -97,77 +98,82 @@ impl Pusher {
     /// counted in `errors_total{stage="push"}`.
     pub fn push(&self) -> Result<(), String> {
         let deadline = std::time::Instant::now() + self.cfg.timeout;
-        let mut backoff = crate::retry::RetryPolicy {
+        let policy = crate::retry::RetryPolicy {
             retry_for: self.cfg.timeout,
             max_retries: Some(PUSH_ATTEMPTS - 1),
-        }
-        .start();
-        let last = loop {
-            let body = render_for_export(&self.metrics);
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            // The request is built inside the runtime: reqwest sets its
-            // timers up as soon as the request is made.
-            let sent = runtime().block_on(async {
-                let request = self
-                    .client
-                    .post(&self.target)
-                    .header("Content-Type", "text/plain; version=0.0.4")
-                    .body(body)
-                    .send();
-                match tokio::time::timeout(left, request).await {
-                    Ok(Ok(resp)) => {
-                        let status = resp.status();
-                        let text = tokio::time::timeout(left, resp.text())
-                            .await
-                            .ok()
-                            .and_then(Result::ok)
-                            .unwrap_or_default();
-                        Ok((status, text))
-                    }
-                    Ok(Err(e)) => Err((e.is_timeout(), crate::error::chain(&e.without_url()))),
-                    Err(_) => Err((true, String::new())),
-                }
-            });
-            let (error_type, why, retry) = match sent {
-                Ok((status, _)) if status.is_success() => return Ok(()),
-                Ok((status, text)) => (
-                    ErrorType::Server,
-                    format!("HTTP {status}: {}", text.trim()),
-                    status.is_server_error(),
-                ),
-                Err((true, _)) => (
-                    ErrorType::Timeout,
-                    format!(
-                        "timed out (--push-timeout {})",
-                        crate::retry::format_duration(self.cfg.timeout)
-                    ),
-                    true,
-                ),
-                Err((false, e)) => (ErrorType::Connection, format!("cannot connect: {e}"), true),
-            };
-            let wait = if retry {
-                backoff
-                    .next_delay(None)
-                    .filter(|w| std::time::Instant::now() + *w < deadline)
-            } else {
-                None
-            };
-            let Some(wait) = wait else {
-                self.metrics.error(Stage::Push, error_type, 1);
-                break why;
-            };
-            let why = format!("pushing metrics to {}: {why}", self.target());
-            self.metrics
-                .retrying(Stage::Push, error_type, &why, &backoff.progress(), wait);
-            std::thread::sleep(wait);
         };
+        let pushed = policy.retrier().within(deadline).run(
+            || self.push_once(deadline),
+            |(error_type, why): &(ErrorType, String), progress, wait| {
+                let why = format!("pushing metrics to {}: {why}", self.target());
+                self.metrics
+                    .retrying(Stage::Push, *error_type, &why, progress, wait);
+            },
+        );
+        let gave_up = match pushed {
+            Ok(()) => return Ok(()),
+            Err(g) => g,
+        };
+        let (error_type, last) = gave_up.error;
+        self.metrics.error(Stage::Push, error_type, 1);
         let msg = format!(
             "pushing metrics to {} failed after {} attempt(s): {last}",
             self.target(),
-            backoff.attempt() + 1
+            gave_up.retries + 1
         );
         tracing::error!("{msg}");
         Err(msg)
+    }
+
+    /// One push, within what is left until `deadline`. A 4xx is final.
+    fn push_once(&self, deadline: std::time::Instant) -> Result<(), Failure<(ErrorType, String)>> {
+        let body = render_for_export(&self.metrics);
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        // The request is built inside the runtime: reqwest sets its timers
+        // up as soon as the request is made.
+        let sent = runtime().block_on(async {
+            let request = self
+                .client
+                .post(&self.target)
+                .header("Content-Type", "text/plain; version=0.0.4")
+                .body(body)
+                .send();
+            match tokio::time::timeout(left, request).await {
+                Ok(Ok(resp)) => {
+                    let status = resp.status();
+                    let text = tokio::time::timeout(left, resp.text())
+                        .await
+                        .ok()
+                        .and_then(Result::ok)
+                        .unwrap_or_default();
+                    Ok((status, text))
+                }
+                Ok(Err(e)) => Err((e.is_timeout(), crate::error::chain(&e.without_url()))),
+                Err(_) => Err((true, String::new())),
+            }
+        });
+        let (error_type, why, retryable) = match sent {
+            Ok((status, _)) if status.is_success() => return Ok(()),
+            Ok((status, text)) => (
+                ErrorType::Server,
+                format!("HTTP {status}: {}", text.trim()),
+                status.is_server_error(),
+            ),
+            Err((true, _)) => (
+                ErrorType::Timeout,
+                format!(
+                    "timed out (--push-timeout {})",
+                    crate::retry::format_duration(self.cfg.timeout)
+                ),
+                true,
+            ),
+            Err((false, e)) => (ErrorType::Connection, format!("cannot connect: {e}"), true),
+        };
+        Err(Failure {
+            error: (error_type, why),
+            retryable,
+            hint: None,
+        })
     }
 
     /// Whether a failed final push fails the run.

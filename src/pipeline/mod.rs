@@ -21,7 +21,7 @@ use crate::sink::{self, BatchWriter, Sink};
 use crate::source::{self, Source};
 
 pub use check::check;
-pub use summary::{signal_exit_code, signal_name, Outcome, RunSummary};
+pub use summary::{signal_name, Outcome, RunSummary};
 
 /// The queue (records) between reading and writing with `--max-errors`.
 pub const MAX_ERRORS_QUEUE: usize = 64;
@@ -101,21 +101,7 @@ impl Prepared {
         // A source that writes JSON lines for a sink that takes them sends
         // whole batches: the queue then holds about as many records.
         let lines = sink.takes_lines() && source.write_json_lines(config.batch_size);
-        let capacity = if lines {
-            (config.queue_size / config.batch_size).max(2)
-        } else {
-            config.queue_size
-        };
-        // With --max-errors, records read are still written (or failed)
-        // after reading stops, so failures the sink finds late overshoot the
-        // budget by what was read ahead: keep that to the batches being
-        // written and a chunk, not a full queue.
-        let capacity = match config.max_errors {
-            Some(_) if lines => 1,
-            Some(_) => capacity.min(MAX_ERRORS_QUEUE),
-            None => capacity,
-        };
-        let (mut sender, rx) = channel::bounded(capacity);
+        let (mut sender, rx) = channel::bounded(queue_capacity(&config, lines));
         let spent = if source.reuses_records() {
             // A few batches per worker on the way back: enough to keep the
             // source supplied, few enough to keep memory flat.
@@ -125,107 +111,34 @@ impl Prepared {
         };
         metrics.queue_capacity(config.queue_size);
         metrics.set_state(RunState::Running);
-
         // Batches numbered in input order, for a sink that keeps it with
         // several workers.
         let order = (sink.ordered() && writers.len() > 1).then(|| std::sync::Mutex::new(0u64));
         std::thread::scope(|scope| {
+            let workers = Workers {
+                ctx: &ctx,
+                config: &config,
+                order: order.as_ref(),
+                spent: &spent,
+                depth: sender.depth(),
+            };
             for (i, writer) in writers.into_iter().enumerate() {
-                let rx = rx.clone();
-                let ctx = &ctx;
-                let cfg = &config;
-                let order = &order;
-                let spent = spent.clone();
-                let depth = sender.depth();
-                std::thread::Builder::new()
-                    .name(format!("sink-{i}"))
-                    .spawn_scoped(scope, move || {
-                        let worked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            sink::batch::run_worker(
-                                rx,
-                                writer,
-                                ctx,
-                                cfg.batch_size,
-                                cfg.batch_timeout,
-                                order.as_ref(),
-                                (&spent, &depth),
-                            )
-                        }));
-                        if worked.is_err() {
-                            ctx.fail_run(PipelineError::Internal(format!(
-                                "sink worker {i} crashed; records it held are missing from the counts"
-                            )));
-                        }
-                    })
-                    .expect("spawn a sink worker");
+                workers.spawn(scope, i, writer, rx.clone());
             }
             drop(rx);
-            let ctx = &ctx;
-            let source = &mut source;
-            std::thread::Builder::new()
-                .name("source".into())
-                .spawn_scoped(scope, move || {
-                    let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        source.run(&sender, ctx)
-                    }));
-                    match read {
-                        Ok(Ok(())) => {}
-                        Ok(Err(e)) => ctx.fail_run(e),
-                        Err(_) => ctx.fail_run(PipelineError::Internal(
-                            "the source crashed; records it had read but not sent are missing from the counts".into(),
-                        )),
-                    }
-                    drop(sender);
-                    if ctx.should_stop_reading() {
-                        ctx.metrics.set_state(RunState::Draining);
-                    }
-                })
-                .expect("spawn the source thread");
+            spawn_source(scope, &mut source, sender, &ctx);
         });
         metrics.queue_depth(0);
         if let Err(e) = ctx.dead_letter().flush() {
             ctx.dead_letter_failed(e);
         }
-
         // A stop requested without a signal (the library API) is SIGINT-like.
         let interrupted = ctx
             .shutdown
             .is_requested()
             .then(|| ctx.shutdown.signal().unwrap_or(2));
-        let complete = interrupted.is_none() && !ctx.has_failed();
-        // What the source saves for the next run is written before the
-        // output is put into place, and put into place right after it: a
-        // state that cannot be saved keeps the output in `.partial` (exit
-        // 1), so no record is exported twice and none is skipped.
-        let so_far = metrics.counts();
-        let accepting = config
-            .accept_errors
-            .is_some_and(|a| a.allows(so_far.failed, so_far.read));
-        let mut staged = None;
-        if complete && so_far.reconciles() && (so_far.failed == 0 || accepting) {
-            match source.stage_commit() {
-                Ok(s) => staged = s,
-                Err(e) => ctx.fail_run(e),
-            }
-        }
-        let complete = complete && !ctx.has_failed();
-        let mut committed = false;
-        let mut commit = || {
-            if let Some(s) = staged.take() {
-                s.commit(&metrics)?;
-            }
-            committed = true;
-            Ok(())
-        };
-        let output_note = match sink.finish_with(complete, &mut commit) {
-            Ok(note) => note,
-            Err(e) => {
-                ctx.fail_run(e);
-                sink.finish(false).ok().flatten()
-            }
-        };
+        let (committed, output_note) = settle(&config, &ctx, &mut *source, &*sink, interrupted);
         ctx.progress_done();
-
         let counts = metrics.counts();
         if !counts.reconciles() {
             ctx.fail_run(PipelineError::Reconcile(counts));
@@ -241,20 +154,7 @@ impl Prepared {
             (false, None) if counts.failed > 0 => Outcome::RecordsFailed,
             (false, None) => Outcome::Success,
         };
-        metrics.set_state(match outcome {
-            Outcome::Success | Outcome::RecordsFailed | Outcome::FailuresAccepted => {
-                RunState::Completed
-            }
-            Outcome::Failed => RunState::Failed,
-            Outcome::Interrupted(_) => RunState::Interrupted,
-        });
-        if matches!(outcome, Outcome::RecordsFailed | Outcome::FailuresAccepted) {
-            metrics.mark_completion();
-        }
-        if matches!(outcome, Outcome::Success | Outcome::FailuresAccepted) && committed {
-            metrics.mark_completion();
-            metrics.mark_success();
-        }
+        mark_outcome(&metrics, outcome, committed);
         RunSummary {
             outcome,
             counts,
@@ -264,5 +164,172 @@ impl Prepared {
             dead_letter: ctx.dead_letter().path().map(|p| p.to_path_buf()),
             dead_letter_lost: ctx.dead_letter().lost(),
         }
+    }
+}
+
+/// The channel's capacity: `--queue-size` records, or batches of them when
+/// the source sends whole batches of JSON lines (`lines`).
+fn queue_capacity(config: &Config, lines: bool) -> usize {
+    let capacity = if lines {
+        (config.queue_size / config.batch_size).max(2)
+    } else {
+        config.queue_size
+    };
+    // With --max-errors, records read are still written (or failed) after
+    // reading stops, so failures the sink finds late overshoot the budget
+    // by what was read ahead: keep that to the batches being written and a
+    // chunk, not a full queue.
+    match config.max_errors {
+        Some(_) if lines => 1,
+        Some(_) => capacity.min(MAX_ERRORS_QUEUE),
+        None => capacity,
+    }
+}
+
+/// What every sink worker shares.
+struct Workers<'a> {
+    ctx: &'a Arc<Context>,
+    config: &'a Config,
+    order: Option<&'a std::sync::Mutex<u64>>,
+    spent: &'a channel::Spent,
+    depth: channel::Depth,
+}
+
+impl<'a> Workers<'a> {
+    /// Starts sink worker `i`, writing what it receives with `writer`.
+    fn spawn<'scope>(
+        &self,
+        scope: &'scope std::thread::Scope<'scope, '_>,
+        i: usize,
+        writer: Box<dyn BatchWriter>,
+        rx: crossbeam_channel::Receiver<channel::Item>,
+    ) where
+        'a: 'scope,
+    {
+        let Workers {
+            ctx,
+            config,
+            order,
+            spent,
+            depth,
+        } = self;
+        let (ctx, config, order) = (*ctx, *config, *order);
+        let spent = (*spent).clone();
+        let depth = depth.clone();
+        std::thread::Builder::new()
+            .name(format!("sink-{i}"))
+            .spawn_scoped(scope, move || {
+                let worked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    sink::batch::run_worker(
+                        rx,
+                        writer,
+                        ctx,
+                        config.batch_size,
+                        config.batch_timeout,
+                        order,
+                        (&spent, &depth),
+                    )
+                }));
+                if worked.is_err() {
+                    ctx.fail_run(PipelineError::Internal(format!(
+                        "sink worker {i} crashed; records it held are missing from the counts"
+                    )));
+                }
+            })
+            .expect("spawn a sink worker");
+    }
+}
+
+/// Starts the source thread: it reads everything into `sender`, then drops
+/// it, which tells the sink workers that nothing more comes.
+fn spawn_source<'scope>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    source: &'scope mut Box<dyn Source>,
+    sender: channel::RecordSender,
+    ctx: &'scope Arc<Context>,
+) {
+    std::thread::Builder::new()
+        .name("source".into())
+        .spawn_scoped(scope, move || {
+            let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                source.run(&sender, ctx)
+            }));
+            match read {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => ctx.fail_run(e),
+                Err(_) => ctx.fail_run(PipelineError::Internal(
+                    "the source crashed; records it had read but not sent are missing from the counts".into(),
+                )),
+            }
+            drop(sender);
+            if ctx.should_stop_reading() {
+                ctx.metrics.set_state(RunState::Draining);
+            }
+        })
+        .expect("spawn the source thread");
+}
+
+/// Once everything read is written or failed: saves what the source keeps
+/// for the next run and puts the output into place, or leaves it aside.
+/// Returns whether the output was committed, and the sink's note on where
+/// it is.
+fn settle(
+    config: &Config,
+    ctx: &Context,
+    source: &mut dyn Source,
+    sink: &dyn Sink,
+    interrupted: Option<i32>,
+) -> (bool, Option<String>) {
+    let metrics = &ctx.metrics;
+    let complete = interrupted.is_none() && !ctx.has_failed();
+    // What the source saves for the next run is written before the output
+    // is put into place, and put into place right after it: a state that
+    // cannot be saved keeps the output in `.partial` (exit 1), so no record
+    // is exported twice and none is skipped.
+    let so_far = metrics.counts();
+    let accepting = config
+        .accept_errors
+        .is_some_and(|a| a.allows(so_far.failed, so_far.read));
+    let mut staged = None;
+    if complete && so_far.reconciles() && (so_far.failed == 0 || accepting) {
+        match source.stage_commit() {
+            Ok(s) => staged = s,
+            Err(e) => ctx.fail_run(e),
+        }
+    }
+    let complete = complete && !ctx.has_failed();
+    let mut committed = false;
+    let mut commit = || {
+        if let Some(s) = staged.take() {
+            s.commit(metrics)?;
+        }
+        committed = true;
+        Ok(())
+    };
+    let output_note = match sink.finish_with(complete, &mut commit) {
+        Ok(note) => note,
+        Err(e) => {
+            ctx.fail_run(e);
+            sink.finish(false).ok().flatten()
+        }
+    };
+    (committed, output_note)
+}
+
+/// The run's state and completion metrics for how it ended.
+fn mark_outcome(metrics: &Metrics, outcome: Outcome, committed: bool) {
+    metrics.set_state(match outcome {
+        Outcome::Success | Outcome::RecordsFailed | Outcome::FailuresAccepted => {
+            RunState::Completed
+        }
+        Outcome::Failed => RunState::Failed,
+        Outcome::Interrupted(_) => RunState::Interrupted,
+    });
+    if matches!(outcome, Outcome::RecordsFailed | Outcome::FailuresAccepted) {
+        metrics.mark_completion();
+    }
+    if matches!(outcome, Outcome::Success | Outcome::FailuresAccepted) && committed {
+        metrics.mark_completion();
+        metrics.mark_success();
     }
 }

@@ -1,8 +1,9 @@
-//! How a run ended: the outcome, its exit code, and the one summary line.
+//! How a run ended: the outcome and the one summary line (the `app` module
+//! maps it to the exit code).
 
 use std::time::Duration;
 
-use crate::error::{ExitCode, PipelineError};
+use crate::error::PipelineError;
 use crate::record::Counts;
 
 /// How a run ended.
@@ -19,26 +20,6 @@ pub enum Outcome {
     Failed,
     /// The run was stopped by a signal (its number).
     Interrupted(i32),
-}
-
-impl Outcome {
-    /// The exit code for this outcome.
-    pub fn exit_code(self) -> ExitCode {
-        match self {
-            Outcome::Success | Outcome::FailuresAccepted => ExitCode::Success,
-            Outcome::RecordsFailed | Outcome::Failed => ExitCode::Failed,
-            Outcome::Interrupted(sig) => signal_exit_code(sig),
-        }
-    }
-}
-
-/// The exit code for a run stopped by signal `sig`.
-pub fn signal_exit_code(sig: i32) -> ExitCode {
-    match sig {
-        libc::SIGTERM => ExitCode::Terminated,
-        libc::SIGHUP => ExitCode::Hangup,
-        _ => ExitCode::Interrupted,
-    }
 }
 
 /// What a run did, for the summary line and the exit code.
@@ -61,16 +42,6 @@ pub struct RunSummary {
 }
 
 impl RunSummary {
-    /// The exit code: the outcome's, except that a configuration error
-    /// found before anything was read (credentials refused on the first
-    /// page) is a usage error (2), as when it is found at start.
-    pub fn exit_code(&self) -> ExitCode {
-        match &self.error {
-            Some(e) if self.counts.read == 0 && e.is_usage() => ExitCode::Usage,
-            _ => self.outcome.exit_code(),
-        }
-    }
-
     /// The one-line summary printed on stderr.
     pub fn line(&self) -> String {
         let c = &self.counts;

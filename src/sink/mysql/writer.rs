@@ -13,6 +13,7 @@ use crate::config::OnDuplicate;
 use crate::error::{ErrorType, Stage};
 use crate::metrics::Metrics;
 use crate::record::{Record, Schema};
+use crate::retry::{Failure, Reason};
 use crate::runtime::runtime;
 use crate::sink::api::{BatchError, BatchResult, BatchWriter, InDoubt, Rejected};
 
@@ -295,63 +296,59 @@ impl BatchWriter for MysqlWriter {
         }
         let mut converted = BatchResult::default();
         let rows = self.convert(&table, batch, &mut converted);
-        let mut backoff = self.shared.cfg.retry.start();
-        loop {
-            let result = runtime().block_on(self.write_rows(&table, &rows));
-            match result {
-                Ok(mut tally) => {
-                    tally.rejected.append(&mut converted.rejected);
-                    return Ok(tally);
-                }
+        let shutdown = self.shutdown.clone();
+        let stopping = move || shutdown.is_requested();
+        let metrics = self.metrics.clone();
+        let written = self.shared.cfg.retry.retrier().until(&stopping).run(
+            || match runtime().block_on(self.write_rows(&table, &rows)) {
+                Ok(tally) => Ok(tally),
                 Err(DbError::Retry(error_type, message)) => {
                     // A fresh connection: the old one may be dead, frozen
                     // or mid-transaction.
                     self.conn = None;
-                    let delay = if self.shutdown.is_requested() {
-                        None
-                    } else {
-                        backoff.next_delay(None)
-                    };
-                    let Some(delay) = delay else {
-                        self.metrics.error(Stage::Sink, error_type, 1);
-                        let why = if self.shutdown.is_requested() {
-                            "not retried: the run is stopping".to_string()
-                        } else {
-                            backoff.exhausted()
-                        };
-                        return Err(BatchError {
-                            error_type,
-                            message: format!("{message} ({why})"),
-                        });
-                    };
-                    self.metrics.retrying(
-                        Stage::Sink,
-                        error_type,
-                        &format!("batch rolled back ({message})"),
-                        &backoff.progress(),
-                        delay,
-                    );
-                    std::thread::sleep(delay);
+                    Err(Failure::passing((error_type, message)))
                 }
-                Err(DbError::Fatal(error_type, message) | DbError::Data(error_type, message)) => {
-                    self.metrics.error(Stage::Sink, error_type, 1);
-                    if let Some(doubt) = self.in_doubt.take() {
-                        return Ok(BatchResult {
-                            rejected: std::mem::take(&mut converted.rejected),
-                            in_doubt: Some(doubt),
-                            broken: Some(BatchError {
-                                error_type,
-                                message,
-                            }),
-                            ..Default::default()
-                        });
-                    }
-                    return Err(BatchError {
-                        error_type,
-                        message,
-                    });
-                }
+                Err(DbError::Fatal(t, m) | DbError::Data(t, m)) => Err(Failure::fatal((t, m))),
+            },
+            |(error_type, message): &(ErrorType, String), progress, delay| {
+                metrics.retrying(
+                    Stage::Sink,
+                    *error_type,
+                    &format!("batch rolled back ({message})"),
+                    progress,
+                    delay,
+                )
+            },
+        );
+        let gave_up = match written {
+            Ok(mut tally) => {
+                tally.rejected.append(&mut converted.rejected);
+                return Ok(tally);
             }
+            Err(g) => g,
+        };
+        let (error_type, message) = gave_up.error;
+        self.metrics.error(Stage::Sink, error_type, 1);
+        if gave_up.reason != Reason::Final {
+            return Err(BatchError {
+                error_type,
+                message: format!("{message} ({})", gave_up.reason),
+            });
+        }
+        match self.in_doubt.take() {
+            Some(doubt) => Ok(BatchResult {
+                rejected: std::mem::take(&mut converted.rejected),
+                in_doubt: Some(doubt),
+                broken: Some(BatchError {
+                    error_type,
+                    message,
+                }),
+                ..Default::default()
+            }),
+            None => Err(BatchError {
+                error_type,
+                message,
+            }),
         }
     }
 }
@@ -379,10 +376,28 @@ impl MysqlWriter {
             );
             self.conn = Some(conn);
         }
+        let xid = self.next_xid();
+        let tally = self.write_groups(table, rows, &xid).await?;
+        if self.shared.xa.is_none() {
+            self.commit_plain(tally).await
+        } else {
+            self.commit_xa(xid, tally).await
+        }
+    }
+
+    /// Starts the batch's transaction (`XA START xid` with XA) and writes
+    /// every row group in it, leaving it open. A batch LOAD DATA turned a
+    /// data problem into a warning for is rolled back and written again
+    /// with INSERT, which names the bad rows exactly.
+    async fn write_groups(
+        &mut self,
+        table: &Table,
+        rows: &[Row],
+        xid: &str,
+    ) -> Result<BatchResult, DbError> {
         let shared = self.shared.clone();
         let limit = shared.cfg.timeout;
         let xa = shared.xa.is_some();
-        let xid = self.next_xid();
         let conn = self.conn.as_mut().expect("connected above");
         let mut use_load = shared.load_data && shared.cfg.on_duplicate == OnDuplicate::Skip;
         loop {
@@ -404,102 +419,146 @@ impl MysqlWriter {
                     insert_rows(conn, &shared, table, group, &mut tally).await?;
                 }
             }
-            if redo_with_insert {
-                // LOAD DATA turned a data problem into a warning: redo the
-                // batch with INSERT, which names the bad rows exactly.
-                if xa {
-                    exec(conn, limit, &format!("XA END '{xid}'")).await?;
-                    exec(conn, limit, &format!("XA ROLLBACK '{xid}'")).await?;
-                } else {
-                    exec(conn, limit, "ROLLBACK").await?;
-                }
-                use_load = false;
-                continue;
+            if !redo_with_insert {
+                return Ok(tally);
             }
-            if !xa {
-                return match exec(conn, limit, "COMMIT").await {
-                    Ok(()) => Ok(tally),
-                    // Without XA a COMMIT cut off cannot be checked: writing
-                    // the batch again could double it.
-                    Err(DbError::Retry(t, m)) => {
-                        let reason = format!(
-                            "{m}; whether the batch committed is unknown (plain transactions: XA is not available on this server)"
-                        );
-                        self.in_doubt = Some(InDoubt {
-                            xid: String::new(),
-                            reason: reason.clone(),
-                        });
-                        Err(DbError::Fatal(t, reason))
-                    }
-                    Err(other) => Err(other),
-                };
+            if xa {
+                exec(conn, limit, &format!("XA END '{xid}'")).await?;
+                exec(conn, limit, &format!("XA ROLLBACK '{xid}'")).await?;
+            } else {
+                exec(conn, limit, "ROLLBACK").await?;
             }
-            // The batch's marker: there exactly when the batch committed.
-            // The last batch's marker goes, as that batch is settled.
-            let marker = format!(
-                "INSERT INTO {} (xid, target, records) VALUES (?, ?, ?)",
-                super::xa::MARKERS
-            );
-            let target = format!("{}.{}", shared.cfg.database, shared.cfg.table);
-            let written = tally.inserted + tally.updated;
-            exec_with(
-                conn,
-                limit,
-                &marker,
-                vec![xid.as_str().into(), target.into(), written.into()],
-            )
-            .await?;
-            if let Some(prev) = &self.last_marker {
-                let sql = format!("DELETE FROM {} WHERE xid = ?", super::xa::MARKERS);
-                exec_with(conn, limit, &sql, vec![prev.as_str().into()]).await?;
-            }
-            exec(conn, limit, &format!("XA END '{xid}'")).await?;
-            // From PREPARE until COMMIT has answered, exiting would leave the
-            // batch prepared and its rows locked.
-            let _critical = self.shutdown.critical();
-            let ended = match exec(conn, limit, &format!("XA PREPARE '{xid}'")).await {
-                Ok(()) => exec(conn, limit, &format!("XA COMMIT '{xid}'")).await,
-                Err(e) => Err(e),
-            };
-            return match ended {
-                Ok(()) => {
-                    self.last_marker = Some(xid);
-                    Ok(tally)
-                }
-                Err(DbError::Retry(t, m)) => {
-                    let old_id = conn.id();
-                    self.conn = None;
-                    // Bounded: a frozen server must not hold the run.
-                    let bound = limit * 4 + Duration::from_secs(30);
-                    let resolved = tokio::time::timeout(bound, self.resolve(&xid, old_id, t, m))
-                        .await
-                        .unwrap_or_else(|_| {
-                            Err(DbError::Fatal(
-                                ErrorType::Timeout,
-                                format!("the server did not answer within {bound:?}"),
-                            ))
-                        });
-                    match resolved {
-                        Ok(()) => {
-                            self.last_marker = Some(xid);
-                            Ok(tally)
-                        }
-                        Err(DbError::Fatal(t, m) | DbError::Data(t, m)) => {
-                            let reason = format!(
-                                "whether batch {xid} committed is unknown ({m}); the next run commits it if it was prepared"
-                            );
-                            self.in_doubt = Some(InDoubt {
-                                xid: xid.clone(),
-                                reason: reason.clone(),
-                            });
-                            Err(DbError::Fatal(t, reason))
-                        }
-                        Err(retry) => Err(retry),
-                    }
-                }
-                Err(other) => Err(other),
-            };
+            use_load = false;
         }
+    }
+
+    /// Commits a plain transaction. Without XA a COMMIT cut off cannot be
+    /// checked: writing the batch again could double it.
+    async fn commit_plain(&mut self, tally: BatchResult) -> Result<BatchResult, DbError> {
+        let limit = self.shared.cfg.timeout;
+        let conn = self.conn.as_mut().expect("connected above");
+        match exec(conn, limit, "COMMIT").await {
+            Ok(()) => Ok(tally),
+            Err(DbError::Retry(t, m)) => {
+                let reason = format!(
+                    "{m}; whether the batch committed is unknown (plain transactions: XA is not available on this server)"
+                );
+                self.in_doubt = Some(InDoubt {
+                    xid: String::new(),
+                    reason: reason.clone(),
+                });
+                Err(DbError::Fatal(t, reason))
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Writes the batch's marker (there exactly when the batch committed;
+    /// the last batch's marker goes, as that batch is settled), then
+    /// prepares and commits transaction `xid`.
+    async fn commit_xa(&mut self, xid: String, tally: BatchResult) -> Result<BatchResult, DbError> {
+        let shared = self.shared.clone();
+        let limit = shared.cfg.timeout;
+        let conn = self.conn.as_mut().expect("connected above");
+        let marker = format!(
+            "INSERT INTO {} (xid, target, records) VALUES (?, ?, ?)",
+            super::xa::MARKERS
+        );
+        let target = format!("{}.{}", shared.cfg.database, shared.cfg.table);
+        let written = tally.inserted + tally.updated;
+        exec_with(
+            conn,
+            limit,
+            &marker,
+            vec![xid.as_str().into(), target.into(), written.into()],
+        )
+        .await?;
+        if let Some(prev) = &self.last_marker {
+            let sql = format!("DELETE FROM {} WHERE xid = ?", super::xa::MARKERS);
+            exec_with(conn, limit, &sql, vec![prev.as_str().into()]).await?;
+        }
+        exec(conn, limit, &format!("XA END '{xid}'")).await?;
+        // From PREPARE until COMMIT has answered, exiting would leave the
+        // batch prepared and its rows locked.
+        let _critical = self.shutdown.critical();
+        let ended = match exec(conn, limit, &format!("XA PREPARE '{xid}'")).await {
+            Ok(()) => exec(conn, limit, &format!("XA COMMIT '{xid}'")).await,
+            Err(e) => Err(e),
+        };
+        match ended {
+            Ok(()) => {
+                self.last_marker = Some(xid);
+                Ok(tally)
+            }
+            Err(DbError::Retry(t, m)) => self.cut_off(xid, tally, t, m).await,
+            Err(other) => Err(other),
+        }
+    }
+
+    /// The connection dropped during XA PREPARE or COMMIT: finds out
+    /// (bounded in time: a frozen server must not hold the run) whether
+    /// batch `xid` committed. When that cannot be known, the batch is in
+    /// doubt.
+    async fn cut_off(
+        &mut self,
+        xid: String,
+        tally: BatchResult,
+        t: ErrorType,
+        m: String,
+    ) -> Result<BatchResult, DbError> {
+        let limit = self.shared.cfg.timeout;
+        let old_id = self.conn.as_ref().expect("connected above").id();
+        self.conn = None;
+        let bound = limit * 4 + Duration::from_secs(30);
+        let resolved = tokio::time::timeout(bound, self.resolve(&xid, old_id, t, m))
+            .await
+            .unwrap_or_else(|_| {
+                Err(DbError::Fatal(
+                    ErrorType::Timeout,
+                    format!("the server did not answer within {bound:?}"),
+                ))
+            });
+        match resolved {
+            Ok(()) => {
+                self.last_marker = Some(xid);
+                Ok(tally)
+            }
+            Err(DbError::Fatal(t, m) | DbError::Data(t, m)) => {
+                let reason = format!(
+                    "whether batch {xid} committed is unknown ({m}); the next run commits it if it was prepared"
+                );
+                self.in_doubt = Some(InDoubt {
+                    xid: xid.clone(),
+                    reason: reason.clone(),
+                });
+                Err(DbError::Fatal(t, reason))
+            }
+            Err(retry) => Err(retry),
+        }
+    }
+
+    /// A new connection to check batch `xid`, retried with the run's
+    /// policy; `Err` says why there is none.
+    async fn reconnect(&self, xid: &str) -> Result<Conn, String> {
+        let shared = &*self.shared;
+        shared
+            .cfg
+            .retry
+            .retrier()
+            .run_async(
+                || async {
+                    connect(&shared.opts, &shared.cfg)
+                        .await
+                        .map_err(Failure::passing)
+                },
+                |e: &mysql_async::Error, progress, delay| {
+                    tracing::warn!(
+                        "reconnecting to check batch {xid}: {e}; retry {progress} in {delay:?}"
+                    )
+                },
+            )
+            .await
+            .map_err(|gave_up| format!("{} ({})", gave_up.error, gave_up.reason))
     }
 
     /// The connection dropped while the batch's transaction `xid` was being
@@ -517,25 +576,13 @@ impl MysqlWriter {
         message: String,
     ) -> Result<(), DbError> {
         let limit = self.shared.cfg.timeout;
-        let mut backoff = self.shared.cfg.retry.start();
-        let mut conn = loop {
-            match connect(&self.shared.opts, &self.shared.cfg).await {
-                Ok(c) => break c,
-                Err(e) => match backoff.next_delay(None) {
-                    Some(delay) => {
-                        tracing::warn!(
-                            "reconnecting to check batch {xid}: {e}; retry {} in {delay:?}",
-                            backoff.progress()
-                        );
-                        tokio::time::sleep(delay).await;
-                    }
-                    None => {
-                        return Err(DbError::Fatal(
-                            error_type,
-                            format!("{message}; cannot reconnect: {e} ({})", backoff.exhausted()),
-                        ))
-                    }
-                },
+        let mut conn = match self.reconnect(xid).await {
+            Ok(c) => c,
+            Err(why) => {
+                return Err(DbError::Fatal(
+                    error_type,
+                    format!("{message}; cannot reconnect: {why}"),
+                ))
             }
         };
         // Until the server has finished with the old connection, its

@@ -20,7 +20,7 @@ use super::page::{error_reason, Bad};
 use crate::config::EsConfig;
 use crate::error::{ErrorType, PipelineError, Stage};
 use crate::metrics::Metrics;
-use crate::retry::{format_duration, RetryPolicy};
+use crate::retry::{format_duration, Failure, Reason, RetryPolicy};
 use crate::shutdown::Shutdown;
 
 /// Why a request failed, after any retries.
@@ -70,6 +70,36 @@ impl EsError {
             EsError::Stopped => "stopped",
         }
     }
+}
+
+/// A passing failure of one attempt.
+struct Passing {
+    /// A wait the server asked for (`Retry-After`).
+    hint: Option<Duration>,
+    /// What went wrong, for the log line and the final error.
+    why: String,
+    error_type: ErrorType,
+    /// Whether the server may have acted on the request.
+    acted: bool,
+}
+
+impl Passing {
+    fn new(why: String, error_type: ErrorType, acted: bool) -> Passing {
+        Passing {
+            hint: None,
+            why,
+            error_type,
+            acted,
+        }
+    }
+}
+
+/// What the retry loop hands back of a failed attempt.
+enum Failed {
+    /// A passing failure: what went wrong.
+    Passing(String),
+    /// A failure no retry can mend.
+    Final(EsError),
 }
 
 /// When a failed request may be sent again.
@@ -236,138 +266,176 @@ impl Client {
     /// Sends `call`, retrying passing failures as its [`Retry`] allows; a
     /// 2xx body is read by `read`. Returns what it read and the body's size.
     async fn send_with<T>(&self, call: Call<'_>, read: Reader<'_, T>) -> Result<(T, u64), EsError> {
-        let mut backoff = self.retry.start();
-        loop {
-            let n = self.next.load(Ordering::Relaxed) % self.nodes.len();
-            let (client, shown) = &self.nodes[n];
-            let started = Instant::now();
-            let mut headers = HeaderMap::new();
-            headers.insert(
-                ACCEPT_ENCODING,
-                HeaderValue::from_static(self.accept_encoding),
-            );
-            let sent = client
-                .send(
-                    call.method,
-                    call.path,
-                    headers,
-                    Some(call.query),
-                    call.body.clone().map(JsonBody::new),
-                    None,
-                )
-                .await;
-            // (wait hint, why, error type, whether the server may have acted)
-            let (hint, why, error_type, acted): (Option<Duration>, String, ErrorType, bool) =
-                match sent {
-                    Err(e) => {
-                        // Try the next node, if there is one.
-                        self.next.fetch_add(1, Ordering::Relaxed);
-                        if e.is_timeout() {
-                            (
-                                None,
-                                format!(
-                                    "no answer from {shown} within --es-timeout {}",
-                                    format_duration(self.timeout)
-                                ),
-                                ErrorType::Timeout,
-                                true,
-                            )
-                        } else if let Some(why) = untrusted(&crate::error::chain(&e)) {
-                            // Not a passing failure: retrying cannot help.
-                            return Err(EsError::Auth(format!(
-                                "{shown} presented a TLS certificate that is not trusted ({why}); give its CA with --es-ca-cert, or skip the check with --es-insecure"
-                            )));
-                        } else if let Some(why) = self.unresolvable(n, &crate::error::chain(&e)) {
-                            // Before any answer, a name that does not
-                            // resolve is a mistake in --es-url (as for
-                            // --db-host): exit 2 at once once every node
-                            // failed so, instead of retrying for --retry-for.
-                            if self.unresolved.iter().all(|u| u.load(Ordering::Relaxed)) {
-                                return Err(EsError::Unresolved(format!(
-                                    "cannot resolve the host name of {shown} ({why}); check --es-url"
-                                )));
-                            }
-                            (
-                                None,
-                                format!("cannot resolve the host name of {shown} ({why})"),
-                                ErrorType::Connection,
-                                false,
-                            )
-                        } else {
-                            let connect = std::error::Error::source(&e)
-                                .and_then(|s| s.downcast_ref::<reqwest::Error>())
-                                .is_some_and(reqwest::Error::is_connect);
-                            (
-                                None,
-                                format!("cannot reach {shown}: {}", crate::error::chain(&e)),
-                                ErrorType::Connection,
-                                !connect,
-                            )
-                        }
+        let call = &call;
+        let sent = self
+            .retry
+            .retrier()
+            .run_async(
+                || self.attempt(call, read),
+                |failed: &Failed, progress, delay| {
+                    if let Failed::Passing(why) = failed {
+                        tracing::warn!("{why}; retry {progress} in {delay:?}");
                     }
-                    Ok(resp) => {
-                        self.answered.store(true, Ordering::Relaxed);
-                        let status = resp.status_code().as_u16();
-                        let hint = resp
-                            .headers()
-                            .get("retry-after")
-                            .and_then(|v| v.to_str().ok())
-                            .and_then(|v| v.trim().parse::<u64>().ok())
-                            .map(Duration::from_secs);
-                        match resp.bytes().await {
-                            Err(e) => {
-                                self.next.fetch_add(1, Ordering::Relaxed);
-                                let et = if e.is_timeout() {
-                                    ErrorType::Timeout
-                                } else {
-                                    ErrorType::Connection
-                                };
-                                (
-                                    None,
-                                    format!("reading the answer from {shown}: {e}"),
-                                    et,
-                                    true,
-                                )
-                            }
-                            Ok(bytes) => {
-                                if let Some(m) = call.metrics {
-                                    m.fetch_observed(started.elapsed());
-                                    m.source_bytes(bytes.len() as u64);
-                                }
-                                match self.answer(shown, status, &bytes, read)? {
-                                    Ok(json) => return Ok((json, bytes.len() as u64)),
-                                    Err((why, et)) => (hint, why, et, status != 429),
-                                }
-                            }
-                        }
+                    if let Some(m) = call.metrics.or(call.retries) {
+                        m.retried(Stage::Source);
                     }
-                };
-            if let Some(m) = call.metrics {
-                m.error(Stage::Source, error_type, 1);
+                },
+            )
+            .await;
+        sent.map_err(|gave_up| match (gave_up.error, gave_up.reason) {
+            (Failed::Final(e), _) => e,
+            (Failed::Passing(why), Reason::Exhausted(spent)) => {
+                EsError::Unavailable(format!("{why} ({spent})"))
             }
-            let may_retry = match call.retry {
-                Retry::Passing => true,
-                Retry::IfNotActedOn => !acted,
-                Retry::Never => false,
-            };
-            if !may_retry {
-                return Err(match call.retry {
-                    Retry::IfNotActedOn => EsError::ScrollLost(why),
-                    _ => EsError::Unavailable(why),
-                });
+            (Failed::Passing(why), _) if call.retry == Retry::IfNotActedOn => {
+                EsError::ScrollLost(why)
             }
-            let Some(delay) = backoff.next_delay(hint) else {
-                return Err(EsError::Unavailable(format!(
-                    "{why} ({})",
-                    backoff.exhausted()
-                )));
-            };
-            tracing::warn!("{why}; retry {} in {delay:?}", backoff.progress());
-            if let Some(m) = call.metrics.or(call.retries) {
-                m.retried(Stage::Source);
-            }
-            tokio::time::sleep(delay).await;
+            (Failed::Passing(why), _) => EsError::Unavailable(why),
+        })
+    }
+
+    /// One try of `call`, on the next node. A passing failure is counted
+    /// (with `call.metrics`) and retryable as `call.retry` allows.
+    async fn attempt<T>(
+        &self,
+        call: &Call<'_>,
+        read: Reader<'_, T>,
+    ) -> Result<(T, u64), Failure<Failed>> {
+        let n = self.next.load(Ordering::Relaxed) % self.nodes.len();
+        let (client, shown) = &self.nodes[n];
+        let started = Instant::now();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            ACCEPT_ENCODING,
+            HeaderValue::from_static(self.accept_encoding),
+        );
+        let sent = client
+            .send(
+                call.method,
+                call.path,
+                headers,
+                Some(call.query),
+                call.body.clone().map(JsonBody::new),
+                None,
+            )
+            .await;
+        let fatal = |e| Failure::fatal(Failed::Final(e));
+        let passing = match sent {
+            Err(e) => self.not_sent(n, shown, &e).map_err(fatal)?,
+            Ok(resp) => match self.received(shown, resp, started, call, read).await {
+                Ok(Ok(done)) => return Ok(done),
+                Ok(Err(passing)) => passing,
+                Err(e) => return Err(fatal(e)),
+            },
+        };
+        if let Some(m) = call.metrics {
+            m.error(Stage::Source, passing.error_type, 1);
         }
+        Err(Failure {
+            retryable: match call.retry {
+                Retry::Passing => true,
+                Retry::IfNotActedOn => !passing.acted,
+                Retry::Never => false,
+            },
+            hint: passing.hint,
+            error: Failed::Passing(passing.why),
+        })
+    }
+
+    /// A request that got no answer from node `n`: a passing failure (the
+    /// next node is tried next), or an error no retry can mend.
+    fn not_sent(
+        &self,
+        n: usize,
+        shown: &str,
+        e: &elasticsearch::Error,
+    ) -> Result<Passing, EsError> {
+        // Try the next node, if there is one.
+        self.next.fetch_add(1, Ordering::Relaxed);
+        if e.is_timeout() {
+            return Ok(Passing::new(
+                format!(
+                    "no answer from {shown} within --es-timeout {}",
+                    format_duration(self.timeout)
+                ),
+                ErrorType::Timeout,
+                true,
+            ));
+        }
+        let chain = crate::error::chain(e);
+        if let Some(why) = untrusted(&chain) {
+            // Not a passing failure: retrying cannot help.
+            return Err(EsError::Auth(format!(
+                "{shown} presented a TLS certificate that is not trusted ({why}); give its CA with --es-ca-cert, or skip the check with --es-insecure"
+            )));
+        }
+        if let Some(why) = self.unresolvable(n, &chain) {
+            // Before any answer, a name that does not resolve is a mistake
+            // in --es-url (as for --db-host): exit 2 at once once every node
+            // failed so, instead of retrying for --retry-for.
+            if self.unresolved.iter().all(|u| u.load(Ordering::Relaxed)) {
+                return Err(EsError::Unresolved(format!(
+                    "cannot resolve the host name of {shown} ({why}); check --es-url"
+                )));
+            }
+            return Ok(Passing::new(
+                format!("cannot resolve the host name of {shown} ({why})"),
+                ErrorType::Connection,
+                false,
+            ));
+        }
+        let connect = std::error::Error::source(e)
+            .and_then(|s| s.downcast_ref::<reqwest::Error>())
+            .is_some_and(reqwest::Error::is_connect);
+        Ok(Passing::new(
+            format!("cannot reach {shown}: {chain}"),
+            ErrorType::Connection,
+            !connect,
+        ))
+    }
+
+    /// An answer: what `read` made of it (`Ok(Ok(..))`), a passing failure
+    /// (`Ok(Err(..))`), or an error no retry can mend.
+    async fn received<T>(
+        &self,
+        shown: &str,
+        resp: elasticsearch::http::response::Response,
+        started: Instant,
+        call: &Call<'_>,
+        read: Reader<'_, T>,
+    ) -> Result<Result<(T, u64), Passing>, EsError> {
+        self.answered.store(true, Ordering::Relaxed);
+        let status = resp.status_code().as_u16();
+        let hint = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let bytes = match resp.bytes().await {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                self.next.fetch_add(1, Ordering::Relaxed);
+                let et = if e.is_timeout() {
+                    ErrorType::Timeout
+                } else {
+                    ErrorType::Connection
+                };
+                let why = format!("reading the answer from {shown}: {e}");
+                return Ok(Err(Passing::new(why, et, true)));
+            }
+        };
+        if let Some(m) = call.metrics {
+            m.fetch_observed(started.elapsed());
+            m.source_bytes(bytes.len() as u64);
+        }
+        Ok(match self.answer(shown, status, &bytes, read)? {
+            Ok(value) => Ok((value, bytes.len() as u64)),
+            Err((why, et)) => Err(Passing {
+                hint,
+                ..Passing::new(why, et, status != 429)
+            }),
+        })
     }
 
     /// When no node has answered yet and the error chain of a request to
