@@ -10,8 +10,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::{Config, OutputPath, SinkConfig, SourceConfig};
 use crate::error::PipelineError;
-use crate::safe_fs::{create_temp_beside, dir_of, not_regular};
-use crate::sink::file::partial_path;
+use crate::safe_fs::{create_temp_beside, dir_of, not_regular, partial_path};
 
 /// Writes `bytes` to `path` atomically: a new temporary file in the same
 /// directory (hidden, so collectors that read `*.prom` ignore it; its name
@@ -112,6 +111,18 @@ fn config_error(msg: String) -> PipelineError {
 /// files written only at the end (textfile, state file) can be written.
 pub fn check_paths(config: &Config) -> Result<(), PipelineError> {
     let (flag, inputs) = config.source.input_files();
+    let written = written_paths(config);
+    check_dirs_exist(&written)?;
+    let resolved: Vec<Resolved> = written.iter().map(|w| resolve(&w.path)).collect();
+    check_not_inputs(flag, &inputs, &written, &resolved)?;
+    check_distinct(&written, &resolved)?;
+    check_regular(&written)?;
+    check_end_files(config)
+}
+
+/// Every path the run writes, in flag order (the output before the files
+/// that go with it).
+fn written_paths(config: &Config) -> Vec<Written> {
     let mut written: Vec<Written> = Vec::new();
     let mut add = |what: &str, path: &Path| {
         written.push(Written {
@@ -145,8 +156,11 @@ pub fn check_paths(config: &Config) -> Result<(), PipelineError> {
             add("--state-file", p);
         }
     }
-    // A missing directory is the real problem, said first, in flag order
-    // (the output before the files that go with it).
+    written
+}
+
+/// A missing directory is the real problem, said first, in flag order.
+fn check_dirs_exist(written: &[Written]) -> Result<(), PipelineError> {
     for w in written
         .iter()
         .filter(|w| !w.what.starts_with("the temporary"))
@@ -164,11 +178,20 @@ pub fn check_paths(config: &Config) -> Result<(), PipelineError> {
             )));
         }
     }
-    let resolved: Vec<Resolved> = written.iter().map(|w| resolve(&w.path)).collect();
-    // Every input file: a glob may well match the previous run's output.
-    for input in &inputs {
+    Ok(())
+}
+
+/// No written path is one of the input files (`flag`): a glob may well
+/// match the previous run's output.
+fn check_not_inputs(
+    flag: &str,
+    inputs: &[PathBuf],
+    written: &[Written],
+    resolved: &[Resolved],
+) -> Result<(), PipelineError> {
+    for input in inputs {
         let r = resolve(input);
-        for (w, o) in written.iter().zip(&resolved) {
+        for (w, o) in written.iter().zip(resolved) {
             if r.same(o) {
                 return Err(config_error(if w.what.starts_with("the temporary") {
                     format!(
@@ -185,6 +208,11 @@ pub fn check_paths(config: &Config) -> Result<(), PipelineError> {
             }
         }
     }
+    Ok(())
+}
+
+/// No two written paths are one file.
+fn check_distinct(written: &[Written], resolved: &[Resolved]) -> Result<(), PipelineError> {
     for i in 0..written.len() {
         for j in i + 1..written.len() {
             if resolved[i].same(&resolved[j]) {
@@ -197,9 +225,13 @@ pub fn check_paths(config: &Config) -> Result<(), PipelineError> {
             }
         }
     }
-    // Nothing is written through a link, into a FIFO or a device: whoever
-    // can write a directory must not be able to point a run elsewhere.
-    for w in &written {
+    Ok(())
+}
+
+/// Nothing is written through a link, into a FIFO or a device: whoever can
+/// write a directory must not be able to point a run elsewhere.
+fn check_regular(written: &[Written]) -> Result<(), PipelineError> {
+    for w in written {
         if let Some(what) = not_regular(&w.path, w.what == "--dead-letter") {
             return Err(config_error(format!(
                 "{} '{}' is {what}; pipeline-cli writes only regular files and never through links: remove it or give another path",
@@ -208,6 +240,13 @@ pub fn check_paths(config: &Config) -> Result<(), PipelineError> {
             )));
         }
     }
+    Ok(())
+}
+
+/// The lock file and the metrics textfile hold nothing but what
+/// pipeline-cli writes there, and the files written only at the end
+/// (textfile, state file) can be written.
+fn check_end_files(config: &Config) -> Result<(), PipelineError> {
     if let Some(p) = &config.lock_file {
         check_not_foreign(p, "--lock-file", |text| {
             text.is_empty() || (text.starts_with("pid ") && text.contains("pipeline-cli"))

@@ -13,6 +13,13 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// `<path>.partial`, the file an output is written to while a run lasts.
+pub fn partial_path(target: &Path) -> PathBuf {
+    let mut p = target.as_os_str().to_owned();
+    p.push(".partial");
+    PathBuf::from(p)
+}
+
 /// What an existing path is, in words, when it is not a regular file
 /// (`None` for a regular file or a missing path).
 pub fn not_regular(path: &Path, devices_ok: bool) -> Option<&'static str> {

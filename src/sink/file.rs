@@ -23,6 +23,7 @@ use crate::config::{FileSinkConfig, OutputCompression, OutputPath};
 use crate::error::{ErrorType, PipelineError};
 use crate::metrics::Metrics;
 use crate::record::{Lines, Record};
+use crate::safe_fs::partial_path;
 
 use super::api::{BatchError, BatchResult, BatchWriter, Rejected, Sink};
 
@@ -92,13 +93,6 @@ struct Shared {
 /// An opened JSON-lines output.
 pub struct FileSink {
     shared: Arc<Shared>,
-}
-
-/// `<path>.partial`, the file written while a run lasts.
-pub fn partial_path(target: &Path) -> PathBuf {
-    let mut p = target.as_os_str().to_owned();
-    p.push(".partial");
-    PathBuf::from(p)
 }
 
 /// Opens `partial` for this run alone: created if missing, locked, and only

@@ -73,6 +73,35 @@ pub(super) fn unusable_reason(shared: &Shared, unknown: &[String]) -> Option<Str
     })
 }
 
+/// Whether `t` lacks a column for the field `name` that `--add-columns`
+/// should add (not ignored, not set aside).
+fn lacks(shared: &Shared, t: &Table, name: &String) -> bool {
+    !t.by_name.contains_key(name)
+        && !shared.cfg.ignore_fields.contains(name)
+        && !shared
+            .unusable
+            .lock()
+            .expect("unusable lock")
+            .contains_key(name)
+}
+
+/// The fields of `batch` that `current` lacks, in the order first met; a
+/// name that cannot be a column is set aside instead.
+fn missing_fields(shared: &Shared, current: &Table, batch: &[Record]) -> Vec<String> {
+    let mut missing: Vec<String> = Vec::new();
+    for r in batch {
+        for n in r.schema.names() {
+            if lacks(shared, current, n) && !missing.contains(n) {
+                match name_problem(n) {
+                    Some(why) => set_aside(shared, n, why.to_string()),
+                    None => missing.push(n.clone()),
+                }
+            }
+        }
+    }
+    missing
+}
+
 /// Adds the columns this batch's fields need; returns the table as it now is.
 pub(super) fn add_missing_columns(
     shared: &Shared,
@@ -81,34 +110,15 @@ pub(super) fn add_missing_columns(
     batch: &[Record],
 ) -> Result<Arc<Table>, BatchError> {
     let cfg = &shared.cfg;
-    let lacks = |t: &Table, name: &String| {
-        !t.by_name.contains_key(name)
-            && !cfg.ignore_fields.contains(name)
-            && !shared
-                .unusable
-                .lock()
-                .expect("unusable lock")
-                .contains_key(name)
-    };
     if !batch
         .iter()
-        .any(|r| r.schema.names().iter().any(|n| lacks(table, n)))
+        .any(|r| r.schema.names().iter().any(|n| lacks(shared, table, n)))
     {
         return Ok(table.clone());
     }
     let mut slot = shared.table.lock().expect("table lock");
     let current = slot.clone().unwrap_or_else(|| table.clone());
-    let mut missing: Vec<String> = Vec::new();
-    for r in batch {
-        for n in r.schema.names() {
-            if lacks(&current, n) && !missing.contains(n) {
-                match name_problem(n) {
-                    Some(why) => set_aside(shared, n, why.to_string()),
-                    None => missing.push(n.clone()),
-                }
-            }
-        }
-    }
+    let missing = missing_fields(shared, &current, batch);
     if missing.is_empty() {
         return Ok(current);
     }
@@ -124,6 +134,32 @@ pub(super) fn add_missing_columns(
         message,
     };
     let conn = conn.ok_or_else(|| fatal("no connection to add the columns".into()))?;
+    let altered = runtime().block_on(async {
+        alter(shared, conn, &current, &adds).await?;
+        describe(conn, &cfg.database, &cfg.table).await
+    });
+    match altered {
+        Ok(Some(t)) => {
+            set_aside_hidden(shared, &t, &adds);
+            let t = Arc::new(t);
+            *slot = Some(t.clone());
+            Ok(t)
+        }
+        Ok(None) => Err(fatal("the table is gone".into())),
+        Err(e) => Err(fatal(format!("adding columns: {}", plain(&e)))),
+    }
+}
+
+/// One ALTER TABLE for all of `adds` (field name, `ADD COLUMN` clause). A
+/// column the server refuses is set aside; a column that exists already
+/// (error 1060: another run added it first) is taken as added.
+async fn alter(
+    shared: &Shared,
+    conn: &mut Conn,
+    current: &Table,
+    adds: &[(String, String)],
+) -> Result<(), mysql_async::Error> {
+    let cfg = &shared.cfg;
     let all: Vec<&str> = adds.iter().map(|(_, a)| a.as_str()).collect();
     let sql = format!("ALTER TABLE {} {}", current.quoted, all.join(", "));
     tracing::warn!(
@@ -131,60 +167,51 @@ pub(super) fn add_missing_columns(
         cfg.database,
         cfg.table
     );
-    let altered = runtime().block_on(async {
-        match conn.query_drop(&sql).await {
-            Ok(()) => {}
-            // Refused: column by column, so one bad column does not keep
-            // the others out (one another run added first is there).
-            Err(mysql_async::Error::Server(_)) if adds.len() > 1 => {
-                for (name, add) in &adds {
-                    let one = format!("ALTER TABLE {} {add}", current.quoted);
-                    match conn.query_drop(&one).await {
-                        Ok(()) => {}
-                        Err(mysql_async::Error::Server(e)) if e.code != 1060 => {
-                            set_aside(
-                                shared,
-                                name,
-                                format!("the server refused the column: {}", e.message),
-                            );
-                        }
-                        Err(mysql_async::Error::Server(_)) => {}
-                        Err(e) => return Err(e),
+    match conn.query_drop(&sql).await {
+        Ok(()) => {}
+        // Refused: column by column, so one bad column does not keep
+        // the others out (one another run added first is there).
+        Err(mysql_async::Error::Server(_)) if adds.len() > 1 => {
+            for (name, add) in adds {
+                let one = format!("ALTER TABLE {} {add}", current.quoted);
+                match conn.query_drop(&one).await {
+                    Ok(()) => {}
+                    Err(mysql_async::Error::Server(e)) if e.code != 1060 => {
+                        set_aside(
+                            shared,
+                            name,
+                            format!("the server refused the column: {}", e.message),
+                        );
                     }
+                    Err(mysql_async::Error::Server(_)) => {}
+                    Err(e) => return Err(e),
                 }
             }
-            Err(mysql_async::Error::Server(e)) if e.code != 1060 => {
-                set_aside(
-                    shared,
-                    &adds[0].0,
-                    format!("the server refused the column: {}", e.message),
-                );
-            }
-            // Another run added it first.
-            Err(mysql_async::Error::Server(_)) => {}
-            Err(e) => return Err(e),
         }
-        describe(conn, &cfg.database, &cfg.table).await
-    });
-    match altered {
-        Ok(Some(t)) => {
-            // A column the server says exists but the table does not show
-            // under that name (it differs only in case, say).
-            for (name, _) in &adds {
-                if !t.by_name.contains_key(name) {
-                    let mut unusable = shared.unusable.lock().expect("unusable lock");
-                    unusable.entry(name.clone()).or_insert_with(|| {
-                        "the table has a column whose name differs only in case or accents"
-                            .to_string()
-                    });
-                }
-            }
-            let t = Arc::new(t);
-            *slot = Some(t.clone());
-            Ok(t)
+        Err(mysql_async::Error::Server(e)) if e.code != 1060 => {
+            set_aside(
+                shared,
+                &adds[0].0,
+                format!("the server refused the column: {}", e.message),
+            );
         }
-        Ok(None) => Err(fatal("the table is gone".into())),
-        Err(e) => Err(fatal(format!("adding columns: {}", plain(&e)))),
+        // Another run added it first.
+        Err(mysql_async::Error::Server(_)) => {}
+        Err(e) => return Err(e),
+    }
+    Ok(())
+}
+
+/// Sets aside each added field that `t` does not show under its name: the
+/// server says the column exists, but its name differs (only in case, say).
+fn set_aside_hidden(shared: &Shared, t: &Table, adds: &[(String, String)]) {
+    for (name, _) in adds {
+        if !t.by_name.contains_key(name) {
+            let mut unusable = shared.unusable.lock().expect("unusable lock");
+            unusable.entry(name.clone()).or_insert_with(|| {
+                "the table has a column whose name differs only in case or accents".to_string()
+            });
+        }
     }
 }
 

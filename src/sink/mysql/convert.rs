@@ -35,17 +35,7 @@ impl Column {
             };
         }
         match &self.kind {
-            Kind::Int { min, max } => {
-                let i = to_integer(v)?;
-                if i < *min || i > *max {
-                    return Err(format!("{i} is out of range ({min} to {max})"));
-                }
-                Ok(if i < 0 {
-                    MyValue::Int(i as i64)
-                } else {
-                    MyValue::UInt(i as u64)
-                })
-            }
+            Kind::Int { min, max } => int_value(v, *min, *max),
             Kind::Bool => to_bool(v).map(|b| MyValue::Int(i64::from(b))),
             Kind::Decimal { precision, scale } => {
                 let text = number_text(v)?;
@@ -56,65 +46,14 @@ impl Column {
                 let f = to_float(v)?;
                 Ok(MyValue::Double(f))
             }
-            Kind::Date => {
-                let d = to_datetime(v)?;
-                if d.time() != chrono::NaiveTime::MIN {
-                    return Err(format!(
-                        "{} has a time of day; the column is a DATE",
-                        text_of(v)
-                    ));
-                }
-                Ok(MyValue::Bytes(sql_datetime(&d, false)))
-            }
-            Kind::DateTime { fsp } => {
-                use chrono::Timelike;
-                let d = to_datetime(v)?;
-                // Fractional seconds the column cannot keep would be
-                // rounded: refused, as DECIMAL rounding is.
-                let nanos = d.nanosecond() % 1_000_000_000;
-                if nanos % 10u32.pow(9 - (*fsp).min(6)) != 0 {
-                    return Err(fraction_refused(&text_of(v), *fsp));
-                }
-                Ok(MyValue::Bytes(sql_datetime(&d, true)))
-            }
-            Kind::Time { fsp } => {
-                let text = text_of(v);
-                if !is_time(&text) {
-                    return Err(format!("'{text}' is not a time ([-][D ]HH:MM:SS[.ffffff])"));
-                }
-                let frac = text.split_once('.').map_or("", |(_, f)| f);
-                if frac.trim_end_matches('0').len() as u32 > (*fsp).min(6) {
-                    return Err(fraction_refused(&text, *fsp));
-                }
-                Ok(MyValue::Bytes(text.into_bytes()))
-            }
-            Kind::Json => {
-                let text = match v {
-                    Value::Str(s) => {
-                        serde_json::from_str::<serde_json::Value>(s)
-                            .map_err(|e| format!("not valid JSON: {e}"))?;
-                        s.clone()
-                    }
-                    other => other.to_json().to_string(),
-                };
-                Ok(MyValue::Bytes(text.into_bytes()))
-            }
+            Kind::Date => date_value(v),
+            Kind::DateTime { fsp } => datetime_value(v, *fsp),
+            Kind::Time { fsp } => time_value(v, *fsp),
+            Kind::Json => json_value(v),
             Kind::Text {
                 max_chars,
                 max_bytes,
-            } => {
-                let s = text_ref(v);
-                // Never more characters than bytes: count only when the
-                // bytes alone could be too many.
-                if let Some(max) = max_chars.filter(|&max| s.len() as u64 > max) {
-                    let n = s.chars().count() as u64;
-                    if n > max {
-                        return Err(format!("too long: {n} characters, the column holds {max}"));
-                    }
-                }
-                check_bytes(&s, *max_bytes)?;
-                Ok(MyValue::Bytes(s.into_owned().into_bytes()))
-            }
+            } => text_value(v, *max_chars, *max_bytes),
             Kind::Binary { max_bytes } => {
                 let s = text_ref(v);
                 check_bytes(&s, *max_bytes)?;
@@ -123,6 +62,90 @@ impl Column {
             Kind::Other => Ok(MyValue::Bytes(text_of(v).into_bytes())),
         }
     }
+}
+
+/// An integer column's value, within its range `min..=max`.
+fn int_value(v: &Value, min: i128, max: i128) -> Result<MyValue, String> {
+    let i = to_integer(v)?;
+    if i < min || i > max {
+        return Err(format!("{i} is out of range ({min} to {max})"));
+    }
+    Ok(if i < 0 {
+        MyValue::Int(i as i64)
+    } else {
+        MyValue::UInt(i as u64)
+    })
+}
+
+/// A DATE column's value: a date, or a date and time at midnight.
+fn date_value(v: &Value) -> Result<MyValue, String> {
+    let d = to_datetime(v)?;
+    if d.time() != chrono::NaiveTime::MIN {
+        return Err(format!(
+            "{} has a time of day; the column is a DATE",
+            text_of(v)
+        ));
+    }
+    Ok(MyValue::Bytes(sql_datetime(&d, false)))
+}
+
+/// A DATETIME or TIMESTAMP column's value, keeping `fsp` digits of a second.
+fn datetime_value(v: &Value, fsp: u32) -> Result<MyValue, String> {
+    use chrono::Timelike;
+    let d = to_datetime(v)?;
+    // Fractional seconds the column cannot keep would be
+    // rounded: refused, as DECIMAL rounding is.
+    let nanos = d.nanosecond() % 1_000_000_000;
+    if nanos % 10u32.pow(9 - fsp.min(6)) != 0 {
+        return Err(fraction_refused(&text_of(v), fsp));
+    }
+    Ok(MyValue::Bytes(sql_datetime(&d, true)))
+}
+
+/// A TIME column's value, keeping `fsp` digits of a second.
+fn time_value(v: &Value, fsp: u32) -> Result<MyValue, String> {
+    let text = text_of(v);
+    if !is_time(&text) {
+        return Err(format!("'{text}' is not a time ([-][D ]HH:MM:SS[.ffffff])"));
+    }
+    let frac = text.split_once('.').map_or("", |(_, f)| f);
+    if frac.trim_end_matches('0').len() as u32 > fsp.min(6) {
+        return Err(fraction_refused(&text, fsp));
+    }
+    Ok(MyValue::Bytes(text.into_bytes()))
+}
+
+/// A JSON column's value: text as it is once it parses, other values written
+/// as JSON.
+fn json_value(v: &Value) -> Result<MyValue, String> {
+    let text = match v {
+        Value::Str(s) => {
+            serde_json::from_str::<serde_json::Value>(s)
+                .map_err(|e| format!("not valid JSON: {e}"))?;
+            s.clone()
+        }
+        other => other.to_json().to_string(),
+    };
+    Ok(MyValue::Bytes(text.into_bytes()))
+}
+
+/// A text column's value, within its length in characters and in bytes.
+fn text_value(
+    v: &Value,
+    max_chars: Option<u64>,
+    max_bytes: Option<u64>,
+) -> Result<MyValue, String> {
+    let s = text_ref(v);
+    // Never more characters than bytes: count only when the
+    // bytes alone could be too many.
+    if let Some(max) = max_chars.filter(|&max| s.len() as u64 > max) {
+        let n = s.chars().count() as u64;
+        if n > max {
+            return Err(format!("too long: {n} characters, the column holds {max}"));
+        }
+    }
+    check_bytes(&s, max_bytes)?;
+    Ok(MyValue::Bytes(s.into_owned().into_bytes()))
 }
 
 fn check_bytes(s: &str, max: Option<u64>) -> Result<(), String> {

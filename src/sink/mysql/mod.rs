@@ -119,6 +119,192 @@ impl Shared {
     }
 }
 
+/// What opening learns from the server before a record is read.
+struct Probe {
+    table: Option<Table>,
+    local_infile: bool,
+    max_packet: usize,
+    xa: Option<Xa>,
+    version: String,
+}
+
+/// A query of the opening (the table's definition, the server's settings,
+/// earlier runs' batches) failed.
+fn probe_error(e: mysql_async::Error) -> PipelineError {
+    PipelineError::Unavailable {
+        stage: Stage::Sink,
+        error_type: classify(&e).error_type(),
+        message: format!("reading the table definition: {}", plain(&e)),
+    }
+}
+
+/// Reads the table's definition and the server's settings, and sets up XA
+/// batches where the server allows them.
+async fn probe(opts: &Opts, cfg: &MysqlConfig, dry: bool) -> Result<Probe, PipelineError> {
+    let mut conn = connect(opts, cfg)
+        .await
+        .map_err(|e| connect_error(cfg, &e))?;
+    let table = describe(&mut conn, &cfg.database, &cfg.table)
+        .await
+        .map_err(probe_error)?;
+    let vars = text_rows(
+        &mut conn,
+        "SELECT @@local_infile, @@max_allowed_packet, VERSION()",
+        vec![],
+    )
+    .await
+    .map_err(probe_error)?;
+    let version = vars
+        .first()
+        .and_then(|r| r.get(2).cloned().flatten())
+        .unwrap_or_default();
+    let xa = if xa_allowed(&mut conn, &version).await {
+        set_up_xa(opts, cfg, &mut conn, table.is_some(), dry).await?
+    } else {
+        None
+    };
+    let _ = conn.disconnect().await;
+    let row = vars.into_iter().next().unwrap_or_default();
+    let local_infile = matches!(row.first().cloned().flatten().as_deref(), Some("1" | "ON"));
+    let max_packet = row
+        .get(1)
+        .cloned()
+        .flatten()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4 * 1024 * 1024usize);
+    Ok(Probe {
+        table,
+        local_infile,
+        max_packet,
+        xa,
+        version,
+    })
+}
+
+/// Whether batches can commit with XA: the server allows XA RECOVER, and
+/// keeps prepared XA transactions past their connection (MariaDB 10.5.2 and
+/// MySQL 5.7.7 on; before that, plain transactions).
+async fn xa_allowed(conn: &mut mysql_async::Conn, version: &str) -> bool {
+    let xa_survives = xa_survives_disconnect(version);
+    match conn.query_drop("XA RECOVER").await {
+        Ok(()) if xa_survives => true,
+        Ok(()) => {
+            tracing::warn!(
+                "server {version} drops prepared XA transactions with their connection; batches use plain transactions, so a commit cut off by a lost connection cannot be checked"
+            );
+            false
+        }
+        Err(e) => {
+            tracing::warn!(
+                "XA RECOVER is not allowed ({e}); batches use plain transactions, so a commit cut off by a lost connection cannot be checked"
+            );
+            false
+        }
+    }
+}
+
+/// The run's XA identity; unless `dry`, its lock, and the prepared batches of
+/// earlier runs committed. None (plain transactions) where the lock cannot be
+/// had.
+async fn set_up_xa(
+    opts: &Opts,
+    cfg: &MysqlConfig,
+    conn: &mut mysql_async::Conn,
+    table_exists: bool,
+    dry: bool,
+) -> Result<Option<Xa>, PipelineError> {
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let run_id = xa::new_run_id(started);
+    if dry {
+        return Ok(Some(Xa {
+            run_id,
+            lock: Mutex::new(None),
+            recovered: 0,
+        }));
+    }
+    let lock_conn = match owner_lock(opts, cfg, conn, &run_id).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(
+                "cannot set up the checks of cut-off commits ({e}); batches use plain transactions, so a commit cut off by a lost connection cannot be checked"
+            );
+            return Ok(None);
+        }
+    };
+    // Only for a table this run will write (a missing one is an error when
+    // the sink opens, or is created empty).
+    let recovered = if table_exists {
+        xa::resolve_orphans(conn, cfg).await.map_err(probe_error)?
+    } else {
+        0
+    };
+    Ok(Some(Xa {
+        run_id,
+        lock: Mutex::new(Some(lock_conn)),
+        recovered,
+    }))
+}
+
+/// Checks the table (or the one to create) against the fields the source
+/// announced, and warns when duplicates cannot be detected.
+fn check_table(
+    cfg: &MysqlConfig,
+    table: Option<&Table>,
+    fields: Option<&[String]>,
+) -> Result<(), PipelineError> {
+    match (table, fields) {
+        // No field at all: an input without even a header, which
+        // writes nothing.
+        (_, Some([])) => {}
+        (Some(t), Some(f)) => check_fields(cfg, t, f)?,
+        (None, Some(f)) if cfg.create_table => {
+            if let Some(k) = cfg.key.iter().find(|k| !f.contains(k)) {
+                return Err(PipelineError::Config(format!(
+                    "--db-key column '{k}' is not a field of the records (fields: {})",
+                    f.join(", ")
+                )));
+            }
+        }
+        _ => {}
+    }
+    match table {
+        Some(t) if t.key.is_empty() => tracing::warn!(
+            "table {}.{} has no primary or unique key: duplicates cannot be detected, so a second run over the same input inserts every row again",
+            cfg.database,
+            cfg.table
+        ),
+        None if cfg.create_table && cfg.key.is_empty() => tracing::warn!(
+            "--no-key: table {}.{} is created without a key; duplicates cannot be detected, so a second run over the same input inserts every row again",
+            cfg.database,
+            cfg.table
+        ),
+        _ => {}
+    }
+    if table.is_none() && !cfg.create_table {
+        return Err(PipelineError::Config(format!(
+            "table {}.{} does not exist; create it, or add --create-table (with --db-key COL for its primary key)",
+            cfg.database, cfg.table
+        )));
+    }
+    Ok(())
+}
+
+/// Whether batches go in by LOAD DATA LOCAL INFILE, by `--mysql-load-mode`
+/// and what the server allows.
+fn use_load_data(cfg: &MysqlConfig, local_infile: bool) -> Result<bool, PipelineError> {
+    match cfg.load_mode {
+        LoadMode::Insert => Ok(false),
+        LoadMode::Auto => Ok(local_infile),
+        LoadMode::LoadData if local_infile => Ok(true),
+        LoadMode::LoadData => Err(PipelineError::Config(
+            "--mysql-load-mode load-data: the server does not allow LOAD DATA LOCAL INFILE (local_infile is OFF); use --mysql-load-mode insert or auto".into(),
+        )),
+    }
+}
+
 impl MysqlSink {
     /// Connects, checks the table against the fields the source announced
     /// (when it knows them up front) and decides the load mode. Every problem
@@ -132,140 +318,21 @@ impl MysqlSink {
         dry: bool,
     ) -> Result<MysqlSink, PipelineError> {
         let opts = build_opts(cfg, ssl_opts(cfg));
-        let rt = runtime();
         let limit = cfg.timeout * 3;
-        let opened = rt.block_on(async { tokio::time::timeout(limit, async {
-            let mut conn = connect(&opts, cfg)
-                .await
-                .map_err(|e| connect_error(cfg, &e))?;
-            let query_err = |e: mysql_async::Error| PipelineError::Unavailable {
-                stage: Stage::Sink,
-                error_type: classify(&e).error_type(),
-                message: format!("reading the table definition: {}", plain(&e)),
-            };
-            let table = describe(&mut conn, &cfg.database, &cfg.table)
-                .await
-                .map_err(query_err)?;
-            let vars = text_rows(
-                &mut conn,
-                "SELECT @@local_infile, @@max_allowed_packet, VERSION()",
-                vec![],
-            )
-            .await
-            .map_err(query_err)?;
-            // Prepared XA transactions outlive their connection only from
-            // MariaDB 10.5.2 and MySQL 5.7.7 on; before that, plain transactions.
-            let version = vars
-                .first()
-                .and_then(|r| r.get(2).cloned().flatten())
-                .unwrap_or_default();
-            let xa_survives = xa_survives_disconnect(&version);
-            let mut xa = match conn.query_drop("XA RECOVER").await {
-                Ok(()) if xa_survives => true,
-                Ok(()) => {
-                    tracing::warn!(
-                        "server {version} drops prepared XA transactions with their connection; batches use plain transactions, so a commit cut off by a lost connection cannot be checked"
-                    );
-                    false
-                }
-                Err(e) => {
-                    tracing::warn!(
-                        "XA RECOVER is not allowed ({e}); batches use plain transactions, so a commit cut off by a lost connection cannot be checked"
-                    );
-                    false
-                }
-            };
-            let started = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-            let run_id = xa::new_run_id(started);
-            let mut lock_conn = None;
-            let mut recovered = 0;
-            if xa && !dry {
-                match owner_lock(&opts, cfg, &mut conn, &run_id).await {
-                    Ok(c) => lock_conn = Some(c),
-                    Err(e) => {
-                        tracing::warn!(
-                            "cannot set up the checks of cut-off commits ({e}); batches use plain transactions, so a commit cut off by a lost connection cannot be checked"
-                        );
-                        xa = false;
-                    }
-                }
-                // Only for a table this run will write (a missing one
-                // is an error below, or is created empty).
-                if xa && table.is_some() {
-                    recovered = xa::resolve_orphans(&mut conn, cfg).await.map_err(query_err)?;
-                }
-            }
-            let _ = conn.disconnect().await;
-            let row = vars.into_iter().next().unwrap_or_default();
-            let local_infile =
-                matches!(row.first().cloned().flatten().as_deref(), Some("1" | "ON"));
-            let max_packet = row
-                .get(1)
-                .cloned()
-                .flatten()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(4 * 1024 * 1024usize);
-            let xa = xa.then(|| Xa { run_id, lock: Mutex::new(lock_conn), recovered });
-            Ok::<_, PipelineError>((table, local_infile, max_packet, xa, version))
-        }).await });
-        let (table, local_infile, max_packet, xa, version) =
-            opened.map_err(|_| PipelineError::Unavailable {
-                stage: Stage::Sink,
-                error_type: ErrorType::Timeout,
-                message: format!(
-                    "MySQL at {}:{} did not answer within --db-timeout {}",
-                    cfg.host,
-                    cfg.port,
-                    crate::retry::format_duration(cfg.timeout)
-                ),
-            })??;
-        match (&table, fields) {
-            // No field at all: an input without even a header, which
-            // writes nothing.
-            (_, Some([])) => {}
-            (Some(t), Some(f)) => check_fields(cfg, t, f)?,
-            (None, Some(f)) if cfg.create_table => {
-                if let Some(k) = cfg.key.iter().find(|k| !f.contains(k)) {
-                    return Err(PipelineError::Config(format!(
-                        "--db-key column '{k}' is not a field of the records (fields: {})",
-                        f.join(", ")
-                    )));
-                }
-            }
-            _ => {}
-        }
-        match &table {
-            Some(t) if t.key.is_empty() => tracing::warn!(
-                "table {}.{} has no primary or unique key: duplicates cannot be detected, so a second run over the same input inserts every row again",
-                cfg.database,
-                cfg.table
+        let probed =
+            runtime().block_on(async { tokio::time::timeout(limit, probe(&opts, cfg, dry)).await });
+        let probe = probed.map_err(|_| PipelineError::Unavailable {
+            stage: Stage::Sink,
+            error_type: ErrorType::Timeout,
+            message: format!(
+                "MySQL at {}:{} did not answer within --db-timeout {}",
+                cfg.host,
+                cfg.port,
+                crate::retry::format_duration(cfg.timeout)
             ),
-            None if cfg.create_table && cfg.key.is_empty() => tracing::warn!(
-                "--no-key: table {}.{} is created without a key; duplicates cannot be detected, so a second run over the same input inserts every row again",
-                cfg.database,
-                cfg.table
-            ),
-            _ => {}
-        }
-        if table.is_none() && !cfg.create_table {
-            return Err(PipelineError::Config(format!(
-                "table {}.{} does not exist; create it, or add --create-table (with --db-key COL for its primary key)",
-                cfg.database, cfg.table
-            )));
-        }
-        let load_data = match cfg.load_mode {
-            LoadMode::Insert => false,
-            LoadMode::Auto => local_infile,
-            LoadMode::LoadData if local_infile => true,
-            LoadMode::LoadData => {
-                return Err(PipelineError::Config(
-                    "--mysql-load-mode load-data: the server does not allow LOAD DATA LOCAL INFILE (local_infile is OFF); use --mysql-load-mode insert or auto".into(),
-                ))
-            }
-        };
+        })??;
+        check_table(cfg, probe.table.as_ref(), fields)?;
+        let load_data = use_load_data(cfg, probe.local_infile)?;
         tracing::info!(
             target_table = %cfg.display_target(),
             mode = if load_data && cfg.on_duplicate == OnDuplicate::Skip {
@@ -280,14 +347,14 @@ impl MysqlSink {
             shared: Arc::new(Shared {
                 cfg: cfg.clone(),
                 opts,
-                table: Mutex::new(table.map(Arc::new)),
+                table: Mutex::new(probe.table.map(Arc::new)),
                 load_data,
-                max_packet,
-                xa,
+                max_packet: probe.max_packet,
+                xa: probe.xa,
                 unusable: Default::default(),
                 writers: std::sync::atomic::AtomicU64::new(0),
                 fields: fields.map(<[String]>::to_vec),
-                version,
+                version: probe.version,
             }),
         })
     }

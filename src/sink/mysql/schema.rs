@@ -42,36 +42,49 @@ pub(super) async fn describe(
         .into_iter()
         .filter_map(|r| r.into_iter().next().flatten())
         .collect();
-    let num = |s: &Option<String>| s.as_deref().and_then(|v| v.parse().ok());
-    let infos: Vec<ColumnInfo> = rows
-        .iter()
-        .map(|r| {
-            let name = r[0].clone().unwrap_or_default();
-            let json_check = checks
-                .iter()
-                .any(|c| c.contains(&format!("json_valid({})", quote_ident(&name))));
-            ColumnInfo {
-                data_type: r[1].clone().unwrap_or_default(),
-                column_type: r[2].clone().unwrap_or_default(),
-                nullable: r[3].as_deref() == Some("YES"),
-                has_default: r[4].as_deref() == Some("1"),
-                max_chars: num(&r[5]),
-                max_bytes: num(&r[6]),
-                precision: num(&r[7]).map(|v: u64| v as u32),
-                scale: num(&r[8]).map(|v: u64| v as u32),
-                extra: r[9].clone().unwrap_or_default(),
-                key: r[10].clone().unwrap_or_default(),
-                json_check,
-                name,
-            }
-        })
-        .collect();
+    let infos: Vec<ColumnInfo> = rows.iter().map(|r| column_info(r, &checks)).collect();
     let columns: Vec<Column> = infos.iter().map(Column::from_info).collect();
     let by_name = columns
         .iter()
         .enumerate()
         .map(|(i, c)| (c.name.clone(), i))
         .collect();
+    let key = key_of(&infos);
+    Ok(Some(Table {
+        quoted: format!("{}.{}", quote_ident(db), quote_ident(name)),
+        columns,
+        by_name,
+        key,
+    }))
+}
+
+/// One row of information_schema.COLUMNS, as `describe` selects it; `checks`
+/// are the table's CHECK clauses.
+fn column_info(r: &[Option<String>], checks: &[String]) -> ColumnInfo {
+    let num = |s: &Option<String>| s.as_deref().and_then(|v| v.parse().ok());
+    let name = r[0].clone().unwrap_or_default();
+    let json_check = checks
+        .iter()
+        .any(|c| c.contains(&format!("json_valid({})", quote_ident(&name))));
+    ColumnInfo {
+        data_type: r[1].clone().unwrap_or_default(),
+        column_type: r[2].clone().unwrap_or_default(),
+        nullable: r[3].as_deref() == Some("YES"),
+        has_default: r[4].as_deref() == Some("1"),
+        max_chars: num(&r[5]),
+        max_bytes: num(&r[6]),
+        precision: num(&r[7]).map(|v: u64| v as u32),
+        scale: num(&r[8]).map(|v: u64| v as u32),
+        extra: r[9].clone().unwrap_or_default(),
+        key: r[10].clone().unwrap_or_default(),
+        json_check,
+        name,
+    }
+}
+
+/// The key: the primary key's columns, or else the first column marked
+/// unique.
+fn key_of(infos: &[ColumnInfo]) -> Vec<usize> {
     let mut key: Vec<usize> = infos
         .iter()
         .enumerate()
@@ -87,12 +100,7 @@ pub(super) async fn describe(
             .take(1)
             .collect();
     }
-    Ok(Some(Table {
-        quoted: format!("{}.{}", quote_ident(db), quote_ident(name)),
-        columns,
-        by_name,
-        key,
-    }))
+    key
 }
 
 /// Whether prepared XA transactions survive a lost connection on this server

@@ -14,6 +14,7 @@ use crate::runtime::runtime;
 
 use super::client::{Call, Client, EsError};
 use super::since::{self, Since};
+use super::target::Target;
 use super::{count_of, page, target, EsSource, Paging};
 
 fn open_error(cfg: &EsConfig, e: EsError) -> PipelineError {
@@ -40,6 +41,84 @@ fn version_at_least(number: &str, major: u64, minor: u64) -> bool {
     (ma, mi) >= (major, minor)
 }
 
+/// Warns when `--es-index` covers several indices and `_index` is not kept:
+/// documents of different indices may share an `_id`.
+fn warn_of_many_indices(cfg: &EsConfig, indices: &[String]) {
+    tracing::debug!("--es-index {} covers {}", cfg.index, indices.join(","));
+    if indices.len() > 1 && !cfg.meta_fields.iter().any(|m| m == "_index") {
+        let mut shown = indices[..indices.len().min(5)].join(", ");
+        if indices.len() > 5 {
+            shown.push_str(", …");
+        }
+        tracing::warn!(
+            "--es-index {} covers {} indices ({shown}): documents of different indices may have the same _id, and a table keyed on _id alone keeps only one of them; keep _index with --es-meta-fields _id,_index and make (_index, _id) the key",
+            cfg.index,
+            indices.len()
+        );
+    }
+}
+
+/// The incremental position of `--es-since-field` (`field`) in
+/// `--state-file`, exported as the watermark; None for a full read.
+fn open_since(
+    cfg: &EsConfig,
+    field: Option<&str>,
+    target: &Target,
+    metrics: &Metrics,
+) -> Result<Option<Since>, PipelineError> {
+    let since = match (field, &cfg.state_file) {
+        (Some(field), Some(path)) => {
+            let slice = cfg.slice_id.map(|i| (i, cfg.slices));
+            Some(Since::open(
+                field,
+                path,
+                (target.kind, target.millis.clone()),
+                cfg.since_missing,
+                slice,
+            )?)
+        }
+        _ => None,
+    };
+    if let Some(v) = since
+        .as_ref()
+        .and_then(|s| s.previous.value.as_ref())
+        .and_then(since::Point::seconds)
+    {
+        metrics.watermark(v);
+    }
+    Ok(since)
+}
+
+/// How to page, by `--es-mode` and what the server (`info`, its `GET /`)
+/// offers; and the server in words (`Elasticsearch 8.15.0`).
+fn choose_paging(cfg: &EsConfig, info: &Json) -> Result<(Paging, String), PipelineError> {
+    let number = info["version"]["number"]
+        .as_str()
+        .unwrap_or("0")
+        .to_string();
+    let opensearch = info["version"]["distribution"].as_str() == Some("opensearch");
+    let pit = if opensearch {
+        version_at_least(&number, 2, 4).then_some(Paging::OsPit)
+    } else {
+        version_at_least(&number, 7, 10).then_some(Paging::EsPit)
+    };
+    let product = if opensearch {
+        "OpenSearch"
+    } else {
+        "Elasticsearch"
+    };
+    let paging = match (cfg.mode, pit) {
+        (EsMode::Scroll, _) | (EsMode::Auto, None) => Paging::Scroll,
+        (_, Some(p)) => p,
+        (EsMode::Pit, None) => {
+            return Err(PipelineError::Config(format!(
+                "--es-mode pit: this server ({product} {number}) has no point in time API; use --es-mode scroll or auto"
+            )))
+        }
+    };
+    Ok((paging, format!("{product} {number}")))
+}
+
 impl EsSource {
     /// Asks the server what it is, checks the index and counts the matching
     /// documents. A missing index, bad credentials or an unreachable server
@@ -61,132 +140,15 @@ impl EsSource {
             since::check_state(field, path, cfg.slice_id.map(|i| (i, cfg.slices)))?;
         }
         let client = Arc::new(Client::new(cfg)?);
-        let (info, target) = runtime().block_on(async {
-            let check_info = |j: &Json| {
-                j["version"]["number"]
-                    .as_str()
-                    .map(|_| ())
-                    .ok_or_else(|| "no version.number".to_string())
-            };
-            let mut call = Call::new(Method::Get, "/");
-            call.check = Some(&check_info);
-            call.retries = Some(metrics);
-            let (info, _) = client.send(call).await.map_err(|e| open_error(cfg, e))?;
-            let target = target::resolve(&client, &cfg.index, field, Some(metrics))
-                .await
-                .map_err(|e| open_error(cfg, e))?
-                .map_err(PipelineError::Config)?;
-            // A field no index maps (a typo, a field no document has) would
-            // read every document on every run, or none: refused, unless
-            // the indices hold no document yet (nothing mapped it so far).
-            if let (Some(f), since::Kind::Unmapped) = (field, target.kind) {
-                let all = json!({"match_all": {}});
-                let n = Self::count_matching(&client, &cfg.index, &all, Some(metrics))
-                    .await
-                    .map_err(|e| open_error(cfg, e))?;
-                if n > 0 {
-                    return Err(PipelineError::Config(format!(
-                        "--es-since-field {f}: no index of --es-index {} maps this field, and it holds {n} documents (a misspelt name? a field no document has a value of?); name a field of the documents",
-                        cfg.index
-                    )));
-                }
-            }
-            Ok::<_, PipelineError>((info, target))
-        })?;
-        let indices = target.indices.as_deref().unwrap_or_default();
-        tracing::debug!("--es-index {} covers {}", cfg.index, indices.join(","));
-        if indices.len() > 1 && !cfg.meta_fields.iter().any(|m| m == "_index") {
-            let mut shown = indices[..indices.len().min(5)].join(", ");
-            if indices.len() > 5 {
-                shown.push_str(", …");
-            }
-            tracing::warn!(
-                "--es-index {} covers {} indices ({shown}): documents of different indices may have the same _id, and a table keyed on _id alone keeps only one of them; keep _index with --es-meta-fields _id,_index and make (_index, _id) the key",
-                cfg.index,
-                indices.len()
-            );
-        }
-        let since = match (field, &cfg.state_file) {
-            (Some(field), Some(path)) => {
-                let slice = cfg.slice_id.map(|i| (i, cfg.slices));
-                Some(Since::open(
-                    field,
-                    path,
-                    (target.kind, target.millis.clone()),
-                    cfg.since_missing,
-                    slice,
-                )?)
-            }
-            _ => None,
-        };
-        if let Some(v) = since
-            .as_ref()
-            .and_then(|s| s.previous.value.as_ref())
-            .and_then(since::Point::seconds)
-        {
-            metrics.watermark(v);
-        }
+        let (info, target) = runtime().block_on(Self::ask_server(&client, cfg, field, metrics))?;
+        warn_of_many_indices(cfg, target.indices.as_deref().unwrap_or_default());
+        let since = open_since(cfg, field, &target, metrics)?;
         let query = match &since {
             Some(s) => s.narrow(cfg.query.clone()),
             None => cfg.query.clone(),
         };
-        let (count, unvalued) = runtime()
-            .block_on(async {
-                let count =
-                    Self::count_matching(&client, &cfg.index, &query, Some(metrics)).await?;
-                // Documents --es-since-missing skip leaves out, to report.
-                let unvalued = match &since {
-                    Some(s) if s.missing == crate::config::SinceMissing::Skip => {
-                        let q = s.without_value(cfg.query.clone());
-                        Self::count_matching(&client, &cfg.index, &q, Some(metrics)).await?
-                    }
-                    _ => 0,
-                };
-                Ok((count, unvalued))
-            })
-            .map_err(|e| match (&since, e) {
-                // The saved position is part of the query: say where it is.
-                (Some(s), EsError::Refused(why)) if s.previous.value.is_some() => {
-                    PipelineError::Config(format!(
-                        "the server refused the query narrowed to the position in --state-file '{}' ({why}); correct the file, or delete it to read everything again",
-                        s.path.display()
-                    ))
-                }
-                (_, e) => open_error(cfg, e),
-            })?;
-        if unvalued > 0 {
-            if let Some(s) = &since {
-                tracing::warn!(
-                    "{unvalued} matching documents have no value of {} (absent, null or empty) and are not read (--es-since-missing skip)",
-                    s.field
-                );
-            }
-        }
-        let number = info["version"]["number"]
-            .as_str()
-            .unwrap_or("0")
-            .to_string();
-        let opensearch = info["version"]["distribution"].as_str() == Some("opensearch");
-        let pit = if opensearch {
-            version_at_least(&number, 2, 4).then_some(Paging::OsPit)
-        } else {
-            version_at_least(&number, 7, 10).then_some(Paging::EsPit)
-        };
-        let product = if opensearch {
-            "OpenSearch"
-        } else {
-            "Elasticsearch"
-        };
-        let paging = match (cfg.mode, pit) {
-            (EsMode::Scroll, _) | (EsMode::Auto, None) => Paging::Scroll,
-            (_, Some(p)) => p,
-            (EsMode::Pit, None) => {
-                return Err(PipelineError::Config(format!(
-                    "--es-mode pit: this server ({product} {number}) has no point in time API; use --es-mode scroll or auto"
-                )))
-            }
-        };
-        let server = format!("{product} {number}");
+        let count = Self::count_to_read(&client, cfg, since.as_ref(), &query, metrics)?;
+        let (paging, server) = choose_paging(cfg, &info)?;
         tracing::info!(
             "{server}: index {} holds {count} matching documents; paging with {}{}",
             cfg.index,
@@ -222,6 +184,89 @@ impl EsSource {
                 .map_err(PipelineError::Config)?;
         }
         Ok(source)
+    }
+
+    /// The server's own description (`GET /`) and what `--es-index` covers,
+    /// with the kind of `field` (`--es-since-field`) in its mappings.
+    async fn ask_server(
+        client: &Client,
+        cfg: &EsConfig,
+        field: Option<&str>,
+        metrics: &Metrics,
+    ) -> Result<(Json, Target), PipelineError> {
+        let check_info = |j: &Json| {
+            j["version"]["number"]
+                .as_str()
+                .map(|_| ())
+                .ok_or_else(|| "no version.number".to_string())
+        };
+        let mut call = Call::new(Method::Get, "/");
+        call.check = Some(&check_info);
+        call.retries = Some(metrics);
+        let (info, _) = client.send(call).await.map_err(|e| open_error(cfg, e))?;
+        let target = target::resolve(client, &cfg.index, field, Some(metrics))
+            .await
+            .map_err(|e| open_error(cfg, e))?
+            .map_err(PipelineError::Config)?;
+        // A field no index maps (a typo, a field no document has) would
+        // read every document on every run, or none: refused, unless
+        // the indices hold no document yet (nothing mapped it so far).
+        if let (Some(f), since::Kind::Unmapped) = (field, target.kind) {
+            let all = json!({"match_all": {}});
+            let n = Self::count_matching(client, &cfg.index, &all, Some(metrics))
+                .await
+                .map_err(|e| open_error(cfg, e))?;
+            if n > 0 {
+                return Err(PipelineError::Config(format!(
+                    "--es-since-field {f}: no index of --es-index {} maps this field, and it holds {n} documents (a misspelt name? a field no document has a value of?); name a field of the documents",
+                    cfg.index
+                )));
+            }
+        }
+        Ok((info, target))
+    }
+
+    /// The documents `query` matches; with `--es-since-missing skip`, says
+    /// how many it leaves out for having no value of the field.
+    fn count_to_read(
+        client: &Client,
+        cfg: &EsConfig,
+        since: Option<&Since>,
+        query: &Json,
+        metrics: &Metrics,
+    ) -> Result<u64, PipelineError> {
+        let (count, unvalued) = runtime()
+            .block_on(async {
+                let count = Self::count_matching(client, &cfg.index, query, Some(metrics)).await?;
+                // Documents --es-since-missing skip leaves out, to report.
+                let unvalued = match since {
+                    Some(s) if s.missing == crate::config::SinceMissing::Skip => {
+                        let q = s.without_value(cfg.query.clone());
+                        Self::count_matching(client, &cfg.index, &q, Some(metrics)).await?
+                    }
+                    _ => 0,
+                };
+                Ok((count, unvalued))
+            })
+            .map_err(|e| match (since, e) {
+                // The saved position is part of the query: say where it is.
+                (Some(s), EsError::Refused(why)) if s.previous.value.is_some() => {
+                    PipelineError::Config(format!(
+                        "the server refused the query narrowed to the position in --state-file '{}' ({why}); correct the file, or delete it to read everything again",
+                        s.path.display()
+                    ))
+                }
+                (_, e) => open_error(cfg, e),
+            })?;
+        if unvalued > 0 {
+            if let Some(s) = since {
+                tracing::warn!(
+                    "{unvalued} matching documents have no value of {} (absent, null or empty) and are not read (--es-since-missing skip)",
+                    s.field
+                );
+            }
+        }
+        Ok(count)
     }
 
     /// `--es-open-pit`: opens a point in time on the index for the
