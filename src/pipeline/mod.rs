@@ -50,8 +50,8 @@ pub fn prepare(
             e
         }
     };
-    let source = source::open(&config.source, config.limit, &metrics, &shutdown)
-        .map_err(counted(Stage::Source))?;
+    let source =
+        source::open(&config.source, &metrics, &shutdown).map_err(counted(Stage::Source))?;
     let sink = sink::open(&config.sink, source.fields().as_deref(), false)
         .map_err(counted(Stage::Sink))?;
     if let Some(n) = sink.wants_sample() {
@@ -166,7 +166,7 @@ impl Prepared {
                 .name("source".into())
                 .spawn_scoped(scope, move || {
                     let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        source.run(&sender, ctx)
+                        source.run(&mut source::SourceOutput::new(&sender, ctx, config.limit))
                     }));
                     match read {
                         Ok(Ok(())) => {}
