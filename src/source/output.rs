@@ -174,7 +174,9 @@ impl<'a> SourceOutput<'a> {
         self.rows
     }
 
-    /// True when `--limit` rows have been read: no more may be.
+    /// True when `--limit` rows have been read: no more may be. Claims
+    /// what is left of the limit for this output when it holds none (a
+    /// reader that reads row by row claims it all at once).
     pub fn at_limit(&mut self) -> bool {
         if self.left == 0 {
             if let Some(limit) = self.shared.limit {
@@ -232,6 +234,7 @@ impl<'a> SourceOutput<'a> {
     /// records read before them, all counted read first; cut to what
     /// `--limit` leaves. True when they were cut: reading ends.
     pub fn send_lines(&mut self, mut lines: Lines) -> bool {
+        self.at_limit();
         let cut = lines.len() as u64 > self.left;
         if cut {
             lines.truncate(self.left as usize);
