@@ -42,7 +42,7 @@ pub(super) fn with_sample<T>(
     let stop = Shutdown::new();
     let mut source =
         tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::default(), || {
-            source::open(&config.source, limit, &metrics, &stop)
+            source::open(&config.source, &metrics, &stop)
         })?;
     let ctx = Context::new(metrics, stop, DeadLetter::open(None)?, None, None);
     ctx.silence_rejections();
@@ -52,7 +52,7 @@ pub(super) fn with_sample<T>(
         let reader = std::thread::Builder::new()
             .name("sample".into())
             .spawn_scoped(scope, move || {
-                let read = src.run(&sender, ctx);
+                let read = src.run(&mut source::SourceOutput::new(&sender, ctx, limit));
                 drop(sender);
                 read
             })
@@ -84,7 +84,7 @@ pub fn check(config: &Config) -> Result<Vec<String>, PipelineError> {
     // holds is read once, by the run.
     let (regular, read_once) = source::regular_inputs(&config.source);
     let source = match &regular {
-        Some(c) => Some(source::open(c, config.limit, &metrics, &Shutdown::new())?),
+        Some(c) => Some(source::open(c, &metrics, &Shutdown::new())?),
         None => None,
     };
     let mut lines = source.as_ref().map(|s| s.describe()).unwrap_or_default();

@@ -50,8 +50,8 @@ pub fn prepare(
             e
         }
     };
-    let source = source::open(&config.source, config.limit, &metrics, &shutdown)
-        .map_err(counted(Stage::Source))?;
+    let source =
+        source::open(&config.source, &metrics, &shutdown).map_err(counted(Stage::Source))?;
     let sink = sink::open(&config.sink, source.fields().as_deref(), false)
         .map_err(counted(Stage::Sink))?;
     if let Some(n) = sink.wants_sample() {
@@ -126,7 +126,7 @@ impl Prepared {
                 workers.spawn(scope, i, writer, rx.clone());
             }
             drop(rx);
-            spawn_source(scope, &mut source, sender, &ctx);
+            spawn_source(scope, &mut source, sender, &ctx, config.limit);
         });
         metrics.queue_depth(0);
         if let Err(e) = ctx.dead_letter().flush() {
@@ -247,12 +247,13 @@ fn spawn_source<'scope>(
     source: &'scope mut Box<dyn Source>,
     sender: channel::RecordSender,
     ctx: &'scope Arc<Context>,
+    limit: Option<u64>,
 ) {
     std::thread::Builder::new()
         .name("source".into())
         .spawn_scoped(scope, move || {
             let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                source.run(&sender, ctx)
+                source.run(&mut source::SourceOutput::new(&sender, ctx, limit))
             }));
             match read {
                 Ok(Ok(())) => {}

@@ -9,19 +9,16 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::sync::Arc;
-use std::time::Instant;
 
-use crate::channel::RecordSender;
 use crate::config::{CsvConfig, InputPath};
-use crate::context::Context;
 use crate::error::{ErrorType, PipelineError};
 use crate::record::{Record, Schema};
 use crate::shutdown::Shutdown;
 
 use super::csv_reader::{Next, Row, RowReader};
-use super::csv_row::{reject, to_record, trim_line_end};
+use super::csv_row::{to_record, trim_line_end};
 use super::input::{display_name, Compression};
-use super::Source;
+use super::{Source, SourceOutput};
 
 /// Rows read between two sends, counter updates and fetch observations.
 const CHUNK_ROWS: usize = 1024;
@@ -35,7 +32,6 @@ pub struct CsvSource {
     reader: RowReader,
     schema: Option<Arc<Schema>>,
     infer_types: bool,
-    limit: Option<u64>,
     size: Option<u64>,
     name: String,
     /// A regular file, which several threads can read in chunks.
@@ -120,15 +116,39 @@ pub(super) fn header_names(header: &Row, source: &str) -> Result<Vec<String>, Pi
     Ok(names)
 }
 
+/// Reads the header row: its fields, or none when the input holds no header
+/// at all (then true: it is empty) or a stop came before the whole header.
+fn read_header(
+    reader: &mut RowReader,
+    name: &str,
+) -> Result<(Option<Arc<Schema>>, bool), PipelineError> {
+    let mut header = Row::default();
+    match reader.read_row(&mut header) {
+        // Stopped before the whole header came: no fields known, nothing is
+        // read.
+        Ok(Next::End | Next::Bad { .. }) if reader.stopped() => Ok((None, false)),
+        // No header at all (0 bytes, compressed nothing, a byte-order mark
+        // or line ends only): nothing to read, and no fields to check a sink
+        // against.
+        Ok(Next::Row | Next::End) if blank(&header) && at_end(reader, name)? => Ok((None, true)),
+        Ok(Next::Row | Next::End) => Ok((
+            Some(Arc::new(Schema::new(header_names(&header, name)?))),
+            false,
+        )),
+        Ok(Next::Bad { reason, .. }) => Err(PipelineError::Config(format!(
+            "cannot read the header of {name}: {reason}"
+        ))),
+        Err(e) => Err(PipelineError::Config(format!(
+            "cannot read the header of {name}: {e}"
+        ))),
+    }
+}
+
 impl CsvSource {
     /// Opens the input and reads the header. A missing file or a bad header
     /// is a configuration error (nothing is read). A pipe that has not sent
     /// its header when `stop` is raised reads nothing.
-    pub fn open(
-        config: &CsvConfig,
-        limit: Option<u64>,
-        stop: &Shutdown,
-    ) -> Result<CsvSource, PipelineError> {
+    pub fn open(config: &CsvConfig, stop: &Shutdown) -> Result<CsvSource, PipelineError> {
         let name = display_name(&config.input);
         let opened = super::input::open(&config.input, "--csv-file", stop)?;
         let (size, live, compression) = (opened.size, opened.live, opened.compression);
@@ -149,37 +169,10 @@ impl CsvSource {
             }
             None => false,
         };
-        let mut empty = false;
-        let schema = if config.has_header {
-            let mut header = Row::default();
-            match reader.read_row(&mut header) {
-                // Stopped before the whole header came: no fields known,
-                // nothing is read.
-                Ok(Next::End | Next::Bad { .. }) if reader.stopped() => None,
-                // No header at all (0 bytes, compressed nothing, a
-                // byte-order mark or line ends only): nothing to read, and
-                // no fields to check a sink against.
-                Ok(Next::Row | Next::End) if blank(&header) && at_end(&mut reader, &name)? => {
-                    empty = true;
-                    None
-                }
-                Ok(Next::Row | Next::End) => {
-                    Some(Arc::new(Schema::new(header_names(&header, &name)?)))
-                }
-                Ok(Next::Bad { reason, .. }) => {
-                    return Err(PipelineError::Config(format!(
-                        "cannot read the header of {name}: {reason}"
-                    )))
-                }
-                Err(e) => {
-                    return Err(PipelineError::Config(format!(
-                        "cannot read the header of {name}: {e}"
-                    )))
-                }
-            }
+        let (schema, empty) = if config.has_header {
+            read_header(&mut reader, &name)?
         } else {
-            empty = at_end(&mut reader, &name)?;
-            None
+            (None, at_end(&mut reader, &name)?)
         };
         tracing::debug!(
             "CSV {name}: {} bytes, delimiter {:?}, {} header fields ({}), values {}, a quoted field may span {} lines / {} bytes",
@@ -201,7 +194,6 @@ impl CsvSource {
             reader,
             schema,
             infer_types: config.infer_types,
-            limit,
             size,
             name,
             path,
@@ -238,17 +230,13 @@ impl CsvSource {
 }
 
 impl CsvSource {
-    /// Reads a regular file with a header on several threads. `Ok(None)`:
-    /// all read; `Some(rows)`: read on with one thread from where the reader
-    /// now stands, `rows` rows having been read (0 when one thread, a pipe
-    /// or no header leaves it all to the single-threaded reader).
-    fn read_in_parallel(
-        &mut self,
-        out: &RecordSender,
-        ctx: &Context,
-    ) -> Result<Option<u64>, PipelineError> {
+    /// Reads a regular file with a header on several threads. `Ok(false)`:
+    /// all read; `Ok(true)`: read on with one thread from where the reader
+    /// now stands (all of it when one thread, a pipe or no header leaves it
+    /// to the single-threaded reader).
+    fn read_in_parallel(&mut self, out: &mut SourceOutput) -> Result<bool, PipelineError> {
         let (Some(path), Some(schema)) = (&self.path, &self.schema) else {
-            return Ok(Some(0));
+            return Ok(true);
         };
         // Lines are written by the parse threads, even by one: the file is
         // then read, encoded and written by three threads.
@@ -259,7 +247,7 @@ impl CsvSource {
             (None, None) => 1,
         };
         if threads < 2 && self.lines.is_none() {
-            return Ok(Some(0));
+            return Ok(true);
         }
         let plan = super::csv_parallel::Plan {
             path,
@@ -272,12 +260,11 @@ impl CsvSource {
             schema: schema.clone(),
             infer: self.infer_types,
             threads,
-            limit: self.limit,
             lines: self.lines,
         };
-        match super::csv_parallel::run(&plan, out, ctx)? {
-            super::csv_parallel::Ended::Done => Ok(None),
-            super::csv_parallel::Ended::From { offset, line, rows } => {
+        match super::csv_parallel::run(&plan, out)? {
+            super::csv_parallel::Ended::Done => Ok(false),
+            super::csv_parallel::Ended::From { offset, line } => {
                 tracing::debug!(
                     "CSV {}: a quote the chunks cannot follow near line {line}; reading on with one thread",
                     self.name
@@ -295,7 +282,7 @@ impl CsvSource {
                     self.max_field_lines,
                     line,
                 );
-                Ok(Some(rows))
+                Ok(true)
             }
         }
     }
@@ -376,90 +363,79 @@ impl Source for CsvSource {
         }
     }
 
-    fn run(&mut self, out: &RecordSender, ctx: &Context) -> Result<(), PipelineError> {
+    fn run(&mut self, out: &mut SourceOutput) -> Result<(), PipelineError> {
         if self.empty {
             return Ok(());
         }
-        let _active = ctx.metrics.worker_active(crate::error::Stage::Source);
-        let mut row = Row::default();
-        let mut chunk: Vec<Record> = Vec::with_capacity(CHUNK_ROWS);
-        // Records the sinks are done with, filled again.
-        let mut spare: Vec<Record> = Vec::new();
-        // The header was read from the source too: count from the first byte.
-        let mut last_byte = 0;
+        let _active = out.ctx().metrics.worker_active(crate::error::Stage::Source);
         // What is left after the chunks (a quote they could not follow) is
         // read here, its byte offsets counted from there.
-        let Some(mut total_rows) = self.read_in_parallel(out, ctx)? else {
+        if !self.read_in_parallel(out)? {
             return Ok(());
-        };
+        }
+        let mut row = Row::default();
+        // The header was read from the source too: count from the first byte.
+        let mut last_byte = 0;
         let mut done = false;
-        while !done && !ctx.should_stop_reading() {
-            let started = Instant::now();
-            let mut rows = 0u64;
-            while rows < CHUNK_ROWS as u64 {
-                if self.limit.is_some_and(|l| total_rows + rows >= l) {
+        while !done && !out.should_stop() {
+            out.start_chunk();
+            while out.rows() < CHUNK_ROWS as u64 {
+                if out.at_limit() {
                     done = true;
                     break;
                 }
-                let start = self.reader.offset();
-                let next = match self.reader.read_row(&mut row) {
-                    Ok(n) => n,
-                    Err(e) => {
-                        // What this chunk already read is still accounted for.
-                        ctx.metrics.records_read(rows);
-                        out.send_all(&mut chunk, ctx);
-                        return Err(PipelineError::Source(
-                            ErrorType::Io,
-                            format!("reading {}: {e}", self.name),
-                        ));
-                    }
-                };
-                let rejected = match next {
-                    Next::End => {
-                        done = true;
-                        break;
-                    }
-                    Next::Bad { line, raw, reason } => Some((line, raw, ErrorType::Parse, reason)),
-                    Next::Row => match self.convert(&mut row, {
-                        if spare.is_empty() {
-                            spare = out.reusable().unwrap_or_default();
-                        }
-                        spare.pop()
-                    }) {
-                        Ok(r) => {
-                            chunk.push(r);
-                            self.reader.release();
-                            None
-                        }
-                        Err((et, reason)) => {
-                            let raw = self.reader.raw(start, self.reader.offset());
-                            Some((row.line, trim_line_end(raw).to_vec(), et, reason))
-                        }
-                    },
-                };
-                rows += 1;
-                if let Some((line, raw, et, reason)) = rejected {
-                    if reject(ctx, (&mut rows, &mut total_rows), line, &raw, (et, &reason)) {
+                match self.read_one(&mut row, out)? {
+                    Some(stop) => done = stop,
+                    None => {
                         done = true;
                         break;
                     }
                 }
-                if self.reader.would_block(LIVE_PEEK_BYTES) {
-                    // The next row would wait for the writer: hand over
-                    // what was read so far first.
+                // The next row would wait for the writer: hand over what
+                // was read so far first.
+                if done || self.reader.would_block(LIVE_PEEK_BYTES) {
                     break;
                 }
             }
             let byte = self.reader.offset();
-            ctx.metrics.records_read(rows);
-            ctx.metrics.source_bytes(byte - last_byte);
-            ctx.metrics.fetch_observed(started.elapsed());
+            out.end_chunk(byte - last_byte);
             last_byte = byte;
-            total_rows += rows;
-            out.send_all(&mut chunk, ctx);
-            ctx.progress(byte, total_rows);
         }
         Ok(())
+    }
+}
+
+impl CsvSource {
+    /// Reads one row and hands it to `out` as a record or a rejected row.
+    /// `None` at the end of the input; `Some(true)` when a rejected row
+    /// spent the error budget.
+    fn read_one(
+        &mut self,
+        row: &mut Row,
+        out: &mut SourceOutput,
+    ) -> Result<Option<bool>, PipelineError> {
+        let start = self.reader.offset();
+        let next = self.reader.read_row(row).map_err(|e| {
+            // What this chunk already read is still accounted for.
+            out.end_before_error();
+            PipelineError::Source(ErrorType::Io, format!("reading {}: {e}", self.name))
+        })?;
+        let (line, raw, et, reason) = match next {
+            Next::End => return Ok(None),
+            Next::Bad { line, raw, reason } => (line, raw, ErrorType::Parse, reason),
+            Next::Row => match self.convert(row, out.spare_record()) {
+                Ok(r) => {
+                    out.push(r);
+                    self.reader.release();
+                    return Ok(Some(false));
+                }
+                Err((et, reason)) => {
+                    let raw = self.reader.raw(start, self.reader.offset());
+                    (row.line, trim_line_end(raw).to_vec(), et, reason)
+                }
+            },
+        };
+        Ok(Some(out.reject(line, &raw, et, &reason)))
     }
 }
 
@@ -499,7 +475,7 @@ mod tests {
             max_field_lines: crate::config::DEFAULT_CSV_MAX_FIELD_LINES,
             threads: None,
         };
-        let mut src = CsvSource::open(&cfg, None, &Shutdown::new()).unwrap();
+        let mut src = CsvSource::open(&cfg, &Shutdown::new()).unwrap();
         let mut row = Row::default();
         assert_eq!(src.reader.read_row(&mut row).unwrap(), Next::Row);
         let err = src.convert(&mut row, None).unwrap_err();

@@ -22,14 +22,13 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 
-use crate::channel::RecordSender;
-use crate::context::Context;
 use crate::error::{ErrorType, PipelineError};
 use crate::record::{Lines, Record, Schema};
 
 use super::csv_lines::LineBatches;
 use super::csv_reader::{Next, Row, RowReader};
-use super::csv_row::{reject, to_record, trim_line_end};
+use super::csv_row::{to_record, trim_line_end};
+use super::SourceOutput;
 
 /// About how many bytes one chunk holds.
 pub(super) const CHUNK_BYTES: usize = 256 << 10;
@@ -62,8 +61,6 @@ pub(super) struct Plan<'a> {
     pub infer: bool,
     /// Parse threads.
     pub threads: usize,
-    /// `--limit`.
-    pub limit: Option<u64>,
     /// Rows are written as JSON lines, in batches of this many.
     pub lines: Option<usize>,
 }
@@ -74,8 +71,8 @@ pub(super) enum Ended {
     /// limit).
     Done,
     /// A chunk was cut inside a quoted field: read on single-threaded from
-    /// byte `offset`, line `line`, `rows` rows having been read.
-    From { offset: u64, line: u64, rows: u64 },
+    /// byte `offset`, line `line`.
+    From { offset: u64, line: u64 },
 }
 
 /// One row of a chunk (or several written as lines), in order.
@@ -251,12 +248,10 @@ impl Cutter {
 }
 
 /// Reads the file from `plan.start` on `plan.threads` parse threads.
-pub(super) fn run(plan: &Plan, out: &RecordSender, ctx: &Context) -> Result<Ended, PipelineError> {
-    let read_err = |e: std::io::Error| {
-        PipelineError::Source(ErrorType::Io, format!("reading {}: {e}", plan.name))
-    };
-    let mut file = File::open(plan.path).map_err(read_err)?;
-    file.seek(SeekFrom::Start(plan.start)).map_err(read_err)?;
+pub(super) fn run(plan: &Plan, out: &mut SourceOutput) -> Result<Ended, PipelineError> {
+    let mut file = File::open(plan.path).map_err(|e| read_err(plan, e))?;
+    file.seek(SeekFrom::Start(plan.start))
+        .map_err(|e| read_err(plan, e))?;
     let max = usize::try_from(plan.max_field_bytes)
         .unwrap_or(usize::MAX)
         .saturating_mul(2);
@@ -267,7 +262,7 @@ pub(super) fn run(plan: &Plan, out: &RecordSender, ctx: &Context) -> Result<Ende
         eof: false,
     };
     // The header is read from the file too: counted from the first byte.
-    ctx.metrics.source_bytes(plan.start);
+    out.count_bytes(plan.start);
     let (jobs, queue) = bounded::<Job>(plan.threads);
     std::thread::scope(|scope| {
         for i in 0..plan.threads {
@@ -282,10 +277,20 @@ pub(super) fn run(plan: &Plan, out: &RecordSender, ctx: &Context) -> Result<Ende
                 .expect("spawn a parse thread");
         }
         drop(queue);
-        let ended = sequence(plan, &mut cutter, &jobs, out, ctx);
+        let mut order = Order {
+            pending: VecDeque::new(),
+            next_offset: plan.start,
+            next_line: plan.line,
+            cut_failed: false,
+        };
+        let ended = sequence(plan, &mut cutter, &mut order, &jobs, out);
         drop(jobs);
         ended
     })
+}
+
+fn read_err(plan: &Plan, e: std::io::Error) -> PipelineError {
+    PipelineError::Source(ErrorType::Io, format!("reading {}: {e}", plan.name))
 }
 
 /// A chunk handed out: where it starts, and its result to come.
@@ -296,26 +301,28 @@ struct Pending {
     result: Receiver<Parsed>,
 }
 
-/// Hands chunks to the parse threads and sends their results on in order.
-fn sequence(
-    plan: &Plan,
-    cutter: &mut Cutter,
-    jobs: &Sender<Job>,
-    out: &RecordSender,
-    ctx: &Context,
-) -> Result<Ended, PipelineError> {
-    let read_err = |e: std::io::Error| {
-        PipelineError::Source(ErrorType::Io, format!("reading {}: {e}", plan.name))
-    };
-    let mut pending: VecDeque<Pending> = VecDeque::new();
-    let (mut next_offset, mut next_line) = (plan.start, plan.line);
-    let mut cut_failed = false;
-    let mut rows_total: u64 = 0;
-    let mut batch: Vec<Record> = Vec::new();
-    loop {
-        while pending.len() <= plan.threads && !cut_failed && !ctx.should_stop_reading() {
-            let Some(bytes) = cutter.next().map_err(read_err)? else {
-                cut_failed = true;
+/// The chunks handed out, in file order, and where the next one starts.
+struct Order {
+    pending: VecDeque<Pending>,
+    next_offset: u64,
+    next_line: u64,
+    /// No row end was found within the largest chunk.
+    cut_failed: bool,
+}
+
+impl Order {
+    /// Cuts chunks and hands them to the parse threads until each thread
+    /// has one and one more waits.
+    fn hand_out(
+        &mut self,
+        plan: &Plan,
+        cutter: &mut Cutter,
+        jobs: &Sender<Job>,
+        out: &SourceOutput,
+    ) -> Result<(), PipelineError> {
+        while self.pending.len() <= plan.threads && !self.cut_failed && !out.should_stop() {
+            let Some(bytes) = cutter.next().map_err(|e| read_err(plan, e))? else {
+                self.cut_failed = true;
                 break;
             };
             if bytes.is_empty() {
@@ -324,36 +331,49 @@ fn sequence(
             let (reply, result) = bounded(1);
             let len = bytes.len() as u64;
             let lines = memchr::memchr_iter(b'\n', &bytes).count() as u64;
-            pending.push_back(Pending {
-                offset: next_offset,
-                line: next_line,
+            self.pending.push_back(Pending {
+                offset: self.next_offset,
+                line: self.next_line,
                 len,
                 result,
             });
             let spare = out.reusable().unwrap_or_default();
             let job = Job {
                 bytes,
-                line: next_line,
+                line: self.next_line,
                 spare,
                 reply,
             };
             if jobs.send(job).is_err() {
                 break;
             }
-            next_offset += len;
-            next_line += lines;
+            self.next_offset += len;
+            self.next_line += lines;
         }
-        let Some(chunk) = pending.pop_front() else {
-            if cut_failed {
+        Ok(())
+    }
+}
+
+/// Hands chunks to the parse threads and sends their results on in order.
+fn sequence(
+    plan: &Plan,
+    cutter: &mut Cutter,
+    order: &mut Order,
+    jobs: &Sender<Job>,
+    out: &mut SourceOutput,
+) -> Result<Ended, PipelineError> {
+    loop {
+        order.hand_out(plan, cutter, jobs, out)?;
+        let Some(chunk) = order.pending.pop_front() else {
+            if order.cut_failed {
                 return Ok(Ended::From {
-                    offset: next_offset,
-                    line: next_line,
-                    rows: rows_total,
+                    offset: order.next_offset,
+                    line: order.next_line,
                 });
             }
             return Ok(Ended::Done);
         };
-        if ctx.should_stop_reading() {
+        if out.should_stop() {
             return Ok(Ended::Done);
         }
         let parsed = chunk
@@ -365,66 +385,44 @@ fn sequence(
             return Ok(Ended::From {
                 offset: chunk.offset,
                 line: chunk.line,
-                rows: rows_total,
             });
         }
         if let Some(e) = parsed.error {
-            return Err(read_err(e));
+            return Err(read_err(plan, e));
         }
-        let mut rows = 0u64;
-        let mut stop = false;
-        for item in parsed.items {
-            if plan.limit.is_some_and(|l| rows_total + rows >= l) {
-                stop = true;
-                break;
-            }
-            if let Item::Lines(mut lines) = item {
-                if let Some(room) = plan.limit.map(|l| l - rows_total - rows) {
-                    if room < lines.len() as u64 {
-                        lines.truncate(room as usize);
-                        stop = true;
-                    }
-                }
-                // Counted read before they are sent, as records are.
-                rows += lines.len() as u64;
-                ctx.metrics.records_read(rows);
-                rows_total += rows;
-                rows = 0;
-                out.send_all(&mut batch, ctx);
-                out.send_lines(lines, ctx);
-                if stop {
-                    break;
-                }
-                continue;
-            }
-            rows += 1;
-            match item {
-                Item::Lines(_) => unreachable!("sent above"),
-                Item::Record(r) => batch.push(r),
-                Item::Rejected {
-                    line,
-                    raw,
-                    error_type,
-                    reason,
-                } => {
-                    let counts = (&mut rows, &mut rows_total);
-                    if reject(ctx, counts, line, &raw, (error_type, &reason)) {
-                        stop = true;
-                        break;
-                    }
-                }
-            }
-        }
-        ctx.metrics.records_read(rows);
-        ctx.metrics.source_bytes(chunk.len);
-        ctx.metrics.fetch_observed(parsed.took);
-        rows_total += rows;
-        out.send_all(&mut batch, ctx);
-        ctx.progress(chunk.offset + chunk.len, rows_total);
+        let stop = send_parsed(parsed.items, out);
+        out.end_chunk_took(chunk.len, parsed.took);
         if stop {
             return Ok(Ended::Done);
         }
     }
+}
+
+/// Hands a parsed chunk's rows to `out` in order. True when reading ends
+/// (`--limit`, or the error budget spent).
+fn send_parsed(items: Vec<Item>, out: &mut SourceOutput) -> bool {
+    for item in items {
+        if out.at_limit() {
+            return true;
+        }
+        let stop = match item {
+            Item::Lines(lines) => out.send_lines(lines),
+            Item::Record(r) => {
+                out.push(r);
+                false
+            }
+            Item::Rejected {
+                line,
+                raw,
+                error_type,
+                reason,
+            } => out.reject(line, &raw, error_type, &reason),
+        };
+        if stop {
+            return true;
+        }
+    }
+    false
 }
 
 #[cfg(test)]

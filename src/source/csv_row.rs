@@ -1,11 +1,10 @@
 //! One parsed CSV row as a record: its text checked (field count, UTF-8),
-//! its values typed, or its rejection counted. Shared by the one-thread
+//! its values typed, or why it cannot be one. Shared by the one-thread
 //! reader (`csv.rs`), the parallel one (`csv_parallel.rs`), the JSON-lines
-//! encoder (`csv_lines.rs`) and NDJSON's rejections.
+//! encoder (`csv_lines.rs`).
 
 use std::sync::Arc;
 
-use crate::context::Context;
 use crate::error::ErrorType;
 use crate::record::{Record, Schema, Value};
 
@@ -13,23 +12,6 @@ use super::csv_reader::Row;
 
 /// A field at least this long becomes its value without being copied.
 const BIG_FIELD: usize = 1 << 20;
-
-/// A rejected row: the `rows` read before it and the row itself are counted
-/// read (added to `total`, `rows` back to 0), then it is failed, so the
-/// budget is checked on every rejected row. True when reading must stop.
-pub(super) fn reject(
-    ctx: &Context,
-    (rows, total): (&mut u64, &mut u64),
-    line: u64,
-    raw: &[u8],
-    (error_type, reason): (ErrorType, &str),
-) -> bool {
-    ctx.metrics.records_read(*rows);
-    *total += *rows;
-    *rows = 0;
-    ctx.reject_row(line, raw, error_type, reason);
-    ctx.should_stop_reading()
-}
 
 /// The row's text, checked against `schema`: as many fields as it has, all
 /// valid UTF-8, each field whole characters; or why the row cannot be a

@@ -12,22 +12,18 @@
 
 use std::path::PathBuf;
 
-use crate::channel::RecordSender;
 use crate::config::InputPath;
-use crate::context::Context;
 use crate::error::PipelineError;
 
-use super::Source;
+use super::{Source, SourceOutput};
 
-/// Opens one file of the list as a source, with what is left of `--limit`.
-pub type OpenOne =
-    Box<dyn Fn(&InputPath, Option<u64>) -> Result<Box<dyn Source>, PipelineError> + Send>;
+/// Opens one file of the list as a source.
+pub type OpenOne = Box<dyn Fn(&InputPath) -> Result<Box<dyn Source>, PipelineError> + Send>;
 
 /// The files, read in turn.
 pub struct FileList {
     files: Vec<PathBuf>,
     open: OpenOne,
-    limit: Option<u64>,
     /// The first file, opened at once (its configuration errors, its fields).
     first: Option<Box<dyn Source>>,
     /// `write_json_lines` was accepted with this batch.
@@ -62,15 +58,10 @@ impl FileList {
     /// cannot be read again): it is opened once, when its turn comes, its
     /// header read from that descriptor. An empty list (an `--input-shard`
     /// given no file) reads nothing.
-    pub fn open(
-        files: Vec<PathBuf>,
-        limit: Option<u64>,
-        open: OpenOne,
-    ) -> Result<FileList, PipelineError> {
+    pub fn open(files: Vec<PathBuf>, open: OpenOne) -> Result<FileList, PipelineError> {
         let mut list = FileList {
             files: Vec::with_capacity(files.len()),
             open,
-            limit,
             first: None,
             lines: None,
             // Nothing to read: no size (a 0 would make "% done" divide by 0).
@@ -99,7 +90,7 @@ impl FileList {
             }
             // A regular file (opened again when its turn comes), or the
             // first input, whose turn is now.
-            let mut source = (list.open)(&InputPath::File(f.clone()), limit)?;
+            let mut source = (list.open)(&InputPath::File(f.clone()))?;
             if !list.take_header(&f, source.as_ref()) {
                 continue;
             }
@@ -165,21 +156,19 @@ impl FileList {
 }
 
 impl Source for FileList {
-    fn run(&mut self, out: &RecordSender, ctx: &Context) -> Result<(), PipelineError> {
+    /// Reads the files in turn through the one output: `--limit` and the
+    /// counts span the files.
+    fn run(&mut self, out: &mut SourceOutput) -> Result<(), PipelineError> {
+        let ctx = out.ctx();
         let files = self.files.clone();
         for (i, file) in files.iter().enumerate() {
-            if ctx.should_stop_reading() {
-                break;
-            }
-            let read = ctx.metrics.counts().read;
-            let left = self.limit.map(|l| l.saturating_sub(read));
-            if left == Some(0) {
+            if ctx.should_stop_reading() || out.at_limit() {
                 break;
             }
             let mut source = match (i, self.first.take()) {
                 (0, Some(s)) => s,
                 _ => {
-                    let mut s = (self.open)(&InputPath::File(file.clone()), left)?;
+                    let mut s = (self.open)(&InputPath::File(file.clone()))?;
                     if !super::input::reopenable(&InputPath::File(file.clone()))
                         && !self.take_header(file, s.as_ref())
                     {
@@ -196,7 +185,7 @@ impl Source for FileList {
             };
             tracing::debug!("reading {} ({} of {})", file.display(), i + 1, files.len());
             ctx.set_input(Some(file.display().to_string().into()));
-            let result = source.run(out, ctx);
+            let result = source.run(out);
             ctx.set_input(None);
             result?;
         }

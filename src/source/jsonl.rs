@@ -10,14 +10,11 @@
 use std::borrow::Cow;
 use std::io::{self, BufRead, BufReader, Read};
 use std::sync::Arc;
-use std::time::Instant;
 
 use serde::de::DeserializeSeed;
 use serde_json::Value as Json;
 
-use crate::channel::RecordSender;
 use crate::config::JsonlConfig;
-use crate::context::Context;
 use crate::error::{ErrorType, PipelineError};
 use crate::record::{Lines, Record, Schema, Value};
 
@@ -26,7 +23,8 @@ use super::json_object::{
     all_different, compact_into, raw_value, Members, MembersInto, SchemaCache,
 };
 use super::live::{is_stopped, Live};
-use super::Source;
+use super::output::Pending;
+use super::{Source, SourceOutput};
 use crate::shutdown::Shutdown;
 
 /// Lines read between two sends and counter updates.
@@ -40,7 +38,6 @@ pub struct JsonlSource {
     input: BufReader<Box<dyn Read + Send>>,
     name: String,
     size: Option<u64>,
-    limit: Option<u64>,
     compression: Option<Compression>,
     /// A pipe that may be fed slowly: what was read is handed on whenever
     /// the buffer runs dry and the pipe would wait, before waiting for more;
@@ -71,11 +68,7 @@ impl JsonlSource {
     /// Opens the input. A missing file is a configuration error; nothing is
     /// read but the first bytes (to tell compressed input). A pipe stops
     /// being waited on once `stop` is raised.
-    pub fn open(
-        config: &JsonlConfig,
-        limit: Option<u64>,
-        stop: &Shutdown,
-    ) -> Result<JsonlSource, PipelineError> {
+    pub fn open(config: &JsonlConfig, stop: &Shutdown) -> Result<JsonlSource, PipelineError> {
         let opened = super::input::open(&config.input, "--jsonl-file", stop)?;
         let name = display_name(&config.input);
         let reader: Box<dyn Read + Send> = if opened.head.is_empty() {
@@ -94,7 +87,6 @@ impl JsonlSource {
             input: BufReader::with_capacity(BUFFER_BYTES, reader),
             name,
             size: opened.size,
-            limit,
             compression: opened.compression,
             live: opened.live,
             max_line_bytes: config.max_line_bytes,
@@ -180,27 +172,60 @@ impl JsonlSource {
     }
 }
 
-/// Where good lines go: records, or JSON lines the file sink writes as
-/// they are (each line byte for byte what its record would be written as).
-enum Pending {
-    Records(Vec<Record>),
-    Lines(Lines),
+/// What reading one line came to.
+enum Step {
+    /// The input ended.
+    End,
+    /// A blank line of this many bytes, skipped.
+    Blank(u64),
+    /// A line of `bytes` bytes became a record or was rejected; `cut`: it
+    /// was cut short by the stop signal; `stop`: its rejection spent the
+    /// error budget.
+    Row { bytes: u64, cut: bool, stop: bool },
 }
 
-impl Pending {
-    /// Hands what is pending to the sinks.
-    fn send(&mut self, out: &RecordSender, ctx: &Context) {
-        match self {
-            Pending::Records(chunk) => out.send_all(chunk, ctx),
-            Pending::Lines(lines) if !lines.is_empty() => {
-                let empty = Lines {
-                    keys_per_line: true,
-                    ..Lines::new(lines.schema.clone(), lines.ends.capacity())
-                };
-                out.send_lines(std::mem::replace(lines, empty), ctx);
+impl JsonlSource {
+    /// Reads the next line (number `line_no`) and hands it to `out`, as a
+    /// record, a JSON line or a rejected row.
+    fn read_one(
+        &mut self,
+        line: &mut Vec<u8>,
+        line_no: u64,
+        cache: &mut SchemaCache,
+        out: &mut SourceOutput,
+    ) -> Result<Step, PipelineError> {
+        let next = self.next_line(line, line_no).map_err(|e| {
+            out.end_before_error();
+            PipelineError::Source(ErrorType::Io, format!("reading {}: {e}", self.name))
+        })?;
+        let (bytes, cut, rejected) = match next {
+            Line::End => return Ok(Step::End),
+            Line::TooLong(at, start) => {
+                let max = self.max_line_bytes;
+                let why = format!("a line longer than --jsonl-max-line-bytes {max}");
+                (start.len() as u64, false, Some((at, start, why)))
             }
-            Pending::Lines(_) => {}
-        }
+            Line::Cut(at, start) => {
+                let why = "incomplete line: cut short by the stop signal".to_string();
+                (start.len() as u64, true, Some((at, start, why)))
+            }
+            Line::Text(at) => {
+                let bytes = line.len() as u64 + 1;
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    return Ok(Step::Blank(bytes));
+                }
+                match take_line(line, at, cache, out.pending()) {
+                    Ok(()) => {
+                        out.took();
+                        (bytes, false, None)
+                    }
+                    Err((_, reason)) => (bytes, false, Some((at, line.clone(), reason))),
+                }
+            }
+        };
+        let stop = rejected
+            .is_some_and(|(at, raw, reason)| out.reject(at, &raw, ErrorType::Parse, &reason));
+        Ok(Step::Row { bytes, cut, stop })
     }
 }
 
@@ -332,13 +357,13 @@ impl Source for JsonlSource {
         self.origin = Some(origin);
     }
 
-    fn run(&mut self, out: &RecordSender, ctx: &Context) -> Result<(), PipelineError> {
-        let _active = ctx.metrics.worker_active(crate::error::Stage::Source);
+    fn run(&mut self, out: &mut SourceOutput) -> Result<(), PipelineError> {
+        let _active = out.ctx().metrics.worker_active(crate::error::Stage::Source);
         let mut cache = SchemaCache::default();
         cache.origin = self.origin.clone();
         let mut line = Vec::with_capacity(4096);
         let chunk_lines = self.lines.unwrap_or(CHUNK_LINES);
-        let mut chunk = match self.lines {
+        out.collect_into(match self.lines {
             Some(batch) => Pending::Lines(Lines {
                 keys_per_line: true,
                 ..Lines::new(
@@ -347,75 +372,39 @@ impl Source for JsonlSource {
                 )
             }),
             None => Pending::Records(Vec::with_capacity(CHUNK_LINES)),
-        };
-        let (mut line_no, mut total, mut bytes) = (0u64, 0u64, 0u64);
+        });
+        let mut line_no = 0u64;
         let mut done = false;
         // Nothing but blank lines (or nothing at all) came before the end.
-        let mut ended_blank = false;
-        while !done && !ctx.should_stop_reading() {
-            let started = Instant::now();
-            let mut rows = 0u64;
+        let (mut ended_blank, mut any) = (false, false);
+        while !done && !out.should_stop() {
+            out.start_chunk();
             let mut chunk_bytes = 0u64;
-            while rows < chunk_lines as u64 {
-                if self.limit.is_some_and(|l| total + rows >= l) {
+            while out.rows() < chunk_lines as u64 {
+                if out.at_limit() {
                     done = true;
                     break;
                 }
                 line_no += 1;
-                let next = self.next_line(&mut line, line_no).map_err(|e| {
-                    ctx.metrics.records_read(rows);
-                    chunk.send(out, ctx);
-                    PipelineError::Source(ErrorType::Io, format!("reading {}: {e}", self.name))
-                });
-                let next = next?;
-                let rejected = match next {
-                    Line::End => {
-                        ended_blank = total + rows == 0;
+                match self.read_one(&mut line, line_no, &mut cache, out)? {
+                    Step::End => {
+                        ended_blank = !any;
                         done = true;
                         break;
                     }
-                    Line::TooLong(at, start) => {
-                        chunk_bytes += start.len() as u64;
-                        Some((
-                            at,
-                            start,
-                            format!(
-                                "a line longer than --jsonl-max-line-bytes {}",
-                                self.max_line_bytes
-                            ),
-                        ))
+                    Step::Blank(bytes) => {
+                        chunk_bytes += bytes;
+                        continue;
                     }
-                    Line::Cut(at, start) => {
-                        done = true;
-                        chunk_bytes += start.len() as u64;
-                        Some((
-                            at,
-                            start,
-                            "incomplete line: cut short by the stop signal".to_string(),
-                        ))
-                    }
-                    Line::Text(at) => {
-                        chunk_bytes += line.len() as u64 + 1;
-                        if line.iter().all(u8::is_ascii_whitespace) {
-                            continue;
+                    Step::Row { bytes, cut, stop } => {
+                        chunk_bytes += bytes;
+                        any = true;
+                        // Cut short by the stop signal: what is left is read.
+                        done |= cut;
+                        if stop {
+                            done = true;
+                            break;
                         }
-                        match take_line(&line, at, &mut cache, &mut chunk) {
-                            Ok(()) => None,
-                            Err((_, reason)) => Some((at, line.clone(), reason)),
-                        }
-                    }
-                };
-                rows += 1;
-                if let Some((at, raw, reason)) = rejected {
-                    if super::csv_row::reject(
-                        ctx,
-                        (&mut rows, &mut total),
-                        at,
-                        &raw,
-                        (ErrorType::Parse, &reason),
-                    ) {
-                        done = true;
-                        break;
                     }
                 }
                 if self.input.buffer().is_empty()
@@ -426,13 +415,7 @@ impl Source for JsonlSource {
                     break;
                 }
             }
-            bytes += chunk_bytes;
-            ctx.metrics.records_read(rows);
-            ctx.metrics.source_bytes(chunk_bytes);
-            ctx.metrics.fetch_observed(started.elapsed());
-            total += rows;
-            chunk.send(out, ctx);
-            ctx.progress(bytes, total);
+            out.end_chunk(chunk_bytes);
         }
         if ended_blank && !self.stopped {
             tracing::warn!("{} is empty (no records); nothing read", self.name);

@@ -1,7 +1,7 @@
 //! Sources: where records come from. A source reads until its input ends, the
-//! run's stop signal is raised, or `--limit` is reached, and sends records to
-//! the sinks through [`RecordSender`]. It reports what it did (records, bytes,
-//! fetch timings, rejected rows) through the run's [`Context`].
+//! run's stop signal is raised, or `--limit` is reached, and hands what it
+//! read to its [`SourceOutput`], which sends it to the sinks and counts it
+//! (records, bytes, fetch timings, rejected rows, `--limit`, progress).
 
 pub mod csv;
 mod csv_lines;
@@ -14,13 +14,14 @@ pub mod input;
 mod json_object;
 pub mod jsonl;
 mod live;
+mod output;
 
-use crate::channel::RecordSender;
 use crate::config::SourceConfig;
-use crate::context::Context;
 use crate::error::PipelineError;
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
+
+pub use output::SourceOutput;
 
 /// What a source saves for the next run, written but not yet in place.
 pub struct StagedCommit {
@@ -49,10 +50,10 @@ impl StagedCommit {
 /// A source that has been opened (so its configuration errors have been seen)
 /// and is ready to read.
 pub trait Source: Send {
-    /// Reads and sends records until the input ends or the context says stop.
-    /// Every record counted as read must either be sent or rejected through
-    /// the context. An `Err` ends the run as failed.
-    fn run(&mut self, out: &RecordSender, ctx: &Context) -> Result<(), PipelineError>;
+    /// Reads until the input ends, `out` is at `--limit` or the run says
+    /// stop, handing every row to `out` (as a record, a JSON line or a
+    /// rejected row). An `Err` ends the run as failed.
+    fn run(&mut self, out: &mut SourceOutput) -> Result<(), PipelineError>;
 
     /// Called once the whole run has succeeded (every record written), before
     /// the output is put into place, so a source can save what the next run
@@ -64,7 +65,7 @@ pub trait Source: Send {
     }
 
     /// True when the source fills records the sinks are done with
-    /// ([`RecordSender::reusable`]) instead of allocating new ones.
+    /// ([`SourceOutput::spare_record`]) instead of allocating new ones.
     fn reuses_records(&self) -> bool {
         false
     }
@@ -72,7 +73,7 @@ pub trait Source: Send {
     /// The sink writes each record as its JSON line: a source that can
     /// write those lines itself, byte for byte as the sink would, may send
     /// [`crate::record::Lines`] of up to `batch` records from now on
-    /// ([`RecordSender::send_lines`]) instead of records. Returns whether it
+    /// ([`SourceOutput::send_lines`]) instead of records. Returns whether it
     /// will.
     fn write_json_lines(&mut self, _batch: usize) -> bool {
         false
@@ -101,44 +102,32 @@ pub trait Source: Send {
     fn describe(&self) -> Vec<String>;
 }
 
-/// Opens the configured source.
+/// Opens the configured source (`--limit` is applied by the
+/// [`SourceOutput`] it runs with).
 /// Retries made while opening (an ES server still starting) are counted in
 /// `metrics`. A pipe waited on (for its first bytes, a CSV header) stops
 /// being waited on once `stop` is raised: the run's stop signal.
 pub fn open(
     config: &SourceConfig,
-    limit: Option<u64>,
     metrics: &Metrics,
     stop: &Shutdown,
 ) -> Result<Box<dyn Source>, PipelineError> {
     match config {
         SourceConfig::Csv(c) => match &c.list {
-            None => Ok(Box::new(csv::CsvSource::open(c, limit, stop)?)),
-            Some(list) => file_list(
-                list,
-                limit,
-                (c.clone(), stop.clone()),
-                |(c, stop), input, limit| {
-                    c.input = input.clone();
-                    Ok(Box::new(csv::CsvSource::open(c, limit, stop)?))
-                },
-            ),
+            None => Ok(Box::new(csv::CsvSource::open(c, stop)?)),
+            Some(list) => file_list(list, (c.clone(), stop.clone()), |(c, stop), input| {
+                c.input = input.clone();
+                Ok(Box::new(csv::CsvSource::open(c, stop)?))
+            }),
         },
         SourceConfig::Jsonl(c) => match &c.list {
-            None => Ok(Box::new(jsonl::JsonlSource::open(c, limit, stop)?)),
-            Some(list) => file_list(
-                list,
-                limit,
-                (c.clone(), stop.clone()),
-                |(c, stop), input, limit| {
-                    c.input = input.clone();
-                    Ok(Box::new(jsonl::JsonlSource::open(c, limit, stop)?))
-                },
-            ),
+            None => Ok(Box::new(jsonl::JsonlSource::open(c, stop)?)),
+            Some(list) => file_list(list, (c.clone(), stop.clone()), |(c, stop), input| {
+                c.input = input.clone();
+                Ok(Box::new(jsonl::JsonlSource::open(c, stop)?))
+            }),
         },
-        SourceConfig::Elasticsearch(c) => {
-            Ok(Box::new(elasticsearch::EsSource::open(c, limit, metrics)?))
-        }
+        SourceConfig::Elasticsearch(c) => Ok(Box::new(elasticsearch::EsSource::open(c, metrics)?)),
     }
 }
 
@@ -200,17 +189,15 @@ pub fn regular_inputs(config: &SourceConfig) -> (Option<SourceConfig>, Vec<Strin
 }
 
 /// Opens one file with a copy of the source's settings.
-type OpenWith<C> =
-    fn(&mut C, &crate::config::InputPath, Option<u64>) -> Result<Box<dyn Source>, PipelineError>;
+type OpenWith<C> = fn(&mut C, &crate::config::InputPath) -> Result<Box<dyn Source>, PipelineError>;
 
 /// Several files of one kind: each opened by `open` from its own copy of
 /// the source's settings `c`.
 fn file_list<C: Clone + Send + 'static>(
     list: &[std::path::PathBuf],
-    limit: Option<u64>,
     c: C,
     open: OpenWith<C>,
 ) -> Result<Box<dyn Source>, PipelineError> {
-    let one: files::OpenOne = Box::new(move |input, limit| open(&mut c.clone(), input, limit));
-    Ok(Box::new(files::FileList::open(list.to_vec(), limit, one)?))
+    let one: files::OpenOne = Box::new(move |input| open(&mut c.clone(), input));
+    Ok(Box::new(files::FileList::open(list.to_vec(), one)?))
 }

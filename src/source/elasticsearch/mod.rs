@@ -23,17 +23,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value as Json};
 
-use crate::channel::RecordSender;
 use crate::config::EsConfig;
 use crate::context::Context;
 use crate::error::{ErrorType, PipelineError, Stage};
 use crate::metrics::Metrics;
-use crate::record::Record;
 use crate::retry::parse_duration;
 use crate::runtime::runtime;
 
 use super::json_object::SchemaCache;
-use super::Source;
+use super::{Source, SourceOutput};
 use client::{Client, EsError};
 use cursor::Cursor;
 use since::{Mark, Since};
@@ -65,7 +63,6 @@ pub struct EsSource {
     paging: Paging,
     query: Json,
     count: u64,
-    limit: Option<u64>,
     since: Option<Since>,
     server: String,
     /// `--limit` cut the read short.
@@ -129,19 +126,17 @@ impl EsSource {
         EsError::Expired(msg)
     }
 
-    /// Reads one slice to its end (or until told to stop).
+    /// Reads one slice to its end (or until told to stop), handing its
+    /// documents to `out` (this slice's fork of the source's output).
     fn read_slice(
         &self,
         slice: u32,
         pit: Option<&str>,
-        out: &RecordSender,
-        ctx: &Context,
+        out: &mut SourceOutput,
         shared: &SliceShared,
     ) -> SliceEnd {
         let mut scrolls = Vec::new();
-        let mut limited = false;
-        let _active = ctx.metrics.worker_active(Stage::Source);
-        let rt = runtime();
+        let _active = out.ctx().metrics.worker_active(Stage::Source);
         let mut cursor = match pit {
             Some(id) => Cursor::Pit {
                 id: id.to_string(),
@@ -149,44 +144,28 @@ impl EsSource {
             },
             None => Cursor::ScrollStart,
         };
-        let mut total = 0u64;
-        let mut first = true;
+        let (mut total, mut first, mut limited) = (0u64, true, false);
         let mut schemas = SchemaCache::default();
-        let mut chunk: Vec<Record> = Vec::new();
         let mut mark = Mark::default();
         let mut last_answer = Instant::now();
         let result = loop {
-            if ctx.should_stop_reading() || shared.failed.load(Ordering::Relaxed) > 0 {
+            if out.should_stop() || shared.failed.load(Ordering::Relaxed) > 0 {
                 break Ok(total);
             }
-            let idle = last_answer.elapsed();
-            let page = match rt.block_on(self.next_page(slice, &cursor, first, ctx)) {
-                Ok(p) => p,
-                Err(EsError::Stopped) => break Ok(total),
+            let page = match self.fetch_page(slice, &cursor, first, &mut last_answer, out.ctx()) {
+                Ok(Some(p)) => p,
+                Ok(None) => break Ok(total),
                 Err(e) => {
                     // The run fails: the other slices stop too.
                     shared.failed.store(1, Ordering::Relaxed);
-                    break Err(match e {
-                        EsError::Expired(reason) => self.context_gone(&reason, idle),
-                        other => other,
-                    });
+                    break Err(e);
                 }
             };
-            last_answer = Instant::now();
-            if let Some((kind, reason)) = &page.shard_failure {
-                shared.failed.store(1, Ordering::Relaxed);
-                if kind == "search_context_missing_exception" {
-                    break Err(self.context_gone(reason, idle));
-                }
-                break Err(EsError::Refused(format!(
-                    "some shards failed ({kind}: {reason}); the page would be incomplete"
-                )));
-            }
             if first {
                 total = page.total.unwrap_or(0);
                 first = false;
                 if self.scroll_slice() {
-                    ctx.progress_total_records(self.limit.map_or(total, |l| l.min(total)));
+                    out.progress_total_records(total);
                 }
             }
             if let Some(new_scroll) = cursor.advance(&page) {
@@ -195,37 +174,7 @@ impl EsSource {
             if page.len() == 0 {
                 break Ok(total);
             }
-            let mut stop_after = false;
-            let mut members = Vec::new();
-            for i in 0..page.len() {
-                if let Some(limit) = self.limit {
-                    if shared.taken.fetch_add(1, Ordering::SeqCst) >= limit {
-                        stop_after = true;
-                        break;
-                    }
-                }
-                let position = shared.position.fetch_add(1, Ordering::Relaxed) + 1;
-                let record = page.record(
-                    i,
-                    &mut schemas,
-                    &mut members,
-                    &self.cfg.meta_fields,
-                    position,
-                );
-                if let Some(s) = &self.since {
-                    match s.point_of(page.docvalues(i, &s.field).as_deref()) {
-                        Some(v) => mark.see(v, page.index(i), &page.id(i)),
-                        None => mark.missing += 1,
-                    }
-                }
-                chunk.push(record);
-            }
-            ctx.metrics.records_read(chunk.len() as u64);
-            let read =
-                shared.read.fetch_add(chunk.len() as u64, Ordering::Relaxed) + chunk.len() as u64;
-            out.send_all(&mut chunk, ctx);
-            ctx.progress(0, read);
-            if stop_after {
+            if self.take_page(&page, (&mut schemas, &mut mark), out, shared) {
                 limited = true;
                 break Ok(total);
             }
@@ -242,6 +191,64 @@ impl EsSource {
             },
             limited,
         }
+    }
+
+    /// Asks for the next page of a slice (`last_answer`: when the previous
+    /// one came). A page some shards failed is an error; `Ok(None)`: the
+    /// run was stopped.
+    fn fetch_page(
+        &self,
+        slice: u32,
+        cursor: &Cursor,
+        first: bool,
+        last_answer: &mut Instant,
+        ctx: &Context,
+    ) -> Result<Option<page::Page>, EsError> {
+        let idle = last_answer.elapsed();
+        let page = match runtime().block_on(self.next_page(slice, cursor, first, ctx)) {
+            Ok(p) => p,
+            Err(EsError::Stopped) => return Ok(None),
+            Err(EsError::Expired(reason)) => return Err(self.context_gone(&reason, idle)),
+            Err(other) => return Err(other),
+        };
+        *last_answer = Instant::now();
+        if let Some((kind, reason)) = &page.shard_failure {
+            if kind == "search_context_missing_exception" {
+                return Err(self.context_gone(reason, idle));
+            }
+            return Err(EsError::Refused(format!(
+                "some shards failed ({kind}: {reason}); the page would be incomplete"
+            )));
+        }
+        Ok(Some(page))
+    }
+
+    /// Hands the documents of `page` to `out`, as many as `--limit` still
+    /// lets through, noting their since values in `mark`. True when the
+    /// limit cut the page short.
+    fn take_page(
+        &self,
+        page: &page::Page,
+        (schemas, mark): (&mut SchemaCache, &mut Mark),
+        out: &mut SourceOutput,
+        shared: &SliceShared,
+    ) -> bool {
+        let n = out.claim(page.len() as u64);
+        let before = shared.position.fetch_add(n, Ordering::Relaxed);
+        let mut members = Vec::new();
+        for i in 0..n as usize {
+            let position = before + i as u64 + 1;
+            let record = page.record(i, schemas, &mut members, &self.cfg.meta_fields, position);
+            if let Some(s) = &self.since {
+                match s.point_of(page.docvalues(i, &s.field).as_deref()) {
+                    Some(v) => mark.see(v, page.index(i), &page.id(i)),
+                    None => mark.missing += 1,
+                }
+            }
+            out.push(record);
+        }
+        out.end_page();
+        n < page.len() as u64
     }
 
     /// Checks the number read against the count taken when the point in
@@ -270,15 +277,12 @@ impl EsSource {
     }
 }
 
-/// The live counters the slices of one run share.
+/// The live counters the slices of one run share (the documents read and
+/// `--limit` are the output's).
 #[derive(Default)]
 struct SliceShared {
     /// The position of the last record handed out (for dead-letter entries).
     position: AtomicU64,
-    /// Documents read by all slices (for the progress bar and the check).
-    read: AtomicU64,
-    /// Documents taken against `--limit`.
-    taken: AtomicU64,
     /// Set when one slice fails: the others stop after their current page.
     failed: AtomicU64,
 }
@@ -343,74 +347,19 @@ impl Source for EsSource {
         lines
     }
 
-    fn run(&mut self, out: &RecordSender, ctx: &Context) -> Result<(), PipelineError> {
-        let rt = runtime();
-        // The independent count: on the point in time itself (of this
-        // process's slice, with --es-slice-id), or `_count` just before the
-        // scroll opens (of the whole index: a slice of a scroll is counted
-        // by its first page only).
-        let opened = rt.block_on(async {
-            match self.paging {
-                Paging::EsPit | Paging::OsPit => {
-                    let (id, ours) = match &self.cfg.pit_id {
-                        Some(id) => (id.clone(), false),
-                        None => (self.open_pit().await?, true),
-                    };
-                    tracing::debug!(
-                        "{} point in time {id}",
-                        if ours { "opened" } else { "paging through" }
-                    );
-                    match self.count_in_pit(&id).await {
-                        Ok(n) => Ok((Some(id), n)),
-                        Err(e) => {
-                            if ours {
-                                self.close_pit(&id).await;
-                            }
-                            Err(e)
-                        }
-                    }
-                }
-                Paging::Scroll => {
-                    let n = Self::count_matching(
-                        &self.client,
-                        &self.cfg.index,
-                        &self.query,
-                        Some(&ctx.metrics),
-                    )
-                    .await?;
-                    Ok((None, n))
-                }
-            }
-        });
-        let (pit, count) = opened.map_err(|e| self.run_error(e, &ctx.metrics, 0))?;
+    fn run(&mut self, out: &mut SourceOutput) -> Result<(), PipelineError> {
+        let ctx = out.ctx();
+        let (pit, count) = self
+            .open_reading(ctx)
+            .map_err(|e| self.run_error(e, &ctx.metrics, 0))?;
         if !self.scroll_slice() {
-            ctx.progress_total_records(self.limit.map_or(count, |l| l.min(count)));
+            out.progress_total_records(count);
         }
-        let slices = match self.cfg.slice_id {
-            Some(id) => id..id + 1,
-            None => 0..self.cfg.slices,
-        };
-        let shared = SliceShared::default();
-        let ends: Vec<SliceEnd> = std::thread::scope(|scope| {
-            let handles: Vec<_> = slices
-                .map(|slice| {
-                    let shared = &shared;
-                    let pit = pit.as_deref();
-                    let this = &*self;
-                    std::thread::Builder::new()
-                        .name(format!("es-slice-{slice}"))
-                        .spawn_scoped(scope, move || this.read_slice(slice, pit, out, ctx, shared))
-                        .expect("spawn a slice reader")
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("slice reader panicked"))
-                .collect()
-        });
+        let ends = self.read_slices(pit.as_deref(), out);
         // Always release what the server holds for us.
         // (Not a point in time opened beforehand: the other processes of
         // the job may still be reading it.)
+        let rt = runtime();
         let last_pit = ends.iter().rev().find_map(|e| e.pit.clone()).or(pit);
         if let (Some(id), None) = (&last_pit, &self.cfg.pit_id) {
             rt.block_on(self.close_pit(id));
@@ -421,7 +370,7 @@ impl Source for EsSource {
             .collect();
         rt.block_on(self.clear_scrolls(scrolls));
 
-        let read = shared.read.load(Ordering::Relaxed);
+        let read = out.read();
         self.limited = ends.iter().any(|e| e.limited);
         let mut slice_totals = 0u64;
         for end in ends {
@@ -432,29 +381,7 @@ impl Source for EsSource {
         if ctx.should_stop_reading() || self.limited {
             return Ok(());
         }
-        let mut count = count;
-        if self.scroll_slice() {
-            // Nothing counts one slice of a scroll but the scroll itself.
-            count = slice_totals;
-        } else if last_pit.is_none() && slice_totals != count {
-            // The index changed while the scroll opened: its own total must
-            // lie between the counts taken before and after.
-            let after = rt
-                .block_on(Self::count_matching(
-                    &self.client,
-                    &self.cfg.index,
-                    &self.query,
-                    Some(&ctx.metrics),
-                ))
-                .map_err(|e| self.run_error(e, &ctx.metrics, read))?;
-            let (lo, hi) = (count.min(after), count.max(after));
-            if !(lo..=hi).contains(&slice_totals) {
-                return Err(PipelineError::Source(ErrorType::Server, format!(
-                    "the scroll reported {slice_totals} matching documents but _count said {count} before it opened and {after} after; the export cannot be trusted"
-                )));
-            }
-            count = slice_totals;
-        }
+        let count = self.count_to_check(count, slice_totals, last_pit.is_none(), ctx, read)?;
         self.check_counts(read, slice_totals, count, last_pit.is_some())?;
         tracing::info!(
             "read {read} documents from {} (counted {count} when the {} opened)",
@@ -510,6 +437,110 @@ impl Source for EsSource {
 }
 
 impl EsSource {
+    /// Opens the point in time (unless one was given) or gets ready to
+    /// scroll, and takes the independent count: on the point in time itself
+    /// (of this process's slice, with --es-slice-id), or `_count` just
+    /// before the scroll opens (of the whole index: a slice of a scroll is
+    /// counted by its first page only). Returns the point in time and the
+    /// count.
+    fn open_reading(&self, ctx: &Context) -> Result<(Option<String>, u64), EsError> {
+        runtime().block_on(async {
+            match self.paging {
+                Paging::EsPit | Paging::OsPit => {
+                    let (id, ours) = match &self.cfg.pit_id {
+                        Some(id) => (id.clone(), false),
+                        None => (self.open_pit().await?, true),
+                    };
+                    tracing::debug!(
+                        "{} point in time {id}",
+                        if ours { "opened" } else { "paging through" }
+                    );
+                    match self.count_in_pit(&id).await {
+                        Ok(n) => Ok((Some(id), n)),
+                        Err(e) => {
+                            if ours {
+                                self.close_pit(&id).await;
+                            }
+                            Err(e)
+                        }
+                    }
+                }
+                Paging::Scroll => {
+                    let n = Self::count_matching(
+                        &self.client,
+                        &self.cfg.index,
+                        &self.query,
+                        Some(&ctx.metrics),
+                    )
+                    .await?;
+                    Ok((None, n))
+                }
+            }
+        })
+    }
+
+    /// Reads every slice of this process, each on its own thread with its
+    /// own fork of `out`.
+    fn read_slices(&self, pit: Option<&str>, out: &SourceOutput) -> Vec<SliceEnd> {
+        let slices = match self.cfg.slice_id {
+            Some(id) => id..id + 1,
+            None => 0..self.cfg.slices,
+        };
+        let shared = SliceShared::default();
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = slices
+                .map(|slice| {
+                    let shared = &shared;
+                    let mut out = out.fork();
+                    std::thread::Builder::new()
+                        .name(format!("es-slice-{slice}"))
+                        .spawn_scoped(scope, move || self.read_slice(slice, pit, &mut out, shared))
+                        .expect("spawn a slice reader")
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("slice reader panicked"))
+                .collect()
+        })
+    }
+
+    /// The count the number read is checked against: the one taken when
+    /// reading began, or the slices' own total where that is what counts
+    /// (one slice of a scroll; a scroll whose index changed while it opened,
+    /// when its total lies between the counts taken before and after).
+    fn count_to_check(
+        &self,
+        count: u64,
+        slice_totals: u64,
+        scroll: bool,
+        ctx: &Context,
+        read: u64,
+    ) -> Result<u64, PipelineError> {
+        if self.scroll_slice() {
+            // Nothing counts one slice of a scroll but the scroll itself.
+            return Ok(slice_totals);
+        }
+        if !scroll || slice_totals == count {
+            return Ok(count);
+        }
+        let after = runtime()
+            .block_on(Self::count_matching(
+                &self.client,
+                &self.cfg.index,
+                &self.query,
+                Some(&ctx.metrics),
+            ))
+            .map_err(|e| self.run_error(e, &ctx.metrics, read))?;
+        let (lo, hi) = (count.min(after), count.max(after));
+        if !(lo..=hi).contains(&slice_totals) {
+            return Err(PipelineError::Source(ErrorType::Server, format!(
+                "the scroll reported {slice_totals} matching documents but _count said {count} before it opened and {after} after; the export cannot be trusted"
+            )));
+        }
+        Ok(slice_totals)
+    }
+
     /// The error that ends the run, counted in `errors_total{stage="source"}`.
     /// Credentials refused before anything was read are a configuration
     /// error (exit 2).

@@ -123,11 +123,7 @@ impl EsSource {
     /// Asks the server what it is, checks the index and counts the matching
     /// documents. A missing index, bad credentials or an unreachable server
     /// are reported here, before anything is read.
-    pub fn open(
-        cfg: &EsConfig,
-        limit: Option<u64>,
-        metrics: &Metrics,
-    ) -> Result<EsSource, PipelineError> {
+    pub fn open(cfg: &EsConfig, metrics: &Metrics) -> Result<EsSource, PipelineError> {
         if let (Some(user), None, None) = (&cfg.user, &cfg.password, &cfg.api_key) {
             tracing::warn!(
                 "--es-user {user} is set but no password (--es-pass or PIPELINE_ES_PASS): requests carry user {user} with an empty password"
@@ -172,7 +168,6 @@ impl EsSource {
             paging,
             query,
             count,
-            limit,
             since,
             server,
             limited: false,
@@ -272,7 +267,7 @@ impl EsSource {
     /// `--es-open-pit`: opens a point in time on the index for the
     /// processes of a sliced job to share (`--es-pit-id`), and returns its id.
     pub fn open_shared_pit(cfg: &EsConfig, metrics: &Metrics) -> Result<String, PipelineError> {
-        let source = EsSource::open(cfg, None, metrics)?;
+        let source = EsSource::open(cfg, metrics)?;
         if source.paging == Paging::Scroll {
             return Err(PipelineError::Config(format!(
                 "--es-open-pit: {} is read with scroll here (--es-mode scroll, or a server without point in time), and a scroll cannot be shared between processes: give each process its own slice with --es-slice-id instead",
