@@ -19,12 +19,11 @@ use crate::channel::RecordSender;
 use crate::config::JsonlConfig;
 use crate::context::Context;
 use crate::error::{ErrorType, PipelineError};
+use crate::json_line::{compact_into, raw_value, record_into};
 use crate::record::{Lines, Record, Schema, Value};
 
 use super::input::{display_name, Compression};
-use super::json_object::{
-    all_different, compact_into, raw_value, Members, MembersInto, SchemaCache,
-};
+use super::json_object::{all_different, Members, MembersInto, SchemaCache};
 use super::live::{is_stopped, Live};
 use super::Source;
 use crate::shutdown::Shutdown;
@@ -276,7 +275,7 @@ fn take_line(
     match pending {
         Pending::Records(chunk) => chunk.push(record),
         Pending::Lines(lines) => {
-            record.write_json_into(&mut lines.bytes);
+            record_into(&mut lines.bytes, &record);
             lines.end_line(position);
         }
     }
@@ -484,7 +483,7 @@ mod tests {
         for (i, text) in inputs.iter().enumerate() {
             take_line(text.as_bytes(), i as u64 + 1, &mut cache, &mut lines).unwrap();
             let r = to_record(text.as_bytes(), i as u64 + 1, &mut cache).unwrap();
-            r.write_json_into(&mut want);
+            record_into(&mut want, &r);
             want.push(b'\n');
         }
         let Pending::Lines(lines) = lines else {

@@ -6,10 +6,9 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value as Json;
 
+use crate::json_line::raw_value;
 use crate::record::{Record, Value};
-use crate::source::json_object::{
-    all_different, raw_value, Members, MembersInto, SchemaCache, Text,
-};
+use crate::source::json_object::{all_different, Members, MembersInto, SchemaCache, Text};
 
 /// What a page must hold, besides a `hits.hits` array.
 #[derive(Debug, Clone, Copy)]
@@ -480,7 +479,7 @@ mod tests {
         assert_eq!(r.values[3], Value::Decimal("1e+3".into()));
         assert_eq!(r.values[4], Value::Int(-5));
         let mut line = Vec::new();
-        r.write_json(&mut line).unwrap();
+        crate::json_line::record_into(&mut line, &r);
         assert_eq!(
             String::from_utf8(line).unwrap(),
             r#"{"d":19.999999999999999999,"big":123456789012345678901234567890,"f":2.0,"e":1e+3,"i":-5}"#
@@ -531,7 +530,7 @@ mod tests {
 
     fn line(r: &Record) -> String {
         let mut out = Vec::new();
-        r.write_json_into(&mut out);
+        crate::json_line::record_into(&mut out, r);
         String::from_utf8(out).unwrap()
     }
 
