@@ -6,7 +6,9 @@
 //! (small batches), standard input (records, not lines), a gzip-compressed
 //! file. Every path must write the same output bytes, the same dead-letter
 //! entries and the same counts, and the output must hold what the input
-//! holds (each good row or object, and a rejection for each bad one).
+//! holds (each good row or object, and a rejection for each bad one). The
+//! flags that change what is written vary too: `--csv-infer-types`,
+//! `--csv-delimiter`, `--jsonl-max-line-bytes` and `--limit`.
 //!
 //! `PROPTEST_CASES` sets the number of cases (48 by default); a failure is
 //! shrunk to a small input, printed with its flags.
@@ -223,6 +225,11 @@ fn runner() -> TestRunner {
     })
 }
 
+/// `--limit N`, when set (rows or lines read, rejected ones included).
+fn limit_flag(limit: Option<usize>) -> Vec<String> {
+    limit.map_or(Vec::new(), |n| vec!["--limit".into(), n.to_string()])
+}
+
 // ---------------------------------------------------------------- CSV
 
 /// Header names: quotes, backslashes, a control character and non-ASCII
@@ -313,6 +320,8 @@ struct CsvCase {
     ends_with_newline: bool,
     /// The body is repeated past a few read chunks (256 KiB each).
     big: bool,
+    /// `--limit`, when set.
+    limit: Option<usize>,
 }
 
 fn csv_case() -> impl Strategy<Value = CsvCase> {
@@ -337,9 +346,10 @@ fn csv_case() -> impl Strategy<Value = CsvCase> {
             prop::collection::vec((row, prop::bool::weighted(0.3)), 0..12),
             prop::bool::weighted(0.8),
             prop::bool::weighted(0.1),
+            prop::option::weighted(0.15, 1..10usize),
         )
             .prop_map(
-                |(delimiter, infer, bom, columns, rows, ends_with_newline, big)| CsvCase {
+                |(delimiter, infer, bom, columns, rows, ends_with_newline, big, limit)| CsvCase {
                     delimiter,
                     infer,
                     bom,
@@ -347,6 +357,7 @@ fn csv_case() -> impl Strategy<Value = CsvCase> {
                     rows,
                     ends_with_newline,
                     big,
+                    limit,
                 },
             )
     })
@@ -361,6 +372,7 @@ impl CsvCase {
         if self.infer {
             f.push("--csv-infer-types".into());
         }
+        f.extend(limit_flag(self.limit));
         f
     }
 
@@ -440,10 +452,11 @@ impl CsvCase {
     /// The output's records (as JSON) and the number of rejected rows.
     fn expected(&self) -> (Vec<Json>, u64) {
         let (mut records, mut failed) = (Vec::new(), 0);
-        for (row, _) in self.body() {
-            let CsvRow::Fields(fields) = row else {
-                continue;
-            };
+        let rows = self.body().into_iter().filter_map(|(row, _)| match row {
+            CsvRow::Fields(fields) => Some(fields),
+            CsvRow::Blank => None,
+        });
+        for fields in rows.take(self.limit.unwrap_or(usize::MAX)) {
             let texts: Result<Vec<&str>, _> =
                 fields.iter().map(|(f, _)| std::str::from_utf8(f)).collect();
             match texts {
@@ -597,6 +610,8 @@ struct JsonCase {
     ends_with_newline: bool,
     /// `--jsonl-max-line-bytes`, when set.
     max_line: Option<usize>,
+    /// `--limit`, when set.
+    limit: Option<usize>,
 }
 
 fn json_case() -> impl Strategy<Value = JsonCase> {
@@ -605,21 +620,27 @@ fn json_case() -> impl Strategy<Value = JsonCase> {
         prop::collection::vec((json_line(), prop::bool::weighted(0.3)), 0..12),
         prop::bool::weighted(0.8),
         prop::option::weighted(0.2, 40..120usize),
+        prop::option::weighted(0.15, 1..10usize),
     )
-        .prop_map(|(bom, lines, ends_with_newline, max_line)| JsonCase {
-            bom,
-            lines,
-            ends_with_newline,
-            max_line,
-        })
+        .prop_map(
+            |(bom, lines, ends_with_newline, max_line, limit)| JsonCase {
+                bom,
+                lines,
+                ends_with_newline,
+                max_line,
+                limit,
+            },
+        )
 }
 
 impl JsonCase {
     fn flags(&self) -> Vec<String> {
-        match self.max_line {
+        let mut f = match self.max_line {
             Some(n) => vec!["--jsonl-max-line-bytes".into(), n.to_string()],
             None => Vec::new(),
-        }
+        };
+        f.extend(limit_flag(self.limit));
+        f
     }
 
     fn input(&self) -> Vec<u8> {
@@ -638,13 +659,17 @@ impl JsonCase {
 
     /// The output's objects and the number of rejected lines.
     fn expected(&self) -> (Vec<Json>, u64) {
-        let (mut objects, mut failed) = (Vec::new(), 0);
+        let (mut objects, mut failed, mut taken) = (Vec::new(), 0, 0);
         for (i, (line, crlf)) in self.lines.iter().enumerate() {
             // The line's own `\r\n`, when it has one.
             let crlf = *crlf && (i + 1 < self.lines.len() || self.ends_with_newline);
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
+            if self.limit == Some(taken) {
+                break;
+            }
+            taken += 1;
             // The line's content: a `\r` before a bare `\n` is its line end.
             let len = line.len() - usize::from(!crlf && line.last() == Some(&b'\r'));
             let too_long = self.max_line.is_some_and(|max| len > max);
