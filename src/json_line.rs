@@ -261,6 +261,20 @@ pub(crate) fn raw_value(text: &str) -> Value {
     }
 }
 
+/// A value of a parsed JSON tree (an object read whole because a key
+/// repeats) as [`raw_value`] makes it from the value's text: null and
+/// booleans as themselves, anything else as its compact JSON text. A number
+/// keeps its digits as they came (`-0` stays `-0`; as a 64-bit integer it
+/// would be written `0`), so the line is what the text would give.
+pub(crate) fn tree_value(value: &serde_json::Value) -> Value {
+    use serde_json::Value as Json;
+    match value {
+        Json::Null => Value::Null,
+        Json::Bool(b) => Value::Bool(*b),
+        other => Value::Raw(serde_json::to_string(other).expect("a JSON tree always serialises")),
+    }
+}
+
 /// Valid JSON text without the whitespace between its tokens (a
 /// `_source` as it was indexed, an NDJSON line, may hold some).
 pub(crate) fn compact(text: &str) -> String {
@@ -506,6 +520,38 @@ mod tests {
         ] {
             assert_eq!(compact(text), slow_compact(text), "{text}");
         }
+    }
+
+    /// A value read through a tree is written as its text is, and types
+    /// as the value it was read as.
+    #[test]
+    fn tree_values_are_written_as_their_text() {
+        for text in [
+            "-0",
+            "0",
+            "1.0e5",
+            "123456789012345678901234567890",
+            "\"\\u00e9 x\\n\"",
+            "{\"a\":[1,-0,\"x y\"],\"b\":null}",
+            "null",
+            "true",
+        ] {
+            let tree: serde_json::Value = serde_json::from_str(text).unwrap();
+            let value = tree_value(&tree);
+            let raw = raw_value(text);
+            assert_eq!(
+                serde_json::from_str::<serde_json::Value>(&text_of(&value)).unwrap(),
+                serde_json::from_str::<serde_json::Value>(&text_of(&raw)).unwrap(),
+            );
+            assert_eq!(*value.typed(), Value::from_json(&tree), "{text}");
+        }
+        assert_eq!(text_of(&tree_value(&serde_json::json!(-0))), "0");
+        let minus_zero: serde_json::Value = serde_json::from_str("-0").unwrap();
+        assert_eq!(text_of(&tree_value(&minus_zero)), "-0");
+    }
+
+    fn text_of(v: &Value) -> String {
+        text(|o| value_into(o, v))
     }
 
     #[test]

@@ -19,8 +19,8 @@ use crate::channel::RecordSender;
 use crate::config::JsonlConfig;
 use crate::context::Context;
 use crate::error::{ErrorType, PipelineError};
-use crate::json_line::{compact_into, raw_value, record_into};
-use crate::record::{Lines, Record, Schema, Value};
+use crate::json_line::{compact_into, raw_value, record_into, tree_value};
+use crate::record::{Lines, Record, Schema};
 
 use super::input::{display_name, Compression};
 use super::json_object::{all_different, Members, MembersInto, SchemaCache};
@@ -265,7 +265,7 @@ fn take_line(
             return Err(explain(text));
         };
         let schema = cache.schema(map.keys().map(String::as_str));
-        let values = map.values().map(Value::from_json).collect();
+        let values = map.values().map(tree_value).collect();
         Record {
             schema,
             values,
@@ -443,6 +443,7 @@ impl Source for JsonlSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::Value;
 
     fn record(line: &str) -> Result<Record, String> {
         to_record(line.as_bytes(), 7, &mut SchemaCache::default()).map_err(|(_, r)| r)
