@@ -9,7 +9,9 @@
 //! - [`cli`]: clap flags, the `--config` file and snake_case spellings -> [`config::Config`].
 //! - [`config`]: validated, typed settings.
 //! - [`error`]: error enums, the `error_type` vocabulary, exit codes.
-//! - [`record`]: `Record`, `Value` and their JSON form.
+//! - [`record`]: `Record`, `Value` and their JSON trees.
+//! - `json_line`: the one JSON-line encoder (strings, keys, inferred values,
+//!   a record's line, a CSV row's line, NDJSON values as their JSON text).
 //! - [`runtime`]: the one tokio runtime.
 //! - [`context`]: what a run's workers share: stop, first error, error budget, rejections.
 //! - [`channel`]: the bounded channel from source to sinks, and its depth.
@@ -36,6 +38,7 @@ pub mod context;
 pub mod dead_letter;
 pub mod error;
 pub mod fsutil;
+pub(crate) mod json_line;
 pub mod lock;
 pub mod metrics;
 pub mod pipeline;

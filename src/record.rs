@@ -1,15 +1,17 @@
 //! `Record`, the unit that flows from a source to a sink, its `Value`s, and the
-//! conversions between text, typed values and JSON.
+//! conversions between text, typed values and JSON trees. The bytes of a
+//! JSON-lines output are written by one encoder, `json_line`.
 
-use std::io::{self, Write};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// The ordered field names shared by many records (a CSV header, say), with
-/// each name's JSON key escaped once up front so sinks never re-escape it.
+/// each name's JSON key escaped once so sinks never re-escape it.
 #[derive(Debug)]
 pub struct Schema {
     names: Vec<String>,
-    json_keys: Vec<Vec<u8>>,
+    /// Each name as a JSON key with its colon (`"name":`), made on first
+    /// use by the JSON-line encoder (`json_line::keys`).
+    pub(crate) json_keys: OnceLock<Vec<Vec<u8>>>,
     /// The input file its records come from, when the source reads several.
     origin: Option<Arc<str>>,
 }
@@ -17,17 +19,9 @@ pub struct Schema {
 impl Schema {
     /// Builds a schema from field names, in order.
     pub fn new(names: Vec<String>) -> Self {
-        let json_keys = names
-            .iter()
-            .map(|n| {
-                let mut k = serde_json::to_vec(n).expect("a string always serialises");
-                k.push(b':');
-                k
-            })
-            .collect();
         Schema {
             names,
-            json_keys,
+            json_keys: OnceLock::new(),
             origin: None,
         }
     }
@@ -54,11 +48,6 @@ impl Schema {
     /// Number of fields.
     pub fn len(&self) -> usize {
         self.names.len()
-    }
-
-    /// Field `i`'s name as a JSON key with its colon (`"name":`).
-    pub fn json_key(&self, i: usize) -> &[u8] {
-        &self.json_keys[i]
     }
 
     /// True when there are no fields.
@@ -149,68 +138,12 @@ impl Value {
     /// else stays text. Integers with leading zeros ("007") stay text, since
     /// they are usually codes rather than quantities.
     pub fn infer(text: String) -> Value {
-        if text.is_empty() {
-            return Value::Null;
-        }
-        match classify_number(text.as_bytes()) {
-            NumberKind::Int => {
-                if let Ok(i) = text.parse::<i64>() {
-                    return Value::Int(i);
-                }
-                return Value::Decimal(text);
-            }
-            NumberKind::Decimal => return Value::Decimal(text),
-            NumberKind::NotNumber => {}
-        }
-        if text.eq_ignore_ascii_case("true") {
-            Value::Bool(true)
-        } else if text.eq_ignore_ascii_case("false") {
-            Value::Bool(false)
-        } else {
-            Value::Str(text)
-        }
-    }
-
-    /// Writes what `Value::infer(text).write_json(..)` writes, without
-    /// making the value: `null`, a number as written (an integer as `i64`
-    /// prints it), `true` / `false`, or a JSON string.
-    pub fn infer_json_into(out: &mut Vec<u8>, text: &str) {
-        if text.is_empty() {
-            return out.extend_from_slice(b"null");
-        }
-        match classify_number(text.as_bytes()) {
-            NumberKind::Int => match text.parse::<i64>() {
-                // Only "-0" prints differently from its text.
-                Ok(0) => out.push(b'0'),
-                _ => out.extend_from_slice(text.as_bytes()),
-            },
-            NumberKind::Decimal => out.extend_from_slice(text.as_bytes()),
-            NumberKind::NotNumber if text.eq_ignore_ascii_case("true") => {
-                out.extend_from_slice(b"true")
-            }
-            NumberKind::NotNumber if text.eq_ignore_ascii_case("false") => {
-                out.extend_from_slice(b"false")
-            }
-            NumberKind::NotNumber => json_str_into(out, text),
-        }
-    }
-
-    /// Writes the value as JSON.
-    pub fn write_json<W: Write>(&self, out: &mut W) -> io::Result<()> {
-        match self {
-            Value::Null => out.write_all(b"null"),
-            Value::Bool(true) => out.write_all(b"true"),
-            Value::Bool(false) => out.write_all(b"false"),
-            Value::Int(i) => write!(out, "{i}"),
-            Value::Decimal(d) => out.write_all(d.as_bytes()),
-            // serde_json keeps a float a float: 12.0, not 12.
-            Value::Float(f) if f.is_finite() => {
-                serde_json::to_writer(out, f).map_err(io::Error::other)
-            }
-            Value::Float(_) => out.write_all(b"null"),
-            Value::Str(s) => write_json_str(out, s),
-            Value::Json(v) => serde_json::to_writer(out, v).map_err(io::Error::other),
-            Value::Raw(raw) => out.write_all(raw.as_bytes()),
+        match Inferred::of(&text) {
+            Inferred::Null => Value::Null,
+            Inferred::Int(i) => Value::Int(i),
+            Inferred::Number => Value::Decimal(text),
+            Inferred::Bool(b) => Value::Bool(b),
+            Inferred::Text => Value::Str(text),
         }
     }
 
@@ -233,131 +166,58 @@ impl Value {
     }
 }
 
-/// Bytes JSON strings must escape: `"`, `\\` and the control characters.
-const NEEDS_ESCAPE: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut i = 0;
-    while i < 0x20 {
-        t[i] = true;
-        i += 1;
-    }
-    t[b'"' as usize] = true;
-    t[b'\\' as usize] = true;
-    t
-};
+/// What a CSV text infers to: the one rule behind both [`Value::infer`]
+/// and the JSON the line encoder writes for the text without making the
+/// value (`json_line::inferred_into`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Inferred {
+    /// An empty text: null.
+    Null,
+    /// A whole number that fits in 64 bits.
+    Int(i64),
+    /// Any other number: kept as its text (a decimal, a huge integer).
+    Number,
+    /// `true` / `false`, in any case.
+    Bool(bool),
+    /// Anything else: a string.
+    Text,
+}
 
-/// True when no byte of `bytes` needs escaping in a JSON string: eight
-/// bytes at a time (a control character, `"` or `\\` in any of them).
-#[inline]
-fn needs_no_escape(bytes: &[u8]) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    // A byte of `v` is zero: its high bit set in the result (exact).
-    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
-    let mut words = bytes.chunks_exact(8);
-    for w in &mut words {
-        let v = u64::from_le_bytes(w.try_into().expect("8 bytes"));
-        // A byte below 0x20 (exact for every byte: !v drops those >= 0x80).
-        let control = v.wrapping_sub(ONES * 0x20) & !v & HIGH;
-        let quote = has_zero(v ^ (ONES * u64::from(b'"')));
-        let backslash = has_zero(v ^ (ONES * u64::from(b'\\')));
-        if control | quote | backslash != 0 {
-            return false;
+impl Inferred {
+    /// What `text` infers to. A number is `-?(0|[1-9][0-9]*)(\.[0-9]+)?`,
+    /// the numbers JSON and SQL both read the same way.
+    #[inline]
+    pub(crate) fn of(text: &str) -> Inferred {
+        let b = text.as_bytes();
+        if b.is_empty() {
+            return Inferred::Null;
+        }
+        let digits = match b[0] {
+            b'-' => &b[1..],
+            _ => b,
+        };
+        let int_len = digits.iter().take_while(|c| c.is_ascii_digit()).count();
+        if int_len > 0 && (int_len == 1 || digits[0] != b'0') {
+            let rest = &digits[int_len..];
+            if rest.is_empty() {
+                return match text.parse::<i64>() {
+                    Ok(i) => Inferred::Int(i),
+                    Err(_) => Inferred::Number,
+                };
+            }
+            if rest[0] == b'.' && rest.len() > 1 && rest[1..].iter().all(u8::is_ascii_digit) {
+                return Inferred::Number;
+            }
+            return Inferred::Text;
+        }
+        if text.eq_ignore_ascii_case("true") {
+            Inferred::Bool(true)
+        } else if text.eq_ignore_ascii_case("false") {
+            Inferred::Bool(false)
+        } else {
+            Inferred::Text
         }
     }
-    words.remainder().iter().all(|&b| !NEEDS_ESCAPE[b as usize])
-}
-
-/// [`write_json_str`] into a buffer: the same bytes, with the common case
-/// (nothing to escape) one copy.
-#[inline]
-pub fn json_str_into(out: &mut Vec<u8>, s: &str) {
-    let bytes = s.as_bytes();
-    if needs_no_escape(bytes) {
-        out.reserve(bytes.len() + 2);
-        out.push(b'"');
-        out.extend_from_slice(bytes);
-        out.push(b'"');
-    } else {
-        write_json_str(out, s).expect("writing to a Vec cannot fail");
-    }
-}
-
-/// [`json_str_into`] without the quotes around it.
-#[inline]
-pub fn json_str_content_into(out: &mut Vec<u8>, s: &str) {
-    let bytes = s.as_bytes();
-    if needs_no_escape(bytes) {
-        out.extend_from_slice(bytes);
-    } else {
-        write_json_str_content(out, s).expect("writing to a Vec cannot fail");
-    }
-}
-
-/// Writes `s` as a JSON string, exactly as serde_json would. Runs of bytes
-/// that need no escaping are copied whole.
-pub fn write_json_str<W: Write>(out: &mut W, s: &str) -> io::Result<()> {
-    out.write_all(b"\"")?;
-    write_json_str_content(out, s)?;
-    out.write_all(b"\"")
-}
-
-/// [`write_json_str`] without the quotes around it.
-fn write_json_str_content<W: Write>(out: &mut W, s: &str) -> io::Result<()> {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        if !NEEDS_ESCAPE[b as usize] {
-            continue;
-        }
-        out.write_all(&bytes[start..i])?;
-        match b {
-            b'"' => out.write_all(b"\\\"")?,
-            b'\\' => out.write_all(b"\\\\")?,
-            b'\n' => out.write_all(b"\\n")?,
-            b'\r' => out.write_all(b"\\r")?,
-            b'\t' => out.write_all(b"\\t")?,
-            0x08 => out.write_all(b"\\b")?,
-            0x0c => out.write_all(b"\\f")?,
-            _ => out.write_all(&[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[(b >> 4) as usize],
-                HEX[(b & 0xf) as usize],
-            ])?,
-        }
-        start = i + 1;
-    }
-    out.write_all(&bytes[start..])
-}
-
-enum NumberKind {
-    Int,
-    Decimal,
-    NotNumber,
-}
-
-/// `-?(0|[1-9][0-9]*)(\.[0-9]+)?`: the numbers JSON and SQL both read the same way.
-fn classify_number(b: &[u8]) -> NumberKind {
-    let digits = match b.first() {
-        Some(b'-') => &b[1..],
-        _ => b,
-    };
-    let int_len = digits.iter().take_while(|c| c.is_ascii_digit()).count();
-    if int_len == 0 || (int_len > 1 && digits[0] == b'0') {
-        return NumberKind::NotNumber;
-    }
-    let rest = &digits[int_len..];
-    if rest.is_empty() {
-        return NumberKind::Int;
-    }
-    if rest[0] == b'.' && rest.len() > 1 && rest[1..].iter().all(u8::is_ascii_digit) {
-        return NumberKind::Decimal;
-    }
-    NumberKind::NotNumber
 }
 
 /// One record: values in the order of its schema, plus where it came from.
@@ -373,37 +233,6 @@ pub struct Record {
 }
 
 impl Record {
-    /// Writes the record as one JSON object (no newline), keys in schema order.
-    pub fn write_json<W: Write>(&self, out: &mut W) -> io::Result<()> {
-        out.write_all(b"{")?;
-        for (i, (key, value)) in self.schema.json_keys.iter().zip(&self.values).enumerate() {
-            if i > 0 {
-                out.write_all(b",")?;
-            }
-            out.write_all(key)?;
-            value.write_json(out)?;
-        }
-        out.write_all(b"}")
-    }
-
-    /// [`Record::write_json`] into a buffer, the fast way (the file sink's
-    /// hot path).
-    pub fn write_json_into(&self, out: &mut Vec<u8>) {
-        out.push(b'{');
-        for (i, (key, value)) in self.schema.json_keys.iter().zip(&self.values).enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            out.extend_from_slice(key);
-            match value {
-                Value::Str(s) => json_str_into(out, s),
-                Value::Raw(raw) => out.extend_from_slice(raw.as_bytes()),
-                other => other.write_json(out).expect("writing to a Vec cannot fail"),
-            }
-        }
-        out.push(b'}');
-    }
-
     /// The record as a JSON object (for dead-letter entries).
     pub fn to_json(&self) -> serde_json::Value {
         let map = self
@@ -418,8 +247,9 @@ impl Record {
 }
 
 /// Records a source wrote as JSON lines itself (for a sink that writes
-/// JSON lines): the bytes of whole lines, byte for byte what
-/// [`Record::write_json_into`] and a newline give for the same records,
+/// JSON lines): the bytes of whole lines, byte for byte what the
+/// JSON-line encoder (`json_line::record_into`) and a newline give for the
+/// same records,
 /// where each line ends, and each record's position.
 #[derive(Debug)]
 pub struct Lines {
@@ -543,12 +373,6 @@ impl Counts {
 mod tests {
     use super::*;
 
-    fn json(v: &Value) -> String {
-        let mut out = Vec::new();
-        v.write_json(&mut out).unwrap();
-        String::from_utf8(out).unwrap()
-    }
-
     #[test]
     fn infers_numbers_booleans_and_nulls() {
         assert_eq!(Value::infer("42".into()), Value::Int(42));
@@ -571,99 +395,6 @@ mod tests {
     fn huge_integers_keep_their_digits() {
         let big = "123456789012345678901234567890";
         assert_eq!(Value::infer(big.into()), Value::Decimal(big.into()));
-        assert_eq!(json(&Value::infer(big.into())), big);
-    }
-
-    #[test]
-    fn strings_escape_exactly_as_serde_json_does() {
-        let samples = [
-            "",
-            "plain",
-            "q\"uote",
-            "back\\slash",
-            "nl\ncr\rtab\t",
-            "\u{0}\u{1}\u{1f}\u{7f}",
-            "\u{8}\u{c}",
-            "Zürich 東京 🚀",
-            "/slash/",
-        ];
-        for s in samples {
-            let mut ours = Vec::new();
-            write_json_str(&mut ours, s).unwrap();
-            assert_eq!(
-                String::from_utf8(ours).unwrap(),
-                serde_json::to_string(s).unwrap()
-            );
-        }
-    }
-
-    #[test]
-    fn the_fast_path_escapes_every_position_of_long_strings() {
-        let specials = [
-            '"', '\\', '\n', '\u{1}', '\u{1f}', ' ', '\u{7f}', 'é', '\u{80}',
-        ];
-        for len in [7usize, 8, 9, 15, 16, 17, 40] {
-            for at in 0..len {
-                for c in specials {
-                    let mut text: String = "a".repeat(len);
-                    text.replace_range(at..at + 1, &c.to_string());
-                    let mut ours = Vec::new();
-                    json_str_into(&mut ours, &text);
-                    assert_eq!(
-                        String::from_utf8(ours).unwrap(),
-                        serde_json::to_string(&text).unwrap(),
-                        "{text:?}"
-                    );
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn writes_a_record_as_json_in_schema_order() {
-        let schema = Arc::new(Schema::new(vec!["b".into(), "a\"q".into()]));
-        let r = Record {
-            schema,
-            values: vec![Value::Str("x\n\"y\"".into()), Value::Null],
-            position: 2,
-        };
-        let mut out = Vec::new();
-        r.write_json(&mut out).unwrap();
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            r#"{"b":"x\n\"y\"","a\"q":null}"#
-        );
-    }
-
-    #[test]
-    fn inferred_json_is_what_the_inferred_value_writes() {
-        for t in [
-            "",
-            "0",
-            "-0",
-            "42",
-            "-7",
-            "007",
-            "3.25",
-            "-0.50",
-            "1.",
-            ".5",
-            "1e5",
-            "+3",
-            "123456789012345678901234567890",
-            "9223372036854775808",
-            "TRUE",
-            "false",
-            "FaLsE",
-            "text",
-            "q\"uote",
-            "tab\t",
-            "Zürich",
-        ] {
-            let mut ours = Vec::new();
-            Value::infer_json_into(&mut ours, t);
-            assert_eq!(ours, json(&Value::infer(t.into())).into_bytes(), "{t:?}");
-        }
     }
 
     #[test]
@@ -676,7 +407,7 @@ mod tests {
                 values: vec![Value::Str(a.to_string()), Value::infer(b.to_string())],
                 position: 10 + i as u64,
             };
-            r.write_json_into(&mut lines.bytes);
+            crate::json_line::record_into(&mut lines.bytes, &r);
             lines.end_line(r.position);
         }
         assert_eq!(

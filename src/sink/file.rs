@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::config::{FileSinkConfig, OutputCompression, OutputPath};
 use crate::error::{ErrorType, PipelineError};
+use crate::json_line::record_into;
 use crate::metrics::Metrics;
 use crate::record::{Lines, Record};
 use crate::safe_fs::partial_path;
@@ -299,7 +300,7 @@ impl BatchWriter for FileWriter {
         self.buf.clear();
         self.ends.clear();
         for record in batch {
-            record.write_json_into(&mut self.buf);
+            record_into(&mut self.buf, record);
             self.buf.push(b'\n');
             self.ends.push(self.buf.len());
         }

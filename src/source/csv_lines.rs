@@ -1,63 +1,48 @@
 //! CSV rows straight to JSON lines, for a sink that writes JSON lines: the
 //! very bytes the file sink would write for the rows' records, without
-//! making the records, handed over in batches.
+//! making the records (written by [`RowEncoder`]), handed over in batches.
 
 use std::sync::Arc;
 
 use crate::error::ErrorType;
-use crate::record::{Lines, Schema, Value};
+use crate::json_line::RowEncoder;
+use crate::record::{Lines, Schema};
 
 use super::csv_reader::Row;
 use super::csv_row::row_text;
 
-/// Writes rows straight as the JSON lines the file sink writes for their
-/// records (the same bytes, without making the records).
+/// Checks rows as [`super::csv_row::to_record`] does and writes the good
+/// ones as the JSON lines the file sink writes for their records.
 pub(super) struct LineEncoder {
-    schema: Arc<Schema>,
-    infer: bool,
-    /// Without type inference, every value is a string: what goes before
-    /// field i's text (`{"a":"`, then `","b":"`), and after the last (`"}`).
-    glue: Vec<Vec<u8>>,
+    row: RowEncoder,
 }
 
 impl LineEncoder {
     pub(super) fn new(schema: Arc<Schema>, infer: bool) -> LineEncoder {
-        let glue = (0..schema.len())
-            .map(|i| {
-                let mut g = if i == 0 {
-                    b"{".to_vec()
-                } else {
-                    b"\",".to_vec()
-                };
-                g.extend_from_slice(schema.json_key(i));
-                g.push(b'"');
-                g
-            })
-            .collect();
         LineEncoder {
-            schema,
-            infer,
-            glue,
+            row: RowEncoder::new(schema, infer),
         }
     }
 
     /// The lines' schema.
     pub(super) fn schema(&self) -> &Arc<Schema> {
-        &self.schema
+        self.row.schema()
     }
 
     /// Appends the row to `out` as one line, or says why it cannot be a
-    /// record (exactly as [`to_record`] would; nothing is appended then).
+    /// record (exactly as [`super::csv_row::to_record`] would; nothing is
+    /// appended then).
     pub(super) fn encode(&self, row: &Row, out: &mut Lines) -> Result<(), (ErrorType, String)> {
-        let all = row_text(&self.schema, row)?;
-        self.write(all, (0..row.len()).map(|i| row.range(i)), out);
+        let all = row_text(self.schema(), row)?;
+        self.row
+            .write(&mut out.bytes, all, (0..row.len()).map(|i| row.range(i)));
         out.end_line(row.line);
         Ok(())
     }
 
     /// [`LineEncoder::encode`] for a quote-free line as it is in the input
-    /// (see [`RowReader::next_plain`]), split here at `delimiter`; `cuts`
-    /// is room for the field ends.
+    /// (see [`super::csv_reader::RowReader::next_plain`]), split here at
+    /// `delimiter`; `cuts` is room for the field ends.
     pub(super) fn encode_plain(
         &self,
         (line, body): (u64, &[u8]),
@@ -70,7 +55,7 @@ impl LineEncoder {
         cuts.push(body.len());
         let text = match std::str::from_utf8(body) {
             Ok(t)
-                if cuts.len() == self.schema.len()
+                if cuts.len() == self.schema().len()
                     && cuts.iter().all(|&c| t.is_char_boundary(c)) =>
             {
                 t
@@ -87,37 +72,9 @@ impl LineEncoder {
             let start = if i == 0 { 0 } else { cuts[i - 1] + 1 };
             start..end
         });
-        self.write(text, ranges, out);
+        self.row.write(&mut out.bytes, text, ranges);
         out.end_line(line);
         Ok(())
-    }
-
-    /// Writes one line's JSON (without its line end) from the fields at
-    /// `ranges` of `all`.
-    fn write(
-        &self,
-        all: &str,
-        ranges: impl ExactSizeIterator<Item = std::ops::Range<usize>>,
-        out: &mut Lines,
-    ) {
-        let bytes = &mut out.bytes;
-        if ranges.len() == 0 {
-            bytes.extend_from_slice(b"{}");
-        } else if self.infer {
-            for (i, range) in ranges.enumerate() {
-                bytes.push(if i == 0 { b'{' } else { b',' });
-                bytes.extend_from_slice(self.schema.json_key(i));
-                Value::infer_json_into(bytes, &all[range]);
-            }
-            bytes.push(b'}');
-        } else {
-            bytes.reserve(all.len() + self.glue.iter().map(Vec::len).sum::<usize>() + 3);
-            for (glue, range) in self.glue.iter().zip(ranges) {
-                bytes.extend_from_slice(glue);
-                crate::record::json_str_content_into(bytes, &all[range]);
-            }
-            bytes.extend_from_slice(b"\"}");
-        }
     }
 }
 
@@ -218,7 +175,7 @@ mod tests {
         }
         let mut expected = Vec::new();
         for r in &records {
-            r.write_json_into(&mut expected);
+            crate::json_line::record_into(&mut expected, r);
             expected.push(b'\n');
         }
         assert_eq!(

@@ -1,6 +1,7 @@
 //! A JSON object read one level deep into a record: its members' values kept
-//! as their JSON text ([`Value::Raw`]), borrowed from the input while read.
-//! Shared by the Elasticsearch pages (`_source`) and NDJSON lines.
+//! as their JSON text, borrowed from the input while read (made record
+//! values by `json_line::raw_value`). Shared by the Elasticsearch pages
+//! (`_source`) and NDJSON lines.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -11,7 +12,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::record::{Schema, Value};
+use crate::record::Schema;
 
 /// Reuses one schema for consecutive documents with the same fields.
 #[derive(Default)]
@@ -109,107 +110,4 @@ pub(crate) fn all_different<'k>(keys: impl Iterator<Item = &'k str> + Clone) -> 
     }
     let mut seen = std::collections::HashSet::with_capacity(n);
     keys.into_iter().all(|k| seen.insert(k))
-}
-
-/// A `_source` value as a record value: null and booleans as themselves,
-/// anything else as its JSON text, objects and arrays on one line.
-pub(crate) fn raw_value(text: &str) -> Value {
-    match text.as_bytes().first() {
-        Some(b'n') => Value::Null,
-        Some(b't') => Value::Bool(true),
-        Some(b'f') => Value::Bool(false),
-        Some(b'{' | b'[') => Value::Raw(compact(text)),
-        _ => Value::Raw(text.to_string()),
-    }
-}
-
-/// Valid JSON text without the whitespace between its tokens (a
-/// `_source` as it was indexed may span lines).
-pub(crate) fn compact(text: &str) -> String {
-    if !text
-        .bytes()
-        .any(|c| matches!(c, b' ' | b'\n' | b'\r' | b'\t'))
-    {
-        return text.to_string();
-    }
-    let mut out = Vec::with_capacity(text.len());
-    compact_into(text, &mut out);
-    String::from_utf8(out).expect("removing ASCII whitespace keeps UTF-8 valid")
-}
-
-/// [`compact`], appended to `out`. Strings are copied whole (their end
-/// found with memchr), the bytes between them in runs.
-pub(crate) fn compact_into(text: &str, out: &mut Vec<u8>) {
-    let b = text.as_bytes();
-    let ws = |c: u8| matches!(c, b' ' | b'\n' | b'\r' | b'\t');
-    let mut i = 0;
-    let mut run = 0;
-    while i < b.len() {
-        let c = b[i];
-        if ws(c) {
-            out.extend_from_slice(&b[run..i]);
-            i += 1;
-            run = i;
-        } else if c == b'"' {
-            // To the closing quote: past every escaped character.
-            i += 1;
-            loop {
-                match memchr::memchr2(b'"', b'\\', &b[i..]) {
-                    Some(k) if b[i + k] == b'\\' => i += k + 2,
-                    Some(k) => {
-                        i += k + 1;
-                        break;
-                    }
-                    None => {
-                        i = b.len();
-                        break;
-                    }
-                }
-            }
-            i = i.min(b.len());
-        } else {
-            i += 1;
-        }
-    }
-    out.extend_from_slice(&b[run..]);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The byte-by-byte definition: whitespace dropped outside strings.
-    fn slow(text: &str) -> String {
-        let mut out = String::new();
-        let (mut in_str, mut escaped) = (false, false);
-        for c in text.chars() {
-            if in_str {
-                out.push(c);
-                if escaped {
-                    escaped = false;
-                } else if c == '\\' {
-                    escaped = true;
-                } else if c == '"' {
-                    in_str = false;
-                }
-            } else if !matches!(c, ' ' | '\n' | '\r' | '\t') {
-                in_str = c == '"';
-                out.push(c);
-            }
-        }
-        out
-    }
-
-    #[test]
-    fn compact_drops_whitespace_outside_strings_only() {
-        for text in [
-            r#"{ "a b" : [ 1 , 2 ] , "c" : "x \" y\\" , "d":{"e" :"\\\"" } }"#,
-            "{\n\t\"k\": \"v\\n w\",\r\n \"n\": null}",
-            r#"{"no":"spaces","at":"all"}"#,
-            r#"  "edge \\"   "#,
-            r#"{"é": "ü ß", "x": "\u00e9 "}"#,
-        ] {
-            assert_eq!(compact(text), slow(text), "{text}");
-        }
-    }
 }

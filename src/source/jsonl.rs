@@ -16,12 +16,11 @@ use serde_json::Value as Json;
 
 use crate::config::JsonlConfig;
 use crate::error::{ErrorType, PipelineError};
-use crate::record::{Lines, Record, Schema, Value};
+use crate::json_line::{compact_into, raw_value, record_into, tree_value};
+use crate::record::{Lines, Record, Schema};
 
 use super::input::{display_name, Compression};
-use super::json_object::{
-    all_different, compact_into, raw_value, Members, MembersInto, SchemaCache,
-};
+use super::json_object::{all_different, Members, MembersInto, SchemaCache};
 use super::live::{is_stopped, Live};
 use super::output::Pending;
 use super::{Source, SourceOutput};
@@ -291,7 +290,7 @@ fn take_line(
             return Err(explain(text));
         };
         let schema = cache.schema(map.keys().map(String::as_str));
-        let values = map.values().map(Value::from_json).collect();
+        let values = map.values().map(tree_value).collect();
         Record {
             schema,
             values,
@@ -301,7 +300,7 @@ fn take_line(
     match pending {
         Pending::Records(chunk) => chunk.push(record),
         Pending::Lines(lines) => {
-            record.write_json_into(&mut lines.bytes);
+            record_into(&mut lines.bytes, &record);
             lines.end_line(position);
         }
     }
@@ -427,6 +426,7 @@ impl Source for JsonlSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::Value;
 
     fn record(line: &str) -> Result<Record, String> {
         to_record(line.as_bytes(), 7, &mut SchemaCache::default()).map_err(|(_, r)| r)
@@ -467,7 +467,7 @@ mod tests {
         for (i, text) in inputs.iter().enumerate() {
             take_line(text.as_bytes(), i as u64 + 1, &mut cache, &mut lines).unwrap();
             let r = to_record(text.as_bytes(), i as u64 + 1, &mut cache).unwrap();
-            r.write_json_into(&mut want);
+            record_into(&mut want, &r);
             want.push(b'\n');
         }
         let Pending::Lines(lines) = lines else {

@@ -6,10 +6,9 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value as Json;
 
+use crate::json_line::{raw_value, tree_value};
 use crate::record::{Record, Value};
-use crate::source::json_object::{
-    all_different, raw_value, Members, MembersInto, SchemaCache, Text,
-};
+use crate::source::json_object::{all_different, Members, MembersInto, SchemaCache, Text};
 
 /// What a page must hold, besides a `hits.hits` array.
 #[derive(Debug, Clone, Copy)]
@@ -97,7 +96,7 @@ impl SchemaCache {
         let mut values = Vec::with_capacity(names.capacity());
         for m in meta {
             names.push(m);
-            values.push(Value::from_json(&hit[m.as_str()]));
+            values.push(tree_value(&hit[m.as_str()]));
         }
         if let Some(src) = source {
             for (k, v) in src {
@@ -105,7 +104,7 @@ impl SchemaCache {
                     continue;
                 }
                 names.push(k);
-                values.push(Value::from_json(v));
+                values.push(tree_value(v));
             }
         }
         let schema = self.schema(names.iter().copied());
@@ -455,11 +454,14 @@ mod tests {
         let hit = json!({"_id": "a", "_index": "i", "_source": {"n": 1, "o": {"k": [1]}, "s": null, "u": 18446744073709551615u64}});
         let r = cache.record(&hit, &["_id".to_string()], 7);
         assert_eq!(r.schema.names(), &["_id", "n", "o", "s", "u"]);
-        assert_eq!(r.values[0], Value::Str("a".into()));
-        assert_eq!(r.values[1], Value::Int(1));
-        assert_eq!(r.values[2], Value::Json(json!({"k": [1]})));
-        assert_eq!(r.values[3], Value::Null);
-        assert_eq!(r.values[4], Value::Decimal("18446744073709551615".into()));
+        assert_eq!(*r.values[0].typed(), Value::Str("a".into()));
+        assert_eq!(*r.values[1].typed(), Value::Int(1));
+        assert_eq!(*r.values[2].typed(), Value::Json(json!({"k": [1]})));
+        assert_eq!(*r.values[3].typed(), Value::Null);
+        assert_eq!(
+            *r.values[4].typed(),
+            Value::Decimal("18446744073709551615".into())
+        );
         let again = cache.record(&hit, &["_id".to_string()], 8);
         assert!(Arc::ptr_eq(&r.schema, &again.schema));
     }
@@ -471,16 +473,19 @@ mod tests {
         )
         .unwrap();
         let r = SchemaCache::default().record(&hit, &[], 1);
-        assert_eq!(r.values[0], Value::Decimal("19.999999999999999999".into()));
         assert_eq!(
-            r.values[1],
+            *r.values[0].typed(),
+            Value::Decimal("19.999999999999999999".into())
+        );
+        assert_eq!(
+            *r.values[1].typed(),
             Value::Decimal("123456789012345678901234567890".into())
         );
-        assert_eq!(r.values[2], Value::Decimal("2.0".into()));
-        assert_eq!(r.values[3], Value::Decimal("1e+3".into()));
-        assert_eq!(r.values[4], Value::Int(-5));
+        assert_eq!(*r.values[2].typed(), Value::Decimal("2.0".into()));
+        assert_eq!(*r.values[3].typed(), Value::Decimal("1e+3".into()));
+        assert_eq!(*r.values[4].typed(), Value::Int(-5));
         let mut line = Vec::new();
-        r.write_json(&mut line).unwrap();
+        crate::json_line::record_into(&mut line, &r);
         assert_eq!(
             String::from_utf8(line).unwrap(),
             r#"{"d":19.999999999999999999,"big":123456789012345678901234567890,"f":2.0,"e":1e+3,"i":-5}"#
@@ -531,7 +536,7 @@ mod tests {
 
     fn line(r: &Record) -> String {
         let mut out = Vec::new();
-        r.write_json_into(&mut out);
+        crate::json_line::record_into(&mut out, r);
         String::from_utf8(out).unwrap()
     }
 
