@@ -435,16 +435,11 @@ pub struct MysqlConfig {
     pub on_duplicate: OnDuplicate,
     /// Load mode.
     pub load_mode: LoadMode,
-    /// Record fields with no column are an error instead of a warning.
-    pub strict_columns: bool,
     /// Add a column (ALTER TABLE) for a record field the table lacks,
     /// instead of failing the record.
     pub add_columns: bool,
     /// Record fields deliberately not loaded (they need no column).
     pub ignore_fields: Vec<String>,
-    /// `--create-table` without a key was asked for explicitly: duplicates
-    /// cannot be detected, and the user said that is fine.
-    pub no_key: bool,
     /// Retries of a batch after a lost connection, deadlock or lock wait timeout.
     pub retry: RetryPolicy,
     /// Longest one statement may take before it counts as timed out.

@@ -152,11 +152,6 @@ pub(crate) fn value_into(out: &mut Vec<u8>, value: &Value) {
             write!(out, "{i}").expect("writing to a Vec cannot fail");
         }
         Value::Decimal(d) => out.extend_from_slice(d.as_bytes()),
-        // serde_json keeps a float a float: 12.0, not 12.
-        Value::Float(f) if f.is_finite() => {
-            serde_json::to_writer(out, f).expect("writing to a Vec cannot fail")
-        }
-        Value::Float(_) => out.extend_from_slice(b"null"),
         Value::Json(v) => serde_json::to_writer(out, v).expect("writing to a Vec cannot fail"),
     }
 }
@@ -385,9 +380,6 @@ mod tests {
             Value::Int(i64::MIN),
             Value::Decimal("19.999999999999999999".into()),
             Value::Decimal("1e+3".into()),
-            Value::Float(12.0),
-            Value::Float(0.1),
-            Value::Float(f64::NAN),
             Value::Str("x\n\"y\" \u{1}é".into()),
             Value::Json(serde_json::json!({"k": [1, "x y"], "e": "q\"u\\ \n"})),
         ];

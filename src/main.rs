@@ -33,6 +33,5 @@ extern "C" fn lazy_commit() {
 /// Everything is in the library: [`pipeline_cli::app::main`] runs the
 /// process and decides its exit code.
 fn main() -> std::process::ExitCode {
-    let code = pipeline_cli::app::main(std::env::args_os().collect());
-    std::process::ExitCode::from(code.code() as u8)
+    pipeline_cli::app::main(std::env::args_os().collect())
 }

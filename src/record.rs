@@ -49,11 +49,6 @@ impl Schema {
     pub fn len(&self) -> usize {
         self.names.len()
     }
-
-    /// True when there are no fields.
-    pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
-    }
 }
 
 /// One field value. Decimal keeps the exact source text of a number so no
@@ -68,8 +63,6 @@ pub enum Value {
     Int(i64),
     /// A number kept as its exact text; always valid JSON number syntax.
     Decimal(String),
-    /// A floating-point number.
-    Float(f64),
     /// Text.
     Str(String),
     /// Nested JSON (objects and arrays from a document source).
@@ -156,9 +149,6 @@ impl Value {
             Value::Decimal(d) => {
                 serde_json::from_str(d).unwrap_or_else(|_| serde_json::Value::String(d.clone()))
             }
-            Value::Float(f) => serde_json::Number::from_f64(*f)
-                .map(serde_json::Value::Number)
-                .unwrap_or(serde_json::Value::Null),
             Value::Str(s) => serde_json::Value::String(s.clone()),
             Value::Json(v) => v.clone(),
             Value::Raw(_) => self.typed().to_json(),

@@ -22,7 +22,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::{bin, gzip, summary_number};
-use pipeline_cli::record::Value;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::Value as Json;
@@ -463,7 +462,7 @@ impl CsvCase {
                 Ok(texts) if texts.len() == self.columns => {
                     let object = NAMES.iter().zip(texts).map(|(name, text)| {
                         let value = match self.infer {
-                            true => Value::infer(text.to_string()).to_json(),
+                            true => inferred(text),
                             false => Json::String(text.to_string()),
                         };
                         (name.to_string(), value)
@@ -474,6 +473,33 @@ impl CsvCase {
             }
         }
         (records, failed)
+    }
+}
+
+/// A field's value under --csv-infer-types, as the README states the rule:
+/// empty is null; `-?(0|[1-9][0-9]*)(\.[0-9]+)?` is a number (a whole one
+/// that fits 64 bits as that integer, any other with its exact digits);
+/// `true` / `false` in any case is a boolean; anything else is text.
+fn inferred(text: &str) -> Json {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    let (int, frac) = match digits.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (digits, None),
+    };
+    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let number =
+        all_digits(int) && (int == "0" || !int.starts_with('0')) && frac.is_none_or(all_digits);
+    if text.is_empty() {
+        Json::Null
+    } else if number {
+        match text.parse::<i64>() {
+            Ok(i) if frac.is_none() => Json::from(i),
+            _ => serde_json::from_str(text).expect("a JSON number"),
+        }
+    } else if text.eq_ignore_ascii_case("true") || text.eq_ignore_ascii_case("false") {
+        Json::Bool(text.eq_ignore_ascii_case("true"))
+    } else {
+        Json::String(text.to_string())
     }
 }
 

@@ -11,7 +11,7 @@ mod signals;
 use std::ffi::OsString;
 use std::io::Write;
 
-pub use exit::{exit_code, Ending};
+pub(crate) use exit::{exit_code, Ending};
 
 use crate::cli::Cli;
 use crate::config::{Config, LogFormat, SourceConfig};
@@ -23,7 +23,12 @@ use crate::report;
 /// Runs pipeline-cli with the process's arguments (`args[0]` is the
 /// program's name) and returns the exit code. An error that keeps the run
 /// from starting is printed as one fatal line.
-pub fn main(args: Vec<OsString>) -> ExitCode {
+pub fn main(args: Vec<OsString>) -> std::process::ExitCode {
+    std::process::ExitCode::from(process(args).code() as u8)
+}
+
+/// [`main`], with the exit code as pipeline-cli's own.
+fn process(args: Vec<OsString>) -> ExitCode {
     match try_main(args) {
         Ok(code) => code,
         Err(e) => {

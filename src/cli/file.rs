@@ -97,13 +97,9 @@ fn given_on_command_line(command: &clap::Command, args: &[OsString]) -> Vec<clap
 /// The command line with the settings of `--config FILE` (if given) put in
 /// front, leaving out every flag the command line gives itself: its value
 /// replaces the file's, for lists (`--csv-file`) as for single values.
-pub fn with_config_file(args: Vec<OsString>) -> Result<Vec<OsString>, PipelineError> {
-    with_config_file_noting(args).map(|(args, _)| args)
-}
-
-/// [`with_config_file`], with what the run should log (at info level) about
-/// the file: each setting left out because its flag's environment variable
-/// is set (command line > environment > config file).
+/// Also returns what the run should log (at info level) about the file:
+/// each setting left out because its flag's environment variable is set
+/// (command line > environment > config file).
 pub fn with_config_file_noting(
     args: Vec<OsString>,
 ) -> Result<(Vec<OsString>, Vec<String>), PipelineError> {

@@ -27,7 +27,7 @@ use crate::config::{
 };
 use crate::error::PipelineError;
 
-pub use file::{with_config_file, with_config_file_noting};
+pub use file::with_config_file_noting;
 pub use kinds::OutputCompressionFlag;
 pub use metrics::MetricsFlags;
 pub use push::PushFlags;
@@ -49,7 +49,7 @@ pub fn generated_text(args: &[std::ffi::OsString]) -> Option<Result<String, Stri
 }
 
 impl Cli {
-    /// Parses the arguments (after [`with_config_file`]), remembering which
+    /// Parses the arguments (after [`with_config_file_noting`]), remembering which
     /// flags were given.
     pub fn parse_args(args: Vec<std::ffi::OsString>) -> Result<Cli, clap::Error> {
         use clap::{CommandFactory, FromArgMatches};
@@ -398,6 +398,13 @@ mod tests {
     use super::*;
     use crate::config::*;
     use file::holds_password;
+
+    /// The command line with `--config`'s settings, without the notes.
+    fn with_config_file(
+        args: Vec<std::ffi::OsString>,
+    ) -> Result<Vec<std::ffi::OsString>, crate::error::PipelineError> {
+        with_config_file_noting(args).map(|(args, _)| args)
+    }
 
     fn parse(args: &[&str]) -> Result<Config, String> {
         let argv = std::iter::once("pipeline-cli")
@@ -889,6 +896,37 @@ mod tests {
         assert!(
             help.contains("2 for\n") || help.contains("2 for MySQL") || help.contains("2 for"),
             "{help}"
+        );
+    }
+
+    #[test]
+    fn the_examples_parse() {
+        let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&examples).expect("examples/") {
+            let path = entry.unwrap().path();
+            if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+                continue;
+            }
+            seen += 1;
+            let args: Vec<std::ffi::OsString> =
+                ["pipeline-cli", "--config", path.to_str().unwrap()]
+                    .iter()
+                    .map(Into::into)
+                    .collect();
+            let args = with_config_file(args).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            // Flags and values parse; paths in the examples need not exist here.
+            <super::Cli as clap::Parser>::try_parse_from(args)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        }
+        assert!(
+            seen >= 4,
+            "expected a config per source/sink pair, found {seen}"
+        );
+        let cron = std::fs::read_to_string(examples.join("crontab")).unwrap();
+        assert!(
+            cron.contains("--lock-file") && cron.contains("--pushgateway-url"),
+            "{cron}"
         );
     }
 }

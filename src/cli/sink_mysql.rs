@@ -228,10 +228,8 @@ impl MysqlFlags {
             key,
             on_duplicate: self.on_duplicate,
             load_mode: self.mysql_load_mode,
-            strict_columns: self.strict_columns,
             add_columns: self.add_columns,
             ignore_fields: columns(self.ignore_fields.as_deref()),
-            no_key: self.no_key,
             retry: run.retry_policy()?,
             timeout: duration_flag("--db-timeout", &self.db_timeout)?,
         })

@@ -3,6 +3,8 @@
 //! reconciles the counts into the run summary.
 
 mod check;
+#[cfg(test)]
+mod in_process;
 mod summary;
 
 use std::io::IsTerminal;

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use crate::config::SinkConfig;
 use crate::error::PipelineError;
 
-pub use api::{BatchError, BatchResult, BatchWriter, Rejected, Sink};
+pub use api::{BatchWriter, Sink};
 
 /// Opens the configured sink. `fields` are the field names the source will
 /// produce, when it knows them before reading (a CSV header), so a mismatch

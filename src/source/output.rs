@@ -12,7 +12,7 @@
 //! slices of an index) each take a [`SourceOutput::fork`] and claim their
 //! share of the limit a page at a time ([`SourceOutput::claim`]).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -39,8 +39,6 @@ struct Shared {
     read: AtomicU64,
     /// Bytes counted read.
     bytes: AtomicU64,
-    /// A claim was cut short by the limit: there was more to read.
-    limited: AtomicBool,
 }
 
 impl Shared {
@@ -85,7 +83,6 @@ impl<'a> SourceOutput<'a> {
             taken: AtomicU64::new(0),
             read: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
-            limited: AtomicBool::new(false),
         });
         SourceOutput::with(sender, ctx, shared)
     }
@@ -124,11 +121,6 @@ impl<'a> SourceOutput<'a> {
     /// Rows counted read so far, by every fork.
     pub fn read(&self) -> u64 {
         self.shared.read.load(Ordering::Relaxed)
-    }
-
-    /// True when a claim was cut short by `--limit` (there was more).
-    pub fn limited(&self) -> bool {
-        self.shared.limited.load(Ordering::Relaxed)
     }
 
     /// A batch of records the sinks are done with, to fill again.
@@ -188,16 +180,13 @@ impl<'a> SourceOutput<'a> {
 
     /// Claims up to `n` more rows against `--limit` for this output, when
     /// it is about to read `n` it already holds (a page); returns how many
-    /// it may read. Fewer than `n` marks the read as cut by the limit.
+    /// it may read (fewer than `n`: the limit cut the read).
     pub fn claim(&mut self, n: u64) -> u64 {
         let Some(limit) = self.shared.limit else {
             return n;
         };
         let k = self.shared.take(limit, n);
         self.left += k;
-        if k < n {
-            self.shared.limited.store(true, Ordering::Relaxed);
-        }
         k
     }
 
@@ -390,10 +379,6 @@ mod tests {
         assert_eq!(ctx.metrics.counts().read, 5);
         assert_eq!(out.read(), 5);
         assert!(out.at_limit());
-        assert!(
-            !out.limited(),
-            "rows read one by one never see past the limit"
-        );
     }
 
     #[test]
@@ -405,7 +390,6 @@ mod tests {
         read_rows(&mut out, 3, &[], 10);
         assert!(out.send_lines(lines(1, 4)), "lines past the limit are cut");
         assert_eq!(out.claim(2), 0);
-        assert!(out.limited());
         assert!(positions(&rx).is_empty());
         assert_eq!(ctx.metrics.counts().read, 0);
     }
@@ -482,9 +466,7 @@ mod tests {
         let out = SourceOutput::new(&sender, &ctx, Some(5));
         let (mut a, mut b) = (out.fork(), out.fork());
         assert_eq!(a.claim(3), 3);
-        assert!(!out.limited());
         assert_eq!(b.claim(3), 2);
-        assert!(out.limited());
         for (fork, from, n) in [(&mut a, 1, 3), (&mut b, 4, 2)] {
             for i in from..from + n {
                 fork.push(record(i));

@@ -218,7 +218,6 @@ pub fn text_of(v: &Value) -> String {
         Value::Bool(b) => b.to_string(),
         Value::Int(i) => i.to_string(),
         Value::Decimal(d) => d.clone(),
-        Value::Float(f) => f.to_string(),
         Value::Str(s) => s.clone(),
         Value::Json(serde_json::Value::String(s)) => s.clone(),
         Value::Json(j) => j.to_string(),
@@ -230,8 +229,6 @@ fn to_integer(v: &Value) -> Result<i128, String> {
     match v {
         Value::Int(i) => Ok(i128::from(*i)),
         Value::Bool(b) => Ok(i128::from(*b)),
-        Value::Float(f) if f.fract() == 0.0 && f.abs() < 1e38 => Ok(*f as i128),
-        Value::Float(f) => Err(format!("{f} is not a whole number")),
         other => {
             let s = number_text(other)?;
             let (int, frac) = s.split_once('.').unwrap_or((&s, ""));
@@ -333,7 +330,6 @@ fn to_bool(v: &Value) -> Result<bool, String> {
 
 fn to_float(v: &Value) -> Result<f64, String> {
     let f = match v {
-        Value::Float(f) => *f,
         Value::Int(i) => *i as f64,
         other => {
             let s = text_of(other);
@@ -360,7 +356,6 @@ fn number_text(v: &Value) -> Result<String, String> {
     match v {
         Value::Bool(b) => Ok(u8::from(*b).to_string()),
         Value::Int(i) => Ok(i.to_string()),
-        Value::Float(f) if f.is_finite() => Ok(f.to_string()),
         other => {
             let text = text_ref(other);
             let b = text.as_bytes();

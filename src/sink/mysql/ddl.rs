@@ -29,7 +29,6 @@ fn classify(v: &Value) -> Seen {
         Value::Null | Value::Json(serde_json::Value::Null) => Seen::Nothing,
         Value::Bool(_) | Value::Json(serde_json::Value::Bool(_)) => Seen::Bool,
         Value::Int(_) => Seen::Int,
-        Value::Float(_) => Seen::Float,
         Value::Decimal(d) => decimal_shape(d).unwrap_or(Seen::Float),
         Value::Json(serde_json::Value::Number(n)) => {
             if n.is_f64() {

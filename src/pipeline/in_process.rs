@@ -7,14 +7,14 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use pipeline_cli::app::{exit_code, Ending};
-use pipeline_cli::config::{
+use crate::app::{exit_code, Ending};
+use crate::config::{
     Config, CsvConfig, FileSinkConfig, InputPath, OutputPath, SinkConfig, SourceConfig,
 };
-use pipeline_cli::error::{ExitCode, PipelineError};
-use pipeline_cli::metrics::Metrics;
-use pipeline_cli::pipeline::{self, Outcome, RunSummary};
-use pipeline_cli::shutdown::Shutdown;
+use crate::error::{ExitCode, PipelineError};
+use crate::metrics::Metrics;
+use crate::pipeline::{self, Outcome, RunSummary};
+use crate::shutdown::Shutdown;
 
 fn config(input: &Path, output: &Path) -> Config {
     let source = SourceConfig::Csv(CsvConfig {
