@@ -242,13 +242,8 @@ impl SourceConfig {
         }
     }
 
-    /// The `source` label of `pipeline_info`.
-    pub fn kind(&self) -> &'static str {
-        self.source_kind().as_str()
-    }
-
     /// Which kind of source this is.
-    pub fn source_kind(&self) -> SourceKind {
+    pub fn kind(&self) -> SourceKind {
         match self {
             SourceConfig::Csv(_) => SourceKind::Csv,
             SourceConfig::Elasticsearch(_) => SourceKind::Elasticsearch,
@@ -279,11 +274,6 @@ impl SourceKind {
             SourceKind::Elasticsearch => "elasticsearch",
             SourceKind::Jsonl => "jsonl",
         }
-    }
-
-    /// The kind whose label is `label` (`csv`, `elasticsearch`, …).
-    pub fn from_label(label: &str) -> Option<SourceKind> {
-        <SourceKind as clap::ValueEnum>::from_str(label, false).ok()
     }
 
     /// The `error_type`s reading this source can count at the `source`
@@ -478,13 +468,8 @@ impl SinkConfig {
         }
     }
 
-    /// The `sink` label of `pipeline_info`.
-    pub fn kind(&self) -> &'static str {
-        self.sink_kind().as_str()
-    }
-
     /// Which kind of sink this is.
-    pub fn sink_kind(&self) -> SinkKind {
+    pub fn kind(&self) -> SinkKind {
         match self {
             SinkConfig::File(_) => SinkKind::File,
             SinkConfig::Mysql(_) => SinkKind::Mysql,
@@ -528,11 +513,6 @@ impl SinkKind {
             SinkKind::File => "file",
             SinkKind::Mysql => "mysql",
         }
-    }
-
-    /// The kind whose label is `label` (`file`, `mysql`).
-    pub fn from_label(label: &str) -> Option<SinkKind> {
-        <SinkKind as clap::ValueEnum>::from_str(label, false).ok()
     }
 
     /// The `error_type`s writing to this sink can count at the `sink`
@@ -702,16 +682,13 @@ mod tests {
     }
 
     #[test]
-    fn each_kind_is_found_by_its_label() {
+    fn each_kinds_label_is_its_flag_value() {
         use clap::ValueEnum;
         for k in SourceKind::value_variants() {
-            assert_eq!(SourceKind::from_label(k.as_str()), Some(*k));
             assert_eq!(cli_name(k), k.as_str());
         }
         for k in SinkKind::value_variants() {
-            assert_eq!(SinkKind::from_label(k.as_str()), Some(*k));
             assert_eq!(cli_name(k), k.as_str());
         }
-        assert_eq!(SourceKind::from_label("es"), None);
     }
 }

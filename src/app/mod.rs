@@ -143,7 +143,11 @@ fn open_pit(config: &Config) -> Result<ExitCode, PipelineError> {
     let SourceConfig::Elasticsearch(es) = &config.source else {
         unreachable!("open_pit_config makes an Elasticsearch source")
     };
-    let metrics = Metrics::new(&config.pipeline_id, "elasticsearch", "file");
+    let metrics = Metrics::new(
+        &config.pipeline_id,
+        crate::config::SourceKind::Elasticsearch,
+        crate::config::SinkKind::File,
+    );
     let id = crate::source::elasticsearch::EsSource::open_shared_pit(es, &metrics)?;
     let _ = writeln!(std::io::stdout().lock(), "{id}");
     Ok(exit_code(Ending::Done))

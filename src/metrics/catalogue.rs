@@ -13,6 +13,7 @@ use prometheus::{
 };
 
 use super::{RunState, BATCH_SIZE_BUCKETS, DURATION_BUCKETS};
+use crate::config::{SinkKind, SourceKind};
 use crate::error::{ErrorType, Stage};
 
 fn register<C: Collector + Clone + 'static>(registry: &Registry, c: C) -> C {
@@ -62,7 +63,7 @@ pub(super) struct Errors {
 impl Errors {
     /// Registers both, with a zero series for every (stage, error type) pair
     /// a run of `source` into `sink` can meet.
-    pub(super) fn register(r: &Registry, source: &str, sink: &str) -> Errors {
+    pub(super) fn register(r: &Registry, source: SourceKind, sink: SinkKind) -> Errors {
         let vec = counter_vec(
             r,
             "pipeline_errors_total",
@@ -72,13 +73,7 @@ impl Errors {
         let by_pair: Vec<OnceLock<IntCounter>> = (0..Stage::ALL.len() * ErrorType::ALL.len())
             .map(|_| OnceLock::new())
             .collect();
-        let kinds = (
-            crate::config::SourceKind::from_label(source).expect("a source kind's label"),
-            crate::config::SinkKind::from_label(sink).expect("a sink kind's label"),
-        );
-        for (stage, et) in
-            crate::error::possible_errors(kinds.0.error_types(), kinds.1.error_types())
-        {
+        for (stage, et) in crate::error::possible_errors(source.error_types(), sink.error_types()) {
             let _ = by_pair[Errors::index(stage, et)]
                 .set(vec.with_label_values(&[stage.as_str(), et.as_str()]));
         }
@@ -325,14 +320,14 @@ impl Run {
 
 /// `pipeline_info{version,source,sink}` and `pipeline_build_info{version,revision}`,
 /// both always 1.
-pub(super) fn register_info(r: &Registry, source: &str, sink: &str) {
+pub(super) fn register_info(r: &Registry, source: SourceKind, sink: SinkKind) {
     gauge_vec(
         r,
         "pipeline_info",
         "Build and run information; always 1.",
         &["version", "source", "sink"],
     )
-    .with_label_values(&[env!("CARGO_PKG_VERSION"), source, sink])
+    .with_label_values(&[env!("CARGO_PKG_VERSION"), source.as_str(), sink.as_str()])
     .set(1);
     gauge_vec(
         r,

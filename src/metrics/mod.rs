@@ -17,6 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use prometheus::{Encoder, IntGauge, Registry, TextEncoder};
 
+use crate::config::{SinkKind, SourceKind};
 use crate::error::{ErrorType, Stage};
 use crate::record::Counts;
 
@@ -140,7 +141,7 @@ impl Metrics {
     /// Creates and registers every metric, with `pipeline_id` as a constant
     /// label on all of them, `info{version,source,sink}` set to 1 and the run
     /// in the `starting` state.
-    pub fn new(pipeline_id: &str, source: &str, sink: &str) -> Arc<Metrics> {
+    pub fn new(pipeline_id: &str, source: SourceKind, sink: SinkKind) -> Arc<Metrics> {
         Metrics::with_slice(pipeline_id, None, source, sink)
     }
 
@@ -151,8 +152,8 @@ impl Metrics {
     pub fn with_slice(
         pipeline_id: &str,
         slice: Option<(u32, u32)>,
-        source: &str,
-        sink: &str,
+        source: SourceKind,
+        sink: SinkKind,
     ) -> Arc<Metrics> {
         let registry = registry(pipeline_id, slice);
         let r = &registry;
@@ -429,11 +430,15 @@ mod tests {
 
     #[test]
     fn every_label_combination_exists_from_the_start() {
-        let m = Metrics::new("t1", "csv", "file");
+        let m = Metrics::new(
+            "t1",
+            crate::config::SourceKind::Csv,
+            crate::config::SinkKind::File,
+        );
         let text = m.render();
         let possible = crate::error::possible_errors(
-            crate::config::SourceKind::Csv.error_types(),
-            crate::config::SinkKind::File.error_types(),
+            SourceKind::Csv.error_types(),
+            SinkKind::File.error_types(),
         );
         for stage in Stage::ALL {
             for et in ErrorType::ALL {
@@ -462,7 +467,11 @@ mod tests {
 
     #[test]
     fn counts_follow_batches_and_failures() {
-        let m = Metrics::new("t2", "csv", "file");
+        let m = Metrics::new(
+            "t2",
+            crate::config::SourceKind::Csv,
+            crate::config::SinkKind::File,
+        );
         m.records_read(5);
         m.record_failed(Stage::Source, ErrorType::Parse, 1);
         m.batch_done(&BatchReport {

@@ -254,7 +254,11 @@ mod tests {
 
     #[test]
     fn exports_leave_out_process_metrics_only() {
-        let m = Metrics::new("px", "csv", "file");
+        let m = Metrics::new(
+            "px",
+            crate::config::SourceKind::Csv,
+            crate::config::SinkKind::File,
+        );
         // A finished run: its duration no longer moves between two renders.
         m.set_state(super::super::RunState::Completed);
         let text = render_for_export(&m);
@@ -277,7 +281,12 @@ mod tests {
 
     #[test]
     fn a_slice_carries_its_count_in_its_labels_and_its_group() {
-        let m = Metrics::with_slice("sx", Some((1, 3)), "elasticsearch", "file");
+        let m = Metrics::with_slice(
+            "sx",
+            Some((1, 3)),
+            crate::config::SourceKind::Elasticsearch,
+            crate::config::SinkKind::File,
+        );
         let text = render_for_export(&m);
         let line = text
             .lines()

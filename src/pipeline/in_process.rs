@@ -63,7 +63,11 @@ fn a_stop_raised_mid_run_writes_what_was_read() {
     let output = dir.path().join("out.jsonl");
     let cfg = config(&fifo, &output);
     let shutdown = Shutdown::new();
-    let metrics = Metrics::new("inproc", "csv", "file");
+    let metrics = Metrics::new(
+        "inproc",
+        crate::config::SourceKind::Csv,
+        crate::config::SinkKind::File,
+    );
     let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
     let writer_fifo = fifo.clone();
     let writer = std::thread::spawn(move || {
@@ -124,7 +128,15 @@ fn the_error_budget_stops_the_run_with_counts_that_add_up() {
     let output = dir.path().join("out.jsonl");
     let mut cfg = config(&input, &output);
     cfg.max_errors = Some(10);
-    let summary = run(&cfg, Shutdown::new(), Metrics::new("budget", "csv", "file"));
+    let summary = run(
+        &cfg,
+        Shutdown::new(),
+        Metrics::new(
+            "budget",
+            crate::config::SourceKind::Csv,
+            crate::config::SinkKind::File,
+        ),
+    );
     assert_eq!(summary.outcome, Outcome::Failed);
     assert!(
         matches!(summary.error, Some(PipelineError::TooManyErrors(10))),
@@ -151,7 +163,15 @@ fn a_dead_letter_file_that_cannot_be_written_fails_the_run() {
     let mut cfg = config(&input, &output);
     // Every write to /dev/full fails with ENOSPC.
     cfg.dead_letter = Some(PathBuf::from("/dev/full"));
-    let summary = run(&cfg, Shutdown::new(), Metrics::new("dl", "csv", "file"));
+    let summary = run(
+        &cfg,
+        Shutdown::new(),
+        Metrics::new(
+            "dl",
+            crate::config::SourceKind::Csv,
+            crate::config::SinkKind::File,
+        ),
+    );
     assert_eq!(summary.outcome, Outcome::Failed);
     let error = summary
         .error

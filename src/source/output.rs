@@ -311,7 +311,11 @@ mod tests {
     use crate::shutdown::Shutdown;
 
     fn context(max_errors: Option<u64>, dead_letter: Option<&std::path::Path>) -> Context {
-        let metrics = Metrics::new("test", "csv", "file");
+        let metrics = Metrics::new(
+            "test",
+            crate::config::SourceKind::Csv,
+            crate::config::SinkKind::File,
+        );
         let dead_letter = DeadLetter::open(dead_letter).unwrap();
         Context::new(metrics, Shutdown::new(), dead_letter, max_errors, None)
     }
