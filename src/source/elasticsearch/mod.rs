@@ -147,12 +147,12 @@ impl EsSource {
         let (mut total, mut first, mut limited) = (0u64, true, false);
         let mut schemas = SchemaCache::default();
         let mut mark = Mark::default();
-        let mut last_answer = Instant::now();
+        let mut last_asked = Instant::now();
         let result = loop {
             if out.should_stop() || shared.failed.load(Ordering::Relaxed) > 0 {
                 break Ok(total);
             }
-            let page = match self.fetch_page(slice, &cursor, first, &mut last_answer, out.ctx()) {
+            let page = match self.fetch_page(slice, &cursor, first, &mut last_asked, out.ctx()) {
                 Ok(Some(p)) => p,
                 Ok(None) => break Ok(total),
                 Err(e) => {
@@ -193,25 +193,27 @@ impl EsSource {
         }
     }
 
-    /// Asks for the next page of a slice (`last_answer`: when the previous
-    /// one came). A page some shards failed is an error; `Ok(None)`: the
-    /// run was stopped.
+    /// Asks for the next page of a slice (`last_asked`: when the previous
+    /// one was asked for; the server's keep-alive runs from its handling of
+    /// that request, so a slow answer counts too). A page some shards
+    /// failed is an error; `Ok(None)`: the run was stopped.
     fn fetch_page(
         &self,
         slice: u32,
         cursor: &Cursor,
         first: bool,
-        last_answer: &mut Instant,
+        last_asked: &mut Instant,
         ctx: &Context,
     ) -> Result<Option<page::Page>, EsError> {
-        let idle = last_answer.elapsed();
+        let asked = Instant::now();
+        let idle = asked.duration_since(*last_asked);
         let page = match runtime().block_on(self.next_page(slice, cursor, first, ctx)) {
             Ok(p) => p,
             Err(EsError::Stopped) => return Ok(None),
             Err(EsError::Expired(reason)) => return Err(self.context_gone(&reason, idle)),
             Err(other) => return Err(other),
         };
-        *last_answer = Instant::now();
+        *last_asked = asked;
         if let Some((kind, reason)) = &page.shard_failure {
             if kind == "search_context_missing_exception" {
                 return Err(self.context_gone(reason, idle));
