@@ -30,7 +30,7 @@ const NEEDS_ESCAPE: [bool; 256] = {
 
 /// True when no byte of `bytes` needs escaping in a JSON string: eight
 /// bytes at a time (a control character, `"` or `\\` in any of them).
-#[inline]
+#[inline(always)]
 fn needs_no_escape(bytes: &[u8]) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
@@ -54,17 +54,23 @@ fn needs_no_escape(bytes: &[u8]) -> bool {
 /// `\\`, `\n`, `\r`, `\t`, backspace and form feed escaped by letter, the
 /// other control characters as `\u00XX`, everything else as it is. The
 /// common case (nothing to escape) is one copy.
-#[inline]
+#[inline(always)]
 pub(crate) fn str_into(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
-    out.reserve(bytes.len() + 2);
-    out.push(b'"');
-    str_content_into(out, s);
-    out.push(b'"');
+    if needs_no_escape(bytes) {
+        out.reserve(bytes.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+    } else {
+        out.push(b'"');
+        escaped_into(out, bytes);
+        out.push(b'"');
+    }
 }
 
 /// [`str_into`] without the quotes around it.
-#[inline]
+#[inline(always)]
 pub(crate) fn str_content_into(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     if needs_no_escape(bytes) {
@@ -140,6 +146,7 @@ pub(crate) fn inferred_into(out: &mut Vec<u8>, text: &str) {
 }
 
 /// Appends the value as JSON.
+#[inline]
 pub(crate) fn value_into(out: &mut Vec<u8>, value: &Value) {
     match value {
         Value::Str(s) => str_into(out, s),
@@ -216,6 +223,7 @@ impl RowEncoder {
 
     /// Appends one row's JSON (without its line end) from the field texts
     /// at `ranges` of `all`, one range per schema field.
+    #[inline]
     pub(crate) fn write(
         &self,
         out: &mut Vec<u8>,

@@ -190,12 +190,14 @@ impl<'a> SourceOutput<'a> {
         k
     }
 
+    #[inline]
     fn took_rows(&mut self, n: u64) {
         self.rows += n;
         self.left = self.left.saturating_sub(n);
     }
 
     /// A row became `record`.
+    #[inline]
     pub fn push(&mut self, record: Record) {
         self.took_rows(1);
         match &mut self.pending {
@@ -205,6 +207,7 @@ impl<'a> SourceOutput<'a> {
     }
 
     /// A row was added to [`SourceOutput::pending`] by the source.
+    #[inline]
     pub fn took(&mut self) {
         self.took_rows(1);
     }
