@@ -360,6 +360,12 @@ impl Cli {
         let shard = || self.input_shard.as_deref().map(parse_shard).transpose();
         Ok(Slice(match self.source_type {
             SourceKind::Csv | SourceKind::Jsonl => shard()?,
+            // Ignored, every process would read the whole index.
+            SourceKind::Elasticsearch if self.input_shard.is_some() => {
+                return Err(PipelineError::Config(
+                    "--input-shard (or PIPELINE_INPUT_SHARD) splits input files; an Elasticsearch read is split with --es-slices N --es-slice-id I".into(),
+                ))
+            }
             SourceKind::Elasticsearch => self.es.slice(),
         }))
     }
@@ -927,6 +933,29 @@ mod tests {
         assert!(
             cron.contains("--lock-file") && cron.contains("--pushgateway-url"),
             "{cron}"
+        );
+    }
+
+    #[test]
+    fn input_shard_is_refused_for_elasticsearch() {
+        let e = parse(&[
+            "--source-type",
+            "elasticsearch",
+            "--es-url",
+            "http://127.0.0.1:9200",
+            "--es-index",
+            "docs",
+            "--input-shard",
+            "0/2",
+            "--sink-type",
+            "file",
+            "--output-file",
+            "out.jsonl",
+        ])
+        .unwrap_err();
+        assert!(
+            e.contains("--input-shard") && e.contains("--es-slices"),
+            "{e}"
         );
     }
 }
