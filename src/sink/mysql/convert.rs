@@ -16,8 +16,8 @@ use super::table::{Column, Kind};
 impl Column {
     /// Converts a record value for this column, or says why it does not fit.
     pub fn convert(&self, v: &Value) -> Result<MyValue, String> {
-        if let Value::Raw(_) = v {
-            return self.convert(&*v.checked_typed()?);
+        if let Value::Raw(raw) = v {
+            return self.convert_raw(raw, v);
         }
         // An empty CSV field means "no value" for every non-text column.
         let empty_text = matches!(v, Value::Str(s) if s.is_empty());
@@ -60,6 +60,25 @@ impl Column {
                 Ok(MyValue::Bytes(s.into_owned().into_bytes()))
             }
             Kind::Other => Ok(MyValue::Bytes(text_of(v).into_bytes())),
+        }
+    }
+
+    /// A document value, kept as its JSON text: a JSON string into a JSON
+    /// column is that JSON string (`"abc"`, not the text `abc` read as
+    /// JSON), and a number or boolean into a text column is its JSON text as
+    /// given (`1.50`, `true`, `-0`). Anything else converts as its typed value.
+    fn convert_raw(&self, raw: &str, v: &Value) -> Result<MyValue, String> {
+        let typed = v.checked_typed()?;
+        match (&self.kind, &*typed) {
+            (Kind::Json, Value::Str(s)) => {
+                let text = serde_json::to_string(s).map_err(|e| e.to_string())?;
+                Ok(MyValue::Bytes(text.into_bytes()))
+            }
+            (
+                Kind::Text { .. } | Kind::Binary { .. } | Kind::Other,
+                Value::Bool(_) | Value::Int(_) | Value::Decimal(_),
+            ) => self.convert(&Value::Str(raw.trim().to_owned())),
+            (_, typed) => self.convert(typed),
         }
     }
 }
@@ -115,13 +134,18 @@ fn time_value(v: &Value, fsp: u32) -> Result<MyValue, String> {
     Ok(MyValue::Bytes(text.into_bytes()))
 }
 
-/// A JSON column's value: text as it is once it parses, other values written
-/// as JSON.
+/// A JSON column's value: other values written as JSON (a JSON string as
+/// that string, quoted). Text (a CSV field) is JSON text, stored as it is
+/// once it parses: the one way a CSV file holds an object, so text that is
+/// not JSON (`abc`, `{nope`) is refused rather than guessed to be a string.
 fn json_value(v: &Value) -> Result<MyValue, String> {
     let text = match v {
         Value::Str(s) => {
-            serde_json::from_str::<serde_json::Value>(s)
-                .map_err(|e| format!("not valid JSON: {e}"))?;
+            serde_json::from_str::<serde_json::Value>(s).map_err(|e| {
+                format!(
+                    "not valid JSON: {e} (text for a JSON column is JSON text: a string is written quoted, \"abc\")"
+                )
+            })?;
             s.clone()
         }
         other => other.to_json().to_string(),
@@ -473,6 +497,119 @@ mod tests {
             fills_itself: nullable,
             auto_increment: false,
             default_on_null: false,
+        }
+    }
+
+    fn bytes(r: Result<MyValue, String>) -> Result<String, String> {
+        r.map(|v| match v {
+            MyValue::Bytes(b) => String::from_utf8(b).unwrap(),
+            MyValue::NULL => "NULL".into(),
+            other => other.as_sql(true),
+        })
+    }
+
+    /// A document's JSON string is a JSON string in a JSON column, even one
+    /// whose text looks like JSON; CSV text is JSON text, refused when it is
+    /// not JSON rather than guessed to be a string.
+    #[test]
+    fn json_columns_take_json_strings_as_strings_and_csv_text_as_json() {
+        let j = col(Kind::Json, true);
+        let raw = |t: &str| Value::Raw(t.into());
+        for (value, want) in [
+            (raw(r#""abc""#), r#""abc""#),
+            (raw(r#""""#), r#""""#),
+            (raw(r#""{\"a\":1}""#), r#""{\"a\":1}""#),
+            (raw(r#""caf\u00e9 \"q\"\n""#), r#""café \"q\"\n""#),
+            (
+                raw(r#""2026-01-02T03:04:05Z""#),
+                r#""2026-01-02T03:04:05Z""#,
+            ),
+            (raw(r#"{"a":[1,"x"]}"#), r#"{"a":[1,"x"]}"#),
+            (raw("[]"), "[]"),
+            (raw("1.50"), "1.50"),
+            (raw("12345678901234567890123"), "12345678901234567890123"),
+            (raw("true"), "true"),
+            (raw("null"), "NULL"),
+            (Value::Json(serde_json::json!("abc")), r#""abc""#),
+            (Value::Str(r#""abc""#.into()), r#""abc""#),
+            (Value::Str(r#"{"a": 1}"#.into()), r#"{"a": 1}"#),
+            (Value::Str("42".into()), "42"),
+            (Value::Str(String::new()), "NULL"),
+            (Value::Int(7), "7"),
+            (Value::Bool(false), "false"),
+        ] {
+            assert_eq!(bytes(j.convert(&value)).as_deref(), Ok(want), "{value:?}");
+        }
+        for value in [
+            Value::Str("abc".into()),
+            Value::Str("{nope".into()),
+            raw(r#""\ud800""#),
+        ] {
+            let why = j.convert(&value).unwrap_err();
+            assert!(why.contains("not valid JSON"), "{value:?}: {why}");
+        }
+        let why = j.convert(&Value::Str("abc".into())).unwrap_err();
+        assert!(why.contains(r#"quoted, "abc""#), "{why}");
+        let not_null = col(Kind::Json, false);
+        assert_eq!(
+            bytes(not_null.convert(&raw(r#""""#))).as_deref(),
+            Ok(r#""""#)
+        );
+        assert!(not_null.convert(&raw("null")).is_err());
+    }
+
+    /// A document's number or boolean into a text column keeps its JSON
+    /// text as given; text keeps its leading zeros.
+    #[test]
+    fn numbers_and_booleans_into_text_keep_their_json_text() {
+        let text = col(
+            Kind::Text {
+                max_chars: Some(30),
+                max_bytes: None,
+            },
+            true,
+        );
+        let raw = |t: &str| Value::Raw(t.into());
+        for (value, want) in [
+            (raw("true"), "true"),
+            (raw("false"), "false"),
+            (raw("1.50"), "1.50"),
+            (raw("-0"), "-0"),
+            (raw("1e5"), "1e5"),
+            (raw("-2.5E-3"), "-2.5E-3"),
+            (raw("0"), "0"),
+            (raw("12345678901234567890123"), "12345678901234567890123"),
+            (raw(r#""007""#), "007"),
+            (raw(r#""true""#), "true"),
+            (raw(r#"{"a":1.50}"#), r#"{"a":1.50}"#),
+            (raw("[true,1.0]"), "[true,1.0]"),
+            (raw("null"), "NULL"),
+            (Value::Str("007".into()), "007"),
+            (Value::Decimal("1.50".into()), "1.50"),
+            (Value::Bool(true), "true"),
+        ] {
+            assert_eq!(
+                bytes(text.convert(&value)).as_deref(),
+                Ok(want),
+                "{value:?}"
+            );
+        }
+        let short = col(
+            Kind::Text {
+                max_chars: Some(3),
+                max_bytes: None,
+            },
+            true,
+        );
+        assert!(short
+            .convert(&raw("1.50"))
+            .unwrap_err()
+            .contains("too long"));
+        for kind in [Kind::Binary { max_bytes: None }, Kind::Other] {
+            assert_eq!(
+                bytes(col(kind, true).convert(&raw("1.50"))).as_deref(),
+                Ok("1.50")
+            );
         }
     }
 
