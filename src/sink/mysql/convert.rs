@@ -478,9 +478,24 @@ fn is_time(s: &str) -> bool {
     }
 }
 
+/// A date or date-time in UTC that a DATE, DATETIME or TIMESTAMP column can
+/// hold: years 0000 to 9999 (after an offset is applied), no leap second.
 fn to_datetime(v: &Value) -> Result<NaiveDateTime, String> {
+    use chrono::{Datelike, Timelike};
     let s = text_ref(v);
-    parse_datetime(&s).ok_or_else(|| format!("'{s}' is not an ISO 8601 date or date-time"))
+    let d =
+        parse_datetime(&s).ok_or_else(|| format!("'{s}' is not an ISO 8601 date or date-time"))?;
+    if !(0..=9999).contains(&d.year()) {
+        return Err(format!(
+            "'{s}' is {d} in UTC, outside the years 0000 to 9999 a date column holds"
+        ));
+    }
+    if d.nanosecond() >= 1_000_000_000 {
+        return Err(format!(
+            "'{s}' is a leap second (:60), which a date-time column cannot hold"
+        ));
+    }
+    Ok(d)
 }
 
 #[cfg(test)]
@@ -556,6 +571,110 @@ mod tests {
             Ok(r#""""#)
         );
         assert!(not_null.convert(&raw("null")).is_err());
+    }
+
+    /// Fractional seconds past the column's precision (0 to 6) are refused,
+    /// as DECIMAL rounding is; trailing zeros are not digits it loses.
+    #[test]
+    fn fractional_seconds_against_every_precision() {
+        let s = |t: &str| Value::Str(t.into());
+        for fsp in 0..=6u32 {
+            let dt = col(Kind::DateTime { fsp }, true);
+            let t = col(Kind::Time { fsp }, true);
+            for digits in 0..=7usize {
+                let frac = &"1234567"[..digits];
+                let dot = if digits == 0 { "" } else { "." };
+                let at = format!("2024-02-29 23:59:59{dot}{frac}");
+                let time = format!("838:59:59{dot}{frac}");
+                let padded = format!("2024-02-29T23:59:59.{frac}000+00:00");
+                if digits as u32 <= fsp {
+                    let want = if digits == 0 {
+                        "2024-02-29 23:59:59".to_string()
+                    } else {
+                        format!("2024-02-29 23:59:59.{frac:0<6}")
+                    };
+                    assert_eq!(bytes(dt.convert(&s(&at))), Ok(want.clone()), "{at} {fsp}");
+                    assert_eq!(bytes(dt.convert(&s(&padded))), Ok(want), "{padded}");
+                    assert_eq!(bytes(t.convert(&s(&time))), Ok(time.clone()));
+                } else {
+                    for (c, v) in [(&dt, &at), (&dt, &padded), (&t, &time)] {
+                        let why = c.convert(&s(v)).unwrap_err();
+                        assert!(
+                            why.contains(&format!("({fsp})")) && why.contains("rounded"),
+                            "{v} into {fsp}: {why}"
+                        );
+                    }
+                }
+            }
+        }
+        // Nanoseconds: past any column's six digits.
+        let dt6 = col(Kind::DateTime { fsp: 6 }, true);
+        assert!(dt6.convert(&s("2026-01-02T03:04:05.123456789Z")).is_err());
+        assert!(dt6.convert(&s("2026-01-02T03:04:05.123456000Z")).is_ok());
+    }
+
+    /// An offset is applied: the column holds the instant in UTC (the
+    /// session's time zone); a date-time without one is taken as given.
+    #[test]
+    fn offsets_are_converted_to_utc() {
+        let dt = col(Kind::DateTime { fsp: 6 }, true);
+        let s = |t: &str| Value::Str(t.into());
+        for (given, want) in [
+            ("2026-01-02T03:04:05+02:00", "2026-01-02 01:04:05"),
+            ("2026-01-02T03:04:05Z", "2026-01-02 03:04:05"),
+            ("2026-01-02T03:04:05z", "2026-01-02 03:04:05"),
+            ("2026-01-02T03:04:05+00:00", "2026-01-02 03:04:05"),
+            ("2026-01-02T03:04:05-00:00", "2026-01-02 03:04:05"),
+            ("2026-01-02T03:04:05-05:30", "2026-01-02 08:34:05"),
+            ("2026-01-02T03:04:05.25+14:00", "2026-01-01 13:04:05.250000"),
+            ("2026-01-02T03:04:05-12:00", "2026-01-02 15:04:05"),
+            ("2026-01-01T00:30:00+01:00", "2025-12-31 23:30:00"),
+            ("2025-12-31T23:30:00-01:00", "2026-01-01 00:30:00"),
+            ("2024-02-29T23:00:00-02:00", "2024-03-01 01:00:00"),
+            ("2024-03-01T01:00:00+02:00", "2024-02-29 23:00:00"),
+            ("2026-01-02 03:04:05+02:00", "2026-01-02 01:04:05"),
+            // No offset: as given.
+            ("2026-01-02T03:04:05", "2026-01-02 03:04:05"),
+            ("2026-01-02 03:04", "2026-01-02 03:04:00"),
+            ("2024-02-29", "2024-02-29 00:00:00"),
+            // The limits of the years a column holds.
+            ("9999-12-31T23:59:59.999999Z", "9999-12-31 23:59:59.999999"),
+            ("9999-12-31T23:59:59+00:00", "9999-12-31 23:59:59"),
+            ("0000-01-01 00:00:00", "0000-01-01 00:00:00"),
+            ("1000-01-01T01:00:00+01:00", "1000-01-01 00:00:00"),
+            ("1970-01-01T00:00:01Z", "1970-01-01 00:00:01"),
+            (
+                "2038-01-19T05:14:07.999999+02:00",
+                "2038-01-19 03:14:07.999999",
+            ),
+        ] {
+            assert_eq!(bytes(dt.convert(&s(given))).as_deref(), Ok(want), "{given}");
+        }
+        for (given, why) in [
+            ("9999-12-31T23:30:00-01:00", "outside the years"),
+            ("0000-01-01T00:30:00+01:00", "outside the years"),
+            ("2016-12-31T23:59:60Z", "leap second"),
+            ("2023-02-29T00:00:00Z", "not an ISO 8601"),
+            ("2026-01-02T03:04:05+0200", "not an ISO 8601"),
+            ("2026-01-02T03:04:05+02", "not an ISO 8601"),
+            ("2026-01-02T25:00:00Z", "not an ISO 8601"),
+            ("1767323045", "not an ISO 8601"),
+        ] {
+            let got = dt.convert(&s(given)).unwrap_err();
+            assert!(got.contains(why), "{given}: {got}");
+        }
+        // A DATE takes a date-time at midnight in UTC only.
+        let d = col(Kind::Date, true);
+        assert_eq!(
+            bytes(d.convert(&s("2024-02-29T00:00:00Z"))).as_deref(),
+            Ok("2024-02-29")
+        );
+        assert_eq!(
+            bytes(d.convert(&s("2024-03-01T02:00:00+02:00"))).as_deref(),
+            Ok("2024-03-01")
+        );
+        let why = d.convert(&s("2024-03-01T00:00:00+02:00")).unwrap_err();
+        assert!(why.contains("time of day"), "{why}");
     }
 
     /// A document's number or boolean into a text column keeps its JSON
