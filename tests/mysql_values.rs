@@ -405,3 +405,135 @@ fn csv_text_into_a_json_column_is_json_text() {
     );
     db.exec(&format!("DROP TABLE {table}"));
 }
+
+/// `--date-format FIELD=epoch_millis|epoch_second` (on the command line or
+/// as a list in `--config`): numbers and numeric strings in those fields load
+/// into date columns as the instants they count; without it the records fail
+/// with a reason naming the flag.
+#[test]
+fn epoch_times_load_into_date_columns_with_date_format() {
+    let mut db = Db::connect();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("epochs.jsonl");
+    fs::write(
+        &input,
+        [
+            r#"{"id": 1, "ms": 1420070400001, "s": 1767323045, "d": "1709164800000", "n": 1420070400001}"#,
+            r#"{"id": 2, "ms": "1420070400999", "s": "2026-01-02T03:04:05+02:00", "d": 0, "n": 0}"#,
+            r#"{"id": 3, "ms": 1420070400000.5}"#,
+            r#"{"id": 4, "d": 1709164801000}"#,
+            r#"{"id": 5, "s": -1}"#,
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let config = dir.path().join("job.toml");
+    fs::write(
+        &config,
+        "date-format = [\"ms=epoch_millis\", \"s=epoch_second\", \"d=epoch_millis\"]\n",
+    )
+    .unwrap();
+    let url = mysql_url();
+    let flags = [
+        "--date-format",
+        "ms=epoch_millis",
+        "--date-format",
+        "s=epoch_second",
+        "--date-format",
+        "d=epoch_millis",
+    ];
+    let config_flag = ["--config", p(&config)];
+    let ways: [(&str, &[&str]); 3] = [
+        ("insert", &flags),
+        ("load-data", &config_flag),
+        ("insert", &[]),
+    ];
+    for (i, (mode, given)) in ways.into_iter().enumerate() {
+        let table = table_name(&format!("values_epoch_{i}"));
+        db.exec(&format!("DROP TABLE IF EXISTS {table}"));
+        db.exec(&format!(
+            "CREATE TABLE {table} (id INT PRIMARY KEY, ms DATETIME(3), s TIMESTAMP NULL, \
+             d DATE, n BIGINT)"
+        ));
+        let dead = dir.path().join(format!("dead-{i}.jsonl"));
+        let mut args = vec![
+            "--source-type",
+            "jsonl",
+            "--jsonl-file",
+            p(&input),
+            "--sink-type",
+            "mysql",
+            "--db-url",
+            &url,
+            "--db-table",
+            &table,
+            "--mysql-load-mode",
+            mode,
+            "--dead-letter",
+            p(&dead),
+        ];
+        args.extend(given);
+        let out = run(&args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        let reasons: HashMap<u64, String> = read_jsonl(&dead)
+            .iter()
+            .map(|v| {
+                (
+                    v["record"]["id"].as_u64().unwrap(),
+                    v["reason"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        let rows = db.rows(&format!(
+            "SELECT id, CAST(ms AS CHAR), CAST(s AS CHAR), CAST(d AS CHAR), n \
+             FROM {table} ORDER BY id"
+        ));
+        let text = |s: &str| Some(s.to_string());
+        if given.is_empty() {
+            // Without the flag: every record with an epoch number fails.
+            assert_eq!(rows, Vec::<Vec<Option<String>>>::new());
+            assert_eq!(reasons.len(), 5, "{reasons:?}");
+            for id in 1..=5 {
+                let why = &reasons[&id];
+                assert!(
+                    why.contains("is a number") && why.contains("--date-format FIELD=epoch_millis"),
+                    "{why}"
+                );
+            }
+            assert!(reasons[&1].starts_with("column ms: '1420070400001'"));
+        } else {
+            assert_eq!(
+                rows,
+                vec![
+                    vec![
+                        text("1"),
+                        text("2015-01-01 00:00:00.001"),
+                        text("2026-01-02 03:04:05"),
+                        text("2024-02-29"),
+                        text("1420070400001"),
+                    ],
+                    vec![
+                        text("2"),
+                        text("2015-01-01 00:00:00.999"),
+                        text("2026-01-02 01:04:05"),
+                        text("1970-01-01"),
+                        text("0"),
+                    ],
+                ]
+            );
+            assert_eq!(reasons.len(), 3, "{reasons:?}");
+            assert!(
+                reasons[&3].contains("(3); it would be rounded"),
+                "{reasons:?}"
+            );
+            assert!(reasons[&4].contains("time of day"), "{reasons:?}");
+            // 1969-12-31 23:59:59 is before TIMESTAMP's range: the server says so.
+            assert!(
+                reasons[&5].contains("Incorrect datetime value"),
+                "{reasons:?}"
+            );
+        }
+        db.exec(&format!("DROP TABLE {table}"));
+    }
+}
