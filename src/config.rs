@@ -382,6 +382,16 @@ pub enum OnDuplicate {
     Error,
 }
 
+/// `--date-format FIELD=…`: the unit of a field's epoch times (numbers,
+/// or numeric strings as Elasticsearch's `epoch_millis` fields hold them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EpochUnit {
+    /// `epoch_millis`: milliseconds since 1970-01-01T00:00:00Z.
+    Millis,
+    /// `epoch_second`: seconds since 1970-01-01T00:00:00Z.
+    Seconds,
+}
+
 /// How rows are sent to MySQL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LoadMode {
@@ -430,6 +440,8 @@ pub struct MysqlConfig {
     pub add_columns: bool,
     /// Record fields deliberately not loaded (they need no column).
     pub ignore_fields: Vec<String>,
+    /// Fields whose numbers are epoch times (`--date-format`), for date columns.
+    pub date_formats: Vec<(String, EpochUnit)>,
     /// Retries of a batch after a lost connection, deadlock or lock wait timeout.
     pub retry: RetryPolicy,
     /// Longest one statement may take before it counts as timed out.
@@ -437,6 +449,14 @@ pub struct MysqlConfig {
 }
 
 impl MysqlConfig {
+    /// The unit `--date-format` gives `field`'s epoch times, if any.
+    pub fn epoch_unit(&self, field: &str) -> Option<EpochUnit> {
+        self.date_formats
+            .iter()
+            .find(|(name, _)| name == field)
+            .map(|&(_, unit)| unit)
+    }
+
     /// `user@host:port/database.table`, for messages (never the password).
     pub fn display_target(&self) -> String {
         format!(

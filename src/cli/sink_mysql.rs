@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::config::{LoadMode, MysqlConfig, OnDuplicate, Secret, SourceKind, SslMode};
+use crate::config::{EpochUnit, LoadMode, MysqlConfig, OnDuplicate, Secret, SourceKind, SslMode};
 use crate::error::PipelineError;
 
 use super::resolve::duration_flag;
@@ -109,6 +109,17 @@ pub struct MysqlFlags {
     #[arg(long, value_name = "A,B", help_heading = "MySQL sink")]
     pub ignore_fields: Option<String>,
 
+    /// A field's numbers (and numeric strings) are epoch times, for a DATE,
+    /// DATETIME or TIMESTAMP column: epoch_millis or epoch_second (UTC).
+    /// Repeatable. Example: --date-format created=epoch_millis
+    #[arg(
+        long,
+        value_name = "FIELD=FORMAT",
+        action = clap::ArgAction::Append,
+        help_heading = "MySQL sink"
+    )]
+    pub date_format: Vec<String>,
+
     /// With --create-table and no --db-key: create the table without a primary
     /// key, accepting that a re-run inserts every row again.
     #[arg(long, help_heading = "MySQL sink")]
@@ -157,6 +168,30 @@ fn parse_db_url(raw: &str) -> Result<DbUrl, PipelineError> {
         pass: url.password().map(decode),
         db: (!db.is_empty()).then(|| decode(db)),
     })
+}
+
+/// `--date-format FIELD=epoch_millis|epoch_second`, each field once.
+fn date_formats(given: &[String]) -> Result<Vec<(String, EpochUnit)>, PipelineError> {
+    let mut out: Vec<(String, EpochUnit)> = Vec::with_capacity(given.len());
+    for item in given {
+        let bad = |why: &str| PipelineError::Config(format!("--date-format '{item}': {why}"));
+        let (field, format) = item
+            .rsplit_once('=')
+            .ok_or_else(|| bad("expected FIELD=epoch_millis or FIELD=epoch_second"))?;
+        let unit = match format.trim() {
+            "epoch_millis" => EpochUnit::Millis,
+            "epoch_second" => EpochUnit::Seconds,
+            _ => return Err(bad("the format is epoch_millis or epoch_second")),
+        };
+        if field.is_empty() {
+            return Err(bad("no field name before '='"));
+        }
+        if out.iter().any(|(f, _)| f == field) {
+            return Err(bad("the field is given a format twice"));
+        }
+        out.push((field.to_string(), unit));
+    }
+    Ok(out)
 }
 
 /// A comma-separated list of column names, trimmed, the empty ones left
@@ -230,6 +265,7 @@ impl MysqlFlags {
             load_mode: self.mysql_load_mode,
             add_columns: self.add_columns,
             ignore_fields: columns(self.ignore_fields.as_deref()),
+            date_formats: date_formats(&self.date_format)?,
             retry: run.retry_policy()?,
             timeout: duration_flag("--db-timeout", &self.db_timeout)?,
         })
@@ -271,5 +307,38 @@ impl MysqlFlags {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn date_formats_name_a_field_and_a_unit_once() {
+        let given = |items: &[&str]| {
+            date_formats(&items.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            given(&["created=epoch_millis", "a=b=epoch_second"]).unwrap(),
+            vec![
+                ("created".to_string(), EpochUnit::Millis),
+                ("a=b".to_string(), EpochUnit::Seconds),
+            ]
+        );
+        assert_eq!(given(&[]).unwrap(), vec![]);
+        for (items, why) in [
+            (&["created"][..], "FIELD=epoch_millis"),
+            (&["created=epoch_nanos"][..], "epoch_millis or epoch_second"),
+            (&["=epoch_millis"][..], "no field name"),
+            (&["a=epoch_millis", "a=epoch_second"][..], "twice"),
+        ] {
+            let e = given(items).unwrap_err();
+            assert!(
+                e.contains("--date-format") && e.contains(why),
+                "{items:?}: {e}"
+            );
+        }
     }
 }

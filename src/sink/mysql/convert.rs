@@ -9,6 +9,7 @@ use std::borrow::Cow;
 use chrono::{NaiveDate, NaiveDateTime};
 use mysql_async::Value as MyValue;
 
+use crate::config::EpochUnit;
 use crate::record::Value;
 
 use super::table::{Column, Kind};
@@ -16,8 +17,14 @@ use super::table::{Column, Kind};
 impl Column {
     /// Converts a record value for this column, or says why it does not fit.
     pub fn convert(&self, v: &Value) -> Result<MyValue, String> {
-        if let Value::Raw(_) = v {
-            return self.convert(&*v.checked_typed()?);
+        self.convert_as(v, None)
+    }
+
+    /// [`Column::convert`] for a field whose numbers are epoch times in
+    /// `epoch` units (`--date-format`), where the column is a date.
+    pub fn convert_as(&self, v: &Value, epoch: Option<EpochUnit>) -> Result<MyValue, String> {
+        if let Value::Raw(raw) = v {
+            return self.convert_raw(raw, v, epoch);
         }
         // An empty CSV field means "no value" for every non-text column.
         let empty_text = matches!(v, Value::Str(s) if s.is_empty());
@@ -46,8 +53,8 @@ impl Column {
                 let f = to_float(v)?;
                 Ok(MyValue::Double(f))
             }
-            Kind::Date => date_value(v),
-            Kind::DateTime { fsp } => datetime_value(v, *fsp),
+            Kind::Date => date_value(v, epoch),
+            Kind::DateTime { fsp } => datetime_value(v, *fsp, epoch),
             Kind::Time { fsp } => time_value(v, *fsp),
             Kind::Json => json_value(v),
             Kind::Text {
@@ -60,6 +67,30 @@ impl Column {
                 Ok(MyValue::Bytes(s.into_owned().into_bytes()))
             }
             Kind::Other => Ok(MyValue::Bytes(text_of(v).into_bytes())),
+        }
+    }
+
+    /// A document value, kept as its JSON text: a JSON string into a JSON
+    /// column is that JSON string (`"abc"`, not the text `abc` read as
+    /// JSON), and a number or boolean into a text column is its JSON text as
+    /// given (`1.50`, `true`, `-0`). Anything else converts as its typed value.
+    fn convert_raw(
+        &self,
+        raw: &str,
+        v: &Value,
+        epoch: Option<EpochUnit>,
+    ) -> Result<MyValue, String> {
+        let typed = v.checked_typed()?;
+        match (&self.kind, &*typed) {
+            (Kind::Json, Value::Str(s)) => {
+                let text = serde_json::to_string(s).map_err(|e| e.to_string())?;
+                Ok(MyValue::Bytes(text.into_bytes()))
+            }
+            (
+                Kind::Text { .. } | Kind::Binary { .. } | Kind::Other,
+                Value::Bool(_) | Value::Int(_) | Value::Decimal(_),
+            ) => self.convert(&Value::Str(raw.trim().to_owned())),
+            (_, typed) => self.convert_as(typed, epoch),
         }
     }
 }
@@ -78,8 +109,8 @@ fn int_value(v: &Value, min: i128, max: i128) -> Result<MyValue, String> {
 }
 
 /// A DATE column's value: a date, or a date and time at midnight.
-fn date_value(v: &Value) -> Result<MyValue, String> {
-    let d = to_datetime(v)?;
+fn date_value(v: &Value, epoch: Option<EpochUnit>) -> Result<MyValue, String> {
+    let d = to_datetime(v, epoch)?;
     if d.time() != chrono::NaiveTime::MIN {
         return Err(format!(
             "{} has a time of day; the column is a DATE",
@@ -90,9 +121,9 @@ fn date_value(v: &Value) -> Result<MyValue, String> {
 }
 
 /// A DATETIME or TIMESTAMP column's value, keeping `fsp` digits of a second.
-fn datetime_value(v: &Value, fsp: u32) -> Result<MyValue, String> {
+fn datetime_value(v: &Value, fsp: u32, epoch: Option<EpochUnit>) -> Result<MyValue, String> {
     use chrono::Timelike;
-    let d = to_datetime(v)?;
+    let d = to_datetime(v, epoch)?;
     // Fractional seconds the column cannot keep would be
     // rounded: refused, as DECIMAL rounding is.
     let nanos = d.nanosecond() % 1_000_000_000;
@@ -115,13 +146,18 @@ fn time_value(v: &Value, fsp: u32) -> Result<MyValue, String> {
     Ok(MyValue::Bytes(text.into_bytes()))
 }
 
-/// A JSON column's value: text as it is once it parses, other values written
-/// as JSON.
+/// A JSON column's value: other values written as JSON (a JSON string as
+/// that string, quoted). Text (a CSV field) is JSON text, stored as it is
+/// once it parses: the one way a CSV file holds an object, so text that is
+/// not JSON (`abc`, `{nope`) is refused rather than guessed to be a string.
 fn json_value(v: &Value) -> Result<MyValue, String> {
     let text = match v {
         Value::Str(s) => {
-            serde_json::from_str::<serde_json::Value>(s)
-                .map_err(|e| format!("not valid JSON: {e}"))?;
+            serde_json::from_str::<serde_json::Value>(s).map_err(|e| {
+                format!(
+                    "not valid JSON: {e} (text for a JSON column is JSON text: a string is written quoted, \"abc\")"
+                )
+            })?;
             s.clone()
         }
         other => other.to_json().to_string(),
@@ -424,6 +460,43 @@ pub(super) fn parse_datetime(s: &str) -> Option<NaiveDateTime> {
         .map(|d| d.and_time(chrono::NaiveTime::MIN))
 }
 
+/// The instant `plain` (a number as [`plain_decimal`] writes it, given as
+/// `s`) counts in `unit` since 1970-01-01T00:00:00Z, to the nanosecond.
+fn from_epoch(s: &str, plain: &str, unit: EpochUnit) -> Result<NaiveDateTime, String> {
+    let (neg, digits) = match plain.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, plain),
+    };
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    let frac = frac.trim_end_matches('0');
+    // Nanoseconds in one unit, and the fraction digits they hold.
+    let (per_unit, places) = match unit {
+        EpochUnit::Millis => (1_000_000i128, 6),
+        EpochUnit::Seconds => (1_000_000_000i128, 9),
+    };
+    let out_of_range = || format!("'{s}' is out of the range of dates as an epoch time");
+    if frac.len() > places {
+        return Err(format!("'{s}' is finer than a nanosecond as an epoch time"));
+    }
+    if int.len() > 20 {
+        return Err(out_of_range());
+    }
+    let int: i128 = int.parse().map_err(|_| out_of_range())?;
+    let frac: i128 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<places$}")
+            .parse()
+            .map_err(|_| out_of_range())?
+    };
+    let nanos = (int * per_unit + frac) * if neg { -1 } else { 1 };
+    let secs = i64::try_from(nanos.div_euclid(1_000_000_000)).map_err(|_| out_of_range())?;
+    let sub = nanos.rem_euclid(1_000_000_000) as u32;
+    chrono::DateTime::from_timestamp(secs, sub)
+        .map(|d| d.naive_utc())
+        .ok_or_else(out_of_range)
+}
+
 fn fraction_refused(text: &str, fsp: u32) -> String {
     format!(
         "{text} has more fractional-second digits than the column keeps ({fsp}); it would be rounded"
@@ -454,9 +527,32 @@ fn is_time(s: &str) -> bool {
     }
 }
 
-fn to_datetime(v: &Value) -> Result<NaiveDateTime, String> {
+/// A date or date-time in UTC that a DATE, DATETIME or TIMESTAMP column can
+/// hold: years 0000 to 9999 (after an offset is applied), no leap second.
+/// A number is an epoch time in `epoch` units, when the field has them.
+fn to_datetime(v: &Value, epoch: Option<EpochUnit>) -> Result<NaiveDateTime, String> {
+    use chrono::{Datelike, Timelike};
     let s = text_ref(v);
-    parse_datetime(&s).ok_or_else(|| format!("'{s}' is not an ISO 8601 date or date-time"))
+    let number = plain_decimal(s.trim());
+    let d = match (epoch, number) {
+        (Some(unit), Some(n)) => from_epoch(&s, &n, unit)?,
+        (None, Some(_)) => return Err(format!(
+            "'{s}' is a number, not an ISO 8601 date or date-time: if it is an epoch time, give its unit with --date-format FIELD=epoch_millis or FIELD=epoch_second"
+        )),
+        (_, None) => parse_datetime(&s)
+            .ok_or_else(|| format!("'{s}' is not an ISO 8601 date or date-time"))?,
+    };
+    if !(0..=9999).contains(&d.year()) {
+        return Err(format!(
+            "'{s}' is {d} in UTC, outside the years 0000 to 9999 a date column holds"
+        ));
+    }
+    if d.nanosecond() >= 1_000_000_000 {
+        return Err(format!(
+            "'{s}' is a leap second (:60), which a date-time column cannot hold"
+        ));
+    }
+    Ok(d)
 }
 
 #[cfg(test)]
@@ -474,6 +570,340 @@ mod tests {
             auto_increment: false,
             default_on_null: false,
         }
+    }
+
+    fn bytes(r: Result<MyValue, String>) -> Result<String, String> {
+        r.map(|v| match v {
+            MyValue::Bytes(b) => String::from_utf8(b).unwrap(),
+            MyValue::NULL => "NULL".into(),
+            other => other.as_sql(true),
+        })
+    }
+
+    /// A document's JSON string is a JSON string in a JSON column, even one
+    /// whose text looks like JSON; CSV text is JSON text, refused when it is
+    /// not JSON rather than guessed to be a string.
+    #[test]
+    fn json_columns_take_json_strings_as_strings_and_csv_text_as_json() {
+        let j = col(Kind::Json, true);
+        let raw = |t: &str| Value::Raw(t.into());
+        for (value, want) in [
+            (raw(r#""abc""#), r#""abc""#),
+            (raw(r#""""#), r#""""#),
+            (raw(r#""{\"a\":1}""#), r#""{\"a\":1}""#),
+            (raw(r#""caf\u00e9 \"q\"\n""#), r#""café \"q\"\n""#),
+            (
+                raw(r#""2026-01-02T03:04:05Z""#),
+                r#""2026-01-02T03:04:05Z""#,
+            ),
+            (raw(r#"{"a":[1,"x"]}"#), r#"{"a":[1,"x"]}"#),
+            (raw("[]"), "[]"),
+            (raw("1.50"), "1.50"),
+            (raw("12345678901234567890123"), "12345678901234567890123"),
+            (raw("true"), "true"),
+            (raw("null"), "NULL"),
+            (Value::Json(serde_json::json!("abc")), r#""abc""#),
+            (Value::Str(r#""abc""#.into()), r#""abc""#),
+            (Value::Str(r#"{"a": 1}"#.into()), r#"{"a": 1}"#),
+            (Value::Str("42".into()), "42"),
+            (Value::Str(String::new()), "NULL"),
+            (Value::Int(7), "7"),
+            (Value::Bool(false), "false"),
+        ] {
+            assert_eq!(bytes(j.convert(&value)).as_deref(), Ok(want), "{value:?}");
+        }
+        for value in [
+            Value::Str("abc".into()),
+            Value::Str("{nope".into()),
+            raw(r#""\ud800""#),
+        ] {
+            let why = j.convert(&value).unwrap_err();
+            assert!(why.contains("not valid JSON"), "{value:?}: {why}");
+        }
+        let why = j.convert(&Value::Str("abc".into())).unwrap_err();
+        assert!(why.contains(r#"quoted, "abc""#), "{why}");
+        let not_null = col(Kind::Json, false);
+        assert_eq!(
+            bytes(not_null.convert(&raw(r#""""#))).as_deref(),
+            Ok(r#""""#)
+        );
+        assert!(not_null.convert(&raw("null")).is_err());
+    }
+
+    /// Fractional seconds past the column's precision (0 to 6) are refused,
+    /// as DECIMAL rounding is; trailing zeros are not digits it loses.
+    #[test]
+    fn fractional_seconds_against_every_precision() {
+        let s = |t: &str| Value::Str(t.into());
+        for fsp in 0..=6u32 {
+            let dt = col(Kind::DateTime { fsp }, true);
+            let t = col(Kind::Time { fsp }, true);
+            for digits in 0..=7usize {
+                let frac = &"1234567"[..digits];
+                let dot = if digits == 0 { "" } else { "." };
+                let at = format!("2024-02-29 23:59:59{dot}{frac}");
+                let time = format!("838:59:59{dot}{frac}");
+                let padded = format!("2024-02-29T23:59:59.{frac}000+00:00");
+                if digits as u32 <= fsp {
+                    let want = if digits == 0 {
+                        "2024-02-29 23:59:59".to_string()
+                    } else {
+                        format!("2024-02-29 23:59:59.{frac:0<6}")
+                    };
+                    assert_eq!(bytes(dt.convert(&s(&at))), Ok(want.clone()), "{at} {fsp}");
+                    assert_eq!(bytes(dt.convert(&s(&padded))), Ok(want), "{padded}");
+                    assert_eq!(bytes(t.convert(&s(&time))), Ok(time.clone()));
+                } else {
+                    for (c, v) in [(&dt, &at), (&dt, &padded), (&t, &time)] {
+                        let why = c.convert(&s(v)).unwrap_err();
+                        assert!(
+                            why.contains(&format!("({fsp})")) && why.contains("rounded"),
+                            "{v} into {fsp}: {why}"
+                        );
+                    }
+                }
+            }
+        }
+        // Nanoseconds: past any column's six digits.
+        let dt6 = col(Kind::DateTime { fsp: 6 }, true);
+        assert!(dt6.convert(&s("2026-01-02T03:04:05.123456789Z")).is_err());
+        assert!(dt6.convert(&s("2026-01-02T03:04:05.123456000Z")).is_ok());
+    }
+
+    /// An offset is applied: the column holds the instant in UTC (the
+    /// session's time zone); a date-time without one is taken as given.
+    #[test]
+    fn offsets_are_converted_to_utc() {
+        let dt = col(Kind::DateTime { fsp: 6 }, true);
+        let s = |t: &str| Value::Str(t.into());
+        for (given, want) in [
+            ("2026-01-02T03:04:05+02:00", "2026-01-02 01:04:05"),
+            ("2026-01-02T03:04:05Z", "2026-01-02 03:04:05"),
+            ("2026-01-02T03:04:05z", "2026-01-02 03:04:05"),
+            ("2026-01-02T03:04:05+00:00", "2026-01-02 03:04:05"),
+            ("2026-01-02T03:04:05-00:00", "2026-01-02 03:04:05"),
+            ("2026-01-02T03:04:05-05:30", "2026-01-02 08:34:05"),
+            ("2026-01-02T03:04:05.25+14:00", "2026-01-01 13:04:05.250000"),
+            ("2026-01-02T03:04:05-12:00", "2026-01-02 15:04:05"),
+            ("2026-01-01T00:30:00+01:00", "2025-12-31 23:30:00"),
+            ("2025-12-31T23:30:00-01:00", "2026-01-01 00:30:00"),
+            ("2024-02-29T23:00:00-02:00", "2024-03-01 01:00:00"),
+            ("2024-03-01T01:00:00+02:00", "2024-02-29 23:00:00"),
+            ("2026-01-02 03:04:05+02:00", "2026-01-02 01:04:05"),
+            // No offset: as given.
+            ("2026-01-02T03:04:05", "2026-01-02 03:04:05"),
+            ("2026-01-02 03:04", "2026-01-02 03:04:00"),
+            ("2024-02-29", "2024-02-29 00:00:00"),
+            // The limits of the years a column holds.
+            ("9999-12-31T23:59:59.999999Z", "9999-12-31 23:59:59.999999"),
+            ("9999-12-31T23:59:59+00:00", "9999-12-31 23:59:59"),
+            ("0000-01-01 00:00:00", "0000-01-01 00:00:00"),
+            ("1000-01-01T01:00:00+01:00", "1000-01-01 00:00:00"),
+            ("1970-01-01T00:00:01Z", "1970-01-01 00:00:01"),
+            (
+                "2038-01-19T05:14:07.999999+02:00",
+                "2038-01-19 03:14:07.999999",
+            ),
+        ] {
+            assert_eq!(bytes(dt.convert(&s(given))).as_deref(), Ok(want), "{given}");
+        }
+        for (given, why) in [
+            ("9999-12-31T23:30:00-01:00", "outside the years"),
+            ("0000-01-01T00:30:00+01:00", "outside the years"),
+            ("2016-12-31T23:59:60Z", "leap second"),
+            ("2023-02-29T00:00:00Z", "not an ISO 8601"),
+            ("2026-01-02T03:04:05+0200", "not an ISO 8601"),
+            ("2026-01-02T03:04:05+02", "not an ISO 8601"),
+            ("2026-01-02T25:00:00Z", "not an ISO 8601"),
+            ("1767323045", "not an ISO 8601"),
+        ] {
+            let got = dt.convert(&s(given)).unwrap_err();
+            assert!(got.contains(why), "{given}: {got}");
+        }
+        // A DATE takes a date-time at midnight in UTC only.
+        let d = col(Kind::Date, true);
+        assert_eq!(
+            bytes(d.convert(&s("2024-02-29T00:00:00Z"))).as_deref(),
+            Ok("2024-02-29")
+        );
+        assert_eq!(
+            bytes(d.convert(&s("2024-03-01T02:00:00+02:00"))).as_deref(),
+            Ok("2024-03-01")
+        );
+        let why = d.convert(&s("2024-03-01T00:00:00+02:00")).unwrap_err();
+        assert!(why.contains("time of day"), "{why}");
+    }
+
+    /// A document's number or boolean into a text column keeps its JSON
+    /// text as given; text keeps its leading zeros.
+    #[test]
+    fn numbers_and_booleans_into_text_keep_their_json_text() {
+        let text = col(
+            Kind::Text {
+                max_chars: Some(30),
+                max_bytes: None,
+            },
+            true,
+        );
+        let raw = |t: &str| Value::Raw(t.into());
+        for (value, want) in [
+            (raw("true"), "true"),
+            (raw("false"), "false"),
+            (raw("1.50"), "1.50"),
+            (raw("-0"), "-0"),
+            (raw("1e5"), "1e5"),
+            (raw("-2.5E-3"), "-2.5E-3"),
+            (raw("0"), "0"),
+            (raw("12345678901234567890123"), "12345678901234567890123"),
+            (raw(r#""007""#), "007"),
+            (raw(r#""true""#), "true"),
+            (raw(r#"{"a":1.50}"#), r#"{"a":1.50}"#),
+            (raw("[true,1.0]"), "[true,1.0]"),
+            (raw("null"), "NULL"),
+            (Value::Str("007".into()), "007"),
+            (Value::Decimal("1.50".into()), "1.50"),
+            (Value::Bool(true), "true"),
+        ] {
+            assert_eq!(
+                bytes(text.convert(&value)).as_deref(),
+                Ok(want),
+                "{value:?}"
+            );
+        }
+        let short = col(
+            Kind::Text {
+                max_chars: Some(3),
+                max_bytes: None,
+            },
+            true,
+        );
+        assert!(short
+            .convert(&raw("1.50"))
+            .unwrap_err()
+            .contains("too long"));
+        for kind in [Kind::Binary { max_bytes: None }, Kind::Other] {
+            assert_eq!(
+                bytes(col(kind, true).convert(&raw("1.50"))).as_deref(),
+                Ok("1.50")
+            );
+        }
+    }
+
+    /// `--date-format`: a field's numbers (and numeric strings) are epoch
+    /// times in its unit, to the nanosecond, under the same precision and
+    /// range rules as text; without it a number in a date column fails with
+    /// a reason naming the flag.
+    #[test]
+    fn epoch_times_with_their_unit() {
+        use EpochUnit::{Millis, Seconds};
+        let dt = |fsp| col(Kind::DateTime { fsp }, true);
+        let raw = |t: &str| Value::Raw(t.into());
+        for (fsp, value, unit, want) in [
+            (0, raw("0"), Millis, "1970-01-01 00:00:00"),
+            (
+                3,
+                raw("1420070400001"),
+                Millis,
+                "2015-01-01 00:00:00.001000",
+            ),
+            (
+                3,
+                raw(r#""1420070400001""#),
+                Millis,
+                "2015-01-01 00:00:00.001000",
+            ),
+            (
+                3,
+                Value::Str("1420070400001".into()),
+                Millis,
+                "2015-01-01 00:00:00.001000",
+            ),
+            (
+                3,
+                Value::Int(1420070400001),
+                Millis,
+                "2015-01-01 00:00:00.001000",
+            ),
+            (
+                3,
+                Value::Decimal("1.420070400001E12".into()),
+                Millis,
+                "2015-01-01 00:00:00.001000",
+            ),
+            (
+                6,
+                raw("1420070400001.5"),
+                Millis,
+                "2015-01-01 00:00:00.001500",
+            ),
+            (3, raw("-1"), Millis, "1969-12-31 23:59:59.999000"),
+            (0, raw("1709164800"), Seconds, "2024-02-29 00:00:00"),
+            (
+                1,
+                raw("1420070400.5"),
+                Seconds,
+                "2015-01-01 00:00:00.500000",
+            ),
+            (0, raw("-86400"), Seconds, "1969-12-31 00:00:00"),
+            (0, raw("2147483647"), Seconds, "2038-01-19 03:14:07"),
+            (0, raw("253402300799"), Seconds, "9999-12-31 23:59:59"),
+            (0, raw("1767323045.000"), Seconds, "2026-01-02 03:04:05"),
+            // A field with a unit may still hold ISO 8601 text.
+            (
+                0,
+                raw(r#""2026-01-02T03:04:05+02:00""#),
+                Seconds,
+                "2026-01-02 01:04:05",
+            ),
+        ] {
+            assert_eq!(
+                bytes(dt(fsp).convert_as(&value, Some(unit))).as_deref(),
+                Ok(want),
+                "{value:?} {unit:?}"
+            );
+        }
+        for (fsp, value, unit, why) in [
+            (0, "1420070400001", Millis, "(0); it would be rounded"),
+            (6, "1420070400.0000001", Seconds, "(6); it would be rounded"),
+            (6, "1.0000000001", Seconds, "finer than a nanosecond"),
+            (0, "253402300800", Seconds, "outside the years 0000 to 9999"),
+            (0, "99999999999999999999999", Millis, "out of the range"),
+            (0, "12345678901234567890", Seconds, "out of the range"),
+            (0, "\"soon\"", Millis, "not an ISO 8601"),
+        ] {
+            let got = dt(fsp).convert_as(&raw(value), Some(unit)).unwrap_err();
+            assert!(got.contains(why), "{value} {unit:?}: {got}");
+        }
+        let d = col(Kind::Date, true);
+        assert_eq!(
+            bytes(d.convert_as(&raw("1709164800000"), Some(Millis))).as_deref(),
+            Ok("2024-02-29")
+        );
+        assert!(d
+            .convert_as(&raw("1709164801"), Some(Seconds))
+            .unwrap_err()
+            .contains("time of day"));
+        for value in [raw("1420070400001"), raw(r#""1420070400""#), Value::Int(0)] {
+            for c in [dt(3), col(Kind::Date, true)] {
+                let why = c.convert(&value).unwrap_err();
+                assert!(
+                    why.contains("is a number") && why.contains("--date-format FIELD=epoch_millis"),
+                    "{value:?}: {why}"
+                );
+            }
+        }
+        // The unit is for date columns: other columns take the number.
+        let text = col(
+            Kind::Text {
+                max_chars: None,
+                max_bytes: None,
+            },
+            true,
+        );
+        assert_eq!(
+            bytes(text.convert_as(&raw("1420070400001"), Some(Millis))).as_deref(),
+            Ok("1420070400001")
+        );
     }
 
     /// A JSON string with a lone surrogate escape has no UTF-8 text: the

@@ -236,7 +236,8 @@ impl MysqlWriter {
             };
             for &(f, c) in &map.pairs {
                 let column = &table.columns[c];
-                match column.convert(&record.values[f]) {
+                let epoch = self.shared.cfg.epoch_unit(&record.schema.names()[f]);
+                match column.convert_as(&record.values[f], epoch) {
                     Ok(v) => values.push(v),
                     Err(why) => {
                         failed = Some(format!("column {}: {why}", column.name));
