@@ -430,6 +430,9 @@ pub struct MysqlConfig {
     pub add_columns: bool,
     /// Record fields deliberately not loaded (they need no column).
     pub ignore_fields: Vec<String>,
+    /// `--rename FIELD=COLUMN`: columns named by hand, checked legal and
+    /// distinct.
+    pub rename: Vec<(String, String)>,
     /// Retries of a batch after a lost connection, deadlock or lock wait timeout.
     pub retry: RetryPolicy,
     /// Longest one statement may take before it counts as timed out.

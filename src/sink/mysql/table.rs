@@ -2,8 +2,6 @@
 //! information_schema and the kind of value each takes. Converting values
 //! is in `convert.rs`, the DDL of `--create-table` in `ddl.rs`.
 
-use std::collections::HashMap;
-
 /// `name` quoted as a MySQL identifier.
 pub fn quote_ident(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
@@ -88,8 +86,10 @@ pub struct Table {
     pub quoted: String,
     /// Columns in table order.
     pub columns: Vec<Column>,
-    /// Column index by name.
-    pub by_name: HashMap<String, usize>,
+    /// For each column, the field name its COMMENT records (a column whose
+    /// name differs from its field's, made by `--create-table` or
+    /// `--add-columns`).
+    pub fields: Vec<Option<String>>,
     /// Primary-key columns (or the first unique key's), in key order.
     pub key: Vec<usize>,
 }
@@ -121,6 +121,57 @@ pub struct ColumnInfo {
     pub key: String,
     /// A CHECK constraint makes it JSON (MariaDB).
     pub json_check: bool,
+    /// COLUMN_COMMENT.
+    pub comment: String,
+}
+
+/// Whether a field (by name) matches a column (by index), in one pass of
+/// [`Table::resolve`].
+type Match<'a> = dyn Fn(&str, usize) -> bool + 'a;
+
+impl Table {
+    /// The column of each of `fields` (None: the table has none for it).
+    /// A field renamed by `renames` goes only to its named column; the
+    /// others, in this order: the column whose COMMENT records the field,
+    /// the column of that exact name, the column of that name in another
+    /// case (MySQL compares column names case-insensitively), the column of
+    /// the legal name the field maps to. Two fields never get one column:
+    /// the better match takes it.
+    pub fn resolve(&self, fields: &[String], renames: &[(String, String)]) -> Vec<Option<usize>> {
+        use super::names::{base_column, fold};
+        let mut out: Vec<Option<usize>> = vec![None; fields.len()];
+        let mut claimed = vec![false; self.columns.len()];
+        let renamed = |f: &str| renames.iter().find(|(from, _)| from == f).map(|(_, to)| to);
+        let folded: Vec<String> = self.columns.iter().map(|c| fold(&c.name)).collect();
+        let passes: [&Match; 5] = [
+            &|f, c| renamed(f).is_some_and(|to| folded[c] == fold(to)),
+            &|f, c| renamed(f).is_none() && self.fields[c].as_deref() == Some(f),
+            &|f, c| renamed(f).is_none() && self.fields[c].is_none() && self.columns[c].name == f,
+            &|f, c| renamed(f).is_none() && self.fields[c].is_none() && folded[c] == fold(f),
+            &|f, c| {
+                renamed(f).is_none()
+                    && self.fields[c].is_none()
+                    && folded[c] == fold(&base_column(f))
+            },
+        ];
+        for matches in passes {
+            for (i, f) in fields.iter().enumerate() {
+                if out[i].is_some() {
+                    continue;
+                }
+                if let Some(c) = (0..self.columns.len()).find(|&c| !claimed[c] && matches(f, c)) {
+                    claimed[c] = true;
+                    out[i] = Some(c);
+                }
+            }
+        }
+        out
+    }
+
+    /// The column of one field, as [`Table::resolve`] finds it alone.
+    pub fn column_of(&self, field: &str, renames: &[(String, String)]) -> Option<usize> {
+        self.resolve(std::slice::from_ref(&field.to_string()), renames)[0]
+    }
 }
 
 fn int_range(data_type: &str, unsigned: bool) -> Option<(i128, i128)> {
