@@ -299,3 +299,83 @@ fn ids_are_string_columns_even_when_they_look_numeric() {
     assert_eq!(rows, want);
     db.exec(&format!("DROP TABLE {table}"));
 }
+
+/// From both Elasticsearch-API servers: numeric-looking ids make a VARCHAR
+/// `_id` key, `@timestamp` and a field `ID` (beside `_id`) and a 100-character
+/// name load into their columns, with `--create-table` and then again into
+/// the table it made.
+#[test]
+fn elasticsearch_ids_stay_strings_and_odd_names_load() {
+    let mut db = Db::connect();
+    let long = "f".repeat(100);
+    for kind in ES_KINDS {
+        let srv = EsServer::start(kind);
+        let docs: Vec<(String, serde_json::Value)> = (1..=30)
+            .map(|i| {
+                let mut d = serde_json::Map::new();
+                d.insert(
+                    "@timestamp".into(),
+                    format!("2026-01-02T03:04:{i:02}Z").into(),
+                );
+                d.insert("ID".into(), (i * 10).into());
+                d.insert(long.clone(), format!("v{i}").into());
+                (format!("{}", 1000 + i), serde_json::Value::Object(d))
+            })
+            .collect();
+        srv.bulk("logs", &docs);
+        let table = table_name(&format!("names_es_{kind:?}").to_lowercase());
+        db.exec(&format!("DROP TABLE IF EXISTS {table}"));
+        let url = srv.url();
+        let db_url = mysql_url();
+        let args = |extra: &[&'static str]| {
+            let mut a: Vec<String> = [
+                "--source-type",
+                "elasticsearch",
+                "--es-url",
+                &url,
+                "--es-index",
+                "logs",
+                "--es-meta-fields",
+                "_id",
+                "--sink-type",
+                "mysql",
+                "--db-url",
+                &db_url,
+                "--db-table",
+                &table,
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            a.extend(extra.iter().map(|s| s.to_string()));
+            a
+        };
+        for extra in [&["--create-table", "--db-key", "_id"][..], &[]] {
+            let a = args(extra);
+            let a: Vec<&str> = a.iter().map(String::as_str).collect();
+            let out = run(&a);
+            assert_eq!(out.status.code(), Some(0), "{kind:?}: {}", stderr(&out));
+        }
+        let kind_of_id = db.rows(&format!(
+            "SELECT DATA_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() \
+             AND TABLE_NAME = '{table}' AND COLUMN_NAME = '_id'"
+        ));
+        assert_eq!(kind_of_id, [[Some("varchar".to_string())]], "{kind:?}");
+        let long_col = format!("{}_{}", &long[..55], hash8(&long));
+        let rows = db.rows(&format!(
+            "SELECT _id, `@timestamp`, ID, `{long_col}` FROM {table} ORDER BY _id"
+        ));
+        let want: Vec<Vec<Option<String>>> = (1..=30)
+            .map(|i| {
+                vec![
+                    Some(format!("{}", 1000 + i)),
+                    Some(format!("2026-01-02 03:04:{i:02}.000000")),
+                    Some(format!("{}", i * 10)),
+                    Some(format!("v{i}")),
+                ]
+            })
+            .collect();
+        assert_eq!(rows, want, "{kind:?}");
+        db.exec(&format!("DROP TABLE {table}"));
+    }
+}
