@@ -379,3 +379,43 @@ fn elasticsearch_ids_stay_strings_and_odd_names_load() {
         db.exec(&format!("DROP TABLE {table}"));
     }
 }
+
+/// A record that fails is dead-lettered with its original field names, not
+/// the column names they were mapped to.
+#[test]
+fn dead_letter_entries_keep_the_original_field_names() {
+    let mut db = Db::connect();
+    let dir = tempfile::tempdir().unwrap();
+    let table = table_name("names_dead");
+    db.exec(&format!("DROP TABLE IF EXISTS {table}"));
+    db.exec(&format!(
+        "CREATE TABLE {table} (id INT PRIMARY KEY, `trailing` VARCHAR(3))"
+    ));
+    let path = dir.path().join("in.ndjson");
+    fs::write(
+        &path,
+        "{\"ID\": 1, \"trailing \": \"ok\"}\n{\"ID\": 2, \"trailing \": \"too long\"}\n",
+    )
+    .unwrap();
+    let dead = dir.path().join("dead.jsonl");
+    let out = load(p(&path), &table, &["--dead-letter", p(&dead)]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let entries = read_jsonl(&dead);
+    assert_eq!(entries.len(), 1);
+    assert_eq!(
+        entries[0]["record"],
+        serde_json::json!({"ID": 2, "trailing ": "too long"}),
+        "{}",
+        entries[0]
+    );
+    assert!(
+        entries[0]["reason"].as_str().unwrap().contains("trailing"),
+        "{}",
+        entries[0]
+    );
+    assert_eq!(
+        db.rows(&format!("SELECT id, `trailing` FROM {table}")),
+        [[Some("1".to_string()), Some("ok".to_string())]]
+    );
+    db.exec(&format!("DROP TABLE {table}"));
+}
