@@ -143,10 +143,15 @@ pub(super) fn assign(
         .collect()
 }
 
+/// The longest column COMMENT MySQL and MariaDB keep, in characters.
+const MAX_COMMENT_CHARS: usize = 1024;
+
 /// ` COMMENT '…'` recording `field` on its column when the column's name
-/// differs; empty when it does not.
+/// differs; empty when it does not, or when the field name is too long for
+/// a comment (its column, derived from the name alone, is found again by
+/// that name).
 pub(super) fn comment_for(field: &str, column: &str) -> String {
-    if field == column {
+    if field == column || COMMENT_PREFIX.len() + field.chars().count() > MAX_COMMENT_CHARS {
         return String::new();
     }
     let text = format!("{COMMENT_PREFIX}{field}")
@@ -316,6 +321,10 @@ mod tests {
         let c = comment_for("it's \\ ", "it's \\");
         assert_eq!(c, " COMMENT 'pipeline-cli field: it''s \\\\ '");
         assert_eq!(field_in_comment("pipeline-cli field: x "), Some("x "));
+        // Too long for a comment: none (the column is found by its name).
+        let huge = "h".repeat(1100);
+        assert_eq!(comment_for(&huge, &base_column(&huge)), "");
+        assert!(!comment_for(&"h".repeat(300), "h").is_empty());
         assert_eq!(field_in_comment("price in cents"), None);
         assert_eq!(
             changed([("a".into(), "a".into()), ("b ".into(), "b".into())]),
