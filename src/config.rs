@@ -442,6 +442,9 @@ pub struct MysqlConfig {
     pub ignore_fields: Vec<String>,
     /// Fields whose numbers are epoch times (`--date-format`), for date columns.
     pub date_formats: Vec<(String, EpochUnit)>,
+    /// `--rename FIELD=COLUMN`: columns named by hand, checked legal and
+    /// distinct.
+    pub rename: Vec<(String, String)>,
     /// Retries of a batch after a lost connection, deadlock or lock wait timeout.
     pub retry: RetryPolicy,
     /// Longest one statement may take before it counts as timed out.

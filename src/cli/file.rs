@@ -283,6 +283,20 @@ impl Setting<'_> {
                 }
                 items.join(",")
             }
+            // A table for a repeatable KEY=VALUE flag (`[rename]` with
+            // `a = "b"`): one `--flag=key=value` per entry.
+            toml::Value::Table(entries) if many && takes_value => {
+                return entries
+                    .iter()
+                    .map(|(k, v)| match v {
+                        toml::Value::String(s) => Ok(format!("--{flag}={k}={}", expand(s)?).into()),
+                        other => Err(PipelineError::Config(format!(
+                            "--config {shown}: '{key}.{k}' must be a string, not {}",
+                            other.type_str()
+                        ))),
+                    })
+                    .collect();
+            }
             other => {
                 return Err(PipelineError::Config(format!(
                     "--config {shown}: '{key}' must be a string, number, boolean or list, not {}",

@@ -120,6 +120,14 @@ pub struct MysqlFlags {
     )]
     pub date_format: Vec<String>,
 
+    /// Load field FIELD into column COLUMN (repeatable). Without it, a field
+    /// goes to the column of its name (in any case), and a name MySQL cannot
+    /// take (empty, over 64 characters, ending in a space) gets a legal one,
+    /// logged at start and shown by --check. In --config: rename = ["a=b"].
+    /// Example: --rename "user name =user_name" --rename @timestamp=ts
+    #[arg(long, value_name = "FIELD=COLUMN", action = clap::ArgAction::Append, help_heading = "MySQL sink")]
+    pub rename: Vec<String>,
+
     /// With --create-table and no --db-key: create the table without a primary
     /// key, accepting that a re-run inserts every row again.
     #[arg(long, help_heading = "MySQL sink")]
@@ -266,9 +274,29 @@ impl MysqlFlags {
             add_columns: self.add_columns,
             ignore_fields: columns(self.ignore_fields.as_deref()),
             date_formats: date_formats(&self.date_format)?,
+            rename: self.renames()?,
             retry: run.retry_policy()?,
             timeout: duration_flag("--db-timeout", &self.db_timeout)?,
         })
+    }
+
+    /// The `--rename FIELD=COLUMN` pairs, checked: each has an `=`, each
+    /// column is a legal name, no two fields go onto one column.
+    fn renames(&self) -> Result<Vec<(String, String)>, PipelineError> {
+        let pairs = self
+            .rename
+            .iter()
+            .map(|r| {
+                // The last '=': a field name may hold one, a column name rarely does.
+                r.rsplit_once('=')
+                    .map(|(f, c)| (f.to_string(), c.to_string()))
+                    .ok_or_else(|| {
+                        PipelineError::Config(format!("--rename '{r}' is not FIELD=COLUMN"))
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        crate::sink::mysql::check_renames(&pairs).map_err(PipelineError::Config)?;
+        Ok(pairs)
     }
 
     /// `--db-ssl-mode` and `--db-ssl-ca` agree, and the CA file is there.

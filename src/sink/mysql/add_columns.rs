@@ -1,10 +1,9 @@
 //! `--add-columns`: a column (type inferred from the batch) for each field
-//! the table lacks. A field name MySQL cannot take as a column name (empty,
-//! over 64 characters, ending in a space, a NUL, a character outside the
-//! Basic Multilingual Plane), or one the server refuses to add, is set
-//! aside with the reason: the records carrying it fail, naming it, and the
-//! other fields' columns are added all the same. `--create-table` leaves
-//! such a field out of the table the same way.
+//! the table lacks, named as `names.rs` says (a legal, unique name; the
+//! field recorded in its COMMENT when the names differ). A column the
+//! server refuses to add is set aside with the reason: the records
+//! carrying its field fail, naming it, and the other fields' columns are
+//! added all the same.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,42 +17,13 @@ use crate::runtime::runtime;
 use crate::sink::api::BatchError;
 
 use super::conn::plain;
+use super::names::{assign, comment_for, fold};
 use super::schema::describe;
 use super::table::{quote_ident, Table};
 use super::Shared;
 
 /// Field names that cannot be columns, with the reason (shared by workers).
 pub(super) type Unusable = Mutex<HashMap<String, String>>;
-
-/// Why `name` cannot be a MySQL column name, if it cannot.
-pub(super) fn name_problem(name: &str) -> Option<&'static str> {
-    if name.is_empty() {
-        Some("an empty name")
-    } else if name.chars().count() > 64 {
-        Some("longer than 64 characters")
-    } else if name.ends_with(' ') {
-        Some("ends with a space")
-    } else if name.contains('\0') {
-        Some("contains a NUL character")
-    } else if name.chars().any(|c| u32::from(c) > 0xFFFF) {
-        Some("has a character outside the Basic Multilingual Plane")
-    } else {
-        None
-    }
-}
-
-/// Leaves out of a `--create-table` the fields MySQL cannot take as
-/// column names (set aside, so the records carrying them fail, naming
-/// them); a `--db-key` field stays, for the DDL to refuse.
-pub(super) fn leave_out_unusable(shared: &Shared, inference: &mut super::ddl::Inference) {
-    inference.retain(|name| match name_problem(name) {
-        Some(why) if !shared.cfg.key.iter().any(|k| k == name) => {
-            set_aside(shared, name, why.to_string());
-            false
-        }
-        _ => true,
-    });
-}
 
 /// The reason a record carrying `unknown` fields fails, naming the fields
 /// set aside by `--add-columns`.
@@ -73,29 +43,30 @@ pub(super) fn unusable_reason(shared: &Shared, unknown: &[String]) -> Option<Str
     })
 }
 
-/// Whether `t` lacks a column for the field `name` that `--add-columns`
-/// should add (not ignored, not set aside).
-fn lacks(shared: &Shared, t: &Table, name: &String) -> bool {
-    !t.by_name.contains_key(name)
-        && !shared.cfg.ignore_fields.contains(name)
-        && !shared
-            .unusable
-            .lock()
-            .expect("unusable lock")
-            .contains_key(name)
-}
-
-/// The fields of `batch` that `current` lacks, in the order first met; a
-/// name that cannot be a column is set aside instead.
+/// The fields of `batch` that `current` has no column for (not ignored,
+/// not set aside), in the order first met; each record shape is looked at
+/// once.
 fn missing_fields(shared: &Shared, current: &Table, batch: &[Record]) -> Vec<String> {
+    let cfg = &shared.cfg;
+    let mut shapes = std::collections::HashSet::new();
     let mut missing: Vec<String> = Vec::new();
     for r in batch {
-        for n in r.schema.names() {
-            if lacks(shared, current, n) && !missing.contains(n) {
-                match name_problem(n) {
-                    Some(why) => set_aside(shared, n, why.to_string()),
-                    None => missing.push(n.clone()),
-                }
+        if !shapes.insert(Arc::as_ptr(&r.schema)) {
+            continue;
+        }
+        let names = r.schema.names();
+        let found = current.resolve(names, &cfg.rename);
+        for (n, c) in names.iter().zip(found) {
+            if c.is_none()
+                && !cfg.ignore_fields.contains(n)
+                && !missing.contains(n)
+                && !shared
+                    .unusable
+                    .lock()
+                    .expect("unusable lock")
+                    .contains_key(n)
+            {
+                missing.push(n.clone());
             }
         }
     }
@@ -110,10 +81,7 @@ pub(super) fn add_missing_columns(
     batch: &[Record],
 ) -> Result<Arc<Table>, BatchError> {
     let cfg = &shared.cfg;
-    if !batch
-        .iter()
-        .any(|r| r.schema.names().iter().any(|n| lacks(shared, table, n)))
-    {
+    if missing_fields(shared, table, batch).is_empty() {
         return Ok(table.clone());
     }
     let mut slot = shared.table.lock().expect("table lock");
@@ -122,13 +90,26 @@ pub(super) fn add_missing_columns(
     if missing.is_empty() {
         return Ok(current);
     }
-    let adds: Vec<(String, String)> = super::ddl::column_types(batch, &missing)
-        .into_iter()
-        .map(|(n, t)| {
-            let add = format!("ADD COLUMN {} {t} NULL", quote_ident(&n));
-            (n, add)
+    let mut taken = current.columns.iter().map(|c| fold(&c.name)).collect();
+    let columns = assign(&missing, &cfg.rename, &mut taken);
+    let types: std::collections::HashMap<String, String> =
+        super::ddl::column_types(batch, &missing)
+            .into_iter()
+            .collect();
+    let adds: Vec<(String, String)> = missing
+        .iter()
+        .zip(&columns)
+        .map(|(n, c)| {
+            let t = types.get(n).map_or("MEDIUMTEXT", String::as_str);
+            let add = format!(
+                "ADD COLUMN {} {t} NULL{}",
+                quote_ident(c),
+                comment_for(n, c)
+            );
+            (n.clone(), add)
         })
         .collect();
+    shared.say_mapping(missing.iter().zip(&columns));
     let fatal = |message: String| BatchError {
         error_type: ErrorType::Server,
         message,
@@ -206,7 +187,7 @@ async fn alter(
 /// server says the column exists, but its name differs (only in case, say).
 fn set_aside_hidden(shared: &Shared, t: &Table, adds: &[(String, String)]) {
     for (name, _) in adds {
-        if !t.by_name.contains_key(name) {
+        if t.column_of(name, &shared.cfg.rename).is_none() {
             let mut unusable = shared.unusable.lock().expect("unusable lock");
             unusable.entry(name.clone()).or_insert_with(|| {
                 "the table has a column whose name differs only in case or accents".to_string()
@@ -225,22 +206,4 @@ fn set_aside(shared: &Shared, name: &str, why: String) {
         .lock()
         .expect("unusable lock")
         .insert(name.to_string(), why);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_mysql_cannot_take() {
-        assert!(name_problem("").is_some());
-        assert!(name_problem(&"x".repeat(65)).is_some());
-        assert!(name_problem(&"é".repeat(64)).is_none());
-        assert!(name_problem("name ").is_some());
-        assert!(name_problem(" name").is_none());
-        assert!(name_problem("a\0b").is_some());
-        assert!(name_problem("smile 😀").is_some());
-        assert!(name_problem("select").is_none());
-        assert!(name_problem("we`ird").is_none());
-    }
 }

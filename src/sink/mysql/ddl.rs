@@ -8,6 +8,7 @@ use chrono::NaiveDate;
 use crate::record::{Record, Value};
 
 use super::convert::parse_datetime;
+use super::names::{assign, comment_for};
 use super::table::quote_ident;
 
 /// What the values of one field look like, for `--create-table`.
@@ -147,6 +148,30 @@ fn sql_type(seen: Seen, is_key: bool) -> String {
     }
 }
 
+/// Elasticsearch's document id (`--es-meta-fields`): a string, whatever it
+/// looks like.
+const ID_FIELD: &str = "_id";
+
+/// An `_id` value: text of its length, even when it looks like a number.
+fn id_seen(v: &Value) -> Seen {
+    match v {
+        Value::Null | Value::Json(serde_json::Value::Null) => Seen::Nothing,
+        v => Seen::Text {
+            chars: super::convert::text_of(v).chars().count() as u64,
+        },
+    }
+}
+
+/// The column type of `_id`: VARCHAR with room for twice the longest id of
+/// the sample (at least 255 characters, at most 768, which a key can hold).
+fn id_type(seen: Seen) -> String {
+    let chars = match seen {
+        Seen::Text { chars } => chars,
+        _ => 0,
+    };
+    format!("VARCHAR({})", (chars * 2).clamp(255, 768))
+}
+
 /// What the values of each field look like, from records seen one at a
 /// time: fields in order of first appearance. Holds no record.
 #[derive(Debug, Default)]
@@ -171,24 +196,13 @@ impl Inference {
                     self.names.len() - 1
                 }
             };
-            self.seen[i] = merge(self.seen[i], classify(v));
+            let seen = if name == ID_FIELD {
+                id_seen(v)
+            } else {
+                classify(v)
+            };
+            self.seen[i] = merge(self.seen[i], seen);
         }
-    }
-
-    /// Keeps only the fields `keep` says yes to.
-    pub fn retain(&mut self, mut keep: impl FnMut(&str) -> bool) {
-        let (names, seen): (Vec<String>, Vec<Seen>) = std::mem::take(&mut self.names)
-            .into_iter()
-            .zip(std::mem::take(&mut self.seen))
-            .filter(|(n, _)| keep(n))
-            .unzip();
-        self.index = names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.clone(), i))
-            .collect();
-        self.names = names;
-        self.seen = seen;
     }
 
     /// Records taken into account.
@@ -213,20 +227,30 @@ pub fn column_types(batch: &[Record], wanted: &[String]) -> Vec<(String, String)
         .into_iter()
         .zip(inf.seen)
         .filter(|(n, _)| wanted.contains(n))
-        .map(|(n, s)| (n, sql_type(s, false)))
+        .map(|(n, s)| {
+            let t = if n == ID_FIELD {
+                id_type(s)
+            } else {
+                sql_type(s, false)
+            };
+            (n, t)
+        })
         .collect()
 }
 
 /// The CREATE TABLE statement `--create-table` runs: one column per field
-/// seen (in order of first appearance), types inferred from the values,
-/// `key` as the primary key, utf8mb4 with a binary collation so keys compare
-/// exactly as the source wrote them.
+/// seen (in order of first appearance), named as [`assign`] says (a column
+/// named otherwise than its field records the field in its COMMENT), types
+/// inferred from the values, the fields `key` as the primary key, utf8mb4
+/// with a binary collation so keys compare exactly as the source wrote them.
+/// Also returns each field with its column.
 pub fn create_table_ddl(
     database: &str,
     table: &str,
     key: &[String],
+    renames: &[(String, String)],
     inference: &Inference,
-) -> Result<String, String> {
+) -> Result<(String, Vec<(String, String)>), String> {
     let (names, seen) = (&inference.names, &inference.seen);
     for k in key {
         if !names.contains(k) {
@@ -236,34 +260,41 @@ pub fn create_table_ddl(
             ));
         }
     }
+    let columns = assign(names, renames, &mut Default::default());
     let mut cols: Vec<String> = names
         .iter()
         .zip(seen)
-        .map(|(n, s)| {
+        .zip(&columns)
+        .map(|((n, s), c)| {
             let is_key = key.contains(n);
+            let t = if n == ID_FIELD {
+                id_type(*s)
+            } else {
+                sql_type(*s, is_key)
+            };
             format!(
-                "{} {}{}",
-                quote_ident(n),
-                sql_type(*s, is_key),
-                if is_key { " NOT NULL" } else { " NULL" }
+                "{} {t}{}{}",
+                quote_ident(c),
+                if is_key { " NOT NULL" } else { " NULL" },
+                comment_for(n, c)
             )
         })
         .collect();
     if !key.is_empty() {
-        cols.push(format!(
-            "PRIMARY KEY ({})",
-            key.iter()
-                .map(|k| quote_ident(k))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
+        let key_columns: Vec<String> = key
+            .iter()
+            .filter_map(|k| names.iter().position(|n| n == k))
+            .map(|i| quote_ident(&columns[i]))
+            .collect();
+        cols.push(format!("PRIMARY KEY ({})", key_columns.join(", ")));
     }
-    Ok(format!(
+    let ddl = format!(
         "CREATE TABLE IF NOT EXISTS {}.{} ({}) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
         quote_ident(database),
         quote_ident(table),
         cols.join(", ")
-    ))
+    );
+    Ok((ddl, names.iter().cloned().zip(columns).collect()))
 }
 
 #[cfg(test)]
@@ -301,14 +332,18 @@ mod tests {
                 Value::Null,
             ]),
         ];
-        let ddl = create_table_ddl("test", "t", &["id".into()], &Inference::of(&batch)).unwrap();
+        let ddl = create_table_ddl("test", "t", &["id".into()], &[], &Inference::of(&batch))
+            .unwrap()
+            .0;
         assert_eq!(
             ddl,
             "CREATE TABLE IF NOT EXISTS `test`.`t` (`id` BIGINT NOT NULL, `amount` DECIMAL(38,2) NULL, \
              `when` DATETIME(6) NULL, `ok` BOOLEAN NULL, `name` VARCHAR(255) NULL, `doc` JSON NULL, \
              PRIMARY KEY (`id`)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
         );
-        assert!(create_table_ddl("test", "t", &["nope".into()], &Inference::of(&batch)).is_err());
+        assert!(
+            create_table_ddl("test", "t", &["nope".into()], &[], &Inference::of(&batch)).is_err()
+        );
     }
 
     #[test]
@@ -323,7 +358,7 @@ mod tests {
                     position: 0,
                 });
             }
-            create_table_ddl("d", "t", &[], &inf).unwrap()
+            create_table_ddl("d", "t", &[], &[], &inf).unwrap().0
         };
         let a = ddl_of(&[("1.5", "12"), ("22.75", "13")]);
         let b = ddl_of(&[("3.125", "99"), ("100.1", "7")]);
@@ -359,9 +394,53 @@ mod tests {
             rec("123456789012345678901234", "12345", &"9".repeat(70)),
             rec("123456789012345678901235", "00151", "1"),
         ];
-        let ddl = create_table_ddl("d", "t", &["id".into()], &Inference::of(&batch)).unwrap();
+        let ddl = create_table_ddl("d", "t", &["id".into()], &[], &Inference::of(&batch))
+            .unwrap()
+            .0;
         assert!(ddl.contains("`id` DECIMAL(65,0) NOT NULL"), "{ddl}");
         assert!(ddl.contains("`zip` VARCHAR("), "{ddl}");
         assert!(ddl.contains("`huge` MEDIUMTEXT"), "{ddl}");
+    }
+
+    #[test]
+    fn ids_are_text_and_names_are_mapped_with_their_field_in_the_comment() {
+        let long = "n".repeat(70);
+        let schema = Arc::new(crate::record::Schema::new(vec![
+            "_id".into(),
+            "@timestamp".into(),
+            long.clone(),
+            "x ".into(),
+        ]));
+        let rec = |id: &str| Record {
+            schema: schema.clone(),
+            values: vec![
+                Value::infer(id.into()),
+                Value::Str("2026-01-03T10:15:00Z".into()),
+                Value::Int(1),
+                Value::Int(2),
+            ],
+            position: 1,
+        };
+        let inf = Inference::of(&[rec("12"), rec("13")]);
+        let renames = [("x ".to_string(), "ex".to_string())];
+        let (ddl, mapped) = create_table_ddl("d", "t", &["_id".into()], &renames, &inf).unwrap();
+        assert!(ddl.contains("`_id` VARCHAR(255) NOT NULL"), "{ddl}");
+        assert!(ddl.contains("`@timestamp` DATETIME(6) NULL,"), "{ddl}");
+        let col = super::super::names::base_column(&long);
+        assert!(
+            ddl.contains(&format!(
+                "`{col}` BIGINT NULL COMMENT 'pipeline-cli field: {long}'"
+            )),
+            "{ddl}"
+        );
+        assert!(
+            ddl.contains("`ex` BIGINT NULL COMMENT 'pipeline-cli field: x '"),
+            "{ddl}"
+        );
+        assert_eq!(mapped[3], ("x ".to_string(), "ex".to_string()));
+        // A long id: room for twice its length.
+        let inf = Inference::of(&[rec(&"7".repeat(200))]);
+        let (ddl, _) = create_table_ddl("d", "t", &[], &[], &inf).unwrap();
+        assert!(ddl.contains("`_id` VARCHAR(400) NULL"), "{ddl}");
     }
 }

@@ -14,6 +14,7 @@ mod convert;
 mod ddl;
 mod insert;
 mod load_data;
+mod names;
 mod plan;
 mod rows;
 mod schema;
@@ -38,6 +39,8 @@ use schema::{check_fields, describe, xa_survives_disconnect};
 use table::Table;
 use writer::MysqlWriter;
 
+pub(crate) use names::check_renames;
+
 /// An opened MySQL sink: the table is known (or will be created from the
 /// first batch), the load mode is decided.
 pub struct MysqlSink {
@@ -61,6 +64,8 @@ pub(super) struct Shared {
     pub(super) fields: Option<Vec<String>>,
     /// `VERSION()`.
     pub(super) version: String,
+    /// Fields whose column has another name, already logged.
+    pub(super) said: Mutex<std::collections::HashSet<String>>,
 }
 
 /// What XA batches need: the run's identity and the lock that proves it alive.
@@ -94,6 +99,41 @@ async fn owner_lock(
 }
 
 impl Shared {
+    /// Logs the mapping of the fields the source announced onto the
+    /// existing table, at start.
+    fn say_known_mapping(&self) {
+        let table = self.table.lock().expect("table lock").clone();
+        if let (Some(t), Some(fields)) = (table, &self.fields) {
+            let found = t.resolve(fields, &self.cfg.rename);
+            self.say_mapping(
+                fields
+                    .iter()
+                    .zip(found)
+                    .filter_map(|(f, c)| Some((f, &t.columns[c?].name))),
+            );
+        }
+    }
+
+    /// Logs (info, once per field) each field whose column has another
+    /// name: the mapping of field names to column names.
+    pub(super) fn say_mapping<'a>(&self, pairs: impl Iterator<Item = (&'a String, &'a String)>) {
+        let mut said = self.said.lock().expect("said lock");
+        let new: Vec<(String, String)> = pairs
+            .filter(|(f, c)| f != c && !said.contains(*f))
+            .map(|(f, c)| (f.clone(), c.clone()))
+            .collect();
+        if new.is_empty() {
+            return;
+        }
+        said.extend(new.iter().map(|(f, _)| f.clone()));
+        tracing::info!(
+            "field names mapped to other column names in {}.{}: {}",
+            self.cfg.database,
+            self.cfg.table,
+            names::changed(new).join(", ")
+        );
+    }
+
     /// Takes the run's lock again when it was lost with its connection (the
     /// network dropped it too), so the run's later batches stay its own.
     /// Checked on `conn`, a working connection.
@@ -343,7 +383,7 @@ impl MysqlSink {
             on_duplicate = %cli_name(&cfg.on_duplicate),
             "MySQL sink ready"
         );
-        Ok(MysqlSink {
+        let sink = MysqlSink {
             shared: Arc::new(Shared {
                 cfg: cfg.clone(),
                 opts,
@@ -355,8 +395,11 @@ impl MysqlSink {
                 writers: std::sync::atomic::AtomicU64::new(0),
                 fields: fields.map(<[String]>::to_vec),
                 version: probe.version,
+                said: Default::default(),
             }),
-        })
+        };
+        sink.shared.say_known_mapping();
+        Ok(sink)
     }
 }
 

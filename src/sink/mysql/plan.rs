@@ -12,6 +12,7 @@ use crate::runtime::runtime;
 
 use super::conn::{connect, connect_error, plain};
 use super::ddl::{create_table_ddl, Inference};
+use super::names::changed;
 use super::schema::describe;
 use super::table::{Kind, Table};
 use super::Shared;
@@ -33,16 +34,25 @@ pub(super) fn create_from_sample(
             cfg.database, cfg.table
         )]);
     }
-    super::add_columns::leave_out_unusable(shared, &mut inference);
-    let ddl = create_table_ddl(&cfg.database, &cfg.table, &cfg.key, &inference)
-        .map_err(PipelineError::Config)?;
+    let (ddl, mapped) =
+        create_table_ddl(&cfg.database, &cfg.table, &cfg.key, &cfg.rename, &inference)
+            .map_err(PipelineError::Config)?;
     let said = format!(
         "--create-table: types inferred from {} records: {ddl}",
         inference.records()
     );
+    let renamed = changed(mapped.iter().cloned());
     if dry {
-        return Ok(vec![format!("would run {said}")]);
+        let mut lines = vec![format!("would run {said}")];
+        if !renamed.is_empty() {
+            lines.push(format!(
+                "sink: field names mapped to other column names: {}",
+                renamed.join(", ")
+            ));
+        }
+        return Ok(lines);
     }
+    shared.say_mapping(mapped.iter().map(|(f, c)| (f, c)));
     tracing::info!("creating table {}.{}; {said}", cfg.database, cfg.table);
     let failed = |e: mysql_async::Error| PipelineError::Unavailable {
         stage: Stage::Sink,
@@ -105,18 +115,27 @@ fn mapping(shared: &Shared, table: &Table) -> Vec<String> {
     let mut lines = Vec::new();
     let fields: Vec<String> = match &shared.fields {
         Some(f) => f.clone(),
-        // Fields not known before reading (Elasticsearch): every column.
-        None => table.columns.iter().map(|c| c.name.clone()).collect(),
+        // Fields not known before reading (Elasticsearch): every column,
+        // under the field name its comment records.
+        None => (0..table.columns.len())
+            .map(|c| {
+                table.fields[c]
+                    .clone()
+                    .unwrap_or_else(|| table.columns[c].name.clone())
+            })
+            .collect(),
     };
     let known = shared.fields.is_some();
-    for f in &fields {
-        match table.by_name.get(f) {
-            Some(&i) => {
+    let found = table.resolve(&fields, &cfg.rename);
+    for (f, found) in fields.iter().zip(&found) {
+        let shown = f.escape_debug();
+        match *found {
+            Some(i) => {
                 let c = &table.columns[i];
                 let key = if table.key.contains(&i) { ", key" } else { "" };
                 let null = if c.nullable { "" } else { ", NOT NULL" };
                 lines.push(format!(
-                    "  {}{f} -> `{}` {}{key}{null}: {}",
+                    "  {}{shown} -> `{}` {}{key}{null}: {}",
                     if known { "" } else { "(a field named) " },
                     c.name,
                     c.sql_type,
@@ -124,17 +143,17 @@ fn mapping(shared: &Shared, table: &Table) -> Vec<String> {
                 ));
             }
             None if cfg.ignore_fields.contains(f) => {
-                lines.push(format!("  {f}: ignored (--ignore-fields)"))
+                lines.push(format!("  {shown}: ignored (--ignore-fields)"))
             }
             None if cfg.add_columns => lines.push(format!(
-                "  {f}: no column; --add-columns adds one, typed from the first batch"
+                "  {shown}: no column; --add-columns adds one, typed from the first batch"
             )),
-            None => lines.push(format!("  {f}: no column; such records are rejected")),
+            None => lines.push(format!("  {shown}: no column; such records are rejected")),
         }
     }
     if known {
-        for c in &table.columns {
-            if !fields.contains(&c.name) {
+        for (i, c) in table.columns.iter().enumerate() {
+            if !found.contains(&Some(i)) {
                 lines.push(format!("  (no field) -> `{}`: left to its default", c.name));
             }
         }

@@ -7,6 +7,7 @@ use crate::config::MysqlConfig;
 use crate::error::PipelineError;
 
 use super::conn::text_rows;
+use super::names::field_in_comment;
 use super::table::{quote_ident, Column, ColumnInfo, Table};
 
 /// Reads the table's columns; `None` when it does not exist.
@@ -20,7 +21,7 @@ pub(super) async fn describe(
         "SELECT COLUMN_NAME, LOWER(DATA_TYPE), LOWER(COLUMN_TYPE), IS_NULLABLE, \
          COLUMN_DEFAULT IS NOT NULL, CAST(CHARACTER_MAXIMUM_LENGTH AS CHAR), \
          CAST(CHARACTER_OCTET_LENGTH AS CHAR), CAST(NUMERIC_PRECISION AS CHAR), \
-         CAST(NUMERIC_SCALE AS CHAR), LOWER(EXTRA), COLUMN_KEY \
+         CAST(NUMERIC_SCALE AS CHAR), LOWER(EXTRA), COLUMN_KEY, COLUMN_COMMENT \
          FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
          ORDER BY ORDINAL_POSITION",
         vec![db.into(), name.into()],
@@ -44,16 +45,15 @@ pub(super) async fn describe(
         .collect();
     let infos: Vec<ColumnInfo> = rows.iter().map(|r| column_info(r, &checks)).collect();
     let columns: Vec<Column> = infos.iter().map(Column::from_info).collect();
-    let by_name = columns
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.name.clone(), i))
-        .collect();
     let key = key_of(&infos);
+    let fields = infos
+        .iter()
+        .map(|c| field_in_comment(&c.comment).map(str::to_string))
+        .collect();
     Ok(Some(Table {
         quoted: format!("{}.{}", quote_ident(db), quote_ident(name)),
         columns,
-        by_name,
+        fields,
         key,
     }))
 }
@@ -78,6 +78,7 @@ fn column_info(r: &[Option<String>], checks: &[String]) -> ColumnInfo {
         extra: r[9].clone().unwrap_or_default(),
         key: r[10].clone().unwrap_or_default(),
         json_check,
+        comment: r.get(11).cloned().flatten().unwrap_or_default(),
         name,
     }
 }
@@ -129,16 +130,16 @@ pub(super) fn check_fields(
     table: &Table,
     fields: &[String],
 ) -> Result<(), PipelineError> {
-    let unknown: Vec<&str> = fields
-        .iter()
-        .filter(|f| !table.by_name.contains_key(*f) && !cfg.ignore_fields.contains(f))
-        .map(String::as_str)
-        .collect();
-    let ignored: Vec<&str> = fields
-        .iter()
-        .filter(|f| !table.by_name.contains_key(*f) && cfg.ignore_fields.contains(f))
-        .map(String::as_str)
-        .collect();
+    let found = table.resolve(fields, &cfg.rename);
+    let without = |ignored: bool| -> Vec<&str> {
+        fields
+            .iter()
+            .zip(&found)
+            .filter(|(f, c)| c.is_none() && cfg.ignore_fields.contains(f) == ignored)
+            .map(|(f, _)| f.as_str())
+            .collect()
+    };
+    let (unknown, ignored) = (without(false), without(true));
     if !ignored.is_empty() {
         tracing::info!(
             "record fields ignored on purpose (--ignore-fields): {}",
@@ -157,8 +158,9 @@ pub(super) fn check_fields(
     let missing: Vec<&str> = table
         .columns
         .iter()
-        .filter(|c| !c.fills_itself && !fields.contains(&c.name))
-        .map(|c| c.name.as_str())
+        .enumerate()
+        .filter(|(i, c)| !c.fills_itself && !found.contains(&Some(*i)))
+        .map(|(_, c)| c.name.as_str())
         .collect();
     if !missing.is_empty() {
         return Err(PipelineError::Config(format!(

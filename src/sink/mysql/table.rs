@@ -2,8 +2,6 @@
 //! information_schema and the kind of value each takes. Converting values
 //! is in `convert.rs`, the DDL of `--create-table` in `ddl.rs`.
 
-use std::collections::HashMap;
-
 /// `name` quoted as a MySQL identifier.
 pub fn quote_ident(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
@@ -88,8 +86,10 @@ pub struct Table {
     pub quoted: String,
     /// Columns in table order.
     pub columns: Vec<Column>,
-    /// Column index by name.
-    pub by_name: HashMap<String, usize>,
+    /// For each column, the field name its COMMENT records (a column whose
+    /// name differs from its field's, made by `--create-table` or
+    /// `--add-columns`).
+    pub fields: Vec<Option<String>>,
     /// Primary-key columns (or the first unique key's), in key order.
     pub key: Vec<usize>,
 }
@@ -121,6 +121,67 @@ pub struct ColumnInfo {
     pub key: String,
     /// A CHECK constraint makes it JSON (MariaDB).
     pub json_check: bool,
+    /// COLUMN_COMMENT.
+    pub comment: String,
+}
+
+/// Whether a field matches a column (both by index), in one pass of
+/// [`Table::resolve`].
+type Match<'a> = dyn Fn(usize, usize) -> bool + 'a;
+
+impl Table {
+    /// The column of each of `fields` (None: the table has none for it).
+    /// A field renamed by `renames` goes only to its named column; the
+    /// others, in this order: the column whose COMMENT records the field,
+    /// the column of that exact name, the column of that name in another
+    /// case (MySQL compares column names case-insensitively), the column of
+    /// the legal name the field maps to. Two fields never get one column:
+    /// the better match takes it.
+    pub fn resolve(&self, fields: &[String], renames: &[(String, String)]) -> Vec<Option<usize>> {
+        use super::names::{base_column, fold};
+        let mut out: Vec<Option<usize>> = vec![None; fields.len()];
+        let mut claimed = vec![false; self.columns.len()];
+        let folded: Vec<String> = self.columns.iter().map(|c| fold(&c.name)).collect();
+        // Per field: its --rename column (folded), its name folded, and its
+        // mapped name folded.
+        let renamed: Vec<Option<String>> = fields
+            .iter()
+            .map(|f| {
+                renames
+                    .iter()
+                    .find(|(from, _)| from == f)
+                    .map(|(_, to)| fold(to))
+            })
+            .collect();
+        let field_folded: Vec<String> = fields.iter().map(|f| fold(f)).collect();
+        let mapped: Vec<String> = fields.iter().map(|f| fold(&base_column(f))).collect();
+        // Columns of fields this table's comments record are theirs only.
+        let free = |i: usize, c: usize| renamed[i].is_none() && self.fields[c].is_none();
+        let passes: [&Match; 5] = [
+            &|i, c| renamed[i].as_ref() == Some(&folded[c]),
+            &|i, c| renamed[i].is_none() && self.fields[c].as_ref() == Some(&fields[i]),
+            &|i, c| free(i, c) && self.columns[c].name == fields[i],
+            &|i, c| free(i, c) && folded[c] == field_folded[i],
+            &|i, c| free(i, c) && folded[c] == mapped[i],
+        ];
+        for matches in passes {
+            for (i, slot) in out.iter_mut().enumerate() {
+                if slot.is_some() {
+                    continue;
+                }
+                if let Some(c) = (0..self.columns.len()).find(|&c| !claimed[c] && matches(i, c)) {
+                    claimed[c] = true;
+                    *slot = Some(c);
+                }
+            }
+        }
+        out
+    }
+
+    /// The column of one field, as [`Table::resolve`] finds it alone.
+    pub fn column_of(&self, field: &str, renames: &[(String, String)]) -> Option<usize> {
+        self.resolve(std::slice::from_ref(&field.to_string()), renames)[0]
+    }
 }
 
 fn int_range(data_type: &str, unsigned: bool) -> Option<(i128, i128)> {
@@ -199,6 +260,68 @@ impl Column {
             fills_itself: c.has_default || c.nullable || auto_increment || generated,
             auto_increment,
             default_on_null: !c.nullable && c.has_default && !auto_increment && !generated,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(columns: &[(&str, Option<&str>)]) -> Table {
+        Table {
+            quoted: "`d`.`t`".into(),
+            columns: columns
+                .iter()
+                .map(|(n, _)| {
+                    Column::from_info(&ColumnInfo {
+                        name: n.to_string(),
+                        data_type: "int".into(),
+                        ..Default::default()
+                    })
+                })
+                .collect(),
+            fields: columns.iter().map(|(_, f)| f.map(String::from)).collect(),
+            key: vec![],
+        }
+    }
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn fields_find_their_columns_and_never_share_one() {
+        let long = "l".repeat(70);
+        let t = table(&[
+            ("id", None),
+            ("trailing", Some("trailing ")),
+            ("Name", None),
+            ("ts", None),
+            ("x", None),
+        ]);
+        type Renames = Vec<(String, String)>;
+        let cases: Vec<(Vec<String>, Renames, Vec<Option<usize>>)> = vec![
+            // Any case; the exact name first.
+            (names(&["ID"]), vec![], vec![Some(0)]),
+            (names(&["ID", "id"]), vec![], vec![None, Some(0)]),
+            (names(&["name"]), vec![], vec![Some(2)]),
+            // The comment is the field's; no other field takes it by name.
+            (names(&["trailing "]), vec![], vec![Some(1)]),
+            (names(&["trailing"]), vec![], vec![None]),
+            // --rename goes to its column only.
+            (
+                names(&["@timestamp", "ts"]),
+                vec![("@timestamp".into(), "TS".into())],
+                vec![Some(3), None],
+            ),
+            // A name mapped to a legal one meets the column of that name.
+            (names(&["x "]), vec![], vec![Some(4)]),
+            (names(&["x ", "x"]), vec![], vec![None, Some(4)]),
+            (names(&[&long]), vec![], vec![None]),
+        ];
+        for (fields, renames, want) in cases {
+            assert_eq!(t.resolve(&fields, &renames), want, "{fields:?} {renames:?}");
         }
     }
 }

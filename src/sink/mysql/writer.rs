@@ -86,19 +86,25 @@ impl MysqlWriter {
                 return m.clone();
             }
         }
-        let mut pairs: Vec<(usize, usize)> = schema
-            .names()
+        let found = table.resolve(schema.names(), &self.shared.cfg.rename);
+        let mut pairs: Vec<(usize, usize)> = found
             .iter()
             .enumerate()
-            .filter_map(|(f, name)| table.by_name.get(name).map(|&c| (f, c)))
+            .filter_map(|(f, c)| c.map(|c| (f, c)))
             .collect();
         pairs.sort_by_key(|&(_, c)| c);
+        self.shared.say_mapping(
+            pairs
+                .iter()
+                .map(|&(f, c)| (&schema.names()[f], &table.columns[c].name)),
+        );
         let ignored = &self.shared.cfg.ignore_fields;
         let unknown: Vec<String> = schema
             .names()
             .iter()
-            .filter(|n| !table.by_name.contains_key(*n) && !ignored.contains(n))
-            .cloned()
+            .zip(&found)
+            .filter(|(n, c)| c.is_none() && !ignored.contains(n))
+            .map(|(n, _)| n.clone())
             .collect();
         let names: Vec<String> = pairs
             .iter()
@@ -108,38 +114,7 @@ impl MysqlWriter {
             .iter()
             .map(|&(_, c)| table.columns[c].default_on_null)
             .collect();
-        let column_list = format!("({})", names.join(", "));
-        let row_template = format!(
-            "({})",
-            names
-                .iter()
-                .zip(&defaults)
-                .map(|(n, &d)| if d {
-                    format!("COALESCE(?, DEFAULT({n}))")
-                } else {
-                    "?".into()
-                })
-                .collect::<Vec<_>>()
-                .join(",")
-        );
-        let load_list: Vec<String> = names
-            .iter()
-            .zip(&defaults)
-            .enumerate()
-            .map(|(i, (n, &d))| if d { format!("@v{i}") } else { n.clone() })
-            .collect();
-        let sets: Vec<String> = names
-            .iter()
-            .zip(&defaults)
-            .enumerate()
-            .filter(|(_, (_, &d))| d)
-            .map(|(i, (n, _))| format!("{n} = COALESCE(@v{i}, DEFAULT({n}))"))
-            .collect();
-        let load_columns = if sets.is_empty() {
-            format!("({})", load_list.join(", "))
-        } else {
-            format!("({}) SET {}", load_list.join(", "), sets.join(", "))
-        };
+        let (column_list, row_template, load_columns) = sql_lists(&names, &defaults);
         if tracing::enabled!(tracing::Level::DEBUG) {
             for &(f, c) in &pairs {
                 let column = &table.columns[c];
@@ -183,9 +158,15 @@ impl MysqlWriter {
         };
         let mut inference = super::ddl::Inference::default();
         batch.iter().for_each(|r| inference.add(r));
-        super::add_columns::leave_out_unusable(&self.shared, &mut inference);
-        let ddl = super::ddl::create_table_ddl(&cfg.database, &cfg.table, &cfg.key, &inference)
-            .map_err(|m| fatal(ErrorType::Config, m))?;
+        let (ddl, mapped) = super::ddl::create_table_ddl(
+            &cfg.database,
+            &cfg.table,
+            &cfg.key,
+            &cfg.rename,
+            &inference,
+        )
+        .map_err(|m| fatal(ErrorType::Config, m))?;
+        self.shared.say_mapping(mapped.iter().map(|(f, c)| (f, c)));
         tracing::info!("creating table {}.{}: {ddl}", cfg.database, cfg.table);
         let conn = self.conn.as_mut().ok_or_else(|| {
             fatal(
@@ -267,6 +248,45 @@ impl MysqlWriter {
         }
         rows
     }
+}
+
+/// The column list, one INSERT row of placeholders and the LOAD DATA
+/// column list (with its SET clause) for the quoted column `names`; a NOT
+/// NULL column with a default (`defaults`) takes its default for a null.
+fn sql_lists(names: &[String], defaults: &[bool]) -> (String, String, String) {
+    let column_list = format!("({})", names.join(", "));
+    let row_template = format!(
+        "({})",
+        names
+            .iter()
+            .zip(defaults)
+            .map(|(n, &d)| if d {
+                format!("COALESCE(?, DEFAULT({n}))")
+            } else {
+                "?".into()
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let load_list: Vec<String> = names
+        .iter()
+        .zip(defaults)
+        .enumerate()
+        .map(|(i, (n, &d))| if d { format!("@v{i}") } else { n.clone() })
+        .collect();
+    let sets: Vec<String> = names
+        .iter()
+        .zip(defaults)
+        .enumerate()
+        .filter(|(_, (_, &d))| d)
+        .map(|(i, (n, _))| format!("{n} = COALESCE(@v{i}, DEFAULT({n}))"))
+        .collect();
+    let load_columns = if sets.is_empty() {
+        format!("({})", load_list.join(", "))
+    } else {
+        format!("({}) SET {}", load_list.join(", "), sets.join(", "))
+    };
+    (column_list, row_template, load_columns)
 }
 
 impl Drop for MysqlWriter {
