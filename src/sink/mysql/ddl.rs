@@ -238,17 +238,21 @@ pub fn column_types(batch: &[Record], wanted: &[String]) -> Vec<(String, String)
         .collect()
 }
 
+/// A field `--date-format` names, and the unit of its epoch times.
+type EpochField = (String, crate::config::EpochUnit);
+
 /// The CREATE TABLE statement `--create-table` runs: one column per field
 /// seen (in order of first appearance), named as [`assign`] says (a column
 /// named otherwise than its field records the field in its COMMENT), types
 /// inferred from the values, the fields `key` as the primary key, utf8mb4
-/// with a binary collation so keys compare exactly as the source wrote them.
+/// with a binary collation so keys compare exactly as the source wrote them;
+/// a field `--date-format` names holds epoch times: DATETIME(6), in UTC.
 /// Also returns each field with its column.
 pub fn create_table_ddl(
     database: &str,
     table: &str,
     key: &[String],
-    renames: &[(String, String)],
+    (renames, epochs): (&[(String, String)], &[EpochField]),
     inference: &Inference,
 ) -> Result<(String, Vec<(String, String)>), String> {
     let (names, seen) = (&inference.names, &inference.seen);
@@ -269,6 +273,8 @@ pub fn create_table_ddl(
             let is_key = key.contains(n);
             let t = if n == ID_FIELD {
                 id_type(*s)
+            } else if epochs.iter().any(|(f, _)| f == n) {
+                sql_type(Seen::DateTime, is_key)
             } else {
                 sql_type(*s, is_key)
             };
@@ -332,18 +338,29 @@ mod tests {
                 Value::Null,
             ]),
         ];
-        let ddl = create_table_ddl("test", "t", &["id".into()], &[], &Inference::of(&batch))
-            .unwrap()
-            .0;
+        let ddl = create_table_ddl(
+            "test",
+            "t",
+            &["id".into()],
+            (&[], &[]),
+            &Inference::of(&batch),
+        )
+        .unwrap()
+        .0;
         assert_eq!(
             ddl,
             "CREATE TABLE IF NOT EXISTS `test`.`t` (`id` BIGINT NOT NULL, `amount` DECIMAL(38,2) NULL, \
              `when` DATETIME(6) NULL, `ok` BOOLEAN NULL, `name` VARCHAR(255) NULL, `doc` JSON NULL, \
              PRIMARY KEY (`id`)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
         );
-        assert!(
-            create_table_ddl("test", "t", &["nope".into()], &[], &Inference::of(&batch)).is_err()
-        );
+        assert!(create_table_ddl(
+            "test",
+            "t",
+            &["nope".into()],
+            (&[], &[]),
+            &Inference::of(&batch)
+        )
+        .is_err());
     }
 
     #[test]
@@ -358,7 +375,7 @@ mod tests {
                     position: 0,
                 });
             }
-            create_table_ddl("d", "t", &[], &[], &inf).unwrap().0
+            create_table_ddl("d", "t", &[], (&[], &[]), &inf).unwrap().0
         };
         let a = ddl_of(&[("1.5", "12"), ("22.75", "13")]);
         let b = ddl_of(&[("3.125", "99"), ("100.1", "7")]);
@@ -394,7 +411,7 @@ mod tests {
             rec("123456789012345678901234", "12345", &"9".repeat(70)),
             rec("123456789012345678901235", "00151", "1"),
         ];
-        let ddl = create_table_ddl("d", "t", &["id".into()], &[], &Inference::of(&batch))
+        let ddl = create_table_ddl("d", "t", &["id".into()], (&[], &[]), &Inference::of(&batch))
             .unwrap()
             .0;
         assert!(ddl.contains("`id` DECIMAL(65,0) NOT NULL"), "{ddl}");
@@ -423,7 +440,8 @@ mod tests {
         };
         let inf = Inference::of(&[rec("12"), rec("13")]);
         let renames = [("x ".to_string(), "ex".to_string())];
-        let (ddl, mapped) = create_table_ddl("d", "t", &["_id".into()], &renames, &inf).unwrap();
+        let (ddl, mapped) =
+            create_table_ddl("d", "t", &["_id".into()], (&renames, &[]), &inf).unwrap();
         assert!(ddl.contains("`_id` VARCHAR(255) NOT NULL"), "{ddl}");
         assert!(ddl.contains("`@timestamp` DATETIME(6) NULL,"), "{ddl}");
         let col = super::super::names::base_column(&long);
@@ -440,7 +458,30 @@ mod tests {
         assert_eq!(mapped[3], ("x ".to_string(), "ex".to_string()));
         // A long id: room for twice its length.
         let inf = Inference::of(&[rec(&"7".repeat(200))]);
-        let (ddl, _) = create_table_ddl("d", "t", &[], &[], &inf).unwrap();
+        let (ddl, _) = create_table_ddl("d", "t", &[], (&[], &[]), &inf).unwrap();
         assert!(ddl.contains("`_id` VARCHAR(400) NULL"), "{ddl}");
+    }
+
+    #[test]
+    fn a_field_of_epoch_times_is_a_datetime_column() {
+        let schema = Arc::new(crate::record::Schema::new(vec![
+            "id".into(),
+            "at".into(),
+            "n".into(),
+        ]));
+        let batch = vec![Record {
+            schema,
+            values: vec![
+                Value::Int(1),
+                Value::Int(1_700_000_000_123),
+                Value::Int(1_700_000_000_123),
+            ],
+            position: 1,
+        }];
+        let epochs = [("at".to_string(), crate::config::EpochUnit::Millis)];
+        let (ddl, _) =
+            create_table_ddl("d", "t", &[], (&[], &epochs), &Inference::of(&batch)).unwrap();
+        assert!(ddl.contains("`at` DATETIME(6) NULL"), "{ddl}");
+        assert!(ddl.contains("`n` BIGINT NULL"), "{ddl}");
     }
 }

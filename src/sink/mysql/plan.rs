@@ -34,9 +34,14 @@ pub(super) fn create_from_sample(
             cfg.database, cfg.table
         )]);
     }
-    let (ddl, mapped) =
-        create_table_ddl(&cfg.database, &cfg.table, &cfg.key, &cfg.rename, &inference)
-            .map_err(PipelineError::Config)?;
+    let (ddl, mapped) = create_table_ddl(
+        &cfg.database,
+        &cfg.table,
+        &cfg.key,
+        (&cfg.rename, &cfg.date_formats),
+        &inference,
+    )
+    .map_err(PipelineError::Config)?;
     let said = format!(
         "--create-table: types inferred from {} records: {ddl}",
         inference.records()

@@ -162,7 +162,7 @@ impl MysqlWriter {
             &cfg.database,
             &cfg.table,
             &cfg.key,
-            &cfg.rename,
+            (&cfg.rename, &cfg.date_formats),
             &inference,
         )
         .map_err(|m| fatal(ErrorType::Config, m))?;
