@@ -89,7 +89,7 @@ pub(super) fn create_from_sample(
 fn conversion(kind: &Kind) -> String {
     match kind {
         Kind::Int { min, max } => format!("whole number, {min} to {max}"),
-        Kind::Bool => "true/false, 1/0, yes/no -> 1/0".into(),
+        Kind::Bool => "true/false or 1/0 (any case) -> 1/0".into(),
         Kind::Decimal { precision, scale } => {
             format!("exact decimal, at most {precision} digits, {scale} after the point")
         }
@@ -99,7 +99,10 @@ fn conversion(kind: &Kind) -> String {
             "date and time (ISO 8601; an offset converted to UTC; {fsp} fractional-second digits)"
         ),
         Kind::Time { fsp } => format!("time of day or duration ({fsp} fractional-second digits)"),
-        Kind::Json => "JSON: objects and arrays as they are, text as a JSON string".into(),
+        Kind::Json => {
+            "JSON: a document's values as they are (a string stays a JSON string); CSV text must be JSON text"
+                .into()
+        }
         Kind::Text {
             max_chars: Some(n), ..
         } => format!("text, at most {n} characters"),
