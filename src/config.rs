@@ -141,6 +141,20 @@ pub struct JsonlConfig {
     pub list: Option<Vec<PathBuf>>,
     /// A longer line is rejected (and bounds the memory one line may take).
     pub max_line_bytes: u64,
+    /// What each line holds.
+    pub format: JsonlFormat,
+}
+
+/// `--jsonl-format`: plain objects, elasticdump's documents or `_bulk` pairs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum JsonlFormat {
+    /// One record per object, its keys the fields.
+    #[default]
+    Plain,
+    /// `{"_index","_id","_source"}`: `_id`, `_index`, then `_source`'s keys.
+    Elasticdump,
+    /// `_bulk` action/source line pairs: `_id`, `_index`, then the source's keys.
+    Bulk,
 }
 
 /// How an Elasticsearch/OpenSearch index is paged through.

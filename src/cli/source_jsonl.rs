@@ -1,7 +1,7 @@
 //! The NDJSON source's flags (`--jsonl-*`) and their translation into a
 //! [`JsonlConfig`].
 
-use crate::config::JsonlConfig;
+use crate::config::{JsonlConfig, JsonlFormat};
 use crate::error::PipelineError;
 
 use super::resolve::{inputs, positive_u64};
@@ -25,6 +25,21 @@ pub struct JsonlFlags {
         help_heading = "NDJSON source"
     )]
     pub jsonl_max_line_bytes: u64,
+
+    /// What each line holds: plain (one object, its keys the fields),
+    /// elasticdump (`{"_index":..,"_id":..,"_source":{..}}`, as elasticdump
+    /// writes an index) or bulk (the `_bulk` API's action line, then the
+    /// document's line; delete actions are rejected). Either of the last two
+    /// gives the fields `_id`, `_index`, then the document's keys, as
+    /// --es-meta-fields _id,_index would. Example: --jsonl-format elasticdump
+    #[arg(
+        long,
+        value_name = "FORMAT",
+        value_enum,
+        default_value_t = JsonlFormat::Plain,
+        help_heading = "NDJSON source"
+    )]
+    pub jsonl_format: JsonlFormat,
 }
 
 impl JsonlFlags {
@@ -40,6 +55,7 @@ impl JsonlFlags {
             input,
             list,
             max_line_bytes: positive_u64("--jsonl-max-line-bytes", self.jsonl_max_line_bytes)?,
+            format: self.jsonl_format,
         })
     }
 }

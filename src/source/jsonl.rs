@@ -6,6 +6,14 @@
 //! not valid UTF-8, not valid JSON or not an object is rejected with its line
 //! number and raw text, like a bad CSV row; blank lines are skipped, and so
 //! is a UTF-8 byte-order mark at the start of the input.
+//!
+//! `--jsonl-format elasticdump` reads elasticdump's documents
+//! (`{"_index","_id","_source"}`), `bulk` the `_bulk` API's action and
+//! document line pairs: a record is `_id`, `_index`, then the document's
+//! keys, as the Elasticsearch source gives them with `--es-meta-fields
+//! _id,_index`. A line that does not fit (no `_source`, a delete or unknown
+//! action, an action whose document line never comes) is rejected like a bad
+//! line; a record of a pair has the document line's number.
 
 use std::borrow::Cow;
 use std::io::{self, BufRead, BufReader, Read};
@@ -14,7 +22,7 @@ use std::sync::Arc;
 use serde::de::DeserializeSeed;
 use serde_json::Value as Json;
 
-use crate::config::JsonlConfig;
+use crate::config::{JsonlConfig, JsonlFormat};
 use crate::error::{ErrorType, PipelineError};
 use crate::json_line::{compact_into, raw_value, record_into, tree_value};
 use crate::record::{Lines, Record, Schema};
@@ -52,6 +60,10 @@ pub struct JsonlSource {
     lines: Option<usize>,
     /// The stop signal ended the input while its writer paused.
     stopped: bool,
+    /// What each line holds.
+    format: JsonlFormat,
+    /// A `_bulk` action line read, its document's line still to come.
+    action: Option<Action>,
 }
 
 /// One line: where it starts, and its bytes without the line end.
@@ -93,6 +105,8 @@ impl JsonlSource {
             origin: None,
             lines: None,
             stopped: false,
+            format: config.format,
+            action: None,
         })
     }
 
@@ -197,6 +211,21 @@ impl JsonlSource {
             out.end_before_error();
             PipelineError::Source(ErrorType::Io, format!("reading {}: {e}", self.name))
         })?;
+        if !matches!(next, Line::Text(_)) {
+            if let Some(action) = self.action.take() {
+                // The document's line is missing (the input ended) or is
+                // the one rejected below (the action goes with it).
+                if matches!(next, Line::End) {
+                    let why = "a _bulk action line whose document line is missing at the end of the input";
+                    let stop = out.reject(action.line, &action.raw, ErrorType::Parse, why);
+                    return Ok(Step::Row {
+                        bytes: 0,
+                        cut: false,
+                        stop,
+                    });
+                }
+            }
+        }
         let (bytes, cut, rejected) = match next {
             Line::End => return Ok(Step::End),
             Line::TooLong(at, start) => {
@@ -213,11 +242,19 @@ impl JsonlSource {
                 if line.iter().all(u8::is_ascii_whitespace) {
                     return Ok(Step::Blank(bytes));
                 }
-                match take_line(line, at, cache, out.pending()) {
-                    Ok(()) => {
+                let took = match self.format {
+                    JsonlFormat::Plain => take_line(line, at, cache, out.pending()).map(|()| true),
+                    format => {
+                        take_dump_line(format, &mut self.action, line, at, cache, out.pending())
+                    }
+                };
+                match took {
+                    Ok(true) => {
                         out.took();
                         (bytes, false, None)
                     }
+                    // A `_bulk` action line: its document comes next.
+                    Ok(false) => return Ok(Step::Blank(bytes)),
                     Err((_, reason)) => (bytes, false, Some((at, line.clone(), reason))),
                 }
             }
@@ -297,14 +334,161 @@ fn take_line(
             position,
         }
     };
+    push(pending, record);
+    Ok(())
+}
+
+/// Adds `record` to `pending`, or its JSON line.
+fn push(pending: &mut Pending, record: Record) {
     match pending {
         Pending::Records(chunk) => chunk.push(record),
         Pending::Lines(lines) => {
             record_into(&mut lines.bytes, &record);
-            lines.end_line(position);
+            lines.end_line(record.position);
         }
     }
-    Ok(())
+}
+
+/// A `_bulk` action line whose document line is still to come.
+struct Action {
+    /// Its line number and text (for the dead-letter file).
+    line: u64,
+    raw: Vec<u8>,
+    /// `update`: the document is the source line's `doc`.
+    update: bool,
+    id: Json,
+    index: Json,
+}
+
+/// The metadata fields a document of a dump starts with, in this order (as
+/// `--es-meta-fields _id,_index` gives them from an index).
+const DUMP_META: [&str; 2] = ["_id", "_index"];
+
+/// Adds an elasticdump or `_bulk` line to `pending` (true), or keeps a
+/// `_bulk` action line for the document line that follows it (false), or
+/// says why the line cannot be either.
+fn take_dump_line(
+    format: JsonlFormat,
+    action: &mut Option<Action>,
+    line: &[u8],
+    position: u64,
+    cache: &mut SchemaCache,
+    pending: &mut Pending,
+) -> Result<bool, (ErrorType, String)> {
+    let text = std::str::from_utf8(line).map_err(|e| {
+        (
+            ErrorType::Parse,
+            format!("not valid UTF-8 (at byte {})", e.valid_up_to() + 1),
+        )
+    })?;
+    let bad = |why: String| (ErrorType::Parse, why);
+    let Ok(Json::Object(mut map)) = serde_json::from_str::<Json>(text) else {
+        let (kind, why) = explain(text);
+        return Err(match action {
+            Some(a) => (
+                kind,
+                format!(
+                    "the document line of the _bulk action at line {}: {why}",
+                    a.line
+                ),
+            ),
+            None => (kind, why),
+        });
+    };
+    let (id, index, source) = match (format, action.take()) {
+        (JsonlFormat::Bulk, None) => {
+            *action = Some(bulk_action(map, position, line).map_err(bad)?);
+            return Ok(false);
+        }
+        (_, Some(a)) => {
+            let source = if a.update {
+                match map.remove("doc") {
+                    Some(Json::Object(doc)) => doc,
+                    _ => return Err(bad(format!(
+                        "the document line of the _bulk update at line {} has no \"doc\" object (a script or upsert alone is not a document)",
+                        a.line
+                    ))),
+                }
+            } else {
+                map
+            };
+            (a.id, a.index, source)
+        }
+        (_, None) => {
+            let Some(Json::Object(source)) = map.remove("_source") else {
+                return Err(bad(
+                    "not an elasticdump document: no \"_source\" object".to_string()
+                ));
+            };
+            let index = map.remove("_index").unwrap_or(Json::Null);
+            (id_string(map.remove("_id")), index, source)
+        }
+    };
+    let names = DUMP_META.into_iter().chain(
+        source
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !DUMP_META.contains(k)),
+    );
+    let schema = cache.schema(names);
+    let mut values = vec![tree_value(&id), tree_value(&index)];
+    values.extend(
+        source
+            .iter()
+            .filter(|(k, _)| !DUMP_META.contains(&k.as_str()))
+            .map(|(_, v)| tree_value(v)),
+    );
+    push(
+        pending,
+        Record {
+            schema,
+            values,
+            position,
+        },
+    );
+    Ok(true)
+}
+
+/// A document's `_id`: Elasticsearch takes a number as the string of its
+/// digits; none is null.
+fn id_string(id: Option<Json>) -> Json {
+    match id {
+        Some(Json::Number(n)) => Json::String(n.to_string()),
+        other => other.unwrap_or(Json::Null),
+    }
+}
+
+/// A `_bulk` action line (`{"index":{"_index":..,"_id":..}}`, or `create`,
+/// `update`), or why it is not one (a `delete` carries no document).
+fn bulk_action(
+    map: serde_json::Map<String, Json>,
+    line: u64,
+    raw: &[u8],
+) -> Result<Action, String> {
+    let mut entries = map.into_iter();
+    let (Some((kind, meta)), None) = (entries.next(), entries.next()) else {
+        return Err("not a _bulk action line: an object of one key (index, create, update or delete) was expected".into());
+    };
+    let Json::Object(mut meta) = meta else {
+        return Err(format!(
+            "not a _bulk action line: the value of \"{kind}\" is not an object"
+        ));
+    };
+    match kind.as_str() {
+        "index" | "create" | "update" => Ok(Action {
+            line,
+            raw: raw.to_vec(),
+            update: kind == "update",
+            id: id_string(meta.remove("_id")),
+            index: meta.remove("_index").unwrap_or(Json::Null),
+        }),
+        "delete" => {
+            Err("a _bulk delete action: it removes a document and carries none to load".into())
+        }
+        other => Err(format!(
+            "not a _bulk action line: \"{other}\" is not index, create, update or delete"
+        )),
+    }
 }
 
 /// Why a line is not a JSON object.
@@ -343,7 +527,12 @@ impl Source for JsonlSource {
         };
         vec![
             format!("source: NDJSON {} ({what})", self.name),
-            "source: one JSON object per line; top-level keys become fields, nested objects and arrays stay JSON".into(),
+            match self.format {
+                JsonlFormat::Plain => "source: one JSON object per line; top-level keys become fields, nested objects and arrays stay JSON",
+                JsonlFormat::Elasticdump => "source: elasticdump documents, one per line; fields _id, _index, then the _source keys (nested objects and arrays stay JSON)",
+                JsonlFormat::Bulk => "source: _bulk action and document line pairs; fields _id, _index, then the document's keys (nested objects and arrays stay JSON); delete actions are rejected",
+            }
+            .into(),
         ]
     }
 
@@ -491,6 +680,90 @@ mod tests {
         assert_eq!(
             *r.values[a].typed(),
             Value::from_json(&serde_json::json!(3))
+        );
+    }
+
+    /// Takes each line of a dump in turn; the records made, or each line's
+    /// reason.
+    fn dump(format: JsonlFormat, lines: &[&str]) -> Vec<Result<Option<Record>, String>> {
+        let (mut cache, mut action) = (SchemaCache::default(), None);
+        let mut out = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            let mut pending = Pending::Records(Vec::new());
+            let took = take_dump_line(
+                format,
+                &mut action,
+                line.as_bytes(),
+                i as u64 + 1,
+                &mut cache,
+                &mut pending,
+            );
+            let Pending::Records(mut r) = pending else {
+                unreachable!()
+            };
+            out.push(took.map(|_| r.pop()).map_err(|(_, why)| why));
+        }
+        out
+    }
+
+    #[test]
+    fn elasticdump_lines_give_id_index_then_source() {
+        let got = dump(
+            JsonlFormat::Elasticdump,
+            &[
+                r#"{"_index":"i","_type":"_doc","_id":"7","_score":1,"_source":{"a":1,"_id":"no","n":{"b":[2]}}}"#,
+                r#"{"_source":{}}"#,
+                r#"{"_index":"i","_id":"8"}"#,
+                r#"[1]"#,
+            ],
+        );
+        let r = got[0].clone().unwrap().unwrap();
+        assert_eq!(r.schema.names(), ["_id", "_index", "a", "n"]);
+        assert_eq!(r.values[0], Value::Raw("\"7\"".into()));
+        assert_eq!(r.values[3], Value::Raw(r#"{"b":[2]}"#.into()));
+        let r = got[1].clone().unwrap().unwrap();
+        assert_eq!((r.values[0].clone(), r.values.len()), (Value::Null, 2));
+        assert!(got[2]
+            .clone()
+            .unwrap_err()
+            .contains("no \"_source\" object"));
+        assert!(got[3].clone().unwrap_err().contains("not a JSON object"));
+    }
+
+    #[test]
+    fn bulk_pairs_give_id_index_then_the_document() {
+        let got = dump(
+            JsonlFormat::Bulk,
+            &[
+                r#"{"index":{"_index":"i","_id":5}}"#,
+                r#"{"a":1}"#,
+                r#"{"update":{"_index":"i","_id":"6"}}"#,
+                r#"{"doc":{"b":2},"doc_as_upsert":true}"#,
+                r#"{"delete":{"_index":"i","_id":"7"}}"#,
+                r#"{"a":1,"b":2}"#,
+                r#"{"update":{"_id":"8"}}"#,
+                r#"{"script":{"source":"x"}}"#,
+                r#"{"create":{"_id":"9"}}"#,
+                r#"not json"#,
+            ],
+        );
+        assert!(matches!(got[0], Ok(None)));
+        let r = got[1].clone().unwrap().unwrap();
+        assert_eq!(r.schema.names(), ["_id", "_index", "a"]);
+        assert_eq!(r.values[0], Value::Raw("\"5\"".into()));
+        assert_eq!(r.position, 2);
+        let r = got[3].clone().unwrap().unwrap();
+        assert_eq!(r.schema.names(), ["_id", "_index", "b"]);
+        assert!(got[4].clone().unwrap_err().contains("delete"));
+        assert!(got[5]
+            .clone()
+            .unwrap_err()
+            .contains("not a _bulk action line"));
+        assert!(got[7].clone().unwrap_err().contains("no \"doc\" object"));
+        let why = got[9].clone().unwrap_err();
+        assert!(
+            why.contains("of the _bulk action at line 9: not valid JSON"),
+            "{why}"
         );
     }
 

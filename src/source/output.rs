@@ -498,6 +498,7 @@ mod tests {
             input: crate::config::InputPath::File(a.clone()),
             list: Some(vec![a, b]),
             max_line_bytes: 1 << 20,
+            format: Default::default(),
         };
         let src = crate::config::SourceConfig::Jsonl(config);
         let dl = dir.path().join("dl.jsonl");
