@@ -612,6 +612,8 @@ pub struct Config {
     pub retry: RetryPolicy,
     /// Read at most this many records.
     pub limit: Option<u64>,
+    /// `--flatten`: nested objects become fields of their own.
+    pub flatten: Option<crate::flatten::FlattenConfig>,
     /// The metrics server.
     pub metrics: MetricsConfig,
     /// The `pipeline_id` label on every series.
@@ -663,6 +665,7 @@ impl Config {
                 max_retries: None,
             },
             limit: None,
+            flatten: None,
             metrics: MetricsConfig {
                 port: None,
                 host: DEFAULT_METRICS_HOST.into(),
