@@ -1,6 +1,7 @@
 //! `--flatten [DEPTH]`: nested objects of NDJSON records become fields of
 //! their own, into a JSON-lines file (exact lines) and into the real MariaDB
-//! (with --create-table and into an existing table); DEPTH and the separator;
+//! (with --create-table and into an existing table); Elasticsearch documents
+//! on both servers; DEPTH, the separator and a --config file;
 //! a record whose fields collide after flattening is failed, kept in the
 //! dead-letter file as it was read, with both source paths in the reason.
 
@@ -261,5 +262,51 @@ fn flatten_in_a_config_file() {
             format!("{want}\n"),
             "{toml}"
         );
+    }
+}
+
+#[test]
+fn elasticsearch_documents_are_flattened_on_both_servers() {
+    for kind in ES_KINDS {
+        let srv = EsServer::start(kind);
+        let docs: Vec<(String, serde_json::Value)> = (0..3)
+            .map(|i| {
+                let doc =
+                    json!({"n": i, "geo": {"coordinates": {"lat": i, "lon": 0.5}}, "tags": [i]});
+                (format!("d{i}"), doc)
+            })
+            .collect();
+        srv.bulk("nested", &docs);
+        let dir = tempfile::tempdir().unwrap();
+        let output = dir.path().join("out.jsonl");
+        let url = srv.url();
+        let out = run(&[
+            "--source-type",
+            "elasticsearch",
+            "--es-url",
+            &url,
+            "--es-index",
+            "nested",
+            "--sink-type",
+            "file",
+            "--output-file",
+            p(&output),
+            "--flatten",
+        ]);
+        assert!(out.status.success(), "{kind:?}: {}", stderr(&out));
+        let mut got: Vec<serde_json::Value> = read_jsonl(&output)
+            .into_iter()
+            .map(|mut d| {
+                d.as_object_mut()
+                    .unwrap()
+                    .retain(|k, _| !k.starts_with('_'));
+                d
+            })
+            .collect();
+        got.sort_by_key(|d| d["n"].as_i64());
+        let want: Vec<serde_json::Value> = (0..3)
+            .map(|i| json!({"n": i, "geo_coordinates_lat": i, "geo_coordinates_lon": 0.5, "tags": [i]}))
+            .collect();
+        assert_eq!(got, want, "{kind:?}");
     }
 }
