@@ -310,3 +310,52 @@ fn elasticsearch_documents_are_flattened_on_both_servers() {
         assert_eq!(got, want, "{kind:?}");
     }
 }
+
+#[test]
+fn a_record_the_table_refuses_is_dead_lettered_as_it_was_read() {
+    let mut db = Db::connect();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    fs::write(&input, INPUT).unwrap();
+    let url = mysql_url();
+    let table = table_name("flatten_refused");
+    db.exec(&format!("DROP TABLE IF EXISTS {table}"));
+    // Too narrow for "Oslo": the first record fails in the sink.
+    db.exec(&format!(
+        "CREATE TABLE {table} (id INT PRIMARY KEY, geo_coordinates_lat DOUBLE, \
+         geo_coordinates_lon DOUBLE, geo_city VARCHAR(3), tags JSON, note TEXT, meta JSON)"
+    ));
+    let dead = dir.path().join("dead.jsonl");
+    let out = run_flatten(
+        &input,
+        &dead,
+        &[
+            "--sink-type",
+            "mysql",
+            "--db-url",
+            &url,
+            "--db-table",
+            &table,
+        ],
+        &["--flatten"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let ids = db.rows(&format!("SELECT id, geo_city FROM {table} ORDER BY id"));
+    assert_eq!(
+        ids,
+        [[Some("2".to_string()), None]],
+        "{}\n{}",
+        stderr(&out),
+        fs::read_to_string(&dead).unwrap_or_default()
+    );
+    let mut rejects = read_jsonl(&dead);
+    rejects.sort_by_key(|r| r["position"].as_u64());
+    assert_eq!(rejects.len(), 2, "{rejects:?}");
+    assert_eq!(rejects[0]["position"], 1);
+    assert_eq!(
+        rejects[0]["record"],
+        serde_json::from_str::<serde_json::Value>(INPUT.lines().next().unwrap()).unwrap()
+    );
+    assert_eq!(rejects[1]["position"], 3);
+    db.exec(&format!("DROP TABLE {table}"));
+}
