@@ -39,6 +39,7 @@ pub(crate) mod config;
 pub(crate) mod context;
 pub(crate) mod dead_letter;
 pub(crate) mod error;
+pub(crate) mod flatten;
 pub(crate) mod fsutil;
 pub(crate) mod json_line;
 pub(crate) mod lock;

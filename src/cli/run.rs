@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::config::{Config, ErrorAllowance};
 use crate::error::PipelineError;
+use crate::flatten::FlattenConfig;
 use crate::retry::RetryPolicy;
 
 use super::resolve::{positive, Slice};
@@ -82,6 +83,26 @@ pub struct RunFlags {
     /// Read at most N records, then finish normally. Example: --limit 1000
     #[arg(long, value_name = "N", help_heading = "Errors")]
     pub limit: Option<u64>,
+
+    /// Nested objects become fields (and columns) of their own:
+    /// `geo.coordinates.lat` becomes `geo_coordinates_lat`. DEPTH limits the
+    /// levels opened (default: all); deeper objects, arrays and empty objects
+    /// stay JSON. A record where two fields flatten to one name fails (kept in
+    /// --dead-letter as it was read, both names in the reason). CSV input has
+    /// no nested objects: there it changes nothing. In --config:
+    /// `flatten = true` or `flatten = 2`. Example: --flatten 2
+    #[arg(long, value_name = "DEPTH", num_args = 0..=1, help_heading = "Records")]
+    pub flatten: Option<Option<String>>,
+
+    /// Put between an object's name and its member's name by --flatten
+    /// (without --flatten it changes nothing). Example: --flatten-separator __
+    #[arg(
+        long,
+        value_name = "SEP",
+        default_value = crate::flatten::DEFAULT_SEPARATOR,
+        help_heading = "Records"
+    )]
+    pub flatten_separator: String,
 }
 
 impl RunFlags {
@@ -127,7 +148,35 @@ impl RunFlags {
             None => None,
         };
         config.limit = self.limit;
+        config.flatten = self.flatten()?;
         Ok(())
+    }
+
+    /// `--flatten [DEPTH]` and `--flatten-separator`.
+    fn flatten(&self) -> Result<Option<FlattenConfig>, PipelineError> {
+        // `true`/`false` for a --config file's `flatten = true`.
+        let depth = match self.flatten.as_ref().map(|d| d.as_deref()) {
+            None | Some(Some("false")) => return Ok(None),
+            Some(None | Some("true" | "all")) => None,
+            Some(Some(n)) => match n.parse::<usize>() {
+                Ok(n) if n > 0 => Some(n),
+                _ => {
+                    return Err(PipelineError::Config(format!(
+                        "--flatten: DEPTH must be a number of levels, at least 1, not '{n}' \
+                         (leave it out to open every level)"
+                    )))
+                }
+            },
+        };
+        if self.flatten_separator.is_empty() {
+            return Err(PipelineError::Config(
+                "--flatten-separator must not be empty".into(),
+            ));
+        }
+        Ok(Some(FlattenConfig {
+            depth,
+            separator: self.flatten_separator.clone(),
+        }))
     }
 }
 

@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::context::Context;
 use crate::dead_letter::DeadLetter;
 use crate::error::{PipelineError, Stage};
+use crate::flatten::Flattener;
 use crate::metrics::{Metrics, RunState};
 use crate::progress::Progress;
 use crate::shutdown::Shutdown;
@@ -58,8 +59,13 @@ pub fn prepare(
         .map_err(counted(Stage::Sink))?;
     if let Some(n) = sink.wants_sample() {
         // --create-table: the types come from a sample read before the run.
-        check::with_sample(config, n, |records| sink.take_sample(records, false))
-            .map_err(counted(Stage::Sink))?;
+        // With --flatten, of the flattened records (those that collide left out).
+        let flattener = config.flatten.clone().map(Flattener::new);
+        check::with_sample(config, n, |records| match &flattener {
+            Some(f) => sink.take_sample(&mut records.filter_map(|r| f.apply(&r).ok()), false),
+            None => sink.take_sample(records, false),
+        })
+        .map_err(counted(Stage::Sink))?;
     }
     let workers = sink
         .max_workers()
@@ -102,7 +108,10 @@ impl Prepared {
         let metrics = ctx.metrics.clone();
         // A source that writes JSON lines for a sink that takes them sends
         // whole batches: the queue then holds about as many records.
-        let lines = sink.takes_lines() && source.write_json_lines(config.batch_size);
+        // Not with --flatten: every record passes through the flattener.
+        let flattener = config.flatten.clone().map(Flattener::new);
+        let lines =
+            flattener.is_none() && sink.takes_lines() && source.write_json_lines(config.batch_size);
         let (mut sender, rx) = channel::bounded(queue_capacity(&config, lines));
         let spent = if source.reuses_records() {
             // A few batches per worker on the way back: enough to keep the
@@ -123,6 +132,7 @@ impl Prepared {
                 order: order.as_ref(),
                 spent: &spent,
                 depth: sender.depth(),
+                flatten: flattener.as_ref(),
             };
             for (i, writer) in writers.into_iter().enumerate() {
                 workers.spawn(scope, i, writer, rx.clone());
@@ -195,6 +205,7 @@ struct Workers<'a> {
     order: Option<&'a std::sync::Mutex<u64>>,
     spent: &'a channel::Spent,
     depth: channel::Depth,
+    flatten: Option<&'a Flattener>,
 }
 
 impl<'a> Workers<'a> {
@@ -214,8 +225,9 @@ impl<'a> Workers<'a> {
             order,
             spent,
             depth,
+            flatten,
         } = self;
-        let (ctx, config, order) = (*ctx, *config, *order);
+        let (ctx, config, order, flatten) = (*ctx, *config, *order, *flatten);
         let spent = (*spent).clone();
         let depth = depth.clone();
         std::thread::Builder::new()
@@ -229,7 +241,7 @@ impl<'a> Workers<'a> {
                         config.batch_size,
                         config.batch_timeout,
                         order,
-                        (&spent, &depth),
+                        (&spent, &depth, flatten),
                     )
                 }));
                 if worked.is_err() {

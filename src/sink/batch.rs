@@ -12,6 +12,7 @@ use crossbeam_channel::Receiver;
 use crate::channel::{Depth, Item, Spent};
 use crate::context::Context;
 use crate::error::{ErrorType, PipelineError, Stage};
+use crate::flatten::Flattener;
 use crate::metrics::BatchReport;
 use crate::record::{Lines, Record};
 
@@ -28,7 +29,7 @@ pub fn run_worker(
     batch_size: usize,
     batch_timeout: Duration,
     order: Option<&Mutex<u64>>,
-    (spent, depth): (&Spent, &Depth),
+    (spent, depth, flatten): (&Spent, &Depth, Option<&Flattener>),
 ) {
     let _active = ctx.metrics.worker_active(Stage::Sink);
     let mut batch: Vec<Record> = Vec::with_capacity(batch_size);
@@ -85,13 +86,12 @@ pub fn run_worker(
         let after_seq = after.as_ref().and_then(|_| number(&mut taking));
         drop(taking);
         ctx.metrics.queue_depth(depth.records(rx.len()));
-        flush(
-            Batch::Records(&batch),
-            writer.as_mut(),
-            ctx,
-            (started, seq),
-            &mut broken,
-        );
+        let flat = flatten.map(|f| flattened(f, &batch, ctx));
+        let records = match &flat {
+            Some((flat, from)) => Batch::Flat(flat, &batch, from),
+            None => Batch::Records(&batch),
+        };
+        flush(records, writer.as_mut(), ctx, (started, seq), &mut broken);
         spent.give(&mut batch);
         if let Some(lines) = after {
             let batch = Batch::Lines(&lines);
@@ -106,17 +106,37 @@ pub fn run_worker(
     }
 }
 
+/// `batch` flattened (`--flatten`), with the index in `batch` of each
+/// record; a record whose fields collide is failed here, as it was read.
+fn flattened(f: &Flattener, batch: &[Record], ctx: &Context) -> (Vec<Record>, Vec<usize>) {
+    let mut flat = Vec::with_capacity(batch.len());
+    let mut from = Vec::with_capacity(batch.len());
+    for (i, r) in batch.iter().enumerate() {
+        match f.apply(r) {
+            Ok(r) => {
+                flat.push(r);
+                from.push(i);
+            }
+            Err(reason) => ctx.reject_record(r, ErrorType::Conversion, &reason),
+        }
+    }
+    (flat, from)
+}
+
 /// A batch as it came: records, or records the source wrote as lines.
 #[derive(Clone, Copy)]
 enum Batch<'a> {
     Records(&'a [Record]),
     Lines(&'a Lines),
+    /// Flattened records, the records they were read as, and the index of
+    /// each in the latter (failures keep the records as read).
+    Flat(&'a [Record], &'a [Record], &'a [usize]),
 }
 
 impl Batch<'_> {
     fn len(&self) -> usize {
         match self {
-            Batch::Records(r) => r.len(),
+            Batch::Records(r) | Batch::Flat(r, ..) => r.len(),
             Batch::Lines(l) => l.len(),
         }
     }
@@ -126,6 +146,9 @@ impl Batch<'_> {
         match self {
             Batch::Records(r) => ctx.record_in_doubt(&r[i], &doubt.xid, &doubt.reason),
             Batch::Lines(l) => ctx.record_in_doubt(&l.record(i), &doubt.xid, &doubt.reason),
+            Batch::Flat(_, read, from) => {
+                ctx.record_in_doubt(&read[from[i]], &doubt.xid, &doubt.reason)
+            }
         }
     }
 
@@ -134,6 +157,7 @@ impl Batch<'_> {
         match self {
             Batch::Records(r) => ctx.reject_record(&r[i], error_type, reason),
             Batch::Lines(l) => ctx.reject_record(&l.record(i), error_type, reason),
+            Batch::Flat(_, read, from) => ctx.reject_record(&read[from[i]], error_type, reason),
         }
     }
 }
@@ -160,7 +184,9 @@ fn flush(
         None => {
             let t = Instant::now();
             let r = match batch {
-                Batch::Records(records) => writer.write_batch_at(seq, records),
+                Batch::Records(records) | Batch::Flat(records, ..) => {
+                    writer.write_batch_at(seq, records)
+                }
                 Batch::Lines(lines) => writer.write_lines_at(seq, lines),
             };
             report.insert_elapsed = t.elapsed();
