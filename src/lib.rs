@@ -13,6 +13,7 @@
 //! - `record`: `Record`, `Value` and their JSON trees.
 //! - `json_line`: the one JSON-line encoder (strings, keys, inferred values,
 //!   a record's line, a CSV row's line, NDJSON values as their JSON text).
+//! - `flatten`: `--flatten`, nested objects opened into fields.
 //! - `runtime`: the one tokio runtime.
 //! - `context`: what a run's workers share: stop, first error, error budget, rejections.
 //! - `channel`: the bounded channel from source to sinks, and its depth.
