@@ -359,3 +359,53 @@ fn a_record_the_table_refuses_is_dead_lettered_as_it_was_read() {
     assert_eq!(rejects[1]["position"], 3);
     db.exec(&format!("DROP TABLE {table}"));
 }
+
+/// `--check` with `--create-table` infers the columns from the flattened
+/// sample, as the run does: the CREATE TABLE it shows names the flattened
+/// fields (and creates nothing).
+#[test]
+fn check_shows_the_flattened_columns() {
+    let mut db = Db::connect();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    fs::write(&input, INPUT).unwrap();
+    let table = table_name("flatten_check");
+    db.exec(&format!("DROP TABLE IF EXISTS {table}"));
+    let url = mysql_url();
+    let dead = dir.path().join("dead.jsonl");
+    let out = run_flatten(
+        &input,
+        &dead,
+        &[
+            "--sink-type",
+            "mysql",
+            "--db-url",
+            &url,
+            "--db-table",
+            &table,
+        ],
+        &["--check", "--create-table", "--db-key", "id", "--flatten"],
+    );
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let ddl = text
+        .lines()
+        .find(|l| l.contains("CREATE TABLE"))
+        .unwrap_or_else(|| panic!("no CREATE TABLE: {text}"));
+    for column in [
+        "`geo_coordinates_lat`",
+        "`geo_coordinates_lon`",
+        "`geo_city`",
+        "`tags` JSON",
+    ] {
+        assert!(ddl.contains(column), "{column} missing: {ddl}");
+    }
+    assert!(
+        !ddl.contains("`geo` "),
+        "the object itself is not a column: {ddl}"
+    );
+    assert!(
+        db.rows(&format!("SHOW TABLES LIKE '{table}'")).is_empty(),
+        "--check created the table"
+    );
+}

@@ -18,6 +18,23 @@ use crate::source;
 /// named pipe, `/dev/stdin`, a process substitution: anything but regular
 /// files), which is then never opened a second time. Bad rows are skipped
 /// here: the run itself counts and keeps them.
+/// Hands `sink` the sample `--create-table` reads before the run (`dry`:
+/// for `--check`, which creates nothing): with `--flatten`, the flattened
+/// records (those that collide left out, as the run fails them).
+/// `Ok(None)`: the input is read once, so there is no sample.
+pub(super) fn give_sample(
+    config: &Config,
+    n: u64,
+    sink: &dyn Sink,
+    dry: bool,
+) -> Result<Option<Vec<String>>, PipelineError> {
+    let flattener = config.flatten.clone().map(crate::flatten::Flattener::new);
+    with_sample(config, n, |records| match &flattener {
+        Some(f) => sink.take_sample(&mut records.filter_map(|r| f.apply(&r).ok()), dry),
+        None => sink.take_sample(records, dry),
+    })
+}
+
 pub(super) fn with_sample<T>(
     config: &Config,
     n: u64,
@@ -113,7 +130,7 @@ pub fn check(config: &Config) -> Result<Vec<String>, PipelineError> {
     let sink: std::sync::Arc<dyn Sink> = sink::open(&config.sink, fields.as_deref(), true)?;
     lines.extend(sink.plan());
     if let Some(n) = sink.wants_sample() {
-        match with_sample(config, n, |records| sink.take_sample(records, true))? {
+        match give_sample(config, n, sink.as_ref(), true)? {
             Some(l) => lines.extend(l),
             None => lines.push(
                 "--create-table: the input is read once (standard input or a pipe, not a regular file), so the first batch decides the column types"

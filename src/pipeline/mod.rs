@@ -59,13 +59,7 @@ pub fn prepare(
         .map_err(counted(Stage::Sink))?;
     if let Some(n) = sink.wants_sample() {
         // --create-table: the types come from a sample read before the run.
-        // With --flatten, of the flattened records (those that collide left out).
-        let flattener = config.flatten.clone().map(Flattener::new);
-        check::with_sample(config, n, |records| match &flattener {
-            Some(f) => sink.take_sample(&mut records.filter_map(|r| f.apply(&r).ok()), false),
-            None => sink.take_sample(records, false),
-        })
-        .map_err(counted(Stage::Sink))?;
+        check::give_sample(config, n, sink.as_ref(), false).map_err(counted(Stage::Sink))?;
     }
     let workers = sink
         .max_workers()
