@@ -66,6 +66,9 @@ pub(super) struct Shared {
     pub(super) version: String,
     /// Fields whose column has another name, already logged.
     pub(super) said: Mutex<std::collections::HashSet<String>>,
+    /// Some record of the run found its columns: a batch none of whose
+    /// records has one no longer stops the run.
+    pub(super) matched_any: std::sync::atomic::AtomicBool,
 }
 
 /// What XA batches need: the run's identity and the lock that proves it alive.
@@ -396,6 +399,7 @@ impl MysqlSink {
                 fields: fields.map(<[String]>::to_vec),
                 version: probe.version,
                 said: Default::default(),
+                matched_any: Default::default(),
             }),
         };
         sink.shared.say_known_mapping();

@@ -192,8 +192,40 @@ impl MysqlWriter {
         }
     }
 
-    fn convert(&mut self, table: &Table, batch: &[Record], tally: &mut BatchResult) -> Vec<Row> {
+    /// A batch none of whose records finds its columns, before any record
+    /// of the run has: the job is wrong in its shape (the fields are not the
+    /// table's), not in a few values, so the run stops with the reason
+    /// instead of failing every record of the input one batch at a time.
+    /// The batch's records are failed (kept in the dead-letter file).
+    fn structural(&self, len: usize, unmatched: usize, tally: &BatchResult) -> Option<BatchError> {
+        use std::sync::atomic::Ordering;
+        if len == 0 || unmatched < len {
+            self.shared.matched_any.store(true, Ordering::Relaxed);
+            return None;
+        }
+        if self.shared.matched_any.load(Ordering::Relaxed) {
+            return None;
+        }
+        let reason = tally.rejected.first().map_or("", |r| r.reason.as_str());
+        Some(BatchError {
+            error_type: ErrorType::Config,
+            message: format!(
+                "no record of the first batch ({len}) finds its columns in {}.{}, so reading stops: {reason}",
+                self.shared.cfg.database, self.shared.cfg.table
+            ),
+        })
+    }
+
+    /// Converts the batch for the table: the rows to write, and how many
+    /// records found none or not all of their columns (failed in `tally`).
+    fn convert(
+        &mut self,
+        table: &Table,
+        batch: &[Record],
+        tally: &mut BatchResult,
+    ) -> (Vec<Row>, usize) {
         let mut rows = Vec::with_capacity(batch.len());
+        let mut unmatched = 0;
         for (index, record) in batch.iter().enumerate() {
             let map = self.column_map(table, &record.schema);
             let mut values = Vec::with_capacity(map.pairs.len());
@@ -215,6 +247,7 @@ impl MysqlWriter {
             } else {
                 None
             };
+            unmatched += usize::from(failed.is_some());
             for &(f, c) in &map.pairs {
                 let column = &table.columns[c];
                 let epoch = self.shared.cfg.epoch_unit(&record.schema.names()[f]);
@@ -246,7 +279,7 @@ impl MysqlWriter {
                 None => rows.push(Row { index, map, values }),
             }
         }
-        rows
+        (rows, unmatched)
     }
 }
 
@@ -316,7 +349,11 @@ impl BatchWriter for MysqlWriter {
             )?;
         }
         let mut converted = BatchResult::default();
-        let rows = self.convert(&table, batch, &mut converted);
+        let (rows, unmatched) = self.convert(&table, batch, &mut converted);
+        if let Some(broken) = self.structural(batch.len(), unmatched, &converted) {
+            converted.broken = Some(broken);
+            return Ok(converted);
+        }
         let shutdown = self.shutdown.clone();
         let stopping = move || shutdown.is_requested();
         let metrics = self.metrics.clone();
