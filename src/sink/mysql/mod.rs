@@ -12,6 +12,7 @@ mod add_columns;
 mod conn;
 mod convert;
 mod ddl;
+mod fit;
 mod insert;
 mod load_data;
 mod names;

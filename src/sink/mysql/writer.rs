@@ -15,25 +15,25 @@ use crate::metrics::Metrics;
 use crate::record::{Record, Schema};
 use crate::retry::{Failure, Reason};
 use crate::runtime::runtime;
-use crate::sink::api::{BatchError, BatchResult, BatchWriter, InDoubt, Rejected};
+use crate::sink::api::{BatchError, BatchResult, BatchWriter, InDoubt};
 
 use super::conn::{classify, connect, exec, exec_with, text_rows, DbError};
 use super::insert::{groups, insert_rows};
-use super::load_data::{escaped_size, load_group};
+use super::load_data::load_group;
 use super::rows::{ColumnMap, Row};
 use super::schema::describe;
-use super::table::{quote_ident, Table};
+use super::table::Table;
 use super::Shared;
 
 pub(super) struct MysqlWriter {
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
     metrics: Arc<Metrics>,
     /// To hold a second signal back between XA PREPARE and XA COMMIT.
     shutdown: crate::shutdown::Shutdown,
     conn: Option<Conn>,
-    maps: HashMap<usize, (Arc<Schema>, Arc<ColumnMap>)>,
+    pub(super) maps: HashMap<usize, (Arc<Schema>, Arc<ColumnMap>)>,
     /// The table definition `maps` were made for.
-    maps_table: usize,
+    pub(super) maps_table: usize,
     /// Transaction ids: `pcli-<table hash>-<run id>-<worker>-<seq>`.
     xid_prefix: String,
     xid_seq: u64,
@@ -71,78 +71,6 @@ impl MysqlWriter {
             last_marker: None,
             in_doubt: None,
         }
-    }
-
-    fn column_map(&mut self, table: &Table, schema: &Arc<Schema>) -> Arc<ColumnMap> {
-        // Maps are for one table definition: columns added since void them.
-        let table_id = table as *const Table as usize;
-        if self.maps_table != table_id {
-            self.maps.clear();
-            self.maps_table = table_id;
-        }
-        let key = Arc::as_ptr(schema) as usize;
-        if let Some((s, m)) = self.maps.get(&key) {
-            if Arc::ptr_eq(s, schema) {
-                return m.clone();
-            }
-        }
-        let found = table.resolve(schema.names(), &self.shared.cfg.rename);
-        let mut pairs: Vec<(usize, usize)> = found
-            .iter()
-            .enumerate()
-            .filter_map(|(f, c)| c.map(|c| (f, c)))
-            .collect();
-        pairs.sort_by_key(|&(_, c)| c);
-        self.shared.say_mapping(
-            pairs
-                .iter()
-                .map(|&(f, c)| (&schema.names()[f], &table.columns[c].name)),
-        );
-        let ignored = &self.shared.cfg.ignore_fields;
-        let unknown: Vec<String> = schema
-            .names()
-            .iter()
-            .zip(&found)
-            .filter(|(n, c)| c.is_none() && !ignored.contains(n))
-            .map(|(n, _)| n.clone())
-            .collect();
-        let names: Vec<String> = pairs
-            .iter()
-            .map(|&(_, c)| quote_ident(&table.columns[c].name))
-            .collect();
-        let defaults: Vec<bool> = pairs
-            .iter()
-            .map(|&(_, c)| table.columns[c].default_on_null)
-            .collect();
-        let (column_list, row_template, load_columns) = sql_lists(&names, &defaults);
-        if tracing::enabled!(tracing::Level::DEBUG) {
-            for &(f, c) in &pairs {
-                let column = &table.columns[c];
-                tracing::debug!(
-                    "field {} -> column `{}`: {:?}{}",
-                    schema.names()[f],
-                    column.name,
-                    column.kind,
-                    if column.default_on_null {
-                        ", its default when empty"
-                    } else {
-                        ""
-                    }
-                );
-            }
-        }
-        let map = Arc::new(ColumnMap {
-            pairs,
-            column_list,
-            row_template,
-            load_columns,
-            unknown,
-        });
-        if self.maps.len() > 1024 {
-            self.maps.clear();
-        }
-        self.maps.insert(key, (schema.clone(), map.clone()));
-        map
     }
 
     /// The table, creating it from this batch first with `--create-table`.
@@ -191,135 +119,6 @@ impl MysqlWriter {
             Err(e) => Err(fatal(ErrorType::Server, format!("creating the table: {e}"))),
         }
     }
-
-    /// A batch none of whose records finds its columns, before any record
-    /// of the run has: the job is wrong in its shape (the fields are not the
-    /// table's), not in a few values, so the run stops with the reason
-    /// instead of failing every record of the input one batch at a time.
-    /// The batch's records are failed (kept in the dead-letter file).
-    fn structural(&self, len: usize, unmatched: usize, tally: &BatchResult) -> Option<BatchError> {
-        use std::sync::atomic::Ordering;
-        if len == 0 || unmatched < len {
-            self.shared.matched_any.store(true, Ordering::Relaxed);
-            return None;
-        }
-        if self.shared.matched_any.load(Ordering::Relaxed) {
-            return None;
-        }
-        let reason = tally.rejected.first().map_or("", |r| r.reason.as_str());
-        Some(BatchError {
-            error_type: ErrorType::Config,
-            message: format!(
-                "no record of the first batch ({len}) finds its columns in {}.{}, so reading stops: {reason}",
-                self.shared.cfg.database, self.shared.cfg.table
-            ),
-        })
-    }
-
-    /// Converts the batch for the table: the rows to write, and how many
-    /// records found none or not all of their columns (failed in `tally`).
-    fn convert(
-        &mut self,
-        table: &Table,
-        batch: &[Record],
-        tally: &mut BatchResult,
-    ) -> (Vec<Row>, usize) {
-        let mut rows = Vec::with_capacity(batch.len());
-        let mut unmatched = 0;
-        for (index, record) in batch.iter().enumerate() {
-            let map = self.column_map(table, &record.schema);
-            let mut values = Vec::with_capacity(map.pairs.len());
-            let mut failed = if map.pairs.is_empty() {
-                Some(format!(
-                    "no field of the record is a column of the table (fields: {})",
-                    record.schema.names().join(", ")
-                ))
-            } else if !map.unknown.is_empty() {
-                Some(
-                    super::add_columns::unusable_reason(&self.shared, &map.unknown)
-                        .unwrap_or_else(|| format!(
-                    "fields with no column in {}.{}: {} (leave them out with --ignore-fields, or add the columns with --add-columns)",
-                    self.shared.cfg.database,
-                    self.shared.cfg.table,
-                    map.unknown.join(", ")
-                )),
-                )
-            } else {
-                None
-            };
-            unmatched += usize::from(failed.is_some());
-            for &(f, c) in &map.pairs {
-                let column = &table.columns[c];
-                let epoch = self.shared.cfg.epoch_unit(&record.schema.names()[f]);
-                match column.convert_as(&record.values[f], epoch) {
-                    Ok(v) => values.push(v),
-                    Err(why) => {
-                        failed = Some(format!("column {}: {why}", column.name));
-                        break;
-                    }
-                }
-            }
-            if failed.is_none() {
-                // One row must fit one statement, whatever the batching and
-                // the load mode: sized as escaped for LOAD DATA.
-                let size = escaped_size(&values) + 1024;
-                if size > self.shared.max_packet {
-                    failed = Some(format!(
-                        "the record is {size} bytes as sent (escaped), more than the server's max_allowed_packet ({} bytes) lets one statement carry; raise max_allowed_packet on the server to load it",
-                        self.shared.max_packet
-                    ));
-                }
-            }
-            match failed {
-                Some(reason) => tally.rejected.push(Rejected {
-                    index,
-                    error_type: ErrorType::Conversion,
-                    reason,
-                }),
-                None => rows.push(Row { index, map, values }),
-            }
-        }
-        (rows, unmatched)
-    }
-}
-
-/// The column list, one INSERT row of placeholders and the LOAD DATA
-/// column list (with its SET clause) for the quoted column `names`; a NOT
-/// NULL column with a default (`defaults`) takes its default for a null.
-fn sql_lists(names: &[String], defaults: &[bool]) -> (String, String, String) {
-    let column_list = format!("({})", names.join(", "));
-    let row_template = format!(
-        "({})",
-        names
-            .iter()
-            .zip(defaults)
-            .map(|(n, &d)| if d {
-                format!("COALESCE(?, DEFAULT({n}))")
-            } else {
-                "?".into()
-            })
-            .collect::<Vec<_>>()
-            .join(",")
-    );
-    let load_list: Vec<String> = names
-        .iter()
-        .zip(defaults)
-        .enumerate()
-        .map(|(i, (n, &d))| if d { format!("@v{i}") } else { n.clone() })
-        .collect();
-    let sets: Vec<String> = names
-        .iter()
-        .zip(defaults)
-        .enumerate()
-        .filter(|(_, (_, &d))| d)
-        .map(|(i, (n, _))| format!("{n} = COALESCE(@v{i}, DEFAULT({n}))"))
-        .collect();
-    let load_columns = if sets.is_empty() {
-        format!("({})", load_list.join(", "))
-    } else {
-        format!("({}) SET {}", load_list.join(", "), sets.join(", "))
-    };
-    (column_list, row_template, load_columns)
 }
 
 impl Drop for MysqlWriter {
