@@ -537,3 +537,47 @@ fn epoch_times_load_into_date_columns_with_date_format() {
         db.exec(&format!("DROP TABLE {table}"));
     }
 }
+
+/// `--check` says which fields `--date-format` reads as epoch times, and
+/// names one that is not a field of the input (it would change nothing).
+#[test]
+fn check_shows_the_date_formats() {
+    let mut db = Db::connect();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    std::fs::write(&input, "id,at\n1,1700000000000\n").unwrap();
+    let table = table_name("values_check_dates");
+    db.exec(&format!("DROP TABLE IF EXISTS {table}"));
+    db.exec(&format!(
+        "CREATE TABLE {table} (id INT PRIMARY KEY, at DATETIME(3))"
+    ));
+    let url = mysql_url();
+    let out = run(&[
+        "--check",
+        "--source-type",
+        "csv",
+        "--csv-file",
+        input.to_str().unwrap(),
+        "--sink-type",
+        "mysql",
+        "--db-url",
+        &url,
+        "--db-table",
+        &table,
+        "--date-format",
+        "at=epoch_millis",
+        "--date-format",
+        "missing=epoch_second",
+    ]); // fmt: skip
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let at = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("at -> "))
+        .unwrap_or_else(|| panic!("no line for field at: {text}"));
+    assert!(at.contains("epoch_millis (--date-format)"), "{at}");
+    assert!(
+        text.contains("--date-format names 'missing', which is not a field of the input"),
+        "{text}"
+    );
+}

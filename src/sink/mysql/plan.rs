@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use mysql_async::prelude::Queryable;
 
-use crate::config::{cli_name, OnDuplicate};
+use crate::config::{cli_name, EpochUnit, OnDuplicate};
 use crate::error::{ErrorType, PipelineError, Stage};
 use crate::record::Record;
 use crate::runtime::runtime;
@@ -142,8 +142,13 @@ fn mapping(shared: &Shared, table: &Table) -> Vec<String> {
                 let c = &table.columns[i];
                 let key = if table.key.contains(&i) { ", key" } else { "" };
                 let null = if c.nullable { "" } else { ", NOT NULL" };
+                let epoch = match cfg.epoch_unit(f) {
+                    Some(EpochUnit::Millis) => "; numbers as epoch_millis (--date-format)",
+                    Some(EpochUnit::Seconds) => "; numbers as epoch_second (--date-format)",
+                    None => "",
+                };
                 lines.push(format!(
-                    "  {}{shown} -> `{}` {}{key}{null}: {}",
+                    "  {}{shown} -> `{}` {}{key}{null}: {}{epoch}",
                     if known { "" } else { "(a field named) " },
                     c.name,
                     c.sql_type,
@@ -206,6 +211,14 @@ pub(super) fn lines(shared: &Shared) -> Vec<String> {
             "sink: table {}.{} does not exist; --create-table creates it",
             cfg.database, cfg.table
         )),
+    }
+    if let Some(fields) = &shared.fields {
+        for (f, _) in cfg.date_formats.iter().filter(|(f, _)| !fields.contains(f)) {
+            lines.push(format!(
+                "sink: --date-format names '{}', which is not a field of the input: it changes nothing",
+                f.escape_debug()
+            ));
+        }
     }
     lines
 }
