@@ -34,6 +34,7 @@ pub fn bounded(capacity: usize) -> (RecordSender, Receiver<Item>) {
             tx,
             spent: None,
             depth,
+            hold: None,
         },
         rx,
     )
@@ -97,6 +98,26 @@ pub struct RecordSender {
     tx: Sender<Item>,
     spent: Option<Receiver<Vec<Record>>>,
     depth: Depth,
+    hold: Option<Hold>,
+}
+
+/// What a sink does with the records held back ([`RecordSender::hold`])
+/// before they are sent: the table `--create-table` makes from them.
+pub type TakeHeld = Box<dyn FnOnce(&[Record]) -> Result<(), crate::error::PipelineError> + Send>;
+
+/// The first records of a run, held back until the sink has seen them.
+struct Hold {
+    /// Records to hold before they are taken.
+    wanted: usize,
+    state: std::sync::Mutex<Held>,
+    /// Set once the held records are sent: later sends skip the lock.
+    released: std::sync::atomic::AtomicBool,
+}
+
+#[derive(Default)]
+struct Held {
+    records: Vec<Record>,
+    take: Option<TakeHeld>,
 }
 
 impl RecordSender {
@@ -111,11 +132,80 @@ impl RecordSender {
         self.spent.as_ref().and_then(|rx| rx.try_recv().ok())
     }
 
+    /// Holds back the first `n` records sent (more by at most a chunk;
+    /// fewer when the input ends first, see [`RecordSender::release_held`])
+    /// and hands them to `take` before any is sent: the table
+    /// `--create-table` infers from the run's own first records exists
+    /// before a sink worker sees one. When `take` fails, the run fails and
+    /// the held records are failed and kept in the dead-letter file.
+    pub fn hold(&mut self, n: u64, take: TakeHeld) {
+        self.hold = Some(Hold {
+            wanted: usize::try_from(n).unwrap_or(usize::MAX).max(1),
+            state: std::sync::Mutex::new(Held {
+                records: Vec::new(),
+                take: Some(take),
+            }),
+            released: Default::default(),
+        });
+    }
+
+    /// Hands the records held back so far to the sink and sends them (the
+    /// input ended, or reading stopped, before the hold was full).
+    pub fn release_held(&self, ctx: &Context) {
+        if let Some(hold) = &self.hold {
+            let mut held = hold.state.lock().unwrap_or_else(|e| e.into_inner());
+            self.release(hold, &mut held, ctx);
+        }
+    }
+
+    /// Keeps `chunk` back while the hold is not full; true when it was kept.
+    fn held(&self, chunk: &mut Vec<Record>, ctx: &Context) -> bool {
+        let Some(hold) = &self.hold else {
+            return false;
+        };
+        if hold.released.load(Ordering::Acquire) {
+            return false;
+        }
+        let mut held = hold.state.lock().unwrap_or_else(|e| e.into_inner());
+        if hold.released.load(Ordering::Acquire) {
+            return false;
+        }
+        held.records.append(chunk);
+        if held.records.len() >= hold.wanted {
+            self.release(hold, &mut held, ctx);
+        }
+        true
+    }
+
+    fn release(&self, hold: &Hold, held: &mut Held, ctx: &Context) {
+        let Some(take) = held.take.take() else {
+            return;
+        };
+        let mut records = std::mem::take(&mut held.records);
+        match take(&records) {
+            Ok(()) => self.send_now(&mut records, ctx),
+            Err(e) => {
+                let (error_type, reason) = (e.metric_type(), e.to_string());
+                ctx.fail_run(e);
+                for r in &records {
+                    ctx.reject_record(r, error_type, &reason);
+                }
+            }
+        }
+        hold.released.store(true, Ordering::Release);
+    }
+
     /// Sends every record of `chunk` (leaving it empty), blocking while the
     /// queue is full. Records that can no longer be delivered (every sink
     /// worker is gone) are failed and kept in the dead-letter file, never
     /// dropped.
     pub fn send_all(&self, chunk: &mut Vec<Record>, ctx: &Context) {
+        if !self.held(chunk, ctx) {
+            self.send_now(chunk, ctx);
+        }
+    }
+
+    fn send_now(&self, chunk: &mut Vec<Record>, ctx: &Context) {
         self.will_fill(chunk.len(), ctx);
         let mut drain = chunk.drain(..);
         while let Some(record) = drain.next() {
@@ -147,6 +237,7 @@ impl RecordSender {
         if lines.is_empty() {
             return;
         }
+        self.release_held(ctx);
         let n = lines.len();
         self.will_fill(1, ctx);
         self.depth.sent_lines(n);
@@ -167,5 +258,109 @@ fn undeliverable(ctx: &Context, records: impl Iterator<Item = Record>) {
             ErrorType::Io,
             "not written: every sink worker has stopped",
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::dead_letter::DeadLetter;
+    use crate::metrics::Metrics;
+    use crate::record::{Schema, Value};
+    use crate::shutdown::Shutdown;
+
+    fn context() -> Context {
+        let metrics = Metrics::new(
+            "test",
+            crate::config::SourceKind::Csv,
+            crate::config::SinkKind::File,
+        );
+        Context::new(
+            metrics,
+            Shutdown::new(),
+            DeadLetter::open(None).unwrap(),
+            None,
+            None,
+        )
+    }
+
+    fn chunk(from: u64, to: u64) -> Vec<Record> {
+        let schema = Arc::new(Schema::new(vec!["n".into()]));
+        (from..to)
+            .map(|n| Record {
+                schema: schema.clone(),
+                values: vec![Value::Str(n.to_string())],
+                position: n,
+            })
+            .collect()
+    }
+
+    fn positions(rx: &Receiver<Item>) -> Vec<u64> {
+        rx.try_iter()
+            .map(|i| match i {
+                Item::Record(r) => r.position,
+                Item::Lines(_) => panic!("lines"),
+            })
+            .collect()
+    }
+
+    /// Holds back until `n` records came (whole chunks), hands them over
+    /// before any is sent, then sends them first and the rest after.
+    #[test]
+    fn held_records_are_taken_then_sent_first() {
+        let ctx = context();
+        let (mut tx, rx) = bounded(100);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        tx.hold(
+            5,
+            Box::new(move |held: &[Record]| {
+                s.lock().unwrap().extend(held.iter().map(|r| r.position));
+                Ok(())
+            }),
+        );
+        tx.send_all(&mut chunk(0, 3), &ctx);
+        assert!(positions(&rx).is_empty(), "held");
+        assert!(seen.lock().unwrap().is_empty(), "not taken yet");
+        let mut more = chunk(3, 6);
+        tx.send_all(&mut more, &ctx);
+        assert!(more.is_empty());
+        assert_eq!(*seen.lock().unwrap(), vec![0, 1, 2, 3, 4, 5]);
+        tx.send_all(&mut chunk(6, 8), &ctx);
+        tx.release_held(&ctx);
+        assert_eq!(positions(&rx), (0..8).collect::<Vec<_>>());
+        assert_eq!(seen.lock().unwrap().len(), 6, "taken once");
+    }
+
+    /// The input ends before the hold is full: what was held is taken and
+    /// sent; a failed take fails the run and fails every held record.
+    #[test]
+    fn a_short_input_is_released_and_a_failed_take_fails_the_held() {
+        let ctx = context();
+        let (mut tx, rx) = bounded(100);
+        tx.hold(
+            100,
+            Box::new(|held: &[Record]| {
+                assert_eq!(held.len(), 2);
+                Ok(())
+            }),
+        );
+        tx.send_all(&mut chunk(0, 2), &ctx);
+        tx.release_held(&ctx);
+        assert_eq!(positions(&rx), vec![0, 1]);
+
+        let ctx = context();
+        let (mut tx, rx) = bounded(100);
+        tx.hold(
+            2,
+            Box::new(|_: &[Record]| Err(crate::error::PipelineError::Config("no key".into()))),
+        );
+        tx.send_all(&mut chunk(0, 3), &ctx);
+        tx.release_held(&ctx);
+        assert!(positions(&rx).is_empty(), "nothing sent");
+        assert!(ctx.has_failed());
+        assert_eq!(ctx.metrics.counts().failed, 3);
     }
 }

@@ -51,15 +51,16 @@ pub struct MysqlFlags {
     pub db_table: Option<String>,
 
     /// Create the table if it is missing, with column types inferred from the
-    /// first --create-table-sample records, read before the run (the DDL is
-    /// logged; --check prints it). Example: --create-table --db-key id
+    /// first --create-table-sample records (the DDL is logged; --check prints
+    /// it). Example: --create-table --db-key id
     #[arg(long, help_heading = "MySQL sink")]
     pub create_table: bool,
 
-    /// Records --create-table reads before the run to infer the column types
-    /// (0: the whole input). Default: the whole file for a CSV file, the
-    /// first 10000 documents for Elasticsearch; from standard input, which
-    /// cannot be read twice, the first batch decides. Example: --create-table-sample 50000
+    /// Records --create-table infers the column types from: the run's first N
+    /// records, held back (in memory) until the table exists, then written.
+    /// 0: the whole input, read once before the run (regular files only).
+    /// Default: 0 for CSV and NDJSON files, 10000 for Elasticsearch and for
+    /// inputs that cannot be read twice (standard input, a pipe). Example: --create-table-sample 50000
     #[arg(long, value_name = "N", help_heading = "MySQL sink")]
     pub create_table_sample: Option<u64>,
 

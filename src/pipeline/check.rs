@@ -133,8 +133,7 @@ pub fn check(config: &Config) -> Result<Vec<String>, PipelineError> {
         match give_sample(config, n, sink.as_ref(), true)? {
             Some(l) => lines.extend(l),
             None => lines.push(
-                "--create-table: the input is read once (standard input or a pipe, not a regular file), so the first batch decides the column types"
-                    .into(),
+                format!("--create-table: the input is read once (standard input or a pipe, not a regular file): the run's first {} records decide the column types, held back until the table exists", crate::config::DEFAULT_CREATE_TABLE_SAMPLE),
             ),
         }
     }

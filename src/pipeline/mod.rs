@@ -37,6 +37,8 @@ pub struct Prepared {
     source: Box<dyn Source>,
     sink: Arc<dyn Sink>,
     writers: Vec<Box<dyn BatchWriter>>,
+    /// `--create-table`: the first records to hold back for the types.
+    hold: Option<u64>,
 }
 
 /// Opens everything a run needs. Errors here mean nothing was read (exit 2).
@@ -57,13 +59,26 @@ pub fn prepare(
         source::open(&config.source, &metrics, &shutdown).map_err(counted(Stage::Source))?;
     let sink = sink::open(&config.sink, source.fields().as_deref(), false)
         .map_err(counted(Stage::Sink))?;
-    if let Some(n) = sink.wants_sample() {
-        // --create-table: the types come from a sample read before the run.
-        check::give_sample(config, n, sink.as_ref(), false).map_err(counted(Stage::Sink))?;
-    }
-    let workers = sink
-        .max_workers()
-        .map_or(config.workers, |m| m.min(config.workers));
+    let hold = match sink.wants_sample() {
+        // --create-table from the whole input: regular files are read
+        // twice, the first time for the types.
+        Some(0) if source::read_twice(&config.source) => {
+            check::give_sample(config, 0, sink.as_ref(), false).map_err(counted(Stage::Sink))?;
+            None
+        }
+        // An input read once: its first records decide.
+        Some(0) => Some(crate::config::DEFAULT_CREATE_TABLE_SAMPLE),
+        // The run's own first records are held back until the table exists.
+        Some(n) => Some(n),
+        None => None,
+    };
+    let workers = match hold {
+        // The table exists before a worker sees a record.
+        Some(_) => config.workers,
+        None => sink
+            .max_workers()
+            .map_or(config.workers, |m| m.min(config.workers)),
+    };
     let writers = (0..workers)
         .map(|_| sink.writer(&metrics, &shutdown))
         .collect::<Result<Vec<_>, _>>()
@@ -84,6 +99,7 @@ pub fn prepare(
         source,
         sink,
         writers,
+        hold,
     })
 }
 
@@ -97,6 +113,7 @@ impl Prepared {
             mut source,
             sink,
             writers,
+            hold,
         } = self;
         let started = Instant::now();
         let metrics = ctx.metrics.clone();
@@ -107,6 +124,12 @@ impl Prepared {
         let lines =
             flattener.is_none() && sink.takes_lines() && source.write_json_lines(config.batch_size);
         let (mut sender, rx) = channel::bounded(queue_capacity(&config, lines));
+        if let Some(n) = hold {
+            sender.hold(
+                n,
+                take_held(sink.clone(), config.flatten.clone().map(Flattener::new), n),
+            );
+        }
         let spent = if source.reuses_records() {
             // A few batches per worker on the way back: enough to keep the
             // source supplied, few enough to keep memory flat.
@@ -270,12 +293,28 @@ fn spawn_source<'scope>(
                     "the source crashed; records it had read but not sent are missing from the counts".into(),
                 )),
             }
+            sender.release_held(ctx);
             drop(sender);
             if ctx.should_stop_reading() {
                 ctx.metrics.set_state(RunState::Draining);
             }
         })
         .expect("spawn the source thread");
+}
+
+/// What the held-back first records are for: the table `--create-table`
+/// makes, typed from at most `n` of them (flattened first with `--flatten`,
+/// those that collide left out, as the run fails them).
+fn take_held(sink: Arc<dyn Sink>, flattener: Option<Flattener>, n: u64) -> channel::TakeHeld {
+    let n = usize::try_from(n).unwrap_or(usize::MAX);
+    Box::new(move |records| {
+        let mut sample = records.iter().take(n).cloned();
+        match &flattener {
+            Some(f) => sink.take_sample(&mut sample.filter_map(|r| f.apply(&r).ok()), false),
+            None => sink.take_sample(&mut sample, false),
+        }
+        .map(|_| ())
+    })
 }
 
 /// Once everything read is written or failed: saves what the source keeps
