@@ -59,7 +59,8 @@ pub struct MysqlFlags {
     /// Records --create-table reads before the run to infer the column types
     /// (0: the whole input). Default: the whole file for a CSV file, the
     /// first 10000 documents for Elasticsearch; from standard input, which
-    /// cannot be read twice, the first batch decides. Example: --create-table-sample 50000
+    /// cannot be read twice, the first batch decides. Also the records --check
+    /// converts for the table (0: the first 1000). Example: --create-table-sample 50000
     #[arg(long, value_name = "N", help_heading = "MySQL sink")]
     pub create_table_sample: Option<u64>,
 
