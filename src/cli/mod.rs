@@ -186,8 +186,11 @@ pub struct Cli {
     /// Check and say, do not run: validate the flags, connect to every
     /// server, print what the run would do (the source's size or document
     /// count, the table and how each field maps to its columns, the DDL
-    /// --create-table would run, the load mode), then exit 0, or 2 with the
-    /// reason. Writes nothing: no output, table, lock, push or state file.
+    /// --create-table would run, the load mode; with MySQL, how many of the
+    /// first records would be written and why the others would fail), then
+    /// exit 0, or 2 with the reason (also when no such record would be
+    /// written). Writes nothing: no output, table, lock, push or state file.
+    /// Example: --check
     #[arg(long, help_heading = "Output")]
     pub check: bool,
 

@@ -60,7 +60,8 @@ pub struct MysqlFlags {
     /// records, held back (in memory) until the table exists, then written.
     /// 0: the whole input, read once before the run (regular files only).
     /// Default: 0 for CSV and NDJSON files, 10000 for Elasticsearch and for
-    /// inputs that cannot be read twice (standard input, a pipe). Example: --create-table-sample 50000
+    /// inputs that cannot be read twice (standard input, a pipe). Also the
+    /// records --check converts for the table (0: the first 1000). Example: --create-table-sample 50000
     #[arg(long, value_name = "N", help_heading = "MySQL sink")]
     pub create_table_sample: Option<u64>,
 

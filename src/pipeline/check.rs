@@ -35,6 +35,51 @@ pub(super) fn give_sample(
     })
 }
 
+/// `--check` with real records: hands the sink the first records of the
+/// input (flattened with `--flatten`) to convert as the run would. Records
+/// `--flatten` fails count as failing; the sink says what the others come
+/// to. Nothing when the input is read once (said already).
+fn check_sample(
+    config: &Config,
+    sink: &dyn Sink,
+    metrics: &std::sync::Arc<Metrics>,
+) -> Result<Vec<String>, PipelineError> {
+    let Some(n) = sink.check_sample() else {
+        return Ok(Vec::new());
+    };
+    let flattener = config.flatten.clone().map(crate::flatten::Flattener::new);
+    // Records --flatten fails: how many, and the first one's reason and position.
+    let mut unflat: (u64, u64, Option<(String, u64)>) = (0, 0, None);
+    let checked = with_sample(config, n, |records| match &flattener {
+        Some(f) => sink.check_records(
+            &mut records.filter_map(|r| {
+                unflat.0 += 1;
+                f.apply(&r)
+                    .map_err(|e| {
+                        unflat.1 += 1;
+                        unflat.2.get_or_insert((e, r.position));
+                    })
+                    .ok()
+            }),
+            config.batch_size,
+            metrics,
+        ),
+        None => sink.check_records(records, config.batch_size, metrics),
+    })?;
+    let mut lines = checked.unwrap_or_default();
+    if let (read, failed, Some((why, at))) = unflat {
+        if read == failed {
+            return Err(PipelineError::Config(format!(
+                "none of the {read} sample records would be written: --flatten: {why} (first: position {at})"
+            )));
+        }
+        lines.push(format!(
+            "check:   {failed} more sample records would fail --flatten: {why} (first: position {at})"
+        ));
+    }
+    Ok(lines)
+}
+
 pub(super) fn with_sample<T>(
     config: &Config,
     n: u64,
@@ -137,6 +182,7 @@ pub fn check(config: &Config) -> Result<Vec<String>, PipelineError> {
             ),
         }
     }
+    lines.extend(check_sample(config, sink.as_ref(), &metrics)?);
     lines.push(format!(
         "run: {} sink worker(s), batches of {} records, queue of {}",
         config.workers, config.batch_size, config.queue_size

@@ -168,4 +168,23 @@ pub trait Sink: Send + Sync {
 
     /// What a run would do, for `--check`: one line per fact.
     fn plan(&self) -> Vec<String>;
+
+    /// How many of the first records `--check` hands to
+    /// [`Sink::check_records`]. `None`: the sink has no use for them.
+    fn check_sample(&self) -> Option<u64> {
+        None
+    }
+
+    /// `--check` with real records: converts the first records of the
+    /// input as the run would (in batches of `batch_size`), writing
+    /// nothing, and says how many would be written and why the others
+    /// would fail. Fails when records came and none would be written.
+    fn check_records(
+        &self,
+        _records: &mut dyn Iterator<Item = Record>,
+        _batch_size: usize,
+        _metrics: &Arc<Metrics>,
+    ) -> Result<Vec<String>, PipelineError> {
+        Ok(Vec::new())
+    }
 }

@@ -73,6 +73,45 @@ fn missing_fields(shared: &Shared, current: &Table, batch: &[Record]) -> Vec<Str
     missing
 }
 
+/// The columns `--add-columns` adds to `current` for the fields of
+/// `batch` it has none for: (field, column, type), the type inferred from
+/// the batch, in the order the fields are first met.
+pub(super) fn planned_adds(
+    shared: &Shared,
+    current: &Table,
+    batch: &[Record],
+) -> Vec<(String, String, String)> {
+    let missing = missing_fields(shared, current, batch);
+    if missing.is_empty() {
+        return Vec::new();
+    }
+    let mut taken = current.columns.iter().map(|c| fold(&c.name)).collect();
+    let columns = assign(&missing, &shared.cfg.rename, &mut taken);
+    let types: HashMap<String, String> = super::ddl::column_types(batch, &missing)
+        .into_iter()
+        .collect();
+    missing
+        .into_iter()
+        .zip(columns)
+        .map(|(n, c)| {
+            let t = types
+                .get(&n)
+                .map_or("MEDIUMTEXT", String::as_str)
+                .to_string();
+            (n, c, t)
+        })
+        .collect()
+}
+
+/// The `ADD COLUMN` clause for `field`'s new column.
+pub(super) fn add_clause(field: &str, column: &str, sql_type: &str) -> String {
+    format!(
+        "ADD COLUMN {} {sql_type} NULL{}",
+        quote_ident(column),
+        comment_for(field, column)
+    )
+}
+
 /// Adds the columns this batch's fields need; returns the table as it now is.
 pub(super) fn add_missing_columns(
     shared: &Shared,
@@ -86,30 +125,15 @@ pub(super) fn add_missing_columns(
     }
     let mut slot = shared.table.lock().expect("table lock");
     let current = slot.clone().unwrap_or_else(|| table.clone());
-    let missing = missing_fields(shared, &current, batch);
-    if missing.is_empty() {
+    let planned = planned_adds(shared, &current, batch);
+    if planned.is_empty() {
         return Ok(current);
     }
-    let mut taken = current.columns.iter().map(|c| fold(&c.name)).collect();
-    let columns = assign(&missing, &cfg.rename, &mut taken);
-    let types: std::collections::HashMap<String, String> =
-        super::ddl::column_types(batch, &missing)
-            .into_iter()
-            .collect();
-    let adds: Vec<(String, String)> = missing
+    let adds: Vec<(String, String)> = planned
         .iter()
-        .zip(&columns)
-        .map(|(n, c)| {
-            let t = types.get(n).map_or("MEDIUMTEXT", String::as_str);
-            let add = format!(
-                "ADD COLUMN {} {t} NULL{}",
-                quote_ident(c),
-                comment_for(n, c)
-            );
-            (n.clone(), add)
-        })
+        .map(|(n, c, t)| (n.clone(), add_clause(n, c, t)))
         .collect();
-    shared.say_mapping(missing.iter().zip(&columns));
+    shared.say_mapping(planned.iter().map(|(n, c, _)| (n, c)));
     let fatal = |message: String| BatchError {
         error_type: ErrorType::Server,
         message,

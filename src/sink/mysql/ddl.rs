@@ -241,20 +241,27 @@ pub fn column_types(batch: &[Record], wanted: &[String]) -> Vec<(String, String)
 /// A field `--date-format` names, and the unit of its epoch times.
 type EpochField = (String, crate::config::EpochUnit);
 
-/// The CREATE TABLE statement `--create-table` runs: one column per field
-/// seen (in order of first appearance), named as [`assign`] says (a column
-/// named otherwise than its field records the field in its COMMENT), types
-/// inferred from the values, the fields `key` as the primary key, utf8mb4
-/// with a binary collation so keys compare exactly as the source wrote them;
-/// a field `--date-format` names holds epoch times: DATETIME(6), in UTC.
-/// Also returns each field with its column.
-pub fn create_table_ddl(
-    database: &str,
-    table: &str,
+/// One column `--create-table` makes.
+#[derive(Debug, Clone)]
+pub struct PlannedColumn {
+    /// The field it holds.
+    pub field: String,
+    /// Its name (see [`assign`]).
+    pub column: String,
+    /// Its SQL type, as written in the DDL.
+    pub sql_type: String,
+    /// Part of the primary key (NOT NULL).
+    pub key: bool,
+}
+
+/// The columns `--create-table` makes: one per field seen (in order of
+/// first appearance), named as [`assign`] says, types inferred from the
+/// values; a field `--date-format` names holds epoch times: DATETIME(6).
+pub fn planned_columns(
     key: &[String],
     (renames, epochs): (&[(String, String)], &[EpochField]),
     inference: &Inference,
-) -> Result<(String, Vec<(String, String)>), String> {
+) -> Result<Vec<PlannedColumn>, String> {
     let (names, seen) = (&inference.names, &inference.seen);
     for k in key {
         if !names.contains(k) {
@@ -265,32 +272,59 @@ pub fn create_table_ddl(
         }
     }
     let columns = assign(names, renames, &mut Default::default());
-    let mut cols: Vec<String> = names
+    Ok(names
         .iter()
         .zip(seen)
-        .zip(&columns)
-        .map(|((n, s), c)| {
+        .zip(columns)
+        .map(|((n, s), column)| {
             let is_key = key.contains(n);
-            let t = if n == ID_FIELD {
+            let sql_type = if n == ID_FIELD {
                 id_type(*s)
             } else if epochs.iter().any(|(f, _)| f == n) {
                 sql_type(Seen::DateTime, is_key)
             } else {
                 sql_type(*s, is_key)
             };
+            PlannedColumn {
+                field: n.clone(),
+                column,
+                sql_type,
+                key: is_key,
+            }
+        })
+        .collect())
+}
+
+/// The CREATE TABLE statement `--create-table` runs: the
+/// [`planned_columns`] (a column named otherwise than its field records the
+/// field in its COMMENT), the fields `key` as the primary key, utf8mb4 with
+/// a binary collation so keys compare exactly as the source wrote them.
+/// Also returns each field with its column.
+pub fn create_table_ddl(
+    database: &str,
+    table: &str,
+    key: &[String],
+    names: (&[(String, String)], &[EpochField]),
+    inference: &Inference,
+) -> Result<(String, Vec<(String, String)>), String> {
+    let planned = planned_columns(key, names, inference)?;
+    let mut cols: Vec<String> = planned
+        .iter()
+        .map(|p| {
             format!(
-                "{} {t}{}{}",
-                quote_ident(c),
-                if is_key { " NOT NULL" } else { " NULL" },
-                comment_for(n, c)
+                "{} {}{}{}",
+                quote_ident(&p.column),
+                p.sql_type,
+                if p.key { " NOT NULL" } else { " NULL" },
+                comment_for(&p.field, &p.column)
             )
         })
         .collect();
     if !key.is_empty() {
         let key_columns: Vec<String> = key
             .iter()
-            .filter_map(|k| names.iter().position(|n| n == k))
-            .map(|i| quote_ident(&columns[i]))
+            .filter_map(|k| planned.iter().find(|p| &p.field == k))
+            .map(|p| quote_ident(&p.column))
             .collect();
         cols.push(format!("PRIMARY KEY ({})", key_columns.join(", ")));
     }
@@ -300,7 +334,10 @@ pub fn create_table_ddl(
         quote_ident(table),
         cols.join(", ")
     );
-    Ok((ddl, names.iter().cloned().zip(columns).collect()))
+    Ok((
+        ddl,
+        planned.into_iter().map(|p| (p.field, p.column)).collect(),
+    ))
 }
 
 #[cfg(test)]

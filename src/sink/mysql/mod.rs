@@ -9,6 +9,7 @@
 //! retry never duplicates rows. Counts come from the server's own figures.
 
 mod add_columns;
+mod check;
 mod conn;
 mod convert;
 mod ddl;
@@ -52,6 +53,8 @@ pub(super) struct Shared {
     pub(super) cfg: MysqlConfig,
     pub(super) opts: Opts,
     pub(super) table: Mutex<Option<Arc<Table>>>,
+    /// With `--check`, the table `--create-table` would make from the sample.
+    pub(super) planned: Mutex<Option<Arc<Table>>>,
     pub(super) load_data: bool,
     pub(super) max_packet: usize,
     /// Batches commit with XA (two-phase), so a commit cut off by a lost
@@ -392,6 +395,7 @@ impl MysqlSink {
                 cfg: cfg.clone(),
                 opts,
                 table: Mutex::new(probe.table.map(Arc::new)),
+                planned: Mutex::new(None),
                 load_data,
                 max_packet: probe.max_packet,
                 xa: probe.xa,
@@ -471,5 +475,21 @@ impl Sink for MysqlSink {
 
     fn plan(&self) -> Vec<String> {
         plan::lines(&self.shared)
+    }
+
+    fn check_sample(&self) -> Option<u64> {
+        Some(match self.shared.cfg.create_table_sample {
+            0 => check::SAMPLE,
+            n => n,
+        })
+    }
+
+    fn check_records(
+        &self,
+        records: &mut dyn Iterator<Item = Record>,
+        batch_size: usize,
+        metrics: &Arc<Metrics>,
+    ) -> Result<Vec<String>, PipelineError> {
+        check::check_records(&self.shared, records, batch_size, metrics)
     }
 }

@@ -11,7 +11,7 @@ use crate::record::Record;
 use crate::runtime::runtime;
 
 use super::conn::{connect, connect_error, plain};
-use super::ddl::{create_table_ddl, Inference};
+use super::ddl::{create_table_ddl, planned_columns, Inference};
 use super::names::changed;
 use super::schema::describe;
 use super::table::{Kind, Table};
@@ -48,6 +48,10 @@ pub(super) fn create_from_sample(
     );
     let renamed = changed(mapped.iter().cloned());
     if dry {
+        let planned = planned_columns(&cfg.key, (&cfg.rename, &cfg.date_formats), &inference)
+            .map_err(PipelineError::Config)?;
+        *shared.planned.lock().expect("planned lock") =
+            Some(Arc::new(super::check::created_table(cfg, &planned)));
         let mut lines = vec![format!("would run {said}")];
         if !renamed.is_empty() {
             lines.push(format!(

@@ -73,6 +73,23 @@ impl MysqlWriter {
         }
     }
 
+    /// A writer without a connection, for `--check`: it converts batches
+    /// for a table ([`MysqlWriter::convert`]) and writes nothing.
+    pub(super) fn unconnected(shared: Arc<Shared>, metrics: Arc<Metrics>) -> MysqlWriter {
+        MysqlWriter {
+            shared,
+            metrics,
+            shutdown: crate::shutdown::Shutdown::new(),
+            conn: None,
+            maps: HashMap::new(),
+            maps_table: 0,
+            xid_prefix: String::new(),
+            xid_seq: 0,
+            last_marker: None,
+            in_doubt: None,
+        }
+    }
+
     /// The table, creating it from this batch first with `--create-table`.
     fn table(&mut self, batch: &[Record]) -> Result<Arc<Table>, BatchError> {
         let mut slot = self.shared.table.lock().expect("table lock");
