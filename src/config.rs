@@ -148,11 +148,14 @@ pub struct JsonlConfig {
     pub format: JsonlFormat,
 }
 
-/// `--jsonl-format`: plain objects, elasticdump's documents or `_bulk` pairs.
+/// `--jsonl-format`: plain objects, elasticdump's documents or `_bulk` pairs,
+/// or decided from each input's first line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum JsonlFormat {
-    /// One record per object, its keys the fields.
+    /// Decided from each input's first line that is not blank.
     #[default]
+    Auto,
+    /// One record per object, its keys the fields.
     Plain,
     /// `{"_index","_id","_source"}`: `_id`, `_index`, then `_source`'s keys.
     Elasticdump,

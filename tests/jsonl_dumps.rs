@@ -319,3 +319,255 @@ fn dumps_write_what_the_elasticsearch_source_writes() {
         }
     }
 }
+
+/// One input of the `--jsonl-format auto` table.
+struct AutoCase {
+    name: &'static str,
+    /// The input's bytes.
+    input: Vec<u8>,
+    /// Read from standard input instead of a file.
+    stdin: bool,
+    /// `--jsonl-format` given, if any.
+    format: Option<&'static str>,
+    /// The format the log must name (`None`: none named, a format given).
+    said: Option<&'static str>,
+    /// The records written, and the reasons of the lines rejected (by line).
+    records: Vec<Value>,
+    rejected: Vec<(u64, &'static str)>,
+}
+
+const HIT: &str =
+    r#"{"_index":"i","_type":"_doc","_id":"1","_score":1,"_source":{"a":1,"n":{"b":[2]}}}"#;
+const HIT2: &str = r#"{"_index":"i","_id":"2","_source":{"a":2}}"#;
+const BULK: &str = "{\"index\":{\"_index\":\"i\",\"_id\":\"1\"}}\n{\"a\":1,\"n\":{\"b\":[2]}}\n{\"create\":{\"_index\":\"i\",\"_id\":\"2\"}}\n{\"a\":2}\n";
+
+/// The records of [`HIT`] and [`HIT2`], or of [`BULK`].
+fn dump_records() -> Vec<Value> {
+    vec![
+        json!({"_id": "1", "_index": "i", "a": 1, "n": {"b": [2]}}),
+        json!({"_id": "2", "_index": "i", "a": 2}),
+    ]
+}
+
+fn auto_cases() -> Vec<AutoCase> {
+    let hits = format!("{HIT}\n{HIT2}\n");
+    let case = |name, input: String, said, records, rejected| AutoCase {
+        name,
+        input: input.into_bytes(),
+        stdin: false,
+        format: None,
+        said: Some(said),
+        records,
+        rejected,
+    };
+    vec![
+        case("empty file", String::new(), "plain", vec![], vec![]),
+        case(
+            "blank lines only",
+            "\n \r\n\n".into(),
+            "plain",
+            vec![],
+            vec![],
+        ),
+        case(
+            "a blank first line",
+            format!("\n  \n{hits}"),
+            "elasticdump",
+            dump_records(),
+            vec![],
+        ),
+        case(
+            "BOM",
+            format!("\u{feff}{BULK}"),
+            "bulk",
+            dump_records(),
+            vec![],
+        ),
+        case(
+            "first line invalid JSON",
+            format!("{{\"_index\":\"i\",\n{hits}"),
+            "plain",
+            vec![
+                serde_json::from_str(HIT).unwrap(),
+                serde_json::from_str(HIT2).unwrap(),
+            ],
+            vec![(1, "not valid JSON")],
+        ),
+        case(
+            "_source not an object",
+            "{\"_id\":\"1\",\"_source\":\"x\"}\n{\"_id\":\"2\",\"_source\":{\"a\":1}}\n".into(),
+            "plain",
+            vec![
+                json!({"_id": "1", "_source": "x"}),
+                json!({"_id": "2", "_source": {"a": 1}}),
+            ],
+            vec![],
+        ),
+        case(
+            "a key a hit has not",
+            "{\"_id\":\"1\",\"_source\":{\"a\":1},\"user\":\"x\"}\n".into(),
+            "plain",
+            vec![json!({"_id": "1", "_source": {"a": 1}, "user": "x"})],
+            vec![],
+        ),
+        case(
+            "a delete first",
+            format!("{{\"delete\":{{\"_id\":\"0\"}}}}\n{BULK}"),
+            "bulk",
+            dump_records(),
+            vec![(1, "delete action")],
+        ),
+        AutoCase {
+            input: gzip(hits.as_bytes()),
+            ..case("gzip", String::new(), "elasticdump", dump_records(), vec![])
+        },
+        AutoCase {
+            stdin: true,
+            ..case("stdin", BULK.into(), "bulk", dump_records(), vec![])
+        },
+        AutoCase {
+            stdin: true,
+            ..case("stdin, empty", String::new(), "plain", vec![], vec![])
+        },
+        AutoCase {
+            format: Some("plain"),
+            said: None,
+            ..case(
+                "--jsonl-format plain keeps a dump as it is",
+                hits.clone(),
+                "",
+                vec![
+                    serde_json::from_str(HIT).unwrap(),
+                    serde_json::from_str(HIT2).unwrap(),
+                ],
+                vec![],
+            )
+        },
+    ]
+}
+
+/// `--jsonl-format auto` (the default) reads each input in the format its
+/// first line that is not blank shows, says which in the log, and reads the
+/// rest as that format would; a format named is kept.
+#[test]
+fn auto_decides_each_input_from_its_first_line() {
+    for c in auto_cases() {
+        let name = c.name;
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.ndjson");
+        let (output, dead) = (dir.path().join("out.jsonl"), dir.path().join("dead.jsonl"));
+        let source = if c.stdin { "-" } else { p(&input) };
+        let mut args = vec!["--source-type", "jsonl", "--jsonl-file", source];
+        if let Some(f) = c.format {
+            args.extend(["--jsonl-format", f]);
+        }
+        args.extend(["--dead-letter", p(&dead), "--sink-type", "file"]);
+        args.extend(["--output-file", p(&output)]);
+        let out = if c.stdin {
+            let mut child = Command::new(bin())
+                .args(&args)
+                .env_remove("PIPELINE_LOG")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(&c.input).unwrap();
+            child.wait_with_output().unwrap()
+        } else {
+            fs::write(&input, &c.input).unwrap();
+            run(&args)
+        };
+        let err = stderr(&out);
+        let code = if c.rejected.is_empty() { 0 } else { 1 };
+        assert_eq!(out.status.code(), Some(code), "{name}: {err}");
+        let said: Vec<&str> = err
+            .lines()
+            .filter(|l| l.contains("--jsonl-format auto: read as"))
+            .collect();
+        match c.said {
+            Some(format) => {
+                assert_eq!(said.len(), 1, "{name}: said once: {err}");
+                let whose = if c.stdin { "standard input" } else { source };
+                let want = format!("{whose}: --jsonl-format auto: read as {format} (");
+                assert!(said[0].contains(&want), "{name}: {want:?} not in {err}");
+            }
+            None => assert!(said.is_empty(), "{name}: {err}"),
+        }
+        assert_eq!(read_jsonl(&output), c.records, "{name}");
+        assert_eq!(
+            summary_number(&err, "failed"),
+            c.rejected.len() as u64,
+            "{name}: {err}"
+        );
+        let rejects = if c.rejected.is_empty() {
+            Vec::new()
+        } else {
+            read_jsonl(&dead)
+        };
+        assert_eq!(rejects.len(), c.rejected.len(), "{name}: {rejects:?}");
+        for (r, (line, why)) in rejects.iter().zip(&c.rejected) {
+            assert_eq!(r["position"], json!(line), "{name}: {r}");
+            let reason = r["reason"].as_str().unwrap();
+            assert!(reason.contains(why), "{name}: {why:?} not in {reason:?}");
+        }
+    }
+}
+
+/// A list of files in different formats: each file is read in its own
+/// format, and the log and `--check` name each file's.
+#[test]
+fn auto_decides_for_each_file_of_a_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = [
+        (
+            "a.ndjson",
+            format!("{HIT}\n{HIT2}\n").into_bytes(),
+            "elasticdump",
+        ),
+        ("b.ndjson.gz", gzip(BULK.as_bytes()), "bulk"),
+        (
+            "c.ndjson",
+            b"{\"_id\":\"3\",\"x\":true}\n".to_vec(),
+            "plain",
+        ),
+    ];
+    for (f, data, _) in &files {
+        fs::write(dir.path().join(f), data).unwrap();
+    }
+    let glob = dir.path().join("*.ndjson*");
+    let output = dir.path().join("out.jsonl");
+    let args = [
+        "--source-type",
+        "jsonl",
+        "--jsonl-file",
+        p(&glob),
+        "--sink-type",
+        "file",
+        "--output-file",
+        p(&output),
+    ];
+    let mut check = args.to_vec();
+    check.push("--check");
+    let out = run(&check);
+    let said = String::from_utf8_lossy(&out.stdout).to_string() + &stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    let out = run(&args);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    for (f, _, format) in &files {
+        let path = dir.path().join(f);
+        let want = format!(
+            "{}: --jsonl-format auto: read as {format} (",
+            path.display()
+        );
+        assert_eq!(err.matches(&want).count(), 1, "{want:?} once in {err}");
+        let want = format!("source: {want}");
+        assert!(said.contains(&want), "--check: {want:?} not in {said}");
+    }
+    let mut want = dump_records();
+    want.extend(dump_records());
+    want.push(json!({"_id": "3", "x": true}));
+    assert_eq!(read_jsonl(&output), want);
+}

@@ -31,12 +31,19 @@ pub struct JsonlFlags {
     /// writes an index) or bulk (the `_bulk` API's action line, then the
     /// document's line; delete actions are rejected). Either of the last two
     /// gives the fields `_id`, `_index`, then the document's keys, as
-    /// --es-meta-fields _id,_index would. Example: --jsonl-format elasticdump
+    /// --es-meta-fields _id,_index would. auto (the default) decides for each
+    /// input (each file of a list, standard input) from its first line that
+    /// is not blank: a search hit (a `_source` object with `_index` or `_id`,
+    /// no key but a hit's) is elasticdump, an object of one key `index`,
+    /// `create`, `update` or `delete` holding an object is bulk, anything
+    /// else plain; the log and --check say what was decided. Name the format
+    /// to read records that merely look like dumps as they are.
+    /// Example: --jsonl-format plain
     #[arg(
         long,
         value_name = "FORMAT",
         value_enum,
-        default_value_t = JsonlFormat::Plain,
+        default_value_t = JsonlFormat::Auto,
         help_heading = "NDJSON source"
     )]
     pub jsonl_format: JsonlFormat,

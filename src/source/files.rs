@@ -38,6 +38,9 @@ pub struct FileList {
     header: Option<(String, Vec<String>)>,
     /// Empty files left out.
     skipped: Vec<PathBuf>,
+    /// What was decided from each file's content, when anything was
+    /// ([`Source::detected`]).
+    detected: Vec<(PathBuf, String)>,
 }
 
 fn open_error(f: &std::path::Path, source: std::io::Error) -> PipelineError {
@@ -69,6 +72,7 @@ impl FileList {
             fields: None,
             header: None,
             skipped: Vec::new(),
+            detected: Vec::new(),
         };
         for f in files {
             let meta = std::fs::metadata(&f).map_err(|e| open_error(&f, e))?;
@@ -131,6 +135,9 @@ impl FileList {
             // The source said so when it was opened.
             self.skipped.push(f.to_path_buf());
             return false;
+        }
+        if let Some(d) = source.detected() {
+            self.detected.push((f.to_path_buf(), d));
         }
         let Some(names) = source.fields() else {
             return true;
@@ -246,6 +253,11 @@ impl Source for FileList {
                     .collect::<Vec<_>>()
                     .join(", ")
             ));
+        }
+        if self.files.len() > 1 {
+            lines.extend(self.detected.iter().map(|(f, d)| {
+                format!("source: {}: --jsonl-format auto: read as {d}", f.display())
+            }));
         }
         if let Some(s) = &self.first {
             lines.extend(

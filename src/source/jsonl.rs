@@ -13,7 +13,10 @@
 //! keys, as the Elasticsearch source gives them with `--es-meta-fields
 //! _id,_index`. A line that does not fit (no `_source`, a delete or unknown
 //! action, an action whose document line never comes) is rejected like a bad
-//! line; a record of a pair has the document line's number.
+//! line; a record of a pair has the document line's number. `auto`, the
+//! default, picks one of the three for each input from its first line that
+//! is not blank ([`super::jsonl_detect`]), and says which when it starts
+//! reading it.
 
 use std::borrow::Cow;
 use std::io::{self, BufRead, BufReader, Read};
@@ -29,6 +32,7 @@ use crate::record::{Lines, Record, Schema};
 
 use super::input::{display_name, Compression};
 use super::json_object::{all_different, Members, MembersInto, SchemaCache};
+use super::jsonl_detect::{peek, Detected};
 use super::live::{is_stopped, Live};
 use super::output::Pending;
 use super::{Source, SourceOutput};
@@ -64,6 +68,8 @@ pub struct JsonlSource {
     format: JsonlFormat,
     /// A `_bulk` action line read, its document's line still to come.
     action: Option<Action>,
+    /// `--jsonl-format auto`: the format decided from the first line.
+    detected: Option<Detected>,
 }
 
 /// One line: where it starts, and its bytes without the line end.
@@ -82,11 +88,18 @@ impl JsonlSource {
     pub fn open(config: &JsonlConfig, stop: &Shutdown) -> Result<JsonlSource, PipelineError> {
         let opened = super::input::open(&config.input, "--jsonl-file", stop)?;
         let name = display_name(&config.input);
-        let reader: Box<dyn Read + Send> = if opened.head.is_empty() {
+        let mut reader: Box<dyn Read + Send> = if opened.head.is_empty() {
             opened.reader
         } else {
             Box::new(io::Cursor::new(opened.head).chain(opened.reader))
         };
+        let (mut format, mut detected) = (config.format, None);
+        if format == JsonlFormat::Auto {
+            let (peeked, decided) = peek(reader, config.max_line_bytes);
+            reader = Box::new(peeked);
+            format = decided.format;
+            detected = Some(decided);
+        }
         tracing::debug!(
             "NDJSON {name}: {}, lines of at most {} bytes",
             opened
@@ -105,8 +118,9 @@ impl JsonlSource {
             origin: None,
             lines: None,
             stopped: false,
-            format: config.format,
+            format,
             action: None,
+            detected,
         })
     }
 
@@ -243,7 +257,9 @@ impl JsonlSource {
                     return Ok(Step::Blank(bytes));
                 }
                 let took = match self.format {
-                    JsonlFormat::Plain => take_line(line, at, cache, out.pending()).map(|()| true),
+                    JsonlFormat::Plain | JsonlFormat::Auto => {
+                        take_line(line, at, cache, out.pending()).map(|()| true)
+                    }
                     format => {
                         take_dump_line(format, &mut self.action, line, at, cache, out.pending())
                     }
@@ -525,15 +541,26 @@ impl Source for JsonlSource {
             (Some(n), None) => format!("{n} bytes"),
             (None, None) => "a pipe (size unknown)".into(),
         };
-        vec![
-            format!("source: NDJSON {} ({what})", self.name),
+        let mut lines = vec![format!("source: NDJSON {} ({what})", self.name)];
+        if let Some(d) = &self.detected {
+            lines.push(format!(
+                "source: --jsonl-format auto: read as {}",
+                d.describe()
+            ));
+        }
+        lines.push(
             match self.format {
-                JsonlFormat::Plain => "source: one JSON object per line; top-level keys become fields, nested objects and arrays stay JSON",
+                JsonlFormat::Plain | JsonlFormat::Auto => "source: one JSON object per line; top-level keys become fields, nested objects and arrays stay JSON",
                 JsonlFormat::Elasticdump => "source: elasticdump documents, one per line; fields _id, _index, then the _source keys (nested objects and arrays stay JSON)",
                 JsonlFormat::Bulk => "source: _bulk action and document line pairs; fields _id, _index, then the document's keys (nested objects and arrays stay JSON); delete actions are rejected",
             }
             .into(),
-        ]
+        );
+        lines
+    }
+
+    fn detected(&self) -> Option<String> {
+        self.detected.as_ref().map(Detected::describe)
     }
 
     fn write_json_lines(&mut self, batch: usize) -> bool {
@@ -547,6 +574,13 @@ impl Source for JsonlSource {
 
     fn run(&mut self, out: &mut SourceOutput) -> Result<(), PipelineError> {
         let _active = out.ctx().metrics.worker_active(crate::error::Stage::Source);
+        if let Some(d) = &self.detected {
+            tracing::info!(
+                "{}: --jsonl-format auto: read as {}",
+                self.name,
+                d.describe()
+            );
+        }
         let mut cache = SchemaCache::default();
         cache.origin = self.origin.clone();
         let mut line = Vec::with_capacity(4096);

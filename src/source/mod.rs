@@ -13,6 +13,7 @@ mod files;
 pub mod input;
 mod json_object;
 pub mod jsonl;
+mod jsonl_detect;
 mod live;
 mod output;
 
@@ -100,6 +101,13 @@ pub trait Source: Send {
 
     /// What reading it means, for `--check`: one line per fact.
     fn describe(&self) -> Vec<String>;
+
+    /// What was decided from the input's content when it was opened (the
+    /// format of NDJSON read with `--jsonl-format auto`), for `--check` to
+    /// say of each file of a list.
+    fn detected(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Opens the configured source (`--limit` is applied by the
