@@ -14,6 +14,9 @@
 #   nginx, openssl  put in front of a test server for basic auth, API keys
 #              and TLS (Debian packages; nginx is not started here)
 #   gzip, zstd, pzstd  compressed inputs in the tests (Debian's zstd package)
+#   node_modules/  makelogs==4.3.0 (npm; Debian's nodejs and npm where
+#              missing): Elastic's web-log generator, whose documents
+#              tests/realistic_index.rs loads (scripts/makelogs_bulk.js)
 #
 # Runs unattended (CI=true, no stdin): apt-get is non-interactive.
 set -euo pipefail
@@ -120,9 +123,23 @@ ensure_compressors() {
   fi
 }
 
+# makelogs, pinned, into the checkout's node_modules/ (no package.json is
+# written: --no-save).
+ensure_makelogs() {
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    apt_install nodejs npm
+  fi
+  if [ "$(node -p 'require("./node_modules/makelogs/package.json").version' 2>/dev/null)" != "4.3.0" ]; then
+    log "installing makelogs 4.3.0 into node_modules"
+    npm install --prefix . --no-save --no-package-lock --no-audit --no-fund --loglevel=error \
+      makelogs@4.3.0 >&2
+  fi
+}
+
 ensure_promtool
 ensure_mariadb
 ensure_es_servers
 ensure_nginx_openssl
 ensure_compressors
+ensure_makelogs
 log "ready: promtool $(promtool --version 2>&1 | head -n 1 | awk '{print $3}'), MariaDB $(mysql --protocol=TCP -h 127.0.0.1 -uroot -N -e 'SELECT VERSION()')"

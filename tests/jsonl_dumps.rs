@@ -477,6 +477,19 @@ fn auto_decides_each_input_from_its_first_line() {
             child.wait_with_output().unwrap()
         } else {
             fs::write(&input, &c.input).unwrap();
+            // --check says it too (it reads no standard input).
+            let mut check = args.clone();
+            check.push("--check");
+            let out = run(&check);
+            let said = String::from_utf8_lossy(&out.stdout).to_string();
+            assert_eq!(out.status.code(), Some(0), "{name}: {said}{}", stderr(&out));
+            let line = c
+                .said
+                .map(|f| format!("source: --jsonl-format auto: read as {f} ("));
+            match &line {
+                Some(l) => assert!(said.contains(l), "{name}: {l:?} not in {said}"),
+                None => assert!(!said.contains("auto"), "{name}: {said}"),
+            }
             run(&args)
         };
         let err = stderr(&out);
