@@ -20,6 +20,7 @@ mod plan;
 mod rows;
 mod schema;
 pub mod table;
+mod widen;
 mod writer;
 mod xa;
 
@@ -70,6 +71,15 @@ pub(super) struct Shared {
     /// Some record of the run found its columns: a batch none of whose
     /// records has one no longer stops the run.
     pub(super) matched_any: std::sync::atomic::AtomicBool,
+    /// With `--create-table`, this run makes the table: its columns are
+    /// pipeline-cli's.
+    pub(super) created_here: bool,
+    /// Columns (folded names) this run added with `--add-columns`.
+    pub(super) made: Mutex<std::collections::HashSet<String>>,
+    /// One column widening at a time.
+    pub(super) widening: Mutex<()>,
+    /// Widenings the server refused, with its reason.
+    pub(super) refused: widen::Refused,
 }
 
 /// What XA batches need: the run's identity and the lock that proves it alive.
@@ -387,6 +397,7 @@ impl MysqlSink {
             on_duplicate = %cli_name(&cfg.on_duplicate),
             "MySQL sink ready"
         );
+        let created_here = cfg.create_table && probe.table.is_none();
         let sink = MysqlSink {
             shared: Arc::new(Shared {
                 cfg: cfg.clone(),
@@ -401,6 +412,10 @@ impl MysqlSink {
                 version: probe.version,
                 said: Default::default(),
                 matched_any: Default::default(),
+                created_here,
+                made: Default::default(),
+                widening: Default::default(),
+                refused: Default::default(),
             }),
         };
         sink.shared.say_known_mapping();
