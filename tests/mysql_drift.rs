@@ -238,6 +238,38 @@ fn a_column_never_narrows() {
     db.exec(&format!("DROP TABLE {table}"));
 }
 
+#[test]
+fn a_later_run_widens_the_columns_whose_comment_records_their_field() {
+    let mut db = Db::connect();
+    let dir = tempfile::tempdir().unwrap();
+    let table = table_name("drift_comment");
+    db.exec(&format!("DROP TABLE IF EXISTS {table}"));
+    let first = dir.path().join("a.csv");
+    fs::write(&first, "id,note,plain\n1,a,b\n2,c,d\n").unwrap();
+    // `memo` records its field `note` in its comment; `plain` is named as
+    // its field and records nothing.
+    let flags = ["--create-table", "--db-key", "id", "--rename", "note=memo"];
+    let (code, err, _) = load(dir.path(), &first, &table, &flags);
+    assert_eq!(code, 0, "{err}");
+    let later = dir.path().join("b.csv");
+    let long = "x".repeat(300);
+    fs::write(&later, format!("id,note,plain\n3,{long},e\n4,f,{long}\n")).unwrap();
+    let (code, err, textfile) = load(dir.path(), &later, &table, &flags[..3]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(column_type(&mut db, &table, "memo"), "varchar(600)");
+    assert_eq!(column_type(&mut db, &table, "plain"), "varchar(255)");
+    assert_eq!(widened(&textfile), 1, "{err}");
+    let ids = db.rows(&format!("SELECT id FROM {table} ORDER BY id"));
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    let why = reasons(dir.path(), &table);
+    assert!(
+        why.len() == 1
+            && why[0].contains("--widen-columns would widen `plain` varchar(255) to VARCHAR(600)"),
+        "{why:?}"
+    );
+    db.exec(&format!("DROP TABLE {table}"));
+}
+
 /// A user table whose columns are too narrow for the input.
 const USER_DDL: &str = "(id VARCHAR(10) PRIMARY KEY, name VARCHAR(10) NOT NULL DEFAULT 'x' \
     COMMENT 'the name', n INT, d DECIMAL(10,2), at DATETIME)";
