@@ -2,7 +2,8 @@
 //! batch in one transaction, either as LOAD DATA LOCAL INFILE streamed from
 //! memory or as multi-row prepared INSERTs sized under `max_allowed_packet`
 //! and 65,535 placeholders. Values are converted to the column types first
-//! (a value that does not fit fails its record); a batch the server rejects
+//! (a value that does not fit fails its record, or widens its column where
+//! that is allowed: `widen.rs`); a batch the server rejects
 //! for its data is split inside the transaction until the bad rows are
 //! isolated; a lost connection, deadlock or lock wait timeout rolls the
 //! transaction back and retries the batch with exponential backoff, so a

@@ -266,7 +266,7 @@ impl MysqlWriter {
             "--create-table made it"
         };
         tracing::warn!(
-            "widening column `{}` of {}.{} from {} to {new_type} ({flag}): a value does not fit it ({why})",
+            "widening column `{}` of {}.{}: {} -> {new_type} ({flag}); a value does not fit it: {why}",
             column.name,
             shared.cfg.database,
             shared.cfg.table,
