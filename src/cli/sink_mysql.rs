@@ -105,6 +105,16 @@ pub struct MysqlFlags {
     #[arg(long, help_heading = "MySQL sink")]
     pub add_columns: bool,
 
+    /// Widen a column (ALTER TABLE … MODIFY COLUMN, never to a narrower
+    /// type) when a later value does not fit it, instead of failing the
+    /// record: a longer string, a larger number, more decimals or
+    /// fractional seconds, text where numbers were. Columns --create-table
+    /// made widen without it; it also widens the columns of a table you
+    /// made (and those --add-columns adds). Default: off.
+    /// Example: --add-columns --widen-columns
+    #[arg(long, help_heading = "MySQL sink")]
+    pub widen_columns: bool,
+
     /// Record fields not to load, comma-separated: they need no column and are
     /// left out on purpose (any other field without a column fails its record).
     /// Example: --ignore-fields internal_note,debug
@@ -274,6 +284,7 @@ impl MysqlFlags {
             on_duplicate: self.on_duplicate,
             load_mode: self.mysql_load_mode,
             add_columns: self.add_columns,
+            widen_columns: self.widen_columns,
             ignore_fields: columns(self.ignore_fields.as_deref()),
             date_formats: date_formats(&self.date_format)?,
             rename: self.renames()?,

@@ -89,6 +89,10 @@ pub struct MysqlConfig {
     /// Add a column (ALTER TABLE) for a record field the table lacks,
     /// instead of failing the record.
     pub add_columns: bool,
+    /// `--widen-columns`: widen any column a value does not fit (ALTER
+    /// TABLE … MODIFY COLUMN), not only those pipeline-cli made with
+    /// `--create-table`.
+    pub widen_columns: bool,
     /// Record fields deliberately not loaded (they need no column).
     pub ignore_fields: Vec<String>,
     /// Fields whose numbers are epoch times (`--date-format`), for date columns.

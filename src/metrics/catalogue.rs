@@ -118,6 +118,7 @@ pub(super) struct Records {
     pub(super) failed: IntCounter,
     pub(super) in_doubt: IntCounter,
     pub(super) recovered: IntCounter,
+    pub(super) columns_widened: IntCounter,
 }
 
 impl Records {
@@ -158,6 +159,11 @@ impl Records {
                 r,
                 "pipeline_records_recovered_total",
                 "Records of earlier runs' prepared (orphaned) batches this run committed.",
+            ),
+            columns_widened: counter(
+                r,
+                "pipeline_columns_widened_total",
+                "MySQL columns widened (ALTER TABLE ... MODIFY COLUMN) for a value that did not fit them.",
             ),
         }
     }

@@ -234,6 +234,12 @@ impl Metrics {
         self.records.recovered.inc_by(n);
     }
 
+    /// A MySQL column was widened for a value that did not fit it:
+    /// `columns_widened_total`.
+    pub fn column_widened(&self) {
+        self.records.columns_widened.inc();
+    }
+
     /// An error that is not a record failure (a retried request, a failed scrape).
     pub fn error(&self, stage: Stage, error_type: ErrorType, n: u64) {
         self.errors.counter(stage, error_type).inc_by(n);

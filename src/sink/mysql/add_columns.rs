@@ -146,6 +146,11 @@ pub(super) fn add_missing_columns(
     match altered {
         Ok(Some(t)) => {
             set_aside_hidden(shared, &t, &adds);
+            shared
+                .made
+                .lock()
+                .expect("made lock")
+                .extend(columns.iter().map(|c| fold(c)));
             let t = Arc::new(t);
             *slot = Some(t.clone());
             Ok(t)

@@ -9,7 +9,7 @@ use crate::record::{Record, Value};
 
 use super::convert::parse_datetime;
 use super::names::{assign, comment_for};
-use super::table::quote_ident;
+use super::table::{quote_ident, Column, Kind};
 
 /// What the values of one field look like, for `--create-table`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -236,6 +236,123 @@ pub fn column_types(batch: &[Record], wanted: &[String]) -> Vec<(String, String)
             (n, t)
         })
         .collect()
+}
+
+/// Whether a value is one at all (not null, not an empty CSV field): only
+/// a value can call for a wider column.
+pub fn is_value(v: &Value) -> bool {
+    classify(v) != Seen::Nothing
+}
+
+/// A column's type as the inference sees it: what its values look like at
+/// most. `None` for the types pipeline-cli never widens (JSON, TIME,
+/// binary, ENUM …).
+fn seen_of(kind: &Kind) -> Option<Seen> {
+    Some(match *kind {
+        Kind::Int { min, max } if min >= i128::from(i64::MIN) && max <= i128::from(i64::MAX) => {
+            Seen::Int
+        }
+        Kind::Int { max, .. } => Seen::Decimal {
+            int: max.to_string().len() as u32,
+            frac: 0,
+        },
+        Kind::Decimal { precision, scale } => Seen::Decimal {
+            int: precision.saturating_sub(scale).max(1),
+            frac: scale,
+        },
+        Kind::Float => Seen::Float,
+        Kind::Bool => Seen::Bool,
+        Kind::Date => Seen::Date,
+        Kind::DateTime { .. } => Seen::DateTime,
+        // A TEXT type's size is kept by `text_type`.
+        Kind::Text { max_chars, .. } => Seen::Text {
+            chars: max_chars.unwrap_or(0),
+        },
+        Kind::Json | Kind::Time { .. } | Kind::Binary { .. } | Kind::Other => return None,
+    })
+}
+
+/// The text type for values of up to `chars` characters, with room for
+/// twice as many: VARCHAR up to 768 characters (what a key can hold), then
+/// TEXT, MEDIUMTEXT, LONGTEXT by their size in bytes (4 a character), never
+/// smaller than the TEXT type `old` already is.
+fn text_type(chars: u64, old: &Kind, is_key: bool) -> Result<String, String> {
+    let want = chars.saturating_mul(2);
+    if is_key {
+        if chars > 768 {
+            return Err(format!(
+                "a key column holds at most 768 characters (the index limit of 3072 bytes), the value has {chars}"
+            ));
+        }
+        return Ok(format!("VARCHAR({})", want.clamp(255, 768)));
+    }
+    let old_bytes = match old {
+        Kind::Text {
+            max_chars: None,
+            max_bytes: Some(b),
+        } => *b,
+        _ => 0,
+    };
+    if want <= 768 && old_bytes == 0 {
+        return Ok(format!("VARCHAR({})", want.clamp(255, 768)));
+    }
+    Ok(match want.saturating_mul(4).max(old_bytes) {
+        0..=65_535 => "TEXT",
+        65_536..=16_777_215 => "MEDIUMTEXT",
+        _ => "LONGTEXT",
+    }
+    .into())
+}
+
+/// `sql_type` as the server writes it, for comparing: lower case, an
+/// integer's display width left out (`bigint(20)` is `bigint`).
+fn canonical(sql_type: &str) -> String {
+    let t = sql_type.trim().to_ascii_lowercase();
+    match t.split_once('(') {
+        Some((base, rest)) if base.ends_with("int") => {
+            let after = rest.split_once(')').map_or("", |(_, a)| a);
+            format!("{base}{after}")
+        }
+        _ => t,
+    }
+}
+
+/// The column type that holds both what `column` holds and `values`, by
+/// the inference of `--create-table` (integer -> decimal -> double -> text,
+/// DATE -> DATETIME(6), text sized with room to spare): never narrower than
+/// the column. `Err` says why the column cannot be widened for them.
+pub fn widened_type<'a>(
+    column: &Column,
+    values: impl Iterator<Item = &'a Value>,
+    is_key: bool,
+    field: &str,
+) -> Result<String, String> {
+    let start = seen_of(&column.kind)
+        .ok_or_else(|| format!("pipeline-cli does not widen {} columns", column.sql_type))?;
+    let mut seen = start;
+    let mut longest = 0;
+    for v in values {
+        let one = if field == ID_FIELD {
+            id_seen(v)
+        } else {
+            classify(v)
+        };
+        seen = merge(seen, one);
+        longest = longest.max(super::convert::text_of(v).chars().count() as u64);
+    }
+    let new = match seen {
+        // As text, a value is as long as it is, whatever it looks like.
+        Seen::Text { chars } => text_type(chars.max(longest), &column.kind, is_key)?,
+        Seen::DateTime if column.sql_type.starts_with("timestamp") => "TIMESTAMP(6)".into(),
+        s => sql_type(s, is_key),
+    };
+    if canonical(&new) == canonical(&column.sql_type) {
+        return Err(format!(
+            "{} is as wide as pipeline-cli makes such a column",
+            column.sql_type
+        ));
+    }
+    Ok(new)
 }
 
 /// A field `--date-format` names, and the unit of its epoch times.
@@ -497,6 +614,178 @@ mod tests {
         let inf = Inference::of(&[rec(&"7".repeat(200))]);
         let (ddl, _) = create_table_ddl("d", "t", &[], (&[], &[]), &inf).unwrap();
         assert!(ddl.contains("`_id` VARCHAR(400) NULL"), "{ddl}");
+    }
+
+    #[test]
+    fn a_column_widens_to_hold_both_its_values_and_the_new_one_never_narrower() {
+        use super::super::table::ColumnInfo;
+        let column = |data_type: &str, column_type: &str, chars: Option<u64>, ps: (u32, u32)| {
+            Column::from_info(&ColumnInfo {
+                name: "c".into(),
+                data_type: data_type.into(),
+                column_type: column_type.into(),
+                nullable: true,
+                max_chars: chars,
+                max_bytes: chars.map(|c| {
+                    if data_type.ends_with("text") {
+                        c
+                    } else {
+                        c * 4
+                    }
+                }),
+                precision: Some(ps.0),
+                scale: Some(ps.1),
+                ..Default::default()
+            })
+        };
+        let varchar = |n: u64| column("varchar", &format!("varchar({n})"), Some(n), (0, 0));
+        let text = |t: &str, bytes: u64| {
+            Column::from_info(&ColumnInfo {
+                name: "c".into(),
+                data_type: t.into(),
+                column_type: t.into(),
+                max_bytes: Some(bytes),
+                ..Default::default()
+            })
+        };
+        let s = |t: &str| Value::Str(t.to_string());
+        let long = |n: usize| s(&"x".repeat(n));
+        // (column, value, key, the type it widens to or a word of why not)
+        let cases: Vec<(Column, Value, bool, Result<&str, &str>)> = vec![
+            (varchar(10), long(37), false, Ok("VARCHAR(255)")),
+            (varchar(255), long(300), false, Ok("VARCHAR(600)")),
+            (varchar(700), long(800), false, Ok("TEXT")),
+            (varchar(255), long(300), true, Ok("VARCHAR(600)")),
+            (varchar(700), long(800), true, Err("768 characters")),
+            (text("text", 65_535), long(70_000), false, Ok("MEDIUMTEXT")),
+            (
+                text("mediumtext", 16_777_215),
+                long(20),
+                false,
+                Err("as wide"),
+            ),
+            (
+                text("mediumtext", 16_777_215),
+                long(5_000_000),
+                false,
+                Ok("LONGTEXT"),
+            ),
+            (text("tinytext", 255), long(300), false, Ok("TEXT")),
+            (varchar(100), s(&"9".repeat(150)), false, Ok("VARCHAR(300)")),
+            (
+                column("int", "int(11)", None, (10, 0)),
+                s("3000000000"),
+                false,
+                Ok("BIGINT"),
+            ),
+            (
+                column("int", "int(10) unsigned", None, (10, 0)),
+                s("-1"),
+                false,
+                Ok("BIGINT"),
+            ),
+            (
+                column("bigint", "bigint(20)", None, (19, 0)),
+                s(&"9".repeat(20)),
+                false,
+                Ok("DECIMAL(65,0)"),
+            ),
+            (
+                column("bigint", "bigint(20) unsigned", None, (20, 0)),
+                s("-1"),
+                false,
+                Ok("DECIMAL(65,0)"),
+            ),
+            (
+                column("bigint", "bigint(20)", None, (19, 0)),
+                s("1.5"),
+                false,
+                Ok("DECIMAL(38,2)"),
+            ),
+            (
+                column("bigint", "bigint(20)", None, (19, 0)),
+                s("abc"),
+                false,
+                Ok("VARCHAR(255)"),
+            ),
+            (
+                column("bigint", "bigint(20)", None, (19, 0)),
+                Value::Decimal("1.5e-3".into()),
+                false,
+                Ok("DOUBLE"),
+            ),
+            (
+                column("decimal", "decimal(38,2)", None, (38, 2)),
+                s("1.12345"),
+                false,
+                Ok("DECIMAL(65,6)"),
+            ),
+            (
+                column("decimal", "decimal(10,2)", None, (10, 2)),
+                s("1.125"),
+                false,
+                Ok("DECIMAL(38,4)"),
+            ),
+            (
+                column("decimal", "decimal(65,30)", None, (65, 30)),
+                s("0.1234567890123456789012345678901"),
+                false,
+                Ok("MEDIUMTEXT"),
+            ),
+            (
+                column("double", "double", None, (22, 0)),
+                Value::Decimal("1e400".into()),
+                false,
+                Err("as wide"),
+            ),
+            (
+                column("datetime", "datetime", None, (0, 0)),
+                s("2026-01-02T03:04:05.123Z"),
+                false,
+                Ok("DATETIME(6)"),
+            ),
+            (
+                column("timestamp", "timestamp(3)", None, (0, 0)),
+                s("2026-01-02T03:04:05.1234Z"),
+                false,
+                Ok("TIMESTAMP(6)"),
+            ),
+            (
+                column("datetime", "datetime(6)", None, (0, 0)),
+                s("2026-01-02T03:04:05.1234567Z"),
+                false,
+                Err("as wide"),
+            ),
+            (
+                column("date", "date", None, (0, 0)),
+                s("2026-01-02T03:04:05Z"),
+                false,
+                Ok("DATETIME(6)"),
+            ),
+            (
+                column("json", "json", None, (0, 0)),
+                s("{nope"),
+                false,
+                Err("does not widen"),
+            ),
+            (
+                column("time", "time", None, (0, 0)),
+                s("10:00:00.5"),
+                false,
+                Err("does not widen"),
+            ),
+        ];
+        for (col, v, key, want) in cases {
+            let got = widened_type(&col, std::iter::once(&v), key, "f");
+            match (want, &got) {
+                (Ok(t), Ok(g)) => assert_eq!(g, t, "{} + {v:?}", col.sql_type),
+                (Err(w), Err(g)) => assert!(g.contains(w), "{} + {v:?}: {g}", col.sql_type),
+                _ => panic!(
+                    "{} + {v:?} (key {key}): {got:?}, want {want:?}",
+                    col.sql_type
+                ),
+            }
+        }
     }
 
     #[test]

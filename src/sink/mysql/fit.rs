@@ -8,9 +8,11 @@ use crate::error::ErrorType;
 use crate::record::{Record, Schema};
 use crate::sink::api::{BatchError, BatchResult, Rejected};
 
+use super::ddl::is_value;
 use super::load_data::escaped_size;
 use super::rows::{ColumnMap, Row};
 use super::table::{quote_ident, Table};
+use super::widen::Misfit;
 use super::writer::MysqlWriter;
 
 impl MysqlWriter {
@@ -117,16 +119,19 @@ impl MysqlWriter {
         })
     }
 
-    /// Converts the batch for the table: the rows to write, and how many
-    /// records found none or not all of their columns (failed in `tally`).
+    /// Converts the batch for the table: the rows to write, how many
+    /// records found none or not all of their columns (failed in `tally`),
+    /// and the values that do not fit their column (their records failed
+    /// in `tally`, for nothing else).
     pub(super) fn convert(
         &mut self,
         table: &Table,
         batch: &[Record],
         tally: &mut BatchResult,
-    ) -> (Vec<Row>, usize) {
+    ) -> (Vec<Row>, usize, Vec<Misfit>) {
         let mut rows = Vec::with_capacity(batch.len());
         let mut unmatched = 0;
+        let mut misfits = Vec::new();
         for (index, record) in batch.iter().enumerate() {
             let map = self.column_map(table, &record.schema);
             let mut values = Vec::with_capacity(map.pairs.len());
@@ -149,11 +154,30 @@ impl MysqlWriter {
                 None
             };
             unmatched += usize::from(failed.is_some());
+            // Every value that does not fit is a misfit (all can widen in one
+            // go); the reason is the first column's.
+            let mut misfit = false;
             for &(f, c) in &map.pairs {
                 let column = &table.columns[c];
                 let epoch = self.shared.cfg.epoch_unit(&record.schema.names()[f]);
-                match column.convert_as(&record.values[f], epoch) {
-                    Ok(v) => values.push(v),
+                let value = &record.values[f];
+                match column.convert_as(value, epoch) {
+                    Ok(v) if failed.is_none() => values.push(v),
+                    Ok(_) => {}
+                    Err(why) if (failed.is_none() || misfit) && is_value(value) => {
+                        misfits.push(Misfit {
+                            record: index,
+                            field: f,
+                            column: c,
+                            rejected: tally.rejected.len(),
+                            why: why.clone(),
+                        });
+                        if !misfit {
+                            failed = Some(format!("column {}: {why}", column.name));
+                            misfit = true;
+                        }
+                    }
+                    Err(_) if misfit => {}
                     Err(why) => {
                         failed = Some(format!("column {}: {why}", column.name));
                         break;
@@ -180,7 +204,7 @@ impl MysqlWriter {
                 None => rows.push(Row { index, map, values }),
             }
         }
-        (rows, unmatched)
+        (rows, unmatched, misfits)
     }
 }
 

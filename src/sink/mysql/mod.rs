@@ -2,7 +2,8 @@
 //! batch in one transaction, either as LOAD DATA LOCAL INFILE streamed from
 //! memory or as multi-row prepared INSERTs sized under `max_allowed_packet`
 //! and 65,535 placeholders. Values are converted to the column types first
-//! (a value that does not fit fails its record); a batch the server rejects
+//! (a value that does not fit fails its record, or widens its column where
+//! that is allowed: `widen.rs`); a batch the server rejects
 //! for its data is split inside the transaction until the bad rows are
 //! isolated; a lost connection, deadlock or lock wait timeout rolls the
 //! transaction back and retries the batch with exponential backoff, so a
@@ -21,6 +22,7 @@ mod plan;
 mod rows;
 mod schema;
 pub mod table;
+mod widen;
 mod writer;
 mod xa;
 
@@ -73,6 +75,15 @@ pub(super) struct Shared {
     /// Some record of the run found its columns: a batch none of whose
     /// records has one no longer stops the run.
     pub(super) matched_any: std::sync::atomic::AtomicBool,
+    /// With `--create-table`, this run makes the table: its columns are
+    /// pipeline-cli's.
+    pub(super) created_here: bool,
+    /// Columns (folded names) this run added with `--add-columns`.
+    pub(super) made: Mutex<std::collections::HashSet<String>>,
+    /// One column widening at a time.
+    pub(super) widening: Mutex<()>,
+    /// Widenings the server refused, with its reason.
+    pub(super) refused: widen::Refused,
 }
 
 /// What XA batches need: the run's identity and the lock that proves it alive.
@@ -390,6 +401,7 @@ impl MysqlSink {
             on_duplicate = %cli_name(&cfg.on_duplicate),
             "MySQL sink ready"
         );
+        let created_here = cfg.create_table && probe.table.is_none();
         let sink = MysqlSink {
             shared: Arc::new(Shared {
                 cfg: cfg.clone(),
@@ -405,6 +417,10 @@ impl MysqlSink {
                 version: probe.version,
                 said: Default::default(),
                 matched_any: Default::default(),
+                created_here,
+                made: Default::default(),
+                widening: Default::default(),
+                refused: Default::default(),
             }),
         };
         sink.shared.say_known_mapping();

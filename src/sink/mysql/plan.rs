@@ -216,6 +216,7 @@ pub(super) fn lines(shared: &Shared) -> Vec<String> {
             cfg.database, cfg.table
         )),
     }
+    lines.extend(super::widen::check_line(cfg));
     if let Some(fields) = &shared.fields {
         for (f, _) in cfg.date_formats.iter().filter(|(f, _)| !fields.contains(f)) {
             lines.push(format!(

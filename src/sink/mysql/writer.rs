@@ -27,7 +27,7 @@ use super::Shared;
 
 pub(super) struct MysqlWriter {
     pub(super) shared: Arc<Shared>,
-    metrics: Arc<Metrics>,
+    pub(super) metrics: Arc<Metrics>,
     /// To hold a second signal back between XA PREPARE and XA COMMIT.
     shutdown: crate::shutdown::Shutdown,
     conn: Option<Conn>,
@@ -164,8 +164,7 @@ impl BatchWriter for MysqlWriter {
                 batch,
             )?;
         }
-        let mut converted = BatchResult::default();
-        let (rows, unmatched) = self.convert(&table, batch, &mut converted);
+        let (table, rows, unmatched, mut converted) = self.fit(table, batch);
         if let Some(broken) = self.structural(batch.len(), unmatched, &converted) {
             converted.broken = Some(broken);
             return Ok(converted);
