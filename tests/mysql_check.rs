@@ -115,8 +115,22 @@ fn some_would_fail_and_the_check_passes_with_the_counts_and_reasons() {
         check,
         [
             "check: 1000 sample records: 997 would be written, 3 would fail",
-            "check:   2 would fail: column s: too long: 7 characters, the column holds 5 (first: position 3)",
-            "check:   1 would fail: column n: 'abc' is not a number (first: position 5)",
+            "check:   2 would fail: column s: too long: 7 characters, the column holds 5; --widen-columns would widen the column (first: position 3)",
+            "check:   1 would fail: column n: 'abc' is not a number; --widen-columns would widen the column (first: position 5)",
+            "check: ok; nothing was written",
+        ],
+        "{said}"
+    );
+    // With --widen-columns the run would widen both columns and write all.
+    let out = check_jsonl(&input, &table, &["--widen-columns"]);
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{said}{}", stderr(&out));
+    let check: Vec<&str> = said.lines().filter(|l| l.starts_with("check:")).collect();
+    assert_eq!(
+        check,
+        [
+            "check: 1000 sample records: 1000 would be written, 0 would fail",
+            "check:   some only once the run widens their columns: s, n",
             "check: ok; nothing was written",
         ],
         "{said}"
@@ -229,14 +243,14 @@ fn flatten_converts_the_flattened_records() {
     );
     assert!(
         check[1..3].iter().any(
-            |l| l.contains("1 would fail: column o_p: 'x' is not a number (first: position 2)")
+            |l| l.contains("1 would fail: column o_p: 'x' is not a number; --widen-columns would widen the column (first: position 2)")
         ),
         "{said}"
     );
     assert!(
         check[1..3]
             .iter()
-            .any(|l| l.contains("1 would fail: column o_q: too long: 3 characters, the column holds 2 (first: position 4)")),
+            .any(|l| l.contains("1 would fail: column o_q: too long: 3 characters, the column holds 2; --widen-columns would widen the column (first: position 4)")),
         "{said}"
     );
     assert!(
@@ -331,7 +345,7 @@ fn elasticsearch_documents_are_checked_against_the_table() {
         );
         assert!(
             said.contains(
-                "check: 6 sample records: 5 would be written, 1 would fail\ncheck:   1 would fail: column label: too long: 7 characters, the column holds 5 (first: _id d3)\n"
+                "check: 6 sample records: 5 would be written, 1 would fail\ncheck:   1 would fail: column label: too long: 7 characters, the column holds 5; --widen-columns would widen the column (first: _id d3)\n"
             ),
             "{kind:?}: {said}"
         );

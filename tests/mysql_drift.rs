@@ -238,29 +238,53 @@ fn a_column_never_narrows() {
     db.exec(&format!("DROP TABLE {table}"));
 }
 
+/// A later run with `--create-table` widens every column of a table an
+/// earlier `--create-table` made (its table COMMENT says so); in a table
+/// made otherwise, only the columns whose COMMENT records their field.
 #[test]
-fn a_later_run_widens_the_columns_whose_comment_records_their_field() {
+fn a_later_run_widens_the_columns_pipeline_cli_made() {
     let mut db = Db::connect();
     let dir = tempfile::tempdir().unwrap();
-    let table = table_name("drift_comment");
+    let long = "x".repeat(300);
+    let later = dir.path().join("b.csv");
+    fs::write(&later, format!("id,note,plain\n3,{long},e\n4,f,{long}\n")).unwrap();
+    let flags = ["--create-table", "--db-key", "id"];
+
+    // Made by --create-table: both columns widen.
+    let table = table_name("drift_made");
     db.exec(&format!("DROP TABLE IF EXISTS {table}"));
     let first = dir.path().join("a.csv");
     fs::write(&first, "id,note,plain\n1,a,b\n2,c,d\n").unwrap();
-    // `memo` records its field `note` in its comment; `plain` is named as
-    // its field and records nothing.
-    let flags = ["--create-table", "--db-key", "id", "--rename", "note=memo"];
-    let (code, err, _) = load(dir.path(), &first, &table, &flags);
+    let (code, err, _) = load(
+        dir.path(),
+        &first,
+        &table,
+        &[&flags[..], &["--rename", "note=memo"]].concat(),
+    );
     assert_eq!(code, 0, "{err}");
-    let later = dir.path().join("b.csv");
-    let long = "x".repeat(300);
-    fs::write(&later, format!("id,note,plain\n3,{long},e\n4,f,{long}\n")).unwrap();
-    let (code, err, textfile) = load(dir.path(), &later, &table, &flags[..3]);
+    let (code, err, textfile) = load(dir.path(), &later, &table, &flags);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(column_type(&mut db, &table, "memo"), "varchar(600)");
+    assert_eq!(column_type(&mut db, &table, "plain"), "varchar(600)");
+    assert_eq!(widened(&textfile), 2, "{err}");
+    assert_eq!(db.count(&format!("SELECT COUNT(*) FROM {table}")), 4);
+    db.exec(&format!("DROP TABLE {table}"));
+
+    // Made by hand: `memo` records its field `note` in its comment and
+    // widens; `plain` records nothing and does not.
+    let table = table_name("drift_comment");
+    db.exec(&format!("DROP TABLE IF EXISTS {table}"));
+    db.exec(&format!(
+        "CREATE TABLE {table} (id BIGINT PRIMARY KEY, \
+         memo VARCHAR(255) COMMENT 'pipeline-cli field: note', plain VARCHAR(255))"
+    ));
+    let (code, err, textfile) = load(dir.path(), &later, &table, &flags);
     assert_eq!(code, 1, "{err}");
     assert_eq!(column_type(&mut db, &table, "memo"), "varchar(600)");
     assert_eq!(column_type(&mut db, &table, "plain"), "varchar(255)");
     assert_eq!(widened(&textfile), 1, "{err}");
     let ids = db.rows(&format!("SELECT id FROM {table} ORDER BY id"));
-    assert_eq!(ids.len(), 3, "{ids:?}");
+    assert_eq!(ids.len(), 1, "{ids:?}");
     let why = reasons(dir.path(), &table);
     assert!(
         why.len() == 1

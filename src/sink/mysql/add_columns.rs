@@ -150,7 +150,7 @@ pub(super) fn add_missing_columns(
                 .made
                 .lock()
                 .expect("made lock")
-                .extend(columns.iter().map(|c| fold(c)));
+                .extend(planned.iter().map(|(_, c, _)| fold(c)));
             let t = Arc::new(t);
             *slot = Some(t.clone());
             Ok(t)

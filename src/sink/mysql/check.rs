@@ -88,6 +88,7 @@ pub(super) fn created_table(cfg: &MysqlConfig, planned: &[PlannedColumn]) -> Tab
             .iter()
             .filter_map(|k| planned.iter().position(|p| &p.field == k))
             .collect(),
+        made: true,
     }
 }
 
@@ -104,6 +105,7 @@ fn with_added(table: &Table, adds: &[(String, String, String)]) -> Table {
         columns,
         fields,
         key: table.key.clone(),
+        made: table.made,
     }
 }
 
@@ -171,9 +173,17 @@ struct Outcome {
     fields: Vec<String>,
     /// Record shapes already looked at for `no_column`.
     shapes: HashMap<usize, (Arc<Schema>, bool)>,
+    /// Columns the run would widen for a value, in the order first met.
+    widened: Vec<String>,
 }
 
 impl Outcome {
+    fn widened(&mut self, column: &str) {
+        if !self.widened.iter().any(|c| c == column) {
+            self.widened.push(column.to_string());
+        }
+    }
+
     fn fail(&mut self, table: &Table, cfg: &MysqlConfig, record: &Record, reason: &str) {
         let shape = shape_of(reason);
         match self.reasons.get_mut(&shape) {
@@ -219,6 +229,12 @@ impl Outcome {
             "check: {} sample records: {} would be written, {failed} would fail",
             self.records, self.written
         )];
+        if !self.widened.is_empty() {
+            lines.push(format!(
+                "check:   some only once the run widens their columns: {}",
+                self.widened.join(", ")
+            ));
+        }
         let ranked = self.ranked();
         for (n, reason, at) in ranked.iter().take(REASONS) {
             lines.push(format!("check:   {n} would fail: {reason} (first: {at})"));
@@ -274,6 +290,8 @@ pub(super) fn check_records(
     let existing = shared.table.lock().expect("table lock").clone();
     let planned = shared.planned.lock().expect("planned lock").clone();
     // No table and none planned: --create-table found no sample records.
+    // The table --create-table would make: every column is pipeline-cli's.
+    let planned_only = existing.is_none();
     let Some(mut table) = existing.or(planned) else {
         return Ok(Vec::new());
     };
@@ -302,11 +320,30 @@ pub(super) fn check_records(
             }
         }
         let mut tally = BatchResult::default();
-        let (rows, _) = writer.convert(&table, &batch, &mut tally);
+        let (rows, _, misfits) = writer.convert(&table, &batch, &mut tally);
+        // Records failed only by values too big for columns that widen:
+        // the run widens the columns and writes them.
+        let mut widen: HashMap<usize, bool> = HashMap::new();
+        for m in &misfits {
+            let ok = planned_only || shared.widens(&table, m.column);
+            *widen.entry(m.record).or_insert(true) &= ok;
+            if ok {
+                outcome.widened(&table.columns[m.column].name);
+            }
+        }
         outcome.records += batch.len() as u64;
         outcome.written += rows.len() as u64;
         for r in &tally.rejected {
-            outcome.fail(&table, cfg, &batch[r.index], &r.reason);
+            match widen.get(&r.index) {
+                Some(true) => outcome.written += 1,
+                Some(false) if !cfg.widen_columns => outcome.fail(
+                    &table,
+                    cfg,
+                    &batch[r.index],
+                    &format!("{}; --widen-columns would widen the column", r.reason),
+                ),
+                _ => outcome.fail(&table, cfg, &batch[r.index], &r.reason),
+            }
         }
     }
     if outcome.records > 0 && outcome.written == 0 {

@@ -446,10 +446,11 @@ pub fn create_table_ddl(
         cols.push(format!("PRIMARY KEY ({})", key_columns.join(", ")));
     }
     let ddl = format!(
-        "CREATE TABLE IF NOT EXISTS {}.{} ({}) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+        "CREATE TABLE IF NOT EXISTS {}.{} ({}) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin COMMENT='{}'",
         quote_ident(database),
         quote_ident(table),
-        cols.join(", ")
+        cols.join(", "),
+        super::table::MADE_BY
     );
     Ok((
         ddl,
@@ -505,7 +506,7 @@ mod tests {
             ddl,
             "CREATE TABLE IF NOT EXISTS `test`.`t` (`id` BIGINT NOT NULL, `amount` DECIMAL(38,2) NULL, \
              `when` DATETIME(6) NULL, `ok` BOOLEAN NULL, `name` VARCHAR(255) NULL, `doc` JSON NULL, \
-             PRIMARY KEY (`id`)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+             PRIMARY KEY (`id`)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin COMMENT='made by pipeline-cli --create-table'"
         );
         assert!(create_table_ddl(
             "test",

@@ -43,6 +43,14 @@ pub(super) async fn describe(
         .into_iter()
         .filter_map(|r| r.into_iter().next().flatten())
         .collect();
+    let made = text_rows(
+        conn,
+        "SELECT TABLE_COMMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+        vec![db.into(), name.into()],
+    )
+    .await?
+    .into_iter()
+    .any(|r| r.first().cloned().flatten().as_deref() == Some(super::table::MADE_BY));
     let infos: Vec<ColumnInfo> = rows.iter().map(|r| column_info(r, &checks)).collect();
     let columns: Vec<Column> = infos.iter().map(Column::from_info).collect();
     let key = key_of(&infos);
@@ -55,6 +63,7 @@ pub(super) async fn describe(
         columns,
         fields,
         key,
+        made,
     }))
 }
 

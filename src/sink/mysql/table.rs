@@ -92,7 +92,13 @@ pub struct Table {
     pub fields: Vec<Option<String>>,
     /// Primary-key columns (or the first unique key's), in key order.
     pub key: Vec<usize>,
+    /// `--create-table` made it (its table COMMENT is [`MADE_BY`]): with
+    /// `--create-table`, each of its columns widens for a value.
+    pub made: bool,
 }
+
+/// The table COMMENT `--create-table` writes.
+pub const MADE_BY: &str = "made by pipeline-cli --create-table";
 
 /// One row of information_schema.COLUMNS, everything as text.
 #[derive(Debug, Clone, Default)]
@@ -283,6 +289,7 @@ mod tests {
                 .collect(),
             fields: columns.iter().map(|(_, f)| f.map(String::from)).collect(),
             key: vec![],
+            made: false,
         }
     }
 

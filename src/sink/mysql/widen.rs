@@ -51,13 +51,15 @@ const ROUNDS: usize = 3;
 impl Shared {
     /// Whether column `c` of `table` widens when a value does not fit it:
     /// always with `--widen-columns`; with `--create-table`, when
-    /// pipeline-cli made it (this run made the table or added the column,
-    /// or its COMMENT records its field).
+    /// pipeline-cli made it (this run or an earlier `--create-table` made
+    /// the table, this run added the column, or its COMMENT records its
+    /// field).
     pub(super) fn widens(&self, table: &Table, c: usize) -> bool {
         let cfg = &self.cfg;
         cfg.widen_columns
             || (cfg.create_table
                 && (self.created_here
+                    || table.made
                     || table.fields[c].is_some()
                     || self
                         .made
