@@ -503,3 +503,93 @@ fn check_says_when_columns_widen() {
         assert!(text.contains(line), "{flags:?}: {text}");
     }
 }
+
+/// A record with a value no widening takes (a TIME's fraction) widens
+/// nothing, though its other values would widen their columns: it fails,
+/// and the table is as it was.
+#[test]
+fn a_record_that_fails_anyway_widens_nothing() {
+    let mut db = Db::connect();
+    let dir = tempfile::tempdir().unwrap();
+    let table = table_name("drift_blocked");
+    db.exec(&format!("DROP TABLE IF EXISTS {table}"));
+    db.exec(&format!(
+        "CREATE TABLE {table} (id INT PRIMARY KEY, d DATE, t TIME, s VARCHAR(3))"
+    ));
+    let input = dir.path().join("in.jsonl");
+    fs::write(
+        &input,
+        concat!(
+            r#"{"id":1,"d":"2026-01-02T03:04:05Z","t":"10:00:00.5","s":"long text"}"#,
+            "\n",
+            r#"{"id":2,"d":"2026-01-02","t":"10:00:00","s":"longer text"}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let (code, err, textfile) = load(dir.path(), &input, &table, &["--widen-columns"]);
+    assert_eq!(code, 1, "{err}");
+    // Record 2 widened `s`; record 1 widened nothing.
+    assert_eq!(column_type(&mut db, &table, "d"), "date", "{err}");
+    assert_eq!(column_type(&mut db, &table, "s"), "varchar(255)", "{err}");
+    assert_eq!(widened(&textfile), 1, "{err}");
+    assert_eq!(
+        values(&mut db, &table, "s"),
+        vec![("2".to_string(), Some("longer text".to_string()))]
+    );
+    let why = reasons(dir.path(), &table);
+    assert!(why.len() == 1 && why[0].contains("`t`"), "{why:?}");
+    db.exec(&format!("DROP TABLE {table}"));
+}
+
+/// Another run widened a column after this one read the table: this run
+/// converts again with the column as it now is and never narrows it.
+#[test]
+fn a_column_another_run_widened_is_never_narrowed() {
+    let mut db = Db::connect();
+    let table = table_name("drift_race");
+    db.exec(&format!("DROP TABLE IF EXISTS {table}"));
+    db.exec(&format!(
+        "CREATE TABLE {table} (id INT PRIMARY KEY, s VARCHAR(10))"
+    ));
+    let url = mysql_url();
+    let mut child = Bin::new(&[
+        "--source-type",
+        "jsonl",
+        "--jsonl-file",
+        "-",
+        "--sink-type",
+        "mysql",
+        "--db-url",
+        &url,
+        "--db-table",
+        &table,
+        "--widen-columns",
+        "--batch-timeout-ms",
+        "100",
+    ])
+    .no_stdout()
+    .spawn();
+    let mut input = child.stdin.take().unwrap();
+    use std::io::Write;
+    writeln!(input, r#"{{"id":1,"s":"ok"}}"#).unwrap();
+    input.flush().unwrap();
+    let t = std::time::Instant::now();
+    while db.count(&format!("SELECT COUNT(*) FROM {table}")) < 1 {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(30),
+            "first row"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // Another run widens `s` to TEXT meanwhile.
+    db.exec(&format!("ALTER TABLE {table} MODIFY COLUMN s TEXT"));
+    writeln!(input, r#"{{"id":2,"s":"twenty characters!!!"}}"#).unwrap();
+    drop(input);
+    let out = wait_with_limit(child, std::time::Duration::from_secs(60));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(column_type(&mut db, &table, "s"), "text", "{err}");
+    assert_eq!(db.count(&format!("SELECT COUNT(*) FROM {table}")), 2);
+    db.exec(&format!("DROP TABLE {table}"));
+}

@@ -13,7 +13,7 @@
 //! read again afterwards and replaces the shared definition, so every
 //! writer's column maps refresh.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use mysql_async::prelude::Queryable;
@@ -98,9 +98,19 @@ impl MysqlWriter {
             let mut tally = BatchResult::default();
             let (rows, unmatched, misfits) = self.convert(&table, batch, &mut tally);
             round += 1;
+            // A record with a value no widening takes is not written
+            // whatever else widens: its values widen nothing.
+            let blocked: HashSet<usize> = misfits
+                .iter()
+                .filter(|m| notes.contains_key(&table.columns[m.column].name))
+                .map(|m| m.record)
+                .collect();
             let pending: Vec<&Misfit> = misfits
                 .iter()
-                .filter(|m| !notes.contains_key(&table.columns[m.column].name))
+                .filter(|m| {
+                    !notes.contains_key(&table.columns[m.column].name)
+                        && !blocked.contains(&m.record)
+                })
                 .collect();
             if pending.is_empty() || round > ROUNDS {
                 for m in &misfits {
@@ -173,6 +183,17 @@ impl MysqlWriter {
             };
             notes.insert(column.name.clone(), note);
         }
+        // Only for records every value of which then fits.
+        let blocked: HashSet<usize> = misfits
+            .iter()
+            .filter(|m| notes.contains_key(&table.columns[m.column].name))
+            .map(|m| m.record)
+            .collect();
+        plans.retain(|(c, _, _)| {
+            misfits
+                .iter()
+                .any(|m| m.column == *c && !blocked.contains(&m.record))
+        });
         if plans.is_empty() {
             return current;
         }
@@ -217,6 +238,20 @@ impl MysqlWriter {
             let wait = cfg.timeout.as_secs().max(1);
             conn.query_drop(format!("SET SESSION lock_wait_timeout = {wait}"))
                 .await?;
+            // Another run may have changed a column since this one read
+            // the table (widened it further): convert again with the
+            // table as it is, never narrowing what another run widened.
+            if let Some(now) = describe(&mut conn, &cfg.database, &cfg.table).await? {
+                let moved = plans.iter().any(|(c, _, _)| {
+                    let ours = &table.columns[*c];
+                    !now.columns
+                        .iter()
+                        .any(|n| n.name == ours.name && n.sql_type == ours.sql_type)
+                });
+                if moved {
+                    return Ok((Some(now), Vec::new()));
+                }
+            }
             let create: Option<(String, String)> = conn
                 .query_first(format!("SHOW CREATE TABLE {}", table.quoted))
                 .await?;
