@@ -404,6 +404,17 @@ fn auto_cases() -> Vec<AutoCase> {
             vec![],
         ),
         case(
+            "records shaped like _bulk actions, with a field no action has",
+            "{\"index\":{\"a\":1}}\n{\"index\":{\"a\":2}}\n{\"index\":{\"a\":3}}\n".into(),
+            "plain",
+            vec![
+                json!({"index": {"a": 1}}),
+                json!({"index": {"a": 2}}),
+                json!({"index": {"a": 3}}),
+            ],
+            vec![],
+        ),
+        case(
             "a key a hit has not",
             "{\"_id\":\"1\",\"_source\":{\"a\":1},\"user\":\"x\"}\n".into(),
             "plain",

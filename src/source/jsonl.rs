@@ -391,26 +391,42 @@ fn take_dump_line(
     cache: &mut SchemaCache,
     pending: &mut Pending,
 ) -> Result<bool, (ErrorType, String)> {
-    let text = std::str::from_utf8(line).map_err(|e| {
-        (
+    // A document line that cannot be read is failed with its action: the
+    // next line is the next action.
+    let (kind, why) = match std::str::from_utf8(line) {
+        Err(e) => (
             ErrorType::Parse,
             format!("not valid UTF-8 (at byte {})", e.valid_up_to() + 1),
-        )
-    })?;
-    let bad = |why: String| (ErrorType::Parse, why);
-    let Ok(Json::Object(mut map)) = serde_json::from_str::<Json>(text) else {
-        let (kind, why) = explain(text);
-        return Err(match action {
-            Some(a) => (
-                kind,
-                format!(
-                    "the document line of the _bulk action at line {}: {why}",
-                    a.line
-                ),
-            ),
-            None => (kind, why),
-        });
+        ),
+        Ok(text) => match serde_json::from_str::<Json>(text) {
+            Ok(Json::Object(map)) => {
+                return take_dump_object(format, action, map, (line, position), cache, pending)
+            }
+            _ => explain(text),
+        },
     };
+    Err(match action.take() {
+        Some(a) => (
+            kind,
+            format!(
+                "the document line of the _bulk action at line {}: {why}",
+                a.line
+            ),
+        ),
+        None => (kind, why),
+    })
+}
+
+/// [`take_dump_line`] for a line that is a JSON object.
+fn take_dump_object(
+    format: JsonlFormat,
+    action: &mut Option<Action>,
+    mut map: serde_json::Map<String, Json>,
+    (line, position): (&[u8], u64),
+    cache: &mut SchemaCache,
+    pending: &mut Pending,
+) -> Result<bool, (ErrorType, String)> {
+    let bad = |why: String| (ErrorType::Parse, why);
     let (id, index, source) = match (format, action.take()) {
         (JsonlFormat::Bulk, None) => {
             *action = Some(bulk_action(map, position, line).map_err(bad)?);
@@ -490,6 +506,14 @@ fn bulk_action(
             "not a _bulk action line: the value of \"{kind}\" is not an object"
         ));
     };
+    if let Some(k) = meta
+        .keys()
+        .find(|k| !super::jsonl_detect::BULK_META.contains(&k.as_str()))
+    {
+        return Err(format!(
+            "not a _bulk action line: \"{k}\" is not a parameter of a _bulk \"{kind}\" action"
+        ));
+    }
     match kind.as_str() {
         "index" | "create" | "update" => Ok(Action {
             line,
@@ -779,6 +803,9 @@ mod tests {
                 r#"{"script":{"source":"x"}}"#,
                 r#"{"create":{"_id":"9"}}"#,
                 r#"not json"#,
+                r#"{"index":{"a":1}}"#,
+                r#"{"index":{"_id":"10"}}"#,
+                r#"{"z":1}"#,
             ],
         );
         assert!(matches!(got[0], Ok(None)));
@@ -799,6 +826,16 @@ mod tests {
             why.contains("of the _bulk action at line 9: not valid JSON"),
             "{why}"
         );
+        // Elasticsearch refuses an action with a key no action has.
+        let why = got[10].clone().unwrap_err();
+        assert!(
+            why.contains("\"a\" is not a parameter of a _bulk \"index\" action"),
+            "{why}"
+        );
+        // The bad document line went with its action: the next pair is whole.
+        let r = got[12].clone().unwrap().unwrap();
+        assert_eq!(r.values[0], Value::Raw("\"10\"".into()));
+        assert_eq!(r.schema.names(), ["_id", "_index", "z"]);
     }
 
     #[test]

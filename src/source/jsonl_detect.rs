@@ -8,7 +8,8 @@
 //!   but those of a search hit (`_index`, `_type`, `_id`, `_score`,
 //!   `_source`, `sort`, `_routing`, `fields`, …): elasticdump;
 //! - an object of one key, `index`, `create`, `update` or `delete`, whose
-//!   value is an object: a `_bulk` body;
+//!   value is an object of an action's metadata (`_index`, `_id`,
+//!   `routing`, `pipeline`, …, nothing else): a `_bulk` body;
 //! - anything else (another object, a line that is not JSON, no line at
 //!   all, a first line too long to read): plain.
 
@@ -42,6 +43,26 @@ const HIT_KEYS: [&str; 16] = [
 
 /// The actions of a `_bulk` body.
 const BULK_ACTIONS: [&str; 4] = ["index", "create", "update", "delete"];
+
+/// The keys an action's object may have (Elasticsearch refuses others).
+pub(super) const BULK_META: [&str; 16] = [
+    "_index",
+    "_id",
+    "_type",
+    "routing",
+    "_routing",
+    "version",
+    "version_type",
+    "pipeline",
+    "if_seq_no",
+    "if_primary_term",
+    "require_alias",
+    "require_data_stream",
+    "retry_on_conflict",
+    "dynamic_templates",
+    "list_executed_pipelines",
+    "_source",
+];
 
 /// How much is read ahead at once.
 const READ: usize = 64 * 1024;
@@ -94,8 +115,10 @@ pub fn classify(line: &[u8]) -> Detected {
             why: "its first line is a search hit: a _source object with _index or _id".into(),
         };
     }
-    if let (1, Some((kind, Json::Object(_)))) = (map.len(), map.iter().next()) {
-        if BULK_ACTIONS.contains(&kind.as_str()) {
+    if let (1, Some((kind, Json::Object(meta)))) = (map.len(), map.iter().next()) {
+        if BULK_ACTIONS.contains(&kind.as_str())
+            && meta.keys().all(|k| BULK_META.contains(&k.as_str()))
+        {
             return Detected {
                 format: JsonlFormat::Bulk,
                 why: format!("its first line is a _bulk \"{kind}\" action"),
@@ -238,6 +261,16 @@ mod tests {
             (
                 "bulk action not an object",
                 b"{\"index\":1}\n".to_vec(),
+                Plain,
+            ),
+            (
+                "bulk action with its metadata",
+                b"{\"create\":{\"_index\":\"i\",\"_id\":\"1\",\"routing\":\"r\",\"pipeline\":\"p\"}}\n{}\n".to_vec(),
+                Bulk,
+            ),
+            (
+                "records that look like actions but carry a field",
+                b"{\"index\":{\"a\":1}}\n{\"index\":{\"a\":2}}\n".to_vec(),
                 Plain,
             ),
             (
