@@ -322,3 +322,34 @@ fn a_run_stopped_while_holding_writes_what_it_held() {
     }
     db.exec(&format!("DROP TABLE IF EXISTS {table}"));
 }
+
+/// Another run makes the table while this one holds its sample: the
+/// table is used as it is, and the run says so.
+#[test]
+fn a_table_made_by_another_run_meanwhile_is_said() {
+    let mut db = Db::connect();
+    let url = mysql_url();
+    let table = table_name("held_race");
+    db.exec(&format!("DROP TABLE IF EXISTS {table}"));
+    let mut args = vec!["--source-type", "jsonl", "--jsonl-file", "-"];
+    args.extend(mysql_args(&url, &table));
+    let mut child = Bin::new(&args).no_stdout().spawn();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(ndjson_text().as_bytes()).unwrap();
+    input.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    // Made meanwhile, without `note`.
+    db.exec(&format!(
+        "CREATE TABLE {table} (id BIGINT PRIMARY KEY, code VARCHAR(20))"
+    ));
+    drop(input);
+    let out = wait_with_limit(child, Duration::from_secs(60));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("was created by another run meanwhile"),
+        "{err}"
+    );
+    assert_eq!(summary_number(&err, "failed"), RECORDS as u64, "{err}");
+    db.exec(&format!("DROP TABLE IF EXISTS {table}"));
+}

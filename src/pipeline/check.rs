@@ -114,7 +114,12 @@ pub(super) fn with_sample<T>(
         let reader = std::thread::Builder::new()
             .name("sample".into())
             .spawn_scoped(scope, move || {
-                let read = src.run(&mut source::SourceOutput::new(&sender, ctx, limit));
+                // What reading says (a format detected, a file empty), the
+                // run's own reading says again.
+                let read = tracing::subscriber::with_default(
+                    tracing::subscriber::NoSubscriber::default(),
+                    || src.run(&mut source::SourceOutput::new(&sender, ctx, limit)),
+                );
                 drop(sender);
                 read
             })

@@ -29,6 +29,13 @@ pub(super) fn create_from_sample(
     records.for_each(|r| inference.add(&r));
     if inference.records() == 0 {
         // Nothing to infer from: the first batch, if one ever comes, decides.
+        if !dry {
+            tracing::warn!(
+                "--create-table: no records to infer {}.{} from; it is not created now (the first batch, if any, makes it)",
+                cfg.database,
+                cfg.table
+            );
+        }
         return Ok(vec![format!(
             "--create-table: the input has no records to infer {}.{} from; it is created from the first batch, if any",
             cfg.database, cfg.table
@@ -73,6 +80,14 @@ pub(super) fn create_from_sample(
             .await
             .map_err(|e| connect_error(cfg, &e))?;
         conn.query_drop(&ddl).await.map_err(failed)?;
+        if conn.get_warnings() > 0 {
+            // IF NOT EXISTS: another run made it since this one looked.
+            tracing::warn!(
+                "{}.{} was created by another run meanwhile: its columns are used as they are, not the ones inferred here (a field with no column fails its record; --add-columns adds such columns)",
+                cfg.database,
+                cfg.table
+            );
+        }
         let table = describe(&mut conn, &cfg.database, &cfg.table)
             .await
             .map_err(failed)?;
