@@ -190,3 +190,47 @@ fn several_file_workers_keep_input_order() {
         assert_eq!(dead_one, dead_many);
     }
 }
+
+/// The parse threads named in the debug log of a run into a JSON-lines
+/// file, started by `taskset -c cpus` when given.
+fn parse_threads(input: &Path, dir: &Path, cpus: Option<&str>, extra: &[&str]) -> usize {
+    let output = dir.join("threads.jsonl");
+    let mut args = csv_to_file(p(input), p(&output));
+    args.extend(extra);
+    let mut cmd = match cpus {
+        Some(cpus) => {
+            let mut c = std::process::Command::new("taskset");
+            c.args(["-c", cpus, bin()]);
+            c
+        }
+        None => std::process::Command::new(bin()),
+    };
+    let out = cmd
+        .args(&args)
+        .env("PIPELINE_LOG", "debug")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run pipeline-cli");
+    let log = stderr(&out);
+    // The input's bad rows make it exit 1.
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{log}");
+    log.lines()
+        .find_map(|l| l.split_once(" parse threads (").map(|(head, _)| head))
+        .and_then(|head| head.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no parse thread count in the log: {log}"))
+}
+
+#[test]
+fn parse_threads_default_to_the_cores_this_process_may_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    write_input(&input, 2_000, None);
+    let cores = std::thread::available_parallelism().unwrap().get();
+    assert_eq!(parse_threads(&input, dir.path(), None, &[]), cores);
+    // CPU affinity counts: one allowed core, one parse thread.
+    assert_eq!(parse_threads(&input, dir.path(), Some("0"), &[]), 1);
+    // The flag wins over the cores.
+    let three = ["--csv-threads", "3"];
+    assert_eq!(parse_threads(&input, dir.path(), Some("0"), &three), 3);
+}

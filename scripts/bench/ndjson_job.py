@@ -4,7 +4,12 @@ Three groups, each timed with hyperfine in one run (1 warm-up, then
 BENCH_NDJSON_RUNS timed runs), so the ratios compare like with like:
 
 1. NDJSON -> JSON lines: pipeline-cli --source-type jsonl against
-   `jq -c .` and Miller (`mlr --ijsonl --ojsonl cat`). The input is the
+   `jq -c .`, Miller (`mlr --ijsonl --ojsonl cat`) and DuckDB
+   (`COPY (read_json(..., format='newline_delimited', columns=...)) TO ...
+   (FORMAT json)`, the columns given so that created_at stays text) from
+   Python and as the standalone CLI (peers.py; outputs compared byte for
+   byte with pipeline-cli's, reported, not required: DuckDB writes the
+   decimal 4207.40 as 4207.4). The input is the
    benchmark CSV converted once by pipeline-cli with --csv-infer-types
    (numbers, booleans, nulls, strings with escapes), cached in bench-out/.
 2. NDJSON -> MySQL/MariaDB: pipeline-cli (default flags) against a plain
@@ -29,7 +34,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import common, report_ndjson
+from . import common, peers, report_ndjson
 from .common import BIN, OUT
 from .mysql_job import DDL, TABLE_OPTS
 
@@ -86,20 +91,26 @@ def run():
     shutil.rmtree(md, ignore_errors=True)
     md.mkdir(parents=True)
     py = pymysql_python()
+    versions = peers.ensure()
     load1 = common.loadavg()
 
     # 1. NDJSON -> JSON lines.
-    out = {k: md / f"{k}.jsonl" for k in ("pcli", "jq", "mlr")}
+    out = {k: md / f"{k}.jsonl" for k in ("pcli", "jq", "mlr", "duckdb", "duckdb-cli")}
     jsonl_cmds = {
         "pcli": f"{BIN} --source-type jsonl --jsonl-file {jsonl} --sink-type file --output-file {out['pcli']} --quiet",
         "jq": f"jq -c . {jsonl} > {out['jq']}",
         "mlr": f"mlr --ijsonl --ojsonl cat {jsonl} > {out['mlr']}",
+        "duckdb": peers.command("duckdb_ndjson", jsonl, out["duckdb"]),
+        "duckdb-cli": peers.command("duckdb-cli_ndjson", jsonl, out["duckdb-cli"]),
     }
     print(f"== NDJSON -> JSON lines ({runs} runs each, after 1 warm-up)", flush=True)
     common.hyperfine("--warmup", 1, "--runs", runs, "--export-json", md / "jsonl.json",
                      "-n", "pipeline-cli", jsonl_cmds["pcli"], "-n", "jq -c .", jsonl_cmds["jq"],
-                     "-n", "mlr --ijsonl --ojsonl cat", jsonl_cmds["mlr"])  # fmt: skip
+                     "-n", "mlr --ijsonl --ojsonl cat", jsonl_cmds["mlr"],
+                     "-n", "duckdb (Python)", jsonl_cmds["duckdb"],
+                     "-n", "duckdb CLI", jsonl_cmds["duckdb-cli"])  # fmt: skip
     counts = {f"jsonl-{k}": count_lines(p) for k, p in out.items()}
+    same = {k: peers.same_bytes(p, out["pcli"]) for k, p in out.items() if k != "pcli"}
 
     # 2. NDJSON -> MySQL.
     base = [client, "--protocol=TCP", f"-h{host}", f"-P{port}", f"-u{user}", db]
@@ -145,12 +156,13 @@ def run():
     _, _, _, rss["mysql"] = common.measure(mysql_cmds["pcli"])
     if os.environ.get("BENCH_MYSQL_KEEP", "0") != "1":
         subprocess.run(base + ["-e", "DROP TABLE IF EXISTS " + ", ".join(TABLES.values())], capture_output=True)
-    (md / "facts.json").write_text(json.dumps({"counts": counts, "rss_kib": rss}, indent=1))
+    (md / "facts.json").write_text(json.dumps({"counts": counts, "rss_kib": rss, "same_bytes": same}, indent=1))
     print()
     env = {
         "MD": md, "ROWS": rows, "RUNS": runs, "BUILD_ID": common.build_id(), "LOADAVG": load1,
         "JSONL": jsonl, "GZ": gz, "GZ_BYTES": Path(gz).stat().st_size,
         "JSONL_BYTES": Path(jsonl).stat().st_size,
+        "DUCKDB": versions["duckdb"], "DUCKDB_CLI": versions["duckdb-cli"],
     }  # fmt: skip
     return common.report(report_ndjson.main, env, OUT / "report-ndjson.md")
 

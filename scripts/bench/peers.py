@@ -1,7 +1,12 @@
 """Peers installed from PyPI into their own venv (bench-out/peers-venv):
-DuckDB and Polars for the CSV job. Each is run as a small script, so the
-timing includes the interpreter's start, as a user running them would see."""
+DuckDB (the Python package and the standalone `duckdb` CLI from PyPI
+`duckdb-cli`, pinned) and Polars for the CSV job, DuckDB (both) for the
+NDJSON job. The Python peers are run as small scripts, so their timing
+includes the interpreter's start, as a user running them would see; the
+DuckDB CLI is one native process. `same_bytes` compares a peer's output
+with pipeline-cli's byte for byte."""
 
+import filecmp
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +15,9 @@ from .common import OUT
 
 VENV = OUT / "peers-venv"
 PY = VENV / "bin" / "python"
+DUCKDB_CLI = VENV / "bin" / "duckdb"
+# The standalone CLI, pinned so that runs compare the same DuckDB build.
+DUCKDB_CLI_PIN = "duckdb-cli==1.5.6"
 
 POLARS = """import sys, polars as pl
 pl.read_csv(sys.argv[1], infer_schema=False).write_ndjson(sys.argv[2])
@@ -19,23 +27,65 @@ DUCKDB = """import sys, duckdb
 duckdb.sql(f"COPY (SELECT * FROM read_csv('{sys.argv[1]}', all_varchar=true)) TO '{sys.argv[2]}' (FORMAT json)")
 """
 
+# The NDJSON job's records, typed as the file holds them: without the
+# columns DuckDB would take created_at for a timestamp and rewrite it
+# ("2026-04-08 04:47:06+00"). DECIMAL keeps the amounts exact, though
+# DuckDB writes 4207.40 as 4207.4, so its bytes differ from the input's.
+NDJSON_COLUMNS = (
+    "{id: 'BIGINT', name: 'VARCHAR', email: 'VARCHAR', amount: 'DECIMAL(12,2)', "
+    "created_at: 'VARCHAR', active: 'BOOLEAN', note: 'VARCHAR'}"
+)
+
+
+def _ndjson_copy(source, output):
+    return (f"COPY (SELECT * FROM read_json('{source}', format='newline_delimited', "
+            f"columns={NDJSON_COLUMNS})) TO '{output}' (FORMAT json)")  # fmt: skip
+
+
+DUCKDB_NDJSON = """import sys, duckdb
+duckdb.sql(sys.argv[1])
+"""
+
+
+def _installed():
+    if not (PY.exists() and DUCKDB_CLI.exists()):
+        return False
+    if subprocess.run([str(PY), "-c", "import duckdb, polars"], capture_output=True).returncode != 0:
+        return False
+    r = subprocess.run([str(PY), "-m", "pip", "show", "duckdb-cli"], capture_output=True, text=True)
+    return f"Version: {DUCKDB_CLI_PIN.split('==')[1]}" in r.stdout
+
 
 def ensure():
-    """The venv with duckdb and polars; returns the versions."""
-    have = PY.exists() and subprocess.run([str(PY), "-c", "import duckdb, polars"], capture_output=True).returncode == 0
-    if not have:
-        print(f"== pip install duckdb polars into {VENV}", flush=True)
+    """The venv with duckdb, polars and the pinned duckdb CLI; returns the versions."""
+    if not _installed():
+        print(f"== pip install duckdb polars {DUCKDB_CLI_PIN} into {VENV}", flush=True)
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        subprocess.run([str(PY), "-m", "pip", "install", "-q", "--disable-pip-version-check", "duckdb", "polars"], check=True)
-    for name, text in [("polars", POLARS), ("duckdb", DUCKDB)]:
+        subprocess.run([str(PY), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                        "duckdb", "polars", DUCKDB_CLI_PIN], check=True)  # fmt: skip
+    for name, text in [("polars", POLARS), ("duckdb", DUCKDB), ("duckdb_ndjson", DUCKDB_NDJSON)]:
         Path(OUT / f"peer_{name}.py").write_text(text)
     out = subprocess.run(
         [str(PY), "-c", "import duckdb, polars; print(duckdb.__version__, polars.__version__)"],
         capture_output=True, text=True, check=True,
     ).stdout.split()
-    return {"duckdb": out[0], "polars": out[1]}
+    cli = subprocess.run([str(DUCKDB_CLI), "--version"], capture_output=True, text=True, check=True)
+    return {"duckdb": out[0], "polars": out[1], "duckdb-cli": cli.stdout.split()[0]}
 
 
-def command(name, csv, output):
-    """The shell command that converts `csv` to JSON lines in `output`."""
-    return f"{PY} {OUT}/peer_{name}.py {csv} {output}"
+def command(name, source, output):
+    """The shell command that converts `source` (CSV, or NDJSON for the
+    `*_ndjson` peers) to JSON lines in `output`."""
+    if name == "duckdb-cli":
+        sql = f"COPY (SELECT * FROM read_csv('{source}', all_varchar=true)) TO '{output}' (FORMAT json)"
+        return f"{DUCKDB_CLI} -c \"{sql}\""
+    if name == "duckdb-cli_ndjson":
+        return f"{DUCKDB_CLI} -c \"{_ndjson_copy(source, output)}\""
+    if name == "duckdb_ndjson":
+        return f"{PY} {OUT}/peer_duckdb_ndjson.py \"{_ndjson_copy(source, output)}\""
+    return f"{PY} {OUT}/peer_{name}.py {source} {output}"
+
+
+def same_bytes(path, reference):
+    """Whether `path` holds exactly the bytes of `reference`."""
+    return filecmp.cmp(path, reference, shallow=False)

@@ -9,6 +9,8 @@ import platform
 import subprocess
 import time
 
+from . import stages
+
 
 def main(env):
     """Prints the report (Markdown); `env` holds what the job measured."""
@@ -41,7 +43,8 @@ def main(env):
     print(f"- input: {env['CSV']}, {rows:,} rows, {in_bytes / 1e6:.1f} MB")
     print(f"- runs: {runs} timed per command after 1 warm-up (hyperfine); peak RSS from one extra run")
     print(f"- build: pipeline-cli {env['BUILD_ID']}")
-    print(f"- peers: {mlr_version}; Polars {env['POLARS']}, DuckDB {env['DUCKDB']} (Python scripts, interpreter start included)\n")
+    print(f"- peers: {mlr_version}; Polars {env['POLARS']}, DuckDB {env['DUCKDB']} (Python scripts, interpreter start included), "
+          f"DuckDB CLI {env['DUCKDB_CLI']} (one native process)\n")
 
     print("| command | mean s ± stddev | median s (min-max) | rows/s | MB/s | peak RSS MiB |")
     print("|---|---|---|---|---|---|")
@@ -52,6 +55,7 @@ def main(env):
         ("mlr", "mlr"),
         ("polars", "polars"),
         ("duckdb", "duckdb"),
+        ("duckdb-cli", "duckdb-cli"),
     ]:
         r = results[name]
         mean, sd = r["mean"], r["stddev"] or 0.0
@@ -94,9 +98,9 @@ def main(env):
     def mark(ok):
         return "PASS" if ok else "FAIL"
 
-    fast_name = min(["polars", "duckdb"], key=lambda n: stats[n][0])
+    fast_name = min(["polars", "duckdb", "duckdb-cli"], key=lambda n: stats[n][0])
     fast_mean, _, fast_med, _ = stats[fast_name]
-    peer_rss = min(stats["polars"][3], stats["duckdb"][3])
+    peer_rss = min(stats["polars"][3], stats["duckdb"][3], stats["duckdb-cli"][3])
     vs_fast = fast_mean / pipe_mean
     vs_fast_med = fast_med / pipe_med
 
@@ -104,8 +108,8 @@ def main(env):
     print("\n| target | value (means) | cross-check (medians) | goal | result |")
     print("|---|---|---|---|---|")
     print(f"| throughput vs Miller (rows/s ratio) | {speedup:.2f}x | {speedup_med:.2f}x | >= 4x | {mark(speedup >= 4)} |")
-    print(f"| throughput vs the faster of DuckDB and Polars ({fast_name}) | {vs_fast:.2f}x | {vs_fast_med:.2f}x | >= 2x | {mark(vs_fast >= 2)} |")
-    print(f"| peak RSS vs the smaller of DuckDB's and Polars' ({peer_rss:.0f} MiB) | 1/{peer_rss / peak_rss:.1f} | - | <= 1/8 | {mark(peak_rss * 8 <= peer_rss)} |")
+    print(f"| throughput vs the fastest of DuckDB, DuckDB CLI and Polars ({fast_name}) | {vs_fast:.2f}x | {vs_fast_med:.2f}x | >= 2x | {mark(vs_fast >= 2)} |")
+    print(f"| peak RSS vs the smallest of DuckDB's, DuckDB CLI's and Polars' ({peer_rss:.0f} MiB) | 1/{peer_rss / peak_rss:.1f} | - | <= 1/8 | {mark(peak_rss * 8 <= peer_rss)} |")
     print(f"| pipeline-cli peak RSS (max of both runs) | {peak_rss:.1f} MiB | - | <= 50 MiB | {mark(peak_rss <= 50)} |")
     print(f"| metrics server cost, wall time, median of {len(pairs)} interleaved pairs | {cost:+.2f} % | sequential means: {cost_seq:+.2f} % | < 2 % | {mark(cost < 2)} |")
     print(f"| metrics server cost, CPU time (user+sys), same pairs | {cpu_cost:+.2f} % | - | < 2 % | {mark(cpu_cost < 2)} |")
@@ -115,3 +119,9 @@ def main(env):
         f"\nPaired differences (on-off)/off ranged {diffs[0]:+.1f} % to {diffs[-1]:+.1f} %; "
         "raise BENCH_PAIRS for a tighter median."
     )
+    with open(f"{out}/same-bytes.json") as f:
+        same = json.load(f)
+    print("\nOutput bytes identical to pipeline-cli's: "
+          + ", ".join(f"{name} {'yes' if ok else 'no'}" for name, ok in same.items()))  # fmt: skip
+    with open(f"{out}/stages.json") as f:
+        stages.report(json.load(f), in_bytes)

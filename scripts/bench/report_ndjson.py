@@ -31,7 +31,8 @@ def main(env):
     print("# NDJSON and gzip input\n")
     print(f"{rows:,} records; build {env['BUILD_ID']}; {env['RUNS']} runs after 1 warm-up; "
           f"{cpu}, {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} cores; "
-          f"load average at the start {env['LOADAVG']}. Ratios compare medians of the same run.\n")  # fmt: skip
+          f"load average at the start {env['LOADAVG']}. Ratios compare medians of the same run. "
+          f"DuckDB {env['DUCKDB']} (Python, interpreter start included), DuckDB CLI {env['DUCKDB_CLI']}.\n")  # fmt: skip
 
     sections = [
         (f"NDJSON -> JSON lines ({int(env['JSONL_BYTES']) / 1e6:.0f} MB of NDJSON)", "jsonl", "pipeline-cli"),
@@ -62,6 +63,8 @@ def main(env):
     for what, ratio, need in lines:
         verdict = "PASS" if ratio >= need else "FAIL"
         print(f"- {what}: {ratio:.2f}× — {verdict}")
+    for peer in ("duckdb (Python)", "duckdb CLI"):
+        print(f"- NDJSON -> JSON lines, pipeline-cli vs {peer}: {j[peer]['median'] / j['pipeline-cli']['median']:.2f}× (no goal)")
     plain = g["pipeline-cli file.csv (plain)"]["median"]
     extra = direct - plain
     print(f"- gzip input costs {extra:.3f} s more than the plain file ({direct:.3f} s against {plain:.3f} s); "
@@ -69,6 +72,9 @@ def main(env):
           f"{'PASS' if extra <= zcat_only * 1.05 else 'FAIL'} (no more than the decompression itself)")  # fmt: skip
     print(f"- peak RSS: NDJSON -> JSON lines {rss['jsonl'] / 1024:.1f} MiB, NDJSON -> MySQL "
           f"{rss['mysql'] / 1024:.1f} MiB, gzip CSV -> JSON lines {rss['gzip'] / 1024:.1f} MiB")  # fmt: skip
+    same = facts.get("same_bytes", {})
+    print("- NDJSON -> JSON lines output bytes identical to pipeline-cli's: "
+          + ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in same.items()))  # fmt: skip
     print(f"- outputs checked: {'all ' + str(rows) + ' records each' if ok else 'SOME WRONG (above)'}")
     if not ok:
         raise SystemExit(1)

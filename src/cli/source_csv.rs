@@ -60,8 +60,9 @@ pub struct CsvFlags {
     /// ends; records still go out in file order, exactly as with one thread
     /// (standard input and pipes always use one). Into a JSON-lines file
     /// the chunks are cut by one thread and turned into lines by these
-    /// while the sink writes: by default as many as there are cores (at
-    /// most 4); otherwise 1 by default. Example: --csv-threads 4
+    /// while the sink writes: by default as many as the cores this process
+    /// may use (its CPU affinity and cgroup CPU quota count); into other
+    /// sinks 1 by default. Example: --csv-threads 4
     #[arg(long, value_name = "N", help_heading = "CSV source")]
     pub csv_threads: Option<usize>,
 }

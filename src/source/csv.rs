@@ -242,13 +242,24 @@ impl CsvSource {
         // then read, encoded and written by three threads.
         let threads = match (self.threads, self.lines) {
             (Some(n), _) => n,
-            // Lines: one thread cuts, these encode, the sink writes.
-            (None, Some(_)) => std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
+            // Lines: one thread cuts, these encode, the sink writes; as many
+            // as the cores this process may use (CPU affinity and cgroup
+            // quota included).
+            (None, Some(_)) => std::thread::available_parallelism().map_or(1, |n| n.get()),
             (None, None) => 1,
         };
         if threads < 2 && self.lines.is_none() {
             return Ok(true);
         }
+        tracing::debug!(
+            "CSV {}: {threads} parse threads ({})",
+            self.name,
+            if self.threads.is_some() {
+                "--csv-threads"
+            } else {
+                "the cores this process may use"
+            }
+        );
         let plan = super::csv_parallel::Plan {
             path,
             name: &self.name,
