@@ -671,6 +671,8 @@ struct JsonCase {
     named: bool,
     /// `--flatten`: the sink takes records, not lines the source writes.
     records: bool,
+    /// `--max-errors`, when set.
+    max_errors: Option<usize>,
 }
 
 fn json_case() -> impl Strategy<Value = JsonCase> {
@@ -685,9 +687,16 @@ fn json_case() -> impl Strategy<Value = JsonCase> {
         prop::sample::select(vec![Shape::Plain, Shape::Plain, Shape::Dump, Shape::Bulk]),
         any::<bool>(),
         prop::bool::weighted(0.25),
+        prop::option::weighted(0.15, 1..4usize),
     )
         .prop_map(
-            |((bom, lines, ends_with_newline, max_line, limit), shape, named, records)| JsonCase {
+            |(
+                (bom, lines, ends_with_newline, max_line, limit),
+                shape,
+                named,
+                records,
+                max_errors,
+            )| JsonCase {
                 bom,
                 lines,
                 ends_with_newline,
@@ -696,6 +705,7 @@ fn json_case() -> impl Strategy<Value = JsonCase> {
                 shape,
                 named,
                 records,
+                max_errors,
             },
         )
 }
@@ -716,6 +726,9 @@ impl JsonCase {
         }
         if self.records {
             f.push("--flatten".into());
+        }
+        if let Some(n) = self.max_errors {
+            f.extend(["--max-errors".into(), n.to_string()]);
         }
         f.extend(limit_flag(self.limit));
         f
@@ -768,8 +781,12 @@ impl JsonCase {
 
     /// The output's objects and the number of rejected lines, when the
     /// case says them simply: plain objects, or elasticdump documents read
-    /// as such, written as they are read (not flattened).
+    /// as such, written as they are read (not flattened), all of them
+    /// (no `--max-errors`).
     fn expected(&self) -> Option<(Vec<Json>, u64)> {
+        if self.max_errors.is_some() {
+            return None;
+        }
         let dump = match (self.shape, self.named, self.records) {
             (_, _, true) | (Shape::Bulk, _, _) | (Shape::Dump, false, _) => return None,
             (shape, _, _) => shape == Shape::Dump,
@@ -828,7 +845,8 @@ impl fmt::Debug for JsonCase {
 /// Every NDJSON read path (a file read in chunks of a few bytes on 1 to 4
 /// threads, standard input, gzip) gives the same bytes, in lines or as
 /// records (`--flatten`), for plain lines, elasticdump documents and
-/// `_bulk` pairs (which one thread reads).
+/// `_bulk` pairs (which one thread reads), up to `--limit` or
+/// `--max-errors`.
 #[test]
 fn every_ndjson_read_path_writes_the_same_bytes() {
     let result = runner().run(&json_case(), |case| {
