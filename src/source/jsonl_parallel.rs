@@ -78,7 +78,10 @@ impl Plan<'_> {
         };
         // Never set: `_bulk` pairs are not read in chunks.
         let mut action = None;
-        let mut items = Vec::with_capacity(bytes.len() / 256 + 1);
+        let mut items = Vec::with_capacity(match self.lines {
+            Some(_) => 4,
+            None => bytes.len() / 128 + 1,
+        });
         let mut at = line;
         let mut rest = bytes;
         while !rest.is_empty() {
@@ -123,8 +126,9 @@ impl Plan<'_> {
             at += 1;
             rest = next;
         }
-        if let Pending::Lines(lines) = &mut pending {
-            self.send_lines(lines, &mut items);
+        match pending {
+            Pending::Lines(lines) if !lines.is_empty() => items.push(Item::Lines(lines)),
+            _ => {}
         }
         items
     }
