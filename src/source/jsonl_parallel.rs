@@ -14,7 +14,7 @@
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::config::JsonlFormat;
 use crate::error::{ErrorType, PipelineError};
@@ -56,10 +56,32 @@ impl Plan<'_> {
     }
 }
 
-impl Parse for Plan<'_> {
+/// The parse threads' parser: the plan, and the schemas of every chunk.
+struct Parser<'a> {
+    plan: &'a Plan<'a>,
+    /// Records of one shape get one schema whichever chunk they are in
+    /// (a sink works out what to do with a schema once).
+    schemas: Arc<Mutex<SchemaCache>>,
+}
+
+impl<'a> Parser<'a> {
+    fn new(plan: &'a Plan<'a>) -> Parser<'a> {
+        let mut schemas = SchemaCache::default();
+        schemas.origin = plan.origin.clone();
+        Parser {
+            plan,
+            schemas: Arc::new(Mutex::new(schemas)),
+        }
+    }
+}
+
+impl Parse for Parser<'_> {
     fn parse(&self, bytes: Vec<u8>, line: u64, _spare: Vec<Record>) -> Parsed {
+        let mut cache = SchemaCache::default();
+        cache.origin = self.plan.origin.clone();
+        cache.shared = Some(self.schemas.clone());
         Parsed {
-            items: self.items(&bytes, line),
+            items: self.plan.items(&bytes, line, &mut cache),
             open: false,
             error: None,
         }
@@ -68,10 +90,8 @@ impl Parse for Plan<'_> {
 
 impl Plan<'_> {
     /// The rows of a chunk whose first line is line `line`.
-    fn items(&self, bytes: &[u8], line: u64) -> Vec<Item> {
+    fn items(&self, bytes: &[u8], line: u64, cache: &mut SchemaCache) -> Vec<Item> {
         let max = usize::try_from(self.max_line_bytes).unwrap_or(usize::MAX);
-        let mut cache = SchemaCache::default();
-        cache.origin = self.origin.clone();
         let mut pending = match self.lines {
             Some(batch) => Pending::Lines(self.new_lines(batch)),
             None => Pending::Records(Vec::with_capacity(1)),
@@ -94,14 +114,7 @@ impl Plan<'_> {
             let rejected = if long {
                 Some(too_long(self.max_line_bytes))
             } else {
-                let took = take_text(
-                    self.format,
-                    &mut action,
-                    content,
-                    at,
-                    &mut cache,
-                    &mut pending,
-                );
+                let took = take_text(self.format, &mut action, content, at, cache, &mut pending);
                 match took {
                     Took::Rejected(reason) => Some(reason),
                     Took::Row | Took::Blank | Took::Action => None,
@@ -252,7 +265,7 @@ pub(super) fn run(plan: &Plan, out: &mut SourceOutput) -> Result<(), PipelineErr
         carry: Vec::new(),
         eof: false,
     };
-    match super::parallel::run(&reading, &mut cutter, plan, out)? {
+    match super::parallel::run(&reading, &mut cutter, &Parser::new(plan), out)? {
         Ended::Done => Ok(()),
         Ended::From { line, .. } => Err(PipelineError::Internal(format!(
             "reading {} in chunks stopped at line {line}",
@@ -296,7 +309,8 @@ mod tests {
                 break;
             }
             covered += c.len;
-            for item in plan.parse(c.bytes.clone(), line, Vec::new()).items {
+            let mut cache = SchemaCache::default();
+            for item in plan.items(&c.bytes, line, &mut cache) {
                 got.push(match item {
                     Item::Record(r) => (r.position, "record".to_string()),
                     Item::Lines(l) => (l.positions[0], format!("lines {}", l.len())),
@@ -340,6 +354,32 @@ mod tests {
             read(text, 100, 1 << 10, Some(2)),
             rows(&[(1, "lines 2"), (5, "bad"), (6, "lines 1")])
         );
+    }
+
+    #[test]
+    fn records_of_one_shape_share_one_schema_across_chunks() {
+        let path = Path::new("unused.jsonl");
+        let plan = Plan {
+            path,
+            name: "unused.jsonl",
+            format: JsonlFormat::Plain,
+            max_line_bytes: 100,
+            origin: Some("unused.jsonl".into()),
+            threads: 2,
+            chunk_bytes: 16,
+            lines: None,
+        };
+        let parser = Parser::new(&plan);
+        let record =
+            |text: &[u8], line| match parser.parse(text.to_vec(), line, Vec::new()).items.pop() {
+                Some(Item::Record(r)) => r,
+                _ => panic!("a record"),
+            };
+        let (a, b) = (record(b"{\"x\":1}\n", 1), record(b"{\"x\":2}\n", 2));
+        assert!(Arc::ptr_eq(&a.schema, &b.schema));
+        assert_eq!(a.schema.origin(), Some("unused.jsonl"));
+        let c = record(b"{\"y\":1}\n", 3);
+        assert!(!Arc::ptr_eq(&a.schema, &c.schema));
     }
 
     /// A line past the limit keeps its first bytes, however long it is
