@@ -45,6 +45,9 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 10;
 /// to infer the types (a CSV file is read whole).
 pub const DEFAULT_CREATE_TABLE_SAMPLE: u64 = 10_000;
 
+/// A chunk of a file read on several threads: about 256 KiB.
+pub const DEFAULT_CHUNK_BYTES: usize = 256 << 10;
+
 /// `--jsonl-max-line-bytes`: 64 MiB.
 pub const DEFAULT_JSONL_MAX_LINE_BYTES: u64 = 64 << 20;
 
@@ -146,6 +149,11 @@ pub struct JsonlConfig {
     pub max_line_bytes: u64,
     /// What each line holds.
     pub format: JsonlFormat,
+    /// `--jsonl-threads`: threads that parse a regular file (`None`: not
+    /// given; the NDJSON source chooses, as the CSV source does).
+    pub threads: Option<usize>,
+    /// About how many bytes a chunk read on several threads holds.
+    pub chunk_bytes: usize,
 }
 
 /// `--jsonl-format`: plain objects, elasticdump's documents or `_bulk` pairs,

@@ -210,6 +210,80 @@ fn ndjson_files_by_glob() {
     );
 }
 
+/// NDJSON files of every kind in one list, read with `--jsonl-threads 3`
+/// in small chunks: a plain file (a bad line, a blank one), a gzip file and
+/// a `_bulk` file (each read by one thread), an elasticdump file (in
+/// chunks). One stream in name order, as records and as lines, `--limit`
+/// spanning the files, a rejected line with its file and line.
+#[test]
+fn ndjson_files_of_every_kind_on_several_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let line = |f: u32, i: u32| format!("{{\"f\":{f},\"i\":{i}}}");
+    let mut plain: String = (0..100).map(|i| line(0, i) + "\n").collect();
+    plain = plain.replace(&line(0, 50), "{oops") + "\n";
+    fs::write(dir.path().join("part-0.jsonl"), plain).unwrap();
+    let gz: String = (0..100).map(|i| line(1, i) + "\r\n").collect();
+    fs::write(dir.path().join("part-1.jsonl.gz"), gzip(gz.as_bytes())).unwrap();
+    let bulk: String = (0..100)
+        .map(|i| format!("{{\"index\":{{\"_id\":\"{i}\"}}}}\n{}\n", line(2, i)))
+        .collect();
+    fs::write(dir.path().join("part-2.jsonl"), bulk).unwrap();
+    let dump: String = (0..100)
+        .map(|i| {
+            format!(
+                "{{\"_index\":\"x\",\"_id\":\"{i}\",\"_source\":{}}}\n",
+                line(3, i)
+            )
+        })
+        .collect();
+    fs::write(dir.path().join("part-3.jsonl"), dump).unwrap();
+    let want: Vec<(u64, u64)> = (0..4u64)
+        .flat_map(|f| (0..100u64).map(move |i| (f, i)))
+        .filter(|&fi| fi != (0, 50))
+        .collect();
+    for (extra, limit) in [
+        (None, None),
+        (Some("--flatten"), None),
+        (None, Some(250)),
+        (Some("--flatten"), Some(250)),
+    ] {
+        let (out, dead) = (dir.path().join("out.jsonl"), dir.path().join("dead.jsonl"));
+        let _ = fs::remove_file(&dead);
+        let glob = format!("{}/part-*", dir.path().display());
+        let mut args = vec!["--source-type", "jsonl", "--jsonl-file", &glob];
+        args.extend(["--jsonl-threads", "3", "--jsonl-chunk-bytes", "64"]);
+        args.extend(["--sink-type", "file", "--output-file", p(&out)]);
+        args.extend(["--dead-letter", p(&dead)]);
+        args.extend(extra);
+        let limit_text = limit.map(|l: usize| l.to_string());
+        if let Some(l) = &limit_text {
+            args.extend(["--limit", l]);
+        }
+        let res = run(&args);
+        let err = stderr(&res);
+        assert_eq!(res.status.code(), Some(1), "{extra:?} {limit:?}: {err}");
+        let got: Vec<(u64, u64)> = read_jsonl(&out)
+            .iter()
+            .map(|v| (v["f"].as_u64().unwrap(), v["i"].as_u64().unwrap()))
+            .collect();
+        // --limit 250: 100 lines of part-0 (one bad), 100 of part-1, 50 of part-2.
+        let n = limit.map_or(want.len(), |_| 249);
+        assert_eq!(got, want[..n], "{extra:?} {limit:?}");
+        assert_eq!(
+            summary_number(&err, "read"),
+            limit.map_or(400, |l| l as u64)
+        );
+        let rejects = read_jsonl(&dead);
+        assert_eq!(rejects.len(), 1, "{rejects:?}");
+        assert_eq!(rejects[0]["position"], 51);
+        assert_eq!(rejects[0]["raw"], "{oops");
+        assert!(rejects[0]["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("part-0.jsonl"));
+    }
+}
+
 #[test]
 fn inputs_that_cannot_work_are_refused_before_reading() {
     let dir = tempfile::tempdir().unwrap();

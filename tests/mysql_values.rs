@@ -251,16 +251,28 @@ fn document_values_into_the_columns_that_expect_them() {
     let url = mysql_url();
     let failed = CASES.iter().filter(|c| matches!(c.3, Failed(_))).count();
     let mut dumps = Vec::new();
-    for mode in ["insert", "load-data"] {
-        let table = table_name(&format!("values_{}", mode.replace('-', "_")));
+    // One thread, and three reading chunks of a few lines.
+    let ways = [
+        ("insert", "1"),
+        ("load-data", "1"),
+        ("insert", "3"),
+        ("load-data", "3"),
+    ];
+    for (mode, threads) in ways {
+        let way = format!("{}_{threads}", mode.replace('-', "_"));
+        let table = table_name(&format!("values_{way}"));
         db.exec(&format!("DROP TABLE IF EXISTS {table}"));
         db.exec(&format!("CREATE TABLE {table} {DDL}"));
-        let dead = dir.path().join(format!("dead-{mode}.jsonl"));
+        let dead = dir.path().join(format!("dead-{way}.jsonl"));
         let out = run(&[
             "--source-type",
             "jsonl",
             "--jsonl-file",
             p(&input),
+            "--jsonl-threads",
+            threads,
+            "--jsonl-chunk-bytes",
+            "100",
             "--sink-type",
             "mysql",
             "--db-url",
@@ -272,6 +284,7 @@ fn document_values_into_the_columns_that_expect_them() {
             "--dead-letter",
             p(&dead),
         ]);
+        let mode = format!("{mode} on {threads} thread(s)");
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(1), "{mode}: {err}");
         assert_eq!(
@@ -346,7 +359,12 @@ fn document_values_into_the_columns_that_expect_them() {
         dumps.push(dump);
         db.exec(&format!("DROP TABLE {table}"));
     }
-    assert_eq!(dumps[0], dumps[1], "insert and load-data tables differ");
+    for (dump, (mode, threads)) in dumps.iter().zip(ways).skip(1) {
+        assert_eq!(
+            dumps[0], *dump,
+            "{mode} on {threads} thread(s): the tables differ"
+        );
+    }
 }
 
 /// CSV text into a JSON column is JSON text: stored as it is when it

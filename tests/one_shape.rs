@@ -75,8 +75,9 @@ impl Outcome {
 /// One way to read the input.
 #[derive(Debug, Clone, Copy)]
 enum ReadPath {
-    /// A regular file, with these `--csv-threads`, `--batch-size`, `--workers`.
-    File(&'static str, &'static str, &'static str),
+    /// A regular file, with these `--csv-threads` or `--jsonl-threads`,
+    /// `--batch-size`, `--workers` and (NDJSON) `--jsonl-chunk-bytes`.
+    File(&'static str, &'static str, &'static str, &'static str),
     /// Standard input (a pipe), with this `--batch-size`.
     Stdin(&'static str),
     /// A gzip-compressed regular file.
@@ -85,10 +86,10 @@ enum ReadPath {
 
 /// The paths every input is run through; the first is the reference.
 const PATHS: [ReadPath; 6] = [
-    ReadPath::File("1", "1000", "1"),
-    ReadPath::File("2", "7", "1"),
-    ReadPath::File("3", "1", "2"),
-    ReadPath::File("4", "3", "3"),
+    ReadPath::File("1", "1000", "1", "1"),
+    ReadPath::File("2", "7", "1", "7"),
+    ReadPath::File("3", "1", "2", "16"),
+    ReadPath::File("4", "3", "3", "64"),
     ReadPath::Stdin("5"),
     ReadPath::Gzip,
 ];
@@ -117,12 +118,14 @@ fn run_path(
     args.extend(flags.iter().cloned());
     let mut stdin = None;
     match how {
-        ReadPath::File(threads, batch, workers) => {
+        ReadPath::File(threads, batch, workers, chunk) => {
             let file = dir.join(format!("in-{n}.{source}"));
             fs::write(&file, input).unwrap();
             args.extend([file_flag, p(&file).into()]);
-            if source == "csv" {
-                args.extend(["--csv-threads".into(), threads.into()]);
+            args.extend([format!("--{source}-threads"), threads.into()]);
+            if source == "jsonl" {
+                // Chunks of a few bytes: cuts fall everywhere.
+                args.extend(["--jsonl-chunk-bytes".into(), chunk.into()]);
             }
             args.extend(["--batch-size".into(), batch.into()]);
             args.extend(["--workers".into(), workers.into()]);
@@ -597,7 +600,20 @@ fn json_value() -> impl Strategy<Value = String> {
     })
 }
 
-fn json_line() -> impl Strategy<Value = Vec<u8>> {
+/// One line of an NDJSON case, before it is written in the case's shape.
+#[derive(Clone, Debug)]
+enum JsonLine {
+    /// A JSON object (a document, in a dump).
+    Object(Vec<u8>),
+    /// A line that is no object: rejected whatever the shape.
+    Bad(Vec<u8>),
+    /// Whitespace only: skipped.
+    Blank(Vec<u8>),
+    /// An object of about this many bytes, longer than a chunk.
+    Long(usize),
+}
+
+fn json_line() -> impl Strategy<Value = JsonLine> {
     let object = (
         prop::collection::vec(
             (prop::sample::select(KEYS.to_vec()), json_value(), space()),
@@ -610,7 +626,7 @@ fn json_line() -> impl Strategy<Value = Vec<u8>> {
                 .iter()
                 .map(|(k, v, s)| format!("{s}{k}{s}:{s}{v}{s}"))
                 .collect();
-            format!("{outer}{{{}}}{outer}", parts.join(",")).into_bytes()
+            JsonLine::Object(format!("{outer}{{{}}}{outer}", parts.join(",")).into_bytes())
         });
     let bad = prop::sample::select(vec![
         b"{\"a\": 1".to_vec(),
@@ -623,38 +639,73 @@ fn json_line() -> impl Strategy<Value = Vec<u8>> {
         b"{a: 1}".to_vec(),
         b"{\"a\": \"\xff\"}".to_vec(),
         b"\xc3{}".to_vec(),
-    ]);
-    let blank = prop::sample::select(vec![b"".to_vec(), b"  ".to_vec(), b"\t".to_vec()]);
-    prop_oneof![8 => object, 2 => bad, 1 => blank]
+    ])
+    .prop_map(JsonLine::Bad);
+    let blank = prop::sample::select(vec![b"".to_vec(), b"  ".to_vec(), b"\t".to_vec()])
+        .prop_map(JsonLine::Blank);
+    let long = (1..12_000usize).prop_map(JsonLine::Long);
+    prop_oneof![8 => object, 2 => bad, 1 => blank, 1 => long]
+}
+
+/// What an NDJSON case's lines hold: objects, elasticdump documents or
+/// `_bulk` pairs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Shape {
+    Plain,
+    Dump,
+    Bulk,
 }
 
 #[derive(Clone)]
 struct JsonCase {
     bom: bool,
     /// Each line with its line end (CRLF when true).
-    lines: Vec<(Vec<u8>, bool)>,
+    lines: Vec<(JsonLine, bool)>,
     ends_with_newline: bool,
     /// `--jsonl-max-line-bytes`, when set.
     max_line: Option<usize>,
     /// `--limit`, when set.
     limit: Option<usize>,
+    shape: Shape,
+    /// `--jsonl-format` names the shape (else auto decides).
+    named: bool,
+    /// `--flatten`: the sink takes records, not lines the source writes.
+    records: bool,
+    /// `--max-errors`, when set.
+    max_errors: Option<usize>,
 }
 
 fn json_case() -> impl Strategy<Value = JsonCase> {
     (
-        prop::bool::weighted(0.2),
-        prop::collection::vec((json_line(), prop::bool::weighted(0.3)), 0..12),
-        prop::bool::weighted(0.8),
-        prop::option::weighted(0.2, 40..120usize),
-        prop::option::weighted(0.15, 1..10usize),
+        (
+            prop::bool::weighted(0.2),
+            prop::collection::vec((json_line(), prop::bool::weighted(0.3)), 0..12),
+            prop::bool::weighted(0.8),
+            prop::option::weighted(0.2, 40..120usize),
+            prop::option::weighted(0.15, 1..10usize),
+        ),
+        prop::sample::select(vec![Shape::Plain, Shape::Plain, Shape::Dump, Shape::Bulk]),
+        any::<bool>(),
+        prop::bool::weighted(0.25),
+        prop::option::weighted(0.15, 1..4usize),
     )
         .prop_map(
-            |(bom, lines, ends_with_newline, max_line, limit)| JsonCase {
+            |(
+                (bom, lines, ends_with_newline, max_line, limit),
+                shape,
+                named,
+                records,
+                max_errors,
+            )| JsonCase {
                 bom,
                 lines,
                 ends_with_newline,
                 max_line,
                 limit,
+                shape,
+                named,
+                records,
+                max_errors,
             },
         )
 }
@@ -665,8 +716,52 @@ impl JsonCase {
             Some(n) => vec!["--jsonl-max-line-bytes".into(), n.to_string()],
             None => Vec::new(),
         };
+        if self.named {
+            let name = match self.shape {
+                Shape::Plain => "plain",
+                Shape::Dump => "elasticdump",
+                Shape::Bulk => "bulk",
+            };
+            f.extend(["--jsonl-format".into(), name.into()]);
+        }
+        if self.records {
+            f.push("--flatten".into());
+        }
+        if let Some(n) = self.max_errors {
+            f.extend(["--max-errors".into(), n.to_string()]);
+        }
         f.extend(limit_flag(self.limit));
         f
+    }
+
+    /// The lines as written, each with its line end (CRLF when true).
+    fn rendered(&self) -> Vec<(Vec<u8>, bool)> {
+        let mut out = Vec::new();
+        for (i, (line, crlf)) in self.lines.iter().enumerate() {
+            let object = match line {
+                JsonLine::Object(o) => o.clone(),
+                JsonLine::Long(n) => format!("{{\"a\":\"{}\"}}", "y".repeat(*n)).into_bytes(),
+                JsonLine::Bad(b) | JsonLine::Blank(b) => {
+                    out.push((b.clone(), *crlf));
+                    continue;
+                }
+            };
+            let meta = format!("{{\"_index\":\"i\",\"_id\":\"{i}\"");
+            match self.shape {
+                Shape::Plain => out.push((object, *crlf)),
+                Shape::Dump => {
+                    let mut doc = format!("{meta},\"_source\":").into_bytes();
+                    doc.extend(object);
+                    doc.push(b'}');
+                    out.push((doc, *crlf));
+                }
+                Shape::Bulk => {
+                    out.push((format!("{{\"index\":{meta}}}}}").into_bytes(), *crlf));
+                    out.push((object, *crlf));
+                }
+            }
+        }
+        out
     }
 
     fn input(&self) -> Vec<u8> {
@@ -674,21 +769,33 @@ impl JsonCase {
         if self.bom {
             out.extend_from_slice(b"\xEF\xBB\xBF");
         }
-        for (i, (line, crlf)) in self.lines.iter().enumerate() {
+        let lines = self.rendered();
+        for (i, (line, crlf)) in lines.iter().enumerate() {
             out.extend_from_slice(line);
-            if i + 1 < self.lines.len() || self.ends_with_newline {
+            if i + 1 < lines.len() || self.ends_with_newline {
                 out.extend_from_slice(if *crlf { b"\r\n" } else { b"\n" });
             }
         }
         out
     }
 
-    /// The output's objects and the number of rejected lines.
-    fn expected(&self) -> (Vec<Json>, u64) {
+    /// The output's objects and the number of rejected lines, when the
+    /// case says them simply: plain objects, or elasticdump documents read
+    /// as such, written as they are read (not flattened), all of them
+    /// (no `--max-errors`).
+    fn expected(&self) -> Option<(Vec<Json>, u64)> {
+        if self.max_errors.is_some() {
+            return None;
+        }
+        let dump = match (self.shape, self.named, self.records) {
+            (_, _, true) | (Shape::Bulk, _, _) | (Shape::Dump, false, _) => return None,
+            (shape, _, _) => shape == Shape::Dump,
+        };
         let (mut objects, mut failed, mut taken) = (Vec::new(), 0, 0);
-        for (i, (line, crlf)) in self.lines.iter().enumerate() {
+        let lines = self.rendered();
+        for (i, (line, crlf)) in lines.iter().enumerate() {
             // The line's own `\r\n`, when it has one.
-            let crlf = *crlf && (i + 1 < self.lines.len() || self.ends_with_newline);
+            let crlf = *crlf && (i + 1 < lines.len() || self.ends_with_newline);
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
@@ -699,12 +806,28 @@ impl JsonCase {
             // The line's content: a `\r` before a bare `\n` is its line end.
             let len = line.len() - usize::from(!crlf && line.last() == Some(&b'\r'));
             let too_long = self.max_line.is_some_and(|max| len > max);
-            match std::str::from_utf8(line).map(serde_json::from_str::<Json>) {
-                Ok(Ok(object @ Json::Object(_))) if !too_long => objects.push(object),
-                _ => failed += 1,
+            let object = match std::str::from_utf8(line).map(serde_json::from_str::<Json>) {
+                Ok(Ok(Json::Object(o))) if !too_long => o,
+                _ => {
+                    failed += 1;
+                    continue;
+                }
+            };
+            if !dump {
+                objects.push(Json::Object(object));
+                continue;
             }
+            let Some(Json::Object(mut source)) = object.get("_source").cloned() else {
+                failed += 1;
+                continue;
+            };
+            source.remove("_id");
+            source.remove("_index");
+            source.insert("_id".into(), object["_id"].clone());
+            source.insert("_index".into(), object["_index"].clone());
+            objects.push(Json::Object(source));
         }
-        (objects, failed)
+        Some((objects, failed))
     }
 }
 
@@ -719,13 +842,19 @@ impl fmt::Debug for JsonCase {
     }
 }
 
+/// Every NDJSON read path (a file read in chunks of a few bytes on 1 to 4
+/// threads, standard input, gzip) gives the same bytes, in lines or as
+/// records (`--flatten`), for plain lines, elasticdump documents and
+/// `_bulk` pairs (which one thread reads), up to `--limit` or
+/// `--max-errors`.
 #[test]
 fn every_ndjson_read_path_writes_the_same_bytes() {
     let result = runner().run(&json_case(), |case| {
         let out = every_path("jsonl", &case.input(), &case.flags())?;
-        let (objects, failed) = case.expected();
-        prop_assert_eq!(out.counts[2], failed, "rejected lines");
-        prop_assert_eq!(output_values(&out)?, objects, "the objects written");
+        if let Some((objects, failed)) = case.expected() {
+            prop_assert_eq!(out.counts[2], failed, "rejected lines");
+            prop_assert_eq!(output_values(&out)?, objects, "the objects written");
+        }
         Ok(())
     });
     if let Err(e) = result {

@@ -47,6 +47,23 @@ pub struct JsonlFlags {
         help_heading = "NDJSON source"
     )]
     pub jsonl_format: JsonlFormat,
+
+    /// Threads that parse an NDJSON file, in chunks cut at line ends;
+    /// records still go out in file order, exactly as with one thread.
+    /// Standard input, pipes, gzip or zstd files and --jsonl-format bulk
+    /// (decided or named) always use one. Into a JSON-lines file the chunks
+    /// are cut by one thread and turned into lines by these while the sink
+    /// writes: by default as many as the cores this process may use (its CPU
+    /// affinity and cgroup CPU quota count); into other sinks 1 by default.
+    /// As --csv-threads for CSV. Example: --jsonl-threads 4
+    #[arg(long, value_name = "N", help_heading = "NDJSON source")]
+    pub jsonl_threads: Option<usize>,
+
+    /// About how many bytes one chunk of a file read on several threads
+    /// holds (a chunk ends at a line end; it grows to hold a line up to
+    /// --jsonl-max-line-bytes). For tests.
+    #[arg(long, value_name = "BYTES", hide = true, default_value_t = crate::config::DEFAULT_CHUNK_BYTES)]
+    pub jsonl_chunk_bytes: usize,
 }
 
 impl JsonlFlags {
@@ -63,6 +80,22 @@ impl JsonlFlags {
             list,
             max_line_bytes: positive_u64("--jsonl-max-line-bytes", self.jsonl_max_line_bytes)?,
             format: self.jsonl_format,
+            threads: match self.jsonl_threads {
+                Some(0) => {
+                    return Err(PipelineError::Config(
+                        "--jsonl-threads must be at least 1".into(),
+                    ))
+                }
+                n => n,
+            },
+            chunk_bytes: match self.jsonl_chunk_bytes {
+                0 => {
+                    return Err(PipelineError::Config(
+                        "--jsonl-chunk-bytes must be at least 1".into(),
+                    ))
+                }
+                n => n,
+            },
         })
     }
 }

@@ -240,14 +240,7 @@ impl CsvSource {
         };
         // Lines are written by the parse threads, even by one: the file is
         // then read, encoded and written by three threads.
-        let threads = match (self.threads, self.lines) {
-            (Some(n), _) => n,
-            // Lines: one thread cuts, these encode, the sink writes; as many
-            // as the cores this process may use (CPU affinity and cgroup
-            // quota included).
-            (None, Some(_)) => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            (None, None) => 1,
-        };
+        let threads = super::parallel::parse_threads(self.threads, self.lines.is_some());
         if threads < 2 && self.lines.is_none() {
             return Ok(true);
         }

@@ -12,26 +12,25 @@
 //! accepted chunk was parsed from a true row start and gives exactly what the
 //! single-threaded reader gives. At the first chunk that ends open, the rest
 //! of the file is read by the single-threaded reader from that chunk's start.
+//!
+//! The threads, the order and the limits are [`super::parallel`]'s; this
+//! module brings the CSV cutter and parser.
 
-use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-use crossbeam_channel::{bounded, Receiver, Sender};
 
 use crate::error::{ErrorType, PipelineError};
-use crate::record::{Lines, Record, Schema};
+use crate::record::{Record, Schema};
 
 use super::csv_lines::LineBatches;
 use super::csv_reader::{Next, Row, RowReader};
 use super::csv_row::{to_record, trim_line_end};
+use super::parallel::{Chunk, Cut, Item, Parse, Parsed, Reading, CHUNK_BYTES};
 use super::SourceOutput;
 
-/// About how many bytes one chunk holds.
-pub(super) const CHUNK_BYTES: usize = 256 << 10;
+pub(super) use super::parallel::Ended;
 
 /// A chunk is not grown past this looking for a row end (a quoted field
 /// that long), nor past twice `--csv-max-field-bytes`: the single-threaded
@@ -65,53 +64,17 @@ pub(super) struct Plan<'a> {
     pub lines: Option<usize>,
 }
 
-/// How the parallel read ended.
-pub(super) enum Ended {
-    /// The whole file was read, or the read was stopped (signal, budget,
-    /// limit).
-    Done,
-    /// A chunk was cut inside a quoted field: read on single-threaded from
-    /// byte `offset`, line `line`.
-    From { offset: u64, line: u64 },
+impl Parse for Plan<'_> {
+    fn parse(&self, bytes: Vec<u8>, line: u64, spare: Vec<Record>) -> Parsed {
+        parse(self, bytes, line, spare)
+    }
+
+    fn reuses_records(&self) -> bool {
+        true
+    }
 }
 
-/// One row of a chunk (or several written as lines), in order.
-enum Item {
-    Record(Record),
-    Lines(Lines),
-    Rejected {
-        line: u64,
-        raw: Vec<u8>,
-        error_type: ErrorType,
-        reason: String,
-    },
-}
-
-/// A chunk to parse.
-struct Job {
-    bytes: Vec<u8>,
-    line: u64,
-    spare: Vec<Record>,
-    reply: Sender<Parsed>,
-}
-
-/// A parsed chunk.
-struct Parsed {
-    items: Vec<Item>,
-    /// It ended inside a quoted field: the cut before it was wrong.
-    open: bool,
-    error: Option<std::io::Error>,
-    took: Duration,
-}
-
-fn parse(plan: &Plan, job: Job) {
-    let started = Instant::now();
-    let Job {
-        bytes,
-        line,
-        mut spare,
-        reply,
-    } = job;
+fn parse(plan: &Plan, bytes: Vec<u8>, line: u64, mut spare: Vec<Record>) -> Parsed {
     let mut reader = RowReader::from_bytes(
         bytes,
         plan.delimiter,
@@ -184,12 +147,11 @@ fn parse(plan: &Plan, job: Job) {
     if let Some(rest) = lines.as_mut().and_then(|l| l.ready(true)) {
         items.push(Item::Lines(rest));
     }
-    let _ = reply.send(Parsed {
+    Parsed {
         items,
         open: reader.ended_open(),
         error,
-        took: started.elapsed(),
-    });
+    }
 }
 
 /// The end of the last complete row in `buf` (which starts at a row start),
@@ -219,10 +181,10 @@ struct Cutter {
     eof: bool,
 }
 
-impl Cutter {
+impl Cut for Cutter {
     /// The next chunk; empty at the end of the file. `Ok(None)`: no row end
     /// within [`MAX_CHUNK_BYTES`].
-    fn next(&mut self) -> std::io::Result<Option<Vec<u8>>> {
+    fn next(&mut self) -> std::io::Result<Option<Chunk>> {
         let mut want = CHUNK_BYTES;
         loop {
             while !self.eof && self.carry.len() < want {
@@ -233,13 +195,13 @@ impl Cutter {
                 self.eof = n == 0;
             }
             if self.eof {
-                return Ok(Some(std::mem::take(&mut self.carry)));
+                return Ok(Some(Chunk::whole(std::mem::take(&mut self.carry))));
             }
             if let Some(end) = last_row_end(&self.carry) {
                 let rest = self.carry[end..].to_vec();
                 let mut chunk = std::mem::replace(&mut self.carry, rest);
                 chunk.truncate(end);
-                return Ok(Some(chunk));
+                return Ok(Some(Chunk::whole(chunk)));
             }
             if want >= self.max {
                 return Ok(None);
@@ -251,180 +213,24 @@ impl Cutter {
 
 /// Reads the file from `plan.start` on `plan.threads` parse threads.
 pub(super) fn run(plan: &Plan, out: &mut SourceOutput) -> Result<Ended, PipelineError> {
-    let mut file = File::open(plan.path).map_err(|e| read_err(plan, e))?;
-    file.seek(SeekFrom::Start(plan.start))
-        .map_err(|e| read_err(plan, e))?;
+    let reading = Reading {
+        path: plan.path,
+        name: plan.name,
+        kind: "CSV",
+        start: plan.start,
+        line: plan.line,
+        threads: plan.threads,
+    };
     let max = usize::try_from(plan.max_field_bytes)
         .unwrap_or(usize::MAX)
         .saturating_mul(2);
     let mut cutter = Cutter {
-        file,
+        file: reading.open()?,
         max: max.clamp(CHUNK_BYTES, MAX_CHUNK_BYTES),
         carry: Vec::new(),
         eof: false,
     };
-    // The header is read from the file too: counted from the first byte.
-    out.count_bytes(plan.start);
-    let (jobs, queue) = bounded::<Job>(plan.threads);
-    std::thread::scope(|scope| {
-        for i in 0..plan.threads {
-            let queue = queue.clone();
-            std::thread::Builder::new()
-                .name(format!("csv-parse-{i}"))
-                .spawn_scoped(scope, move || {
-                    for job in queue {
-                        parse(plan, job);
-                    }
-                })
-                .expect("spawn a parse thread");
-        }
-        drop(queue);
-        let mut order = Order {
-            pending: VecDeque::new(),
-            next_offset: plan.start,
-            next_line: plan.line,
-            cut_failed: false,
-        };
-        let ended = sequence(plan, &mut cutter, &mut order, &jobs, out);
-        drop(jobs);
-        ended
-    })
-}
-
-fn read_err(plan: &Plan, e: std::io::Error) -> PipelineError {
-    PipelineError::Source(ErrorType::Io, format!("reading {}: {e}", plan.name))
-}
-
-/// A chunk handed out: where it starts, and its result to come.
-struct Pending {
-    offset: u64,
-    line: u64,
-    len: u64,
-    result: Receiver<Parsed>,
-}
-
-/// The chunks handed out, in file order, and where the next one starts.
-struct Order {
-    pending: VecDeque<Pending>,
-    next_offset: u64,
-    next_line: u64,
-    /// No row end was found within the largest chunk.
-    cut_failed: bool,
-}
-
-impl Order {
-    /// Cuts chunks and hands them to the parse threads until each thread
-    /// has one and one more waits.
-    fn hand_out(
-        &mut self,
-        plan: &Plan,
-        cutter: &mut Cutter,
-        jobs: &Sender<Job>,
-        out: &SourceOutput,
-    ) -> Result<(), PipelineError> {
-        while self.pending.len() <= plan.threads && !self.cut_failed && !out.should_stop() {
-            let Some(bytes) = cutter.next().map_err(|e| read_err(plan, e))? else {
-                self.cut_failed = true;
-                break;
-            };
-            if bytes.is_empty() {
-                break;
-            }
-            let (reply, result) = bounded(1);
-            let len = bytes.len() as u64;
-            let lines = memchr::memchr_iter(b'\n', &bytes).count() as u64;
-            self.pending.push_back(Pending {
-                offset: self.next_offset,
-                line: self.next_line,
-                len,
-                result,
-            });
-            let spare = out.reusable().unwrap_or_default();
-            let job = Job {
-                bytes,
-                line: self.next_line,
-                spare,
-                reply,
-            };
-            if jobs.send(job).is_err() {
-                break;
-            }
-            self.next_offset += len;
-            self.next_line += lines;
-        }
-        Ok(())
-    }
-}
-
-/// Hands chunks to the parse threads and sends their results on in order.
-fn sequence(
-    plan: &Plan,
-    cutter: &mut Cutter,
-    order: &mut Order,
-    jobs: &Sender<Job>,
-    out: &mut SourceOutput,
-) -> Result<Ended, PipelineError> {
-    loop {
-        order.hand_out(plan, cutter, jobs, out)?;
-        let Some(chunk) = order.pending.pop_front() else {
-            if order.cut_failed {
-                return Ok(Ended::From {
-                    offset: order.next_offset,
-                    line: order.next_line,
-                });
-            }
-            return Ok(Ended::Done);
-        };
-        if out.should_stop() {
-            return Ok(Ended::Done);
-        }
-        let parsed = chunk
-            .result
-            .recv()
-            .map_err(|_| PipelineError::Internal("a CSV parse thread crashed".into()))?;
-        if parsed.open {
-            // Cut inside a quoted field: from here on, one thread.
-            return Ok(Ended::From {
-                offset: chunk.offset,
-                line: chunk.line,
-            });
-        }
-        if let Some(e) = parsed.error {
-            return Err(read_err(plan, e));
-        }
-        let stop = send_parsed(parsed.items, out);
-        out.end_chunk_took(chunk.len, parsed.took);
-        if stop {
-            return Ok(Ended::Done);
-        }
-    }
-}
-
-/// Hands a parsed chunk's rows to `out` in order. True when reading ends
-/// (`--limit`, or the error budget spent).
-fn send_parsed(items: Vec<Item>, out: &mut SourceOutput) -> bool {
-    for item in items {
-        if out.at_limit() {
-            return true;
-        }
-        let stop = match item {
-            Item::Lines(lines) => out.send_lines(lines),
-            Item::Record(r) => {
-                out.push(r);
-                false
-            }
-            Item::Rejected {
-                line,
-                raw,
-                error_type,
-                reason,
-            } => out.reject(line, &raw, error_type, &reason),
-        };
-        if stop {
-            return true;
-        }
-    }
-    false
+    super::parallel::run(&reading, &mut cutter, plan, out)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
@@ -20,6 +20,10 @@ pub(crate) struct SchemaCache {
     pub(crate) last: Option<Arc<Schema>>,
     /// The input file the schemas' records come from (one of several).
     pub(crate) origin: Option<Arc<str>>,
+    /// A cache shared by threads that read one input: a schema not cached
+    /// here is taken from it, so all of them give records of one shape one
+    /// schema.
+    pub(crate) shared: Option<Arc<Mutex<SchemaCache>>>,
     by_keys: HashMap<Vec<String>, Arc<Schema>>,
 }
 
@@ -42,7 +46,13 @@ impl SchemaCache {
         let s = self
             .by_keys
             .entry(key.clone())
-            .or_insert_with(|| Arc::new(Schema::with_origin(key, self.origin.clone())))
+            .or_insert_with(|| match &self.shared {
+                Some(shared) => shared
+                    .lock()
+                    .expect("schema cache lock")
+                    .schema(key.iter().map(String::as_str)),
+                None => Arc::new(Schema::with_origin(key, self.origin.clone())),
+            })
             .clone();
         self.last = Some(s.clone());
         s

@@ -14,8 +14,11 @@ pub mod input;
 mod json_object;
 pub mod jsonl;
 mod jsonl_detect;
+mod jsonl_line;
+mod jsonl_parallel;
 mod live;
 mod output;
+mod parallel;
 
 use crate::config::SourceConfig;
 use crate::error::PipelineError;

@@ -499,6 +499,8 @@ mod tests {
             list: Some(vec![a, b]),
             max_line_bytes: 1 << 20,
             format: Default::default(),
+            threads: None,
+            chunk_bytes: crate::config::DEFAULT_CHUNK_BYTES,
         };
         let src = crate::config::SourceConfig::Jsonl(config);
         let dl = dir.path().join("dl.jsonl");
