@@ -101,6 +101,7 @@ impl ParallelGzip {
 
     /// Reads on from `offset` by one decoder; the threads stop.
     fn fall_back(&mut self, offset: u64) {
+        tracing::debug!("gzip members: from byte {offset} on, read by one decoder");
         self.items = None;
         let from = At {
             file: Arc::clone(&self.file),
