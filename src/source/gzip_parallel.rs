@@ -79,8 +79,10 @@ impl ParallelGzip {
             std::thread::Builder::new()
                 .name(format!("gzip-inflate-{i}"))
                 .spawn(move || {
+                    let mut inflater = Inflater::new();
                     for (member, size, out) in jobs.iter() {
-                        let _ = out.send(inflate(&member, size));
+                        let data = inflater.as_mut().and_then(|i| i.inflate(&member, size));
+                        let _ = out.send(data);
                     }
                 })
                 .expect("spawn a gzip inflating thread");
@@ -196,17 +198,50 @@ fn read_at_most(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     Ok(n)
 }
 
-/// Inflates `member`, one whole gzip member of `size` inflated bytes:
-/// `None` unless it inflates to exactly that, its CRC matches and nothing
-/// follows its trailer.
-fn inflate(member: &[u8], size: u32) -> Option<Vec<u8>> {
-    let mut decoder = flate2::bufread::GzDecoder::new(member);
-    let mut out = Vec::with_capacity(size as usize);
-    (&mut decoder)
-        .take(u64::from(size) + 1)
-        .read_to_end(&mut out)
-        .ok()?;
-    (out.len() == size as usize && decoder.into_inner().is_empty()).then_some(out)
+/// libdeflate's decompressor: a whole gzip member into a buffer of its
+/// size, about twice as fast as a streaming decoder.
+struct Inflater(std::ptr::NonNull<libdeflate_sys::libdeflate_decompressor>);
+
+// SAFETY: a decompressor is used by one thread at a time (`&mut self`).
+unsafe impl Send for Inflater {}
+
+impl Inflater {
+    /// `None`: out of memory (the members are then read by one decoder).
+    fn new() -> Option<Inflater> {
+        // SAFETY: allocates a decompressor that nothing else holds.
+        std::ptr::NonNull::new(unsafe { libdeflate_sys::libdeflate_alloc_decompressor() })
+            .map(Inflater)
+    }
+
+    /// Inflates `member`, one whole gzip member of `size` inflated bytes:
+    /// `None` unless it inflates to exactly that, its CRC matches and
+    /// nothing follows its trailer.
+    fn inflate(&mut self, member: &[u8], size: u32) -> Option<Vec<u8>> {
+        let mut out = vec![0u8; size as usize];
+        let (mut read, mut written) = (0usize, 0usize);
+        // SAFETY: the pointers and lengths are those of `member` and `out`,
+        // which outlive the call; libdeflate writes within `out` only.
+        let result = unsafe {
+            libdeflate_sys::libdeflate_gzip_decompress_ex(
+                self.0.as_ptr(),
+                member.as_ptr().cast(),
+                member.len(),
+                out.as_mut_ptr().cast(),
+                out.len(),
+                &mut read,
+                &mut written,
+            )
+        };
+        let whole = read == member.len() && written == out.len();
+        (result == libdeflate_sys::libdeflate_result_LIBDEFLATE_SUCCESS && whole).then_some(out)
+    }
+}
+
+impl Drop for Inflater {
+    fn drop(&mut self) {
+        // SAFETY: allocated by libdeflate_alloc_decompressor, freed once.
+        unsafe { libdeflate_sys::libdeflate_free_decompressor(self.0.as_ptr()) }
+    }
 }
 
 /// A file read from `offset` on, by offset.
@@ -250,6 +285,8 @@ mod tests {
 
     #[test]
     fn a_clean_member_inflates_whole_and_a_bad_one_does_not() {
+        let mut inflater = Inflater::new().unwrap();
+        let mut inflate = |m: &[u8], size| inflater.inflate(m, size);
         let member = sized_member(b"id,name\n1,x\n");
         let size = 12;
         assert_eq!(
