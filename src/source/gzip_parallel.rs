@@ -23,7 +23,7 @@ use crate::gzip_members::member_size;
 
 /// A member larger than this, compressed or inflated, is read by the one
 /// decoder.
-const MAX_MEMBER: u64 = 64 << 20;
+const MAX_MEMBER: u64 = 16 << 20;
 
 /// Bytes of a member's start read to find its size.
 const HEADER_READ: usize = 4096;
