@@ -42,6 +42,7 @@ pub(crate) mod dead_letter;
 pub(crate) mod error;
 pub(crate) mod flatten;
 pub(crate) mod fsutil;
+pub(crate) mod gzip_members;
 pub(crate) mod json_line;
 pub(crate) mod lock;
 pub(crate) mod metrics;

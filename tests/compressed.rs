@@ -191,3 +191,187 @@ fn compressed_output_decompresses_to_the_plain_output() {
     assert_eq!(res.status.code(), Some(0), "{}", stderr(&res));
     assert!(unzstd(&res.stdout) == want, "zstd on standard output");
 }
+
+/// gzip members of `data` cut at `cuts` (byte offsets, anywhere, even
+/// inside a record), each saying its size in its header as `id` does:
+/// `BC` (BGZF: 2 bytes, size less one) or `PC` (pipeline-cli: 4 bytes).
+fn sized_members(data: &[u8], cuts: &[usize], id: &[u8; 2]) -> Vec<u8> {
+    use std::io::Write;
+    let mut bounds = vec![0];
+    bounds.extend(cuts.iter().copied().filter(|&c| c <= data.len()));
+    bounds.push(data.len());
+    let mut file = Vec::new();
+    for w in bounds.windows(2) {
+        let len: u16 = if id == b"BC" { 2 } else { 4 };
+        let mut extra = id.to_vec();
+        extra.extend(len.to_le_bytes());
+        extra.resize(4 + usize::from(len), 0);
+        let mut enc = flate2::GzBuilder::new()
+            .extra(extra)
+            .write(Vec::new(), flate2::Compression::new(6));
+        enc.write_all(&data[w[0]..w[1]]).unwrap();
+        let mut member = enc.finish().unwrap();
+        let size = member.len();
+        if id == b"BC" {
+            assert!(size <= 1 << 16, "a BGZF block holds 64 KiB at most");
+            member[16..18].copy_from_slice(&((size - 1) as u16).to_le_bytes());
+        } else {
+            member[16..20].copy_from_slice(&(size as u32).to_le_bytes());
+        }
+        file.extend(member);
+    }
+    file
+}
+
+/// Runs `input` (`-`: `stdin`) of `kind` (csv, jsonl) to JSON lines, with
+/// the input's debug lines on: (exit code, output or what .partial holds,
+/// the error line and the counts, stderr).
+fn convert(
+    dir: &Path,
+    kind: &str,
+    input: &str,
+    stdin: Option<&Path>,
+    tag: &str,
+) -> (Option<i32>, String, String, String) {
+    let out = dir.join(format!("{tag}.jsonl"));
+    let flag = format!("--{kind}-file");
+    let mut cmd = Command::new(bin());
+    cmd.args(["--source-type", kind, &flag, input, "--sink-type", "file"]);
+    cmd.args(["--output-file", p(&out)]);
+    cmd.env(
+        "PIPELINE_LOG",
+        "warn,pipeline_cli::source::input=debug,pipeline_cli::source::gzip_parallel=debug",
+    );
+    cmd.stdin(match stdin {
+        Some(f) => Stdio::from(fs::File::open(f).unwrap()),
+        None => Stdio::null(),
+    });
+    let res = cmd.output().unwrap();
+    let written = fs::read_to_string(&out)
+        .or_else(|_| fs::read_to_string(dir.join(format!("{tag}.jsonl.partial"))))
+        .unwrap_or_default();
+    let err = stderr(&res);
+    // What must not depend on how the input was read: the error and the
+    // counts (the name aside).
+    let outcome: String = err
+        .lines()
+        .filter(|l| l.starts_with("pipeline-cli: "))
+        .map(|l| {
+            let l = l.split(" in ").next().unwrap();
+            let named = if stdin.is_some() {
+                l.into()
+            } else {
+                l.replace(input, "standard input")
+            };
+            named + "\n"
+        })
+        .collect();
+    (res.status.code(), written, outcome, err)
+}
+
+#[test]
+fn gzip_members_that_say_their_size_read_as_one_decoder_reads_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = plain_csv();
+    let plain = dir.path().join("plain.csv");
+    fs::write(&plain, &csv).unwrap();
+    let (code, lines, _, err) = convert(dir.path(), "csv", p(&plain), None, "plain-csv");
+    assert_eq!(code, Some(0), "{err}");
+    let ndjson = lines.into_bytes();
+    // pipeline-cli's own gzip output, a member per batch of 500.
+    let own = dir.path().join("own.jsonl.gz");
+    let mut args = csv_to_file(p(&plain), p(&own));
+    args.extend(["--batch-size", "500"]);
+    assert_eq!(run(&args).status.code(), Some(0));
+    let own = fs::read(&own).unwrap();
+
+    for (kind, data) in [("csv", csv), ("jsonl", ndjson)] {
+        let input = dir.path().join(format!("plain.{kind}"));
+        fs::write(&input, &data).unwrap();
+        let (code, want, _, err) = convert(dir.path(), kind, p(&input), None, "want");
+        assert_eq!(code, Some(0), "{err}");
+        let n = data.len();
+        let cuts: Vec<usize> = (1..n / 100_000 + 1).map(|i| i * 100_000 + i * 7).collect();
+        let pc = sized_members(&data, &cuts, b"PC");
+        // BGZF blocks, some holding nothing, and bgzip's empty last block.
+        let mut bgzf_cuts: Vec<usize> = (1..n / 60_000 + 1).map(|i| i * 60_000).collect();
+        bgzf_cuts.extend([0, 0, 60_000, n]);
+        bgzf_cuts.sort();
+        let bgzf = sized_members(&data, &bgzf_cuts, b"BC");
+        let second = sized_members(&data[..cuts[0]], &[], b"PC").len();
+        let mut corrupt = pc.clone();
+        corrupt[second + 500] ^= 0x55;
+        let mut crc = pc.clone();
+        let third = second + sized_members(&data[cuts[0]..cuts[1]], &[], b"PC").len();
+        crc[third - 8] ^= 1;
+        let mut garbage = pc.clone();
+        garbage.extend(b"trailing garbage\n");
+        let mut pc_then_gzip = sized_members(&data[..n / 2], &cuts, b"PC");
+        pc_then_gzip.extend(gzip(&data[n / 2..]));
+        let mut gzip_then_pc = gzip(&data[..n / 2]);
+        gzip_then_pc.extend(sized_members(&data[n / 2..], &cuts, b"PC"));
+        let mut cases = vec![
+            ("pc", pc.clone(), true),
+            ("bgzf", bgzf, true),
+            ("huge", sized_members(&data, &[], b"PC"), true),
+            ("pc-then-gzip", pc_then_gzip, true),
+            ("gzip-then-pc", gzip_then_pc, true),
+            ("corrupt", corrupt, false),
+            ("crc", crc, false),
+            ("truncated", pc[..pc.len() * 2 / 3].to_vec(), false),
+            ("garbage", garbage, false),
+        ];
+        if kind == "jsonl" {
+            cases.push(("own-output", own.clone(), true));
+        }
+        for (tag, bytes, ok) in cases {
+            let file = dir.path().join(format!("{tag}.{kind}.gz"));
+            fs::write(&file, &bytes).unwrap();
+            let (code, got, outcome, err) =
+                convert(dir.path(), kind, p(&file), None, &format!("{kind}-{tag}"));
+            let threads = err.contains("inflated on");
+            assert_eq!(threads, tag != "gzip-then-pc", "{kind} {tag}: {err}");
+            // Members that inflate cleanly all do so on the threads.
+            let one_decoder = err.contains("read by one decoder");
+            let all_sized = ok && tag != "pc-then-gzip";
+            assert_eq!(one_decoder, threads && !all_sized, "{kind} {tag}: {err}");
+            // Standard input is read by one decoder.
+            let (s_code, s_got, s_outcome, s_err) = convert(
+                dir.path(),
+                kind,
+                "-",
+                Some(&file),
+                &format!("{kind}-{tag}-in"),
+            );
+            assert!(!s_err.contains("inflated on"), "{s_err}");
+            assert_eq!(code, s_code, "{kind} {tag}: {err}\n{s_err}");
+            assert_eq!(outcome, s_outcome, "{kind} {tag}");
+            assert!(
+                got == s_got,
+                "{kind} {tag}: other output than one decoder's"
+            );
+            if ok {
+                assert_eq!(code, Some(0), "{kind} {tag}: {err}");
+                assert!(
+                    got == want,
+                    "{kind} {tag}: other output than the plain file's"
+                );
+            } else {
+                assert_eq!(code, Some(1), "{kind} {tag}: {err}");
+                assert!(outcome.contains("gzip input: "), "{kind} {tag}: {err}");
+                let kept = got.lines().count();
+                // Garbage after the last member: every record is read first.
+                let all = tag == "garbage";
+                assert_eq!(
+                    kept == want.lines().count(),
+                    all,
+                    "{kind} {tag}: {kept} lines"
+                );
+                assert!(
+                    want.starts_with(&got),
+                    "{kind} {tag}: the lines kept differ"
+                );
+            }
+        }
+    }
+}

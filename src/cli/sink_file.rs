@@ -23,7 +23,9 @@ pub struct FileFlags {
     /// Compress the JSON-lines output: auto (by the file name: `.gz` is
     /// gzip, `.zst` zstd, anything else and standard output none), none,
     /// gzip or zstd. Each batch is one gzip member or zstd frame, so a
-    /// `.partial` left by an interrupted run decompresses to whole lines.
+    /// `.partial` left by an interrupted run decompresses to whole lines;
+    /// each gzip member says its size in its header, so pipeline-cli reads
+    /// the file back on several threads.
     /// Example: --output-file out.jsonl.gz
     #[arg(long, value_enum, default_value = "auto", help_heading = "Sink")]
     pub output_compression: OutputCompressionFlag,

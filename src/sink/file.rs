@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::config::{FileSinkConfig, OutputCompression, OutputPath};
 use crate::error::{ErrorType, PipelineError};
+use crate::gzip_members;
 use crate::json_line::record_into;
 use crate::metrics::Metrics;
 use crate::record::{Lines, Record};
@@ -251,9 +252,15 @@ fn write_counted(out: &mut dyn Write, buf: &[u8]) -> (usize, Option<io::Error>) 
 fn pack(kind: OutputCompression, lines: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
     match kind {
         OutputCompression::Gzip => {
-            let mut enc = flate2::write::GzEncoder::new(out, flate2::Compression::new(6));
+            // Each member says its size in its header, so a reader can
+            // inflate the members in parallel (pipeline-cli does).
+            let start = out.len();
+            let mut enc = flate2::GzBuilder::new()
+                .extra(gzip_members::SIZE_FIELD.to_vec())
+                .write(&mut *out, flate2::Compression::new(6));
             enc.write_all(lines)?;
             enc.finish()?;
+            gzip_members::set_size(&mut out[start..]);
         }
         OutputCompression::Zstd => {
             let mut enc = zstd::stream::write::Encoder::new(out, 3)?;

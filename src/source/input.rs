@@ -17,6 +17,7 @@ use crate::config::InputPath;
 use crate::error::PipelineError;
 use crate::shutdown::Shutdown;
 
+use super::gzip_parallel;
 use super::live::{is_stopped, ready, stopped, Live, LiveRead, POLL_MS};
 
 /// How much is read at once to look at the first bytes.
@@ -128,6 +129,8 @@ pub fn open(
     what: &'static str,
     stop: &Shutdown,
 ) -> Result<Opened, PipelineError> {
+    // A regular file's own handle, kept to read its gzip members by offset.
+    let mut regular_file = None;
     let (mut raw, size, live): (Box<dyn Read + Send>, Option<u64>, Option<RawFd>) = match input {
         InputPath::Stdin => (Box::new(io::stdin()), None, Some(libc::STDIN_FILENO)),
         InputPath::File(path) => {
@@ -147,6 +150,9 @@ pub fn open(
             let regular = meta.is_file();
             let fd = file.as_raw_fd();
             let size = regular.then_some(meta.len());
+            if regular {
+                regular_file = file.try_clone().ok().map(|f| (f, meta.len()));
+            }
             (Box::new(file), size, (!regular).then_some(fd))
         }
     };
@@ -184,15 +190,7 @@ pub fn open(
             compression: None,
         });
     };
-    let whole: Box<dyn Read + Send> = Box::new(io::Cursor::new(head).chain(raw));
-    let decoder: Box<dyn Read + Send> = match kind {
-        // Several gzip members back to back (`cat a.gz b.gz`) are one stream.
-        Compression::Gzip => Box::new(Decoding(kind, flate2::read::MultiGzDecoder::new(whole))),
-        Compression::Zstd => Box::new(Decoding(
-            kind,
-            zstd::stream::read::Decoder::new(whole).map_err(read_err)?,
-        )),
-    };
+    let decoder = decoder(input, kind, head, raw, regular_file).map_err(read_err)?;
     // Decompressed on a thread of its own, as `zcat file |` would be: the
     // reader parses while the next block is inflated.
     let threaded = Threaded::spawn(decoder, live);
@@ -209,6 +207,44 @@ pub fn open(
         size: None,
         live,
         compression,
+    })
+}
+
+/// The decoder of `kind` for an input that starts with `head` and goes on
+/// with `raw`. `regular`: the input's own handle and size when it is a
+/// regular file, which a gzip file whose members say their size is read by.
+fn decoder(
+    input: &InputPath,
+    kind: Compression,
+    head: Vec<u8>,
+    raw: Box<dyn Read + Send>,
+    regular: Option<(File, u64)>,
+) -> io::Result<Box<dyn Read + Send>> {
+    let parallel = match regular {
+        Some(file) if kind == Compression::Gzip && gzip_parallel::splittable(&head) => Some(file),
+        _ => None,
+    };
+    let whole: Box<dyn Read + Send> = Box::new(io::Cursor::new(head).chain(raw));
+    Ok(match (kind, parallel) {
+        // Members that say their size (BGZF, pipeline-cli's own output)
+        // inflate on several threads.
+        (Compression::Gzip, Some((file, len))) => {
+            let threads = gzip_parallel::default_threads();
+            tracing::debug!(
+                "{}: gzip members that say their size, inflated on {threads} threads",
+                display_name(input)
+            );
+            let reader = gzip_parallel::ParallelGzip::new(file, len, threads);
+            Box::new(Decoding(kind, reader))
+        }
+        // Several gzip members back to back (`cat a.gz b.gz`) are one
+        // stream, inflated by one decoder.
+        (Compression::Gzip, None) => {
+            Box::new(Decoding(kind, flate2::read::MultiGzDecoder::new(whole)))
+        }
+        (Compression::Zstd, _) => {
+            Box::new(Decoding(kind, zstd::stream::read::Decoder::new(whole)?))
+        }
     })
 }
 

@@ -10,6 +10,7 @@ mod csv_reader;
 mod csv_row;
 pub mod elasticsearch;
 mod files;
+mod gzip_parallel;
 pub mod input;
 mod json_object;
 pub mod jsonl;
