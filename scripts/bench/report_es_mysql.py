@@ -16,7 +16,8 @@ def main(env):
           f"{env['LOADAVG']}; {env['PAIRS']} pairs in ABBA order, each run into the same table, truncated "
           "before it (untimed). Python loop: scroll pages of 1,000 on one keep-alive connection, PyMySQL "
           "executemany + commit per page on one connection (scripts/bench_es_mysql.py). pipeline-cli: "
-          "default flags. CPU is the client process's user + sys (os.wait4).\n")  # fmt: skip
+          "default flags but --es-mode scroll (the loop's paging; noida-db's point-in-time paging is "
+          "much slower than its scroll). CPU is the client process's user + sys (os.wait4).\n")  # fmt: skip
     print(f"Table columns: {env['DDL']}\n")
     print("| server | run | tool | wall s | client CPU s | peak RSS MiB | rows | exit |")
     print("|---|---|---|---|---|---|---|---|")
