@@ -57,20 +57,23 @@ pub fn member_size(header: &[u8]) -> Option<u64> {
     None
 }
 
+/// A gzip member of `data` that says its size, as pipeline-cli writes them.
+#[cfg(test)]
+pub(crate) fn sized_member(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::GzBuilder::new()
+        .extra(SIZE_FIELD.to_vec())
+        .write(Vec::new(), flate2::Compression::new(6));
+    enc.write_all(data).unwrap();
+    let mut member = enc.finish().unwrap();
+    set_size(&mut member);
+    member
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{Read, Write};
-
-    fn sized_member(data: &[u8]) -> Vec<u8> {
-        let mut enc = flate2::GzBuilder::new()
-            .extra(SIZE_FIELD.to_vec())
-            .write(Vec::new(), flate2::Compression::new(6));
-        enc.write_all(data).unwrap();
-        let mut member = enc.finish().unwrap();
-        set_size(&mut member);
-        member
-    }
+    use std::io::Read;
 
     #[test]
     fn a_written_member_says_its_size_and_stays_a_gzip_member() {

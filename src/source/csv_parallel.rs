@@ -17,7 +17,6 @@
 //! module brings the CSV cutter and parser.
 
 use std::fs::File;
-use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -187,13 +186,7 @@ impl Cut for Cutter {
     fn next(&mut self) -> std::io::Result<Option<Chunk>> {
         let mut want = CHUNK_BYTES;
         loop {
-            while !self.eof && self.carry.len() < want {
-                let have = self.carry.len();
-                self.carry.resize(want, 0);
-                let n = self.file.read(&mut self.carry[have..])?;
-                self.carry.truncate(have + n);
-                self.eof = n == 0;
-            }
+            super::parallel::fill(&mut self.file, &mut self.carry, &mut self.eof, want)?;
             if self.eof {
                 return Ok(Some(Chunk::whole(std::mem::take(&mut self.carry))));
             }

@@ -261,18 +261,8 @@ impl Read for At {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gzip_members::{set_size, SIZE_FIELD};
+    use crate::gzip_members::sized_member;
     use std::io::Write;
-
-    fn sized_member(data: &[u8]) -> Vec<u8> {
-        let mut enc = flate2::GzBuilder::new()
-            .extra(SIZE_FIELD.to_vec())
-            .write(Vec::new(), flate2::Compression::new(6));
-        enc.write_all(data).unwrap();
-        let mut member = enc.finish().unwrap();
-        set_size(&mut member);
-        member
-    }
 
     fn read_all(bytes: &[u8], threads: usize) -> io::Result<Vec<u8>> {
         let mut file = tempfile::tempfile().unwrap();

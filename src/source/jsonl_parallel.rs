@@ -182,14 +182,7 @@ struct LineCutter {
 impl LineCutter {
     /// Reads until `carry` holds `want` bytes or the file ends.
     fn fill(&mut self, want: usize) -> std::io::Result<()> {
-        while !self.eof && self.carry.len() < want {
-            let have = self.carry.len();
-            self.carry.resize(want, 0);
-            let n = self.file.read(&mut self.carry[have..])?;
-            self.carry.truncate(have + n);
-            self.eof = n == 0;
-        }
-        Ok(())
+        super::parallel::fill(&mut self.file, &mut self.carry, &mut self.eof, want)
     }
 
     /// `carry` starts with more than [`LineCutter::hold`] bytes of one

@@ -78,6 +78,24 @@ impl Chunk {
 }
 
 /// Cuts the file into chunks at record ends.
+/// Reads from `file` until `carry` holds `want` bytes or the file ends
+/// (then `eof` is set): what both cutters read ahead with.
+pub(super) fn fill(
+    file: &mut impl std::io::Read,
+    carry: &mut Vec<u8>,
+    eof: &mut bool,
+    want: usize,
+) -> std::io::Result<()> {
+    while !*eof && carry.len() < want {
+        let have = carry.len();
+        carry.resize(want, 0);
+        let n = file.read(&mut carry[have..])?;
+        carry.truncate(have + n);
+        *eof = n == 0;
+    }
+    Ok(())
+}
+
 pub(super) trait Cut {
     /// The next chunk; empty at the end of the file. `Ok(None)`: no record
     /// end could be found (the caller reads on with one thread).

@@ -32,22 +32,36 @@ impl OwnMariaDb {
     pub fn start(extra: &[&str]) -> OwnMariaDb {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
-        let out = Command::new("mariadb-install-db")
-            .arg("--no-defaults")
-            .arg(format!("--datadir={}", data.display()))
-            .args([
-                "--user=root",
-                "--skip-test-db",
-                "--auth-root-authentication-method=normal",
-            ])
-            .stdin(Stdio::null())
-            .output()
-            .expect("mariadb-install-db is required (scripts/services.sh installs it)");
-        assert!(
-            out.status.success(),
-            "mariadb-install-db: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        // Its own temporary directory: servers bootstrapped at once never
+        // meet in /tmp. A bootstrap that fails anyway is tried again from
+        // an empty data directory.
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir_all(&tmp).unwrap();
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let out = Command::new("mariadb-install-db")
+                .arg("--no-defaults")
+                .arg(format!("--datadir={}", data.display()))
+                .arg(format!("--tmpdir={}", tmp.display()))
+                .args([
+                    "--user=root",
+                    "--skip-test-db",
+                    "--auth-root-authentication-method=normal",
+                ])
+                .stdin(Stdio::null())
+                .output()
+                .expect("mariadb-install-db is required (scripts/services.sh installs it)");
+            if out.status.success() {
+                break;
+            }
+            assert!(
+                tries < 3,
+                "mariadb-install-db: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let _ = std::fs::remove_dir_all(&data);
+        }
         let mut db = OwnMariaDb {
             port: free_port(),
             dir,
@@ -66,6 +80,7 @@ impl OwnMariaDb {
             .arg(format!("--datadir={}", d.join("data").display()))
             .arg(format!("--socket={}", d.join("sock").display()))
             .arg(format!("--pid-file={}", d.join("pid").display()))
+            .arg(format!("--tmpdir={}", d.join("tmp").display()))
             .arg(format!("--port={}", self.port))
             .args([
                 "--bind-address=127.0.0.1",
