@@ -29,6 +29,7 @@
 //! - `shutdown`: the stop signal and the Ctrl+C / SIGTERM handler.
 //! - `fsutil`: the one atomic write, and the check that a run's paths do not collide.
 //! - `lock`: `--lock-file`, one run at a time.
+//! - `utf8`: the one UTF-8 check of input text (SIMD, then where it fails).
 //! - `retry`: the one backoff policy (`--retry-for`, `--max-retries`) and the one retry
 //!   loop, durations and sizes.
 #![warn(missing_docs)]
@@ -56,3 +57,4 @@ pub(crate) mod safe_fs;
 pub(crate) mod shutdown;
 pub(crate) mod sink;
 pub(crate) mod source;
+pub(crate) mod utf8;

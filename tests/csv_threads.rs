@@ -1,4 +1,5 @@
-//! `--csv-threads N` reads a file in chunks on N threads, and `--workers N`
+//! `--csv-threads N` reads a file in chunks on N threads (a compressed
+//! file as its decoder gives it), and `--workers N`
 //! encodes file batches on N threads; both must give
 //! exactly what one thread gives: the same output bytes in the same order,
 //! the same dead-letter entries, the same counts, with bad rows, multi-line
@@ -38,13 +39,28 @@ fn write_input(path: &Path, rows: usize, stray: Option<usize>) {
 
 /// Output, dead-letter file and stderr of one run.
 fn run_with(input: &Path, dir: &Path, threads: &str, extra: &[&str]) -> (String, String, String) {
+    run_logged(input, dir, threads, extra, "")
+}
+
+/// [`run_with`], logging at `log` (`PIPELINE_LOG`; "": the default).
+fn run_logged(
+    input: &Path,
+    dir: &Path,
+    threads: &str,
+    extra: &[&str],
+    log: &str,
+) -> (String, String, String) {
     let output = dir.join(format!("out-{threads}.jsonl"));
     let dead = dir.join(format!("dead-{threads}.jsonl"));
     let _ = fs::remove_file(&dead);
     let mut args = csv_to_file(p(input), p(&output));
     args.extend(["--csv-threads", threads, "--dead-letter", p(&dead)]);
     args.extend(extra);
-    let out = run(&args);
+    let bin = match log {
+        "" => Bin::new(&args).env_remove("PIPELINE_LOG"),
+        log => Bin::new(&args).env("PIPELINE_LOG", log),
+    };
+    let out = wait_with_limit(bin.no_stdin().spawn(), std::time::Duration::from_secs(120));
     assert!(matches!(out.status.code(), Some(0 | 1)), "{}", stderr(&out));
     let read = |f: &Path| fs::read_to_string(f).unwrap_or_default();
     let written = if output.exists() {
@@ -168,6 +184,55 @@ fn a_stray_quote_hands_the_rest_to_one_thread_with_the_same_result() {
         .and_then(|n| n.parse::<u64>().ok())
         .unwrap_or_else(|| panic!("no hand-over to one thread: {log}"));
     assert!((10_000..45_000).contains(&from), "{from}");
+}
+
+/// A compressed file is cut in chunks as its decoder gives it: the same
+/// output, dead-letter entries and counts as the plain file read by one
+/// thread, with a stray quote in the first chunk (the chunks in flight are
+/// read again by one thread from what was kept of them) or later, with
+/// `--limit` and `--max-errors`.
+#[test]
+fn a_compressed_file_is_cut_as_its_decoder_gives_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    for stray in [None, Some(50), Some(33_333)] {
+        write_input(&input, 60_000, stray);
+        let plain = fs::read(&input).unwrap();
+        let extras: &[&[&str]] = match stray {
+            Some(33_333) => &[&[], &["--limit", "41234"], &["--max-errors", "30"]],
+            _ => &[&[]],
+        };
+        for &extra in extras {
+            let want = run_with(&input, dir.path(), "1", extra);
+            for (tag, bytes) in [
+                ("gz", gzip(&plain)),
+                ("zst", zstd::encode_all(&plain[..], 3).unwrap()),
+            ] {
+                let file = dir.path().join(format!("in.csv.{tag}"));
+                fs::write(&file, &bytes).unwrap();
+                for threads in ["2", "4"] {
+                    let (got, dead, err) = run_logged(&file, dir.path(), threads, extra, "debug");
+                    let case = format!("{tag} {threads} threads, stray {stray:?} {extra:?}");
+                    assert!(err.contains("parse threads"), "{case}: not chunked: {err}");
+                    // (--max-errors 30 stops the read before row 33,333.)
+                    assert_eq!(
+                        err.contains("cannot follow"),
+                        stray.is_some() && !extra.contains(&"--max-errors"),
+                        "{case}: {err}"
+                    );
+                    // The summary's counts (the debug log counts batches too).
+                    let summary = err.lines().rfind(|l| l.starts_with("pipeline-cli:"));
+                    assert_eq!(
+                        counts(&want.2),
+                        counts(summary.unwrap_or("")),
+                        "{case}: {err}"
+                    );
+                    assert!(got == want.0, "{case}: the output differs");
+                    assert_eq!(dead, want.1, "{case}: the dead-letter file differs");
+                }
+            }
+        }
+    }
 }
 
 #[test]

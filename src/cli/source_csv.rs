@@ -58,7 +58,8 @@ pub struct CsvFlags {
 
     /// Threads that parse a CSV file with a header, in chunks cut at row
     /// ends; records still go out in file order, exactly as with one thread
-    /// (standard input and pipes always use one). Into a JSON-lines file
+    /// (standard input and pipes always use one; a gzip or zstd file is cut
+    /// as its decoder, on a thread of its own, gives it). Into a JSON-lines file
     /// the chunks are cut by one thread and turned into lines by these
     /// while the sink writes: by default as many as the cores this process
     /// may use (its CPU affinity and cgroup CPU quota count); into other

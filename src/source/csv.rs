@@ -43,6 +43,8 @@ pub struct CsvSource {
     threads: Option<usize>,
     /// The input is gzip or zstd, read through a decoder.
     compression: Option<Compression>,
+    /// The stop signal, for opening a compressed file again.
+    stop: Shutdown,
     /// The file's name, when it is one of several.
     origin: Option<Arc<str>>,
     /// The sink takes JSON lines: batches of this many records are sent
@@ -184,10 +186,11 @@ impl CsvSource {
             config.max_field_lines,
             config.max_field_bytes
         );
-        // Compressed input is read by one thread (its row offsets are not
-        // known in advance).
-        let path = match (&config.input, live, compression) {
-            (InputPath::File(p), false, None) => Some(p.clone()),
+        // A regular file is read in chunks on several threads, a
+        // compressed one as its decoder gives it (its rows read once, in
+        // order); a pipe is read as it comes, by one thread.
+        let path = match (&config.input, live) {
+            (InputPath::File(p), false) => Some(p.clone()),
             _ => None,
         };
         Ok(CsvSource {
@@ -203,6 +206,7 @@ impl CsvSource {
             threads: config.threads,
             lines: None,
             compression,
+            stop: stop.clone(),
             origin: None,
             empty,
         })
@@ -253,6 +257,12 @@ impl CsvSource {
                 "the cores this process may use"
             }
         );
+        // A compressed file's rows come from its decoder, from where the
+        // header left it.
+        let stream = self.compression.map(|_| {
+            let (ahead, rest) = self.reader.take_input();
+            super::parallel::Stream { ahead, rest }
+        });
         let plan = super::csv_parallel::Plan {
             path,
             name: &self.name,
@@ -266,21 +276,16 @@ impl CsvSource {
             threads,
             lines: self.lines,
         };
-        match super::csv_parallel::run(&plan, out)? {
+        match super::csv_parallel::run(&plan, stream, out)? {
             super::csv_parallel::Ended::Done => Ok(false),
             super::csv_parallel::Ended::From { offset, line } => {
                 tracing::debug!(
                     "CSV {}: a quote the chunks cannot follow near line {line}; reading on with one thread",
                     self.name
                 );
-                let mut file = File::open(path).map_err(|e| {
-                    PipelineError::Source(ErrorType::Io, format!("reading {}: {e}", self.name))
-                })?;
-                std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(offset)).map_err(|e| {
-                    PipelineError::Source(ErrorType::Io, format!("reading {}: {e}", self.name))
-                })?;
+                let input = self.read_on_from(path, offset)?;
                 self.reader = RowReader::starting_at(
-                    Box::new(file),
+                    input,
                     self.delimiter,
                     self.max_field_bytes,
                     self.max_field_lines,
@@ -289,6 +294,38 @@ impl CsvSource {
                 Ok(true)
             }
         }
+    }
+}
+
+impl CsvSource {
+    /// The input from byte `offset` on: the file opened again and sought,
+    /// or, compressed, decoded again from its start up to there.
+    fn read_on_from(
+        &self,
+        path: &std::path::Path,
+        offset: u64,
+    ) -> Result<Box<dyn std::io::Read + Send>, PipelineError> {
+        let read_err = |e: std::io::Error| {
+            PipelineError::Source(ErrorType::Io, format!("reading {}: {e}", self.name))
+        };
+        if self.compression.is_some() {
+            let input = InputPath::File(path.to_path_buf());
+            let mut opened = super::input::open(&input, "--csv-file", &self.stop)?;
+            let skipped = std::io::copy(
+                &mut std::io::Read::take(&mut opened.reader, offset),
+                &mut std::io::sink(),
+            )
+            .map_err(read_err)?;
+            if skipped < offset {
+                return Err(read_err(std::io::Error::other(
+                    "the file is shorter than when it was first read",
+                )));
+            }
+            return Ok(opened.reader);
+        }
+        let mut file = File::open(path).map_err(read_err)?;
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(offset)).map_err(read_err)?;
+        Ok(Box::new(file))
     }
 }
 
@@ -322,7 +359,7 @@ impl Source for CsvSource {
     fn describe(&self) -> Vec<String> {
         let size = match (self.size, self.compression) {
             (_, Some(kind)) => format!(
-                "{}-compressed (read through a decoder, one thread)",
+                "{}-compressed (inflated by a thread of its own, rows cut from what it gives)",
                 kind.name()
             ),
             (Some(n), None) => format!("{n} bytes"),

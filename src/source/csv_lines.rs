@@ -53,7 +53,7 @@ impl LineEncoder {
         cuts.clear();
         cuts.extend(memchr::memchr_iter(delimiter, body));
         cuts.push(body.len());
-        let text = match std::str::from_utf8(body) {
+        let text = match crate::utf8::text(body) {
             Ok(t)
                 if cuts.len() == self.schema().len()
                     && cuts.iter().all(|&c| t.is_char_boundary(c)) =>

@@ -13,10 +13,13 @@
 //! single-threaded reader gives. At the first chunk that ends open, the rest
 //! of the file is read by the single-threaded reader from that chunk's start.
 //!
+//! A compressed file is cut the same way as its decoder gives its bytes
+//! ([`Stream`]): the header was read from the stream, and the rows after it
+//! come from where that reader stood.
+//!
 //! The threads, the order and the limits are [`super::parallel`]'s; this
 //! module brings the CSV cutter and parser.
 
-use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -26,7 +29,7 @@ use crate::record::{Record, Schema};
 use super::csv_lines::LineBatches;
 use super::csv_reader::{Next, Row, RowReader};
 use super::csv_row::{to_record, trim_line_end};
-use super::parallel::{Chunk, Cut, Item, Parse, Parsed, Reading, CHUNK_BYTES};
+use super::parallel::{Chunk, Cut, Item, Parse, Parsed, Reading, Stream, CHUNK_BYTES};
 use super::SourceOutput;
 
 pub(super) use super::parallel::Ended;
@@ -82,7 +85,11 @@ fn parse(plan: &Plan, bytes: Vec<u8>, line: u64, mut spare: Vec<Record>) -> Pars
         line,
     );
     let mut row = Row::default();
-    let mut items = Vec::with_capacity(CHUNK_BYTES / 128);
+    // Records one item each; lines a few items of a batch each.
+    let mut items = Vec::with_capacity(match plan.lines {
+        Some(_) => 4,
+        None => CHUNK_BYTES / 128,
+    });
     let mut lines = plan
         .lines
         .map(|batch| LineBatches::new(plan.schema.clone(), plan.infer, batch));
@@ -172,21 +179,38 @@ fn last_row_end(buf: &[u8]) -> Option<usize> {
 
 /// Cuts the file into chunks at row ends.
 struct Cutter {
-    file: File,
+    file: Box<dyn std::io::Read + Send>,
+    /// About how many bytes a chunk holds.
+    chunk: usize,
     /// The most a chunk grows to looking for a row end.
     max: usize,
     /// Bytes read past the last cut.
     carry: Vec<u8>,
     eof: bool,
+    /// A read failed (a compressed stream corrupt or cut short): the rows
+    /// read before it are handed out first, as one reader would read them.
+    failed: Option<std::io::Error>,
 }
 
 impl Cut for Cutter {
     /// The next chunk; empty at the end of the file. `Ok(None)`: no row end
     /// within [`MAX_CHUNK_BYTES`].
     fn next(&mut self) -> std::io::Result<Option<Chunk>> {
-        let mut want = CHUNK_BYTES;
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
+        let mut want = self.chunk;
         loop {
-            super::parallel::fill(&mut self.file, &mut self.carry, &mut self.eof, want)?;
+            if let Err(e) =
+                super::parallel::fill(&mut self.file, &mut self.carry, &mut self.eof, want)
+            {
+                let Some(end) = last_row_end(&self.carry) else {
+                    return Err(e);
+                };
+                self.failed = Some(e);
+                let rest = self.carry.split_off(end);
+                return Ok(Some(Chunk::whole(std::mem::replace(&mut self.carry, rest))));
+            }
             if self.eof {
                 return Ok(Some(Chunk::whole(std::mem::take(&mut self.carry))));
             }
@@ -204,8 +228,13 @@ impl Cut for Cutter {
     }
 }
 
-/// Reads the file from `plan.start` on `plan.threads` parse threads.
-pub(super) fn run(plan: &Plan, out: &mut SourceOutput) -> Result<Ended, PipelineError> {
+/// Reads the file from `plan.start` on `plan.threads` parse threads, or
+/// `stream` (which stands at `plan.start`) when one is given.
+pub(super) fn run(
+    plan: &Plan,
+    stream: Option<Stream>,
+    out: &mut SourceOutput,
+) -> Result<Ended, PipelineError> {
     let reading = Reading {
         path: plan.path,
         name: plan.name,
@@ -217,11 +246,17 @@ pub(super) fn run(plan: &Plan, out: &mut SourceOutput) -> Result<Ended, Pipeline
     let max = usize::try_from(plan.max_field_bytes)
         .unwrap_or(usize::MAX)
         .saturating_mul(2);
+    let (carry, file): (Vec<u8>, Box<dyn std::io::Read + Send>) = match stream {
+        Some(s) => (s.ahead, s.rest),
+        None => (Vec::new(), Box::new(reading.open()?)),
+    };
     let mut cutter = Cutter {
-        file: reading.open()?,
+        file,
+        chunk: super::parallel::chunk_bytes(plan.threads, CHUNK_BYTES),
         max: max.clamp(CHUNK_BYTES, MAX_CHUNK_BYTES),
-        carry: Vec::new(),
+        carry,
         eof: false,
+        failed: None,
     };
     super::parallel::run(&reading, &mut cutter, plan, out)
 }

@@ -214,6 +214,19 @@ impl RowReader {
         self.buf = head;
     }
 
+    /// The bytes read ahead and not parsed yet, and the input after them,
+    /// for a reader that goes on from here; this reader then has nothing.
+    pub fn take_input(&mut self) -> (Vec<u8>, Box<dyn Read + Send>) {
+        let ahead = self.buf[self.pos..self.end].to_vec();
+        self.base += self.pos as u64;
+        self.buf = Vec::new();
+        self.pos = 0;
+        self.end = 0;
+        self.eof = true;
+        let input = std::mem::replace(&mut self.input, Box::new(io::empty()));
+        (ahead, input)
+    }
+
     /// The line the next row starts on.
     pub fn line(&self) -> u64 {
         self.core.line()

@@ -25,7 +25,7 @@ pub(super) fn row_text<'r>(schema: &Schema, row: &'r Row) -> Result<&'r str, (Er
     }
     // One UTF-8 check for the whole row; fields split at ASCII
     // delimiters, so each field's range is a valid slice of it.
-    let all = match std::str::from_utf8(row.as_slice()) {
+    let all = match crate::utf8::text(row.as_slice()) {
         Ok(all) => all,
         Err(e) => {
             let bad = e.valid_up_to();

@@ -115,7 +115,11 @@ impl<'de: 'a, 'a> Visitor<'de> for MembersInto<'_, 'a> {
 pub(crate) fn all_different<'k>(keys: impl Iterator<Item = &'k str> + Clone) -> bool {
     let n = keys.clone().count();
     if n <= 32 {
-        let list: Vec<&str> = keys.collect();
+        // Compared pairwise, held on the stack.
+        let mut list = [""; 32];
+        for (slot, key) in list.iter_mut().zip(keys) {
+            *slot = key;
+        }
         return (1..n).all(|i| !list[..i].contains(&list[i]));
     }
     let mut seen = std::collections::HashSet::with_capacity(n);

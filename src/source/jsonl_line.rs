@@ -101,13 +101,14 @@ fn take_line(
     cache: &mut SchemaCache,
     pending: &mut Pending,
 ) -> Result<(), (ErrorType, String)> {
-    let text = std::str::from_utf8(line).map_err(|e| {
+    let text = crate::utf8::text(line).map_err(|e| {
         (
             ErrorType::Parse,
             format!("not valid UTF-8 (at byte {})", e.valid_up_to() + 1),
         )
     })?;
-    let mut members: Members = Vec::new();
+    // Room for the members of most lines at once.
+    let mut members: Members = Vec::with_capacity(16);
     let mut de = serde_json::Deserializer::from_str(text);
     let read = MembersInto(&mut members)
         .deserialize(&mut de)
@@ -120,7 +121,7 @@ fn take_line(
         // Keys without escapes (borrowed) are written as they are: the line
         // without its whitespace is the record's line.
         if unique && members.iter().all(|(k, _)| matches!(k.0, Cow::Borrowed(_))) {
-            compact_into(text, &mut lines.bytes);
+            members_into(&members, &mut lines.bytes);
             lines.end_line(position);
             return Ok(());
         }
@@ -149,6 +150,28 @@ fn take_line(
     };
     push(pending, record);
     Ok(())
+}
+
+/// The object of `members` (keys without escapes) without whitespace: the
+/// line [`compact_into`] makes of it, with only nested objects and arrays
+/// scanned (a value's raw text has no whitespace around it, and a string
+/// none to take out).
+fn members_into(members: &Members, out: &mut Vec<u8>) {
+    out.push(b'{');
+    for (i, (key, value)) in members.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.push(b'"');
+        out.extend_from_slice(key.0.as_bytes());
+        out.extend_from_slice(b"\":");
+        let raw = value.get();
+        match raw.as_bytes().first() {
+            Some(b'{' | b'[') => compact_into(raw, out),
+            _ => out.extend_from_slice(raw.as_bytes()),
+        }
+    }
+    out.push(b'}');
 }
 
 /// Adds `record` to `pending`, or its JSON line.
@@ -190,7 +213,7 @@ fn take_dump_line(
 ) -> Result<bool, (ErrorType, String)> {
     // A document line that cannot be read is failed with its action: the
     // next line is the next action.
-    let (kind, why) = match std::str::from_utf8(line) {
+    let (kind, why) = match crate::utf8::text(line) {
         Err(e) => (
             ErrorType::Parse,
             format!("not valid UTF-8 (at byte {})", e.valid_up_to() + 1),
@@ -383,6 +406,9 @@ mod tests {
             r#"{"a": 1, "a": {"z" : 2}}"#,
             r#"{}"#,
             "{\"s\": \"tab\\there\", \"big\": 123456789012345678901234567890}",
+            "{ }",
+            "{\t\"a\" :\t[ ] ,\"b\":{ } ,\"c\" : [ 1 , \" , \" , { \"d\" : \"e f\" } ] \r}",
+            r#"{"k":"v","n":0,"s":"{ [ \\\" ] }"}"#,
         ];
         let mut cache = SchemaCache::default();
         let mut lines = Pending::Lines(Lines {

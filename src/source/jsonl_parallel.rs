@@ -253,7 +253,7 @@ pub(super) fn run(plan: &Plan, out: &mut SourceOutput) -> Result<(), PipelineErr
     };
     let mut cutter = LineCutter {
         file: reading.open()?,
-        chunk: plan.chunk_bytes.max(1),
+        chunk: super::parallel::chunk_bytes(plan.threads, plan.chunk_bytes.max(1)),
         hold: plan.hold(),
         carry: Vec::new(),
         eof: false,

@@ -11,6 +11,10 @@
 //! never reorders them. A parser may say that a chunk was cut at a wrong
 //! place (CSV: inside a quoted field); the read then ends there, and the
 //! caller reads on with one thread from that chunk's start.
+//!
+//! A compressed file is cut the same way as its decoder gives it
+//! ([`Stream`]); the caller reads on from a wrong cut by decoding the file
+//! again up to that chunk's start.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -27,6 +31,18 @@ use super::SourceOutput;
 
 /// About how many bytes one chunk holds.
 pub(super) const CHUNK_BYTES: usize = crate::config::DEFAULT_CHUNK_BYTES;
+
+/// About how many bytes of input the chunks in flight hold together (one
+/// per parse thread and one more): past 7 threads, chunks get smaller, so
+/// memory stays flat however many cores there are.
+const IN_FLIGHT_BYTES: usize = 8 << 20;
+
+/// The size of a chunk read on `threads` parse threads: `asked`, or less
+/// (not under 256 KiB) where the chunks in flight would hold more than
+/// [`IN_FLIGHT_BYTES`].
+pub(super) fn chunk_bytes(threads: usize, asked: usize) -> usize {
+    asked.min((IN_FLIGHT_BYTES / (threads + 1)).max(256 << 10))
+}
 
 /// One row of a chunk (or several written as lines), in order.
 pub(super) enum Item {
@@ -86,12 +102,14 @@ pub(super) fn fill(
     eof: &mut bool,
     want: usize,
 ) -> std::io::Result<()> {
+    use std::io::Read as _;
+    // read_to_end reads into the room past the bytes held as it is (a
+    // file's reads fill it directly): no zeroing of what is about to be read.
     while !*eof && carry.len() < want {
-        let have = carry.len();
-        carry.resize(want, 0);
-        let n = file.read(&mut carry[have..])?;
-        carry.truncate(have + n);
-        *eof = n == 0;
+        let room = want - carry.len();
+        carry.reserve(room);
+        let n = file.by_ref().take(room as u64).read_to_end(carry)?;
+        *eof = n < room;
     }
     Ok(())
 }
@@ -100,6 +118,13 @@ pub(super) trait Cut {
     /// The next chunk; empty at the end of the file. `Ok(None)`: no record
     /// end could be found (the caller reads on with one thread).
     fn next(&mut self) -> std::io::Result<Option<Chunk>>;
+}
+
+/// A stream read on from where a reader before stood (a compressed file's
+/// decoder, after the header): the bytes it had read ahead, then the rest.
+pub(super) struct Stream {
+    pub ahead: Vec<u8>,
+    pub rest: Box<dyn std::io::Read + Send>,
 }
 
 /// What a parallel read needs to know besides its cutter and parser.
@@ -138,7 +163,8 @@ pub(super) enum Ended {
     /// limit).
     Done,
     /// A chunk was cut at a wrong place, or no cut was found: read on
-    /// single-threaded from byte `offset`, line `line`.
+    /// single-threaded from byte `offset` (of the file, or of what its
+    /// decoder gives), line `line`.
     From { offset: u64, line: u64 },
 }
 
@@ -190,6 +216,7 @@ pub(super) fn run<C: Cut, P: Parse>(
             next_offset: reading.start,
             next_line: reading.line,
             cut_failed: false,
+            failed: None,
             reuse: parser.reuses_records(),
         };
         let ended = sequence(reading, cutter, &mut order, &jobs, out);
@@ -213,6 +240,9 @@ struct Order {
     next_line: u64,
     /// No record end was found within the largest chunk.
     cut_failed: bool,
+    /// Reading failed after the chunks handed out: raised once they are
+    /// sent on (the rows before a corrupt stream's break count).
+    failed: Option<std::io::Error>,
     /// The parser fills spare records.
     reuse: bool,
 }
@@ -226,9 +256,20 @@ impl Order {
         cutter: &mut C,
         jobs: &Sender<Job>,
         out: &SourceOutput,
-    ) -> Result<(), PipelineError> {
-        while self.pending.len() <= reading.threads && !self.cut_failed && !out.should_stop() {
-            let Some(Chunk { bytes, len }) = cutter.next().map_err(|e| reading.read_err(e))? else {
+    ) {
+        while self.pending.len() <= reading.threads
+            && !self.cut_failed
+            && self.failed.is_none()
+            && !out.should_stop()
+        {
+            let next = match cutter.next() {
+                Ok(next) => next,
+                Err(e) => {
+                    self.failed = Some(e);
+                    break;
+                }
+            };
+            let Some(Chunk { bytes, len }) = next else {
                 self.cut_failed = true;
                 break;
             };
@@ -259,7 +300,6 @@ impl Order {
             self.next_offset += len;
             self.next_line += lines;
         }
-        Ok(())
     }
 }
 
@@ -272,8 +312,11 @@ fn sequence<C: Cut>(
     out: &mut SourceOutput,
 ) -> Result<Ended, PipelineError> {
     loop {
-        order.hand_out(reading, cutter, jobs, out)?;
+        order.hand_out(reading, cutter, jobs, out);
         let Some(chunk) = order.pending.pop_front() else {
+            if let Some(e) = order.failed.take() {
+                return Err(reading.read_err(e));
+            }
             if order.cut_failed {
                 return Ok(Ended::From {
                     offset: order.next_offset,

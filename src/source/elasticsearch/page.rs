@@ -208,7 +208,7 @@ impl Page {
     /// Parses and checks a 2xx body as [`check`] does, reading the values
     /// of the `meta` fields of each hit.
     pub(super) fn parse(bytes: &[u8], meta: &[String], expect: Expect) -> Result<Page, Bad> {
-        let body = match std::str::from_utf8(bytes) {
+        let body = match crate::utf8::text(bytes) {
             Ok(s) => s.to_string(),
             Err(_) => return Err(explain(bytes, None, expect)),
         };
