@@ -141,12 +141,28 @@ fn ndjson_lines_become_records_and_bad_lines_dead_letters() {
             "{tag} on stdin"
         );
         if tag != "plain" {
-            let res = run(&to_file(p(&file), p(&o), p(&d)));
-            assert_eq!(res.status.code(), Some(1), "{tag}: {}", stderr(&res));
-            assert!(
-                fs::read(&o).unwrap() == fs::read(&output).unwrap(),
-                "{tag} file"
-            );
+            // Cut in chunks as the decoder gives the lines: one, or many
+            // small ones on 3 threads.
+            let small: [&[&str]; 2] = [
+                &[],
+                &["--jsonl-chunk-bytes", "4096", "--jsonl-threads", "3"],
+            ];
+            for extra in small {
+                let _ = fs::remove_file(&d);
+                let mut args = to_file(p(&file), p(&o), p(&d));
+                args.extend(extra);
+                let res = run(&args);
+                assert_eq!(res.status.code(), Some(1), "{tag}: {}", stderr(&res));
+                assert!(
+                    fs::read(&o).unwrap() == fs::read(&output).unwrap(),
+                    "{tag} file {extra:?}"
+                );
+                assert_eq!(
+                    fs::read_to_string(&d).unwrap(),
+                    fs::read_to_string(&dead).unwrap(),
+                    "{tag} file {extra:?}: the dead-letter file differs"
+                );
+            }
         }
     }
 }

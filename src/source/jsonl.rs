@@ -115,10 +115,11 @@ impl JsonlSource {
                 .map_or("size unknown".to_string(), |s| format!("{s} bytes")),
             config.max_line_bytes
         );
-        // Compressed input and pipes are read by one thread (line offsets
-        // are not known in advance).
-        let path = match (&config.input, &opened.live, opened.compression) {
-            (InputPath::File(p), None, None) => Some(p.clone()),
+        // A regular file is read in chunks on several threads, a
+        // compressed one as its decoder gives it; pipes are read by one
+        // thread, as they come.
+        let path = match (&config.input, &opened.live) {
+            (InputPath::File(p), None) => Some(p.clone()),
             _ => None,
         };
         Ok(JsonlSource {
@@ -213,9 +214,9 @@ impl JsonlSource {
 impl JsonlSource {
     /// Reads a regular file on several threads ([`super::jsonl_parallel`]),
     /// as the CSV source does: on `--jsonl-threads`, or when the
-    /// sink takes JSON lines. False: it is left to the single-threaded
-    /// reader (standard input, a pipe, compressed input, `_bulk` pairs, or
-    /// one thread asked for records).
+    /// sink takes JSON lines (a compressed file as its decoder gives it).
+    /// False: it is left to the single-threaded reader (standard input, a
+    /// pipe, `_bulk` pairs, or one thread asked for records).
     fn read_in_parallel(&mut self, out: &mut SourceOutput) -> Result<bool, PipelineError> {
         let Some(path) = &self.path else {
             return Ok(false);
@@ -240,7 +241,16 @@ impl JsonlSource {
         // Rows go out as records or as the parse threads' own lines.
         out.collect_into(Pending::Records(Vec::new()));
         let before = out.read();
-        super::jsonl_parallel::run(&plan, out)?;
+        // Nothing was read from a compressed file's decoder yet: its lines
+        // are cut from the start, as a plain file's.
+        let stream = self.compression.map(|_| {
+            let input = std::mem::replace(
+                &mut self.input,
+                BufReader::new(Box::new(io::empty()) as Box<dyn Read + Send>),
+            );
+            Box::new(input) as Box<dyn Read + Send>
+        });
+        super::jsonl_parallel::run(&plan, stream, out)?;
         if out.read() == before && !out.should_stop() && !out.at_limit() {
             tracing::warn!("{} is empty (no records); nothing read", self.name);
         }

@@ -11,7 +11,6 @@
 //! dead-letter file), the rest is read past. `_bulk` pairs are read by one
 //! thread (an action line and its document may fall in two chunks).
 
-use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -168,7 +167,7 @@ impl Plan<'_> {
 
 /// Cuts the file into chunks after a `\n`.
 struct LineCutter {
-    file: File,
+    file: Box<dyn Read + Send>,
     /// About how many bytes a chunk holds.
     chunk: usize,
     /// Past this many bytes without a `\n`, a line is too long: of it only
@@ -177,12 +176,25 @@ struct LineCutter {
     /// Bytes read past the last cut.
     carry: Vec<u8>,
     eof: bool,
+    /// A read failed (a compressed stream corrupt or cut short): the lines
+    /// read before it are handed out first, as one reader would read them.
+    failed: Option<std::io::Error>,
 }
 
 impl LineCutter {
     /// Reads until `carry` holds `want` bytes or the file ends.
     fn fill(&mut self, want: usize) -> std::io::Result<()> {
         super::parallel::fill(&mut self.file, &mut self.carry, &mut self.eof, want)
+    }
+
+    /// After a failed read: the whole lines read before it, or the error.
+    fn before_failure(&mut self, e: std::io::Error) -> std::io::Result<Option<Chunk>> {
+        let Some(i) = memchr::memrchr(b'\n', &self.carry) else {
+            return Err(e);
+        };
+        self.failed = Some(e);
+        let rest = self.carry.split_off(i + 1);
+        Ok(Some(Chunk::whole(std::mem::replace(&mut self.carry, rest))))
     }
 
     /// `carry` starts with more than [`LineCutter::hold`] bytes of one
@@ -220,9 +232,14 @@ impl Cut for LineCutter {
     /// The next chunk, ending after a `\n` or at the end of the file; empty
     /// at the end. Never `None`.
     fn next(&mut self) -> std::io::Result<Option<Chunk>> {
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
         let mut want = self.chunk;
         loop {
-            self.fill(want)?;
+            if let Err(e) = self.fill(want) {
+                return self.before_failure(e);
+            }
             if self.eof {
                 return Ok(Some(Chunk::whole(std::mem::take(&mut self.carry))));
             }
@@ -241,8 +258,13 @@ impl Cut for LineCutter {
     }
 }
 
-/// Reads the file on `plan.threads` parse threads.
-pub(super) fn run(plan: &Plan, out: &mut SourceOutput) -> Result<(), PipelineError> {
+/// Reads the file on `plan.threads` parse threads, or `stream` (what a
+/// compressed file's decoder gives, from its start) when one is given.
+pub(super) fn run(
+    plan: &Plan,
+    stream: Option<Box<dyn Read + Send>>,
+    out: &mut SourceOutput,
+) -> Result<(), PipelineError> {
     let reading = Reading {
         path: plan.path,
         name: plan.name,
@@ -252,11 +274,15 @@ pub(super) fn run(plan: &Plan, out: &mut SourceOutput) -> Result<(), PipelineErr
         threads: plan.threads,
     };
     let mut cutter = LineCutter {
-        file: reading.open()?,
+        file: match stream {
+            Some(stream) => stream,
+            None => Box::new(reading.open()?),
+        },
         chunk: super::parallel::chunk_bytes(plan.threads, plan.chunk_bytes.max(1)),
         hold: plan.hold(),
         carry: Vec::new(),
         eof: false,
+        failed: None,
     };
     match super::parallel::run(&reading, &mut cutter, &Parser::new(plan), out)? {
         Ended::Done => Ok(()),
@@ -289,11 +315,12 @@ mod tests {
             lines,
         };
         let mut cutter = LineCutter {
-            file: File::open(&path).unwrap(),
+            file: Box::new(std::fs::File::open(&path).unwrap()),
             chunk,
             hold: plan.hold(),
             carry: Vec::new(),
             eof: false,
+            failed: None,
         };
         let (mut got, mut line, mut covered) = (Vec::new(), 1, 0);
         loop {

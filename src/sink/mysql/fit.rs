@@ -132,8 +132,17 @@ impl MysqlWriter {
         let mut rows = Vec::with_capacity(batch.len());
         let mut unmatched = 0;
         let mut misfits = Vec::new();
+        // Records of one shape follow each other: their map is looked up once.
+        let mut last: Option<(&Arc<Schema>, Arc<ColumnMap>)> = None;
         for (index, record) in batch.iter().enumerate() {
-            let map = self.column_map(table, &record.schema);
+            let map = match &last {
+                Some((schema, map)) if Arc::ptr_eq(schema, &record.schema) => map.clone(),
+                _ => {
+                    let map = self.column_map(table, &record.schema);
+                    last = Some((&record.schema, map.clone()));
+                    map
+                }
+            };
             let mut values = Vec::with_capacity(map.pairs.len());
             let mut failed = if map.pairs.is_empty() {
                 Some(format!(
@@ -187,7 +196,7 @@ impl MysqlWriter {
             if failed.is_none() {
                 // One row must fit one statement, whatever the batching and
                 // the load mode: sized as escaped for LOAD DATA.
-                let size = escaped_size(&values) + 1024;
+                let size = escaped_size(&values, self.shared.max_packet) + 1024;
                 if size > self.shared.max_packet {
                     failed = Some(format!(
                         "the record is {size} bytes as sent (escaped), more than the server's max_allowed_packet ({} bytes) lets one statement carry; raise max_allowed_packet on the server to load it",
