@@ -235,6 +235,82 @@ fn a_compressed_file_is_cut_as_its_decoder_gives_it() {
     }
 }
 
+/// A compressed file that breaks (cut short, or corrupt in the middle) read
+/// in chunks keeps what one reader of the same bytes on standard input
+/// keeps: the same rows, dead letters, counts and exit code, with a stray
+/// quote before the break (in the first row, or in the rows the chunks
+/// held when the read failed) and with `--limit`.
+#[test]
+fn a_compressed_file_that_breaks_keeps_what_one_reader_keeps() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    for stray in [None, Some(1), Some(9_000)] {
+        // No quoted field after the stray quote: the quotes the chunks held
+        // when the read failed are odd all the way to the break.
+        let mut csv = String::from("id,name,note\n");
+        for i in 0..20_000 {
+            match stray == Some(i) {
+                true => csv.push_str(&format!("{i},tv,5\" screen\n")),
+                false => csv.push_str(&format!("{i},n{i},item {}\n", i * 7919 % 10007)),
+            }
+        }
+        fs::write(&input, &csv).unwrap();
+        let packed = gzip(csv.as_bytes());
+        let mut corrupt = packed.clone();
+        for b in &mut corrupt[packed.len() / 2..packed.len() / 2 + 50] {
+            *b ^= 0x55;
+        }
+        for (tag, bytes) in [
+            ("cut", packed[..packed.len() / 2].to_vec()),
+            ("corrupt", corrupt),
+        ] {
+            let file = dir.path().join(format!("{tag}.csv.gz"));
+            fs::write(&file, &bytes).unwrap();
+            let limits: [&[&str]; 2] = [&[], &["--limit", "9500"]];
+            for extra in limits {
+                let case = format!("{tag}, stray {stray:?} {extra:?}");
+                let (output, dead) = (
+                    dir.path().join("one.jsonl"),
+                    dir.path().join("one-dead.jsonl"),
+                );
+                let _ = fs::remove_file(&dead);
+                let mut args = csv_to_file("-", p(&output));
+                args.extend(["--dead-letter", p(&dead)]);
+                args.extend(extra);
+                let one = std::process::Command::new(bin())
+                    .args(&args)
+                    .env_remove("PIPELINE_LOG")
+                    .stdin(fs::File::open(&file).unwrap())
+                    .output()
+                    .unwrap();
+                let read = |f: &Path| fs::read_to_string(f).unwrap_or_default();
+                let one_out = match output.exists() {
+                    true => read(&output),
+                    false => read(&dir.path().join("one.jsonl.partial")),
+                };
+                let (got, got_dead, err) = run_with(&file, dir.path(), "2", extra);
+                let code = |e: &str| {
+                    e.lines()
+                        .rfind(|l| l.starts_with("pipeline-cli:"))
+                        .map(str::to_owned)
+                };
+                assert_eq!(counts(&stderr(&one)), counts(&err), "{case}: {err}");
+                assert_eq!(
+                    code(&stderr(&one)).map(|l| l.split(':').nth(1).map(str::to_owned)),
+                    code(&err).map(|l| l.split(':').nth(1).map(str::to_owned)),
+                    "{case}: another outcome"
+                );
+                assert!(got == one_out, "{case}: the rows kept differ");
+                assert_eq!(
+                    got_dead,
+                    read(&dead),
+                    "{case}: the dead-letter files differ"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn several_file_workers_keep_input_order() {
     let dir = tempfile::tempdir().unwrap();

@@ -187,29 +187,21 @@ struct Cutter {
     /// Bytes read past the last cut.
     carry: Vec<u8>,
     eof: bool,
-    /// A read failed (a compressed stream corrupt or cut short): the rows
-    /// read before it are handed out first, as one reader would read them.
-    failed: Option<std::io::Error>,
 }
 
 impl Cut for Cutter {
     /// The next chunk; empty at the end of the file. `Ok(None)`: no row end
-    /// within [`MAX_CHUNK_BYTES`].
+    /// within [`MAX_CHUNK_BYTES`], or a failed read.
     fn next(&mut self) -> std::io::Result<Option<Chunk>> {
-        if let Some(e) = self.failed.take() {
-            return Err(e);
-        }
         let mut want = self.chunk;
         loop {
-            if let Err(e) =
-                super::parallel::fill(&mut self.file, &mut self.carry, &mut self.eof, want)
+            // A read that fails (a compressed stream corrupt or cut short)
+            // ends the chunks: one thread reads on from the last cut and
+            // meets the same failure after the same rows (where the bytes
+            // held have a stray quote, only that reader can tell).
+            if super::parallel::fill(&mut self.file, &mut self.carry, &mut self.eof, want).is_err()
             {
-                let Some(end) = last_row_end(&self.carry) else {
-                    return Err(e);
-                };
-                self.failed = Some(e);
-                let rest = self.carry.split_off(end);
-                return Ok(Some(Chunk::whole(std::mem::replace(&mut self.carry, rest))));
+                return Ok(None);
             }
             if self.eof {
                 return Ok(Some(Chunk::whole(std::mem::take(&mut self.carry))));
@@ -256,7 +248,6 @@ pub(super) fn run(
         max: max.clamp(CHUNK_BYTES, MAX_CHUNK_BYTES),
         carry,
         eof: false,
-        failed: None,
     };
     super::parallel::run(&reading, &mut cutter, plan, out)
 }
