@@ -280,7 +280,7 @@ impl CsvSource {
             super::csv_parallel::Ended::Done => Ok(false),
             super::csv_parallel::Ended::From { offset, line } => {
                 tracing::debug!(
-                    "CSV {}: a quote the chunks cannot follow near line {line} (or a failed read); reading on with one thread",
+                    "CSV {}: a quote the chunks cannot follow near line {line}; reading on with one thread",
                     self.name
                 );
                 let input = self.read_on_from(path, offset)?;
