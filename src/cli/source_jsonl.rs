@@ -61,7 +61,8 @@ pub struct JsonlFlags {
 
     /// About how many bytes one chunk of a file read on several threads
     /// holds (a chunk ends at a line end; it grows to hold a line up to
-    /// --jsonl-max-line-bytes). For tests.
+    /// --jsonl-max-line-bytes); past 7 threads, no more than 8 MiB over
+    /// the threads and one (at least 256 KiB). For tests.
     #[arg(long, value_name = "BYTES", hide = true, default_value_t = crate::config::DEFAULT_CHUNK_BYTES)]
     pub jsonl_chunk_bytes: usize,
 }
