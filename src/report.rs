@@ -133,10 +133,25 @@ pub fn line(level: &str, message: &str, extra: Map<String, Json>) {
 /// The line of an error that ends the process: level ERROR, with its
 /// `exit_code` and `error_type`.
 pub fn fatal_line(message: &str, exit_code: i32, error_type: &str) {
+    ending_line("ERROR", message, exit_code, error_type);
+}
+
+/// The line of `error` ending the process with `exit_code`: ERROR, but
+/// WARN when another run holds the lock or the output (nothing is wrong:
+/// a scheduler started this run while the last one still ran).
+pub fn error_line(error: &crate::error::PipelineError, exit_code: i32) {
+    let level = match error {
+        crate::error::PipelineError::Busy(_) => "WARN",
+        _ => "ERROR",
+    };
+    ending_line(level, &error.to_string(), exit_code, error.error_type());
+}
+
+fn ending_line(level: &str, message: &str, exit_code: i32, error_type: &str) {
     let mut extra = Map::new();
     extra.insert("exit_code".into(), exit_code.into());
     extra.insert("error_type".into(), error_type.into());
-    line("ERROR", message, extra);
+    line(level, message, extra);
 }
 
 /// The summary record: how the run ended (`outcome`, `exit_code`), the

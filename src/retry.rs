@@ -7,7 +7,10 @@
 
 use std::time::{Duration, Instant};
 
-/// First wait; each later wait doubles, up to [`MAX_DELAY`].
+/// First wait; each later wait doubles, up to [`MAX_DELAY`]. Each wait is
+/// then drawn between half of it and all of it ([`jittered`]), so that the
+/// processes of a sliced read that lost their server together do not all
+/// come back at the same instant.
 const FIRST_DELAY: Duration = Duration::from_millis(100);
 /// Longest wait between two attempts (unless the server asks for longer).
 const MAX_DELAY: Duration = Duration::from_secs(10);
@@ -54,7 +57,7 @@ impl Backoff {
         let exp = FIRST_DELAY.saturating_mul(1u32 << self.attempt.min(16));
         let delay = match server_hint {
             Some(h) => h.min(MAX_SERVER_DELAY),
-            None => exp.min(MAX_DELAY),
+            None => jittered(exp.min(MAX_DELAY)),
         };
         let spent = first.elapsed();
         if spent + delay > self.policy.retry_for {
@@ -281,19 +284,52 @@ impl<'a> Retrier<'a> {
 /// Parses `500ms`, `30s`, `5m`, `1h`, `2d`, or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
-    let bad = || format!("'{text}' is not a duration like 500ms, 30s, 5m or 1h");
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().map_err(|_| bad())?;
-    let ms = match unit {
-        "ms" => n,
-        "" | "s" => n.saturating_mul(1000),
-        "m" => n.saturating_mul(60_000),
-        "h" => n.saturating_mul(3_600_000),
-        "d" => n.saturating_mul(86_400_000),
-        _ => return Err(bad()),
-    };
-    Ok(Duration::from_millis(ms))
+    let bad = || format!("'{text}' is not a duration like 500ms, 30s, 1m30s, 5m or 1.5h");
+    // A bare number is seconds.
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        let n: u64 = t.parse().map_err(|_| bad())?;
+        return Ok(Duration::from_secs(n));
+    }
+    // Otherwise one or more numbers with a unit each, largest first
+    // (`1h30m`, `2m30s500ms`), a number may have a fraction (`1.5h`).
+    if t.is_empty() {
+        return Err(bad());
+    }
+    let mut rest = t;
+    let mut total = 0f64;
+    let mut last_unit = f64::INFINITY;
+    while !rest.is_empty() {
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        let (num, after) = rest.split_at(num_end);
+        let unit_end = after
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(after.len());
+        let (unit, next) = after.split_at(unit_end);
+        let n: f64 = match num.parse() {
+            Ok(n) if !num.starts_with('.') && !num.ends_with('.') => n,
+            _ => return Err(bad()),
+        };
+        let ms = match unit {
+            "ms" => 1.0,
+            "s" => 1e3,
+            "m" => 60e3,
+            "h" => 3_600e3,
+            "d" => 86_400e3,
+            _ => return Err(bad()),
+        };
+        if ms >= last_unit {
+            return Err(bad());
+        }
+        last_unit = ms;
+        total += n * ms;
+        rest = next;
+    }
+    if !total.is_finite() || total > u64::MAX as f64 {
+        return Err(bad());
+    }
+    Ok(Duration::from_micros((total * 1000.0).round() as u64))
 }
 
 /// A duration the way the flags are written (`90s`, `5m`, `250ms`).
@@ -328,9 +364,38 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     n.checked_mul(mult).ok_or_else(bad)
 }
 
+/// A wait between half of `d` and `d`, drawn at random (each process's hash
+/// keys are random, and the clock differs between calls).
+fn jittered(d: Duration) -> Duration {
+    use std::hash::BuildHasher;
+    let random = std::collections::hash_map::RandomState::new().hash_one(Instant::now());
+    let half = d / 2;
+    let span = u64::try_from(half.as_micros()).unwrap_or(u64::MAX);
+    half + Duration::from_micros(random % span.saturating_add(1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn waits_are_spread_between_half_and_all_of_the_backoff() {
+        let waits: Vec<Duration> = (0..200).map(|_| jittered(Duration::from_secs(8))).collect();
+        assert!(waits
+            .iter()
+            .all(|w| (Duration::from_secs(4)..=Duration::from_secs(8)).contains(w)));
+        let distinct: std::collections::HashSet<_> = waits.iter().collect();
+        assert!(
+            distinct.len() > 150,
+            "{} distinct waits of 200",
+            distinct.len()
+        );
+        let low = waits
+            .iter()
+            .filter(|w| **w < Duration::from_secs(6))
+            .count();
+        assert!((40..160).contains(&low), "{low} of 200 in the lower half");
+    }
 
     #[test]
     fn doubles_up_to_the_cap_and_honours_the_server() {
@@ -340,10 +405,11 @@ mod tests {
         }
         .start();
         let waits: Vec<_> = (0..9).map(|_| b.next_delay(None).unwrap()).collect();
-        assert_eq!(waits[0], Duration::from_millis(100));
-        assert_eq!(waits[1], Duration::from_millis(200));
-        assert_eq!(waits[7], Duration::from_secs(10));
-        assert_eq!(waits[8], Duration::from_secs(10));
+        let within = |w: Duration, full: Duration| (full / 2..=full).contains(&w);
+        assert!(within(waits[0], Duration::from_millis(100)), "{waits:?}");
+        assert!(within(waits[1], Duration::from_millis(200)), "{waits:?}");
+        assert!(within(waits[7], Duration::from_secs(10)), "{waits:?}");
+        assert!(within(waits[8], Duration::from_secs(10)), "{waits:?}");
         assert_eq!(
             b.next_delay(Some(Duration::from_secs(7))),
             Some(Duration::from_secs(7))
@@ -466,6 +532,22 @@ mod tests {
         assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
         assert!(parse_duration("5 minutes").is_err());
         assert!(parse_duration("").is_err());
+        // Compound and fractional forms, largest unit first.
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(
+            parse_duration("2m30s500ms"),
+            Ok(Duration::from_millis(150_500))
+        );
+        assert_eq!(parse_duration("1.5h"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("0.25s"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1d12h"), Ok(Duration::from_secs(129_600)));
+        for bad in [
+            "30s1m", "1m1m", "1.s", ".5s", "1..5s", "s", "1x", "1m30", "-1s", "1 m", "ms",
+        ] {
+            let e = parse_duration(bad).unwrap_err();
+            assert!(e.contains("1m30s"), "{bad}: {e}");
+        }
         assert_eq!(format_duration(Duration::from_secs(300)), "5m");
         assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");
         assert_eq!(parse_size("64MiB"), Ok(64 << 20));

@@ -264,6 +264,24 @@ fn the_lock_refuses_a_second_run_and_never_goes_stale() {
     assert_eq!(out.status.code(), Some(75), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("another run holds the lock"), "{err}");
+    // A warning, not an error: a scheduler started it while the last ran.
+    assert!(!err.contains("error:"), "{err}");
+    let mut json = args.clone();
+    json.extend(["--log-format", "json"]);
+    let out = run(&json);
+    assert_eq!(out.status.code(), Some(75), "{}", stderr(&out));
+    let line = stderr(&out);
+    let fatal: serde_json::Value = line
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .find(|v: &serde_json::Value| {
+            v["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("holds the lock"))
+        })
+        .unwrap_or_else(|| panic!("no lock line: {line}"));
+    assert_eq!(fatal["level"], "WARN", "{fatal}");
+    assert_eq!(fatal["exit_code"], 75, "{fatal}");
     assert!(err.contains(&format!("pid {}", first.id())), "{err}");
     // Since when, as a time a person reads.
     assert!(err.contains(" UTC"), "{err}");

@@ -33,7 +33,7 @@ fn process(args: Vec<OsString>) -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             let code = exit_code(Ending::Error(&e));
-            report::fatal_line(&e.to_string(), code.code(), e.error_type());
+            report::error_line(&e, code.code());
             code
         }
     }

@@ -116,7 +116,7 @@ fn not_started(config: &Config, exports: Exports, e: PipelineError) -> PipelineE
 /// exit code, which a summary file that cannot be written makes 1.
 fn report_summary(config: &Config, summary: &RunSummary, code: ExitCode) -> ExitCode {
     if let Some(e) = &summary.error {
-        report::fatal_line(&e.to_string(), code.code(), e.error_type());
+        report::error_line(e, code.code());
     }
     if report::print_summary(config, summary, code) {
         code

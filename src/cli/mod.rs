@@ -730,6 +730,41 @@ mod tests {
         );
     }
 
+    /// Every DURATION flag takes compound and fractional forms; a bad one
+    /// is refused naming the flag and the forms.
+    #[test]
+    fn durations_take_the_usual_forms() {
+        let base = [
+            "--source-type",
+            "csv",
+            "--csv-file",
+            "x",
+            "--sink-type",
+            "file",
+            "--output-file",
+            "o",
+        ];
+        for (text, secs) in [("1m30s", 90), ("1.5h", 5400), ("45", 45)] {
+            let mut args = base.to_vec();
+            args.extend(["--retry-for", text]);
+            let c = parse(&args).unwrap();
+            assert_eq!(
+                c.retry.retry_for,
+                std::time::Duration::from_secs(secs),
+                "{text}"
+            );
+        }
+        for text in ["1m30", "30s1m", "soon"] {
+            let mut args = base.to_vec();
+            args.extend(["--retry-for", text]);
+            let e = parse(&args).unwrap_err();
+            assert!(
+                e.contains("--retry-for") && e.contains("1m30s"),
+                "{text}: {e}"
+            );
+        }
+    }
+
     #[test]
     fn bad_combinations_are_refused_with_the_flag_named() {
         let e = parse(&[

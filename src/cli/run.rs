@@ -17,7 +17,10 @@ use super::resolve::{positive, Slice};
 pub struct RunFlags {
     /// How long failed requests and batches are retried (lost connection,
     /// deadlock, lock wait timeout, 429/502/503/504, timeouts), with
-    /// exponential backoff of up to 10 s between attempts. Example: --retry-for 15m
+    /// exponential backoff of up to 10 s between attempts (each wait drawn
+    /// between half and all of it, so sliced runs do not retry in step).
+    /// Durations: 500ms, 30s, 1m30s, 1.5h, 2d; a bare number is seconds.
+    /// Example: --retry-for 15m
     #[arg(
         long,
         value_name = "DURATION",
