@@ -21,6 +21,8 @@ pub const DEFAULT_CSV_MAX_FIELD_BYTES: &str = "64MiB";
 pub const DEFAULT_CSV_MAX_FIELD_LINES: u64 = 10_000;
 /// `--retry-for`.
 pub const DEFAULT_RETRY_FOR: &str = "5m";
+/// `--start-retry-for`.
+pub const DEFAULT_START_RETRY_FOR: &str = "30s";
 /// `--es-timeout`.
 pub const DEFAULT_ES_TIMEOUT: &str = "30s";
 /// `--db-timeout`.
@@ -578,6 +580,8 @@ impl Config {
                 retry_for: crate::retry::parse_duration(DEFAULT_RETRY_FOR)
                     .expect("a valid default"),
                 max_retries: None,
+                at_start: crate::retry::parse_duration(DEFAULT_START_RETRY_FOR)
+                    .expect("a valid default"),
             },
             limit: None,
             flatten: None,

@@ -24,6 +24,9 @@ pub struct RetryPolicy {
     pub retry_for: Duration,
     /// At most this many retries, when set.
     pub max_retries: Option<u32>,
+    /// `--start-retry-for`: how long a server never reached yet is retried
+    /// (no longer than `retry_for`), see [`RetryPolicy::starting`].
+    pub at_start: Duration,
 }
 
 impl RetryPolicy {
@@ -33,7 +36,23 @@ impl RetryPolicy {
             policy: self,
             first_failure: None,
             attempt: 0,
+            flag: "--retry-for",
         }
+    }
+
+    /// A retry loop for a server that has not answered yet: a server that
+    /// is not there when the run starts fails it after `at_start`, while
+    /// one lost mid-run is waited for all of `retry_for`.
+    pub fn starting(self) -> Retrier<'static> {
+        let mut retrier = RetryPolicy {
+            retry_for: self.retry_for.min(self.at_start),
+            ..self
+        }
+        .retrier();
+        if self.at_start < self.retry_for {
+            retrier.backoff.flag = "--start-retry-for";
+        }
+        retrier
     }
 }
 
@@ -44,6 +63,8 @@ pub struct Backoff {
     /// Set at the first failure: the budget runs from there.
     first_failure: Option<Instant>,
     attempt: u32,
+    /// The flag that bounds it, for messages.
+    flag: &'static str,
 }
 
 impl Backoff {
@@ -98,8 +119,9 @@ impl Backoff {
                 format!("gave up after {m} retries, --max-retries")
             }
             _ => format!(
-                "gave up after {} retries in {spent:.1}s, --retry-for {}",
+                "gave up after {} retries in {spent:.1}s, {} {}",
                 self.attempt,
+                self.flag,
                 format_duration(self.policy.retry_for)
             ),
         }
@@ -332,6 +354,15 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_micros((total * 1000.0).round() as u64))
 }
 
+/// A wait for a log line, rounded: `250ms`, `1.3s`, `10s`.
+pub fn format_wait(d: Duration) -> String {
+    match d.as_millis() {
+        ms if ms < 1000 => format!("{ms}ms"),
+        ms if ms < 10_000 => format!("{:.1}s", ms as f64 / 1000.0),
+        _ => format!("{}s", d.as_secs_f64().round()),
+    }
+}
+
 /// A duration the way the flags are written (`90s`, `5m`, `250ms`).
 pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
@@ -397,11 +428,49 @@ mod tests {
         assert!((40..160).contains(&low), "{low} of 200 in the lower half");
     }
 
+    /// A server not reached yet is retried for the shorter of the two
+    /// bounds, and the message names the one that ended it.
+    #[test]
+    fn a_server_not_reached_yet_is_given_up_at_the_start_bound() {
+        let fail = || Err::<(), _>(Failure::passing("refused"));
+        let policy = RetryPolicy {
+            retry_for: Duration::from_secs(3600),
+            max_retries: None,
+            at_start: Duration::from_millis(300),
+        };
+        let started = Instant::now();
+        let gave_up = policy
+            .starting()
+            .run(fail, |_: &&str, _: &str, _| {})
+            .unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(2));
+        match gave_up.reason {
+            Reason::Exhausted(why) => assert!(why.contains("--start-retry-for 300ms"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        // --retry-for shorter: it bounds the start too, and is named.
+        let policy = RetryPolicy {
+            retry_for: Duration::from_millis(200),
+            at_start: Duration::from_secs(30),
+            ..policy
+        };
+        match policy
+            .starting()
+            .run(fail, |_: &&str, _: &str, _| {})
+            .unwrap_err()
+            .reason
+        {
+            Reason::Exhausted(why) => assert!(why.contains("--retry-for 200ms"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn doubles_up_to_the_cap_and_honours_the_server() {
         let mut b = RetryPolicy {
             retry_for: Duration::from_secs(3600),
             max_retries: None,
+            at_start: Duration::from_secs(30),
         }
         .start();
         let waits: Vec<_> = (0..9).map(|_| b.next_delay(None).unwrap()).collect();
@@ -425,6 +494,7 @@ mod tests {
         let mut b = RetryPolicy {
             retry_for: Duration::from_secs(3600),
             max_retries: Some(2),
+            at_start: Duration::from_secs(30),
         }
         .start();
         assert!(b.next_delay(None).is_some());
@@ -435,6 +505,7 @@ mod tests {
         let mut b = RetryPolicy {
             retry_for: Duration::from_millis(250),
             max_retries: None,
+            at_start: Duration::from_secs(30),
         }
         .start();
         let total: Duration = std::iter::from_fn(|| b.next_delay(None))
@@ -453,6 +524,7 @@ mod tests {
         let policy = RetryPolicy {
             retry_for: Duration::from_secs(60),
             max_retries: Some(2),
+            at_start: Duration::from_secs(30),
         };
         let mut tries = 0;
         let mut heard = Vec::new();
@@ -491,6 +563,7 @@ mod tests {
         let policy = RetryPolicy {
             retry_for: Duration::from_secs(60),
             max_retries: None,
+            at_start: Duration::from_secs(30),
         };
         let no_retry = |_: &&str, _: &str, _| panic!("retried");
         let gave = policy
@@ -550,6 +623,10 @@ mod tests {
         }
         assert_eq!(format_duration(Duration::from_secs(300)), "5m");
         assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");
+        assert_eq!(format_wait(Duration::from_micros(881_011)), "881ms");
+        assert_eq!(format_wait(Duration::from_millis(1_349)), "1.3s");
+        assert_eq!(format_wait(Duration::from_millis(9_990)), "10.0s");
+        assert_eq!(format_wait(Duration::from_millis(12_600)), "13s");
         assert_eq!(parse_size("64MiB"), Ok(64 << 20));
         assert_eq!(parse_size("512k"), Ok(512 << 10));
         assert_eq!(parse_size("1000"), Ok(1000));

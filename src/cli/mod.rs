@@ -744,6 +744,15 @@ mod tests {
             "--output-file",
             "o",
         ];
+        // A server not reached at start: 30 s by default, its own flag.
+        let c = parse(&base).unwrap();
+        assert_eq!(c.retry.at_start, std::time::Duration::from_secs(30));
+        let mut args = base.to_vec();
+        args.extend(["--start-retry-for", "1m30s"]);
+        assert_eq!(
+            parse(&args).unwrap().retry.at_start,
+            std::time::Duration::from_secs(90)
+        );
         for (text, secs) in [("1m30s", 90), ("1.5h", 5400), ("45", 45)] {
             let mut args = base.to_vec();
             args.extend(["--retry-for", text]);

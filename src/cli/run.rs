@@ -29,6 +29,19 @@ pub struct RunFlags {
     )]
     pub retry_for: String,
 
+    /// How long a server that cannot be reached when the run starts
+    /// (Elasticsearch or MySQL: refused, timed out, reset) is tried again
+    /// before the run exits 2; never longer than --retry-for. A server
+    /// that answered once and is lost mid-run is waited for all of
+    /// --retry-for. --check is bounded by it too. Example: --start-retry-for 2m
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = crate::config::DEFAULT_START_RETRY_FOR,
+        help_heading = "Errors"
+    )]
+    pub start_retry_for: String,
+
     /// At most N retries of one request or batch (within --retry-for).
     /// Example: --max-retries 10
     #[arg(long, value_name = "N", help_heading = "Errors")]
@@ -109,12 +122,14 @@ pub struct RunFlags {
 }
 
 impl RunFlags {
-    /// `--retry-for` and `--max-retries`.
+    /// `--retry-for`, `--max-retries` and `--start-retry-for`.
     pub(super) fn retry_policy(&self) -> Result<RetryPolicy, PipelineError> {
         Ok(RetryPolicy {
             retry_for: crate::retry::parse_duration(&self.retry_for)
                 .map_err(|e| PipelineError::Config(format!("--retry-for: {e}")))?,
             max_retries: self.max_retries,
+            at_start: crate::retry::parse_duration(&self.start_retry_for)
+                .map_err(|e| PipelineError::Config(format!("--start-retry-for: {e}")))?,
         })
     }
 

@@ -263,7 +263,10 @@ impl Metrics {
     ) {
         self.error(stage, error_type, 1);
         self.retried(stage);
-        tracing::warn!("{why}; retry {progress} in {delay:?}");
+        tracing::warn!(
+            "{why}; retry {progress} in {}",
+            crate::retry::format_wait(delay)
+        );
     }
 
     /// A sink finished with a batch.

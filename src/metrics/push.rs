@@ -101,6 +101,7 @@ impl Pusher {
         let policy = crate::retry::RetryPolicy {
             retry_for: self.cfg.timeout,
             max_retries: Some(PUSH_ATTEMPTS - 1),
+            at_start: self.cfg.timeout,
         };
         let pushed = policy.retrier().within(deadline).run(
             || self.push_once(deadline),

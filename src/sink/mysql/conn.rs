@@ -169,6 +169,57 @@ pub(super) async fn connect(
     }
 }
 
+/// Connects when the run starts. A server that cannot be reached (refused,
+/// timed out, reset) is tried again within `--start-retry-for`, as an
+/// Elasticsearch that is not there yet; a host name that does not resolve,
+/// a refused user or password, or a missing database fails at once. The
+/// error is [`connect_error`]'s, saying how long the server was tried.
+pub(super) async fn connect_at_start(
+    opts: &Opts,
+    cfg: &MysqlConfig,
+) -> Result<Conn, PipelineError> {
+    use crate::retry::{Failure, Reason};
+    let target = format!("{}:{}", cfg.host, cfg.port);
+    let tried = cfg
+        .retry
+        .starting()
+        .run_async(
+            || async {
+                connect(opts, cfg).await.map_err(|e| match classify(&e) {
+                    DbError::Retry(..) if !plain(&e).contains("lookup address") => {
+                        Failure::passing(e)
+                    }
+                    _ => Failure::fatal(e),
+                })
+            },
+            |e: &mysql_async::Error, progress: &str, delay| {
+                tracing::warn!(
+                    "cannot connect to MySQL at {target} ({}); retry {progress} in {}",
+                    plain(e),
+                    crate::retry::format_wait(delay)
+                )
+            },
+        )
+        .await;
+    tried.map_err(
+        |gave_up| match (connect_error(cfg, &gave_up.error), gave_up.reason) {
+            (
+                PipelineError::Unavailable {
+                    stage,
+                    error_type,
+                    message,
+                },
+                Reason::Exhausted(spent),
+            ) => PipelineError::Unavailable {
+                stage,
+                error_type,
+                message: format!("{message} ({spent})"),
+            },
+            (e, _) => e,
+        },
+    )
+}
+
 /// One clear line for a connection that could not be made at start (exit 2).
 pub(super) fn connect_error(cfg: &MysqlConfig, e: &mysql_async::Error) -> PipelineError {
     let target = format!("{}:{}", cfg.host, cfg.port);

@@ -38,7 +38,9 @@ use crate::record::Record;
 use crate::runtime::runtime;
 
 use crate::sink::api::{BatchWriter, Sink};
-use conn::{build_opts, classify, connect, connect_error, plain, ssl_opts, text_rows};
+use conn::{
+    build_opts, classify, connect, connect_at_start, connect_error, plain, ssl_opts, text_rows,
+};
 use schema::{check_fields, describe, xa_survives_disconnect};
 use table::Table;
 use writer::MysqlWriter;
@@ -199,9 +201,7 @@ fn probe_error(e: mysql_async::Error) -> PipelineError {
 /// Reads the table's definition and the server's settings, and sets up XA
 /// batches where the server allows them.
 async fn probe(opts: &Opts, cfg: &MysqlConfig, dry: bool) -> Result<Probe, PipelineError> {
-    let mut conn = connect(opts, cfg)
-        .await
-        .map_err(|e| connect_error(cfg, &e))?;
+    let mut conn = connect_at_start(opts, cfg).await?;
     let table = describe(&mut conn, &cfg.database, &cfg.table)
         .await
         .map_err(probe_error)?;

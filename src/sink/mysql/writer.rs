@@ -426,7 +426,8 @@ impl MysqlWriter {
                 },
                 |e: &mysql_async::Error, progress, delay| {
                     tracing::warn!(
-                        "reconnecting to check batch {xid}: {e}; retry {progress} in {delay:?}"
+                        "reconnecting to check batch {xid}: {e}; retry {progress} in {}",
+                        crate::retry::format_wait(delay)
                     )
                 },
             )

@@ -267,14 +267,21 @@ impl Client {
     /// 2xx body is read by `read`. Returns what it read and the body's size.
     async fn send_with<T>(&self, call: Call<'_>, read: Reader<'_, T>) -> Result<(T, u64), EsError> {
         let call = &call;
-        let sent = self
-            .retry
-            .retrier()
+        // Until some node has answered, a server that is not there fails
+        // the run after --start-retry-for, not all of --retry-for.
+        let retrier = match self.answered.load(Ordering::Relaxed) {
+            true => self.retry.retrier(),
+            false => self.retry.starting(),
+        };
+        let sent = retrier
             .run_async(
                 || self.attempt(call, read),
                 |failed: &Failed, progress, delay| {
                     if let Failed::Passing(why) = failed {
-                        tracing::warn!("{why}; retry {progress} in {delay:?}");
+                        tracing::warn!(
+                            "{why}; retry {progress} in {}",
+                            crate::retry::format_wait(delay)
+                        );
                     }
                     if let Some(m) = call.metrics.or(call.retries) {
                         m.retried(Stage::Source);
