@@ -305,18 +305,35 @@ fn check_not_foreign(
 }
 
 /// The directory of `path` must take a new file (how atomic writes work).
+/// Asked of the kernel (`faccessat` with the effective ids: permissions,
+/// ACLs, a read-only mount), so nothing is written, not even by `--check`.
 fn check_writable_dir(path: &Path, what: &str) -> Result<(), PipelineError> {
-    match create_temp_beside(path, "probe") {
-        Ok((_, probe)) => {
-            let _ = std::fs::remove_file(&probe);
-            Ok(())
+    use std::os::unix::ffi::OsStrExt;
+    let dir = dir_of(path);
+    let refused = match std::ffi::CString::new(dir.as_os_str().as_bytes()) {
+        Ok(c) => {
+            // SAFETY: a valid C string that lives through the call.
+            let r = unsafe {
+                libc::faccessat(
+                    libc::AT_FDCWD,
+                    c.as_ptr(),
+                    libc::W_OK | libc::X_OK,
+                    libc::AT_EACCESS,
+                )
+            };
+            r != 0
         }
-        Err(e) => Err(config_error(format!(
+        Err(_) => false,
+    };
+    if refused {
+        let e = std::io::Error::last_os_error();
+        return Err(config_error(format!(
             "{what} '{}' cannot be written: {e} (in {})",
             path.display(),
-            dir_of(path).display()
-        ))),
+            dir.display()
+        )));
     }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -40,6 +40,18 @@ fn check_maps_fields_to_columns_and_writes_nothing() {
     ));
     let lock = dir.path().join("run.lock");
     let textfile = dir.path().join("m.prom");
+    // Nothing is written, not even a probe of the textfile's directory:
+    // its entries and its modification time stay as they were.
+    let listing = |d: &Path| {
+        let mut names: Vec<_> = fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        (names, fs::metadata(d).unwrap().modified().unwrap())
+    };
+    let before = listing(dir.path());
+    std::thread::sleep(std::time::Duration::from_millis(20));
     let out = run(&csv_to_mysql(
         p(&input),
         &mysql_url(),
@@ -58,6 +70,11 @@ fn check_maps_fields_to_columns_and_writes_nothing() {
     ));
     let said = stdout(&out);
     assert_eq!(out.status.code(), Some(0), "{said}{}", stderr(&out));
+    assert_eq!(
+        listing(dir.path()),
+        before,
+        "--check wrote in the directory"
+    );
     assert!(
         said.contains("4 fields from the header: id, amount, note, extra"),
         "{said}"
