@@ -625,3 +625,34 @@ fn ctrl_c_mid_run_leaves_exactly_what_was_read() {
     );
     db.exec(&format!("DROP TABLE {table}"));
 }
+
+/// A user the server lets in only by its unix socket (error 1698 over TCP)
+/// is told like a wrong password (1045): exit 2 at once, naming the user
+/// and the flags, not retried for --start-retry-for.
+#[test]
+fn a_user_without_a_tcp_password_is_told_like_a_wrong_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    fs::write(&input, "id,name\n1,a\n").unwrap();
+    let user = format!("sock_{}", std::process::id());
+    let mut db = Db::connect();
+    db.exec(&format!("DROP USER IF EXISTS '{user}'@'%'"));
+    db.exec(&format!(
+        "CREATE USER '{user}'@'%' IDENTIFIED VIA unix_socket"
+    ));
+    let url = format!("mysql://{user}@127.0.0.1:3306/test");
+    let started = std::time::Instant::now();
+    let out = run(&csv_to_mysql(p(&input), &url, "t_sock", &[]));
+    db.exec(&format!("DROP USER '{user}'@'%'"));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{err}"
+    );
+    assert!(
+        err.contains("access denied") && err.contains(&user) && err.contains("--db-user"),
+        "{err}"
+    );
+    assert!(!err.contains("retry 1"), "{err}");
+}

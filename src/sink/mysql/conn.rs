@@ -86,7 +86,7 @@ pub(super) fn classify(e: &mysql_async::Error) -> DbError {
                 | 3140 | 4025 | 3819 | 1452 | 1451 | 4078 | 1918 => {
                     DbError::Data(ErrorType::Conversion, msg)
                 }
-                1044 | 1045 | 1142 | 1143 | 1227 => DbError::Fatal(ErrorType::Auth, msg),
+                1044 | 1045 | 1698 | 1142 | 1143 | 1227 => DbError::Fatal(ErrorType::Auth, msg),
                 // a packet over max_allowed_packet: the same again would fail again
                 1153 | 1301 => DbError::Fatal(ErrorType::Server, msg),
                 _ => DbError::Fatal(ErrorType::Server, msg),
@@ -224,7 +224,8 @@ pub(super) async fn connect_at_start(
 pub(super) fn connect_error(cfg: &MysqlConfig, e: &mysql_async::Error) -> PipelineError {
     let target = format!("{}:{}", cfg.host, cfg.port);
     let (error_type, why) = match e {
-        mysql_async::Error::Server(se) if se.code == 1045 => (
+        // 1698: no password is accepted for this user (unix_socket auth).
+        mysql_async::Error::Server(se) if se.code == 1045 || se.code == 1698 => (
             ErrorType::Auth,
             format!(
                 "access denied for user '{}' (check --db-user and the password, which came from {})",
