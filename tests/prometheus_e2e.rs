@@ -241,6 +241,38 @@ fn the_textfile_is_clean_for_promtool() {
         ),
         Some(1.0)
     );
+
+    // A run that fails part way (a gzip file cut short) neither succeeds
+    // nor completes: the textfile keeps both times of the run before, as
+    // the Pushgateway does, and says how this one ended.
+    let success = value(&text, "pipeline_last_success_timestamp_seconds", &[]).unwrap();
+    let completion = value(&text, "pipeline_last_completion_timestamp_seconds", &[]).unwrap();
+    let rows: String = (0..20_000).map(|i| format!("{i}\n")).collect();
+    let packed = gzip(format!("a\n{rows}").as_bytes());
+    let cut = dir.path().join("cut.csv.gz");
+    fs::write(&cut, &packed[..packed.len() / 2]).unwrap();
+    let mut args = csv_to_file(p(&cut), p(&output));
+    args.extend(["--metrics-textfile", p(&prom), "--pipeline-id", "tf"]);
+    let out = run(&args);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = fs::read_to_string(&prom).unwrap();
+    assert_eq!(
+        value(&text, "pipeline_last_exit_code", &[]),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, "pipeline_last_success_timestamp_seconds", &[]),
+        Some(success),
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, "pipeline_last_completion_timestamp_seconds", &[]),
+        Some(completion),
+        "{text}"
+    );
+    let (ok, report) = promtool_check_metrics(&text);
+    assert!(ok && report.trim().is_empty(), "promtool: {report}");
 }
 
 #[test]

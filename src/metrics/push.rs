@@ -205,22 +205,21 @@ impl Pusher {
 }
 
 const LAST_SUCCESS: &str = "pipeline_last_success_timestamp_seconds";
+const LAST_COMPLETION: &str = "pipeline_last_completion_timestamp_seconds";
 
-/// The last-success lines (HELP, TYPE, the sample of this pipeline) of an
+/// The lines of `name` (HELP, TYPE, the sample of this pipeline) of an
 /// earlier textfile, or nothing.
-fn carried_forward(previous: &str, pipeline_id: &str) -> String {
+fn carried_forward(previous: &str, pipeline_id: &str, name: &str) -> String {
     let label = format!("pipeline_id=\"{pipeline_id}\"");
     let sample = previous
         .lines()
-        .find(|l| l.starts_with(&format!("{LAST_SUCCESS}{{")) && l.contains(&label));
+        .find(|l| l.starts_with(&format!("{name}{{")) && l.contains(&label));
     let Some(sample) = sample else {
         return String::new();
     };
     let mut out = String::new();
     for l in previous.lines() {
-        if l.starts_with(&format!("# HELP {LAST_SUCCESS} "))
-            || l.starts_with(&format!("# TYPE {LAST_SUCCESS} "))
-        {
+        if l.starts_with(&format!("# HELP {name} ")) || l.starts_with(&format!("# TYPE {name} ")) {
             out.push_str(l);
             out.push('\n');
         }
@@ -234,12 +233,19 @@ fn carried_forward(previous: &str, pipeline_id: &str) -> String {
 /// fsync, rename), for node_exporter's textfile collector.
 pub fn write_textfile(path: &Path, metrics: &Metrics) -> std::io::Result<()> {
     let mut text = render_for_export(metrics);
-    // A run that did not succeed has no last-success time of its own: keep
-    // the previous run's, as the Pushgateway keeps it, so "no recent
-    // success" can be alerted on from the textfile too.
-    if !text.contains(&format!("{LAST_SUCCESS}{{")) {
+    // A run that did not succeed (or did not complete) has no last-success
+    // (last-completion) time of its own: keep the previous run's, as the
+    // Pushgateway keeps it, so "no recent success" and "no recent
+    // completion" can be alerted on from the textfile too.
+    let missing: Vec<&str> = [LAST_SUCCESS, LAST_COMPLETION]
+        .into_iter()
+        .filter(|name| !text.contains(&format!("{name}{{")))
+        .collect();
+    if !missing.is_empty() {
         if let Ok(previous) = crate::safe_fs::read_own(path) {
-            text.push_str(&carried_forward(&previous, metrics.pipeline_id()));
+            for name in missing {
+                text.push_str(&carried_forward(&previous, metrics.pipeline_id(), name));
+            }
         }
     }
     let result = crate::fsutil::write_atomic(path, text.as_bytes());
