@@ -144,9 +144,15 @@ impl Context {
         const LOGGED: u64 = 10;
         match self.warned.fetch_add(1, Ordering::Relaxed) {
             n if n < LOGGED => log(),
-            LOGGED => tracing::warn!(
-                "more records rejected; they are counted in pipeline_records_failed_total and kept in the dead-letter file, but not logged"
-            ),
+            LOGGED => match self.dead_letter.path() {
+                Some(path) => tracing::warn!(
+                    "more records rejected; they are counted in pipeline_records_failed_total and kept in the dead-letter file {}, but not logged",
+                    path.display()
+                ),
+                None => tracing::warn!(
+                    "more records rejected; they are counted in pipeline_records_failed_total but not logged, and not kept: keep them with --dead-letter PATH"
+                ),
+            },
             _ => {}
         }
     }

@@ -306,3 +306,42 @@ fn a_huge_quoted_field_is_given_up_at_the_limit_without_being_held() {
         rss >> 20
     );
 }
+
+/// Past the first 10 rejections the log says where the rest are: in the
+/// dead-letter file named, or, without one, that they are not kept and
+/// which flag keeps them.
+#[test]
+fn the_line_after_ten_rejections_says_where_the_rest_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    let rows: String = (0..15).map(|i| format!("{i},x,extra\n")).collect();
+    fs::write(&input, format!("id,name\n{rows}1,ok\n")).unwrap();
+    let output = dir.path().join("out.jsonl");
+    let dead = dir.path().join("dead.jsonl");
+    for kept in [false, true] {
+        let mut args = csv_to_file(p(&input), p(&output));
+        if kept {
+            args.extend(["--dead-letter", p(&dead)]);
+        }
+        let out = run(&args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        let line = err
+            .lines()
+            .find(|l| l.contains("more records rejected"))
+            .unwrap_or_else(|| panic!("no line after ten: {err}"));
+        if kept {
+            assert!(
+                line.contains(&format!("kept in the dead-letter file {}", dead.display())),
+                "{line}"
+            );
+        } else {
+            assert!(
+                line.contains("not kept")
+                    && line.contains("--dead-letter")
+                    && !line.contains("kept in"),
+                "{line}"
+            );
+        }
+    }
+}
