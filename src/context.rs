@@ -74,7 +74,11 @@ impl Context {
     pub fn fail_run(&self, error: PipelineError) {
         let mut fatal = self.fatal.lock().expect("fatal lock");
         if fatal.is_none() {
-            tracing::error!("{error}");
+            // The run's ending line says it too; a --max-errors stop ends
+            // the run at once, so it is said once, there.
+            if !matches!(error, PipelineError::TooManyErrors(_)) {
+                tracing::error!("{error}");
+            }
             *fatal = Some(error);
         }
         self.abort.store(true, Ordering::SeqCst);

@@ -167,6 +167,8 @@ fn the_error_budget_is_checked_on_every_rejected_row() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("--max-errors 10"), "{err}");
+    // Said once, by the run's ending line.
+    assert_eq!(err.matches("--max-errors 10").count(), 1, "{err}");
     assert_eq!(summary_number(&err, "failed"), 10, "{err}");
     assert_eq!(summary_number(&err, "read"), 10, "{err}");
     assert_eq!(read_jsonl(&dead).len(), 10);
