@@ -311,11 +311,23 @@ impl CsvSource {
         if self.compression.is_some() {
             let input = InputPath::File(path.to_path_buf());
             let mut opened = super::input::open(&input, "--csv-file", &self.stop)?;
-            let skipped = std::io::copy(
-                &mut std::io::Read::take(&mut opened.reader, offset),
-                &mut std::io::sink(),
-            )
-            .map_err(read_err)?;
+            // Decoded again in steps, so that Ctrl+C is heard on a long way.
+            let mut skipped = 0;
+            while skipped < offset {
+                if self.stop.is_requested() {
+                    return Ok(Box::new(std::io::empty()));
+                }
+                let step = (offset - skipped).min(16 << 20);
+                let n = std::io::copy(
+                    &mut std::io::Read::take(&mut opened.reader, step),
+                    &mut std::io::sink(),
+                )
+                .map_err(read_err)?;
+                skipped += n;
+                if n < step {
+                    break;
+                }
+            }
             if skipped < offset {
                 return Err(read_err(std::io::Error::other(
                     "the file is shorter than when it was first read",
