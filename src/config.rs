@@ -23,6 +23,9 @@ pub const DEFAULT_CSV_MAX_FIELD_LINES: u64 = 10_000;
 pub const DEFAULT_RETRY_FOR: &str = "5m";
 /// `--start-retry-for`.
 pub const DEFAULT_START_RETRY_FOR: &str = "30s";
+
+/// `--metrics-linger`: two scrapes at Prometheus's usual 15s interval.
+pub const DEFAULT_METRICS_LINGER: &str = "30s";
 /// `--es-timeout`.
 pub const DEFAULT_ES_TIMEOUT: &str = "30s";
 /// `--db-timeout`.
@@ -272,6 +275,39 @@ impl SourceConfig {
         }
     }
 
+    /// What is read, for the live page: the file, `N files (first, …)`,
+    /// standard input, or the index and its servers (never a password).
+    pub fn target(&self) -> String {
+        if let SourceConfig::Elasticsearch(c) = self {
+            let urls: Vec<String> = c.urls.iter().map(|u| redacted(u.as_str())).collect();
+            return format!("index {} at {}", c.index, urls.join(","));
+        }
+        let kind = match self.kind() {
+            SourceKind::Jsonl => "NDJSON",
+            _ => "CSV",
+        };
+        match self.input_files().1.as_slice() {
+            [] => format!("{kind} from standard input"),
+            [one] => format!("{kind} {}", one.display()),
+            [first, rest @ ..] => {
+                format!(
+                    "{kind}, {} files ({} and {} more)",
+                    rest.len() + 1,
+                    first.display(),
+                    rest.len()
+                )
+            }
+        }
+    }
+
+    /// `--state-file`, when the run is incremental (`--es-since-field`).
+    pub fn state_file(&self) -> Option<&std::path::Path> {
+        match self {
+            SourceConfig::Elasticsearch(c) => c.since_field.as_ref().and(c.state_file.as_deref()),
+            _ => None,
+        }
+    }
+
     /// Which kind of source this is.
     pub fn kind(&self) -> SourceKind {
         match self {
@@ -486,6 +522,9 @@ pub struct MetricsConfig {
     pub host: String,
     /// Keep serving after the run until a signal arrives.
     pub keep_alive: bool,
+    /// Keep serving the final state this long after the run (a signal ends
+    /// it sooner).
+    pub linger: std::time::Duration,
 }
 
 /// Pushgateway settings.
@@ -589,6 +628,7 @@ impl Config {
                 port: None,
                 host: DEFAULT_METRICS_HOST.into(),
                 keep_alive: false,
+                linger: std::time::Duration::ZERO,
             },
             pipeline_id: DEFAULT_PIPELINE_ID.into(),
             log_format: LogFormat::Text,

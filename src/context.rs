@@ -34,6 +34,9 @@ pub struct Context {
     /// The file being read, when the source reads several (named in the
     /// dead-letter entries of its rows).
     input: Mutex<Option<Arc<str>>>,
+    /// `--es-index`, naming a rejected document's index when the record
+    /// does not carry its `_index`.
+    index: std::sync::OnceLock<Arc<str>>,
 }
 
 impl Context {
@@ -55,6 +58,7 @@ impl Context {
             fatal: Mutex::new(None),
             progress,
             input: Mutex::new(None),
+            index: std::sync::OnceLock::new(),
         }
     }
 
@@ -94,6 +98,12 @@ impl Context {
         self.fatal.lock().expect("fatal lock").is_some()
     }
 
+    /// The source reads documents of `--es-index`: a rejected record's line
+    /// names it, with the document's `_id`.
+    pub fn set_index(&self, index: &str) {
+        let _ = self.index.set(Arc::from(index));
+    }
+
     /// A source row could not become a record: count it, keep it in the
     /// dead-letter file, and check the error budget.
     pub fn reject_row(&self, position: u64, raw: &[u8], error_type: ErrorType, reason: &str) {
@@ -116,8 +126,20 @@ impl Context {
     /// check the error budget.
     pub fn reject_record(&self, record: &Record, error_type: ErrorType, reason: &str) {
         self.metrics.record_failed(Stage::Sink, error_type, 1);
-        self.warn_rejected(|| {
-            tracing::warn!(position = record.position, "rejected record: {reason}")
+        self.warn_rejected(|| match record.text_of("_id") {
+            Some(id) => {
+                let index = record
+                    .text_of("_index")
+                    .or_else(|| self.index.get().map(|i| i.to_string()))
+                    .unwrap_or_default();
+                tracing::warn!(
+                    position = record.position,
+                    index,
+                    "_id" = id,
+                    "rejected document: {reason}"
+                )
+            }
+            None => tracing::warn!(position = record.position, "rejected record: {reason}"),
         });
         if let Err(e) = self.dead_letter.sink_record(record, error_type, reason) {
             self.dead_letter_failed(e);

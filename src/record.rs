@@ -223,6 +223,18 @@ pub struct Record {
 }
 
 impl Record {
+    /// The text of field `name` when it holds a string or a whole number
+    /// (a document's `_id` or `_index`, to name it in a log line).
+    pub fn text_of(&self, name: &str) -> Option<String> {
+        let i = self.schema.names().iter().position(|n| n == name)?;
+        match self.values.get(i)? {
+            Value::Str(s) => Some(s.clone()),
+            Value::Int(n) => Some(n.to_string()),
+            Value::Raw(r) => serde_json::from_str::<String>(r).ok(),
+            _ => None,
+        }
+    }
+
     /// The record as a JSON object (for dead-letter entries).
     pub fn to_json(&self) -> serde_json::Value {
         let map = self
@@ -352,6 +364,19 @@ pub struct Counts {
 }
 
 impl Counts {
+    /// The counts a summary reports, by their names in it.
+    pub fn named(&self) -> [(&'static str, u64); 7] {
+        [
+            ("read", self.read),
+            ("inserted", self.inserted),
+            ("updated", self.updated),
+            ("skipped", self.skipped),
+            ("failed", self.failed),
+            ("in_doubt", self.in_doubt),
+            ("recovered", self.recovered),
+        ]
+    }
+
     /// True when every record read is accounted for exactly once:
     /// read = inserted + updated + skipped + failed + in doubt.
     pub fn reconciles(&self) -> bool {

@@ -241,6 +241,8 @@ fn a_server_stopped_mid_run_is_retried_then_fails() {
             "file",
             "--output-file",
             p(&out_file),
+            "--metrics-linger",
+            "0",
             "--metrics-port",
             &port_s,
         ]);
@@ -927,5 +929,79 @@ fn a_point_in_time_of_fewer_indices_is_refused() {
         let out = es_to_file(&srv, "part-*", &out_file, &[&meta[..], &[&pit]].concat());
         assert_eq!(out.status.code(), Some(0), "{kind:?}: {}", stderr(&out));
         assert_eq!(read_jsonl(&out_file).len(), 35, "{kind:?}");
+    }
+}
+
+/// One document that cannot be written (two fields flatten to one name)
+/// must not freeze an incremental job: without a dead-letter file the run
+/// names the document and the flag that gets it going, and keeps the
+/// position; with one, the position moves past the kept document, and the
+/// next run reads only what is new.
+#[test]
+fn one_bad_document_does_not_freeze_an_incremental_job() {
+    for kind in ES_KINDS {
+        let srv = EsServer::start(kind);
+        let mut batch = docs(0, 20);
+        batch[5].1["nested_level"] = json!(1);
+        srv.bulk("docs", &batch);
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state.json");
+        let dead = dir.path().join("dead.jsonl");
+        let incremental = [
+            "--es-since-field",
+            "updated",
+            "--state-file",
+            p(&state),
+            "--flatten",
+        ];
+
+        let out = es_to_file(&srv, "docs", &dir.path().join("a.jsonl"), &incremental);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{kind:?}: {err}");
+        assert!(
+            !state.exists(),
+            "{kind:?}: the position moved past a lost document"
+        );
+        let reject = err
+            .lines()
+            .find(|l| l.contains("rejected document"))
+            .unwrap_or_else(|| panic!("{kind:?}: no reject line: {err}"));
+        assert!(
+            reject.contains("_id=\"doc-00005\"") && reject.contains("index=\"docs\""),
+            "{kind:?}: the reject line names the document: {reject}"
+        );
+        assert!(
+            err.contains("not moved") && err.contains("--dead-letter PATH"),
+            "{kind:?}: the summary says which flag gets it going: {err}"
+        );
+
+        let mut with_dead = incremental.to_vec();
+        with_dead.extend(["--dead-letter", p(&dead)]);
+        let out = es_to_file(&srv, "docs", &dir.path().join("b.jsonl"), &with_dead);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{kind:?}: {err}");
+        let saved: Json = serde_json::from_str(&fs::read_to_string(&state).unwrap()).unwrap();
+        assert_eq!(saved["since"], 19, "{kind:?}: {saved}");
+        assert!(
+            err.contains("moved past the 1 failed records"),
+            "{kind:?}: {err}"
+        );
+        let kept = read_jsonl(&dead);
+        assert_eq!(kept.len(), 1, "{kind:?}");
+        assert_eq!(kept[0]["record"]["_id"], "doc-00005", "{kind:?}");
+        assert_eq!(read_jsonl(&dir.path().join("b.jsonl")).len(), 19);
+
+        srv.bulk("docs", &docs(20, 25));
+        let next = dir.path().join("c.jsonl");
+        let out = es_to_file(&srv, "docs", &next, &with_dead);
+        assert_eq!(out.status.code(), Some(0), "{kind:?}: {}", stderr(&out));
+        let ids: Vec<String> = read_jsonl(&next)
+            .iter()
+            .map(|l| l["_id"].as_str().unwrap().to_string())
+            .collect();
+        let want: Vec<String> = (20..25).map(|i| format!("doc-{i:05}")).collect();
+        assert_eq!(ids.len(), 5, "{kind:?}: {ids:?}");
+        assert!(ids.iter().all(|i| want.contains(i)), "{kind:?}: {ids:?}");
+        assert_eq!(read_jsonl(&dead).len(), 1, "{kind:?}: read again");
     }
 }

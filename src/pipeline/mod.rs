@@ -92,6 +92,9 @@ pub fn prepare(
         && std::io::stderr().is_terminal())
     .then(Progress::new);
     let ctx = Context::new(metrics, shutdown, dead_letter, config.max_errors, progress);
+    if let crate::config::SourceConfig::Elasticsearch(es) = &config.source {
+        ctx.set_index(&es.index);
+    }
     ctx.progress_total(source.size_hint());
     Ok(Prepared {
         config: config.clone(),
@@ -166,7 +169,8 @@ impl Prepared {
             .shutdown
             .is_requested()
             .then(|| ctx.shutdown.signal().unwrap_or(2));
-        let (committed, output_note) = settle(&config, &ctx, &mut *source, &*sink, interrupted);
+        let (committed, output_note, state_note) =
+            settle(&config, &ctx, &mut *source, &*sink, interrupted);
         ctx.progress_done();
         let counts = metrics.counts();
         if !counts.reconciles() {
@@ -190,6 +194,7 @@ impl Prepared {
             elapsed: started.elapsed(),
             error,
             output_note,
+            state_note,
             dead_letter: ctx.dead_letter().path().map(|p| p.to_path_buf()),
             dead_letter_lost: ctx.dead_letter().lost(),
         }
@@ -319,15 +324,15 @@ fn take_held(sink: Arc<dyn Sink>, flattener: Option<Flattener>, n: u64) -> chann
 
 /// Once everything read is written or failed: saves what the source keeps
 /// for the next run and puts the output into place, or leaves it aside.
-/// Returns whether the output was committed, and the sink's note on where
-/// it is.
+/// Returns whether the output was committed, the sink's note on where it
+/// is, and what became of `--state-file` when records failed.
 fn settle(
     config: &Config,
     ctx: &Context,
     source: &mut dyn Source,
     sink: &dyn Sink,
     interrupted: Option<i32>,
-) -> (bool, Option<String>) {
+) -> (bool, Option<String>, Option<String>) {
     let metrics = &ctx.metrics;
     let complete = interrupted.is_none() && !ctx.has_failed();
     // What the source saves for the next run is written before the output
@@ -338,13 +343,29 @@ fn settle(
     let accepting = config
         .accept_errors
         .is_some_and(|a| a.allows(so_far.failed, so_far.read));
+    // Failed records kept in the dead-letter file do not hold the position
+    // back: an incremental job with one bad document moves on, and the
+    // document is in the file (a failed write there fails the run).
+    let kept = ctx.dead_letter().path().is_some();
     let mut staged = None;
-    if complete && so_far.reconciles() && (so_far.failed == 0 || accepting) {
-        match source.stage_commit() {
-            Ok(s) => staged = s,
-            Err(e) => ctx.fail_run(e),
+    let mut state_note = None;
+    if complete && so_far.reconciles() {
+        if so_far.failed == 0 || accepting || kept {
+            match source.stage_commit() {
+                Ok(s) => staged = s,
+                Err(e) => ctx.fail_run(e),
+            }
+        } else {
+            state_note = config.source.state_file().map(|p| {
+                format!(
+                    "{} not moved: {} records failed and are not kept, so the next run reads them again; --dead-letter PATH keeps them and lets the position move on (add --accept-errors to exit 0 when they are few)",
+                    p.display(),
+                    so_far.failed
+                )
+            });
         }
     }
+    let moving = staged.is_some();
     let complete = complete && !ctx.has_failed();
     let mut committed = false;
     let mut commit = || {
@@ -361,7 +382,16 @@ fn settle(
             sink.finish(false).ok().flatten()
         }
     };
-    (committed, output_note)
+    if committed && moving && so_far.failed > 0 && !accepting {
+        state_note = config.source.state_file().map(|p| {
+            format!(
+                "{} moved past the {} failed records: they are in the dead-letter file",
+                p.display(),
+                so_far.failed
+            )
+        });
+    }
+    (committed, output_note, state_note)
 }
 
 /// The run's state and completion metrics for how it ended.

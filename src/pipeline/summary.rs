@@ -35,6 +35,8 @@ pub struct RunSummary {
     pub error: Option<PipelineError>,
     /// Where the output is (or was left), from the sink.
     pub output_note: Option<String>,
+    /// What became of `--state-file` when records failed.
+    pub state_note: Option<String>,
     /// The dead-letter file, when records failed and one was given.
     pub dead_letter: Option<std::path::PathBuf>,
     /// Failed records the dead-letter file could not take (it failed).
@@ -73,6 +75,10 @@ impl RunSummary {
             ));
         }
         if let Some(note) = &self.output_note {
+            line.push_str("; ");
+            line.push_str(note);
+        }
+        if let Some(note) = &self.state_note {
             line.push_str("; ");
             line.push_str(note);
         }
