@@ -14,6 +14,8 @@
 #   nginx, openssl  put in front of a test server for basic auth, API keys
 #              and TLS (Debian packages; nginx is not started here)
 #   gzip, zstd, pzstd  compressed inputs in the tests (Debian's zstd package)
+#   chromium   Debian's headless browser: tests/live_page.rs renders the live
+#              page at / with and without scripts
 #   node_modules/  makelogs==4.3.0 (npm; Debian's nodejs and npm where
 #              missing): Elastic's web-log generator, whose documents
 #              tests/realistic_index.rs loads (scripts/makelogs_bulk.js)
@@ -123,6 +125,11 @@ ensure_compressors() {
   fi
 }
 
+# The live page is checked in a real browser (headless).
+ensure_chromium() {
+  command -v chromium >/dev/null 2>&1 || apt_install chromium
+}
+
 # makelogs, pinned, into the checkout's node_modules/ (no package.json is
 # written: --no-save).
 ensure_makelogs() {
@@ -141,5 +148,6 @@ ensure_mariadb
 ensure_es_servers
 ensure_nginx_openssl
 ensure_compressors
+ensure_chromium
 ensure_makelogs
 log "ready: promtool $(promtool --version 2>&1 | head -n 1 | awk '{print $3}'), MariaDB $(mysql --protocol=TCP -h 127.0.0.1 -uroot -N -e 'SELECT VERSION()')"

@@ -15,7 +15,9 @@ use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::config::{Config, LogFormat, OutputPath, DEFAULT_PIPELINE_ID};
 use crate::error::ExitCode;
@@ -82,12 +84,16 @@ pub fn init(config: &Config) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false);
+    // Every warning and error is also kept for the live page.
+    let recent = crate::metrics::recent::RecentLayer;
     match config.log_format {
         LogFormat::Json => {
             builder
                 .event_format(JsonLines {
                     pipeline_id: config.pipeline_id.clone(),
                 })
+                .finish()
+                .with(recent)
                 .init();
             std::panic::set_hook(Box::new(|info| {
                 line("ERROR", &format!("panic: {info}"), Map::new());
@@ -95,6 +101,8 @@ pub fn init(config: &Config) {
         }
         LogFormat::Text => builder
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .finish()
+            .with(recent)
             .init(),
     }
 }
@@ -122,6 +130,13 @@ pub fn record(level: &str, message: &str, extra: Map<String, Json>) -> Json {
 /// `pipeline-cli: message` (with `error: ` for ERROR) as text, or one JSON
 /// object with `extra` fields.
 pub fn line(level: &str, message: &str, extra: Map<String, Json>) {
+    if level == "WARN" || level == "ERROR" {
+        crate::metrics::recent::push(
+            if level == "WARN" { "WARN" } else { "ERROR" },
+            message,
+            String::new(),
+        );
+    }
     let text = match style().0 {
         LogFormat::Text if level == "ERROR" => format!("pipeline-cli: error: {message}"),
         LogFormat::Text => format!("pipeline-cli: {message}"),
@@ -171,15 +186,7 @@ pub fn summary_record(s: &RunSummary, exit_code: ExitCode, output: &str) -> Json
     extra.insert("summary".into(), true.into());
     extra.insert("outcome".into(), outcome.into());
     extra.insert("exit_code".into(), exit_code.code().into());
-    for (k, v) in [
-        ("read", c.read),
-        ("inserted", c.inserted),
-        ("updated", c.updated),
-        ("skipped", c.skipped),
-        ("failed", c.failed),
-        ("in_doubt", c.in_doubt),
-        ("recovered", c.recovered),
-    ] {
+    for (k, v) in c.named() {
         extra.insert(k.into(), v.into());
     }
     extra.insert(
@@ -195,6 +202,9 @@ pub fn summary_record(s: &RunSummary, exit_code: ExitCode, output: &str) -> Json
         if c.failed + c.in_doubt > 0 {
             extra.insert("dead_letter".into(), p.display().to_string().into());
         }
+    }
+    if let Some(note) = &s.state_note {
+        extra.insert("state_file_note".into(), note.clone().into());
     }
     if let Some(e) = &s.error {
         extra.insert("error".into(), e.to_string().into());

@@ -124,6 +124,26 @@ impl Shutdown {
         }
     }
 
+    /// Blocks until the flag is raised or `limit` has passed; true when it
+    /// was raised.
+    pub fn wait_for(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        let mut guard = self.inner.lock.lock().expect("shutdown lock");
+        while !self.is_requested() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            guard = self
+                .inner
+                .cv
+                .wait_timeout(guard, left)
+                .expect("shutdown lock")
+                .0;
+        }
+        true
+    }
+
     /// Blocks until the flag is raised.
     pub fn wait(&self) {
         let mut guard = self.inner.lock.lock().expect("shutdown lock");

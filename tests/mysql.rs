@@ -415,6 +415,8 @@ fn bad_credentials_exit_2_and_secrets_never_show() {
             "test",
             "--db-table",
             &table,
+            "--metrics-linger",
+            "0",
             "--metrics-port",
             &port,
         ])
@@ -590,6 +592,8 @@ fn ctrl_c_mid_run_leaves_exactly_what_was_read() {
         &table,
         "--batch-size",
         "500",
+        "--metrics-linger",
+        "0",
         "--metrics-port",
         &port_s,
     ]);

@@ -41,6 +41,8 @@ fn interrupt_mid_run(sig: &str, code: i32, name: &str) {
     let port_s = port.to_string();
     let mut args = csv_to_file("-", output.to_str().unwrap());
     args.extend([
+        "--metrics-linger",
+        "0",
         "--metrics-port",
         &port_s,
         "--batch-size",
@@ -91,7 +93,14 @@ fn sigterm_mid_run_leaves_a_compressed_partial_of_whole_lines() {
         let port = free_port();
         let port_s = port.to_string();
         let mut args = csv_to_file("-", output.to_str().unwrap());
-        args.extend(["--metrics-port", &port_s, "--batch-size", "100"]);
+        args.extend([
+            "--metrics-port",
+            &port_s,
+            "--metrics-linger",
+            "0",
+            "--batch-size",
+            "100",
+        ]);
         let mut child = spawn(&args);
         let feeder = feed_forever(&mut child);
         wait_for_port(port, &mut child);
@@ -142,6 +151,8 @@ fn stuck_run(extra: &[&str]) -> (Running, JoinHandle<u64>, u16) {
     let port_s = port.to_string();
     let mut args = csv_to_file("-", "-");
     args.extend([
+        "--metrics-linger",
+        "0",
         "--metrics-port",
         &port_s,
         "--queue-size",
@@ -239,6 +250,8 @@ fn a_quiet_stdin_pipe_still_stops_at_once() {
     let port_s = port.to_string();
     let mut args = csv_to_file("-", output.to_str().unwrap());
     args.extend([
+        "--metrics-linger",
+        "0",
         "--metrics-port",
         &port_s,
         "--batch-timeout-ms",

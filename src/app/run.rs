@@ -30,7 +30,7 @@ pub(super) fn run(config: Config) -> Result<ExitCode, PipelineError> {
     let exports = start_exports(&config, &shutdown)?;
     let prepared = match pipeline::prepare(&config, exports.metrics.clone(), shutdown.clone()) {
         Ok(p) => p,
-        Err(e) => return Err(not_started(&config, exports, e)),
+        Err(e) => return not_started(&config, &shutdown, exports, e),
     };
     let (push_done, push_done_rx) = crossbeam_channel::bounded::<()>(0);
     let interval_pusher = exports
@@ -58,16 +58,34 @@ pub(super) fn run(config: Config) -> Result<ExitCode, PipelineError> {
     };
     let code = report_summary(&config, &summary, code);
     if let Some(server) = exports.server {
-        if config.metrics.keep_alive && !shutdown.is_requested() {
-            tracing::info!(
-                "run finished; still serving the final metrics on http://{}/metrics until Ctrl+C or SIGTERM",
-                server.local_addr()
-            );
-            shutdown.wait();
-        }
+        linger(&config, &shutdown, &server, code);
         server.stop();
     }
     Ok(code)
+}
+
+/// Serves the run's final state a while longer (`--metrics-linger`), or
+/// until a signal (`--metrics-keep-alive`), so Prometheus scrapes how it
+/// ended and a late look at the page still sees it.
+fn linger(config: &Config, shutdown: &Shutdown, server: &MetricsServer, code: ExitCode) {
+    if shutdown.is_requested() {
+        return;
+    }
+    let addr = server.local_addr();
+    if config.metrics.keep_alive {
+        tracing::info!(
+            "run ended (exit {}); still serving its final state on http://{addr}/ and /metrics until Ctrl+C or SIGTERM",
+            code.code()
+        );
+        shutdown.wait();
+    } else if !config.metrics.linger.is_zero() {
+        tracing::info!(
+            "run ended (exit {}); serving its final state on http://{addr}/ and /metrics for {} more (--metrics-linger; Ctrl+C ends it now)",
+            code.code(),
+            crate::retry::format_wait(config.metrics.linger)
+        );
+        shutdown.wait_for(config.metrics.linger);
+    }
 }
 
 /// The run's metrics, the watchdog that bounds its shutdown, the metrics
@@ -79,6 +97,7 @@ fn start_exports(config: &Config, shutdown: &Shutdown) -> Result<Exports, Pipeli
         config.source.kind(),
         config.sink.kind(),
     );
+    metrics.describe(config.source.target(), config.sink.target());
     signals::spawn_watchdog(shutdown.clone(), config.shutdown_timeout, metrics.clone());
     let server = match config.metrics.port {
         Some(port) => {
@@ -100,16 +119,29 @@ fn start_exports(config: &Config, shutdown: &Shutdown) -> Result<Exports, Pipeli
 }
 
 /// A run that could not start: cron runs that cannot even start still say
-/// so to Prometheus. Returns the error.
-fn not_started(config: &Config, exports: Exports, e: PipelineError) -> PipelineError {
+/// so to Prometheus. Returns the error, or, when a metrics server lingered
+/// after saying it, its exit code.
+fn not_started(
+    config: &Config,
+    shutdown: &Shutdown,
+    exports: Exports,
+    e: PipelineError,
+) -> Result<ExitCode, PipelineError> {
     let code = exit_code(Ending::Error(&e));
     exports.metrics.set_state(RunState::Failed);
     exports.metrics.mark_exit_code(code.code());
     let _ = export_final(config, &exports, code);
-    if let Some(s) = exports.server {
-        s.stop();
+    match exports.server {
+        Some(s) => {
+            // The error is said first; the page and /metrics show it while
+            // the server lingers.
+            report::error_line(&e, code.code());
+            linger(config, shutdown, &s, code);
+            s.stop();
+            Ok(code)
+        }
+        None => Err(e),
     }
-    e
 }
 
 /// The run's error line and its summary (stderr, `--summary-json`); the

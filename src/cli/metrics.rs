@@ -28,6 +28,20 @@ pub struct MetricsFlags {
     #[arg(long, help_heading = "Metrics")]
     pub metrics_keep_alive: bool,
 
+    /// With --metrics-port: after the run ends (or fails to start), keep
+    /// serving its final state, exit code included, this long, so
+    /// Prometheus scrapes it and a late look at / still sees how it ended.
+    /// The default covers two scrapes at a 15s interval; raise it for a
+    /// longer scrape_interval, 0 exits at once. Ctrl+C or SIGTERM ends it
+    /// sooner; the exit code stays the run's. Example: --metrics-linger 2m
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = crate::config::DEFAULT_METRICS_LINGER,
+        help_heading = "Metrics"
+    )]
+    pub metrics_linger: String,
+
     /// Value of the pipeline_id label on every series. Example: --pipeline-id orders-hourly
     #[arg(
         long,
@@ -66,11 +80,13 @@ impl MetricsFlags {
     }
 
     /// The metrics server's settings.
-    pub(super) fn resolve(&self) -> MetricsConfig {
-        MetricsConfig {
+    pub(super) fn resolve(&self) -> Result<MetricsConfig, PipelineError> {
+        Ok(MetricsConfig {
             port: self.metrics_port,
             host: self.metrics_host.clone(),
             keep_alive: self.metrics_keep_alive,
-        }
+            linger: crate::retry::parse_duration(&self.metrics_linger)
+                .map_err(|e| PipelineError::Config(format!("--metrics-linger: {e}")))?,
+        })
     }
 }

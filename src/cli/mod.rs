@@ -283,7 +283,7 @@ impl Cli {
         self.run.batching(&mut config)?;
         self.metrics.check()?;
         self.run.errors(&mut config, slice)?;
-        config.metrics = self.metrics.resolve();
+        config.metrics = self.metrics.resolve()?;
         config.pipeline_id = self.metrics.pipeline_id.clone();
         self.output(&mut config, slice)?;
         self.metrics.check_label()?;

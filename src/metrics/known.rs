@@ -4,6 +4,7 @@
 use prometheus::{Gauge, Registry};
 
 /// Which of them.
+#[derive(Clone, Copy)]
 pub(super) enum Which {
     /// `pipeline_source_expected_bytes`.
     Bytes,
@@ -17,6 +18,8 @@ pub(super) struct Known {
     bytes: Gauge,
     records: Gauge,
     watermark: Gauge,
+    /// Which have been set, by [`Which`].
+    set: [std::sync::atomic::AtomicBool; 3],
 }
 
 impl Known {
@@ -35,16 +38,30 @@ impl Known {
                 "pipeline_source_watermark",
                 "Where an incremental run (--es-since-field) stands: the value saved in the state file, in seconds since the Unix epoch when it is a date; exported once known.",
             ),
+            set: Default::default(),
         }
     }
 
-    pub(super) fn set(&self, registry: &Registry, which: Which, v: f64) {
-        let g = match which {
+    fn gauge(&self, which: Which) -> &Gauge {
+        match which {
             Which::Bytes => &self.bytes,
             Which::Records => &self.records,
             Which::Watermark => &self.watermark,
-        };
+        }
+    }
+
+    /// The value, once it is known.
+    pub(super) fn get(&self, which: Which) -> Option<f64> {
+        let g = self.gauge(which);
+        self.set[which as usize]
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .then(|| g.get())
+    }
+
+    pub(super) fn set(&self, registry: &Registry, which: Which, v: f64) {
+        let g = self.gauge(which);
         g.set(v);
+        self.set[which as usize].store(true, std::sync::atomic::Ordering::Relaxed);
         // Registering twice is refused by the registry: the first set exports it.
         let _ = registry.register(Box::new(g.clone()));
     }

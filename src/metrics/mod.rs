@@ -6,13 +6,18 @@
 //! up front, and every known label combination exists from the first scrape.
 
 mod catalogue;
+pub mod human;
 mod known;
+mod page;
 pub mod process;
 pub mod push;
+pub mod recent;
 pub mod server;
+mod status;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use prometheus::{Encoder, IntGauge, Registry, TextEncoder};
@@ -108,11 +113,18 @@ pub struct Metrics {
     run: catalogue::Run,
     known: known::Known,
     live: Mutex<Live>,
+    /// What is read and where it goes, for the live page.
+    about: OnceLock<(String, String)>,
+    /// When a record last failed: milliseconds since the start, plus one
+    /// (0: none has).
+    last_failure: AtomicU64,
 }
 
 struct Live {
     state: RunState,
     finished: Option<Duration>,
+    exit_code: Option<i32>,
+    samples: status::Samples,
 }
 
 /// Seconds since the Unix epoch, as Prometheus timestamps are written.
@@ -179,11 +191,21 @@ impl Metrics {
             live: Mutex::new(Live {
                 state: RunState::Starting,
                 finished: None,
+                exit_code: None,
+                samples: status::Samples::default(),
             }),
+            about: OnceLock::new(),
+            last_failure: AtomicU64::new(0),
         };
         m.run.start.set(unix_now());
         m.apply_state(RunState::Starting);
         Arc::new(m)
+    }
+
+    /// Names what the run reads and where it writes (never a password),
+    /// for the live page and `/status`.
+    pub fn describe(&self, source: String, sink: String) {
+        let _ = self.about.set((source, sink));
     }
 
     /// The pipeline id every series carries.
@@ -221,6 +243,8 @@ impl Metrics {
     /// `records_failed_total` and `errors_total`.
     pub fn record_failed(&self, stage: Stage, error_type: ErrorType, n: u64) {
         self.records.failed.inc_by(n);
+        let at = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+        self.last_failure.store(at + 1, Ordering::Relaxed);
         self.error(stage, error_type, n);
     }
 
@@ -347,6 +371,7 @@ impl Metrics {
 
     /// The process's exit code: `last_exit_code`.
     pub fn mark_exit_code(&self, code: i32) {
+        self.live.lock().expect("metrics lock").exit_code = Some(code);
         self.run.last_exit_code.set(i64::from(code));
         let _ = self
             .registry

@@ -1,5 +1,6 @@
 //! The optional HTTP server (actix-web on its own thread, signals disabled):
-//! `GET /metrics`, `GET /health` and `GET /`. Unknown paths answer 404, other
+//! `GET /metrics`, `GET /status` (the run now, as JSON), `GET /health` and
+//! `GET /` (the live page). Unknown paths answer 404, other
 //! methods on known paths 405. It is stopped gracefully, after the pipeline
 //! has drained, so in-flight scrapes finish.
 
@@ -10,7 +11,7 @@ use std::thread::JoinHandle;
 use actix_web::dev::ServerHandle;
 use actix_web::{http::header, web, App, HttpResponse, HttpServer};
 
-use super::{Metrics, RunState, TEXT_CONTENT_TYPE};
+use super::{Metrics, TEXT_CONTENT_TYPE};
 use crate::error::PipelineError;
 
 /// A running metrics server.
@@ -29,48 +30,41 @@ async fn metrics(m: Shared) -> HttpResponse {
 }
 
 async fn health(m: Shared) -> HttpResponse {
-    let state = m.state();
-    let failed = state == RunState::Failed;
-    let body = serde_json::json!({
-        "status": if failed { "failed" } else { "ok" },
-        "state": state.as_str(),
-        "pipeline_id": m.pipeline_id(),
-        "uptime_seconds": m.uptime().as_secs_f64(),
-        "version": env!("CARGO_PKG_VERSION"),
-    });
-    let mut resp = if failed {
-        HttpResponse::ServiceUnavailable()
-    } else {
+    let (well, body) = m.health();
+    let mut resp = if well {
         HttpResponse::Ok()
+    } else {
+        HttpResponse::ServiceUnavailable()
     };
-    resp.content_type("application/json").body(body.to_string())
+    resp.content_type("application/json")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(body.to_string())
+}
+
+async fn status(m: Shared) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(m.status().to_string())
 }
 
 async fn index(m: Shared) -> HttpResponse {
-    let id = html_escape(m.pipeline_id());
-    let body = format!(
-        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>pipeline-cli</title></head>\n\
-         <body><h1>pipeline-cli {}</h1>\n<p>pipeline_id: {id}</p>\n\
-         <ul><li><a href=\"/metrics\">/metrics</a> (Prometheus)</li>\
-         <li><a href=\"/health\">/health</a> (JSON)</li></ul></body></html>\n",
-        env!("CARGO_PKG_VERSION")
-    );
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
-        .body(body)
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        // The page's own style and script, and /status: nothing from
+        // elsewhere is loaded, or may be.
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'",
+        ))
+        .body(super::page::render(&m.status()))
 }
 
 async fn not_found() -> HttpResponse {
     HttpResponse::NotFound()
         .content_type("text/plain; charset=utf-8")
-        .body("not found; try /metrics, /health or /\n")
+        .body("not found; try /metrics, /status, /health or /\n")
 }
 
 async fn method_not_allowed() -> HttpResponse {
@@ -105,6 +99,12 @@ impl MetricsServer {
                                 web::resource("/health")
                                     .route(web::get().to(health))
                                     .route(web::head().to(health))
+                                    .default_service(web::to(method_not_allowed)),
+                            )
+                            .service(
+                                web::resource("/status")
+                                    .route(web::get().to(status))
+                                    .route(web::head().to(status))
                                     .default_service(web::to(method_not_allowed)),
                             )
                             .service(

@@ -418,6 +418,8 @@ struct TcpState {
     /// Every connection's two sockets, for a cut of them all.
     open: Mutex<Vec<(TcpStream, TcpStream)>>,
     stop: AtomicBool,
+    /// Each chunk of client bytes waits this long before it is passed on.
+    delay: Mutex<Duration>,
 }
 
 impl TcpProxy {
@@ -432,6 +434,7 @@ impl TcpProxy {
             refuse_until: Mutex::new(None),
             open: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
+            delay: Mutex::new(Duration::ZERO),
         });
         let s = state.clone();
         std::thread::spawn(move || {
@@ -471,6 +474,12 @@ impl TcpProxy {
     /// Connections cut so far.
     pub fn cuts_done(&self) -> usize {
         self.state.done.load(Ordering::SeqCst)
+    }
+
+    /// Holds each chunk the client sends this long before passing it on: a
+    /// slow link, for a run that lasts (zero: at once again).
+    pub fn slow(&self, delay: Duration) {
+        *self.state.delay.lock().unwrap() = delay;
     }
 
     /// Refuses new connections until `refuse_for` from now (zero: accepts again).
@@ -565,6 +574,10 @@ fn tcp_serve(client: TcpStream, state: &Arc<TcpState>) -> std::io::Result<()> {
                 }
             }
             return Ok(());
+        }
+        let delay = *state.delay.lock().unwrap();
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
         }
         if to.write_all(chunk).is_err() {
             break;
