@@ -79,6 +79,7 @@ fn start_exports(config: &Config, shutdown: &Shutdown) -> Result<Exports, Pipeli
         config.source.kind(),
         config.sink.kind(),
     );
+    metrics.accept_errors(config.accept_errors);
     signals::spawn_watchdog(shutdown.clone(), config.shutdown_timeout, metrics.clone());
     let server = match config.metrics.port {
         Some(port) => {
