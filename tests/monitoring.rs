@@ -1,9 +1,10 @@
 //! The monitoring files against the real tools: promtool checks
 //! prometheus.example.yml and monitoring/alerts.yml and runs the rule unit
-//! tests; a real Prometheus scrapes a real run every second, sees its record
-//! count, loads the alerting rules without an evaluation error, and evaluates
-//! every PromQL expression of METRICS.md, monitoring/alerts.yml and the
-//! Grafana dashboard. amtool checks
+//! tests; a real Prometheus scrapes a real run every second, and the
+//! Pushgateway the same run pushes to, sees its record count, loads the
+//! alerting rules without an evaluation error, and evaluates every PromQL
+//! expression of METRICS.md, monitoring/alerts.yml and the Grafana dashboard
+//! (whose panels count the run once, not once per source). amtool checks
 //! monitoring/alertmanager.example.yml and a real Alertmanager shows its
 //! inhibit rules at work; every alert links to its section of
 //! docs/runbook.md. Prometheus and promtool come from Debian's `prometheus`
@@ -328,8 +329,8 @@ fn dashboard_exprs(v: &Value, out: &mut Vec<String>) {
     }
 }
 
-/// The one `expr` of the dashboard panel titled `title`.
-fn panel_expr(dashboard: &Value, title: &str) -> String {
+/// The `expr` of each target of the dashboard panel titled `title`.
+fn panel_targets(dashboard: &Value, title: &str) -> Vec<String> {
     fn find<'a>(v: &'a Value, title: &str) -> Option<&'a Value> {
         match v {
             Value::Object(map) if map.get("title").and_then(Value::as_str) == Some(title) => {
@@ -343,8 +344,17 @@ fn panel_expr(dashboard: &Value, title: &str) -> String {
     let panel =
         find(&dashboard["panels"], title).unwrap_or_else(|| panic!("no dashboard panel {title}"));
     let targets = panel["targets"].as_array().expect("targets");
+    targets
+        .iter()
+        .map(|t| t["expr"].as_str().expect("expr").to_string())
+        .collect()
+}
+
+/// The one `expr` of the dashboard panel titled `title`.
+fn panel_expr(dashboard: &Value, title: &str) -> String {
+    let targets = panel_targets(dashboard, title);
     assert_eq!(targets.len(), 1, "targets of panel {title}");
-    targets[0]["expr"].as_str().expect("expr").to_string()
+    targets[0].clone()
 }
 
 /// Grafana's variables replaced with values Prometheus understands.
@@ -407,9 +417,13 @@ fn prometheus_scrapes_a_run_and_evaluates_every_query() {
 
     let dir = tempfile::tempdir().unwrap();
     let output = dir.path().join("out.jsonl");
-    let (mut pipeline, metrics_port) = start_run(&write_csv(dir.path()), &output);
+    // The run is scraped and also pushes: Prometheus has each of its
+    // series twice, from job="pipeline" and from the Pushgateway.
+    let pushgateway = Pushgateway::start();
+    let (mut pipeline, metrics_port) =
+        start_run(&write_csv(dir.path()), &output, &pushgateway.url());
     let (mut prometheus, prom_port, log_path) =
-        start_prometheus(dir.path(), &alerts_path, metrics_port);
+        start_prometheus(dir.path(), &alerts_path, metrics_port, pushgateway.port);
     let log = || log_tail(&log_path);
     wait_for_the_run(prom_port, &mut prometheus, &mut pipeline, &log);
 
@@ -553,8 +567,9 @@ fn write_csv(dir: &Path) -> PathBuf {
     input
 }
 
-/// The run, serving its metrics until SIGTERM; returns it and its port.
-fn start_run(input: &Path, output: &Path) -> (Running, u16) {
+/// The run, serving its metrics until SIGTERM and pushing them to
+/// `pushgateway`; returns it and its port.
+fn start_run(input: &Path, output: &Path, pushgateway: &str) -> (Running, u16) {
     let metrics_port = free_port();
     let metrics_port_s = metrics_port.to_string();
     let mut args = csv_to_file(input.to_str().unwrap(), output.to_str().unwrap());
@@ -562,6 +577,8 @@ fn start_run(input: &Path, output: &Path) -> (Running, u16) {
         "--metrics-port",
         &metrics_port_s,
         "--metrics-keep-alive",
+        "--pushgateway-url",
+        pushgateway,
         "--pipeline-id",
         PIPELINE_ID,
         "--quiet",
@@ -574,9 +591,15 @@ fn start_run(input: &Path, output: &Path) -> (Running, u16) {
     (pipeline, metrics_port)
 }
 
-/// Prometheus scraping the run every second, with the alerting rules loaded;
-/// returns it, its port and its log file.
-fn start_prometheus(dir: &Path, alerts_path: &Path, metrics_port: u16) -> (Running, u16, PathBuf) {
+/// Prometheus scraping the run and the Pushgateway every second (the latter
+/// with honor_labels, as prometheus.example.yml does), with the alerting
+/// rules loaded; returns it, its port and its log file.
+fn start_prometheus(
+    dir: &Path,
+    alerts_path: &Path,
+    metrics_port: u16,
+    pushgateway_port: u16,
+) -> (Running, u16, PathBuf) {
     let prometheus_bin = tool("prometheus");
     let prom_port = free_port();
     let config = dir.join("prometheus.yml");
@@ -585,7 +608,8 @@ fn start_prometheus(dir: &Path, alerts_path: &Path, metrics_port: u16) -> (Runni
         format!(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
              rule_files:\n  - {}\n\
-             scrape_configs:\n  - job_name: pipeline\n    static_configs:\n      - targets: [\"127.0.0.1:{metrics_port}\"]\n",
+             scrape_configs:\n  - job_name: pipeline\n    static_configs:\n      - targets: [\"127.0.0.1:{metrics_port}\"]\n\
+             \x20 - job_name: pushgateway\n    honor_labels: true\n    static_configs:\n      - targets: [\"127.0.0.1:{pushgateway_port}\"]\n",
             alerts_path.display()
         ),
     )
@@ -620,7 +644,8 @@ fn log_tail(path: &Path) -> String {
 }
 
 /// Waits until Prometheus is ready, scrapes the run, has seen every row
-/// and has a few samples for rate() and increase().
+/// from both sources (the run and the Pushgateway it pushed to when it
+/// ended) and has a few samples for rate() and increase().
 fn wait_for_the_run(
     prom_port: u16,
     prometheus: &mut Running,
@@ -641,18 +666,21 @@ fn wait_for_the_run(
         log,
         || (single_value(prom_port, "up{job=\"pipeline\"}").as_deref() == Some("1")).then_some(()),
     );
-    let inserted = format!("pipeline_records_inserted_total{{pipeline_id=\"{PIPELINE_ID}\"}}");
-    let rows = ROWS.to_string();
+    let both = format!(
+        "count(pipeline_records_inserted_total{{pipeline_id=\"{PIPELINE_ID}\", job=~\"pipeline|pipeline-cli\"}} == {ROWS})"
+    );
     wait_until(
-        &format!("{inserted} == {ROWS}"),
+        &format!("{both} == 2 (scraped and pushed)"),
         Duration::from_secs(60),
         &mut [&mut *prometheus, &mut *pipeline],
         log,
-        || (single_value(prom_port, &inserted).as_deref() == Some(rows.as_str())).then_some(()),
+        || (single_value(prom_port, &both).as_deref() == Some("2")).then_some(()),
     );
     // A few more scrapes, so rate() and increase() have samples to work on,
     // and rule evaluations over the data.
-    let samples = format!("count_over_time(pipeline_info{{pipeline_id=\"{PIPELINE_ID}\"}}[1m])");
+    let samples = format!(
+        "count_over_time(pipeline_info{{job=\"pipeline\", pipeline_id=\"{PIPELINE_ID}\"}}[1m])"
+    );
     wait_until(
         "3 scrapes of the run",
         Duration::from_secs(30),
@@ -694,17 +722,36 @@ fn assert_a_clean_run_shows(prom_port: u16, recipes: &[String], dashboard: &Valu
             .unwrap_or_else(|| panic!("METRICS.md has no recipe with {needle}"))
     };
     let panel = |title: &str| substitute_grafana_variables(&panel_expr(dashboard, title));
-    let checks = [
+    // A recipe that aggregates answers once; one that does not, once per
+    // source (each the same).
+    for (expr, want, copies) in [
         (
-            recipe("1 - pipeline_records_failed_total / (pipeline_records_read_total > 0)")
-                .to_string(),
+            recipe("1 - pipeline_records_failed_total / (pipeline_records_read_total > 0)"),
             "1",
+            2,
         ),
         (
-            recipe("increase(pipeline_records_failed_total[1h])").to_string(),
+            recipe("increase(pipeline_records_failed_total[1h])"),
             "0",
+            1,
         ),
-        (recipe("pipeline_queue_depth / (").to_string(), "0"),
+        (recipe("pipeline_queue_depth / ("), "0", 2),
+    ] {
+        let result = query(prom_port, expr).unwrap_or_else(|e| panic!("{expr}: {e}"));
+        assert_eq!(result.len(), copies, "series from {expr}: {result:?}");
+        for r in &result {
+            assert_eq!(r["value"][1], want, "{expr}: {r}");
+        }
+    }
+    let states = query(prom_port, recipe("pipeline_state == 1")).unwrap();
+    assert_eq!(states.len(), 2, "{states:?}");
+    assert!(
+        states.iter().all(|s| s["metric"]["state"] == "completed"),
+        "{states:?}"
+    );
+    // The panels count the run once (a sum over both sources would show
+    // twice the rows).
+    let checks = [
         (panel("Records written (this run)"), rows.as_str()),
         (panel("Done"), "100"),
         (panel("Last exit code"), "0"),
@@ -714,10 +761,18 @@ fn assert_a_clean_run_shows(prom_port: u16, recipes: &[String], dashboard: &Valu
         let (_, v) = one_series(prom_port, expr);
         assert_eq!(v, *want, "{expr}");
     }
-    for expr in [recipe("pipeline_state == 1").to_string(), panel("State")] {
-        let (labels, _) = one_series(prom_port, &expr);
-        assert_eq!(labels["state"], "completed", "{expr}");
-    }
+    let capacity =
+        substitute_grafana_variables(&panel_targets(dashboard, "Queue depth vs capacity")[1]);
+    let scraped =
+        format!("pipeline_queue_capacity{{job=\"pipeline\", pipeline_id=\"{PIPELINE_ID}\"}}");
+    let (_, want) = one_series(prom_port, &scraped);
+    let (_, v) = one_series(prom_port, &capacity);
+    assert_eq!(v, want, "{capacity}");
+    let (labels, _) = one_series(prom_port, &panel("State"));
+    assert_eq!(labels["state"], "completed", "State");
+    let (_, v) = one_series(prom_port, &panel("Run duration"));
+    let took: f64 = v.parse().unwrap();
+    assert!(took > 0.0 && took < 600.0, "Run duration = {took}");
     for expr in [
         recipe(
             "time() - min by (pipeline_id) (max by (pipeline_id, slice) (pipeline_last_success_timestamp_seconds))",
