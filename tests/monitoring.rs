@@ -568,7 +568,7 @@ fn write_csv(dir: &Path) -> PathBuf {
 }
 
 /// The run, serving its metrics until SIGTERM and pushing them to
-/// `pushgateway`; returns it and its port.
+/// `pushgateway`, with `--accept-errors 0.5%`; returns it and its port.
 fn start_run(input: &Path, output: &Path, pushgateway: &str) -> (Running, u16) {
     let metrics_port = free_port();
     let metrics_port_s = metrics_port.to_string();
@@ -579,6 +579,9 @@ fn start_run(input: &Path, output: &Path, pushgateway: &str) -> (Running, u16) {
         "--metrics-keep-alive",
         "--pushgateway-url",
         pushgateway,
+        // Exported for the alerts; nothing fails in this run.
+        "--accept-errors",
+        "0.5%",
         "--pipeline-id",
         PIPELINE_ID,
         "--quiet",
@@ -770,6 +773,17 @@ fn assert_a_clean_run_shows(prom_port: u16, recipes: &[String], dashboard: &Valu
     assert_eq!(v, want, "{capacity}");
     let (labels, _) = one_series(prom_port, &panel("State"));
     assert_eq!(labels["state"], "completed", "State");
+    // What --accept-errors 0.5% accepts, as PipelineRecordsFailing reads it.
+    for (gauge, want) in [
+        ("pipeline_accept_errors_records", "0"),
+        ("pipeline_accept_errors_ratio", "0.005"),
+    ] {
+        let result = query(prom_port, gauge).unwrap();
+        assert_eq!(result.len(), 2, "{gauge}: {result:?}");
+        for r in &result {
+            assert_eq!(r["value"][1], want, "{gauge}: {r}");
+        }
+    }
     let (_, v) = one_series(prom_port, &panel("Run duration"));
     let took: f64 = v.parse().unwrap();
     assert!(took > 0.0 && took < 600.0, "Run duration = {took}");
