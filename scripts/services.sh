@@ -3,7 +3,9 @@
 # Safe to run again: everything already present is left as it is.
 #
 #   promtool   Debian package `prometheus` (the tests check /metrics with it,
-#              and run a real Prometheus), and `prometheus-pushgateway`
+#              and run a real Prometheus), `prometheus-pushgateway`, and
+#              `prometheus-alertmanager` (amtool checks the example config; the
+#              tests run a real Alertmanager to see its inhibit rules work)
 #   MariaDB    answering on 127.0.0.1:3306 as root with an empty password and a
 #              database `test` (installed from Debian's mariadb-server and
 #              started where it is not already running)
@@ -56,6 +58,7 @@ ensure_promtool() {
   local missing=()
   command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
   command -v prometheus-pushgateway >/dev/null 2>&1 || missing+=(prometheus-pushgateway)
+  command -v amtool >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
   if [ ${#missing[@]} -gt 0 ]; then
     apt_install_quiet "${missing[@]}"
   fi

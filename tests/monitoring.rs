@@ -1,10 +1,15 @@
 //! The monitoring files against the real tools: promtool checks
 //! prometheus.example.yml and monitoring/alerts.yml and runs the rule unit
-//! tests; a real Prometheus scrapes a real run every second, sees its record
-//! count, loads the alerting rules without an evaluation error, and evaluates
-//! every PromQL expression of METRICS.md, monitoring/alerts.yml and the Grafana
-//! dashboard. Prometheus and promtool come from Debian's `prometheus` package,
-//! which scripts/test.sh installs.
+//! tests; a real Prometheus scrapes a real run every second, and the
+//! Pushgateway the same run pushes to, sees its record count, loads the
+//! alerting rules without an evaluation error, and evaluates every PromQL
+//! expression of METRICS.md, monitoring/alerts.yml and the Grafana dashboard
+//! (whose panels count the run once, not once per source). amtool checks
+//! monitoring/alertmanager.example.yml and a real Alertmanager shows its
+//! inhibit rules at work; every alert links to its section of
+//! docs/runbook.md. Prometheus and promtool come from Debian's `prometheus`
+//! package, the Pushgateway and Alertmanager from `prometheus-pushgateway`
+//! and `prometheus-alertmanager`, which scripts/services.sh installs.
 
 mod common;
 
@@ -17,7 +22,7 @@ use common::*;
 use serde_json::Value;
 
 const INSTALL_HINT: &str =
-    "scripts/test.sh installs it (Debian's prometheus package: /usr/bin/prometheus and /usr/bin/promtool)";
+    "scripts/services.sh installs it (Debian's prometheus, prometheus-pushgateway and prometheus-alertmanager packages: /usr/bin/prometheus, promtool, prometheus-alertmanager and amtool)";
 
 /// Rows in the generated CSV.
 const ROWS: usize = 50_000;
@@ -46,11 +51,17 @@ fn tool(name: &str) -> PathBuf {
 /// Runs promtool with `args` in the repository root; fails with its output
 /// unless it exits 0.
 fn promtool(args: &[&str]) -> String {
-    let out = Command::new(tool("promtool"))
+    run_tool("promtool", args)
+}
+
+/// Runs the tool `name` with `args` in the repository root; fails with its
+/// output unless it exits 0.
+fn run_tool(name: &str, args: &[&str]) -> String {
+    let out = Command::new(tool(name))
         .args(args)
         .current_dir(repo())
         .output()
-        .unwrap_or_else(|e| panic!("cannot run promtool: {e}; {INSTALL_HINT}"));
+        .unwrap_or_else(|e| panic!("cannot run {name}: {e}; {INSTALL_HINT}"));
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -58,7 +69,7 @@ fn promtool(args: &[&str]) -> String {
     );
     assert!(
         out.status.success(),
-        "promtool {} failed ({}):\n{text}",
+        "{name} {} failed ({}):\n{text}",
         args.join(" "),
         out.status
     );
@@ -70,7 +81,7 @@ fn promtool_accepts_the_config_the_rules_and_the_rule_tests() {
     let out = promtool(&["check", "config", "prometheus.example.yml"]);
     assert!(out.contains("1 rule files found"), "{out}");
     let out = promtool(&["check", "rules", "monitoring/alerts.yml"]);
-    assert!(out.contains("SUCCESS: 9 rules found"), "{out}");
+    assert!(out.contains("SUCCESS: 10 rules found"), "{out}");
     let out = promtool(&["test", "rules", "monitoring/alerts.test.yml"]);
     assert!(out.contains("SUCCESS"), "{out}");
 }
@@ -318,8 +329,8 @@ fn dashboard_exprs(v: &Value, out: &mut Vec<String>) {
     }
 }
 
-/// The one `expr` of the dashboard panel titled `title`.
-fn panel_expr(dashboard: &Value, title: &str) -> String {
+/// The `expr` of each target of the dashboard panel titled `title`.
+fn panel_targets(dashboard: &Value, title: &str) -> Vec<String> {
     fn find<'a>(v: &'a Value, title: &str) -> Option<&'a Value> {
         match v {
             Value::Object(map) if map.get("title").and_then(Value::as_str) == Some(title) => {
@@ -333,8 +344,17 @@ fn panel_expr(dashboard: &Value, title: &str) -> String {
     let panel =
         find(&dashboard["panels"], title).unwrap_or_else(|| panic!("no dashboard panel {title}"));
     let targets = panel["targets"].as_array().expect("targets");
+    targets
+        .iter()
+        .map(|t| t["expr"].as_str().expect("expr").to_string())
+        .collect()
+}
+
+/// The one `expr` of the dashboard panel titled `title`.
+fn panel_expr(dashboard: &Value, title: &str) -> String {
+    let targets = panel_targets(dashboard, title);
     assert_eq!(targets.len(), 1, "targets of panel {title}");
-    targets[0]["expr"].as_str().expect("expr").to_string()
+    targets[0].clone()
 }
 
 /// Grafana's variables replaced with values Prometheus understands.
@@ -386,7 +406,7 @@ fn prometheus_scrapes_a_run_and_evaluates_every_query() {
     check_recipes(&recipes);
     let alerts_path = repo().join("monitoring/alerts.yml");
     let alert_exprs = rule_exprs(&std::fs::read_to_string(&alerts_path).unwrap());
-    assert_eq!(alert_exprs.len(), 9, "expr: entries in alerts.yml");
+    assert_eq!(alert_exprs.len(), 10, "expr: entries in alerts.yml");
     let dashboard: Value = serde_json::from_str(
         &std::fs::read_to_string(repo().join("monitoring/grafana/pipeline-dashboard.json"))
             .unwrap(),
@@ -397,9 +417,13 @@ fn prometheus_scrapes_a_run_and_evaluates_every_query() {
 
     let dir = tempfile::tempdir().unwrap();
     let output = dir.path().join("out.jsonl");
-    let (mut pipeline, metrics_port) = start_run(&write_csv(dir.path()), &output);
+    // The run is scraped and also pushes: Prometheus has each of its
+    // series twice, from job="pipeline" and from the Pushgateway.
+    let pushgateway = Pushgateway::start();
+    let (mut pipeline, metrics_port) =
+        start_run(&write_csv(dir.path()), &output, &pushgateway.url());
     let (mut prometheus, prom_port, log_path) =
-        start_prometheus(dir.path(), &alerts_path, metrics_port);
+        start_prometheus(dir.path(), &alerts_path, metrics_port, pushgateway.port);
     let log = || log_tail(&log_path);
     wait_for_the_run(prom_port, &mut prometheus, &mut pipeline, &log);
 
@@ -543,8 +567,9 @@ fn write_csv(dir: &Path) -> PathBuf {
     input
 }
 
-/// The run, serving its metrics until SIGTERM; returns it and its port.
-fn start_run(input: &Path, output: &Path) -> (Running, u16) {
+/// The run, serving its metrics until SIGTERM and pushing them to
+/// `pushgateway`, with `--accept-errors 0.5%`; returns it and its port.
+fn start_run(input: &Path, output: &Path, pushgateway: &str) -> (Running, u16) {
     let metrics_port = free_port();
     let metrics_port_s = metrics_port.to_string();
     let mut args = csv_to_file(input.to_str().unwrap(), output.to_str().unwrap());
@@ -552,6 +577,11 @@ fn start_run(input: &Path, output: &Path) -> (Running, u16) {
         "--metrics-port",
         &metrics_port_s,
         "--metrics-keep-alive",
+        "--pushgateway-url",
+        pushgateway,
+        // Exported for the alerts; nothing fails in this run.
+        "--accept-errors",
+        "0.5%",
         "--pipeline-id",
         PIPELINE_ID,
         "--quiet",
@@ -564,9 +594,15 @@ fn start_run(input: &Path, output: &Path) -> (Running, u16) {
     (pipeline, metrics_port)
 }
 
-/// Prometheus scraping the run every second, with the alerting rules loaded;
-/// returns it, its port and its log file.
-fn start_prometheus(dir: &Path, alerts_path: &Path, metrics_port: u16) -> (Running, u16, PathBuf) {
+/// Prometheus scraping the run and the Pushgateway every second (the latter
+/// with honor_labels, as prometheus.example.yml does), with the alerting
+/// rules loaded; returns it, its port and its log file.
+fn start_prometheus(
+    dir: &Path,
+    alerts_path: &Path,
+    metrics_port: u16,
+    pushgateway_port: u16,
+) -> (Running, u16, PathBuf) {
     let prometheus_bin = tool("prometheus");
     let prom_port = free_port();
     let config = dir.join("prometheus.yml");
@@ -575,7 +611,8 @@ fn start_prometheus(dir: &Path, alerts_path: &Path, metrics_port: u16) -> (Runni
         format!(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
              rule_files:\n  - {}\n\
-             scrape_configs:\n  - job_name: pipeline\n    static_configs:\n      - targets: [\"127.0.0.1:{metrics_port}\"]\n",
+             scrape_configs:\n  - job_name: pipeline\n    static_configs:\n      - targets: [\"127.0.0.1:{metrics_port}\"]\n\
+             \x20 - job_name: pushgateway\n    honor_labels: true\n    static_configs:\n      - targets: [\"127.0.0.1:{pushgateway_port}\"]\n",
             alerts_path.display()
         ),
     )
@@ -610,7 +647,8 @@ fn log_tail(path: &Path) -> String {
 }
 
 /// Waits until Prometheus is ready, scrapes the run, has seen every row
-/// and has a few samples for rate() and increase().
+/// from both sources (the run and the Pushgateway it pushed to when it
+/// ended) and has a few samples for rate() and increase().
 fn wait_for_the_run(
     prom_port: u16,
     prometheus: &mut Running,
@@ -631,18 +669,21 @@ fn wait_for_the_run(
         log,
         || (single_value(prom_port, "up{job=\"pipeline\"}").as_deref() == Some("1")).then_some(()),
     );
-    let inserted = format!("pipeline_records_inserted_total{{pipeline_id=\"{PIPELINE_ID}\"}}");
-    let rows = ROWS.to_string();
+    let both = format!(
+        "count(pipeline_records_inserted_total{{pipeline_id=\"{PIPELINE_ID}\", job=~\"pipeline|pipeline-cli\"}} == {ROWS})"
+    );
     wait_until(
-        &format!("{inserted} == {ROWS}"),
+        &format!("{both} == 2 (scraped and pushed)"),
         Duration::from_secs(60),
         &mut [&mut *prometheus, &mut *pipeline],
         log,
-        || (single_value(prom_port, &inserted).as_deref() == Some(rows.as_str())).then_some(()),
+        || (single_value(prom_port, &both).as_deref() == Some("2")).then_some(()),
     );
     // A few more scrapes, so rate() and increase() have samples to work on,
     // and rule evaluations over the data.
-    let samples = format!("count_over_time(pipeline_info{{pipeline_id=\"{PIPELINE_ID}\"}}[1m])");
+    let samples = format!(
+        "count_over_time(pipeline_info{{job=\"pipeline\", pipeline_id=\"{PIPELINE_ID}\"}}[1m])"
+    );
     wait_until(
         "3 scrapes of the run",
         Duration::from_secs(30),
@@ -684,17 +725,36 @@ fn assert_a_clean_run_shows(prom_port: u16, recipes: &[String], dashboard: &Valu
             .unwrap_or_else(|| panic!("METRICS.md has no recipe with {needle}"))
     };
     let panel = |title: &str| substitute_grafana_variables(&panel_expr(dashboard, title));
-    let checks = [
+    // A recipe that aggregates answers once; one that does not, once per
+    // source (each the same).
+    for (expr, want, copies) in [
         (
-            recipe("1 - pipeline_records_failed_total / (pipeline_records_read_total > 0)")
-                .to_string(),
+            recipe("1 - pipeline_records_failed_total / (pipeline_records_read_total > 0)"),
             "1",
+            2,
         ),
         (
-            recipe("increase(pipeline_records_failed_total[1h])").to_string(),
+            recipe("increase(pipeline_records_failed_total[1h])"),
             "0",
+            1,
         ),
-        (recipe("pipeline_queue_depth / (").to_string(), "0"),
+        (recipe("pipeline_queue_depth / ("), "0", 2),
+    ] {
+        let result = query(prom_port, expr).unwrap_or_else(|e| panic!("{expr}: {e}"));
+        assert_eq!(result.len(), copies, "series from {expr}: {result:?}");
+        for r in &result {
+            assert_eq!(r["value"][1], want, "{expr}: {r}");
+        }
+    }
+    let states = query(prom_port, recipe("pipeline_state == 1")).unwrap();
+    assert_eq!(states.len(), 2, "{states:?}");
+    assert!(
+        states.iter().all(|s| s["metric"]["state"] == "completed"),
+        "{states:?}"
+    );
+    // The panels count the run once (a sum over both sources would show
+    // twice the rows).
+    let checks = [
         (panel("Records written (this run)"), rows.as_str()),
         (panel("Done"), "100"),
         (panel("Last exit code"), "0"),
@@ -704,10 +764,29 @@ fn assert_a_clean_run_shows(prom_port: u16, recipes: &[String], dashboard: &Valu
         let (_, v) = one_series(prom_port, expr);
         assert_eq!(v, *want, "{expr}");
     }
-    for expr in [recipe("pipeline_state == 1").to_string(), panel("State")] {
-        let (labels, _) = one_series(prom_port, &expr);
-        assert_eq!(labels["state"], "completed", "{expr}");
+    let capacity =
+        substitute_grafana_variables(&panel_targets(dashboard, "Queue depth vs capacity")[1]);
+    let scraped =
+        format!("pipeline_queue_capacity{{job=\"pipeline\", pipeline_id=\"{PIPELINE_ID}\"}}");
+    let (_, want) = one_series(prom_port, &scraped);
+    let (_, v) = one_series(prom_port, &capacity);
+    assert_eq!(v, want, "{capacity}");
+    let (labels, _) = one_series(prom_port, &panel("State"));
+    assert_eq!(labels["state"], "completed", "State");
+    // What --accept-errors 0.5% accepts, as PipelineRecordsFailing reads it.
+    for (gauge, want) in [
+        ("pipeline_accept_errors_records", "0"),
+        ("pipeline_accept_errors_ratio", "0.005"),
+    ] {
+        let result = query(prom_port, gauge).unwrap();
+        assert_eq!(result.len(), 2, "{gauge}: {result:?}");
+        for r in &result {
+            assert_eq!(r["value"][1], want, "{gauge}: {r}");
+        }
     }
+    let (_, v) = one_series(prom_port, &panel("Run duration"));
+    let took: f64 = v.parse().unwrap();
+    assert!(took > 0.0 && took < 600.0, "Run duration = {took}");
     for expr in [
         recipe(
             "time() - min by (pipeline_id) (max by (pipeline_id, slice) (pipeline_last_success_timestamp_seconds))",
@@ -823,4 +902,328 @@ fn the_query_helpers_parse_what_they_should() {
         ),
         vec!["pipeline_a_total", "pipeline_b"]
     );
+}
+
+/// The alerts of alerts.yml, each with the lines of its rule (up to the
+/// next rule).
+fn alert_rules(yaml: &str) -> Vec<(String, Vec<String>)> {
+    let mut rules: Vec<(String, Vec<String>)> = Vec::new();
+    let mut in_alert = false;
+    for line in yaml.lines() {
+        let t = line.trim();
+        if let Some(name) = t.strip_prefix("- alert: ") {
+            rules.push((name.trim().to_string(), Vec::new()));
+            in_alert = true;
+        } else if t.starts_with("- record: ") {
+            in_alert = false;
+        } else if in_alert {
+            if let Some((_, lines)) = rules.last_mut() {
+                lines.push(t.to_string());
+            }
+        }
+    }
+    rules
+}
+
+/// GitHub's anchor for a Markdown heading: lower case, spaces to `-`,
+/// punctuation other than `-` and `_` dropped.
+fn heading_slug(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The anchors of the headings of a Markdown text (outside code blocks).
+fn heading_anchors(markdown: &str) -> Vec<String> {
+    let mut anchors = Vec::new();
+    let mut in_code = false;
+    for line in markdown.lines() {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+        } else if !in_code && line.starts_with('#') {
+            anchors.push(heading_slug(line.trim_start_matches('#')));
+        }
+    }
+    anchors
+}
+
+/// Every alert has a runbook_url naming a section of docs/runbook.md, its
+/// own; every section of the runbook belongs to an alert.
+#[test]
+fn every_alert_links_to_its_runbook_section() {
+    let rules =
+        alert_rules(&std::fs::read_to_string(repo().join("monitoring/alerts.yml")).unwrap());
+    assert_eq!(rules.len(), 9, "alerts in alerts.yml");
+    let runbook = std::fs::read_to_string(repo().join("docs/runbook.md")).unwrap();
+    let anchors = heading_anchors(&runbook);
+    let mut linked = Vec::new();
+    for (name, lines) in &rules {
+        let url = lines
+            .iter()
+            .find_map(|l| l.strip_prefix("runbook_url:"))
+            .unwrap_or_else(|| panic!("{name} has no runbook_url annotation"))
+            .trim()
+            .trim_matches('"');
+        let (file, anchor) = url
+            .split_once('#')
+            .unwrap_or_else(|| panic!("{name}: runbook_url {url} has no #anchor"));
+        assert_eq!(file, "docs/runbook.md", "{name}: runbook_url {url}");
+        assert!(
+            anchors.iter().any(|a| a == anchor),
+            "{name}: docs/runbook.md has no heading whose anchor is #{anchor}; it has {anchors:?}"
+        );
+        assert_eq!(
+            anchor,
+            heading_slug(name),
+            "{name} links to another alert's section"
+        );
+        linked.push(anchor.to_string());
+    }
+    for section in runbook.lines().filter_map(|l| l.strip_prefix("## ")) {
+        let slug = heading_slug(section);
+        assert!(
+            linked.contains(&slug),
+            "docs/runbook.md: section {section} is no alert's"
+        );
+        for part in [
+            "**Means**",
+            "**Check first**",
+            "**Commands**",
+            "**Silence**",
+        ] {
+            let body = runbook.split(&format!("## {section}\n")).nth(1).unwrap();
+            let body = body.split("\n## ").next().unwrap();
+            assert!(
+                body.contains(part),
+                "docs/runbook.md: section {section} has no {part}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_heading_slugs_are_githubs() {
+    assert_eq!(heading_slug(" PipelineRunFailed"), "pipelinerunfailed");
+    assert_eq!(heading_slug("What to check first?"), "what-to-check-first");
+    assert_eq!(
+        heading_anchors("# A b\n```\n# not a heading\n```\n## c_d.e\n"),
+        vec!["a-b", "c_de"]
+    );
+    let rules =
+        alert_rules("  - alert: A\n    x: 1\n  - record: r\n    expr: y\n  - alert: B\n    z: 2\n");
+    assert_eq!(
+        rules,
+        vec![
+            ("A".to_string(), vec!["x: 1".to_string()]),
+            ("B".to_string(), vec!["z: 2".to_string()])
+        ]
+    );
+}
+
+/// The `alertname="…"` matchers of the example Alertmanager config's
+/// inhibit rules: (source, target) pairs.
+fn inhibit_pairs(yaml: &str) -> Vec<(String, String)> {
+    let name = |l: &str| {
+        l.trim()
+            .strip_prefix("alertname=\"")
+            .and_then(|r| r.strip_suffix('"'))
+            .map(str::to_string)
+    };
+    let mut pairs = Vec::new();
+    let mut side = "";
+    let mut source = None;
+    for line in yaml.lines() {
+        match line.trim().trim_start_matches("- ") {
+            "source_matchers:" => side = "source",
+            "target_matchers:" => side = "target",
+            l => match (side, name(l)) {
+                ("source", Some(n)) => source = Some(n),
+                ("target", Some(n)) => pairs.push((source.take().expect("a source first"), n)),
+                _ => {}
+            },
+        }
+    }
+    pairs
+}
+
+/// amtool accepts the example Alertmanager config, and its inhibit rules
+/// name alerts that exist.
+#[test]
+fn amtool_accepts_the_alertmanager_example() {
+    let text = run_tool(
+        "amtool",
+        &["check-config", "monitoring/alertmanager.example.yml"],
+    );
+    assert!(text.contains("2 inhibit rules"), "{text}");
+    let yaml = std::fs::read_to_string(repo().join("monitoring/alertmanager.example.yml")).unwrap();
+    let alerts: Vec<String> =
+        alert_rules(&std::fs::read_to_string(repo().join("monitoring/alerts.yml")).unwrap())
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+    let pairs = inhibit_pairs(&yaml);
+    assert_eq!(
+        pairs,
+        [
+            ("PipelineCannotStart", "PipelineRunFailed"),
+            ("PipelineNoRecentSuccess", "PipelineNoRecentCompletion")
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+    for (a, b) in &pairs {
+        assert!(
+            alerts.contains(a) && alerts.contains(b),
+            "{a} → {b}: not in alerts.yml"
+        );
+    }
+}
+
+/// (alertname, pipeline_id, slice, other labels, whether it is inhibited)
+type PostedAlert = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    bool,
+);
+
+/// A real Alertmanager with the example config: each alert that only
+/// repeats another of the same pipeline (and slice) is inhibited, nothing
+/// else is.
+#[test]
+fn alertmanager_inhibits_the_repeating_alerts() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let log_path = dir.path().join("alertmanager.log");
+    let log_file = File::create(&log_path).unwrap();
+    let child = Command::new(tool("prometheus-alertmanager"))
+        .arg(format!(
+            "--config.file={}",
+            repo().join("monitoring/alertmanager.example.yml").display()
+        ))
+        .arg(format!("--storage.path={}", dir.path().display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        // No cluster: no gossip port.
+        .arg("--cluster.listen-address=")
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone().unwrap())
+        .stderr(log_file)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start prometheus-alertmanager: {e}; {INSTALL_HINT}"));
+    let mut alertmanager = Running {
+        what: "alertmanager",
+        child: Some(child),
+    };
+    let log = || log_tail(&log_path);
+    wait_until(
+        "Alertmanager to be ready",
+        Duration::from_secs(30),
+        &mut [&mut alertmanager],
+        &log,
+        || matches!(http("GET", port, "/-/ready"), Ok((200, _, _))).then_some(()),
+    );
+    let alerts: [PostedAlert; 9] = [
+        (
+            "PipelineCannotStart",
+            "orders",
+            "",
+            &[("stage", "sink"), ("error_type", "auth")],
+            false,
+        ),
+        (
+            "PipelineRunFailed",
+            "orders",
+            "",
+            &[("job", "pipeline-cli"), ("state", "failed")],
+            true,
+        ),
+        // Another pipeline's run failed on its own.
+        (
+            "PipelineRunFailed",
+            "events",
+            "",
+            &[("job", "pipeline-cli"), ("state", "failed")],
+            false,
+        ),
+        // Slice 1 of "export" cannot start; slice 0 failed for its own reason.
+        ("PipelineCannotStart", "export", "1", &[], false),
+        (
+            "PipelineRunFailed",
+            "export",
+            "1",
+            &[("state", "failed")],
+            true,
+        ),
+        (
+            "PipelineRunFailed",
+            "export",
+            "0",
+            &[("state", "failed")],
+            false,
+        ),
+        ("PipelineNoRecentSuccess", "billing", "", &[], false),
+        ("PipelineNoRecentCompletion", "billing", "", &[], true),
+        ("PipelineNoRecentCompletion", "nightly", "", &[], false),
+    ];
+    let body: Vec<Value> = alerts
+        .iter()
+        .map(|(name, pipeline, slice, extra, _)| {
+            let mut labels = serde_json::Map::new();
+            labels.insert("alertname".into(), (*name).into());
+            labels.insert("pipeline_id".into(), (*pipeline).into());
+            labels.insert("severity".into(), "critical".into());
+            if !slice.is_empty() {
+                labels.insert("slice".into(), (*slice).into());
+            }
+            for (k, v) in extra.iter() {
+                labels.insert((*k).into(), (*v).into());
+            }
+            serde_json::json!({ "labels": labels })
+        })
+        .collect();
+    let body = serde_json::to_vec(&body).unwrap();
+    let (status, text) =
+        http_body("POST", port, "/api/v2/alerts", "application/json", &body).unwrap();
+    assert_eq!(status, 200, "POST /api/v2/alerts: {text}\n{}", log());
+    let want: Vec<String> = alerts
+        .iter()
+        .map(|(n, p, s, _, inhibited)| format!("{n} {p} {s}: inhibited {inhibited}"))
+        .collect();
+    let got = wait_until(
+        "the posted alerts listed",
+        Duration::from_secs(20),
+        &mut [&mut alertmanager],
+        &log,
+        || {
+            let (_, _, body) = http("GET", port, "/api/v2/alerts").ok()?;
+            let listed: Vec<Value> = serde_json::from_str(&body).ok()?;
+            let mut got: Vec<String> = listed
+                .iter()
+                .map(|a| {
+                    let l = &a["labels"];
+                    let inhibited = a["status"]["inhibitedBy"]
+                        .as_array()
+                        .is_some_and(|by| !by.is_empty());
+                    format!(
+                        "{} {} {}: inhibited {inhibited}",
+                        l["alertname"].as_str().unwrap_or(""),
+                        l["pipeline_id"].as_str().unwrap_or(""),
+                        l["slice"].as_str().unwrap_or("")
+                    )
+                })
+                .collect();
+            got.sort();
+            (got.len() == alerts.len()).then_some(got)
+        },
+    );
+    let mut want = want;
+    want.sort();
+    assert_eq!(got, want);
 }

@@ -98,6 +98,7 @@ fn start_exports(config: &Config, shutdown: &Shutdown) -> Result<Exports, Pipeli
         config.sink.kind(),
     );
     metrics.describe(config.source.target(), config.sink.target());
+    metrics.accept_errors(config.accept_errors);
     signals::spawn_watchdog(shutdown.clone(), config.shutdown_timeout, metrics.clone());
     let server = match config.metrics.port {
         Some(port) => {

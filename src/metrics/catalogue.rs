@@ -280,6 +280,10 @@ pub(super) struct Run {
     pub(super) last_success: Gauge,
     pub(super) last_completion: Gauge,
     pub(super) last_exit_code: IntGauge,
+    /// `--accept-errors N`: N, else 0.
+    pub(super) accept_records: Gauge,
+    /// `--accept-errors P%`: P / 100, else 0.
+    pub(super) accept_ratio: Gauge,
 }
 
 impl Run {
@@ -320,6 +324,16 @@ impl Run {
                 "The exit code of the run (0 success, 1 failed, 2 usage or configuration, 75 locked, 128+N signal); exported once the run has ended.",
             )
             .expect("valid metric"),
+            accept_records: gauge(
+                r,
+                "pipeline_accept_errors_records",
+                "Failed records this run may have and still succeed (--accept-errors N); 0 without --accept-errors or with a percentage.",
+            ),
+            accept_ratio: gauge(
+                r,
+                "pipeline_accept_errors_ratio",
+                "Share of the records read this run may fail and still succeed (--accept-errors P% as P/100); 0 without --accept-errors or with a count.",
+            ),
         }
     }
 }

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use prometheus::{Encoder, IntGauge, Registry, TextEncoder};
 
-use crate::config::{SinkKind, SourceKind};
+use crate::config::{ErrorAllowance, SinkKind, SourceKind};
 use crate::error::{ErrorType, Stage};
 use crate::record::Counts;
 
@@ -408,6 +408,19 @@ impl Metrics {
             .register(Box::new(self.run.last_success.clone()));
     }
 
+    /// What `--accept-errors` lets the run fail and still succeed, for
+    /// alerts that leave accepted failures alone: `accept_errors_records`
+    /// (N) and `accept_errors_ratio` (P%, as P/100), 0 where not given so.
+    pub fn accept_errors(&self, allowance: Option<ErrorAllowance>) {
+        let (records, ratio) = match allowance {
+            Some(ErrorAllowance::Count(n)) => (n as f64, 0.0),
+            Some(ErrorAllowance::Percent(p)) => (0.0, p / 100.0),
+            None => (0.0, 0.0),
+        };
+        self.run.accept_records.set(records);
+        self.run.accept_ratio.set(ratio);
+    }
+
     /// The record counts so far.
     pub fn counts(&self) -> Counts {
         Counts {
@@ -523,5 +536,23 @@ mod tests {
         assert!(m
             .render()
             .contains("pipeline_last_success_timestamp_seconds{"));
+    }
+
+    #[test]
+    fn the_error_allowance_is_exported_as_a_count_or_a_ratio() {
+        let m = Metrics::new("t3", SourceKind::Csv, SinkKind::File);
+        let has = |m: &Metrics, records: &str, ratio: &str| {
+            let text = m.render();
+            let r = format!("pipeline_accept_errors_records{{pipeline_id=\"t3\"}} {records}\n");
+            let p = format!("pipeline_accept_errors_ratio{{pipeline_id=\"t3\"}} {ratio}\n");
+            assert!(text.contains(&r) && text.contains(&p), "{r}{p}in:\n{text}");
+        };
+        has(&m, "0", "0");
+        m.accept_errors(Some(ErrorAllowance::Count(25)));
+        has(&m, "25", "0");
+        m.accept_errors(Some(ErrorAllowance::Percent(0.5)));
+        has(&m, "0", "0.005");
+        m.accept_errors(None);
+        has(&m, "0", "0");
     }
 }
