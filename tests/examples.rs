@@ -126,6 +126,19 @@ fn the_csv_examples_run_as_written() {
     );
     assert_eq!(pushed, Some(50.0));
     assert!(!stderr(&out).contains(DB_PASS));
+
+    // The user and the database come from the environment too.
+    for (name, value, said) in [
+        ("MYSQL_USER", "nobody_here", "user 'nobody_here'"),
+        ("MYSQL_DATABASE", "no_such_db", "database 'no_such_db'"),
+    ] {
+        let mut vars = vars.clone();
+        vars.push((name.to_string(), value.to_string()));
+        let out = run_in(&argv, &vars, dir.path());
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{name}: {err}");
+        assert!(err.contains(said), "{name}: {err}");
+    }
 }
 
 #[test]
