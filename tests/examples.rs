@@ -414,13 +414,13 @@ fn summary_json(out: &Output) -> Value {
 }
 
 #[test]
-fn the_readme_shows_the_example_crontab_line() {
-    let readme = fs::read_to_string(repo().join("README.md")).unwrap();
+fn the_cron_docs_show_the_example_crontab_line() {
+    let docs = fs::read_to_string(repo().join("docs/cron.md")).unwrap();
     let cron = fs::read_to_string(example("crontab")).unwrap();
     let line = cron.lines().last().unwrap();
     assert!(
-        readme.contains(line),
-        "README and examples/crontab differ: {line}"
+        docs.contains(line),
+        "docs/cron.md and examples/crontab differ: {line}"
     );
 }
 
