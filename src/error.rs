@@ -123,7 +123,7 @@ impl Stage {
     }
 }
 
-/// Process exit codes, as documented in the README.
+/// Process exit codes, as documented in docs/usage.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(i32)]
 pub enum ExitCode {

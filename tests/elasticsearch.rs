@@ -843,7 +843,7 @@ fn processes_that_disagree_on_the_slice_count_are_told_apart() {
             );
         }
 
-        // Re-sliced as the README says: new state files. The three slices
+        // Re-sliced as docs/scaling.md says: new state files. The three slices
         // read everything once, then only what changed, once.
         let resliced = |name: &str| {
             let state = dir.path().join("r.{slice}.json");

@@ -1,6 +1,6 @@
 //! Every example runs as written, against the real servers: the config
-//! files, the crontab line, the systemd service and the Kubernetes
-//! manifests. Only hosts and paths are adapted: through the environment
+//! files, the crontab line, the systemd service, the Kubernetes manifests,
+//! and the README's examples into MySQL with their tables' DDL. Only hosts and paths are adapted: through the environment
 //! variables the examples read (`${ES_URL:-…}`), and by mapping the
 //! absolute paths of the crontab line, the unit and the pod.
 
@@ -126,6 +126,19 @@ fn the_csv_examples_run_as_written() {
     );
     assert_eq!(pushed, Some(50.0));
     assert!(!stderr(&out).contains(DB_PASS));
+
+    // The user and the database come from the environment too.
+    for (name, value, said) in [
+        ("MYSQL_USER", "nobody_here", "user 'nobody_here'"),
+        ("MYSQL_DATABASE", "no_such_db", "database 'no_such_db'"),
+    ] {
+        let mut vars = vars.clone();
+        vars.push((name.to_string(), value.to_string()));
+        let out = run_in(&argv, &vars, dir.path());
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{name}: {err}");
+        assert!(err.contains(said), "{name}: {err}");
+    }
 }
 
 #[test]
@@ -401,13 +414,13 @@ fn summary_json(out: &Output) -> Value {
 }
 
 #[test]
-fn the_readme_shows_the_example_crontab_line() {
-    let readme = fs::read_to_string(repo().join("README.md")).unwrap();
+fn the_cron_docs_show_the_example_crontab_line() {
+    let docs = fs::read_to_string(repo().join("docs/cron.md")).unwrap();
     let cron = fs::read_to_string(example("crontab")).unwrap();
     let line = cron.lines().last().unwrap();
     assert!(
-        readme.contains(line),
-        "README and examples/crontab differ: {line}"
+        docs.contains(line),
+        "docs/cron.md and examples/crontab differ: {line}"
     );
 }
 
@@ -887,4 +900,134 @@ fn meta_fields_that_would_be_null_are_refused() {
         assert!(stderr(&out).contains(says), "{meta}: {}", stderr(&out));
         assert!(!out_file.exists());
     }
+}
+
+/// The fenced blocks of the README's example `### {n}. …`, as (language,
+/// text) pairs.
+fn readme_blocks(n: u32) -> Vec<(String, String)> {
+    let readme = fs::read_to_string(repo().join("README.md")).unwrap();
+    let start = readme
+        .find(&format!("\n### {n}. "))
+        .unwrap_or_else(|| panic!("README.md has no example {n}"));
+    let section = &readme[start + 1..];
+    let end = section[1..].find("\n#").map_or(section.len(), |e| e + 1);
+    let mut blocks = Vec::new();
+    let mut lines = section[..end].lines();
+    while let Some(line) = lines.next() {
+        if let Some(lang) = line.strip_prefix("```") {
+            let body: Vec<&str> = lines
+                .by_ref()
+                .take_while(|l| !l.starts_with("```"))
+                .collect();
+            blocks.push((lang.to_string(), body.join("\n")));
+        }
+    }
+    blocks
+}
+
+/// The block of `lang` among `blocks`.
+fn block<'a>(blocks: &'a [(String, String)], lang: &str) -> &'a str {
+    let found = blocks.iter().find(|(l, _)| l == lang);
+    &found.unwrap_or_else(|| panic!("no ```{lang} block")).1
+}
+
+/// A README command line made to run here: the binary under test, the test
+/// database (as root, no password in the environment), `table` for the
+/// README's table name.
+fn readme_command(sh: &str, readme_table: &str, table: &str) -> String {
+    let db = mysql_url();
+    sh.replace("PIPELINE_DB_PASS=... ", "")
+        .replace("pipeline-cli --", &format!("{} --", bin()))
+        .replace("mysql://loader@127.0.0.1:3306/test", &db)
+        .replace("mysql://root@127.0.0.1/test", &db)
+        .replace(
+            "fixtures/sample.csv",
+            &repo().join("fixtures/sample.csv").display().to_string(),
+        )
+        .replace(
+            &format!("--db-table {readme_table} "),
+            &format!("--db-table {table} "),
+        )
+}
+
+/// SQL with its layout taken out: one space between tokens, none inside
+/// parentheses, no final `;`.
+fn sql_words(sql: &str) -> String {
+    let words = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    words
+        .replace("( ", "(")
+        .replace(" )", ")")
+        .trim_end_matches(';')
+        .to_string()
+}
+
+#[test]
+fn the_readme_examples_into_mysql_run_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = Db::connect();
+    let shell = |cmd: &str| run_in(&["sh".into(), "-c".into(), cmd.into()], &[], dir.path());
+
+    // 2: its table, then the fixture into it, twice (the second updates).
+    let blocks = readme_blocks(2);
+    let table = table_name("readme_orders");
+    db.exec(&format!("DROP TABLE IF EXISTS {table}"));
+    db.exec(&block(&blocks, "sql").replacen(
+        "CREATE TABLE orders",
+        &format!("CREATE TABLE {table}"),
+        1,
+    ));
+    let cmd = readme_command(block(&blocks, "sh"), "orders", &table);
+    for updated in ["updated=0", "updated=8"] {
+        let out = shell(&cmd);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(0), "{cmd}: {err}");
+        assert!(err.contains(updated), "{err}");
+        assert_eq!(db.count(&format!("SELECT COUNT(*) FROM {table}")), 8);
+    }
+    db.exec(&format!("DROP TABLE {table}"));
+
+    // 5: the dump, one gzip file per index; --check prints the README's DDL.
+    let blocks = readme_blocks(5);
+    fs::create_dir(dir.path().join("dumps")).unwrap();
+    let mut files: std::collections::BTreeMap<String, String> = Default::default();
+    for line in block(&blocks, "").lines() {
+        let doc: Value = serde_json::from_str(line).unwrap();
+        let index = doc["_index"].as_str().unwrap().to_string();
+        files
+            .entry(index)
+            .or_default()
+            .push_str(&format!("{line}\n"));
+    }
+    for (index, text) in &files {
+        use std::io::Write;
+        let file = fs::File::create(dir.path().join(format!("dumps/{index}.json.gz"))).unwrap();
+        let mut gz = flate2::write::GzEncoder::new(file, flate2::Compression::default());
+        gz.write_all(text.as_bytes()).unwrap();
+        gz.finish().unwrap();
+    }
+    let table = table_name("readme_logs");
+    db.exec(&format!("DROP TABLE IF EXISTS {table}"));
+    let cmd = readme_command(block(&blocks, "sh"), "logs", &table);
+    let out = shell(&format!("{cmd} --check"));
+    assert_eq!(out.status.code(), Some(0), "{cmd}: {}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let ddl = stdout
+        .lines()
+        .find_map(|l| {
+            l.split_once("records: CREATE TABLE")
+                .map(|(_, d)| format!("CREATE TABLE{d}"))
+        })
+        .unwrap_or_else(|| panic!("--check printed no DDL: {stdout}"));
+    let database = mysql_url().rsplit('/').next().unwrap().to_string();
+    let readme_ddl = sql_words(block(&blocks, "sql"))
+        .replace("`test`.`logs`", &format!("`{database}`.`{table}`"));
+    assert_eq!(
+        sql_words(&ddl),
+        readme_ddl,
+        "README.md example 5's DDL is not what --create-table makes"
+    );
+    let out = shell(&cmd);
+    assert_eq!(out.status.code(), Some(0), "{cmd}: {}", stderr(&out));
+    assert_eq!(db.count(&format!("SELECT COUNT(*) FROM {table}")), 3);
+    db.exec(&format!("DROP TABLE {table}"));
 }

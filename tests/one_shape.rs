@@ -479,7 +479,7 @@ impl CsvCase {
     }
 }
 
-/// A field's value under --csv-infer-types, as the README states the rule:
+/// A field's value under --csv-infer-types, as docs/usage.md states the rule:
 /// empty is null; `-?(0|[1-9][0-9]*)(\.[0-9]+)?` is a number (a whole one
 /// that fits 64 bits as that integer, any other with its exact digits);
 /// `true` / `false` in any case is a boolean; anything else is text.

@@ -27,6 +27,12 @@ pub fn main(args: Vec<OsString>) -> std::process::ExitCode {
     std::process::ExitCode::from(process(args).code() as u8)
 }
 
+/// The flag reference, `docs/flags.md`: every flag's `--help` text under
+/// its heading, as markdown, generated from the flags.
+pub fn flags_markdown() -> String {
+    crate::cli::flags_markdown()
+}
+
 /// [`main`], with the exit code as pipeline-cli's own.
 fn process(args: Vec<OsString>) -> ExitCode {
     match try_main(args) {

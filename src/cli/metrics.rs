@@ -9,6 +9,8 @@ use super::resolve::label_ok;
 #[derive(Debug, clap::Args)]
 #[group(skip)]
 pub struct MetricsFlags {
+    /// Serve metrics and a live page on this port.
+    ///
     /// Serve /metrics, /health and / on this port while the run lasts (0 picks a
     /// free port and logs it). Example: --metrics-port 9464
     #[arg(long, value_name = "N", help_heading = "Metrics")]

@@ -8,6 +8,7 @@ mod file;
 mod kinds;
 mod metrics;
 mod push;
+mod reference;
 mod resolve;
 mod run;
 mod sink_file;
@@ -48,12 +49,48 @@ pub fn generated_text(args: &[std::ffi::OsString]) -> Option<Result<String, Stri
     text::generated_text(args, Cli::command)
 }
 
+/// The flag reference, `docs/flags.md`, generated from the flags.
+pub fn flags_markdown() -> String {
+    reference::flags_markdown(&command())
+}
+
+/// The flags `-h` lists, so that it fits on one screen; `--help` lists them
+/// all. A flag not named here (a new one too) is in `--help` only.
+const SHORT_HELP: [&str; 16] = [
+    "source_type",
+    "csv_file",
+    "jsonl_file",
+    "es_url",
+    "es_index",
+    "sink_type",
+    "output_file",
+    "db_url",
+    "db_table",
+    "create_table",
+    "dead_letter",
+    "max_errors",
+    "metrics_port",
+    "check",
+    "quiet",
+    "config",
+];
+
+/// The command line as clap parses it and prints its help: every flag but
+/// those of [`SHORT_HELP`] left out of `-h`.
+fn command() -> clap::Command {
+    use clap::CommandFactory;
+    Cli::command().mut_args(|arg| {
+        let short = SHORT_HELP.contains(&arg.get_id().as_str());
+        arg.hide_short_help(!short)
+    })
+}
+
 impl Cli {
     /// Parses the arguments (after [`with_config_file_noting`]), remembering which
     /// flags were given.
     pub fn parse_args(args: Vec<std::ffi::OsString>) -> Result<Cli, clap::Error> {
-        use clap::{CommandFactory, FromArgMatches};
-        let matches = Cli::command().try_get_matches_from(args)?;
+        use clap::FromArgMatches;
+        let matches = command().try_get_matches_from(args)?;
         let mut cli = Cli::from_arg_matches(&matches)?;
         cli.given = matches
             .ids()
@@ -95,9 +132,11 @@ error (nothing was read); 75 another run holds the lock; 130 interrupted by SIGI
 #[command(
     name = "pipeline-cli",
     version = VERSION,
-    about,
+    about = "Moves records from CSV, NDJSON or Elasticsearch into JSON lines or MySQL.",
+    long_about = env!("CARGO_PKG_DESCRIPTION"),
     after_long_help = EXAMPLES,
-    after_help = "Run with --help for examples and exit codes.",
+    after_help = "The common flags; --help explains every flag, with examples and exit codes.",
+    override_usage = "pipeline-cli --source-type <SOURCE_TYPE> --sink-type <SINK_TYPE> [OPTIONS]\n       pipeline-cli --config <FILE> [OPTIONS]",
     args_override_self = true
 )]
 pub struct Cli {
@@ -107,7 +146,9 @@ pub struct Cli {
     #[arg(skip)]
     pub given: Vec<String>,
 
-    /// Where records come from. Example: --source-type csv
+    /// Where records come from.
+    ///
+    /// Example: --source-type csv
     #[arg(long, value_enum, help_heading = "Source")]
     pub source_type: SourceKind,
 
@@ -138,7 +179,9 @@ pub struct Cli {
     #[command(flatten)]
     pub es: EsFlags,
 
-    /// Where records go. Example: --sink-type file
+    /// Where records go.
+    ///
+    /// Example: --sink-type file
     #[arg(
         long,
         value_enum,
@@ -169,8 +212,10 @@ pub struct Cli {
     #[arg(long, value_enum, default_value = "text", help_heading = "Output")]
     pub log_format: LogFormat,
 
-    /// No progress bar, no informational logs; warnings, errors and the one
-    /// summary line that says how the run ended still print.
+    /// No progress bar, no informational logs.
+    ///
+    /// Warnings, errors and the one summary line that says how the run ended
+    /// still print.
     #[arg(long, short, help_heading = "Output")]
     pub quiet: bool,
 
@@ -183,6 +228,8 @@ pub struct Cli {
     #[arg(long, help_heading = "Install")]
     pub man_page: bool,
 
+    /// Say what the run would do, writing nothing.
+    ///
     /// Check and say, do not run: validate the flags, connect to every
     /// server, print what the run would do (the source's size or document
     /// count, the table and how each field maps to its columns, the DDL
@@ -200,8 +247,10 @@ pub struct Cli {
     #[arg(long, value_name = "PATH|-", help_heading = "Output")]
     pub summary_json: Option<PathBuf>,
 
-    /// Read flags from a TOML file: the same names as keys (`source-type = "csv"`,
-    /// `batch-size = 5000`, `create-table = true`); flags on the command line
+    /// Read flags from a TOML file.
+    ///
+    /// The same names as keys (`source-type = "csv"`, `batch-size = 5000`,
+    /// `create-table = true`); flags on the command line
     /// override it. Secrets are not allowed in it: use the environment.
     /// Example: --config /etc/pipeline/orders.toml
     #[arg(long, value_name = "FILE", help_heading = "Scheduled runs")]

@@ -81,12 +81,16 @@ pub struct RunFlags {
     #[arg(long, value_name = "N", help_heading = "Batching")]
     pub workers: Option<usize>,
 
-    /// Append every rejected record, with its line number, raw text and the
-    /// reason, to this JSON-lines file. Example: --dead-letter rejected.jsonl
+    /// Keep every rejected record in this file.
+    ///
+    /// Every rejected record is appended, with its line number, raw text and
+    /// the reason, as one JSON line. Example: --dead-letter rejected.jsonl
     #[arg(long, value_name = "PATH", help_heading = "Errors")]
     pub dead_letter: Option<PathBuf>,
 
-    /// Stop reading once N records have failed (the run then fails). Example: --max-errors 100
+    /// Stop reading once N records have failed.
+    ///
+    /// The run then fails. Example: --max-errors 100
     #[arg(long, value_name = "N", help_heading = "Errors")]
     pub max_errors: Option<u64>,
 

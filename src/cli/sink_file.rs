@@ -14,7 +14,9 @@ use super::OutputCompressionFlag;
 #[derive(Debug, clap::Args)]
 #[group(skip)]
 pub struct FileFlags {
-    /// JSON-lines file to write; `-` writes standard output. The file is written
+    /// JSON-lines file to write; `-` writes standard output.
+    ///
+    /// The file is written
     /// as PATH.partial and renamed to PATH only when the run succeeds.
     /// Example: --output-file out/orders.jsonl
     #[arg(long, value_name = "PATH", help_heading = "File sink")]

@@ -13,8 +13,9 @@ use super::run::RunFlags;
 #[derive(Debug, clap::Args)]
 #[group(skip)]
 pub struct MysqlFlags {
-    /// MySQL/MariaDB connection as a URL; the separate --db-* flags override its
-    /// parts. Keep the password out of it: use PIPELINE_DB_PASS.
+    /// MySQL/MariaDB connection as a URL.
+    ///
+    /// The separate --db-* flags override its parts. Keep the password out of it: use PIPELINE_DB_PASS.
     /// Example: --db-url mysql://loader@db.internal:3306/analytics
     #[arg(long, value_name = "URL", help_heading = "MySQL sink")]
     pub db_url: Option<String>,
@@ -46,11 +47,15 @@ pub struct MysqlFlags {
     #[arg(long, value_name = "NAME", help_heading = "MySQL sink")]
     pub db_name: Option<String>,
 
-    /// Table to load. Record fields map to its columns by name. Example: --db-table orders
+    /// Table to load.
+    ///
+    /// Record fields map to its columns by name. Example: --db-table orders
     #[arg(long, value_name = "TABLE", help_heading = "MySQL sink")]
     pub db_table: Option<String>,
 
-    /// Create the table if it is missing, with column types inferred from the
+    /// Create a missing table (with --db-key).
+    ///
+    /// When the table is missing, it is made with column types inferred from the
     /// first --create-table-sample records (the DDL is logged; --check prints
     /// it). Example: --create-table --db-key id
     #[arg(long, help_heading = "MySQL sink")]

@@ -10,7 +10,9 @@ use super::resolve::{inputs, positive_u64};
 #[derive(Debug, clap::Args)]
 #[group(skip)]
 pub struct CsvFlags {
-    /// CSV file(s) to read; `-` reads standard input. Several paths or globs
+    /// CSV file(s) to read; `-` reads standard input.
+    ///
+    /// Several paths or globs
     /// (quoted, so pipeline-cli expands them) are read one after the other in
     /// name order, each with its own header. Example: --csv-file data/orders.csv
     /// or --csv-file 'exports/2026-11-*.csv'

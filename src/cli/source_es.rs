@@ -13,12 +13,16 @@ use super::run::RunFlags;
 #[derive(Debug, clap::Args)]
 #[group(skip)]
 pub struct EsFlags {
-    /// Elasticsearch/OpenSearch node URL(s), comma-separated; a bare host:port
-    /// means http. Example: --es-url https://es1:9200,https://es2:9200
+    /// Elasticsearch/OpenSearch node URL(s).
+    ///
+    /// Comma-separated; a bare host:port means http; the next node is tried
+    /// when one cannot be reached. Example: --es-url https://es1:9200,https://es2:9200
     #[arg(long, value_name = "URL[,URL]", help_heading = "Elasticsearch source")]
     pub es_url: Option<String>,
 
-    /// Index name or pattern to read. Example: --es-index 'logs-2026.*'
+    /// Index name or pattern to read.
+    ///
+    /// Example: --es-index 'logs-2026.*'
     #[arg(long, value_name = "NAME", help_heading = "Elasticsearch source")]
     pub es_index: Option<String>,
 

@@ -10,9 +10,10 @@ use super::resolve::{inputs, positive_u64};
 #[derive(Debug, clap::Args)]
 #[group(skip)]
 pub struct JsonlFlags {
-    /// NDJSON file(s) to read (one JSON object per line; gzip or zstd read by
-    /// content); `-` reads standard input; several paths or globs as for
-    /// --csv-file. Example: --jsonl-file dump/orders.jsonl.gz
+    /// NDJSON file(s) to read; `-` reads standard input.
+    ///
+    /// One JSON object per line; gzip or zstd read by content; several paths
+    /// or globs as for --csv-file. Example: --jsonl-file dump/orders.jsonl.gz
     #[arg(long, value_name = "PATH", num_args = 1.., help_heading = "NDJSON source")]
     pub jsonl_file: Vec<String>,
 
