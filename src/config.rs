@@ -75,6 +75,35 @@ impl ErrorAllowance {
     }
 }
 
+/// `text` with every URL in it (`scheme://…`, up to a space or a quote)
+/// [`redacted`]: for text that leaves the process's own log, such as the
+/// live page's list of warnings.
+pub fn redact_urls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let scheme = |c: char| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.');
+        let start = rest[..at]
+            .char_indices()
+            .rev()
+            .find(|&(_, c)| !scheme(c))
+            .map_or(0, |(i, c)| i + c.len_utf8());
+        let end = rest[at..]
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | '`'))
+            .map_or(rest.len(), |i| at + i);
+        out.push_str(&rest[..start]);
+        let found = &rest[start..end];
+        // A URL ends before the punctuation that closes the sentence
+        // around it.
+        let url = found.trim_end_matches([')', ']', ',', ';', '.', ':']);
+        out.push_str(&redacted(url));
+        out.push_str(&found[url.len()..]);
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// A setting's value as the command line spells it (`load-data`, not
 /// `LoadData`), for log lines.
 pub fn cli_name<T: clap::ValueEnum>(v: &T) -> String {
@@ -84,13 +113,17 @@ pub fn cli_name<T: clap::ValueEnum>(v: &T) -> String {
 }
 
 /// A URL (or URL-like text such as `user:pass@host:port`) as it may be
-/// shown in logs and messages: without its user name and password.
+/// shown in logs and messages: without its user name, password and query
+/// string (which may carry a token; `?…` says there was one).
 pub fn redacted(raw: &str) -> String {
     if let Ok(mut u) = url::Url::parse(raw) {
         if u.has_host() {
             let _ = u.set_password(None);
             let _ = u.set_username("");
-            return u.to_string();
+            let query = u.query().is_some();
+            u.set_query(None);
+            u.set_fragment(None);
+            return format!("{u}{}", if query { "?…" } else { "" });
         }
     }
     match (raw.find("://"), raw.rfind('@')) {
@@ -664,6 +697,25 @@ mod tests {
             "mysql://db:3306/shop"
         );
         assert_eq!(redacted("http://a:9200"), "http://a:9200/");
+        assert_eq!(
+            redacted("http://u:p@a:9200/?token=QTOKEN#f"),
+            "http://a:9200/?…"
+        );
+    }
+
+    #[test]
+    fn urls_in_text_are_redacted_wherever_they_are() {
+        assert_eq!(
+            redact_urls(
+                "error sending request for url (http://elastic:S3cret@127.0.0.1:1/idx/_search?token=QTOKEN): refused; see https://x.example/doc."
+            ),
+            "error sending request for url (http://127.0.0.1:1/idx/_search?…): refused; see https://x.example/doc."
+        );
+        assert_eq!(redact_urls("no url here"), "no url here");
+        assert_eq!(
+            redact_urls("é mysql://root:pw@db:3306/t \"x\""),
+            "é mysql://db:3306/t \"x\""
+        );
     }
 
     #[test]

@@ -198,7 +198,10 @@ impl DeadLetter {
     pub fn flush(&self) -> std::io::Result<()> {
         if let Some(out) = &self.out {
             let out = out.lock().expect("dead-letter lock");
-            out.file.sync_data()?;
+            // A character device (`/dev/null`) has nothing to sync.
+            if out.file.metadata()?.is_file() {
+                out.file.sync_data()?;
+            }
         }
         Ok(())
     }

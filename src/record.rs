@@ -380,7 +380,13 @@ impl Counts {
     /// True when every record read is accounted for exactly once:
     /// read = inserted + updated + skipped + failed + in doubt.
     pub fn reconciles(&self) -> bool {
-        self.read == self.inserted + self.updated + self.skipped + self.failed + self.in_doubt
+        self.read == self.finished()
+    }
+
+    /// Records the run is done with: written, skipped, failed (wherever
+    /// they failed) or in doubt.
+    pub fn finished(&self) -> u64 {
+        self.inserted + self.updated + self.skipped + self.failed + self.in_doubt
     }
 }
 

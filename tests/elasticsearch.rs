@@ -975,6 +975,19 @@ fn one_bad_document_does_not_freeze_an_incremental_job() {
             "{kind:?}: the summary says which flag gets it going: {err}"
         );
 
+        // Failures --accept-errors allows, kept nowhere: exit 0, and the
+        // position stays, so the next run reads the document again.
+        let mut accepting = incremental.to_vec();
+        accepting.extend(["--accept-errors", "10%"]);
+        let out = es_to_file(&srv, "docs", &dir.path().join("a2.jsonl"), &accepting);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(0), "{kind:?}: {err}");
+        assert!(
+            !state.exists(),
+            "{kind:?}: moved past a document kept nowhere"
+        );
+        assert!(err.contains("not moved"), "{kind:?}: {err}");
+
         let mut with_dead = incremental.to_vec();
         with_dead.extend(["--dead-letter", p(&dead)]);
         let out = es_to_file(&srv, "docs", &dir.path().join("b.jsonl"), &with_dead);

@@ -336,3 +336,87 @@ fn a_run_that_cannot_start_serves_its_failure_then_exits_by_itself() {
         assert!(!port_open(port), "port still open after exit");
     }
 }
+
+/// While the final state is served, the next run may already start (the
+/// `--lock-file` is released first), the page names no credential or
+/// query token, and a dead-letter file that is `/dev/null` is taken.
+#[test]
+fn the_lock_is_free_and_no_secret_is_shown_while_the_end_is_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    std::fs::write(&input, "a,b\n1,2\n3\n").unwrap();
+    let lock = dir.path().join("run.lock");
+    let port = free_port();
+    let port_s = port.to_string();
+    let first_out = dir.path().join("first.jsonl");
+    let mut args = csv_to_file(input.to_str().unwrap(), first_out.to_str().unwrap());
+    args.extend([
+        "--lock-file",
+        lock.to_str().unwrap(),
+        "--dead-letter",
+        "/dev/null",
+        "--metrics-port",
+        &port_s,
+        "--metrics-linger",
+        "5m",
+    ]);
+    let mut child = Bin::new(&args).no_stdin().spawn();
+    wait_for_port(port, &mut child);
+    let s = wait_for_status(port, "the end", |s| s["state"] == "completed");
+    assert_eq!(s["exit_code"], 1, "one row failed: {s}");
+
+    let second_out = dir.path().join("second.jsonl");
+    let mut next = csv_to_file(input.to_str().unwrap(), second_out.to_str().unwrap());
+    next.extend([
+        "--lock-file",
+        lock.to_str().unwrap(),
+        "--accept-errors",
+        "1",
+    ]);
+    let out = run(&next);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    signal(&child, "TERM");
+    let out = wait_with_limit(child, Duration::from_secs(15));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+
+    // An Elasticsearch URL with a password and a token in its query, not
+    // answering: the page and /status show neither.
+    let es_port = free_port().to_string();
+    let url = format!("http://elastic:S3cretPW@127.0.0.1:{es_port}/?token=QTOKEN");
+    let port = free_port();
+    let port_s = port.to_string();
+    let args = [
+        "--source-type",
+        "elasticsearch",
+        "--es-url",
+        &url,
+        "--es-index",
+        "idx",
+        "--start-retry-for",
+        "1s",
+        "--sink-type",
+        "file",
+        "--output-file",
+        second_out.to_str().unwrap(),
+        "--metrics-port",
+        &port_s,
+        "--metrics-linger",
+        "5m",
+    ];
+    let mut child = Bin::new(&args).no_stdin().spawn();
+    wait_for_port(port, &mut child);
+    let s = wait_for_status(port, "the failed start", |s| s["state"] == "failed");
+    let (_, _, page) = http("GET", port, "/").unwrap();
+    let shown = format!("{s}{page}");
+    assert!(shown.contains(&format!("127.0.0.1:{es_port}")), "{shown}");
+    for secret in ["S3cretPW", "QTOKEN", "elastic@"] {
+        assert!(!shown.contains(secret), "{secret} shown: {shown}");
+    }
+    assert!(
+        s["recent"].as_array().is_some_and(|r| !r.is_empty()),
+        "the failure is among the warnings: {s}"
+    );
+    signal(&child, "TERM");
+    let out = wait_with_limit(child, Duration::from_secs(15));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}

@@ -80,8 +80,9 @@ fn try_main(raw: Vec<OsString>) -> Result<ExitCode, PipelineError> {
     if config.check {
         return check(&config);
     }
-    // Held until the process exits, whichever way it exits.
-    let _lock = match &config.lock_file {
+    // Held until the run's work is done (a lingering metrics server does
+    // not hold it), or the process exits, whichever way it exits.
+    let lock = match &config.lock_file {
         Some(path) => Some(RunLock::acquire(path).map_err(|e| match e {
             LockError::Held(holder) => PipelineError::Busy(format!(
                 "another run holds the lock {}: {holder}",
@@ -93,7 +94,7 @@ fn try_main(raw: Vec<OsString>) -> Result<ExitCode, PipelineError> {
         })?),
         None => None,
     };
-    run::run(config)
+    run::run(config, lock)
 }
 
 /// A flag clap refused: its own (multi-line) message as text, or one fatal

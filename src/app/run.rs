@@ -8,6 +8,7 @@ use super::exit::{exit_code, Ending};
 use super::signals;
 use crate::config::Config;
 use crate::error::{ExitCode, PipelineError};
+use crate::lock::RunLock;
 use crate::metrics::push::{write_textfile, Pusher};
 use crate::metrics::server::MetricsServer;
 use crate::metrics::{Metrics, RunState};
@@ -24,13 +25,13 @@ struct Exports {
 
 /// Runs the pipeline `config` describes and returns its exit code, or the
 /// error that kept it from starting.
-pub(super) fn run(config: Config) -> Result<ExitCode, PipelineError> {
+pub(super) fn run(config: Config, lock: Option<RunLock>) -> Result<ExitCode, PipelineError> {
     let shutdown = Shutdown::new();
     signals::install(&shutdown)?;
     let exports = start_exports(&config, &shutdown)?;
     let prepared = match pipeline::prepare(&config, exports.metrics.clone(), shutdown.clone()) {
         Ok(p) => p,
-        Err(e) => return not_started(&config, &shutdown, exports, e),
+        Err(e) => return not_started(&config, &shutdown, exports, e, lock),
     };
     let (push_done, push_done_rx) = crossbeam_channel::bounded::<()>(0);
     let interval_pusher = exports
@@ -57,6 +58,8 @@ pub(super) fn run(config: Config) -> Result<ExitCode, PipelineError> {
         _ => code,
     };
     let code = report_summary(&config, &summary, code);
+    // The next run may start while the final state is still served.
+    drop(lock);
     if let Some(server) = exports.server {
         linger(&config, &shutdown, &server, code);
         server.stop();
@@ -127,6 +130,7 @@ fn not_started(
     shutdown: &Shutdown,
     exports: Exports,
     e: PipelineError,
+    lock: Option<RunLock>,
 ) -> Result<ExitCode, PipelineError> {
     let code = exit_code(Ending::Error(&e));
     exports.metrics.set_state(RunState::Failed);
@@ -137,6 +141,7 @@ fn not_started(
             // The error is said first; the page and /metrics show it while
             // the server lingers.
             report::error_line(&e, code.code());
+            drop(lock);
             linger(config, shutdown, &s, code);
             s.stop();
             Ok(code)

@@ -5,6 +5,9 @@ use crate::error::PipelineError;
 
 use super::resolve::label_ok;
 
+/// The longest `--metrics-linger`.
+const MAX_LINGER: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 /// The metrics server and the label on every series.
 #[derive(Debug, clap::Args)]
 #[group(skip)]
@@ -88,7 +91,14 @@ impl MetricsFlags {
             host: self.metrics_host.clone(),
             keep_alive: self.metrics_keep_alive,
             linger: crate::retry::parse_duration(&self.metrics_linger)
-                .map_err(|e| PipelineError::Config(format!("--metrics-linger: {e}")))?,
+                .map_err(|e| PipelineError::Config(format!("--metrics-linger: {e}")))
+                .and_then(|d| match d <= MAX_LINGER {
+                    true => Ok(d),
+                    false => Err(PipelineError::Config(
+                        "--metrics-linger: at most 24h; --metrics-keep-alive serves until a signal"
+                            .into(),
+                    )),
+                })?,
         })
     }
 }

@@ -34,8 +34,8 @@ pub fn duration(secs: f64) -> String {
     let s = secs.max(0.0).round() as u64;
     match s {
         0..=99 => format!("{s} s"),
-        100..=3569 => format!("{} min", (s + 30) / 60),
-        3570..=172_799 => format!("{} h {:02} min", s / 3600, (s % 3600) / 60),
+        100..=3599 => format!("{} min", (s + 30) / 60),
+        3600..=172_799 => format!("{} h {:02} min", s / 3600, (s % 3600) / 60),
         _ => format!("{} d {} h", s / 86_400, (s % 86_400) / 3600),
     }
 }
@@ -111,6 +111,7 @@ mod tests {
         assert_eq!(duration(45.0), "45 s");
         assert_eq!(duration(720.0), "12 min");
         assert_eq!(duration(3900.0), "1 h 05 min");
+        assert_eq!(duration(3580.0), "60 min");
         assert_eq!(duration(2.0 * 86_400.0 + 3.0 * 3600.0), "2 d 3 h");
         assert_eq!(clock(42.0), "0:42");
         assert_eq!(clock(3723.0), "1:02:03");

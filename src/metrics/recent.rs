@@ -41,11 +41,12 @@ static RING: Mutex<Ring> = Mutex::new(Ring {
 
 /// Keeps one warning or error.
 pub fn push(level: &'static str, message: &str, at: String) {
+    // These are served over HTTP: no URL keeps its credentials or query.
     let note = Note {
         time: super::unix_now(),
         level,
-        message: message.to_string(),
-        at,
+        message: crate::config::redact_urls(message),
+        at: crate::config::redact_urls(&at),
     };
     let mut ring = RING.lock().unwrap_or_else(|e| e.into_inner());
     if ring.notes.len() == KEPT {

@@ -21,7 +21,8 @@ const FAILING_WINDOW: Duration = Duration::from_secs(60);
 #[derive(Clone, Copy)]
 pub(super) struct Sample {
     at: Instant,
-    /// Records written or failed (the sinks' pace, not the read-ahead).
+    /// Records finished: written, skipped or failed, at the source too (the
+    /// run's pace, not the read-ahead).
     done: u64,
     /// The share of the whole written, where the total is known.
     fraction: f64,
@@ -81,7 +82,7 @@ impl Metrics {
         let mut progress = self.progress(&c, bytes);
         let now = Sample {
             at: Instant::now(),
-            done: c.processed,
+            done: c.finished(),
             fraction: progress.as_ref().map_or(0.0, |p| p.fraction),
         };
         let (state, exit_code, elapsed, earlier) = {
@@ -100,7 +101,7 @@ impl Metrics {
             }
         }
         let secs = elapsed.as_secs_f64();
-        let average = c.processed as f64 / secs.max(1e-3);
+        let average = c.finished() as f64 / secs.max(1e-3);
         let window = earlier.filter(|_| !ended).map(|e| {
             let dt = now.at.duration_since(e.at).as_secs_f64();
             (
@@ -264,15 +265,15 @@ impl Metrics {
         if let Some(total) = self.known.get(Which::Records) {
             return Some(Progress {
                 basis: "records",
-                done: c.processed as f64,
+                done: c.finished() as f64,
                 total,
-                fraction: (c.processed as f64 / total.max(1.0)).min(1.0),
+                fraction: (c.finished() as f64 / total.max(1.0)).min(1.0),
             });
         }
         self.known.get(Which::Bytes).map(|total| {
             let written = match c.read {
                 0 => 0.0,
-                read => c.processed as f64 / read as f64,
+                read => c.finished() as f64 / read as f64,
             };
             Progress {
                 basis: "bytes",

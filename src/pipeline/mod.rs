@@ -340,17 +340,16 @@ fn settle(
     // cannot be saved keeps the output in `.partial` (exit 1), so no record
     // is exported twice and none is skipped.
     let so_far = metrics.counts();
-    let accepting = config
-        .accept_errors
-        .is_some_and(|a| a.allows(so_far.failed, so_far.read));
-    // Failed records kept in the dead-letter file do not hold the position
-    // back: an incremental job with one bad document moves on, and the
-    // document is in the file (a failed write there fails the run).
+    // The position moves past failed records only where they are kept: an
+    // incremental job with one bad document moves on, and the document is
+    // in the dead-letter file (a failed write there fails the run). Without
+    // one, even failures --accept-errors allows keep the position, so the
+    // next run reads them again rather than losing them.
     let kept = ctx.dead_letter().path().is_some();
     let mut staged = None;
     let mut state_note = None;
     if complete && so_far.reconciles() {
-        if so_far.failed == 0 || accepting || kept {
+        if so_far.failed == 0 || kept {
             match source.stage_commit() {
                 Ok(s) => staged = s,
                 Err(e) => ctx.fail_run(e),
@@ -382,7 +381,7 @@ fn settle(
             sink.finish(false).ok().flatten()
         }
     };
-    if committed && moving && so_far.failed > 0 && !accepting {
+    if committed && moving && so_far.failed > 0 {
         state_note = config.source.state_file().map(|p| {
             format!(
                 "{} moved past the {} failed records: they are in the dead-letter file",
