@@ -29,6 +29,8 @@ pub fn main(args: Vec<OsString>) -> std::process::ExitCode {
 
 /// [`main`], with the exit code as pipeline-cli's own.
 fn process(args: Vec<OsString>) -> ExitCode {
+    // Made once, as the process starts: every line says it.
+    report::run_id();
     match try_main(args) {
         Ok(code) => code,
         Err(e) => {

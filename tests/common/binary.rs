@@ -196,6 +196,15 @@ pub fn csv_field(s: &str, force: bool) -> String {
     }
 }
 
+/// A stderr line without the ` run_id=…` that ends every text line (it
+/// differs from run to run).
+pub fn without_run_id(line: &str) -> &str {
+    match line.rsplit_once(" run_id=") {
+        Some((rest, id)) if id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()) => rest,
+        _ => line,
+    }
+}
+
 /// The number after `key=` in a summary line.
 pub fn summary_number(err: &str, key: &str) -> u64 {
     err.split(&format!(" {key}="))
