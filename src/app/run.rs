@@ -30,7 +30,7 @@ pub(super) fn run(config: Config) -> Result<ExitCode, PipelineError> {
     let exports = start_exports(&config, &shutdown)?;
     let prepared = match pipeline::prepare(&config, exports.metrics.clone(), shutdown.clone()) {
         Ok(p) => p,
-        Err(e) => return Err(not_started(&config, exports, e)),
+        Err(e) => return Ok(not_started(&config, exports, e)),
     };
     let (push_done, push_done_rx) = crossbeam_channel::bounded::<()>(0);
     let interval_pusher = exports
@@ -45,14 +45,21 @@ pub(super) fn run(config: Config) -> Result<ExitCode, PipelineError> {
         let _ = t.join();
     }
     exports.metrics.mark_exit_code(code.code());
+    // The run's own error first, then what its exports meet.
+    if let Some(e) = &summary.error {
+        report::error_line(e, code.code());
+    }
     let code = match export_final(&config, &exports, code) {
         // The run itself completed, but its metrics are part of it (a cron
         // job's only record of the run, or a push --push-required asks
         // for): the summary says failed, as the exit code does.
         Err(why) if code == ExitCode::Success => {
+            let code = exit_code(Ending::RecordLost(code));
+            let e = PipelineError::Push(why);
+            report::error_line(&e, code.code());
             summary.outcome = Outcome::Failed;
-            summary.error = Some(PipelineError::Push(why));
-            exit_code(Ending::RecordLost(code))
+            summary.error = Some(e);
+            code
         }
         _ => code,
     };
@@ -99,25 +106,24 @@ fn start_exports(config: &Config, shutdown: &Shutdown) -> Result<Exports, Pipeli
     })
 }
 
-/// A run that could not start: cron runs that cannot even start still say
-/// so to Prometheus. Returns the error.
-fn not_started(config: &Config, exports: Exports, e: PipelineError) -> PipelineError {
+/// A run that could not start: its error line, then the exports (cron runs
+/// that cannot even start still say so to Prometheus). Returns the exit
+/// code.
+fn not_started(config: &Config, exports: Exports, e: PipelineError) -> ExitCode {
     let code = exit_code(Ending::Error(&e));
+    report::error_line(&e, code.code());
     exports.metrics.set_state(RunState::Failed);
     exports.metrics.mark_exit_code(code.code());
     let _ = export_final(config, &exports, code);
     if let Some(s) = exports.server {
         s.stop();
     }
-    e
+    code
 }
 
-/// The run's error line and its summary (stderr, `--summary-json`); the
-/// exit code, which a summary file that cannot be written makes 1.
+/// The run's summary (stderr, `--summary-json`); the exit code, which a
+/// summary file that cannot be written makes 1.
 fn report_summary(config: &Config, summary: &RunSummary, code: ExitCode) -> ExitCode {
-    if let Some(e) = &summary.error {
-        report::error_line(e, code.code());
-    }
     if report::print_summary(config, summary, code) {
         code
     } else {
