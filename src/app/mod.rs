@@ -83,9 +83,10 @@ fn try_main(raw: Vec<OsString>) -> Result<ExitCode, PipelineError> {
                 "another run holds the lock {}: {holder}",
                 path.display()
             )),
-            LockError::Io(e) => {
-                PipelineError::Config(format!("cannot lock --lock-file '{}': {e}", path.display()))
-            }
+            LockError::Io(e) => PipelineError::Config(format!(
+                "cannot lock --lock-file '{}': {e}; give a path in a writable directory",
+                path.display()
+            )),
         })?),
         None => None,
     };

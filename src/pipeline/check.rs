@@ -70,7 +70,7 @@ fn check_sample(
     if let (read, failed, Some((why, at))) = unflat {
         if read == failed {
             return Err(PipelineError::Config(format!(
-                "none of the {read} sample records would be written: --flatten: {why} (first: position {at})"
+                "none of the {read} sample records would be written: --flatten: {why} (first: position {at}); change --flatten or --flatten-separator"
             )));
         }
         lines.push(format!(
