@@ -184,7 +184,7 @@ impl Context {
     /// Tells the progress display how far the source is.
     pub fn progress(&self, bytes: u64, records: u64) {
         if let Some(p) = &self.progress {
-            p.update(bytes, records);
+            p.update(bytes, records, self.metrics.counts().failed);
         }
     }
 

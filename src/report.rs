@@ -105,7 +105,7 @@ pub fn init(config: &Config) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| crate::progress::StderrAboveBar)
         .with_target(false);
     match config.log_format {
         LogFormat::Json => {
@@ -156,7 +156,9 @@ pub fn line(level: &str, message: &str, extra: Map<String, Json>) {
         LogFormat::Text => format!("pipeline-cli: {message} run_id={}", run_id()),
         LogFormat::Json => record(level, message, extra).to_string(),
     };
-    let _ = writeln!(std::io::stderr().lock(), "{text}");
+    crate::progress::above_bar(|| {
+        let _ = writeln!(std::io::stderr().lock(), "{text}");
+    });
 }
 
 /// The line of an error that ends the process: level ERROR, with its
