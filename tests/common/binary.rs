@@ -205,6 +205,20 @@ pub fn without_run_id(line: &str) -> &str {
     }
 }
 
+/// Dead-letter lines without their `"run_id"` (it differs from run to
+/// run), to compare two runs' files.
+pub fn without_run_ids(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(",\"run_id\":\"") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + ",\"run_id\":\"".len()..];
+        rest = after.find('"').map_or("", |end| &after[end + 1..]);
+    }
+    out.push_str(rest);
+    out
+}
+
 /// The number after `key=` in a summary line.
 pub fn summary_number(err: &str, key: &str) -> u64 {
     err.split(&format!(" {key}="))
