@@ -134,9 +134,7 @@ impl Context {
                     .unwrap_or_default();
                 tracing::warn!(
                     position = record.position,
-                    index,
-                    "_id" = id,
-                    "rejected document: {reason}"
+                    "rejected document _id={id} in index {index}: {reason}"
                 )
             }
             None => tracing::warn!(position = record.position, "rejected record: {reason}"),
@@ -206,7 +204,7 @@ impl Context {
     /// Tells the progress display how far the source is.
     pub fn progress(&self, bytes: u64, records: u64) {
         if let Some(p) = &self.progress {
-            p.update(bytes, records);
+            p.update(bytes, records, self.metrics.counts().failed);
         }
     }
 

@@ -1,6 +1,7 @@
 //! The dead-letter file: every rejected record, one JSON object per line, with
 //! where it came from, what it was and why it was rejected, so nothing is
-//! silently dropped.
+//! silently dropped. Each entry carries the `run_id` of the run that wrote
+//! it, as its log lines do.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -108,7 +109,7 @@ impl DeadLetter {
         if let Some(f) = file {
             entry["file"] = json!(f);
         }
-        self.write(&entry)
+        self.write(entry)
     }
 
     /// A record a sink rejected.
@@ -131,7 +132,7 @@ impl DeadLetter {
         if let Some(f) = record.schema.origin() {
             entry["file"] = json!(f);
         }
-        self.write(&entry)
+        self.write(entry)
     }
 
     /// A record of a batch whose commit is in doubt: `"in_doubt": true` and
@@ -158,13 +159,14 @@ impl DeadLetter {
         if let Some(f) = record.schema.origin() {
             entry["file"] = json!(f);
         }
-        self.write(&entry)
+        self.write(entry)
     }
 
-    fn write(&self, entry: &serde_json::Value) -> std::io::Result<()> {
+    fn write(&self, mut entry: serde_json::Value) -> std::io::Result<()> {
         let Some(out) = &self.out else {
             return Ok(());
         };
+        entry["run_id"] = json!(crate::report::run_id());
         let mut out = out.lock().expect("dead-letter lock");
         let out = &mut *out;
         if out.broken {
@@ -172,7 +174,7 @@ impl DeadLetter {
             return Ok(());
         }
         out.line.clear();
-        serde_json::to_writer(&mut out.line, entry)?;
+        serde_json::to_writer(&mut out.line, &entry)?;
         out.line.push(b'\n');
         let _writing = self.shutdown.as_ref().map(|s| s.critical());
         match out.file.write_all(&out.line) {

@@ -220,7 +220,7 @@ pub enum PipelineError {
     #[error("stopped reading after {0} failed records (--max-errors {0})")]
     TooManyErrors(u64),
     /// The counts do not add up: a bug, and the run fails (exit 1).
-    #[error("record counts do not reconcile: read {} != inserted {} + updated {} + skipped {} + failed {}", .0.read, .0.inserted, .0.updated, .0.skipped, .0.failed)]
+    #[error("record counts do not reconcile: read {} != inserted {} + updated {} + skipped {} + failed {}; this is a bug: please report it", .0.read, .0.inserted, .0.updated, .0.skipped, .0.failed)]
     Reconcile(crate::record::Counts),
 }
 

@@ -1,18 +1,21 @@
 //! What the process says on stderr: the log set-up (plain text, or with
 //! `--log-format json` one JSON object per line, every one carrying
-//! `pipeline_id`), fatal error lines, and the run's summary record.
+//! `pipeline_id` and `run_id`), fatal error lines, and the run's summary
+//! record. [`run_id`] tells one run's lines, summary, dead-letter entries and
+//! metrics from another's.
 //!
 //! Everything written to stderr goes through here or through `tracing`, so
 //! a log shipper reading JSON never meets a plain line.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::sync::RwLock;
+use std::sync::{OnceLock, RwLock};
 
 use serde_json::{json, Map, Value as Json};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
-use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::field::RecordFields;
+use tracing_subscriber::fmt::format::{DefaultFields, Writer};
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -22,6 +25,28 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 use crate::config::{Config, LogFormat, OutputPath, DEFAULT_PIPELINE_ID};
 use crate::error::ExitCode;
 use crate::pipeline::{Outcome, RunSummary};
+
+/// This run's identifier, made once.
+static RUN_ID: OnceLock<String> = OnceLock::new();
+
+/// This run's identifier: 16 hex digits from the start time, the process
+/// id and the standard library's per-process random hash keys. Every log
+/// line carries it (`run_id`), as do the summary, each dead-letter entry
+/// and `pipeline_info`, so the lines of one run can be picked out of a
+/// shared log and matched with its rejected records and its metrics.
+pub fn run_id() -> &'static str {
+    RUN_ID.get_or_init(|| {
+        use std::hash::{BuildHasher, Hasher};
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(nanos);
+        h.write_u32(std::process::id());
+        format!("{:016x}", h.finish())
+    })
+}
 
 /// How lines are written: first as the raw arguments say, then as the
 /// parsed configuration says.
@@ -68,8 +93,8 @@ pub fn set_style(format: LogFormat, pipeline_id: &str) {
 
 /// Starts logging for `config`: `--quiet` keeps warnings and errors,
 /// `PIPELINE_LOG` overrides the level; in JSON every line carries
-/// `timestamp`, `level`, `pipeline_id` and `message`. A panic is logged the
-/// same way.
+/// `timestamp`, `level`, `pipeline_id`, `run_id` and `message`, as text
+/// every line ends with `run_id=…`. A panic is logged the same way.
 pub fn init(config: &Config) {
     set_style(config.log_format, &config.pipeline_id);
     // actix-server's own start/stop lines are noise for a command-line tool.
@@ -82,7 +107,7 @@ pub fn init(config: &Config) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| crate::progress::StderrAboveBar)
         .with_target(false);
     // Every warning and error is also kept for the live page.
     let recent = crate::metrics::recent::RecentLayer;
@@ -101,6 +126,7 @@ pub fn init(config: &Config) {
         }
         LogFormat::Text => builder
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .fmt_fields(WithRunId)
             .finish()
             .with(recent)
             .init(),
@@ -115,20 +141,21 @@ pub fn timestamp() -> String {
 }
 
 /// The JSON object of one line: `timestamp`, `level`, `pipeline_id`,
-/// `message`, then `extra`.
+/// `run_id`, `message`, then `extra`.
 pub fn record(level: &str, message: &str, extra: Map<String, Json>) -> Json {
     let mut obj = Map::new();
     obj.insert("timestamp".into(), timestamp().into());
     obj.insert("level".into(), level.into());
     obj.insert("pipeline_id".into(), style().1.into());
+    obj.insert("run_id".into(), run_id().into());
     obj.insert("message".into(), message.into());
     obj.extend(extra);
     Json::Object(obj)
 }
 
 /// Writes one line outside `tracing` (fatal errors, signals, the summary):
-/// `pipeline-cli: message` (with `error: ` for ERROR) as text, or one JSON
-/// object with `extra` fields.
+/// `pipeline-cli: message run_id=…` (with `error: ` for ERROR) as text, or
+/// one JSON object with `extra` fields.
 pub fn line(level: &str, message: &str, extra: Map<String, Json>) {
     if level == "WARN" || level == "ERROR" {
         crate::metrics::recent::push(
@@ -138,11 +165,15 @@ pub fn line(level: &str, message: &str, extra: Map<String, Json>) {
         );
     }
     let text = match style().0 {
-        LogFormat::Text if level == "ERROR" => format!("pipeline-cli: error: {message}"),
-        LogFormat::Text => format!("pipeline-cli: {message}"),
+        LogFormat::Text if level == "ERROR" => {
+            format!("pipeline-cli: error: {message} run_id={}", run_id())
+        }
+        LogFormat::Text => format!("pipeline-cli: {message} run_id={}", run_id()),
         LogFormat::Json => record(level, message, extra).to_string(),
     };
-    let _ = writeln!(std::io::stderr().lock(), "{text}");
+    crate::progress::above_bar(|| {
+        let _ = writeln!(std::io::stderr().lock(), "{text}");
+    });
 }
 
 /// The line of an error that ends the process: level ERROR, with its
@@ -274,9 +305,24 @@ where
         obj.insert("timestamp".into(), timestamp().into());
         obj.insert("level".into(), event.metadata().level().as_str().into());
         obj.insert("pipeline_id".into(), self.pipeline_id.clone().into());
+        obj.insert("run_id".into(), run_id().into());
         event.record(&mut Fields(&mut obj));
         obj.entry("message").or_insert_with(|| "".into());
         writeln!(writer, "{}", Json::Object(obj))
+    }
+}
+
+/// The text format's fields, then ` run_id=…`: every text line ends so.
+struct WithRunId;
+
+impl<'w> FormatFields<'w> for WithRunId {
+    fn format_fields<R: RecordFields>(
+        &self,
+        mut writer: Writer<'w>,
+        fields: R,
+    ) -> std::fmt::Result {
+        DefaultFields::new().format_fields(writer.by_ref(), fields)?;
+        write!(writer, " run_id={}", run_id())
     }
 }
 

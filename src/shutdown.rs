@@ -180,7 +180,9 @@ pub fn install_signal_handlers(
 ) -> Result<(), PipelineError> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let failed = |e: &dyn std::fmt::Display| {
-        PipelineError::Config(format!("cannot install the signal handler: {e}"))
+        PipelineError::Config(format!(
+            "cannot install the signal handler: {e}; nothing was read: run it again"
+        ))
     };
     // ctrlc runs the handler on its own thread and cannot say which signal
     // arrived. signal-hook's flag handlers, chained with ctrlc's in the same

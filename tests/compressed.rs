@@ -257,7 +257,7 @@ fn convert(
         .lines()
         .filter(|l| l.starts_with("pipeline-cli: "))
         .map(|l| {
-            let l = l.split(" in ").next().unwrap();
+            let l = without_run_id(l).split(" in ").next().unwrap();
             let named = if stdin.is_some() {
                 l.into()
             } else {

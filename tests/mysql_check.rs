@@ -79,7 +79,7 @@ fn none_would_be_written_fails_with_the_reason_and_writes_nothing() {
     );
     let error: Vec<&str> = err.lines().filter(|l| l.contains("error:")).collect();
     assert_eq!(error.len(), 1, "one error line: {err}");
-    assert!(error[0].ends_with(&want), "{err}");
+    assert!(without_run_id(error[0]).ends_with(&want), "{err}");
     assert!(
         !String::from_utf8_lossy(&out.stdout).contains("check: ok"),
         "{err}"

@@ -19,11 +19,13 @@ fn p(path: &Path) -> &str {
 }
 
 /// Every stderr line as JSON; panics on a line that is not an object
-/// carrying `pipeline_id`, `level`, `timestamp` and `message`.
+/// carrying `pipeline_id`, `level`, `timestamp` and `message`, or on lines
+/// that do not all carry the same `run_id`.
 fn json_lines(out: &Output, id: &str) -> Vec<Value> {
     let err = stderr(out);
     assert!(!err.trim().is_empty(), "nothing on stderr");
-    err.lines()
+    let lines: Vec<Value> = err
+        .lines()
         .map(|line| {
             let v: Value = serde_json::from_str(line)
                 .unwrap_or_else(|e| panic!("not JSON ({e}): {line}\n--- all:\n{err}"));
@@ -33,7 +35,18 @@ fn json_lines(out: &Output, id: &str) -> Vec<Value> {
             assert_eq!(v["pipeline_id"], id, "{line}");
             v
         })
-        .collect()
+        .collect();
+    let run_id = lines[0]["run_id"].as_str().unwrap_or_default();
+    assert!(is_run_id(run_id), "no run_id: {err}");
+    for v in &lines {
+        assert_eq!(v["run_id"], run_id, "another run_id: {v}");
+    }
+    lines
+}
+
+/// A run's identifier: 16 hex digits.
+fn is_run_id(s: &str) -> bool {
+    s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// The last line: a fatal error with this exit code and error type.
@@ -546,4 +559,102 @@ fn a_summary_file_that_cannot_be_written_fails_the_run() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("error: cannot write --summary-json"), "{err}");
     assert_eq!(summary_number(&err, "inserted"), 2, "{err}");
+}
+
+/// One `run_id` ties a run's log lines (JSON and text), its summary (on
+/// stderr and in `--summary-json`), its dead-letter entries and its
+/// `pipeline_info` together; the next run has another.
+#[test]
+fn one_run_id_ties_a_runs_lines_summary_dead_letters_and_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    fs::write(&input, "id,name\n1,a\n2\n3,c\n4\n").unwrap();
+    let output = dir.path().join("out.jsonl");
+    let dead = dir.path().join("dead.jsonl");
+    let summary = dir.path().join("summary.json");
+    let textfile = dir.path().join("m.prom");
+    let mut args = csv_to_file(p(&input), p(&output));
+    args.extend(["--dead-letter", p(&dead), "--summary-json", p(&summary)]);
+    args.extend(["--metrics-textfile", p(&textfile)]);
+    let mut json = args.clone();
+    json.extend(["--log-format", "json", "--pipeline-id", "ids"]);
+    let out = run(&json);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let lines = json_lines(&out, "ids");
+    assert!(lines.len() > 2, "{lines:?}");
+    let id = lines[0]["run_id"].as_str().unwrap().to_string();
+    let written: Value = serde_json::from_str(&fs::read_to_string(&summary).unwrap()).unwrap();
+    assert_eq!(written["run_id"], id.as_str(), "{written}");
+    let entries = read_jsonl(&dead);
+    assert_eq!(entries.len(), 2);
+    for e in &entries {
+        assert_eq!(e["run_id"], id.as_str(), "{e}");
+    }
+    let metrics = fs::read_to_string(&textfile).unwrap();
+    assert_eq!(
+        value(&metrics, "pipeline_info", &[("run_id", &id)]),
+        Some(1.0),
+        "{metrics}"
+    );
+
+    // As text, every line ends with it; another run, another id.
+    let out = run(&args);
+    let err = stderr(&out);
+    let ids: std::collections::BTreeSet<&str> = err
+        .lines()
+        .map(|l| l.rsplit_once(" run_id=").map_or("", |(_, id)| id))
+        .collect();
+    assert_eq!(ids.len(), 1, "{err}");
+    let text_id = ids.into_iter().next().unwrap();
+    assert!(is_run_id(text_id), "{err}");
+    assert_ne!(text_id, id, "two runs, one id");
+    assert!(err.lines().count() > 2, "{err}");
+    let entries = read_jsonl(&dead);
+    assert_eq!(entries.len(), 4);
+    assert_eq!(entries[3]["run_id"], text_id, "{}", entries[3]);
+}
+
+/// The run's own error is said before what its final push meets (a
+/// Pushgateway nobody answers at), whether the run started or not; the
+/// exit code is the run's.
+#[test]
+fn the_runs_own_error_comes_before_the_push_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    fs::write(&input, "id,name\n1,a\n2\n3,c\n4\n").unwrap();
+    let output = dir.path().join("out.jsonl");
+    let push = format!("http://127.0.0.1:{}", free_port());
+    let dead_push = ["--pushgateway-url", &push, "--push-timeout", "1s"];
+    let order = |lines: &[Value], error_type: &str| {
+        let own = lines
+            .iter()
+            .position(|v| v["error_type"] == error_type && v.get("summary").is_none());
+        let pushed = lines.iter().position(|v| {
+            v["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("pushing metrics to"))
+        });
+        match (own, pushed) {
+            (Some(own), Some(pushed)) => assert!(own < pushed, "{lines:#?}"),
+            _ => panic!("no {error_type} line or no push failure: {lines:#?}"),
+        }
+    };
+
+    // A run that stops on --max-errors.
+    let mut args = csv_to_file(p(&input), p(&output));
+    args.extend(["--max-errors", "1"]);
+    args.extend(dead_push);
+    let out = json_run(&args);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    order(&json_lines(&out, "cron-1"), "max_errors");
+
+    // A run that cannot start: an Elasticsearch nobody answers at.
+    let es = format!("http://127.0.0.1:{}", free_port());
+    let mut args = vec!["--source-type", "elasticsearch", "--es-url", &es];
+    args.extend(["--es-index", "x", "--sink-type", "file"]);
+    args.extend(["--output-file", p(&output), "--retry-for", "1s"]);
+    args.extend(dead_push);
+    let out = json_run(&args);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    order(&json_lines(&out, "cron-1"), "connection");
 }

@@ -35,6 +35,8 @@ pub fn flags_markdown() -> String {
 
 /// [`main`], with the exit code as pipeline-cli's own.
 fn process(args: Vec<OsString>) -> ExitCode {
+    // Made once, as the process starts: every line says it.
+    report::run_id();
     match try_main(args) {
         Ok(code) => code,
         Err(e) => {
@@ -88,9 +90,10 @@ fn try_main(raw: Vec<OsString>) -> Result<ExitCode, PipelineError> {
                 "another run holds the lock {}: {holder}",
                 path.display()
             )),
-            LockError::Io(e) => {
-                PipelineError::Config(format!("cannot lock --lock-file '{}': {e}", path.display()))
-            }
+            LockError::Io(e) => PipelineError::Config(format!(
+                "cannot lock --lock-file '{}': {e}; give a path in a writable directory",
+                path.display()
+            )),
         })?),
         None => None,
     };

@@ -31,7 +31,7 @@ pub(super) fn run(config: Config, lock: Option<RunLock>) -> Result<ExitCode, Pip
     let exports = start_exports(&config, &shutdown)?;
     let prepared = match pipeline::prepare(&config, exports.metrics.clone(), shutdown.clone()) {
         Ok(p) => p,
-        Err(e) => return not_started(&config, &shutdown, exports, e, lock),
+        Err(e) => return Ok(not_started(&config, &shutdown, exports, e, lock)),
     };
     let (push_done, push_done_rx) = crossbeam_channel::bounded::<()>(0);
     let interval_pusher = exports
@@ -46,14 +46,21 @@ pub(super) fn run(config: Config, lock: Option<RunLock>) -> Result<ExitCode, Pip
         let _ = t.join();
     }
     exports.metrics.mark_exit_code(code.code());
+    // The run's own error first, then what its exports meet.
+    if let Some(e) = &summary.error {
+        report::error_line(e, code.code());
+    }
     let code = match export_final(&config, &exports, code) {
         // The run itself completed, but its metrics are part of it (a cron
         // job's only record of the run, or a push --push-required asks
         // for): the summary says failed, as the exit code does.
         Err(why) if code == ExitCode::Success => {
+            let code = exit_code(Ending::RecordLost(code));
+            let e = PipelineError::Push(why);
+            report::error_line(&e, code.code());
             summary.outcome = Outcome::Failed;
-            summary.error = Some(PipelineError::Push(why));
-            exit_code(Ending::RecordLost(code))
+            summary.error = Some(e);
+            code
         }
         _ => code,
     };
@@ -122,40 +129,32 @@ fn start_exports(config: &Config, shutdown: &Shutdown) -> Result<Exports, Pipeli
     })
 }
 
-/// A run that could not start: cron runs that cannot even start still say
-/// so to Prometheus. Returns the error, or, when a metrics server lingered
-/// after saying it, its exit code.
+/// A run that could not start: its error line, then the exports (cron runs
+/// that cannot even start still say so to Prometheus), and a lingering
+/// metrics server serving that. Returns the exit code.
 fn not_started(
     config: &Config,
     shutdown: &Shutdown,
     exports: Exports,
     e: PipelineError,
     lock: Option<RunLock>,
-) -> Result<ExitCode, PipelineError> {
+) -> ExitCode {
     let code = exit_code(Ending::Error(&e));
+    report::error_line(&e, code.code());
     exports.metrics.set_state(RunState::Failed);
     exports.metrics.mark_exit_code(code.code());
     let _ = export_final(config, &exports, code);
-    match exports.server {
-        Some(s) => {
-            // The error is said first; the page and /metrics show it while
-            // the server lingers.
-            report::error_line(&e, code.code());
-            drop(lock);
-            linger(config, shutdown, &s, code);
-            s.stop();
-            Ok(code)
-        }
-        None => Err(e),
+    if let Some(s) = exports.server {
+        drop(lock);
+        linger(config, shutdown, &s, code);
+        s.stop();
     }
+    code
 }
 
-/// The run's error line and its summary (stderr, `--summary-json`); the
-/// exit code, which a summary file that cannot be written makes 1.
+/// The run's summary (stderr, `--summary-json`); the exit code, which a
+/// summary file that cannot be written makes 1.
 fn report_summary(config: &Config, summary: &RunSummary, code: ExitCode) -> ExitCode {
-    if let Some(e) = &summary.error {
-        report::error_line(e, code.code());
-    }
     if report::print_summary(config, summary, code) {
         code
     } else {

@@ -102,7 +102,7 @@ fn timed_out(sig: i32, timeout: Duration, metrics: &Metrics) -> ! {
     let code = exit_code(Ending::Signal(sig)).code();
     report::fatal_line(
         &format!(
-            "shutdown did not finish within --shutdown-timeout {}s; exiting with {} records read but neither written nor failed (in doubt)",
+            "shutdown did not finish within --shutdown-timeout {}s; exiting with {} records read but neither written nor failed (in doubt); raise --shutdown-timeout to let a slow sink finish",
             timeout.as_secs(),
             c.read.saturating_sub(done)
         ),

@@ -194,7 +194,10 @@ fn read_table(path: &std::path::Path, shown: &str) -> Result<toml::Table, Pipeli
                 format!(" (line {line}, column {column})")
             })
             .unwrap_or_default();
-        PipelineError::Config(format!("--config {shown}{at}: {}", e.message().trim()))
+        PipelineError::Config(format!(
+            "--config {shown}{at}: {}; correct the TOML there",
+            e.message().trim()
+        ))
     })
 }
 
@@ -215,9 +218,11 @@ fn setting_flag<'a>(
                 .filter_map(|a| a.get_long())
                 .filter(|n| *n != "config");
             let hint = closest(flag, names)
-                .map(|n| format!("; did you mean '{n}'?"))
+                .map(|n| format!(" (did you mean '{n}'?)"))
                 .unwrap_or_default();
-            PipelineError::Config(format!("--config {shown}: unknown setting '{key}'{hint}"))
+            PipelineError::Config(format!(
+                "--config {shown}: unknown setting '{key}'{hint}; correct it, or remove it"
+            ))
         })?;
     if is_secret(arg) {
         return Err(PipelineError::Config(format!(
@@ -253,7 +258,9 @@ impl Setting<'_> {
             expand_env(s, |name| {
                 env(name).map(|v| v.to_string_lossy().into_owned())
             })
-            .map_err(|e| PipelineError::Config(format!("--config {shown}: '{key}': {e}")))
+            .map_err(|e| {
+                PipelineError::Config(format!("--config {shown}: '{key}': {e}; correct its value"))
+            })
         };
         let text = match value {
             toml::Value::String(s) => expand(&s)?,

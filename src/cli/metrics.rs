@@ -91,7 +91,11 @@ impl MetricsFlags {
             host: self.metrics_host.clone(),
             keep_alive: self.metrics_keep_alive,
             linger: crate::retry::parse_duration(&self.metrics_linger)
-                .map_err(|e| PipelineError::Config(format!("--metrics-linger: {e}")))
+                .map_err(|e| {
+                    PipelineError::Config(format!(
+                        "--metrics-linger: {e}; give a duration such as 30s or 2m, or 0 to exit at once"
+                    ))
+                })
                 .and_then(|d| match d <= MAX_LINGER {
                     true => Ok(d),
                     false => Err(PipelineError::Config(

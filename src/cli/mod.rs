@@ -415,7 +415,7 @@ impl Cli {
             // Ignored, every process would read the whole index.
             SourceKind::Elasticsearch if self.input_shard.is_some() => {
                 return Err(PipelineError::Config(
-                    "--input-shard (or PIPELINE_INPUT_SHARD) splits input files; an Elasticsearch read is split with --es-slices N --es-slice-id I".into(),
+                    "--input-shard (or PIPELINE_INPUT_SHARD) splits input files; use --es-slices N --es-slice-id I to split an Elasticsearch read".into(),
                 ))
             }
             SourceKind::Elasticsearch => self.es.slice(),

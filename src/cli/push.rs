@@ -67,7 +67,7 @@ impl PushFlags {
             .filter(|u| matches!(u.scheme(), "http" | "https"))
             .ok_or_else(|| {
                 PipelineError::Config(format!(
-                    "--pushgateway-url '{}' is not an http(s) URL",
+                    "--pushgateway-url '{}' is not an http(s) URL; give the Pushgateway's base URL, e.g. http://pushgateway:9091",
                     crate::config::redacted(raw)
                 ))
             })?;

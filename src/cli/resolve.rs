@@ -64,7 +64,7 @@ impl Slice {
         match self.0 {
             Some((id, _)) => Ok(Some(PathBuf::from(text.replace("{slice}", &id.to_string())))),
             None => Err(PipelineError::Config(format!(
-                "{flag} '{text}' contains {{slice}} but neither --es-slice-id nor --input-shard says which slice this process reads"
+                "{flag} '{text}' contains {{slice}} but neither --es-slice-id nor --input-shard says which slice this process reads; add one of them"
             ))),
         }
     }

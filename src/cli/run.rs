@@ -129,11 +129,17 @@ impl RunFlags {
     /// `--retry-for`, `--max-retries` and `--start-retry-for`.
     pub(super) fn retry_policy(&self) -> Result<RetryPolicy, PipelineError> {
         Ok(RetryPolicy {
-            retry_for: crate::retry::parse_duration(&self.retry_for)
-                .map_err(|e| PipelineError::Config(format!("--retry-for: {e}")))?,
+            retry_for: crate::retry::parse_duration(&self.retry_for).map_err(|e| {
+                PipelineError::Config(format!(
+                    "--retry-for: {e}; give a duration such as 30s, 5m or 1h"
+                ))
+            })?,
             max_retries: self.max_retries,
-            at_start: crate::retry::parse_duration(&self.start_retry_for)
-                .map_err(|e| PipelineError::Config(format!("--start-retry-for: {e}")))?,
+            at_start: crate::retry::parse_duration(&self.start_retry_for).map_err(|e| {
+                PipelineError::Config(format!(
+                    "--start-retry-for: {e}; give a duration such as 30s, 5m or 1h"
+                ))
+            })?,
         })
     }
 
@@ -163,10 +169,11 @@ impl RunFlags {
         config.dead_letter = slice.path("--dead-letter", self.dead_letter.as_deref())?;
         config.max_errors = self.max_errors;
         config.accept_errors = match &self.accept_errors {
-            Some(text) => Some(
-                parse_allowance(text)
-                    .map_err(|e| PipelineError::Config(format!("--accept-errors: {e}")))?,
-            ),
+            Some(text) => Some(parse_allowance(text).map_err(|e| {
+                PipelineError::Config(format!(
+                    "--accept-errors: {e}; see --help for the forms it takes"
+                ))
+            })?),
             None => None,
         };
         config.limit = self.limit;

@@ -173,8 +173,11 @@ struct DbUrl {
 
 fn parse_db_url(raw: &str) -> Result<DbUrl, PipelineError> {
     // The message never repeats the URL: it may hold a password.
-    let bad =
-        |why: &str| PipelineError::Config(format!("--db-url is not a valid MySQL URL: {why}"));
+    let bad = |why: &str| {
+        PipelineError::Config(format!(
+            "--db-url is not a valid MySQL URL: {why}; give it as mysql://USER@HOST:PORT/DATABASE"
+        ))
+    };
     let url = url::Url::parse(raw).map_err(|e| bad(&e.to_string()))?;
     if !matches!(url.scheme(), "mysql" | "mariadb") {
         return Err(bad("it must start with mysql://"));
@@ -199,7 +202,11 @@ fn parse_db_url(raw: &str) -> Result<DbUrl, PipelineError> {
 fn date_formats(given: &[String]) -> Result<Vec<(String, EpochUnit)>, PipelineError> {
     let mut out: Vec<(String, EpochUnit)> = Vec::with_capacity(given.len());
     for item in given {
-        let bad = |why: &str| PipelineError::Config(format!("--date-format '{item}': {why}"));
+        let bad = |why: &str| {
+            PipelineError::Config(format!(
+                "--date-format '{item}': {why}; give FIELD=FORMAT as --help shows"
+            ))
+        };
         let (field, format) = item
             .rsplit_once('=')
             .ok_or_else(|| bad("expected FIELD=epoch_millis or FIELD=epoch_second"))?;
@@ -331,7 +338,7 @@ impl MysqlFlags {
         if let Some(ca) = &self.db_ssl_ca {
             if !ca.is_file() {
                 return Err(PipelineError::Config(format!(
-                    "--db-ssl-ca '{}' is not a readable file",
+                    "--db-ssl-ca '{}' is not a readable file; give the path of the CA certificate (PEM)",
                     ca.display()
                 )));
             }

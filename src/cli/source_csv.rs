@@ -86,7 +86,11 @@ impl CsvFlags {
             has_header: !self.csv_no_header,
             infer_types: self.csv_infer_types,
             max_field_bytes: crate::retry::parse_size(&self.csv_max_field_bytes)
-                .map_err(|e| PipelineError::Config(format!("--csv-max-field-bytes: {e}")))
+                .map_err(|e| {
+                    PipelineError::Config(format!(
+                        "--csv-max-field-bytes: {e}; give a size such as 1MiB"
+                    ))
+                })
                 .and_then(|n| positive_u64("--csv-max-field-bytes", n))?,
             max_field_lines: positive_u64("--csv-max-field-lines", self.csv_max_field_lines)?,
             threads: match self.csv_threads {

@@ -338,16 +338,21 @@ impl Run {
     }
 }
 
-/// `pipeline_info{version,source,sink}` and `pipeline_build_info{version,revision}`,
+/// `pipeline_info{version,source,sink,run_id}` and `pipeline_build_info{version,revision}`,
 /// both always 1.
 pub(super) fn register_info(r: &Registry, source: SourceKind, sink: SinkKind) {
     gauge_vec(
         r,
         "pipeline_info",
         "Build and run information; always 1.",
-        &["version", "source", "sink"],
+        &["version", "source", "sink", "run_id"],
     )
-    .with_label_values(&[env!("CARGO_PKG_VERSION"), source.as_str(), sink.as_str()])
+    .with_label_values(&[
+        env!("CARGO_PKG_VERSION"),
+        source.as_str(),
+        sink.as_str(),
+        crate::report::run_id(),
+    ])
     .set(1);
     gauge_vec(
         r,

@@ -151,7 +151,7 @@ fn registry(pipeline_id: &str, slice: Option<(u32, u32)>) -> Registry {
 
 impl Metrics {
     /// Creates and registers every metric, with `pipeline_id` as a constant
-    /// label on all of them, `info{version,source,sink}` set to 1 and the run
+    /// label on all of them, `info{version,source,sink,run_id}` set to 1 and the run
     /// in the `starting` state.
     pub fn new(pipeline_id: &str, source: SourceKind, sink: SinkKind) -> Arc<Metrics> {
         Metrics::with_slice(pipeline_id, None, source, sink)

@@ -94,7 +94,7 @@ pub fn render(status: &Json) -> String {
          <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
          <title>{} · {}</title><noscript><meta http-equiv=\"refresh\" content=\"5\"></noscript>\
          <style>{STYLE}</style></head>\n<body class=\"state-{}\"><header><h1>{}{}</h1>\
-         <p>{} → {}</p><p>pipeline-cli {}</p></header>\n<main>\n",
+         <p>{} → {}</p><p>pipeline-cli {} · run {}</p></header>\n<main>\n",
         esc(state),
         esc(id),
         esc(state),
@@ -103,6 +103,7 @@ pub fn render(status: &Json) -> String {
         esc(status["source"].as_str().unwrap_or("")),
         esc(status["sink"].as_str().unwrap_or("")),
         esc(status["version"].as_str().unwrap_or("")),
+        esc(status["run_id"].as_str().unwrap_or("")),
     );
     let _ = write!(
         h,

@@ -132,7 +132,7 @@ impl MetricsServer {
                     }
                 });
             })
-            .map_err(|e| PipelineError::Config(format!("cannot start the metrics thread: {e}")))?;
+            .map_err(|e| PipelineError::Config(format!("cannot start the thread serving --metrics-port: {e}; leave out --metrics-port, or free memory and run again")))?;
 
         let bind_error = |reason: String| PipelineError::MetricsBind {
             host: host.to_string(),

@@ -187,6 +187,7 @@ impl Metrics {
 
         json!({
             "pipeline_id": self.pipeline_id,
+            "run_id": crate::report::run_id(),
             "slice": self.slice.map(|(i, n)| json!({"id": i, "count": n})),
             "version": env!("CARGO_PKG_VERSION"),
             "state": state.as_str(),

@@ -29,7 +29,14 @@ pub(super) fn give_sample(
     dry: bool,
 ) -> Result<Option<Vec<String>>, PipelineError> {
     let flattener = config.flatten.clone().map(crate::flatten::Flattener::new);
-    with_sample(config, n, |records| match &flattener {
+    // A run's --create-table reads the whole input once more first: the bar
+    // shows that pass too (not --check's, whose lines go to stdout).
+    let progress = if dry {
+        None
+    } else {
+        super::progress_bar(config, "--create-table: reading for the column types ")
+    };
+    with_sample(config, n, progress, |records| match &flattener {
         Some(f) => sink.take_sample(&mut records.filter_map(|r| f.apply(&r).ok()), dry),
         None => sink.take_sample(records, dry),
     })
@@ -50,7 +57,7 @@ fn check_sample(
     let flattener = config.flatten.clone().map(crate::flatten::Flattener::new);
     // Records --flatten fails: how many, and the first one's reason and position.
     let mut unflat: (u64, u64, Option<(String, u64)>) = (0, 0, None);
-    let checked = with_sample(config, n, |records| match &flattener {
+    let checked = with_sample(config, n, None, |records| match &flattener {
         Some(f) => sink.check_records(
             &mut records.filter_map(|r| {
                 unflat.0 += 1;
@@ -70,7 +77,7 @@ fn check_sample(
     if let (read, failed, Some((why, at))) = unflat {
         if read == failed {
             return Err(PipelineError::Config(format!(
-                "none of the {read} sample records would be written: --flatten: {why} (first: position {at})"
+                "none of the {read} sample records would be written: --flatten: {why} (first: position {at}); change --flatten or --flatten-separator"
             )));
         }
         lines.push(format!(
@@ -83,6 +90,7 @@ fn check_sample(
 pub(super) fn with_sample<T>(
     config: &Config,
     n: u64,
+    progress: Option<crate::progress::Progress>,
     take: impl FnOnce(&mut dyn Iterator<Item = Record>) -> Result<T, PipelineError>,
 ) -> Result<Option<T>, PipelineError> {
     if !source::read_twice(&config.source) {
@@ -106,7 +114,10 @@ pub(super) fn with_sample<T>(
         tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::default(), || {
             source::open(&config.source, &metrics, &stop)
         })?;
-    let ctx = Context::new(metrics, stop, DeadLetter::open(None)?, None, None);
+    let ctx = Context::new(metrics, stop, DeadLetter::open(None)?, None, progress);
+    if n == 0 {
+        ctx.progress_total(source.size_hint());
+    }
     ctx.silence_rejections();
     let (sender, rx) = channel::bounded(config.queue_size);
     std::thread::scope(|scope| {
@@ -133,6 +144,7 @@ pub(super) fn with_sample<T>(
         let read = reader
             .join()
             .unwrap_or_else(|_| Err(PipelineError::Internal("the sample reader crashed".into())));
+        ctx.progress_done();
         read.and(taken).map(Some)
     })
 }

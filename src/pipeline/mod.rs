@@ -86,11 +86,7 @@ pub fn prepare(
     let dead_letter = DeadLetter::open(config.dead_letter.as_deref())
         .map_err(counted(Stage::Sink))?
         .holding_exit(&shutdown);
-    // A bar is for a person at a terminal; JSON logs are for a shipper.
-    let progress = (!config.quiet
-        && config.log_format == crate::config::LogFormat::Text
-        && std::io::stderr().is_terminal())
-    .then(Progress::new);
+    let progress = progress_bar(config, "");
     let ctx = Context::new(metrics, shutdown, dead_letter, config.max_errors, progress);
     if let crate::config::SourceConfig::Elasticsearch(es) = &config.source {
         ctx.set_index(&es.index);
@@ -104,6 +100,15 @@ pub fn prepare(
         writers,
         hold,
     })
+}
+
+/// The progress bar, `label` before it: for a person at a terminal, not
+/// with `--quiet`, nor with JSON logs (they are for a shipper).
+fn progress_bar(config: &Config, label: &str) -> Option<Progress> {
+    (!config.quiet
+        && config.log_format == crate::config::LogFormat::Text
+        && std::io::stderr().is_terminal())
+    .then(|| Progress::new(label))
 }
 
 impl Prepared {

@@ -178,7 +178,10 @@ fn flush(
             writer.skip(seq);
             Err(BatchError {
                 error_type: e.error_type,
-                message: format!("not written: the sink failed earlier ({})", e.message),
+                message: format!(
+                    "not written: the sink failed earlier ({message})",
+                    message = e.message
+                ),
             })
         }
         None => {
@@ -208,7 +211,7 @@ fn flush(
                 rejected.sort_unstable();
                 tracing::warn!(
                     xid = doubt.xid.as_str(),
-                    "{} records in doubt: {}",
+                    "{} records in doubt on MySQL: {}",
                     batch.len() - rejected.len(),
                     doubt.reason
                 );

@@ -83,7 +83,7 @@ pub(super) fn header_names(header: &Row, source: &str) -> Result<Vec<String>, Pi
     for i in 0..header.len() {
         let name = std::str::from_utf8(header.get(i)).map_err(|_| {
             PipelineError::Config(format!(
-                "the header of {source} is not valid UTF-8 (column {})",
+                "the header of {source} is not valid UTF-8 (column {}); convert the file to UTF-8 (e.g. iconv -t UTF-8)",
                 i + 1
             ))
         })?;

@@ -159,8 +159,12 @@ pub fn open(
     if let Some(fd) = live {
         raw = Box::new(LiveRead::new(raw, fd, stop.clone()));
     }
-    let read_err =
-        |e: io::Error| PipelineError::Config(format!("cannot read {}: {e}", display_name(input)));
+    let read_err = |e: io::Error| {
+        PipelineError::Config(format!(
+            "cannot read {}: {e}; check the file and its permissions",
+            display_name(input)
+        ))
+    };
     let mut head = Vec::new();
     loop {
         let start = head.len();

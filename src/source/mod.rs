@@ -44,7 +44,7 @@ impl StagedCommit {
         self.file.commit().map_err(|e| {
             PipelineError::Source(
                 crate::error::ErrorType::Io,
-                format!("cannot save {}: {e}", self.what),
+                format!("cannot save {file}: {e}", file = self.what),
             )
         })?;
         (self.then)(metrics);

@@ -196,6 +196,29 @@ pub fn csv_field(s: &str, force: bool) -> String {
     }
 }
 
+/// A stderr line without the ` run_id=…` that ends every text line (it
+/// differs from run to run).
+pub fn without_run_id(line: &str) -> &str {
+    match line.rsplit_once(" run_id=") {
+        Some((rest, id)) if id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()) => rest,
+        _ => line,
+    }
+}
+
+/// Dead-letter lines without their `"run_id"` (it differs from run to
+/// run), to compare two runs' files.
+pub fn without_run_ids(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(",\"run_id\":\"") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + ",\"run_id\":\"".len()..];
+        rest = after.find('"').map_or("", |end| &after[end + 1..]);
+    }
+    out.push_str(rest);
+    out
+}
+
 /// The number after `key=` in a summary line.
 pub fn summary_number(err: &str, key: &str) -> u64 {
     err.split(&format!(" {key}="))

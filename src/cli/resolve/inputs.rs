@@ -100,7 +100,7 @@ pub(crate) fn inputs(
 pub(crate) fn parse_shard(text: &str) -> Result<(u32, u32), PipelineError> {
     let bad = || {
         PipelineError::Config(format!(
-            "--input-shard '{text}' is not I/N with 0 <= I < N (e.g. 2/4)"
+            "--input-shard '{text}' is not I/N with 0 <= I < N; give it as, e.g., 2/4"
         ))
     };
     let (i, n) = text.split_once('/').ok_or_else(bad)?;

@@ -249,7 +249,9 @@ pub(super) fn connect_error(cfg: &MysqlConfig, e: &mysql_async::Error) -> Pipeli
     PipelineError::Unavailable {
         stage: Stage::Sink,
         error_type,
-        message: format!("cannot connect to MySQL at {target}: {why}"),
+        message: format!(
+            "cannot connect to MySQL at {target}: {why}; check --db-url (or --db-host, --db-port, --db-user) and that the server is up"
+        ),
     }
 }
 

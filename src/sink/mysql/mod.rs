@@ -194,7 +194,10 @@ fn probe_error(e: mysql_async::Error) -> PipelineError {
     PipelineError::Unavailable {
         stage: Stage::Sink,
         error_type: classify(&e).error_type(),
-        message: format!("reading the table definition: {}", plain(&e)),
+        message: format!(
+            "reading the definition of the --db-table table: {}; check that the --db-url user may read it",
+            plain(&e)
+        ),
     }
 }
 
@@ -248,13 +251,13 @@ async fn xa_allowed(conn: &mut mysql_async::Conn, version: &str) -> bool {
         Ok(()) if xa_survives => true,
         Ok(()) => {
             tracing::warn!(
-                "server {version} drops prepared XA transactions with their connection; batches use plain transactions, so a commit cut off by a lost connection cannot be checked"
+                "MySQL server {version} drops prepared XA transactions with their connection; batches use plain transactions, so a commit cut off by a lost connection cannot be checked"
             );
             false
         }
         Err(e) => {
             tracing::warn!(
-                "XA RECOVER is not allowed ({e}); batches use plain transactions, so a commit cut off by a lost connection cannot be checked"
+                "XA RECOVER is not allowed on the MySQL server ({e}); batches use plain transactions, so a commit cut off by a lost connection cannot be checked"
             );
             false
         }
@@ -287,7 +290,7 @@ async fn set_up_xa(
         Ok(c) => c,
         Err(e) => {
             tracing::warn!(
-                "cannot set up the checks of cut-off commits ({e}); batches use plain transactions, so a commit cut off by a lost connection cannot be checked"
+                "cannot set up the checks of cut-off commits on the MySQL server ({e}); batches use plain transactions, so a commit cut off by a lost connection cannot be checked"
             );
             return Ok(None);
         }
@@ -321,7 +324,7 @@ fn check_table(
         (None, Some(f)) if cfg.create_table => {
             if let Some(k) = cfg.key.iter().find(|k| !f.contains(k)) {
                 return Err(PipelineError::Config(format!(
-                    "--db-key column '{k}' is not a field of the records (fields: {})",
+                    "--db-key column '{k}' is not a field of the records (fields: {}); name one of them",
                     f.join(", ")
                 )));
             }
@@ -383,7 +386,7 @@ impl MysqlSink {
             stage: Stage::Sink,
             error_type: ErrorType::Timeout,
             message: format!(
-                "MySQL at {}:{} did not answer within --db-timeout {}",
+                "MySQL at {}:{} did not answer within --db-timeout {}; check that the server is up, or raise --db-timeout",
                 cfg.host,
                 cfg.port,
                 crate::retry::format_duration(cfg.timeout)

@@ -70,10 +70,17 @@ pub(super) fn create_from_sample(
     }
     shared.say_mapping(mapped.iter().map(|(f, c)| (f, c)));
     tracing::info!("creating table {}.{}; {said}", cfg.database, cfg.table);
-    let failed = |e: mysql_async::Error| PipelineError::Unavailable {
+    let failed = |e: mysql_async::Error| {
+        PipelineError::Unavailable {
         stage: Stage::Sink,
         error_type: ErrorType::Server,
-        message: format!("creating {}.{}: {}", cfg.database, cfg.table, plain(&e)),
+        message: format!(
+            "creating {}.{}: {}; check that the --db-url user may CREATE there, or create the table yourself",
+            cfg.database,
+            cfg.table,
+            plain(&e)
+        ),
+    }
     };
     let created = runtime().block_on(async {
         let mut conn = connect(&shared.opts, cfg)
@@ -96,7 +103,7 @@ pub(super) fn create_from_sample(
     })?;
     let table = created.ok_or_else(|| {
         PipelineError::Config(format!(
-            "{}.{} cannot be found after it was created",
+            "{}.{} cannot be found after it was created; check that --db-name names the database the table is created in, and run again",
             cfg.database, cfg.table
         ))
     })?;

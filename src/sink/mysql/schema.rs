@@ -173,7 +173,7 @@ pub(super) fn check_fields(
         .collect();
     if !missing.is_empty() {
         return Err(PipelineError::Config(format!(
-            "{}.{} has NOT NULL columns without a default that no record field fills: {}",
+            "{}.{} has NOT NULL columns without a default that no record field fills: {}; give them a default, or rename fields to them with --rename FIELD=COLUMN",
             cfg.database,
             cfg.table,
             missing.join(", ")

@@ -426,7 +426,7 @@ impl MysqlWriter {
                 },
                 |e: &mysql_async::Error, progress, delay| {
                     tracing::warn!(
-                        "reconnecting to check batch {xid}: {e}; retry {progress} in {}",
+                        "reconnecting to MySQL to check batch {xid}: {e}; retry {progress} in {}",
                         crate::retry::format_wait(delay)
                     )
                 },

@@ -154,7 +154,9 @@ pub(super) async fn resolve_orphans(
                     "recovered batch {xid} of run {lock}: it was prepared but never committed (that run ended between XA PREPARE and XA COMMIT, or lost its connection there and gave up); committed now with {count}, as the run would have done"
                 );
             }
-            Err(e) => tracing::warn!("could not commit the earlier run's batch {xid}: {e:?}"),
+            Err(e) => {
+                tracing::warn!("could not commit the earlier run's batch {xid} on MySQL: {e:?}")
+            }
         }
     }
     forget_old_markers(conn, cfg).await;

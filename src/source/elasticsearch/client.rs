@@ -207,11 +207,14 @@ impl Client {
                 builder = builder.cert_validation(CertificateValidation::None);
             } else if let Some(ca) = &cfg.ca_cert {
                 let pem = std::fs::read(ca).map_err(|e| {
-                    PipelineError::Config(format!("--es-ca-cert '{}': {e}", ca.display()))
+                    PipelineError::Config(format!(
+                        "--es-ca-cert '{}': {e}; give the path of a readable PEM file",
+                        ca.display()
+                    ))
                 })?;
                 let cert = Certificate::from_pem(&pem).map_err(|e| {
                     PipelineError::Config(format!(
-                        "--es-ca-cert '{}' is not a PEM certificate: {e}",
+                        "--es-ca-cert '{}' is not a PEM certificate: {e}; give the CA certificate in PEM form",
                         ca.display()
                     ))
                 })?;

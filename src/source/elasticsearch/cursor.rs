@@ -177,7 +177,10 @@ impl EsSource {
         call.retry = Retry::Never;
         match self.client.send(call).await {
             Ok(_) => tracing::debug!("closed point in time {id}"),
-            Err(e) => tracing::warn!("could not close the point in time: {}", e.message()),
+            Err(e) => tracing::warn!(
+                "could not close the point in time on Elasticsearch: {}; it expires after its keep-alive",
+                e.message()
+            ),
         }
     }
 
@@ -190,7 +193,10 @@ impl EsSource {
         call.retry = Retry::Never;
         match self.client.send(call).await {
             Ok(_) => tracing::debug!("cleared scrolls {}", ids.join(",")),
-            Err(e) => tracing::warn!("could not clear the scroll: {}", e.message()),
+            Err(e) => tracing::warn!(
+                "could not clear the scroll on Elasticsearch: {}; it expires after its keep-alive",
+                e.message()
+            ),
         }
     }
 

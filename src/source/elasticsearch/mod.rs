@@ -265,7 +265,7 @@ impl EsSource {
         let what = self.paging.name();
         if pit && slice_totals != count {
             return Err(PipelineError::Source(ErrorType::Server, format!(
-                "the pages of the point in time reported {slice_totals} matching documents but a count on it says {count}; the export cannot be trusted"
+                "the pages of the point in time on Elasticsearch reported {slice_totals} matching documents but a count on it says {count}; the export cannot be trusted"
             )));
         }
         let expected = if pit { count } else { slice_totals };
@@ -537,7 +537,7 @@ impl EsSource {
         let (lo, hi) = (count.min(after), count.max(after));
         if !(lo..=hi).contains(&slice_totals) {
             return Err(PipelineError::Source(ErrorType::Server, format!(
-                "the scroll reported {slice_totals} matching documents but _count said {count} before it opened and {after} after; the export cannot be trusted"
+                "the scroll on Elasticsearch reported {slice_totals} matching documents but _count said {count} before it opened and {after} after; the export cannot be trusted"
             )));
         }
         Ok(slice_totals)
@@ -556,9 +556,14 @@ impl EsSource {
             EsError::Auth(m) if read == 0 => PipelineError::Unavailable {
                 stage: Stage::Source,
                 error_type: t,
-                message: format!("authentication failed: {m}"),
+                message: format!(
+                    "Elasticsearch refused the credentials: {m}; check --es-user and --es-pass (or PIPELINE_ES_PASS), or --es-api-key"
+                ),
             },
-            EsError::Auth(m) => PipelineError::Source(t, format!("authentication failed: {m}")),
+            EsError::Auth(m) => PipelineError::Source(
+                t,
+                format!("Elasticsearch refused the credentials: {m}"),
+            ),
             EsError::ScrollLost(m) => PipelineError::Source(t, format!(
                 "a scroll page was lost ({m}); a scroll cannot ask for the same page again, so the run stops here rather than skip it; --es-mode pit can re-request a page and rides this out"
             )),

@@ -522,7 +522,7 @@ impl Since {
         if let Some(prev) = &self.previous.value {
             if self.previous.overflow {
                 tracing::warn!(
-                    "more than {MAX_BOUNDARY_IDS} documents had {} = {} in the last run; they are read again (a sink with a key skips them)",
+                    "more than {MAX_BOUNDARY_IDS} documents had --es-since-field {} = {} in the last run; they are read again (a sink with a key skips them)",
                     self.field,
                     prev.to_state()
                 );
@@ -612,8 +612,12 @@ fn state_json(
             })
         }
     };
-    let refuse =
-        |why: String| PipelineError::Config(format!("--state-file '{}' {why}", path.display()));
+    let refuse = |why: String| {
+        PipelineError::Config(format!(
+            "--state-file '{}' {why}; correct the file, or delete it to read everything again",
+            path.display()
+        ))
+    };
     let state: Json =
         serde_json::from_str(&text).map_err(|e| refuse(format!("is not valid JSON: {e}")))?;
     if state["field"].as_str() != Some(field) {
@@ -635,8 +639,12 @@ fn read_state(
     let Some(state) = state_json(path, field, slice)? else {
         return Ok(Mark::default());
     };
-    let refuse =
-        |why: String| PipelineError::Config(format!("--state-file '{}' {why}", path.display()));
+    let refuse = |why: String| {
+        PipelineError::Config(format!(
+            "--state-file '{}' {why}; correct the file, or delete it to read everything again",
+            path.display()
+        ))
+    };
     let value = match &state["since"] {
         Json::Null => None,
         v => Some(Point::from_state(kind, v).map_err(|why| {
