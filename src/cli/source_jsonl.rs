@@ -56,7 +56,7 @@ pub struct JsonlFlags {
     /// Threads that parse an NDJSON file, in chunks cut at line ends;
     /// records still go out in file order, exactly as with one thread.
     /// Standard input, pipes, gzip or zstd files and --jsonl-format bulk
-    /// (decided or named) always use one. Into a JSON-lines file the chunks
+    /// or dead-letter (decided or named) always use one. Into a JSON-lines file the chunks
     /// are cut by one thread and turned into lines by these while the sink
     /// writes: by default as many as the cores this process may use (its CPU
     /// affinity and cgroup CPU quota count); into other sinks 1 by default.
