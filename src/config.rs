@@ -192,6 +192,9 @@ pub struct JsonlConfig {
     pub threads: Option<usize>,
     /// About how many bytes a chunk read on several threads holds.
     pub chunk_bytes: usize,
+    /// `--jsonl-replay-in-doubt`: a dead-letter file's in-doubt entries are
+    /// replayed too (their batch is known to be rolled back).
+    pub replay_in_doubt: bool,
 }
 
 /// `--jsonl-format`: plain objects, elasticdump's documents or `_bulk` pairs,
@@ -207,6 +210,8 @@ pub enum JsonlFormat {
     Elasticdump,
     /// `_bulk` action/source line pairs: `_id`, `_index`, then the source's keys.
     Bulk,
+    /// pipeline-cli's own `--dead-letter` file: the records it holds.
+    DeadLetter,
 }
 
 /// How an Elasticsearch/OpenSearch index is paged through.

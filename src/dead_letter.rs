@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use serde_json::json;
 
 use crate::error::{ErrorType, PipelineError, Stage};
-use crate::record::Record;
+use crate::record::{Record, Value};
 
 /// Appends rejected records to `--dead-letter PATH`; a no-op without it.
 ///
@@ -122,17 +122,7 @@ impl DeadLetter {
         if self.out.is_none() {
             return Ok(());
         }
-        let mut entry = json!({
-            "stage": Stage::Sink.as_str(),
-            "error_type": error_type.as_str(),
-            "position": record.position,
-            "reason": reason,
-            "record": record.to_json(),
-        });
-        if let Some(f) = record.schema.origin() {
-            entry["file"] = json!(f);
-        }
-        self.write(entry)
+        self.write(sink_entry(record, error_type, reason, None))
     }
 
     /// A record of a batch whose commit is in doubt: `"in_doubt": true` and
@@ -147,19 +137,7 @@ impl DeadLetter {
         if self.out.is_none() {
             return Ok(());
         }
-        let mut entry = json!({
-            "stage": Stage::Sink.as_str(),
-            "error_type": ErrorType::Connection.as_str(),
-            "position": record.position,
-            "reason": reason,
-            "in_doubt": true,
-            "xid": xid,
-            "record": record.to_json(),
-        });
-        if let Some(f) = record.schema.origin() {
-            entry["file"] = json!(f);
-        }
-        self.write(entry)
+        self.write(sink_entry(record, ErrorType::Connection, reason, Some(xid)))
     }
 
     fn write(&self, mut entry: serde_json::Value) -> std::io::Result<()> {
@@ -207,6 +185,54 @@ impl DeadLetter {
         }
         Ok(())
     }
+}
+
+/// Every key an entry may have. `--jsonl-format auto` takes a file for a
+/// dead-letter file only when its first entry has no other key: a key added
+/// to the entries is added here too.
+pub const ENTRY_KEYS: [&str; 12] = [
+    "stage",
+    "error_type",
+    "position",
+    "reason",
+    "record",
+    "values",
+    "raw",
+    "raw_hex",
+    "file",
+    "in_doubt",
+    "xid",
+    "run_id",
+];
+
+/// The entry of a record a sink rejected (`xid`: its batch is in doubt).
+/// `"values": "text"` says its strings are text as a CSV file holds it, not
+/// JSON strings (a JSON column takes such a text as JSON), so a replay
+/// gives the sink the same values.
+fn sink_entry(
+    record: &Record,
+    error_type: ErrorType,
+    reason: &str,
+    xid: Option<&str>,
+) -> serde_json::Value {
+    let mut entry = json!({
+        "stage": Stage::Sink.as_str(),
+        "error_type": error_type.as_str(),
+        "position": record.position,
+        "reason": reason,
+    });
+    if let Some(xid) = xid {
+        entry["in_doubt"] = json!(true);
+        entry["xid"] = json!(xid);
+    }
+    entry["record"] = record.to_json();
+    if record.values.iter().any(|v| matches!(v, Value::Str(_))) {
+        entry["values"] = json!("text");
+    }
+    if let Some(f) = record.schema.origin() {
+        entry["file"] = json!(f);
+    }
+    entry
 }
 
 fn hex(bytes: &[u8]) -> String {

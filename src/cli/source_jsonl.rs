@@ -29,17 +29,21 @@ pub struct JsonlFlags {
 
     /// What each line holds: plain (one object, its keys the fields),
     /// elasticdump (`{"_index":..,"_id":..,"_source":{..}}`, as elasticdump
-    /// writes an index) or bulk (the `_bulk` API's action line, then the
-    /// document's line; delete actions are rejected). Either of the last two
-    /// gives the fields `_id`, `_index`, then the document's keys, as
-    /// --es-meta-fields _id,_index would. auto (the default) decides for each
-    /// input (each file of a list, standard input) from its first line that
-    /// is not blank: a search hit (a `_source` object with `_index` or `_id`,
-    /// no key but a hit's) is elasticdump, an object of one key `index`,
-    /// `create`, `update` or `delete` holding an object is bulk, anything
-    /// else plain; the log and --check say what was decided. Name the format
-    /// to read records that merely look like dumps as they are.
-    /// Example: --jsonl-format plain
+    /// writes an index), bulk (the `_bulk` API's action line, then the
+    /// document's line; delete actions are rejected) or dead-letter (a
+    /// --dead-letter file: the records it holds, to load again once the
+    /// table or the mapping is fixed; rows the source could not read are
+    /// rejected again, in-doubt entries skipped, see --jsonl-replay-in-doubt;
+    /// another file is refused). elasticdump and bulk give the fields `_id`,
+    /// `_index`, then the document's keys, as --es-meta-fields _id,_index
+    /// would. auto (the default) decides for each input (each file of a
+    /// list, standard input) from its first line that is not blank: a search
+    /// hit (a `_source` object with `_index` or `_id`, no key but a hit's) is
+    /// elasticdump, an object of one key `index`, `create`, `update` or
+    /// `delete` holding an object is bulk, a dead-letter entry (no key but an
+    /// entry's) is dead-letter, anything else plain; the log and --check say
+    /// what was decided. Name the format to read records that merely look
+    /// like dumps as they are. Example: --jsonl-format dead-letter
     #[arg(
         long,
         value_name = "FORMAT",
@@ -52,13 +56,22 @@ pub struct JsonlFlags {
     /// Threads that parse an NDJSON file, in chunks cut at line ends;
     /// records still go out in file order, exactly as with one thread.
     /// Standard input, pipes, gzip or zstd files and --jsonl-format bulk
-    /// (decided or named) always use one. Into a JSON-lines file the chunks
+    /// or dead-letter (decided or named) always use one. Into a JSON-lines file the chunks
     /// are cut by one thread and turned into lines by these while the sink
     /// writes: by default as many as the cores this process may use (its CPU
     /// affinity and cgroup CPU quota count); into other sinks 1 by default.
     /// As --csv-threads for CSV. Example: --jsonl-threads 4
     #[arg(long, value_name = "N", help_heading = "NDJSON source")]
     pub jsonl_threads: Option<usize>,
+
+    /// A dead-letter file's in-doubt entries (`"in_doubt": true`: records of
+    /// a batch whose commit could not be checked) are loaded too. Without
+    /// it they are skipped, and the run says how many and their xid: the
+    /// batch may have committed. Give it once the transaction is known
+    /// rolled back (XA RECOVER does not list the xid, its rows are not in
+    /// the table). Example: --jsonl-replay-in-doubt
+    #[arg(long, help_heading = "NDJSON source")]
+    pub jsonl_replay_in_doubt: bool,
 
     /// About how many bytes one chunk of a file read on several threads
     /// holds (a chunk ends at a line end; it grows to hold a line up to
@@ -77,6 +90,19 @@ impl JsonlFlags {
         notes: &mut Vec<String>,
     ) -> Result<JsonlConfig, PipelineError> {
         let (input, list) = inputs("jsonl", "--jsonl-file", &self.jsonl_file, shard, notes)?;
+        if self.jsonl_replay_in_doubt
+            && !matches!(
+                self.jsonl_format,
+                JsonlFormat::DeadLetter | JsonlFormat::Auto
+            )
+        {
+            return Err(PipelineError::Config(format!(
+                "--jsonl-replay-in-doubt is for dead-letter files; --jsonl-format {} reads none: remove one of them",
+                clap::ValueEnum::to_possible_value(&self.jsonl_format)
+                    .map(|v| v.get_name().to_string())
+                    .unwrap_or_default()
+            )));
+        }
         Ok(JsonlConfig {
             input,
             list,
@@ -98,6 +124,7 @@ impl JsonlFlags {
                 }
                 n => n,
             },
+            replay_in_doubt: self.jsonl_replay_in_doubt,
         })
     }
 }

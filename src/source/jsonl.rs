@@ -35,6 +35,7 @@ use super::input::{display_name, Compression};
 use super::json_object::SchemaCache;
 use super::jsonl_detect::{peek, Detected};
 use super::jsonl_line::{line_bounds, take_text, too_long, Action, Took};
+use super::jsonl_replay::{Entry, Replay};
 use super::live::{is_stopped, Live};
 use super::output::Pending;
 use super::{Source, SourceOutput};
@@ -78,6 +79,8 @@ pub struct JsonlSource {
     threads: Option<usize>,
     /// About how many bytes a chunk holds, read on several threads.
     chunk_bytes: usize,
+    /// `--jsonl-format dead-letter`: what was met besides records.
+    replay: Replay,
 }
 
 /// One line: where it starts, and its bytes without the line end.
@@ -107,6 +110,17 @@ impl JsonlSource {
             reader = Box::new(peeked);
             format = decided.format;
             detected = Some(decided);
+        } else if format == JsonlFormat::DeadLetter {
+            // Another file given for a dead-letter file is refused before a
+            // line of it is read as one.
+            let (peeked, decided) = peek(reader, config.max_line_bytes);
+            reader = Box::new(peeked);
+            if decided.seen && decided.format != JsonlFormat::DeadLetter {
+                return Err(PipelineError::Config(format!(
+                    "--jsonl-file {name} is not a dead-letter file (--jsonl-format dead-letter): {}; give the file --dead-letter wrote, or read it with --jsonl-format auto",
+                    decided.why
+                )));
+            }
         }
         tracing::debug!(
             "NDJSON {name}: {}, lines of at most {} bytes",
@@ -139,6 +153,10 @@ impl JsonlSource {
             format,
             action: None,
             detected,
+            replay: Replay {
+                in_doubt: config.replay_in_doubt,
+                ..Replay::default()
+            },
         })
     }
 
@@ -221,7 +239,7 @@ impl JsonlSource {
         let Some(path) = &self.path else {
             return Ok(false);
         };
-        if self.format == JsonlFormat::Bulk {
+        if matches!(self.format, JsonlFormat::Bulk | JsonlFormat::DeadLetter) {
             return Ok(false);
         }
         let threads = super::parallel::parse_threads(self.threads, self.lines.is_some());
@@ -264,7 +282,8 @@ enum Step {
     End,
     /// A blank line of this many bytes, skipped.
     Blank(u64),
-    /// A line of `bytes` bytes became a record or was rejected; `cut`: it
+    /// A line of `bytes` bytes became a record or was rejected (or is an
+    /// in-doubt entry of a dead-letter file, skipped); `cut`: it
     /// was cut short by the stop signal; `stop`: its rejection spent the
     /// error budget.
     Row { bytes: u64, cut: bool, stop: bool },
@@ -308,6 +327,25 @@ impl JsonlSource {
             Line::Cut(at, start) => {
                 let why = "incomplete line: cut short by the stop signal".to_string();
                 (start.len() as u64, true, Some((at, start, why)))
+            }
+            Line::Text(at) if self.format == JsonlFormat::DeadLetter => {
+                let bytes = line.len() as u64 + 1;
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    return Ok(Step::Blank(bytes));
+                }
+                match self.replay.take(line, at, cache, out.pending()) {
+                    Entry::Row => {
+                        out.took();
+                        (bytes, false, None)
+                    }
+                    // Read, but neither a record nor rejected.
+                    Entry::Skipped => (bytes, false, None),
+                    Entry::Rejected(raw, reason) => (
+                        bytes,
+                        false,
+                        Some((at, raw.unwrap_or_else(|| line.clone()), reason)),
+                    ),
+                }
             }
             Line::Text(at) => {
                 let bytes = line.len() as u64 + 1;
@@ -356,6 +394,8 @@ impl Source for JsonlSource {
                 JsonlFormat::Plain | JsonlFormat::Auto => "source: one JSON object per line; top-level keys become fields, nested objects and arrays stay JSON",
                 JsonlFormat::Elasticdump => "source: elasticdump documents, one per line; fields _id, _index, then the _source keys (nested objects and arrays stay JSON)",
                 JsonlFormat::Bulk => "source: _bulk action and document line pairs; fields _id, _index, then the document's keys (nested objects and arrays stay JSON); delete actions are rejected",
+                JsonlFormat::DeadLetter if self.replay.in_doubt => "source: a dead-letter file: the records it holds, in-doubt ones too (--jsonl-replay-in-doubt); raw rows the source could not read are rejected again, kept as they were",
+                JsonlFormat::DeadLetter => "source: a dead-letter file: the records it holds; in-doubt entries are skipped (--jsonl-replay-in-doubt takes them), raw rows the source could not read are rejected again, kept as they were",
             }
             .into(),
         );
@@ -447,6 +487,9 @@ impl Source for JsonlSource {
         }
         if ended_blank && !self.stopped {
             tracing::warn!("{} is empty (no records); nothing read", self.name);
+        }
+        if let Some(warning) = self.replay.skipped_warning(&self.name) {
+            tracing::warn!("{warning}");
         }
         Ok(())
     }

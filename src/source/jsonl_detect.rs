@@ -10,6 +10,9 @@
 //! - an object of one key, `index`, `create`, `update` or `delete`, whose
 //!   value is an object of an action's metadata (`_index`, `_id`,
 //!   `routing`, `pipeline`, …, nothing else): a `_bulk` body;
+//! - an entry of pipeline-cli's own dead-letter file (a stage, an error
+//!   type, a position, a reason, a `record` object or a `raw` string, and
+//!   no key an entry does not have): dead-letter;
 //! - anything else (another object, a line that is not JSON, no line at
 //!   all, a first line too long to read): plain.
 
@@ -72,6 +75,9 @@ const READ: usize = 64 * 1024;
 pub struct Detected {
     pub format: JsonlFormat,
     pub why: String,
+    /// A first line was read and decided on (not: no line, a line too
+    /// long, a read that failed).
+    pub seen: bool,
 }
 
 impl Detected {
@@ -88,6 +94,7 @@ pub fn format_name(format: JsonlFormat) -> &'static str {
         JsonlFormat::Plain => "plain",
         JsonlFormat::Elasticdump => "elasticdump",
         JsonlFormat::Bulk => "bulk",
+        JsonlFormat::DeadLetter => "dead-letter",
     }
 }
 
@@ -95,6 +102,15 @@ fn plain(why: impl Into<String>) -> Detected {
     Detected {
         format: JsonlFormat::Plain,
         why: why.into(),
+        seen: true,
+    }
+}
+
+/// Plain, as no first line could be read to decide on.
+fn unseen(why: impl Into<String>) -> Detected {
+    Detected {
+        seen: false,
+        ..plain(why)
     }
 }
 
@@ -105,6 +121,13 @@ pub fn classify(line: &[u8]) -> Detected {
         Ok(_) => return plain("its first line is not a JSON object"),
         Err(_) => return plain("its first line is not valid JSON"),
     };
+    if super::jsonl_replay::is_entry(&map) {
+        return Detected {
+            format: JsonlFormat::DeadLetter,
+            why: "its first line is an entry of a --dead-letter file".into(),
+            seen: true,
+        };
+    }
     let has = |k: &str| map.contains_key(k);
     if matches!(map.get("_source"), Some(Json::Object(_)))
         && (has("_index") || has("_id"))
@@ -113,6 +136,7 @@ pub fn classify(line: &[u8]) -> Detected {
         return Detected {
             format: JsonlFormat::Elasticdump,
             why: "its first line is a search hit: a _source object with _index or _id".into(),
+            seen: true,
         };
     }
     if let (1, Some((kind, Json::Object(meta)))) = (map.len(), map.iter().next()) {
@@ -122,10 +146,11 @@ pub fn classify(line: &[u8]) -> Detected {
             return Detected {
                 format: JsonlFormat::Bulk,
                 why: format!("its first line is a _bulk \"{kind}\" action"),
+                seen: true,
             };
         }
     }
-    plain("its first line is an object, not an elasticdump hit or a _bulk action")
+    plain("its first line is an object, not an elasticdump hit, a _bulk action or a dead-letter entry")
 }
 
 /// An input whose first bytes were read ahead: they are read again first,
@@ -174,7 +199,7 @@ pub fn peek<R: Read>(mut input: R, max_line_bytes: u64) -> (Peeked<R>, Detected)
         }
         searched = held.len();
         if held.len() > limit {
-            break plain(format!(
+            break unseen(format!(
                 "no line ends within its first {max_line_bytes} bytes (--jsonl-max-line-bytes)"
             ));
         }
@@ -186,7 +211,7 @@ pub fn peek<R: Read>(mut input: R, max_line_bytes: u64) -> (Peeked<R>, Detected)
             Ok(0) => {
                 let line = first_line(&held[start..], start == 0);
                 break if line.iter().all(u8::is_ascii_whitespace) {
-                    plain("it holds no line to decide from")
+                    unseen("it holds no line to decide from")
                 } else {
                     classify(line)
                 };
@@ -200,7 +225,7 @@ pub fn peek<R: Read>(mut input: R, max_line_bytes: u64) -> (Peeked<R>, Detected)
                     "its first line could not be read"
                 };
                 error = Some(e);
-                break plain(why);
+                break unseen(why);
             }
         }
     };
@@ -296,6 +321,16 @@ mod tests {
             ("not JSON", b"{\"_id\":\n{\"index\":{}}\n".to_vec(), Plain),
             ("an array", b"[{\"index\":{}}]\n".to_vec(), Plain),
             ("a line past the read-ahead", big.into_bytes(), Plain),
+            (
+                "a dead-letter entry",
+                b"{\"stage\":\"sink\",\"error_type\":\"conversion\",\"position\":3,\"reason\":\"r\",\"record\":{\"a\":1}}\n".to_vec(),
+                DeadLetter,
+            ),
+            (
+                "a record with an entry's keys and one more",
+                b"{\"stage\":\"sink\",\"error_type\":\"conversion\",\"position\":3,\"reason\":\"r\",\"record\":{},\"id\":1}\n".to_vec(),
+                Plain,
+            ),
         ];
         for (name, input, want) in cases {
             let (got, all) = peeked(&input, 1 << 20);

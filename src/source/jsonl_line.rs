@@ -69,6 +69,9 @@ pub(super) fn take_text(
         JsonlFormat::Plain | JsonlFormat::Auto => {
             take_line(line, at, cache, pending).map(|()| true)
         }
+        JsonlFormat::DeadLetter => {
+            unreachable!("dead-letter entries are read one by one by jsonl_replay")
+        }
         format => take_dump_line(format, action, line, at, cache, pending),
     };
     match took {
@@ -175,7 +178,7 @@ fn members_into(members: &Members, out: &mut Vec<u8>) {
 }
 
 /// Adds `record` to `pending`, or its JSON line.
-fn push(pending: &mut Pending, record: Record) {
+pub(super) fn push(pending: &mut Pending, record: Record) {
     match pending {
         Pending::Records(chunk) => chunk.push(record),
         Pending::Lines(lines) => {
@@ -352,7 +355,7 @@ fn bulk_action(
 }
 
 /// Why a line is not a JSON object.
-fn explain(text: &str) -> (ErrorType, String) {
+pub(super) fn explain(text: &str) -> (ErrorType, String) {
     let reason = match serde_json::from_str::<Json>(text) {
         Err(e) => format!("not valid JSON: {e}"),
         Ok(v) => format!(

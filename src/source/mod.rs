@@ -17,6 +17,7 @@ pub mod jsonl;
 mod jsonl_detect;
 mod jsonl_line;
 mod jsonl_parallel;
+mod jsonl_replay;
 mod live;
 mod output;
 mod parallel;

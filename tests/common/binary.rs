@@ -117,6 +117,14 @@ pub fn csv_to_file<'a>(input: &'a str, output: &'a str) -> Vec<&'a str> {
     ]
 }
 
+/// The standard NDJSON -> file arguments, then `extra`.
+pub fn jsonl_to_file<'a>(input: &'a str, output: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["--source-type", "jsonl", "--jsonl-file", input];
+    args.extend(["--sink-type", "file", "--output-file", output]);
+    args.extend(extra);
+    args
+}
+
 /// The standard CSV -> MySQL arguments, then `extra`.
 pub fn csv_to_mysql<'a>(
     input: &'a str,
