@@ -555,3 +555,57 @@ fn a_key_table_left_by_a_killed_run_is_dropped_by_the_next() {
     assert_eq!(key_tables(&mut db, &table), 0);
     db.exec(&format!("DROP TABLE {table}"));
 }
+
+#[test]
+fn a_key_column_widened_during_the_run_widens_in_the_key_table_too() {
+    let mut db = Db::connect();
+    let dburl = mysql_url();
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("in.csv");
+    let table = table_name("del_widen");
+    db.exec(&format!("DROP TABLE IF EXISTS {table}, {}", seen(&table)));
+    db.exec(&format!(
+        "CREATE TABLE {table} (code VARCHAR(5) PRIMARY KEY, n INT)"
+    ));
+    db.exec(&format!(
+        "INSERT INTO {table} VALUES ('a', 1), ('b', 2), ('c', 3), ('d', 4), ('e', 5), ('f', 6), ('g', 7), ('h', 8), ('i', 9), ('j', 10)"
+    ));
+    // 'c' is gone; a key longer than the column comes in a later batch.
+    std::fs::write(
+        &csv,
+        "code,n\na,1\nb,2\nd,4\ne,5\nf,6\ng,7\nh,8\ni,9\nj,10\na-much-longer-code,11\n",
+    )
+    .unwrap();
+    let out = run(&csv_to_mysql(
+        p(&csv),
+        &dburl,
+        &table,
+        &["--delete-missing", "--widen-columns", "--batch-size", "3"],
+    ));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let left: Vec<String> = db
+        .rows(&format!("SELECT code FROM {table} ORDER BY code"))
+        .into_iter()
+        .map(|r| r[0].clone().unwrap())
+        .collect();
+    assert_eq!(
+        left,
+        [
+            "a",
+            "a-much-longer-code",
+            "b",
+            "d",
+            "e",
+            "f",
+            "g",
+            "h",
+            "i",
+            "j"
+        ],
+        "{err}"
+    );
+    assert_eq!(summary_number(&err, "deleted"), 1, "{err}");
+    assert_eq!(key_tables(&mut db, &table), 0);
+    db.exec(&format!("DROP TABLE {table}"));
+}
