@@ -7,7 +7,7 @@
 mod common;
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -43,11 +43,24 @@ fn write_csv(path: &Path, ids: impl IntoIterator<Item = u64>) {
     std::fs::write(path, text).unwrap();
 }
 
+/// What most tests start from: a connection, the database URL, a CSV path
+/// in a temporary folder, table `name` made afresh with `columns` (its key
+/// table dropped), and the folder.
+fn case(name: &str, columns: &str) -> (Db, String, PathBuf, String, tempfile::TempDir) {
+    let mut db = Db::connect();
+    let table = table_name(name);
+    db.exec(&format!("DROP TABLE IF EXISTS {table}, {}", seen(&table)));
+    db.exec(&format!("CREATE TABLE {table} ({columns})"));
+    let dir = tempfile::tempdir().unwrap();
+    (db, mysql_url(), dir.path().join("in.csv"), table, dir)
+}
+
+/// The columns of the `id,name` tables.
+const ID_NAME: &str = "id INT PRIMARY KEY, name VARCHAR(20)";
+
 fn make_table(db: &mut Db, table: &str, rows: impl IntoIterator<Item = u64>) {
     db.exec(&format!("DROP TABLE IF EXISTS {table}, {}", seen(table)));
-    db.exec(&format!(
-        "CREATE TABLE {table} (id INT PRIMARY KEY, name VARCHAR(20))"
-    ));
+    db.exec(&format!("CREATE TABLE {table} ({ID_NAME})"));
     let values: Vec<String> = rows
         .into_iter()
         .map(|i| format!("({i}, 'name {i}')"))
@@ -161,16 +174,11 @@ fn documents_deleted_in_the_index_go_from_the_table_and_nothing_else() {
 
 #[test]
 fn rows_removed_from_a_csv_file_go_from_the_table() {
-    let mut db = Db::connect();
-    let dburl = mysql_url();
-    let dir = tempfile::tempdir().unwrap();
-    let csv = dir.path().join("in.csv");
-    let table = table_name("del_csv");
     // A composite key, and a row whose name changes: it is updated, not deleted.
-    db.exec(&format!("DROP TABLE IF EXISTS {table}, {}", seen(&table)));
-    db.exec(&format!(
-        "CREATE TABLE {table} (region VARCHAR(10), id INT, name VARCHAR(20), PRIMARY KEY (region, id))"
-    ));
+    let (mut db, dburl, csv, table, _dir) = case(
+        "del_csv",
+        "region VARCHAR(10), id INT, name VARCHAR(20), PRIMARY KEY (region, id)",
+    );
     let rows = |ids: &[u64]| {
         let mut text = String::from("region,id,name\n");
         for i in ids {
@@ -225,11 +233,7 @@ fn rows_removed_from_a_csv_file_go_from_the_table() {
 
 #[test]
 fn max_delete_refuses_a_source_that_came_back_nearly_empty() {
-    let mut db = Db::connect();
-    let dburl = mysql_url();
-    let dir = tempfile::tempdir().unwrap();
-    let csv = dir.path().join("in.csv");
-    let table = table_name("del_max");
+    let (mut db, dburl, csv, table, _dir) = case("del_max", ID_NAME);
     // 100 rows in the table, 5 in the file: 95 to delete.
     write_csv(&csv, 1..=5);
     for (max, deletes) in [
@@ -269,12 +273,8 @@ fn max_delete_refuses_a_source_that_came_back_nearly_empty() {
 
 #[test]
 fn combinations_that_cannot_see_every_key_are_refused() {
-    let mut db = Db::connect();
-    let dburl = mysql_url();
-    let dir = tempfile::tempdir().unwrap();
-    let csv = dir.path().join("in.csv");
+    let (mut db, dburl, csv, table, dir) = case("del_refused", ID_NAME);
     write_csv(&csv, 1..=3);
-    let table = table_name("del_refused");
     let nokey = table_name("del_nokey");
     make_table(&mut db, &table, 1..=10);
     db.exec(&format!("DROP TABLE IF EXISTS {nokey}"));
@@ -402,11 +402,7 @@ fn combinations_that_cannot_see_every_key_are_refused() {
 
 #[test]
 fn a_failed_record_keeps_every_row() {
-    let mut db = Db::connect();
-    let dburl = mysql_url();
-    let dir = tempfile::tempdir().unwrap();
-    let csv = dir.path().join("in.csv");
-    let table = table_name("del_failed");
+    let (mut db, dburl, csv, table, dir) = case("del_failed", ID_NAME);
     make_table(&mut db, &table, 1..=20);
     // Row 20 is gone from the file, and row 7's name is too long for its
     // column: its record fails.
@@ -497,12 +493,8 @@ fn stopped_run(
 
 #[test]
 fn an_interrupted_run_deletes_nothing_and_leaves_no_key_table() {
-    let mut db = Db::connect();
-    let table = table_name("del_stopped");
+    let (mut db, dburl, csv, table, _dir) = case("del_stopped", ID_NAME);
     make_table(&mut db, &table, 1..=10);
-    let dburl = mysql_url();
-    let dir = tempfile::tempdir().unwrap();
-    let csv = dir.path().join("in.csv");
     write_csv(&csv, 1..=10);
     let out = stopped_run(&mut db, &table, "TERM", |db| {
         // A second run on the same table meanwhile is refused (exit 75).
@@ -530,16 +522,12 @@ fn an_interrupted_run_deletes_nothing_and_leaves_no_key_table() {
 
 #[test]
 fn a_key_table_left_by_a_killed_run_is_dropped_by_the_next() {
-    let mut db = Db::connect();
-    let table = table_name("del_killed");
+    let (mut db, dburl, csv, table, _dir) = case("del_killed", ID_NAME);
     make_table(&mut db, &table, 1..=10);
     let out = stopped_run(&mut db, &table, "KILL", |_| {});
     assert_eq!(out.status.code(), None, "killed");
     // Its key table stays, with keys 1-3: they must not count for the next run.
     assert_eq!(key_tables(&mut db, &table), 1);
-    let dburl = mysql_url();
-    let dir = tempfile::tempdir().unwrap();
-    let csv = dir.path().join("in.csv");
     write_csv(&csv, 4..=10);
     let out = run(&csv_to_mysql(
         p(&csv),
@@ -558,15 +546,7 @@ fn a_key_table_left_by_a_killed_run_is_dropped_by_the_next() {
 
 #[test]
 fn a_key_column_widened_during_the_run_widens_in_the_key_table_too() {
-    let mut db = Db::connect();
-    let dburl = mysql_url();
-    let dir = tempfile::tempdir().unwrap();
-    let csv = dir.path().join("in.csv");
-    let table = table_name("del_widen");
-    db.exec(&format!("DROP TABLE IF EXISTS {table}, {}", seen(&table)));
-    db.exec(&format!(
-        "CREATE TABLE {table} (code VARCHAR(5) PRIMARY KEY, n INT)"
-    ));
+    let (mut db, dburl, csv, table, _dir) = case("del_widen", "code VARCHAR(5) PRIMARY KEY, n INT");
     db.exec(&format!(
         "INSERT INTO {table} VALUES ('a', 1), ('b', 2), ('c', 3), ('d', 4), ('e', 5), ('f', 6), ('g', 7), ('h', 8), ('i', 9), ('j', 10)"
     ));
