@@ -104,6 +104,8 @@ fn documents_deleted_in_the_index_go_from_the_table_and_nothing_else() {
                 "docs",
                 "--es-page-size",
                 "37",
+                "--es-slices",
+                "2",
                 "--sink-type",
                 "mysql",
                 "--db-url",
