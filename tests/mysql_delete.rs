@@ -192,6 +192,22 @@ fn rows_removed_from_a_csv_file_go_from_the_table() {
     };
     let all: Vec<u64> = (1..=100).collect();
     std::fs::write(&csv, rows(&all)).unwrap();
+    // --check says what will be deleted by, and sets nothing up.
+    let out = run(&csv_to_mysql(
+        p(&csv),
+        &dburl,
+        &table,
+        &["--delete-missing", "--check"],
+    ));
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains(&format!(
+            "--delete-missing: at the end, rows of test.{table} whose key (`region`, `id`) this run did not read are deleted, at most --max-delete 10%"
+        )),
+        "{said}"
+    );
+    assert_eq!(key_tables(&mut db, &table), 0);
     for (workers, keep) in [
         ("1", all.clone()),
         ("3", all.iter().copied().filter(|i| i % 17 != 0).collect()),
@@ -340,6 +356,11 @@ fn combinations_that_cannot_see_every_key_are_refused() {
         (
             "a table without a key",
             csv_args(&nokey, &["--delete-missing"]),
+            &["no primary or unique key", "--db-key"],
+        ),
+        (
+            "--check on a table without a key",
+            csv_args(&nokey, &["--delete-missing", "--check"]),
             &["no primary or unique key", "--db-key"],
         ),
         (

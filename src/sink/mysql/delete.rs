@@ -73,6 +73,29 @@ pub(super) fn seen_name(table: &str) -> String {
     format!("{head}_{h:08x}{SEEN_SUFFIX}")
 }
 
+/// For `--check`: what `--delete-missing` will do.
+pub(super) fn check_line(shared: &super::Shared) -> Option<String> {
+    let cfg = &shared.cfg;
+    let settings = cfg.delete_missing?;
+    let table = shared.table.lock().expect("table lock").clone();
+    Some(match table.as_deref().map(|t| key_columns(cfg, t)) {
+        Some(Ok(key)) => format!(
+            "sink: --delete-missing: at the end, rows of {}.{} whose key ({}) this run did not read are deleted, at most --max-delete {}; keys go to {}.{} meanwhile",
+            cfg.database,
+            cfg.table,
+            key.iter().map(|(_, q)| q.as_str()).collect::<Vec<_>>().join(", "),
+            settings.max_delete.shown(),
+            cfg.database,
+            seen_name(&cfg.table)
+        ),
+        Some(Err(e)) => format!("sink: {e}"),
+        None => format!(
+            "sink: --delete-missing: table {}.{} is created by this run: nothing to delete",
+            cfg.database, cfg.table
+        ),
+    })
+}
+
 /// A failure of the setup at start.
 fn start_error(cfg: &MysqlConfig, what: &str, e: &mysql_async::Error) -> PipelineError {
     PipelineError::Unavailable {
@@ -123,11 +146,13 @@ fn key_columns(cfg: &MysqlConfig, table: &Table) -> Result<Vec<(usize, String)>,
 /// Sets `--delete-missing` up at start: takes the run's lock for the
 /// table, drops a key table left by an earlier run, creates this run's.
 /// None when the table is missing (this run creates it: nothing in it is
-/// missing from the source).
+/// missing from the source); with `dry` (`--check`), None after checking
+/// the key.
 pub(super) async fn prepare(
     opts: &Opts,
     cfg: &MysqlConfig,
     table: Option<&Table>,
+    dry: bool,
 ) -> Result<Option<Missing>, PipelineError> {
     let Some(settings) = cfg.delete_missing else {
         return Ok(None);
@@ -141,6 +166,9 @@ pub(super) async fn prepare(
         return Ok(None);
     };
     let key = key_columns(cfg, table)?;
+    if dry {
+        return Ok(None);
+    }
     let mut conn = connect(opts, cfg)
         .await
         .map_err(|e| connect_error(cfg, &e))?;

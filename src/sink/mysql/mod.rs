@@ -395,11 +395,7 @@ impl MysqlSink {
         })??;
         check_table(cfg, probe.table.as_ref(), fields)?;
         let load_data = use_load_data(cfg, probe.local_infile)?;
-        let missing = if dry {
-            None
-        } else {
-            runtime().block_on(delete::prepare(&opts, cfg, probe.table.as_ref()))?
-        };
+        let missing = runtime().block_on(delete::prepare(&opts, cfg, probe.table.as_ref(), dry))?;
         tracing::info!(
             target_table = %cfg.display_target(),
             mode = if load_data && cfg.on_duplicate == OnDuplicate::Skip {
