@@ -476,14 +476,28 @@ fn a_failed_record_keeps_every_row() {
     db.exec(&format!("DROP TABLE {table}"));
 }
 
-/// A run reading standard input: the first rows written and committed
-/// (their keys in the key table), then stopped by `stop`.
-fn stopped_run(
-    db: &mut Db,
-    table: &str,
-    stop: &str,
-    extra_check: impl FnOnce(&mut Db),
-) -> std::process::Output {
+/// Loads `csv` into `table` with `extra`, expecting exit 0; returns stderr.
+fn load_ok(csv: &Path, table: &str, extra: &[&str]) -> String {
+    let out = run(&csv_to_mysql(p(csv), &mysql_url(), table, extra));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    err
+}
+
+/// Waits until the key table of `table` holds `n` keys.
+fn wait_for_keys(db: &mut Db, table: &str, n: u64) {
+    let start = Instant::now();
+    while key_tables(db, table) == 0
+        || db.count(&format!("SELECT COUNT(*) FROM {}", seen(table))) < n
+    {
+        assert!(start.elapsed() < Duration::from_secs(30), "no keys written");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A run with `--delete-missing` reading standard input, once its first
+/// rows are written and committed (their keys in the key table).
+fn started_run(db: &mut Db, table: &str) -> (Running, std::process::ChildStdin) {
     let dburl = mysql_url();
     let mut child = spawn(&csv_to_mysql(
         "-",
@@ -491,6 +505,8 @@ fn stopped_run(
         table,
         &[
             "--delete-missing",
+            "--max-delete",
+            "100%",
             "--batch-size",
             "2",
             "--batch-timeout-ms",
@@ -500,13 +516,19 @@ fn stopped_run(
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(b"id,name\n1,a\n2,b\n3,c\n").unwrap();
     stdin.flush().unwrap();
-    let start = Instant::now();
-    while key_tables(db, table) == 0
-        || db.count(&format!("SELECT COUNT(*) FROM {}", seen(table))) < 3
-    {
-        assert!(start.elapsed() < Duration::from_secs(30), "no keys written");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_keys(db, table, 3);
+    (child, stdin)
+}
+
+/// A run reading standard input: the first rows written and committed
+/// (their keys in the key table), then stopped by `stop`.
+fn stopped_run(
+    db: &mut Db,
+    table: &str,
+    stop: &str,
+    extra_check: impl FnOnce(&mut Db),
+) -> std::process::Output {
+    let (child, stdin) = started_run(db, table);
     extra_check(db);
     signal(&child, stop);
     let out = wait_with_limit(child, Duration::from_secs(30));
@@ -545,21 +567,14 @@ fn an_interrupted_run_deletes_nothing_and_leaves_no_key_table() {
 
 #[test]
 fn a_key_table_left_by_a_killed_run_is_dropped_by_the_next() {
-    let (mut db, dburl, csv, table, _dir) = case("del_killed", ID_NAME);
+    let (mut db, _, csv, table, _dir) = case("del_killed", ID_NAME);
     make_table(&mut db, &table, 1..=10);
     let out = stopped_run(&mut db, &table, "KILL", |_| {});
     assert_eq!(out.status.code(), None, "killed");
     // Its key table stays, with keys 1-3: they must not count for the next run.
     assert_eq!(key_tables(&mut db, &table), 1);
     write_csv(&csv, 4..=10);
-    let out = run(&csv_to_mysql(
-        p(&csv),
-        &dburl,
-        &table,
-        &["--delete-missing", "--max-delete", "3"],
-    ));
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(0), "{err}");
+    let err = load_ok(&csv, &table, &["--delete-missing", "--max-delete", "3"]);
     assert!(err.contains("the key table of an earlier run"), "{err}");
     assert_eq!(ids(&mut db, &table), (4..=10).collect::<Vec<_>>(), "{err}");
     assert_eq!(summary_number(&err, "deleted"), 3);
@@ -569,7 +584,7 @@ fn a_key_table_left_by_a_killed_run_is_dropped_by_the_next() {
 
 #[test]
 fn a_key_column_widened_during_the_run_widens_in_the_key_table_too() {
-    let (mut db, dburl, csv, table, _dir) = case("del_widen", "code VARCHAR(5) PRIMARY KEY, n INT");
+    let (mut db, _, csv, table, _dir) = case("del_widen", "code VARCHAR(5) PRIMARY KEY, n INT");
     db.exec(&format!(
         "INSERT INTO {table} VALUES ('a', 1), ('b', 2), ('c', 3), ('d', 4), ('e', 5), ('f', 6), ('g', 7), ('h', 8), ('i', 9), ('j', 10)"
     ));
@@ -579,14 +594,11 @@ fn a_key_column_widened_during_the_run_widens_in_the_key_table_too() {
         "code,n\na,1\nb,2\nd,4\ne,5\nf,6\ng,7\nh,8\ni,9\nj,10\na-much-longer-code,11\n",
     )
     .unwrap();
-    let out = run(&csv_to_mysql(
-        p(&csv),
-        &dburl,
+    let err = load_ok(
+        &csv,
         &table,
         &["--delete-missing", "--widen-columns", "--batch-size", "3"],
-    ));
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(0), "{err}");
+    );
     let left: Vec<String> = db
         .rows(&format!("SELECT code FROM {table} ORDER BY code"))
         .into_iter()
@@ -609,6 +621,67 @@ fn a_key_column_widened_during_the_run_widens_in_the_key_table_too() {
         "{err}"
     );
     assert_eq!(summary_number(&err, "deleted"), 1, "{err}");
+    assert_eq!(key_tables(&mut db, &table), 0);
+    db.exec(&format!("DROP TABLE {table}"));
+}
+
+#[test]
+fn records_without_a_key_value_keep_every_row() {
+    let (mut db, _, csv, table, _dir) = case(
+        "del_nokeyvalue",
+        "id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(20)",
+    );
+    db.exec(&format!(
+        "INSERT INTO {table} (id, name) VALUES (1, 'a'), (2, 'b'), (3, 'c')"
+    ));
+    // The server numbers the rows: the records carry no key.
+    std::fs::write(&csv, "name\nx\ny\n").unwrap();
+    let err = load_ok(&csv, &table, &["--delete-missing", "--max-delete", "100%"]);
+    assert!(
+        err.contains(
+            "--delete-missing: nothing deleted: 2 records had no value for the key column(s) `id`"
+        ),
+        "{err}"
+    );
+    assert_eq!(ids(&mut db, &table), vec![1, 2, 3, 4, 5]);
+    assert_eq!(key_tables(&mut db, &table), 0);
+    db.exec(&format!("DROP TABLE {table}"));
+}
+
+/// The MySQL lock a `--delete-missing` run over `test.<table>` holds.
+fn delete_lock(table: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in format!("test.{table}").bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("pcli-{:08x}-delete", h as u32)
+}
+
+#[test]
+fn a_lost_lock_connection_is_taken_again_before_deleting() {
+    let (mut db, _, _, table, _dir) = case("del_lostlock", ID_NAME);
+    make_table(&mut db, &table, 1..=10);
+    // Once the first rows are in, the lock's connection is idle.
+    let (child, mut stdin) = started_run(&mut db, &table);
+    let lock = delete_lock(&table);
+    let start = Instant::now();
+    let holder = loop {
+        let r = db.rows(&format!("SELECT IS_USED_LOCK('{lock}')"));
+        if let Some(id) = r[0][0].clone() {
+            break id;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "no lock {lock}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    db.exec(&format!("KILL {holder}"));
+    stdin.write_all(b"4,d\n").unwrap();
+    drop(stdin);
+    let out = wait_with_limit(child, Duration::from_secs(30));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(ids(&mut db, &table), vec![1, 2, 3, 4], "{err}");
+    assert_eq!(summary_number(&err, "deleted"), 6, "{err}");
     assert_eq!(key_tables(&mut db, &table), 0);
     db.exec(&format!("DROP TABLE {table}"));
 }

@@ -96,6 +96,11 @@ pub(super) fn check_line(shared: &super::Shared) -> Option<String> {
     })
 }
 
+/// The MySQL lock one `--delete-missing` run over a table holds.
+fn lock_name(cfg: &MysqlConfig) -> String {
+    format!("{}delete", super::xa::prefix(cfg))
+}
+
 /// A failure of the setup at start.
 fn start_error(cfg: &MysqlConfig, what: &str, e: &mysql_async::Error) -> PipelineError {
     PipelineError::Unavailable {
@@ -172,7 +177,7 @@ pub(super) async fn prepare(
     let mut conn = connect(opts, cfg)
         .await
         .map_err(|e| connect_error(cfg, &e))?;
-    let lock = format!("{}delete", super::xa::prefix(cfg));
+    let lock = lock_name(cfg);
     let shown = format!("{}.{}", cfg.database, cfg.table);
     match super::xa::hold_lock(&mut conn, &lock).await {
         Ok(true) => {}
@@ -183,6 +188,10 @@ pub(super) async fn prepare(
         }
         Err(e) => return Err(start_error(cfg, "taking the lock", &e)),
     }
+    // Idle for the whole run: not to be closed by the server's wait_timeout.
+    conn.query_drop("SET SESSION wait_timeout = 31536000")
+        .await
+        .map_err(|e| start_error(cfg, "setting wait_timeout", &e))?;
     let name = seen_name(&cfg.table);
     let seen = format!("{}.{}", quote_ident(&cfg.database), quote_ident(&name));
     let left = text_rows(
@@ -360,10 +369,17 @@ impl Missing {
                 Ok(Some(format!("--delete-missing: nothing deleted ({why})")))
             }
             None => {
-                // The lock's connection may have been lost in a long run.
+                // The lock's connection may have been lost (the network):
+                // the lock is taken again, or nothing is deleted, as another
+                // run may have replaced the key table meanwhile.
                 if !matches!(bounded(limit, conn.ping()).await, Ok(Ok(()))) {
-                    if let Ok(c) = connect(opts, cfg).await {
-                        conn = c;
+                    match self.lock_again(opts, cfg).await {
+                        Some(c) => conn = c,
+                        None => {
+                            let why = "the connection holding this run's lock was lost and the lock could not be taken again";
+                            tracing::warn!("--delete-missing: nothing deleted: {why}");
+                            return Ok(Some(format!("--delete-missing: nothing deleted ({why})")));
+                        }
                     }
                 }
                 self.delete(&mut conn, limit).await
@@ -378,6 +394,13 @@ impl Missing {
         .await;
         let _ = tokio::time::timeout(limit, conn.disconnect()).await;
         result
+    }
+
+    /// A new connection holding the run's lock again, if it is free.
+    async fn lock_again(&self, opts: &Opts, cfg: &MysqlConfig) -> Option<Conn> {
+        let mut conn = connect(opts, cfg).await.ok()?;
+        let name = lock_name(cfg);
+        matches!(super::xa::hold_lock(&mut conn, &name).await, Ok(true)).then_some(conn)
     }
 
     /// Why nothing may be deleted, if so.
@@ -398,7 +421,12 @@ impl Missing {
         let unknown = self.unknown.load(Ordering::Relaxed);
         if unknown > 0 {
             return Some(format!(
-                "{unknown} records had no value for the key column(s), so their keys are unknown"
+                "{unknown} records had no value for the key column(s) {}, so their keys are unknown",
+                self.key
+                    .iter()
+                    .map(|(_, q)| q.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
         None
