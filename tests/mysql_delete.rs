@@ -327,7 +327,7 @@ fn combinations_that_cannot_see_every_key_are_refused() {
         a
     };
     let state = dir.path().join("state.json");
-    let cases: Vec<(&str, Vec<String>, &[&str])> = vec![
+    let mut cases: Vec<(&str, Vec<String>, &[&str])> = vec![
         (
             "--limit",
             csv_args(&table, &["--delete-missing", "--limit", "2"]),
@@ -399,6 +399,16 @@ fn combinations_that_cannot_see_every_key_are_refused() {
             &["--delete-missing", "--sink-type file"],
         ),
     ];
+    // A table that only has the key table's name is not dropped.
+    let other = table_name("del_other");
+    db.exec(&format!("DROP TABLE IF EXISTS {other}, {}", seen(&other)));
+    db.exec(&format!("CREATE TABLE {other} ({ID_NAME})"));
+    db.exec(&format!("CREATE TABLE {} (mine INT)", seen(&other)));
+    cases.push((
+        "a table of the key table's name",
+        csv_args(&other, &["--delete-missing"]),
+        &["pipeline-cli did not make", "__pipeline_seen"],
+    ));
     for (name, args, words) in cases {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = run(&args);
@@ -420,7 +430,14 @@ fn combinations_that_cannot_see_every_key_are_refused() {
         );
         assert_eq!(key_tables(&mut db, &table), 0, "{name}");
     }
-    db.exec(&format!("DROP TABLE {table}, {nokey}"));
+    assert_eq!(
+        db.count(&format!("SELECT COUNT(*) FROM {}", seen(&other))),
+        0
+    );
+    db.exec(&format!(
+        "DROP TABLE {table}, {nokey}, {other}, {}",
+        seen(&other)
+    ));
 }
 
 #[test]

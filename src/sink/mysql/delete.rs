@@ -30,6 +30,10 @@ use super::table::{quote_ident, Table};
 /// The end of the key table's name: `<table>__pipeline_seen`.
 pub(super) const SEEN_SUFFIX: &str = "__pipeline_seen";
 
+/// The COMMENT of a key table: only a table with it is ever dropped.
+const SEEN_COMMENT: &str =
+    "pipeline-cli --delete-missing: keys the run in progress has written; dropped at its end";
+
 /// Rows deleted per statement.
 const DELETE_BATCH: u64 = 1000;
 
@@ -196,12 +200,19 @@ pub(super) async fn prepare(
     let seen = format!("{}.{}", quote_ident(&cfg.database), quote_ident(&name));
     let left = text_rows(
         &mut conn,
-        "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+        "SELECT TABLE_COMMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
         vec![cfg.database.as_str().into(), name.as_str().into()],
     )
     .await
     .map_err(|e| start_error(cfg, "looking for a key table", &e))?;
-    if !left.is_empty() {
+    if let Some(row) = left.first() {
+        // Never a table of someone else's that happens to have the name.
+        if row[0].as_deref() != Some(SEEN_COMMENT) {
+            return Err(PipelineError::Config(format!(
+                "--delete-missing keeps this run's keys in {}.{name}, but a table of that name exists that pipeline-cli did not make; rename it, or load another table",
+                cfg.database
+            )));
+        }
         tracing::warn!(
             "--delete-missing: dropping {}.{name}, the key table of an earlier run that ended before it could finish (killed, or its connection lost); this run makes its own",
             cfg.database
@@ -210,7 +221,7 @@ pub(super) async fn prepare(
     let columns: Vec<&str> = key.iter().map(|(_, q)| q.as_str()).collect();
     let list = columns.join(", ");
     let create = format!(
-        "CREATE TABLE {seen} (PRIMARY KEY ({list})) ENGINE=InnoDB COMMENT='pipeline-cli --delete-missing: keys the run in progress has written; dropped at its end' SELECT {list} FROM {} LIMIT 0",
+        "CREATE TABLE {seen} (PRIMARY KEY ({list})) ENGINE=InnoDB COMMENT='{SEEN_COMMENT}' SELECT {list} FROM {} LIMIT 0",
         table.quoted
     );
     for sql in [format!("DROP TABLE IF EXISTS {seen}"), create] {
