@@ -702,3 +702,15 @@ fn a_lost_lock_connection_is_taken_again_before_deleting() {
     assert_eq!(key_tables(&mut db, &table), 0);
     db.exec(&format!("DROP TABLE {table}"));
 }
+
+#[test]
+fn many_missing_rows_go_in_several_statements() {
+    let (mut db, _, csv, table, _dir) = case("del_many", ID_NAME);
+    make_table(&mut db, &table, 1..=2500);
+    write_csv(&csv, (1..=2500).filter(|i| i % 500 == 0));
+    let err = load_ok(&csv, &table, &["--delete-missing", "--max-delete", "2495"]);
+    assert_eq!(summary_number(&err, "deleted"), 2495, "{err}");
+    assert_eq!(ids(&mut db, &table), vec![500, 1000, 1500, 2000, 2500]);
+    assert_eq!(key_tables(&mut db, &table), 0);
+    db.exec(&format!("DROP TABLE {table}"));
+}

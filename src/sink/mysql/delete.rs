@@ -497,15 +497,16 @@ impl Missing {
                 self.unseen("t"),
                 on.join(" AND ")
             );
-            let done = bounded(limit, conn.query_iter(&sql))
+            let done = bounded(limit, conn.query_drop(&sql))
                 .await
-                .and_then(|r| r.map(|q| q.affected_rows()).map_err(|e| classify(&e)));
-            let done = done.map_err(|e| {
-                failed(
-                    &format!("deleting ({deleted} of {missing} deleted so far; the next run with --delete-missing deletes the rest) rows of"),
-                    e,
-                )
-            })?;
+                .and_then(|r| r.map_err(|e| classify(&e)))
+                .map(|()| conn.affected_rows())
+                .map_err(|e| {
+                    failed(
+                        &format!("{deleted} of {missing} rows deleted (the next run with --delete-missing deletes the rest), then deleting from"),
+                        e,
+                    )
+                })?;
             deleted += done;
             if let Some(m) = self.metrics.get() {
                 m.records_deleted(done);
