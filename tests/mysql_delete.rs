@@ -714,3 +714,30 @@ fn many_missing_rows_go_in_several_statements() {
     assert_eq!(key_tables(&mut db, &table), 0);
     db.exec(&format!("DROP TABLE {table}"));
 }
+
+#[test]
+fn a_table_locked_at_start_is_reported_within_the_db_timeout() {
+    let (mut db, _, csv, table, _dir) = case("del_locked", ID_NAME);
+    make_table(&mut db, &table, 1..=3);
+    write_csv(&csv, 1..=2);
+    db.exec(&format!("LOCK TABLES {table} WRITE"));
+    let started = Instant::now();
+    let child = spawn(&csv_to_mysql(
+        p(&csv),
+        &mysql_url(),
+        &table,
+        &["--delete-missing", "--db-timeout", "1s"],
+    ));
+    let out = wait_with_limit(child, Duration::from_secs(20));
+    let err = stderr(&out);
+    db.exec("UNLOCK TABLES");
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--delete-missing: making the key table")
+            && err.contains("3 x --db-timeout 1s"),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(15), "{err}");
+    assert_eq!(ids(&mut db, &table), vec![1, 2, 3]);
+    db.exec(&format!("DROP TABLE IF EXISTS {table}, {}", seen(&table)));
+}

@@ -163,6 +163,28 @@ pub(super) async fn prepare(
     table: Option<&Table>,
     dry: bool,
 ) -> Result<Option<Missing>, PipelineError> {
+    let limit = cfg.timeout * 3;
+    tokio::time::timeout(limit, set_up(opts, cfg, table, dry))
+        .await
+        .map_err(|_| PipelineError::Unavailable {
+            stage: Stage::Sink,
+            error_type: ErrorType::Timeout,
+            message: format!(
+                "--delete-missing: making the key table for {}.{} took longer than 3 x --db-timeout {}",
+                cfg.database,
+                cfg.table,
+                crate::retry::format_duration(cfg.timeout)
+            ),
+        })?
+}
+
+/// [`prepare`], unbounded.
+async fn set_up(
+    opts: &Opts,
+    cfg: &MysqlConfig,
+    table: Option<&Table>,
+    dry: bool,
+) -> Result<Option<Missing>, PipelineError> {
     let Some(settings) = cfg.delete_missing else {
         return Ok(None);
     };
