@@ -7,7 +7,9 @@ use std::time::Duration;
 use crate::error::ErrorType;
 use crate::retry::RetryPolicy;
 
+mod delete;
 mod mysql;
+pub use delete::*;
 pub use mysql::*;
 
 // The defaults of the flags, stated once: clap shows and applies them, and

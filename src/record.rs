@@ -361,11 +361,14 @@ pub struct Counts {
     /// Records of earlier runs' prepared batches this run committed (not
     /// read by this run, so outside the invariant).
     pub recovered: u64,
+    /// Rows `--delete-missing` deleted (not records read, so outside the
+    /// invariant).
+    pub deleted: u64,
 }
 
 impl Counts {
     /// The counts a summary reports, by their names in it.
-    pub fn named(&self) -> [(&'static str, u64); 7] {
+    pub fn named(&self) -> [(&'static str, u64); 8] {
         [
             ("read", self.read),
             ("inserted", self.inserted),
@@ -374,6 +377,7 @@ impl Counts {
             ("failed", self.failed),
             ("in_doubt", self.in_doubt),
             ("recovered", self.recovered),
+            ("deleted", self.deleted),
         ]
     }
 

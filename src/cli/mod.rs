@@ -13,6 +13,7 @@ mod resolve;
 mod run;
 mod sink_file;
 mod sink_mysql;
+mod sink_mysql_delete;
 mod source_csv;
 mod source_es;
 mod source_jsonl;
@@ -340,6 +341,7 @@ impl Cli {
         config.textfile = slice.path("--metrics-textfile", self.metrics_textfile.as_deref())?;
         config.lock_file = slice.path("--lock-file", self.lock_file.as_deref())?;
         config.slice = slice.0;
+        sink_mysql_delete::refuse_combinations(&config, self.mysql.no_key)?;
         Ok(config)
     }
 

@@ -159,6 +159,9 @@ pub struct MysqlFlags {
         help_heading = "MySQL sink"
     )]
     pub db_timeout: String,
+
+    #[command(flatten)]
+    pub delete: super::sink_mysql_delete::DeleteFlags,
 }
 
 /// The parts of a `mysql://user:pass@host:port/db` URL.
@@ -302,6 +305,7 @@ impl MysqlFlags {
             rename: self.renames()?,
             retry: run.retry_policy()?,
             timeout: duration_flag("--db-timeout", &self.db_timeout)?,
+            delete_missing: self.delete.resolve()?,
         })
     }
 

@@ -104,6 +104,8 @@ pub struct MysqlConfig {
     pub retry: RetryPolicy,
     /// Longest one statement may take before it counts as timed out.
     pub timeout: Duration,
+    /// `--delete-missing`: delete the rows whose key the run did not see.
+    pub delete_missing: Option<super::DeleteMissing>,
 }
 
 impl MysqlConfig {

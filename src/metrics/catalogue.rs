@@ -118,6 +118,7 @@ pub(super) struct Records {
     pub(super) failed: IntCounter,
     pub(super) in_doubt: IntCounter,
     pub(super) recovered: IntCounter,
+    pub(super) deleted: IntCounter,
     pub(super) columns_widened: IntCounter,
 }
 
@@ -159,6 +160,11 @@ impl Records {
                 r,
                 "pipeline_records_recovered_total",
                 "Records of earlier runs' prepared (orphaned) batches this run committed.",
+            ),
+            deleted: counter(
+                r,
+                "pipeline_records_deleted_total",
+                "Rows --delete-missing deleted: rows of the table whose key the run's full read did not see.",
             ),
             columns_widened: counter(
                 r,

@@ -253,6 +253,11 @@ impl Metrics {
         self.records.in_doubt.inc_by(n);
     }
 
+    /// `n` rows deleted by `--delete-missing`: `records_deleted_total`.
+    pub fn records_deleted(&self, n: u64) {
+        self.records.deleted.inc_by(n);
+    }
+
     /// `n` records of earlier runs' batches committed: `records_recovered_total`.
     pub fn records_recovered(&self, n: u64) {
         self.records.recovered.inc_by(n);
@@ -432,6 +437,7 @@ impl Metrics {
             failed: self.records.failed.get(),
             in_doubt: self.records.in_doubt.get(),
             recovered: self.records.recovered.get(),
+            deleted: self.records.deleted.get(),
         }
     }
 

@@ -9,7 +9,7 @@ use serde_json::Value as Json;
 
 /// The figures shown, by element id (the keys of `/status`'s `text`) and
 /// label.
-const FIGURES: [(&str, &str); 16] = [
+const FIGURES: [(&str, &str); 17] = [
     ("state", "State"),
     ("elapsed", "Elapsed"),
     ("progress", "Progress"),
@@ -20,6 +20,7 @@ const FIGURES: [(&str, &str); 16] = [
     ("skipped", "Skipped"),
     ("failed", "Failed"),
     ("in_doubt", "In doubt"),
+    ("deleted", "Deleted"),
     ("rate_now", "Rate now"),
     ("rate_average", "Rate on average"),
     ("queue", "Queue"),

@@ -74,6 +74,12 @@ impl RunSummary {
                 c.recovered
             ));
         }
+        if c.deleted > 0 {
+            line.push_str(&format!(
+                "; deleted={} rows the source no longer has (--delete-missing)",
+                c.deleted
+            ));
+        }
         if let Some(note) = &self.output_note {
             line.push_str("; ");
             line.push_str(note);

@@ -14,6 +14,7 @@ mod check;
 mod conn;
 mod convert;
 mod ddl;
+mod delete;
 mod fit;
 mod insert;
 mod load_data;
@@ -86,6 +87,9 @@ pub(super) struct Shared {
     pub(super) widening: Mutex<()>,
     /// Widenings the server refused, with its reason.
     pub(super) refused: widen::Refused,
+    /// `--delete-missing`, set up (None without it, with `--check`, or
+    /// for a table this run creates).
+    pub(super) missing: Option<delete::Missing>,
 }
 
 /// What XA batches need: the run's identity and the lock that proves it alive.
@@ -394,6 +398,7 @@ impl MysqlSink {
         })??;
         check_table(cfg, probe.table.as_ref(), fields)?;
         let load_data = use_load_data(cfg, probe.local_infile)?;
+        let missing = runtime().block_on(delete::prepare(&opts, cfg, probe.table.as_ref(), dry))?;
         tracing::info!(
             target_table = %cfg.display_target(),
             mode = if load_data && cfg.on_duplicate == OnDuplicate::Skip {
@@ -424,6 +429,7 @@ impl MysqlSink {
                 made: Default::default(),
                 widening: Default::default(),
                 refused: Default::default(),
+                missing,
             }),
         };
         sink.shared.say_known_mapping();
@@ -444,6 +450,9 @@ impl Sink for MysqlSink {
             .shared
             .writers
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Some(missing) = &self.shared.missing {
+            missing.set_metrics(metrics);
+        }
         if worker == 0 {
             // Said once, with the counts of this run.
             if let Some(xa) = &self.shared.xa {
@@ -464,7 +473,12 @@ impl Sink for MysqlSink {
         to_create.then_some(1)
     }
 
-    fn finish(&self, _complete: bool) -> Result<Option<String>, PipelineError> {
+    fn finish(&self, complete: bool) -> Result<Option<String>, PipelineError> {
+        let shared = &self.shared;
+        let deleted = match &shared.missing {
+            Some(m) => runtime().block_on(m.finish(&shared.opts, &shared.cfg, complete))?,
+            None => None,
+        };
         // The run's lock goes with its connection.
         if let Some(conn) = self
             .shared
@@ -476,7 +490,11 @@ impl Sink for MysqlSink {
                 let _ = tokio::time::timeout(self.shared.cfg.timeout, conn.disconnect()).await;
             });
         }
-        Ok(Some(format!("table {}", self.shared.cfg.display_target())))
+        let table = format!("table {}", self.shared.cfg.display_target());
+        Ok(Some(match deleted {
+            Some(note) => format!("{table}; {note}"),
+            None => table,
+        }))
     }
 
     fn wants_sample(&self) -> Option<u64> {

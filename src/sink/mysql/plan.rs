@@ -239,6 +239,7 @@ pub(super) fn lines(shared: &Shared) -> Vec<String> {
         )),
     }
     lines.extend(super::widen::check_line(cfg));
+    lines.extend(super::delete::check_line(shared));
     if let Some(fields) = &shared.fields {
         for (f, _) in cfg.date_formats.iter().filter(|(f, _)| !fields.contains(f)) {
             lines.push(format!(

@@ -249,8 +249,15 @@ impl MysqlWriter {
             );
             self.conn = Some(conn);
         }
+        let limit = self.shared.cfg.timeout;
+        if let (Some(m), Some(conn)) = (&self.shared.missing, self.conn.as_mut()) {
+            m.fit_types(conn, table, limit).await?;
+        }
         let xid = self.next_xid();
         let tally = self.write_groups(table, rows, &xid).await?;
+        if let (Some(m), Some(conn)) = (&self.shared.missing, self.conn.as_mut()) {
+            m.note(conn, rows, limit, self.shared.max_packet).await?;
+        }
         if self.shared.xa.is_none() {
             self.commit_plain(tally).await
         } else {
