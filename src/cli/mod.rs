@@ -340,6 +340,7 @@ impl Cli {
         config.textfile = slice.path("--metrics-textfile", self.metrics_textfile.as_deref())?;
         config.lock_file = slice.path("--lock-file", self.lock_file.as_deref())?;
         config.slice = slice.0;
+        sink_mysql::check_load_mode(&config)?;
         Ok(config)
     }
 
