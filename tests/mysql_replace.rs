@@ -290,6 +290,27 @@ fn a_replace_stopped_by_max_errors_leaves_the_table() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert_old(&mut db, &table, 40);
     assert!(!exists(&mut db, &format!("{table}{SHADOW}")), "{err}");
+    // A run that fails after its shadow was made, before reading (a
+    // worker's connection is refused: the user may hold 3), drops it too.
+    let user = format!("replace_{}", std::process::id());
+    db.exec(&format!("DROP USER IF EXISTS '{user}'@'%'"));
+    db.exec(&format!(
+        "CREATE USER '{user}'@'%' WITH MAX_USER_CONNECTIONS 3"
+    ));
+    db.exec(&format!("GRANT ALL ON test.* TO '{user}'@'%'"));
+    let url = mysql_url().replacen("//root@", &format!("//{user}@"), 1);
+    let mut args = mysql_args(p(&input), &url, &table, &["--load-mode", "replace"]);
+    args.extend(["--workers", "3"]);
+    let out = run(&args);
+    db.exec(&format!("DROP USER '{user}'@'%'"));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("max_user_connections") && err.contains(&format!("{table}{SHADOW} dropped")),
+        "{err}"
+    );
+    assert_old(&mut db, &table, 40);
+    assert!(!exists(&mut db, &format!("{table}{SHADOW}")), "{err}");
     db.exec(&format!("DROP TABLE {table}"));
 }
 
@@ -329,6 +350,11 @@ fn truncate_empties_the_table_then_loads_but_not_when_the_source_cannot_open() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert_old(&mut db, &table, 500);
     let input = new_csv(dir.path(), 10);
+    let out = load(p(&input), &table, "truncate", &["--check"]);
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("--load-mode truncate: test."), "{text}");
+    assert_old(&mut db, &table, 500);
     let out = load(p(&input), &table, "truncate", &[]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");
