@@ -488,3 +488,28 @@ fn combinations_that_cannot_work_are_refused_before_anything_changes() {
     db.exec(&format!("DROP VIEW {view}"));
     db.exec(&format!("DROP TABLE {table}"));
 }
+
+#[test]
+fn a_swap_kept_waiting_by_a_reader_past_db_timeout_leaves_the_table() {
+    let (mut db, table, dir) = start("replace_wait", 20);
+    let input = new_csv(dir.path(), 5);
+    // An open transaction that has read the table holds it (metadata lock)
+    // until it ends: the RENAME has to wait for it.
+    let mut reader = Db::connect();
+    reader.exec("BEGIN");
+    assert_eq!(reader.count(&format!("SELECT COUNT(*) FROM {table}")), 20);
+    let t = Instant::now();
+    let out = load(p(&input), &table, "replace", &["--db-timeout", "2s"]);
+    let took = t.elapsed();
+    reader.exec("COMMIT");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("left as it was"), "{err}");
+    assert!(took < Duration::from_secs(30), "{took:?}");
+    // Nothing happens later either.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_old(&mut db, &table, 20);
+    assert!(!exists(&mut db, &format!("{table}{SHADOW}")), "{err}");
+    assert!(!exists(&mut db, &format!("{table}{OLD}")), "{err}");
+    db.exec(&format!("DROP TABLE {table}"));
+}

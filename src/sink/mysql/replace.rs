@@ -19,6 +19,7 @@
 //! swap.
 
 use std::sync::Mutex;
+use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts};
@@ -318,7 +319,17 @@ impl Replace {
             State::Loading => {}
         }
         let done = runtime().block_on(async {
-            let held = self.lock.lock().expect("replace lock").take();
+            let mut held = self.lock.lock().expect("replace lock").take();
+            // The lock's connection, idle all run, may have been closed by
+            // the server (wait_timeout): then a new one.
+            if let Some(c) = held.as_mut() {
+                if c.ping().await.is_err() {
+                    tracing::warn!(
+                        "the connection holding the replace lock was lost; swapping on a new one"
+                    );
+                    held = None;
+                }
+            }
             let mut conn = match held {
                 Some(c) => c,
                 None => connect(&self.opts, &self.cfg)
@@ -351,7 +362,7 @@ impl Replace {
                 Err(PipelineError::Sink(
                     t,
                     format!(
-                        "swapping {}.{} in for {display}: {m}; {display} is left as it was",
+                        "swapping {}.{} in for {display}: {m}; {display} is left as it was (the swap waits at most --db-timeout for the queries and open transactions on it: rerun when they are done, or raise --db-timeout)",
                         self.database, self.shadow
                     ),
                 ))
@@ -404,7 +415,15 @@ impl Replace {
         } else {
             format!("RENAME TABLE {shadow} TO {target}")
         };
-        self.run_sql(conn, &rename).await?;
+        // The server itself gives up waiting for the table's readers after
+        // --db-timeout, so a rename the client stopped waiting for cannot
+        // happen later anyway.
+        let wait = self.cfg.timeout.as_secs().max(1);
+        self.run_sql(conn, &format!("SET SESSION lock_wait_timeout = {wait}"))
+            .await?;
+        exec(conn, self.cfg.timeout * 2 + Duration::from_secs(5), &rename)
+            .await
+            .map_err(db_error)?;
         if self.target_existed {
             if let Err((_, m)) = self.run_sql(conn, &format!("DROP TABLE {old}")).await {
                 tracing::warn!(
