@@ -342,6 +342,7 @@ impl Cli {
         config.lock_file = slice.path("--lock-file", self.lock_file.as_deref())?;
         config.slice = slice.0;
         sink_mysql_delete::refuse_combinations(&config, self.mysql.no_key)?;
+        sink_mysql::check_load_mode(&config)?;
         Ok(config)
     }
 

@@ -3,7 +3,10 @@
 
 use std::path::PathBuf;
 
-use crate::config::{EpochUnit, LoadMode, MysqlConfig, OnDuplicate, Secret, SourceKind, SslMode};
+use crate::config::{
+    Config, EpochUnit, LoadMode, MysqlConfig, OnDuplicate, Secret, SinkConfig, SourceConfig,
+    SourceKind, SslMode, TableLoad,
+};
 use crate::error::PipelineError;
 
 use super::resolve::duration_flag;
@@ -85,6 +88,26 @@ pub struct MysqlFlags {
     #[arg(long, value_enum, default_value = "auto", help_heading = "MySQL sink")]
     pub mysql_load_mode: LoadMode,
 
+    /// What the run does with the rows already in the table.
+    ///
+    /// upsert: add rows; a record whose key is there follows --on-duplicate.
+    /// replace: load a shadow table <table>__pipeline_new (made like the
+    /// table, or by --create-table), then swap it in with one atomic RENAME
+    /// TABLE and drop the old table: readers never see the table empty or
+    /// half loaded, and a failed or interrupted run leaves it untouched.
+    /// truncate: empty the table (TRUNCATE) once the source has opened, then
+    /// load: readers see it empty or partly loaded until the run ends.
+    /// replace and truncate need the whole input, read by one process: not
+    /// with --limit, --es-since-field, --es-slice-id or --input-shard.
+    /// Example: --load-mode replace
+    #[arg(
+        long,
+        value_enum,
+        default_value = "upsert",
+        help_heading = "MySQL sink"
+    )]
+    pub load_mode: TableLoad,
+
     /// TLS to the database. Example: --db-ssl-mode verify-ca --db-ssl-ca /etc/ssl/db-ca.pem
     #[arg(
         long,
@@ -162,6 +185,39 @@ pub struct MysqlFlags {
 
     #[command(flatten)]
     pub delete: super::sink_mysql_delete::DeleteFlags,
+}
+
+/// `--load-mode replace|truncate` replaces every row of the table, so the
+/// run must read the whole input, alone: refused with a reader that reads
+/// part of it (`--limit`, an incremental `--es-since-field` run, one slice
+/// or shard of several processes).
+pub(super) fn check_load_mode(config: &Config) -> Result<(), PipelineError> {
+    let SinkConfig::Mysql(m) = &config.sink else {
+        return Ok(());
+    };
+    let mode = match m.table_load {
+        TableLoad::Upsert => return Ok(()),
+        TableLoad::Replace => "replace",
+        TableLoad::Truncate => "truncate",
+    };
+    let what = if config.limit.is_some() {
+        Some("--limit: the table would hold only the first records; try the limit with --check, or load a copy (--db-table) with --load-mode upsert")
+    } else if matches!(&config.source, SourceConfig::Elasticsearch(es) if es.since_field.is_some())
+    {
+        Some("--es-since-field: an incremental run reads only the changed documents; drop --es-since-field/--state-file for the full refresh")
+    } else if config.slice.is_some() {
+        Some("--es-slice-id/--input-shard: each process would replace the table with its own part; read every slice in one process (--es-slices N without --es-slice-id, or --workers)")
+    } else if m.delete_missing.is_some() {
+        Some("--delete-missing: the table already ends up holding exactly what was read; drop --delete-missing")
+    } else {
+        None
+    };
+    match what {
+        Some(why) => Err(PipelineError::Config(format!(
+            "--load-mode {mode} replaces every row of the table, so it cannot be used with {why}; remove one of the two"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// The parts of a `mysql://user:pass@host:port/db` URL.
@@ -262,6 +318,9 @@ impl MysqlFlags {
             PipelineError::Config("--sink-type mysql needs --db-table TABLE".into())
         })?;
         self.check_tls()?;
+        if self.load_mode == TableLoad::Replace {
+            crate::sink::mysql::shadow_names(&table).map_err(PipelineError::Config)?;
+        }
         let key = columns(self.db_key.as_deref());
         self.check_key(&key)?;
         Ok(MysqlConfig {
@@ -298,6 +357,7 @@ impl MysqlFlags {
             key,
             on_duplicate: self.on_duplicate,
             load_mode: self.mysql_load_mode,
+            table_load: self.load_mode,
             add_columns: self.add_columns,
             widen_columns: self.widen_columns,
             ignore_fields: columns(self.ignore_fields.as_deref()),

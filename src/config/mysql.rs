@@ -54,6 +54,19 @@ pub enum LoadMode {
     LoadData,
 }
 
+/// `--load-mode`: what a run does with the rows already in the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TableLoad {
+    /// Add to the table; a record whose key is there follows --on-duplicate.
+    Upsert,
+    /// Load a shadow table, then swap it in with one RENAME TABLE: readers
+    /// see the old rows until the new ones are all there.
+    Replace,
+    /// Empty the table (TRUNCATE) first: readers see it empty, then
+    /// filling, until the run ends.
+    Truncate,
+}
+
 /// MySQL/MariaDB sink settings.
 #[derive(Debug, Clone)]
 pub struct MysqlConfig {
@@ -86,6 +99,9 @@ pub struct MysqlConfig {
     pub on_duplicate: OnDuplicate,
     /// Load mode.
     pub load_mode: LoadMode,
+    /// `--load-mode`: upsert, replace by a swapped shadow table, or
+    /// truncate first.
+    pub table_load: TableLoad,
     /// Add a column (ALTER TABLE) for a record field the table lacks,
     /// instead of failing the record.
     pub add_columns: bool,

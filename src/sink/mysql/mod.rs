@@ -20,6 +20,7 @@ mod insert;
 mod load_data;
 mod names;
 mod plan;
+mod replace;
 mod rows;
 mod schema;
 pub mod table;
@@ -47,6 +48,7 @@ use table::Table;
 use writer::MysqlWriter;
 
 pub(crate) use names::check_renames;
+pub(crate) use replace::shadow_names;
 
 /// An opened MySQL sink: the table is known (or will be created from the
 /// first batch), the load mode is decided.
@@ -90,6 +92,12 @@ pub(super) struct Shared {
     /// `--delete-missing`, set up (None without it, with `--check`, or
     /// for a table this run creates).
     pub(super) missing: Option<delete::Missing>,
+    /// `--load-mode replace`: the shadow table loaded (`cfg.table`), to
+    /// swap in for the table at the end.
+    pub(super) replace: Option<replace::Replace>,
+    /// `--load-mode`, and the table it names (`cfg.table` is the shadow
+    /// with replace).
+    pub(super) target: MysqlConfig,
 }
 
 /// What XA batches need: the run's identity and the lock that proves it alive.
@@ -207,7 +215,14 @@ fn probe_error(e: mysql_async::Error) -> PipelineError {
 
 /// Reads the table's definition and the server's settings, and sets up XA
 /// batches where the server allows them.
-async fn probe(opts: &Opts, cfg: &MysqlConfig, dry: bool) -> Result<Probe, PipelineError> {
+/// `writing` is the table the run writes (the shadow with `--load-mode
+/// replace`), whose batches XA names.
+async fn probe(
+    opts: &Opts,
+    cfg: &MysqlConfig,
+    writing: &MysqlConfig,
+    dry: bool,
+) -> Result<Probe, PipelineError> {
     let mut conn = connect_at_start(opts, cfg).await?;
     let table = describe(&mut conn, &cfg.database, &cfg.table)
         .await
@@ -224,7 +239,7 @@ async fn probe(opts: &Opts, cfg: &MysqlConfig, dry: bool) -> Result<Probe, Pipel
         .and_then(|r| r.get(2).cloned().flatten())
         .unwrap_or_default();
     let xa = if xa_allowed(&mut conn, &version).await {
-        set_up_xa(opts, cfg, &mut conn, table.is_some(), dry).await?
+        set_up_xa(opts, (cfg, writing), &mut conn, table.is_some(), dry).await?
     } else {
         None
     };
@@ -270,10 +285,13 @@ async fn xa_allowed(conn: &mut mysql_async::Conn, version: &str) -> bool {
 
 /// The run's XA identity; unless `dry`, its lock, and the prepared batches of
 /// earlier runs committed. None (plain transactions) where the lock cannot be
-/// had.
+/// had. `cfg` names the table, `writing` the one the run writes (the
+/// shadow with `--load-mode replace`: the batches an earlier, killed replace
+/// run prepared there are committed before the shadow is dropped; the
+/// table's own are committed as always, and replaced with it).
 async fn set_up_xa(
     opts: &Opts,
-    cfg: &MysqlConfig,
+    (cfg, writing): (&MysqlConfig, &MysqlConfig),
     conn: &mut mysql_async::Conn,
     table_exists: bool,
     dry: bool,
@@ -290,7 +308,7 @@ async fn set_up_xa(
             recovered: 0,
         }));
     }
-    let lock_conn = match owner_lock(opts, cfg, conn, &run_id).await {
+    let lock_conn = match owner_lock(opts, writing, conn, &run_id).await {
         Ok(c) => c,
         Err(e) => {
             tracing::warn!(
@@ -301,11 +319,20 @@ async fn set_up_xa(
     };
     // Only for a table this run will write (a missing one is an error when
     // the sink opens, or is created empty).
-    let recovered = if table_exists {
+    if writing.table != cfg.table {
+        xa::resolve_orphans(conn, writing)
+            .await
+            .map_err(probe_error)?;
+    }
+    let mut recovered = if table_exists {
         xa::resolve_orphans(conn, cfg).await.map_err(probe_error)?
     } else {
         0
     };
+    if writing.table != cfg.table {
+        // Committed into a table about to be replaced: not this run's records.
+        recovered = 0;
+    }
     Ok(Some(Xa {
         run_id,
         lock: Mutex::new(Some(lock_conn)),
@@ -384,8 +411,17 @@ impl MysqlSink {
     ) -> Result<MysqlSink, PipelineError> {
         let opts = build_opts(cfg, ssl_opts(cfg));
         let limit = cfg.timeout * 3;
-        let probed =
-            runtime().block_on(async { tokio::time::timeout(limit, probe(&opts, cfg, dry)).await });
+        let writing = match cfg.table_load {
+            crate::config::TableLoad::Replace if !dry => {
+                let mut w = cfg.clone();
+                w.table = shadow_names(&cfg.table).map_err(PipelineError::Config)?.0;
+                w
+            }
+            _ => cfg.clone(),
+        };
+        let probed = runtime().block_on(async {
+            tokio::time::timeout(limit, probe(&opts, cfg, &writing, dry)).await
+        });
         let probe = probed.map_err(|_| PipelineError::Unavailable {
             stage: Stage::Sink,
             error_type: ErrorType::Timeout,
@@ -399,6 +435,18 @@ impl MysqlSink {
         check_table(cfg, probe.table.as_ref(), fields)?;
         let load_data = use_load_data(cfg, probe.local_infile)?;
         let missing = runtime().block_on(delete::prepare(&opts, cfg, probe.table.as_ref(), dry))?;
+        let replace =
+            runtime().block_on(replace::prepare(&opts, cfg, probe.table.is_some(), dry))?;
+        let mut probe = probe;
+        if let (Some(t), true) = (probe.table.as_mut(), writing.table != cfg.table) {
+            // The shadow, made LIKE the table: the same columns, keys and
+            // comment, another name.
+            t.quoted = format!(
+                "{}.{}",
+                table::quote_ident(&writing.database),
+                table::quote_ident(&writing.table)
+            );
+        }
         tracing::info!(
             target_table = %cfg.display_target(),
             mode = if load_data && cfg.on_duplicate == OnDuplicate::Skip {
@@ -412,7 +460,7 @@ impl MysqlSink {
         let created_here = cfg.create_table && probe.table.is_none();
         let sink = MysqlSink {
             shared: Arc::new(Shared {
-                cfg: cfg.clone(),
+                cfg: writing,
                 opts,
                 table: Mutex::new(probe.table.map(Arc::new)),
                 planned: Mutex::new(None),
@@ -430,6 +478,8 @@ impl MysqlSink {
                 widening: Default::default(),
                 refused: Default::default(),
                 missing,
+                replace,
+                target: cfg.clone(),
             }),
         };
         sink.shared.say_known_mapping();
@@ -479,6 +529,8 @@ impl Sink for MysqlSink {
             Some(m) => runtime().block_on(m.finish(&shared.opts, &shared.cfg, complete))?,
             None => None,
         };
+        // The swap (or the shadow's drop) before the run's lock goes.
+        let replaced = shared.replace.as_ref().map(|r| r.finish(complete));
         // The run's lock goes with its connection.
         if let Some(conn) = self
             .shared
@@ -490,7 +542,16 @@ impl Sink for MysqlSink {
                 let _ = tokio::time::timeout(self.shared.cfg.timeout, conn.disconnect()).await;
             });
         }
-        let table = format!("table {}", self.shared.cfg.display_target());
+        if let Some(note) = replaced {
+            return note.map(Some);
+        }
+        let target = shared.target.display_target();
+        let table = match shared.target.table_load {
+            crate::config::TableLoad::Truncate => {
+                format!("table {target} (emptied first: --load-mode truncate)")
+            }
+            _ => format!("table {target}"),
+        };
         Ok(Some(match deleted {
             Some(note) => format!("{table}; {note}"),
             None => table,

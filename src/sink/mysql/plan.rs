@@ -238,6 +238,13 @@ pub(super) fn lines(shared: &Shared) -> Vec<String> {
             cfg.database, cfg.table
         )),
     }
+    lines.extend(shared.replace.as_ref().map(|r| r.plan()));
+    if shared.target.table_load == crate::config::TableLoad::Truncate {
+        lines.push(format!(
+            "sink: --load-mode truncate: {}.{} would be emptied (TRUNCATE) before the first record; readers see it empty or partly loaded until the run ends",
+            cfg.database, cfg.table
+        ));
+    }
     lines.extend(super::widen::check_line(cfg));
     lines.extend(super::delete::check_line(shared));
     if let Some(fields) = &shared.fields {
