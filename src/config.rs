@@ -7,7 +7,9 @@ use std::time::Duration;
 use crate::error::ErrorType;
 use crate::retry::RetryPolicy;
 
+mod files;
 mod mysql;
+pub use files::*;
 pub use mysql::*;
 
 // The defaults of the flags, stated once: clap shows and applies them, and
@@ -174,6 +176,8 @@ pub struct CsvConfig {
     /// `--csv-threads`: threads that parse a regular file (`None`: not
     /// given; the CSV source chooses).
     pub threads: Option<usize>,
+    /// `--state-file`: files already loaded are skipped.
+    pub once: Option<FilesOnce>,
 }
 
 /// NDJSON source settings.
@@ -192,6 +196,8 @@ pub struct JsonlConfig {
     pub threads: Option<usize>,
     /// About how many bytes a chunk read on several threads holds.
     pub chunk_bytes: usize,
+    /// `--state-file`: files already loaded are skipped.
+    pub once: Option<FilesOnce>,
 }
 
 /// `--jsonl-format`: plain objects, elasticdump's documents or `_bulk` pairs,
@@ -333,11 +339,24 @@ impl SourceConfig {
         }
     }
 
-    /// `--state-file`, when the run is incremental (`--es-since-field`).
+    /// `--state-file`, when the run is incremental (`--es-since-field`)
+    /// or records the files it loads.
     pub fn state_file(&self) -> Option<&std::path::Path> {
         match self {
             SourceConfig::Elasticsearch(c) => c.since_field.as_ref().and(c.state_file.as_deref()),
-            _ => None,
+            SourceConfig::Csv(CsvConfig { once, .. })
+            | SourceConfig::Jsonl(JsonlConfig { once, .. }) => {
+                once.as_ref().map(|o| o.state_file.as_path())
+            }
+        }
+    }
+
+    /// `--state-file` of a file source: which files were loaded.
+    pub fn files_once(&self) -> Option<&FilesOnce> {
+        match self {
+            SourceConfig::Csv(c) => c.once.as_ref(),
+            SourceConfig::Jsonl(c) => c.once.as_ref(),
+            SourceConfig::Elasticsearch(_) => None,
         }
     }
 

@@ -151,12 +151,18 @@ fn written_paths(config: &Config) -> Vec<Written> {
     if let Some(OutputPath::File(p)) = &config.summary_json {
         add("--summary-json", p);
     }
-    if let SourceConfig::Elasticsearch(es) = &config.source {
-        if let Some(p) = &es.state_file {
-            add("--state-file", p);
-        }
+    if let Some(p) = state_file(config) {
+        add("--state-file", p);
     }
     written
+}
+
+/// `--state-file`, whatever the source does with it.
+fn state_file(config: &Config) -> Option<&Path> {
+    match &config.source {
+        SourceConfig::Elasticsearch(es) => es.state_file.as_deref(),
+        other => other.files_once().map(|o| o.state_file.as_path()),
+    }
 }
 
 /// A missing directory is the real problem, said first, in flag order.
@@ -258,16 +264,14 @@ fn check_end_files(config: &Config) -> Result<(), PipelineError> {
         })?;
         check_writable_dir(p, "--metrics-textfile")?;
     }
-    if let SourceConfig::Elasticsearch(es) = &config.source {
-        if let Some(p) = &es.state_file {
-            if p.is_dir() {
-                return Err(config_error(format!(
-                    "--state-file '{}' is a directory",
-                    p.display()
-                )));
-            }
-            check_writable_dir(p, "--state-file")?;
+    if let Some(p) = state_file(config) {
+        if p.is_dir() {
+            return Err(config_error(format!(
+                "--state-file '{}' is a directory",
+                p.display()
+            )));
         }
+        check_writable_dir(p, "--state-file")?;
     }
     Ok(())
 }

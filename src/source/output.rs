@@ -501,6 +501,7 @@ mod tests {
             format: Default::default(),
             threads: None,
             chunk_bytes: crate::config::DEFAULT_CHUNK_BYTES,
+            once: None,
         };
         let src = crate::config::SourceConfig::Jsonl(config);
         let dl = dir.path().join("dl.jsonl");
