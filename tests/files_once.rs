@@ -746,3 +746,50 @@ fn dated_outputs_of_two_runs_do_not_collide_and_one_run_agrees_on_its_stamp() {
         2
     );
 }
+
+#[test]
+fn ndjson_files_are_loaded_once_and_check_says_which_are_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (input, out) = (d.join("in"), d.join("out"));
+    fs::create_dir(&input).unwrap();
+    fs::create_dir(&out).unwrap();
+    let state = d.join("s.loaded");
+    let glob = format!("{}/*.jsonl*", input.display());
+    let out_path = format!("{}/{{run_id}}.jsonl", out.display());
+    let args = |check: bool| {
+        let mut v = vec![
+            "--source-type",
+            "jsonl",
+            "--jsonl-file",
+            &glob,
+            "--state-file",
+            p(&state),
+            "--sink-type",
+            "file",
+            "--output-file",
+            &out_path,
+        ];
+        if check {
+            v.push("--check");
+        }
+        run(&v)
+    };
+    fs::write(input.join("a.jsonl"), "{\"id\":\"1\"}\n{\"id\":\"2\"}\n").unwrap();
+    fs::write(input.join("b.jsonl.gz"), gzip(b"{\"id\":\"3\"}\n")).unwrap();
+    let res = args(false);
+    assert_eq!(res.status.code(), Some(0), "{}", stderr(&res));
+    assert_eq!(summary_number(&stderr(&res), "read"), 3);
+    fs::write(input.join("c.jsonl"), "{\"id\":\"4\"}\n").unwrap();
+    // --check names what the run would skip, and writes nothing.
+    let saved = fs::read(&state).unwrap();
+    let res = args(true);
+    let said = String::from_utf8_lossy(&res.stdout).to_string();
+    assert_eq!(res.status.code(), Some(0), "{}", stderr(&res));
+    assert!(said.contains("skipped 2 file(s) already loaded"), "{said}");
+    assert!(said.contains("c.jsonl"), "{said}");
+    assert_eq!(fs::read(&state).unwrap(), saved);
+    let res = args(false);
+    assert_eq!(summary_number(&stderr(&res), "read"), 1, "{}", stderr(&res));
+    assert_eq!(ids_in(&out), [1, 2, 3, 4]);
+}

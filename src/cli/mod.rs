@@ -249,7 +249,8 @@ pub struct Cli {
 
     /// Also write the summary record (outcome, exit code, counts, elapsed,
     /// output) as one JSON object to PATH (written atomically), or to standard
-    /// output with '-'. Example: --summary-json /var/lib/pipeline/orders.last.json
+    /// output with '-'. `{date}`, `{time}` and `{run_id}` in PATH as in
+    /// --output-file. Example: --summary-json /var/lib/pipeline/orders.last.json
     #[arg(long, value_name = "PATH|-", help_heading = "Output")]
     pub summary_json: Option<PathBuf>,
 
