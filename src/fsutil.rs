@@ -273,6 +273,17 @@ fn check_end_files(config: &Config) -> Result<(), PipelineError> {
         }
         check_writable_dir(p, "--state-file")?;
     }
+    if let Some(once) = config.source.files_once() {
+        // --after-load: files are put into DIR and taken from their own.
+        if let crate::config::AfterLoad::Move(dir) = &once.after_load {
+            check_writable_dir(&dir.join("file"), "--after-load move:DIR")?;
+        }
+        if once.after_load != crate::config::AfterLoad::Keep {
+            for f in config.source.input_files().1 {
+                check_writable_dir(&f, "--after-load: the directory of input file")?;
+            }
+        }
+    }
     Ok(())
 }
 

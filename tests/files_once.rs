@@ -793,3 +793,41 @@ fn ndjson_files_are_loaded_once_and_check_says_which_are_skipped() {
     assert_eq!(summary_number(&stderr(&res), "read"), 1, "{}", stderr(&res));
     assert_eq!(ids_in(&out), [1, 2, 3, 4]);
 }
+
+/// A move that fails once the output is committed: the run fails (exit 1,
+/// naming the file), its records stay, the file stays recorded, and the
+/// next run skips it and moves it.
+#[test]
+fn a_move_that_fails_after_the_commit_is_done_by_the_next_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (input, out, done) = (d.join("in"), d.join("out"), d.join("done"));
+    for x in [&input, &out, &done] {
+        fs::create_dir(x).unwrap();
+    }
+    let state = d.join("s.loaded");
+    let f = day(&input, 1, 3);
+    let glob = format!("{}/*.csv", input.display());
+    // /proc takes no new file: the copy across file systems fails.
+    let res = to_files(&glob, &out, &state, &["--after-load", "move:/proc"]);
+    let err = stderr(&res);
+    assert_eq!(res.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("--after-load could not move or delete 1 loaded file(s)"),
+        "{err}"
+    );
+    assert!(err.contains("day-01.csv"), "{err}");
+    assert!(f.exists());
+    assert_eq!(ids_in(&out).len(), 3);
+    let move_to = format!("move:{}", done.display());
+    let res = to_files(&glob, &out, &state, &["--after-load", &move_to]);
+    let err = stderr(&res);
+    assert_eq!(res.status.code(), Some(0), "{err}");
+    assert_eq!(summary_number(&err, "read"), 0, "{err}");
+    assert!(
+        err.contains("skipped 1 file(s) already loaded; moved 1 file(s)"),
+        "{err}"
+    );
+    assert!(!f.exists() && done.join("day-01.csv").exists());
+    assert_eq!(ids_in(&out).len(), 3);
+}

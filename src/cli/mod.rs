@@ -989,8 +989,7 @@ mod tests {
             e.contains("--db-table, --on-duplicate are not used by --sink-type file"),
             "{e}"
         );
-        // --state-file was never refused with a file source (only
-        // Elasticsearch uses it).
+        // --state-file is taken by a file source too (the files loaded).
         assert!(parse(&[
             "--source-type",
             "csv",
