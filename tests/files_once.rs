@@ -463,6 +463,9 @@ fn what_cannot_work_is_refused_before_anything_is_read() {
     let state_in_glob = format!("{}/s.loaded", input.display());
     let move_done = format!("move:{}", done.display());
     let missing = format!("move:{}", d.join("nowhere").display());
+    let glob_out = format!("{}/o-*.csv", d.display());
+    let out_in = format!("{}/o-{{date}}.csv", d.display());
+    let dead_in = format!("{}/dead.csv", input.display());
     let cases: Vec<(&str, Vec<&str>, &str)> = vec![
         (
             "stdin",
@@ -545,6 +548,30 @@ fn what_cannot_work_is_refused_before_anything_is_read() {
                 &move_done,
             ],
             "they would be read again as new files",
+        ),
+        (
+            "glob matches the output",
+            vec![
+                "--csv-file",
+                &glob_out,
+                "--state-file",
+                ss,
+                "--output-file",
+                &out_in,
+            ],
+            "--output-file '",
+        ),
+        (
+            "glob matches the dead letters",
+            vec![
+                "--csv-file",
+                &glob_in,
+                "--state-file",
+                ss,
+                "--dead-letter",
+                &dead_in,
+            ],
+            "--dead-letter '",
         ),
         (
             "shards share a state",

@@ -387,7 +387,38 @@ impl Cli {
         config.lock_file = slice.path("--lock-file", self.lock_file.as_deref())?;
         config.slice = slice.0;
         once_lock_and_output(&mut config, self.file.output_file.as_deref());
+        self.once_not_written(&config)?;
         Ok(config)
+    }
+
+    /// With `--state-file` on a file source, no file the run writes is
+    /// matched by a pattern of the input files.
+    fn once_not_written(&self, config: &Config) -> Result<(), PipelineError> {
+        if config.source.files_once().is_none() {
+            return Ok(());
+        }
+        let (flag, given) = match self.source_type {
+            SourceKind::Csv => ("--csv-file", &self.csv.csv_file),
+            _ => ("--jsonl-file", &self.jsonl.jsonl_file),
+        };
+        let mut written: Vec<(&str, &std::path::Path)> = Vec::new();
+        if let SinkConfig::File(FileSinkConfig {
+            output: OutputPath::File(p),
+            ..
+        }) = &config.sink
+        {
+            written.push(("--output-file", p));
+        }
+        if let Some(p) = &config.dead_letter {
+            written.push(("--dead-letter", p));
+        }
+        if let Some(OutputPath::File(p)) = &config.summary_json {
+            written.push(("--summary-json", p));
+        }
+        if let Some(p) = &config.lock_file {
+            written.push(("--lock-file", p));
+        }
+        source_files::check_written(flag, given, &written)
     }
 
     /// `--state-file` with a file source, into `source`.

@@ -139,6 +139,42 @@ fn parse_after_load(text: Option<&str>) -> Result<AfterLoad, PipelineError> {
     }
 }
 
+/// As glob() matches: `*` within one directory.
+const MATCH: glob::MatchOptions = glob::MatchOptions {
+    case_sensitive: true,
+    require_literal_separator: true,
+    require_literal_leading_dot: false,
+};
+
+/// The patterns among the paths `given` to a file source (a path that
+/// exists is that file, never a pattern).
+fn patterns(given: &[String]) -> Vec<(&String, glob::Pattern)> {
+    given
+        .iter()
+        .filter(|g| g.contains(['*', '?', '[']) && Path::new(g).symlink_metadata().is_err())
+        .filter_map(|g| glob::Pattern::new(g).ok().map(|p| (g, p)))
+        .collect()
+}
+
+/// With `--state-file`, no file the run writes (`written`: flag and path)
+/// may be matched by a pattern of `given` (to `flag`): the next run would
+/// load it as a new file, its own output among its input.
+pub(super) fn check_written(
+    flag: &str,
+    given: &[String],
+    written: &[(&str, &Path)],
+) -> Result<(), PipelineError> {
+    for (g, p) in &patterns(given) {
+        if let Some((what, path)) = written.iter().find(|(_, w)| p.matches_path_with(w, MATCH)) {
+            return Err(cfg(format!(
+                "{what} '{}' is matched by {flag} '{g}': with --state-file the next run would load it as a new input file; write it to another directory",
+                path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// No pattern of `given` matches the state file, or a file moved into
 /// the `--after-load` directory (one of `files` there): the next run would
 /// read it as input.
@@ -149,19 +185,8 @@ fn check_patterns(
     state: &Path,
     after_load: &AfterLoad,
 ) -> Result<(), PipelineError> {
-    // As glob() matches: `*` within one directory.
-    let options = glob::MatchOptions {
-        case_sensitive: true,
-        require_literal_separator: true,
-        require_literal_leading_dot: false,
-    };
-    let patterns: Vec<(&String, glob::Pattern)> = given
-        .iter()
-        .filter(|g| g.contains(['*', '?', '[']) && Path::new(g).symlink_metadata().is_err())
-        .filter_map(|g| glob::Pattern::new(g).ok().map(|p| (g, p)))
-        .collect();
-    for (g, p) in &patterns {
-        if p.matches_path_with(state, options) {
+    for (g, p) in &patterns(given) {
+        if p.matches_path_with(state, MATCH) {
             return Err(cfg(format!(
                 "--state-file '{}' is matched by {flag} '{g}': the next run would read it as input; keep it in another directory",
                 state.display()
@@ -173,7 +198,7 @@ fn check_patterns(
         if let Some(m) = files
             .iter()
             .filter_map(|f| f.file_name().map(|n| dir.join(n)))
-            .find(|m| p.matches_path_with(m, options))
+            .find(|m| p.matches_path_with(m, MATCH))
         {
             return Err(cfg(format!(
                 "--after-load move:{} puts files where {flag} '{g}' finds them ({}): they would be read again as new files; move them elsewhere",
