@@ -819,6 +819,12 @@ fn ndjson_files_are_loaded_once_and_check_says_which_are_skipped() {
     let res = args(false);
     assert_eq!(summary_number(&stderr(&res), "read"), 1, "{}", stderr(&res));
     assert_eq!(ids_in(&out), [1, 2, 3, 4]);
+    let said = String::from_utf8_lossy(&args(true).stdout).to_string();
+    assert!(
+        said.contains("no file to read that --state-file does not record"),
+        "{said}"
+    );
+    assert!(said.contains("skipped 3 file(s) already loaded"), "{said}");
 }
 
 /// A move that fails once the output is committed: the run fails (exit 1,

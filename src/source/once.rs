@@ -265,7 +265,11 @@ impl Source for LoadedOnce {
     }
 
     fn describe(&self) -> Vec<String> {
-        let mut lines = self.inner.describe();
+        let mut lines = if self.inner.files().is_empty() {
+            vec!["source: no file to read that --state-file does not record as loaded".to_string()]
+        } else {
+            self.inner.describe()
+        };
         lines.extend(self.left_out().into_iter().map(|n| {
             format!(
                 "source: --state-file '{}': {n}",
