@@ -8,9 +8,13 @@ use crate::error::ErrorType;
 use crate::retry::RetryPolicy;
 
 mod delete;
+mod files;
 mod mysql;
+mod redact;
 pub use delete::*;
+pub use files::*;
 pub use mysql::*;
+pub use redact::*;
 
 // The defaults of the flags, stated once: clap shows and applies them, and
 // `Config::new` starts from them.
@@ -77,62 +81,12 @@ impl ErrorAllowance {
     }
 }
 
-/// `text` with every URL in it (`scheme://…`, up to a space or a quote)
-/// [`redacted`]: for text that leaves the process's own log, such as the
-/// live page's list of warnings.
-pub fn redact_urls(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find("://") {
-        let scheme = |c: char| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.');
-        let start = rest[..at]
-            .char_indices()
-            .rev()
-            .find(|&(_, c)| !scheme(c))
-            .map_or(0, |(i, c)| i + c.len_utf8());
-        let end = rest[at..]
-            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | '`'))
-            .map_or(rest.len(), |i| at + i);
-        out.push_str(&rest[..start]);
-        let found = &rest[start..end];
-        // A URL ends before the punctuation that closes the sentence
-        // around it.
-        let url = found.trim_end_matches([')', ']', ',', ';', '.', ':']);
-        out.push_str(&redacted(url));
-        out.push_str(&found[url.len()..]);
-        rest = &rest[end..];
-    }
-    out.push_str(rest);
-    out
-}
-
 /// A setting's value as the command line spells it (`load-data`, not
 /// `LoadData`), for log lines.
 pub fn cli_name<T: clap::ValueEnum>(v: &T) -> String {
     v.to_possible_value()
         .map(|p| p.get_name().to_string())
         .unwrap_or_default()
-}
-
-/// A URL (or URL-like text such as `user:pass@host:port`) as it may be
-/// shown in logs and messages: without its user name, password and query
-/// string (which may carry a token; `?…` says there was one).
-pub fn redacted(raw: &str) -> String {
-    if let Ok(mut u) = url::Url::parse(raw) {
-        if u.has_host() {
-            let _ = u.set_password(None);
-            let _ = u.set_username("");
-            let query = u.query().is_some();
-            u.set_query(None);
-            u.set_fragment(None);
-            return format!("{u}{}", if query { "?…" } else { "" });
-        }
-    }
-    match (raw.find("://"), raw.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}{}", &raw[..s + 3], &raw[at + 1..]),
-        (None, Some(at)) => raw[at + 1..].to_string(),
-        _ => raw.to_string(),
-    }
 }
 
 /// Where bytes come from: a file or standard input (`-`).
@@ -176,6 +130,8 @@ pub struct CsvConfig {
     /// `--csv-threads`: threads that parse a regular file (`None`: not
     /// given; the CSV source chooses).
     pub threads: Option<usize>,
+    /// `--state-file`: files already loaded are skipped.
+    pub once: Option<FilesOnce>,
 }
 
 /// NDJSON source settings.
@@ -197,6 +153,8 @@ pub struct JsonlConfig {
     /// `--jsonl-replay-in-doubt`: a dead-letter file's in-doubt entries are
     /// replayed too (their batch is known to be rolled back).
     pub replay_in_doubt: bool,
+    /// `--state-file`: files already loaded are skipped.
+    pub once: Option<FilesOnce>,
 }
 
 /// `--jsonl-format`: plain objects, elasticdump's documents or `_bulk` pairs,
@@ -340,11 +298,24 @@ impl SourceConfig {
         }
     }
 
-    /// `--state-file`, when the run is incremental (`--es-since-field`).
+    /// `--state-file`, when the run is incremental (`--es-since-field`)
+    /// or records the files it loads.
     pub fn state_file(&self) -> Option<&std::path::Path> {
         match self {
             SourceConfig::Elasticsearch(c) => c.since_field.as_ref().and(c.state_file.as_deref()),
-            _ => None,
+            SourceConfig::Csv(CsvConfig { once, .. })
+            | SourceConfig::Jsonl(JsonlConfig { once, .. }) => {
+                once.as_ref().map(|o| o.state_file.as_path())
+            }
+        }
+    }
+
+    /// `--state-file` of a file source: which files were loaded.
+    pub fn files_once(&self) -> Option<&FilesOnce> {
+        match self {
+            SourceConfig::Csv(c) => c.once.as_ref(),
+            SourceConfig::Jsonl(c) => c.once.as_ref(),
+            SourceConfig::Elasticsearch(_) => None,
         }
     }
 
@@ -688,42 +659,6 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redacted_urls_keep_no_user_or_password() {
-        assert_eq!(
-            redacted("https://reader:s3cr%40t@es.internal:9200/x"),
-            "https://es.internal:9200/x"
-        );
-        assert_eq!(
-            redacted("reader:s3cr3t@es.internal:9200"),
-            "es.internal:9200"
-        );
-        assert_eq!(
-            redacted("mysql://loader:pw@db:3306/shop"),
-            "mysql://db:3306/shop"
-        );
-        assert_eq!(redacted("http://a:9200"), "http://a:9200/");
-        assert_eq!(
-            redacted("http://u:p@a:9200/?token=QTOKEN#f"),
-            "http://a:9200/?…"
-        );
-    }
-
-    #[test]
-    fn urls_in_text_are_redacted_wherever_they_are() {
-        assert_eq!(
-            redact_urls(
-                "error sending request for url (http://elastic:S3cret@127.0.0.1:1/idx/_search?token=QTOKEN): refused; see https://x.example/doc."
-            ),
-            "error sending request for url (http://127.0.0.1:1/idx/_search?…): refused; see https://x.example/doc."
-        );
-        assert_eq!(redact_urls("no url here"), "no url here");
-        assert_eq!(
-            redact_urls("é mysql://root:pw@db:3306/t \"x\""),
-            "é mysql://db:3306/t \"x\""
-        );
-    }
 
     #[test]
     fn each_kinds_label_is_its_flag_value() {

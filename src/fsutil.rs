@@ -151,12 +151,18 @@ fn written_paths(config: &Config) -> Vec<Written> {
     if let Some(OutputPath::File(p)) = &config.summary_json {
         add("--summary-json", p);
     }
-    if let SourceConfig::Elasticsearch(es) = &config.source {
-        if let Some(p) = &es.state_file {
-            add("--state-file", p);
-        }
+    if let Some(p) = state_file(config) {
+        add("--state-file", p);
     }
     written
+}
+
+/// `--state-file`, whatever the source does with it.
+fn state_file(config: &Config) -> Option<&Path> {
+    match &config.source {
+        SourceConfig::Elasticsearch(es) => es.state_file.as_deref(),
+        other => other.files_once().map(|o| o.state_file.as_path()),
+    }
 }
 
 /// A missing directory is the real problem, said first, in flag order.
@@ -258,15 +264,24 @@ fn check_end_files(config: &Config) -> Result<(), PipelineError> {
         })?;
         check_writable_dir(p, "--metrics-textfile")?;
     }
-    if let SourceConfig::Elasticsearch(es) = &config.source {
-        if let Some(p) = &es.state_file {
-            if p.is_dir() {
-                return Err(config_error(format!(
-                    "--state-file '{}' is a directory",
-                    p.display()
-                )));
+    if let Some(p) = state_file(config) {
+        if p.is_dir() {
+            return Err(config_error(format!(
+                "--state-file '{}' is a directory",
+                p.display()
+            )));
+        }
+        check_writable_dir(p, "--state-file")?;
+    }
+    if let Some(once) = config.source.files_once() {
+        // --after-load: files are put into DIR and taken from their own.
+        if let crate::config::AfterLoad::Move(dir) = &once.after_load {
+            check_writable_dir(&dir.join("file"), "--after-load move:DIR")?;
+        }
+        if once.after_load != crate::config::AfterLoad::Keep {
+            for f in config.source.input_files().1 {
+                check_writable_dir(&f, "--after-load: the directory of input file")?;
             }
-            check_writable_dir(p, "--state-file")?;
         }
     }
     Ok(())

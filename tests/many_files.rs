@@ -573,3 +573,52 @@ fn the_environment_beats_the_config_file_and_the_command_line_beats_both() {
         }
     }
 }
+
+/// Shards of a directory loaded once (`--state-file` with `{slice}`: each
+/// shard keeps its own record): over runs with new files between them,
+/// every record is written once by one of the shards, and a run that finds
+/// nothing new writes nothing.
+#[test]
+fn shards_with_their_own_state_load_each_file_once_over_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, out) = (dir.path().join("in"), dir.path().join("out"));
+    fs::create_dir(&input).unwrap();
+    fs::create_dir(&out).unwrap();
+    let glob = format!("{}/day-*.csv", input.display());
+    let state = format!("{}/orders.{{slice}}.loaded", dir.path().display());
+    let output = format!("{}/{{slice}}-{{run_id}}.jsonl", out.display());
+    let mut want = Vec::new();
+    for (n, new_days) in [vec![1, 2, 3u64], vec![4, 5, 6], vec![7], vec![]]
+        .into_iter()
+        .enumerate()
+    {
+        for &day in &new_days {
+            let rows: Vec<String> = (0..20)
+                .map(|r| format!("{},{day}\n", day * 100 + r))
+                .collect();
+            fs::write(
+                input.join(format!("day-{day:02}.csv")),
+                format!("id,day\n{}", rows.concat()),
+            )
+            .unwrap();
+            want.extend((0..20).map(|r| day * 100 + r));
+        }
+        let mut read = 0;
+        for shard in ["0/3", "1/3", "2/3"] {
+            let mut args = csv_to_file(&glob, &output);
+            args.extend(["--input-shard", shard, "--state-file", &state]);
+            let res = run(&args);
+            let err = stderr(&res);
+            assert_eq!(res.status.code(), Some(0), "run {n}, shard {shard}: {err}");
+            read += summary_number(&err, "read");
+        }
+        assert_eq!(read, 20 * new_days.len() as u64, "run {n}");
+        let mut got: Vec<u64> = fs::read_dir(&out)
+            .unwrap()
+            .flat_map(|f| ids(&f.unwrap().path()))
+            .collect();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "run {n}");
+    }
+}

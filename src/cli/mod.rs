@@ -16,6 +16,7 @@ mod sink_mysql;
 mod sink_mysql_delete;
 mod source_csv;
 mod source_es;
+mod source_files;
 mod source_jsonl;
 mod text;
 
@@ -38,6 +39,7 @@ pub use sink_file::FileFlags;
 pub use sink_mysql::MysqlFlags;
 pub use source_csv::CsvFlags;
 pub use source_es::EsFlags;
+pub use source_files::FilesOnceFlags;
 pub use source_jsonl::JsonlFlags;
 pub use text::VERSION;
 
@@ -161,6 +163,10 @@ pub struct Cli {
     #[command(flatten)]
     pub jsonl: JsonlFlags,
 
+    /// Files loaded once (`--state-file` with a file source).
+    #[command(flatten)]
+    pub files_once: FilesOnceFlags,
+
     /// Read only share I of N of the (regular) input files: those whose real
     /// name (a symlink's target's, no directory) hashes to I (FNV-1a 64 mod
     /// N; a file's shard never depends on the others). N processes with
@@ -244,7 +250,8 @@ pub struct Cli {
 
     /// Also write the summary record (outcome, exit code, counts, elapsed,
     /// output) as one JSON object to PATH (written atomically), or to standard
-    /// output with '-'. Example: --summary-json /var/lib/pipeline/orders.last.json
+    /// output with '-'. `{date}`, `{time}` and `{run_id}` in PATH as in
+    /// --output-file. Example: --summary-json /var/lib/pipeline/orders.last.json
     #[arg(long, value_name = "PATH|-", help_heading = "Output")]
     pub summary_json: Option<PathBuf>,
 
@@ -293,9 +300,9 @@ fn group_ids<G: clap::Args>() -> Vec<String> {
 /// The flags that belong to a kind of source: refused with the others.
 fn source_flags(kind: SourceKind) -> Vec<String> {
     match kind {
-        SourceKind::Csv => group_ids::<CsvFlags>(),
+        SourceKind::Csv => [group_ids::<CsvFlags>(), group_ids::<FilesOnceFlags>()].concat(),
         SourceKind::Elasticsearch => EsFlags::foreign_ids(),
-        SourceKind::Jsonl => group_ids::<JsonlFlags>(),
+        SourceKind::Jsonl => [group_ids::<JsonlFlags>(), group_ids::<FilesOnceFlags>()].concat(),
     }
 }
 
@@ -307,6 +314,41 @@ fn sink_flags(kind: SinkKind) -> Vec<String> {
     }
 }
 
+/// A run that records the files it loads holds a lock (`--lock-file`, or
+/// else the state file's name with `.lock`), so two runs at once do not
+/// both load a new file; and is warned when each run replaces the last
+/// one's output file.
+fn once_lock_and_output(config: &mut Config, output_flag: Option<&str>) {
+    let Some(once) = config.source.files_once() else {
+        return;
+    };
+    let state = once.state_file.clone();
+    if config.lock_file.is_none() {
+        let mut lock = state.clone().into_os_string();
+        lock.push(".lock");
+        config.lock_file = Some(lock.into());
+    }
+    if let (
+        SinkConfig::File(FileSinkConfig {
+            output: OutputPath::File(p),
+            ..
+        }),
+        Some(given),
+    ) = (&config.sink, output_flag)
+    {
+        if !["{date}", "{time}", "{run_id}"]
+            .iter()
+            .any(|t| given.contains(t))
+        {
+            config.notes.push(format!(
+                "--output-file '{}' is the same file on every run: each run replaces the last one's, whose files --state-file '{}' will not read again; put {{run_id}} or {{date}}-{{time}} in its name to keep every run's output",
+                p.display(),
+                state.display()
+            ));
+        }
+    }
+}
+
 impl Cli {
     /// Checks the flags against each other and builds the run's [`Config`]:
     /// each group resolves its part.
@@ -315,13 +357,17 @@ impl Cli {
         self.check_unused_flags(sink_kind)?;
         let mut notes = Vec::new();
         let slice = self.slice()?;
-        let source = match self.source_type {
-            SourceKind::Csv => SourceConfig::Csv(self.csv.resolve(slice.0, &mut notes)?),
+        let once = self.es.state_file.is_some();
+        let mut source = match self.source_type {
+            SourceKind::Csv => SourceConfig::Csv(self.csv.resolve(slice.0, once, &mut notes)?),
             SourceKind::Elasticsearch => {
                 SourceConfig::Elasticsearch(Box::new(self.es.resolve(slice, &self.run)?))
             }
-            SourceKind::Jsonl => SourceConfig::Jsonl(self.jsonl.resolve(slice.0, &mut notes)?),
+            SourceKind::Jsonl => {
+                SourceConfig::Jsonl(self.jsonl.resolve(slice.0, once, &mut notes)?)
+            }
         };
+        self.files_once(&mut source, slice)?;
         let sink = match sink_kind {
             SinkKind::File => SinkConfig::File(self.file.resolve(slice)?),
             SinkKind::Mysql => {
@@ -341,9 +387,59 @@ impl Cli {
         config.textfile = slice.path("--metrics-textfile", self.metrics_textfile.as_deref())?;
         config.lock_file = slice.path("--lock-file", self.lock_file.as_deref())?;
         config.slice = slice.0;
+        once_lock_and_output(&mut config, self.file.output_file.as_deref());
+        self.once_not_written(&config)?;
         sink_mysql_delete::refuse_combinations(&config, self.mysql.no_key)?;
         sink_mysql::check_load_mode(&config)?;
         Ok(config)
+    }
+
+    /// With `--state-file` on a file source, no file the run writes is
+    /// matched by a pattern of the input files.
+    fn once_not_written(&self, config: &Config) -> Result<(), PipelineError> {
+        if config.source.files_once().is_none() {
+            return Ok(());
+        }
+        let (flag, given) = match self.source_type {
+            SourceKind::Csv => ("--csv-file", &self.csv.csv_file),
+            _ => ("--jsonl-file", &self.jsonl.jsonl_file),
+        };
+        let mut written: Vec<(&str, &std::path::Path)> = Vec::new();
+        if let SinkConfig::File(FileSinkConfig {
+            output: OutputPath::File(p),
+            ..
+        }) = &config.sink
+        {
+            written.push(("--output-file", p));
+        }
+        if let Some(p) = &config.dead_letter {
+            written.push(("--dead-letter", p));
+        }
+        if let Some(OutputPath::File(p)) = &config.summary_json {
+            written.push(("--summary-json", p));
+        }
+        if let Some(p) = &config.lock_file {
+            written.push(("--lock-file", p));
+        }
+        source_files::check_written(flag, given, &written)
+    }
+
+    /// `--state-file` with a file source, into `source`.
+    fn files_once(&self, source: &mut SourceConfig, slice: Slice) -> Result<(), PipelineError> {
+        let (flag, files) = source.input_files();
+        let (given, input, once) = match source {
+            SourceConfig::Csv(c) => (&self.csv.csv_file, &c.input, &mut c.once),
+            SourceConfig::Jsonl(c) => (&self.jsonl.jsonl_file, &c.input, &mut c.once),
+            SourceConfig::Elasticsearch(_) => return Ok(()),
+        };
+        *once = self.files_once.resolve(
+            self.es.state_file.as_deref(),
+            slice,
+            self.run.limit,
+            (flag, given),
+            (input, &files),
+        )?;
+        Ok(())
     }
 
     /// Logging, `--check`, `--summary-json` and the shutdown timeout into
@@ -375,10 +471,13 @@ impl Cli {
     fn check_unused_flags(&self, sink: SinkKind) -> Result<(), PipelineError> {
         use clap::ValueEnum;
         let source = self.source_type;
+        // A flag two kinds share is refused only by the others.
+        let own = source_flags(source);
         let source_foreign: Vec<String> = SourceKind::value_variants()
             .iter()
             .filter(|k| **k != source)
             .flat_map(|k| source_flags(*k))
+            .filter(|f| !own.contains(f))
             .collect();
         let sink_foreign: Vec<String> = SinkKind::value_variants()
             .iter()
@@ -924,8 +1023,7 @@ mod tests {
             e.contains("--db-table, --on-duplicate are not used by --sink-type file"),
             "{e}"
         );
-        // --state-file was never refused with a file source (only
-        // Elasticsearch uses it).
+        // --state-file is taken by a file source too (the files loaded).
         assert!(parse(&[
             "--source-type",
             "csv",

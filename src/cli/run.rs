@@ -84,7 +84,8 @@ pub struct RunFlags {
     /// Keep every rejected record in this file.
     ///
     /// Every rejected record is appended, with its line number, raw text and
-    /// the reason, as one JSON line. Example: --dead-letter rejected.jsonl
+    /// the reason, as one JSON line. `{date}`, `{time}` and `{run_id}` in
+    /// PATH as in --output-file. Example: --dead-letter 'rejected-{date}.jsonl'
     #[arg(long, value_name = "PATH", help_heading = "Errors")]
     pub dead_letter: Option<PathBuf>,
 

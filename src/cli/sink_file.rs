@@ -18,7 +18,11 @@ pub struct FileFlags {
     ///
     /// The file is written
     /// as PATH.partial and renamed to PATH only when the run succeeds.
-    /// Example: --output-file out/orders.jsonl
+    /// `{date}` (UTC YYYY-MM-DD), `{time}` (UTC HHMMSS) and `{run_id}` (16
+    /// hex digits) in PATH become this run's, the same in every path of
+    /// the run (also in --dead-letter and --summary-json), so each run
+    /// keeps its own file. Example: --output-file 'out/orders-{date}-{time}.jsonl'
+    /// or --output-file out/orders.jsonl
     #[arg(long, value_name = "PATH", help_heading = "File sink")]
     pub output_file: Option<String>,
 

@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use crate::config::{
-    Config, EpochUnit, LoadMode, MysqlConfig, OnDuplicate, Secret, SinkConfig, SourceConfig,
-    SourceKind, SslMode, TableLoad,
+    Config, EpochUnit, LoadMode, MysqlConfig, OnDuplicate, Secret, SinkConfig, SourceKind, SslMode,
+    TableLoad,
 };
 use crate::error::PipelineError;
 
@@ -202,9 +202,8 @@ pub(super) fn check_load_mode(config: &Config) -> Result<(), PipelineError> {
     };
     let what = if config.limit.is_some() {
         Some("--limit: the table would hold only the first records; try the limit with --check, or load a copy (--db-table) with --load-mode upsert")
-    } else if matches!(&config.source, SourceConfig::Elasticsearch(es) if es.since_field.is_some())
-    {
-        Some("--es-since-field: an incremental run reads only the changed documents; drop --es-since-field/--state-file for the full refresh")
+    } else if config.source.state_file().is_some() {
+        Some("--es-since-field/--state-file: an incremental run reads only the changed documents or the new files; drop --es-since-field/--state-file for the full refresh")
     } else if config.slice.is_some() {
         Some("--es-slice-id/--input-shard: each process would replace the table with its own part; read every slice in one process (--es-slices N without --es-slice-id, or --workers)")
     } else if m.delete_missing.is_some() {

@@ -4,7 +4,7 @@
 use crate::config::CsvConfig;
 use crate::error::PipelineError;
 
-use super::resolve::{inputs, positive_u64};
+use super::resolve::{inputs_of, positive_u64};
 
 /// The flags of `--source-type csv`.
 #[derive(Debug, clap::Args)]
@@ -71,14 +71,17 @@ pub struct CsvFlags {
 }
 
 impl CsvFlags {
-    /// The CSV source's settings, reading shard `shard` of the files; what
+    /// The CSV source's settings, reading shard `shard` of the files (`once`:
+    /// with `--state-file`, a pattern may match none); what
     /// the run should warn about goes to `notes`.
     pub(super) fn resolve(
         &self,
         shard: Option<(u32, u32)>,
+        once: bool,
         notes: &mut Vec<String>,
     ) -> Result<CsvConfig, PipelineError> {
-        let (input, list) = inputs("csv", "--csv-file", &self.csv_file, shard, notes)?;
+        let given = ("--csv-file", self.csv_file.as_slice());
+        let (input, list) = inputs_of("csv", given, shard, once, notes)?;
         Ok(CsvConfig {
             input,
             list,
@@ -101,6 +104,7 @@ impl CsvFlags {
                 }
                 n => n,
             },
+            once: None,
         })
     }
 }

@@ -174,8 +174,14 @@ pub struct EsFlags {
     #[arg(long, value_name = "FIELD", help_heading = "Elasticsearch source")]
     pub es_since_field: Option<String>,
 
-    /// Where --es-since-field keeps its value; written atomically, only when a
-    /// run succeeds. Example: --state-file /var/lib/pipeline/orders.state
+    /// What the next run starts from; written atomically, only when a run
+    /// succeeds, put into place with the output. Elasticsearch: where
+    /// --es-since-field keeps its position. CSV and NDJSON: the files
+    /// loaded (real path, size, modification time, SHA-256 of the first
+    /// 64 KiB), which the next run skips (see --changed-files,
+    /// --after-load); the run holds PATH.lock unless --lock-file names
+    /// another, so two runs at once do not load a file twice.
+    /// Example: --state-file /var/lib/pipeline/orders.state
     #[arg(long, value_name = "PATH", help_heading = "Elasticsearch source")]
     pub state_file: Option<PathBuf>,
 

@@ -4,7 +4,7 @@
 use crate::config::{JsonlConfig, JsonlFormat};
 use crate::error::PipelineError;
 
-use super::resolve::{inputs, positive_u64};
+use super::resolve::{inputs_of, positive_u64};
 
 /// The flags of `--source-type jsonl`.
 #[derive(Debug, clap::Args)]
@@ -82,14 +82,17 @@ pub struct JsonlFlags {
 }
 
 impl JsonlFlags {
-    /// The NDJSON source's settings, reading shard `shard` of the files;
+    /// The NDJSON source's settings, reading shard `shard` of the files (`once`:
+    /// with `--state-file`, a pattern may match none);
     /// what the run should warn about goes to `notes`.
     pub(super) fn resolve(
         &self,
         shard: Option<(u32, u32)>,
+        once: bool,
         notes: &mut Vec<String>,
     ) -> Result<JsonlConfig, PipelineError> {
-        let (input, list) = inputs("jsonl", "--jsonl-file", &self.jsonl_file, shard, notes)?;
+        let given = ("--jsonl-file", self.jsonl_file.as_slice());
+        let (input, list) = inputs_of("jsonl", given, shard, once, notes)?;
         if self.jsonl_replay_in_doubt
             && !matches!(
                 self.jsonl_format,
@@ -125,6 +128,7 @@ impl JsonlFlags {
                 n => n,
             },
             replay_in_doubt: self.jsonl_replay_in_doubt,
+            once: None,
         })
     }
 }

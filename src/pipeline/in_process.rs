@@ -26,6 +26,7 @@ fn config(input: &Path, output: &Path) -> Config {
         max_field_bytes: 64 << 20,
         max_field_lines: 10_000,
         threads: None,
+        once: None,
     });
     let sink = SinkConfig::File(FileSinkConfig {
         output: OutputPath::File(output.to_path_buf()),

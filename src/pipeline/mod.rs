@@ -330,7 +330,7 @@ fn take_held(sink: Arc<dyn Sink>, flattener: Option<Flattener>, n: u64) -> chann
 /// Once everything read is written or failed: saves what the source keeps
 /// for the next run and puts the output into place, or leaves it aside.
 /// Returns whether the output was committed, the sink's note on where it
-/// is, and what became of `--state-file` when records failed.
+/// is, and what became of `--state-file` (and the files it records).
 fn settle(
     config: &Config,
     ctx: &Context,
@@ -394,6 +394,18 @@ fn settle(
                 so_far.failed
             )
         });
+    }
+    // What the source does once its inputs are loaded (--after-load), and
+    // what it says of them.
+    match source.finished(committed) {
+        Ok(Some(note)) => {
+            state_note = Some(match state_note {
+                Some(s) => format!("{s}; {note}"),
+                None => note,
+            })
+        }
+        Ok(None) => {}
+        Err(e) => ctx.fail_run(e),
     }
     (committed, output_note, state_note)
 }

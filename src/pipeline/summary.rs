@@ -35,7 +35,8 @@ pub struct RunSummary {
     pub error: Option<PipelineError>,
     /// Where the output is (or was left), from the sink.
     pub output_note: Option<String>,
-    /// What became of `--state-file` when records failed.
+    /// What became of `--state-file` when records failed, and of the
+    /// input files it records (skipped, moved).
     pub state_note: Option<String>,
     /// The dead-letter file, when records failed and one was given.
     pub dead_letter: Option<std::path::PathBuf>,

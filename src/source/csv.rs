@@ -527,6 +527,7 @@ mod tests {
                 .unwrap(),
             max_field_lines: crate::config::DEFAULT_CSV_MAX_FIELD_LINES,
             threads: None,
+            once: None,
         };
         let mut src = CsvSource::open(&cfg, &Shutdown::new()).unwrap();
         let mut row = Row::default();

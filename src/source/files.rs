@@ -120,6 +120,11 @@ impl FileList {
         Ok(list)
     }
 
+    /// The files read (those left out as empty are not).
+    pub(super) fn files(&self) -> &[PathBuf] {
+        &self.files
+    }
+
     /// Leaves out an empty file, saying so.
     fn skip(&mut self, f: PathBuf) {
         tracing::warn!("{} is empty (no header, no records); skipped", f.display());

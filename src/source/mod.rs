@@ -3,6 +3,7 @@
 //! read to its [`SourceOutput`], which sends it to the sinks and counts it
 //! (records, bytes, fetch timings, rejected rows, `--limit`, progress).
 
+mod after_load;
 pub mod csv;
 mod csv_lines;
 mod csv_parallel;
@@ -19,6 +20,8 @@ mod jsonl_line;
 mod jsonl_parallel;
 mod jsonl_replay;
 mod live;
+mod once;
+mod once_state;
 mod output;
 mod parallel;
 
@@ -67,6 +70,15 @@ pub trait Source: Send {
     /// after the output ([`StagedCommit`]), so the two go together. An `Err`
     /// keeps the output out of place and fails the run. Nothing by default.
     fn stage_commit(&mut self) -> Result<Option<StagedCommit>, PipelineError> {
+        Ok(None)
+    }
+
+    /// Called once the run has ended, after the output and what
+    /// [`Source::stage_commit`] staged were put into place (`committed`)
+    /// or not: a source that acts on its inputs once they are loaded
+    /// (`--after-load`) does it now. Returns what the summary should say
+    /// of it; an `Err` fails the run (what was committed stays so).
+    fn finished(&mut self, _committed: bool) -> Result<Option<String>, PipelineError> {
         Ok(None)
     }
 
@@ -126,20 +138,20 @@ pub fn open(
     stop: &Shutdown,
 ) -> Result<Box<dyn Source>, PipelineError> {
     match config {
-        SourceConfig::Csv(c) => match &c.list {
-            None => Ok(Box::new(csv::CsvSource::open(c, stop)?)),
-            Some(list) => file_list(list, (c.clone(), stop.clone()), |(c, stop), input| {
-                c.input = input.clone();
-                Ok(Box::new(csv::CsvSource::open(c, stop)?))
-            }),
-        },
-        SourceConfig::Jsonl(c) => match &c.list {
-            None => Ok(Box::new(jsonl::JsonlSource::open(c, stop)?)),
-            Some(list) => file_list(list, (c.clone(), stop.clone()), |(c, stop), input| {
-                c.input = input.clone();
-                Ok(Box::new(jsonl::JsonlSource::open(c, stop)?))
-            }),
-        },
+        SourceConfig::Csv(c) => several(
+            config,
+            (&c.list, &c.once),
+            (c.clone(), stop.clone()),
+            csv_one,
+        )
+        .unwrap_or_else(|| Ok(Box::new(csv::CsvSource::open(c, stop)?))),
+        SourceConfig::Jsonl(c) => several(
+            config,
+            (&c.list, &c.once),
+            (c.clone(), stop.clone()),
+            jsonl_one,
+        )
+        .unwrap_or_else(|| Ok(Box::new(jsonl::JsonlSource::open(c, stop)?))),
         SourceConfig::Elasticsearch(c) => Ok(Box::new(elasticsearch::EsSource::open(c, metrics)?)),
     }
 }
@@ -213,4 +225,44 @@ fn file_list<C: Clone + Send + 'static>(
 ) -> Result<Box<dyn Source>, PipelineError> {
     let one: files::OpenOne = Box::new(move |input| open(&mut c.clone(), input));
     Ok(Box::new(files::FileList::open(list.to_vec(), one)?))
+}
+
+/// One file of a CSV list.
+fn csv_one(
+    (c, stop): &mut (crate::config::CsvConfig, Shutdown),
+    input: &crate::config::InputPath,
+) -> Result<Box<dyn Source>, PipelineError> {
+    c.input = input.clone();
+    Ok(Box::new(csv::CsvSource::open(c, stop)?))
+}
+
+/// One file of an NDJSON list.
+fn jsonl_one(
+    (c, stop): &mut (crate::config::JsonlConfig, Shutdown),
+    input: &crate::config::InputPath,
+) -> Result<Box<dyn Source>, PipelineError> {
+    c.input = input.clone();
+    Ok(Box::new(jsonl::JsonlSource::open(c, stop)?))
+}
+
+/// A file source of several files (`list`), or of the files not loaded
+/// before (`--state-file`: `once`), each opened by `open` from its own copy
+/// of `c`; `None` for one file read as it is.
+fn several<C: Clone + Send + 'static>(
+    config: &SourceConfig,
+    (list, once): (
+        &Option<Vec<std::path::PathBuf>>,
+        &Option<crate::config::FilesOnce>,
+    ),
+    c: C,
+    open: OpenWith<C>,
+) -> Option<Result<Box<dyn Source>, PipelineError>> {
+    match (list, once) {
+        (_, Some(once)) => {
+            let one: files::OpenOne = Box::new(move |input| open(&mut c.clone(), input));
+            Some(once::open(config.input_files().1, once, one))
+        }
+        (Some(list), None) => Some(file_list(list, c, open)),
+        (None, None) => None,
+    }
 }

@@ -502,6 +502,7 @@ mod tests {
             threads: None,
             chunk_bytes: crate::config::DEFAULT_CHUNK_BYTES,
             replay_in_doubt: false,
+            once: None,
         };
         let src = crate::config::SourceConfig::Jsonl(config);
         let dl = dir.path().join("dl.jsonl");

@@ -22,11 +22,25 @@ use crate::error::PipelineError;
 /// N ([`shard_of`] of the file's real name). One plain path is read as
 /// before; anything more is a list. What the run should warn about goes to
 /// `notes` (logging has not started yet).
+#[cfg(test)]
 pub(crate) fn inputs(
     kind: &str,
     flag: &str,
     given: &[String],
     shard: Option<(u32, u32)>,
+    notes: &mut Vec<String>,
+) -> Result<(InputPath, Option<Vec<PathBuf>>), PipelineError> {
+    inputs_of(kind, (flag, given), shard, false, notes)
+}
+
+/// [`inputs`], where a pattern that matches no file is an error unless
+/// `none_ok` (files loaded once: a directory whose files were all moved
+/// away has nothing new, and the run reads nothing).
+pub(crate) fn inputs_of(
+    kind: &str,
+    (flag, given): (&str, &[String]),
+    shard: Option<(u32, u32)>,
+    none_ok: bool,
     notes: &mut Vec<String>,
 ) -> Result<(InputPath, Option<Vec<PathBuf>>), PipelineError> {
     let cfg = PipelineError::Config;
@@ -68,7 +82,9 @@ pub(crate) fn inputs(
                 matched += 1;
             }
         }
-        if matched == 0 {
+        if matched == 0 && none_ok {
+            notes.push(format!("{flag} '{g}' matches no file: nothing new to load"));
+        } else if matched == 0 {
             return Err(cfg(format!("{flag} '{g}' matches no file")));
         }
     }
