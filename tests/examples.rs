@@ -493,7 +493,7 @@ fn pod(container: &Value) -> Pod {
         .collect();
     let mut vars = Vec::new();
     let mut fields = Vec::new();
-    for e in container["env"].as_array().unwrap() {
+    for e in container["env"].as_array().into_iter().flatten() {
         let name = e["name"].as_str().unwrap().to_string();
         match e["value"].as_str() {
             Some(v) => vars.push((name, v.to_string())),
@@ -1030,4 +1030,54 @@ fn the_readme_examples_into_mysql_run_as_written() {
     assert_eq!(out.status.code(), Some(0), "{cmd}: {}", stderr(&out));
     assert_eq!(db.count(&format!("SELECT COUNT(*) FROM {table}")), 3);
     db.exec(&format!("DROP TABLE {table}"));
+}
+
+/// The full re-sync Job leaves the table holding exactly the index's paid
+/// orders: stale values updated, orders gone from the index (or no longer
+/// paid) deleted, on both servers.
+#[test]
+fn the_full_resync_job_leaves_exactly_the_index() {
+    let pg = Pushgateway::start();
+    let _shop = SHOP.lock().unwrap_or_else(|e| e.into_inner());
+    let job = manifest("full-resync-job.yaml");
+    let pod = pod(&job["spec"]["template"]["spec"]["containers"][0]);
+    for kind in ES_KINDS {
+        let mut db = shop();
+        let es = EsServer::start(kind);
+        es.bulk("orders", &orders(0, 60));
+        let want = paid_ids(&es);
+        // What an earlier sync left: every order, one amount since changed,
+        // and two orders no longer in the index.
+        db.exec(
+            "INSERT INTO shop.orders VALUES ('o1', 'paid', 99.99, 1), \
+             ('gone-1', 'paid', 1.00, 1), ('gone-2', 'paid', 2.00, 1)",
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let map = pod_mapping(dir.path(), &pg, &es);
+        let mut argv: Vec<String> = pod.argv.iter().map(|a| map.apply(a)).collect();
+        // One machine, many tests: no fixed port, no linger.
+        let at = argv.iter().position(|a| a == "--metrics-port").unwrap();
+        argv.drain(at..at + 2);
+        let at = argv.iter().position(|a| a == "--metrics-linger").unwrap();
+        argv.drain(at..at + 2);
+        let base = env(&[("PIPELINE_DB_PASS", DB_PASS)]);
+        let out = run_in(&argv, &base, dir.path());
+        assert_eq!(out.status.code(), Some(0), "{kind:?}: {}", stderr(&out));
+        let rows: std::collections::BTreeSet<String> = db
+            .rows("SELECT _id FROM shop.orders")
+            .into_iter()
+            .map(|r| r[0].clone().unwrap())
+            .collect();
+        assert_eq!(
+            rows, want,
+            "{kind:?}: the table is not the index's paid orders"
+        );
+        assert_eq!(
+            db.rows("SELECT amount FROM shop.orders WHERE _id = 'o1'")[0][0].as_deref(),
+            Some("10.50"),
+            "{kind:?}: a stale value survived"
+        );
+        let summary = summary_json(&out);
+        assert_eq!(summary["deleted"], 2, "{kind:?}: {summary}");
+    }
 }
