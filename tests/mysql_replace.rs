@@ -314,6 +314,36 @@ fn a_replace_stopped_by_max_errors_leaves_the_table() {
     db.exec(&format!("DROP TABLE {table}"));
 }
 
+/// Records that fail (kept in the dead-letter file) would be missing from
+/// the new table: it is swapped in only when --accept-errors allows them.
+#[test]
+fn a_replace_with_failed_records_swaps_only_within_accept_errors() {
+    let (mut db, table, dir) = start("replace_failed", 40);
+    let input = dir.path().join("one_bad.csv");
+    let mut text = String::from("id,v\n");
+    for i in 1..=100 {
+        text.push_str(&if i == 50 {
+            format!("x{i},new\n")
+        } else {
+            format!("{i},new\n")
+        });
+    }
+    std::fs::write(&input, text).unwrap();
+    let dead = dir.path().join("dead.jsonl");
+    let out = load(p(&input), &table, "replace", &["--dead-letter", p(&dead)]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_old(&mut db, &table, 40);
+    assert!(!exists(&mut db, &format!("{table}{SHADOW}")), "{err}");
+    assert!(err.contains("left as it was"), "{err}");
+    assert_eq!(read_jsonl(&dead).len(), 1);
+
+    let out = load(p(&input), &table, "replace", &["--accept-errors", "1"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_new_and_drop(&mut db, &table, 99);
+}
+
 #[test]
 fn replace_creates_a_missing_table_through_the_shadow_and_check_creates_nothing() {
     let mut db = Db::connect();

@@ -370,7 +370,14 @@ fn settle(
         }
     }
     let moving = staged.is_some();
-    let complete = complete && !ctx.has_failed();
+    // A table replaced whole keeps its old rows when records failed that
+    // --accept-errors does not allow (their new versions are only in the
+    // dead-letter file).
+    let accepted = config
+        .accept_errors
+        .is_some_and(|a| a.allows(so_far.failed, so_far.read));
+    let complete =
+        complete && !ctx.has_failed() && (!sink.replaces_all() || so_far.failed == 0 || accepted);
     let mut committed = false;
     let mut commit = || {
         if let Some(s) = staged.take() {

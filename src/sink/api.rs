@@ -127,6 +127,14 @@ pub trait Sink: Send + Sync {
         false
     }
 
+    /// True when a complete output replaces what was there (MySQL
+    /// `--load-mode replace`): it is put in place only when no record
+    /// failed, or the failures are within `--accept-errors`, since what it
+    /// replaces may hold the rows whose new versions failed.
+    fn replaces_all(&self) -> bool {
+        false
+    }
+
     /// Called once after every worker has stopped. `complete` is true when
     /// the run read everything and nothing fatal happened; a file sink then
     /// moves its output into place. Returns a note for the summary line

@@ -558,6 +558,10 @@ impl Sink for MysqlSink {
         }))
     }
 
+    fn replaces_all(&self) -> bool {
+        self.shared.replace.is_some()
+    }
+
     fn wants_sample(&self) -> Option<u64> {
         let missing = self.shared.table.lock().expect("table lock").is_none();
         (missing && self.shared.cfg.create_table).then_some(self.shared.cfg.create_table_sample)

@@ -379,7 +379,7 @@ impl Replace {
 
     fn untouched(&self) -> String {
         format!(
-            "table {}.{} left as it was (the run did not complete; its rows, loaded into {}, were dropped)",
+            "table {}.{} left as it was (the run did not complete, or records failed beyond --accept-errors; its rows, loaded into {}, were dropped)",
             self.database, self.target, self.shadow
         )
     }
@@ -388,7 +388,7 @@ impl Replace {
         let sql = format!("DROP TABLE IF EXISTS {}", self.quoted(&self.shadow));
         self.run_sql(conn, &sql).await?;
         tracing::info!(
-            "--load-mode replace: the run did not complete; {}.{} dropped, {}.{} left as it was",
+            "--load-mode replace: the run did not complete, or records failed beyond --accept-errors; {}.{} dropped, {}.{} left as it was",
             self.database,
             self.shadow,
             self.database,
