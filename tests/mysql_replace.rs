@@ -344,6 +344,35 @@ fn a_replace_with_failed_records_swaps_only_within_accept_errors() {
     assert_new_and_drop(&mut db, &table, 99);
 }
 
+/// A source that came back (nearly) empty does not empty the table: a new
+/// table more than --max-delete rows smaller is not swapped in.
+#[test]
+fn a_replace_that_would_shrink_the_table_past_max_delete_leaves_it() {
+    let (mut db, table, dir) = start("replace_shrink", 40);
+    let header_only = dir.path().join("empty.csv");
+    std::fs::write(&header_only, "id,v\n").unwrap();
+    let two = new_csv(dir.path(), 2);
+    for (input, extra, code) in [
+        (p(&header_only), vec![], 1),
+        (p(&two), vec![], 1),
+        (p(&two), vec!["--max-delete", "37"], 1),
+        (p(&two), vec!["--max-delete", "38"], 0),
+    ] {
+        let out = load(input, &table, "replace", &extra);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(code), "{extra:?}: {err}");
+        assert!(!exists(&mut db, &format!("{table}{SHADOW}")), "{err}");
+        if code == 1 {
+            assert!(
+                err.contains("--max-delete") && err.contains("left as it was"),
+                "{err}"
+            );
+            assert_old(&mut db, &table, 40);
+        }
+    }
+    assert_new_and_drop(&mut db, &table, 2);
+}
+
 #[test]
 fn replace_creates_a_missing_table_through_the_shadow_and_check_creates_nothing() {
     let mut db = Db::connect();

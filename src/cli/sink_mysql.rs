@@ -364,7 +364,8 @@ impl MysqlFlags {
             rename: self.renames()?,
             retry: run.retry_policy()?,
             timeout: duration_flag("--db-timeout", &self.db_timeout)?,
-            delete_missing: self.delete.resolve()?,
+            delete_missing: self.delete.resolve(self.load_mode == TableLoad::Replace)?,
+            max_shrink: self.delete.bound()?,
         })
     }
 

@@ -23,27 +23,36 @@ pub struct DeleteFlags {
     /// The most rows --delete-missing may delete in one run: a number of
     /// rows, or a percentage of the table's rows before the delete. A run
     /// that would delete more deletes nothing and exits 1, so a source that
-    /// came back nearly empty does not empty the table. [default: 10%]
+    /// came back nearly empty does not empty the table. With --load-mode
+    /// replace, the most rows the new table may have fewer than the old
+    /// one (more: the old table stays, exit 1). [default: 10%]
     /// Example: --max-delete 500, --max-delete 100% (no bound)
     #[arg(long, value_name = "N|P%", help_heading = "MySQL sink")]
     pub max_delete: Option<String>,
 }
 
 impl DeleteFlags {
-    /// The settings of `--delete-missing`, when it is given.
-    pub(super) fn resolve(&self) -> Result<Option<DeleteMissing>, PipelineError> {
+    /// The settings of `--delete-missing`, when it is given; `replacing`:
+    /// the run replaces the table (`--load-mode replace`), which
+    /// `--max-delete` bounds too.
+    pub(super) fn resolve(&self, replacing: bool) -> Result<Option<DeleteMissing>, PipelineError> {
         if !self.delete_missing {
-            if self.max_delete.is_some() {
+            if self.max_delete.is_some() && !replacing {
                 return Err(PipelineError::Config(
-                    "--max-delete bounds --delete-missing; add --delete-missing or remove --max-delete".into(),
+                    "--max-delete bounds --delete-missing and --load-mode replace; add --delete-missing (or --load-mode replace), or remove --max-delete".into(),
                 ));
             }
             return Ok(None);
         }
-        let max = self.max_delete.as_deref().unwrap_or(DEFAULT_MAX_DELETE);
         Ok(Some(DeleteMissing {
-            max_delete: MaxDelete::parse(max).map_err(PipelineError::Config)?,
+            max_delete: self.bound()?,
         }))
+    }
+
+    /// `--max-delete`, or its default.
+    pub(super) fn bound(&self) -> Result<MaxDelete, PipelineError> {
+        let max = self.max_delete.as_deref().unwrap_or(DEFAULT_MAX_DELETE);
+        MaxDelete::parse(max).map_err(PipelineError::Config)
     }
 }
 

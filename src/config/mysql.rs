@@ -122,6 +122,9 @@ pub struct MysqlConfig {
     pub timeout: Duration,
     /// `--delete-missing`: delete the rows whose key the run did not see.
     pub delete_missing: Option<super::DeleteMissing>,
+    /// `--max-delete` for `--load-mode replace`: how many rows fewer than
+    /// the old table the new one may have.
+    pub max_shrink: super::MaxDelete,
 }
 
 impl MysqlConfig {

@@ -336,14 +336,29 @@ impl Replace {
                     .await
                     .map_err(|e| (classify(&e).error_type(), plain(&e)))?,
             };
-            let done = if complete {
-                self.swap(&mut conn).await
-            } else {
-                self.drop_shadow(&mut conn).await.map(|()| None)
+            let mut bounded = None;
+            let done = match complete {
+                true => match self.shrink(&mut conn).await {
+                    Ok(None) => self.swap(&mut conn).await,
+                    Ok(Some(why)) => {
+                        bounded = Some(why);
+                        self.drop_shadow(&mut conn).await.map(|()| None)
+                    }
+                    Err(e) => Err(e),
+                },
+                false => self.drop_shadow(&mut conn).await.map(|()| None),
             };
             let _ = tokio::time::timeout(self.cfg.timeout, conn.disconnect()).await;
-            done
+            done.map(|rows| (rows, bounded))
         });
+        let done = match done {
+            Ok((_, Some(why))) => {
+                *state = State::Dropped;
+                return Err(PipelineError::Sink(ErrorType::Config, why));
+            }
+            Ok((rows, None)) => Ok(rows),
+            Err(e) => Err(e),
+        };
         match done {
             Ok(Some(rows)) => {
                 *state = State::Swapped;
@@ -395,6 +410,37 @@ impl Replace {
             self.target
         );
         Ok(())
+    }
+
+    /// Why the loaded shadow must not replace the table: it has more rows
+    /// fewer than the old one than `--max-delete` allows (a source that
+    /// came back nearly empty); None when it may.
+    async fn shrink(&self, conn: &mut Conn) -> Result<Option<String>, (ErrorType, String)> {
+        if !self.target_existed {
+            return Ok(None);
+        }
+        let mut counts = [0u64; 2];
+        for (n, t) in counts.iter_mut().zip([&self.target, &self.shadow]) {
+            *n = conn
+                .query_first::<u64, _>(format!("SELECT COUNT(*) FROM {}", self.quoted(t)))
+                .await
+                .map_err(|e| (classify(&e).error_type(), plain(&e)))?
+                .unwrap_or(0);
+        }
+        let [old, new] = counts;
+        let lost = old.saturating_sub(new);
+        let bound = &self.cfg.max_shrink;
+        Ok((!bound.allows(lost, old)).then(|| {
+            format!(
+                "--max-delete {}: the new {}.{} has {new} rows, {lost} fewer than the {old} of the table ({:.1}%), so it is not swapped in: {}.{} is left as it was. If the source really has that many fewer, run again with a higher --max-delete (e.g. --max-delete {lost}, or 100%)",
+                bound.shown(),
+                self.database,
+                self.shadow,
+                lost as f64 * 100.0 / old.max(1) as f64,
+                self.database,
+                self.target
+            )
+        }))
     }
 
     /// Counts the shadow's rows, swaps it in, drops the old table; the rows.
