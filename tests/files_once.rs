@@ -458,6 +458,10 @@ fn what_cannot_work_is_refused_before_anything_is_read() {
     let out = d.join("out-{run_id}.jsonl");
     let state = d.join("s.loaded");
     let (fs_, ls, ps, es, ss) = (p(&f), p(&link), p(&fifo), p(&es_state), p(&state));
+    let existing = d.join("earlier.jsonl");
+    fs::write(&existing, "{\"id\":1}\n").unwrap();
+    let xs = p(&existing);
+    let into_input = format!("move:{}/.", input.display());
     let glob_in = format!("{}/*", input.display());
     let glob_all = format!("{}/**/*.csv", input.display());
     let state_in_glob = format!("{}/s.loaded", input.display());
@@ -611,6 +615,23 @@ fn what_cannot_work_is_refused_before_anything_is_read() {
             "dated state",
             vec!["--csv-file", fs_, "--state-file", "s-{date}.loaded"],
             "must be the same file on every run",
+        ),
+        (
+            "a move into the input's own directory, spelt otherwise",
+            vec![
+                "--csv-file",
+                fs_,
+                "--state-file",
+                ss,
+                "--after-load",
+                &into_input,
+            ],
+            "is the directory",
+        ),
+        (
+            "an earlier run's output in the way",
+            vec!["--csv-file", fs_, "--state-file", ss, "--output-file", xs],
+            "holds an earlier run's records",
         ),
         (
             "misspelt placeholder",

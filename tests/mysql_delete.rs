@@ -289,6 +289,28 @@ fn max_delete_refuses_a_source_that_came_back_nearly_empty() {
     db.exec(&format!("DROP TABLE {table}"));
 }
 
+/// A source with other keys (the wrong file, the wrong index) does not
+/// widen the bound by the rows it adds: the percentage is of the rows the
+/// table had before the run.
+#[test]
+fn max_delete_is_a_share_of_the_rows_before_the_run() {
+    let (mut db, dburl, csv, table, _dir) = case("del_max_before", ID_NAME);
+    make_table(&mut db, &table, 1..=10);
+    write_csv(&csv, 100..=199);
+    let out = run(&csv_to_mysql(
+        p(&csv),
+        &dburl,
+        &table,
+        &["--delete-missing"],
+    ));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("--max-delete 10%: 10 of the 10 rows"), "{err}");
+    let kept = ids(&mut db, &table);
+    assert_eq!(&kept[..10], &(1..=10).collect::<Vec<_>>()[..], "{err}");
+    db.exec(&format!("DROP TABLE {table}"));
+}
+
 #[test]
 fn combinations_that_cannot_see_every_key_are_refused() {
     let (mut db, dburl, csv, table, dir) = case("del_refused", ID_NAME);

@@ -318,9 +318,12 @@ fn sink_flags(kind: SinkKind) -> Vec<String> {
 /// else the state file's name with `.lock`), so two runs at once do not
 /// both load a new file; and is warned when each run replaces the last
 /// one's output file.
-fn once_lock_and_output(config: &mut Config, output_flag: Option<&str>) {
+fn once_lock_and_output(
+    config: &mut Config,
+    output_flag: Option<&str>,
+) -> Result<(), PipelineError> {
     let Some(once) = config.source.files_once() else {
-        return;
+        return Ok(());
     };
     let state = once.state_file.clone();
     if config.lock_file.is_none() {
@@ -336,6 +339,14 @@ fn once_lock_and_output(config: &mut Config, output_flag: Option<&str>) {
         Some(given),
     ) = (&config.sink, output_flag)
     {
+        // Replacing it would lose records whose files are recorded loaded.
+        if p.exists() {
+            return Err(PipelineError::Config(format!(
+                "--output-file '{}' exists: it holds an earlier run's records, whose files --state-file '{}' will not read again, and this run would replace it; put {{run_id}} in its name (or {{date}}-{{time}}), or move it away first",
+                p.display(),
+                state.display()
+            )));
+        }
         if !["{date}", "{time}", "{run_id}"]
             .iter()
             .any(|t| given.contains(t))
@@ -347,6 +358,7 @@ fn once_lock_and_output(config: &mut Config, output_flag: Option<&str>) {
             ));
         }
     }
+    Ok(())
 }
 
 impl Cli {
@@ -387,7 +399,7 @@ impl Cli {
         config.textfile = slice.path("--metrics-textfile", self.metrics_textfile.as_deref())?;
         config.lock_file = slice.path("--lock-file", self.lock_file.as_deref())?;
         config.slice = slice.0;
-        once_lock_and_output(&mut config, self.file.output_file.as_deref());
+        once_lock_and_output(&mut config, self.file.output_file.as_deref())?;
         self.once_not_written(&config)?;
         sink_mysql_delete::refuse_combinations(&config, self.mysql.no_key)?;
         sink_mysql::check_load_mode(&config)?;

@@ -185,6 +185,9 @@ fn check_patterns(
     state: &Path,
     after_load: &AfterLoad,
 ) -> Result<(), PipelineError> {
+    if let AfterLoad::Move(dir) = after_load {
+        same_place(dir, files)?;
+    }
     for (g, p) in &patterns(given) {
         if p.matches_path_with(state, MATCH) {
             return Err(cfg(format!(
@@ -208,4 +211,25 @@ fn check_patterns(
         }
     }
     Ok(())
+}
+
+/// `--after-load move:DIR` into a directory an input file is in, however
+/// DIR is spelt (`./in`, `in/.`, an absolute path, a link to it): compared
+/// as real paths.
+fn same_place(dir: &Path, files: &[PathBuf]) -> Result<(), PipelineError> {
+    let Ok(real) = std::fs::canonicalize(dir) else {
+        return Ok(());
+    };
+    let parent_of = |f: &PathBuf| {
+        let parent = f.parent().filter(|p| !p.as_os_str().is_empty());
+        std::fs::canonicalize(parent.unwrap_or(Path::new("."))).ok()
+    };
+    match files.iter().find(|f| parent_of(f).as_ref() == Some(&real)) {
+        Some(f) => Err(cfg(format!(
+            "--after-load move:{} is the directory {} is in: moved files would be read again as new files; move them to another directory",
+            dir.display(),
+            f.display()
+        ))),
+        None => Ok(()),
+    }
 }

@@ -57,6 +57,9 @@ pub(crate) struct Missing {
     /// Records whose key could not be noted (no value, or NULL, for a key column).
     unknown: AtomicU64,
     metrics: OnceLock<Arc<Metrics>>,
+    /// The table's rows when the run started: what a `--max-delete`
+    /// percentage is of (rows this run adds do not widen the bound).
+    rows_at_start: u64,
 }
 
 /// The key table's name for `table`: `<table>__pipeline_seen`, shortened
@@ -251,6 +254,21 @@ async fn set_up(
             .await
             .map_err(|e| start_error(cfg, "making the key table", &e))?;
     }
+    let rows_at_start = count(
+        &mut conn,
+        cfg.timeout,
+        &format!("SELECT COUNT(*) FROM {}", table.quoted),
+    )
+    .await
+    .map_err(|e| {
+        let (t, m) = match e {
+            DbError::Retry(t, m) | DbError::Data(t, m) | DbError::Fatal(t, m) => (t, m),
+        };
+        PipelineError::Sink(
+            t,
+            format!("--delete-missing: counting the rows of {shown}: {m}; check that the table can be read"),
+        )
+    })?;
     tracing::info!(
         "--delete-missing: keys of this run go to {}.{name}; rows of {shown} whose key is not there are deleted at the end (at most --max-delete {})",
         cfg.database,
@@ -271,6 +289,7 @@ async fn set_up(
         lock: Mutex::new(Some(conn)),
         unknown: AtomicU64::new(0),
         metrics: OnceLock::new(),
+        rows_at_start,
     }))
 }
 
@@ -478,13 +497,8 @@ impl Missing {
             };
             PipelineError::Sink(t, format!("--delete-missing: {what} {}: {m}", self.shown))
         };
-        let total = count(
-            conn,
-            limit,
-            &format!("SELECT COUNT(*) FROM {}", self.target),
-        )
-        .await
-        .map_err(|e| failed("counting the rows of", e))?;
+        // The rows before this run's load: new keys do not dilute the bound.
+        let total = self.rows_at_start;
         let missing = count(
             conn,
             limit,
@@ -496,7 +510,7 @@ impl Missing {
             return Err(PipelineError::Sink(
                 ErrorType::Config,
                 format!(
-                    "--max-delete {}: {missing} of the {total} rows of {} ({:.1}%) have a key this run did not read; nothing deleted. If the source really lost them, run again with a higher --max-delete (e.g. --max-delete {missing})",
+                    "--max-delete {}: {missing} of the {total} rows {} had before this run ({:.1}%) have a key this run did not read; nothing deleted. If the source really lost them, run again with a higher --max-delete (e.g. --max-delete {missing})",
                     self.settings.max_delete.shown(),
                     self.shown,
                     missing as f64 * 100.0 / (total.max(1)) as f64

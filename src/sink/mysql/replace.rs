@@ -231,6 +231,11 @@ impl Replace {
                 cfg.database, cfg.table
             )));
         }
+        // Idle for the whole run: not to be closed by the server's
+        // wait_timeout, which would free the lock for another run.
+        text_rows(&mut conn, "SET SESSION wait_timeout = 31536000", vec![])
+            .await
+            .map_err(|e| start_error("setting wait_timeout", &e))?;
         for left in [&replace.shadow, &replace.old] {
             if replace.exists(&mut conn, left).await? {
                 tracing::warn!(
