@@ -170,7 +170,7 @@ fn lines(entries: &[Value]) -> String {
 }
 
 #[test]
-fn in_doubt_entries_are_skipped_unless_they_were_rolled_back() {
+fn in_doubt_entries_are_failed_and_kept_unless_they_were_rolled_back() {
     let dir = tempfile::tempdir().unwrap();
     let dead = dir.path().join("dead.jsonl");
     fs::write(
@@ -185,8 +185,8 @@ fn in_doubt_entries_are_skipped_unless_they_were_rolled_back() {
     )
     .unwrap();
     for (flags, ids, code) in [
-        (&["--jsonl-format", "dead-letter"][..], &[1, 3][..], 0),
-        (&[][..], &[1, 3][..], 0),
+        (&["--jsonl-format", "dead-letter"][..], &[1, 3][..], 1),
+        (&[][..], &[1, 3][..], 1),
         (&["--jsonl-replay-in-doubt"][..], &[1, 2, 3, 4, 5][..], 0),
         (
             &["--jsonl-format", "dead-letter", "--jsonl-replay-in-doubt"][..],
@@ -195,7 +195,12 @@ fn in_doubt_entries_are_skipped_unless_they_were_rolled_back() {
         ),
     ] {
         let out_file = dir.path().join("out.jsonl");
+        let again = dir.path().join("again.jsonl");
         let _ = fs::remove_file(&out_file);
+        let _ = fs::remove_file(&again);
+        let mut flags = flags.to_vec();
+        flags.extend(["--dead-letter", p(&again)]);
+        let flags = &flags[..];
         let out = run(&jsonl_to_file(p(&dead), p(&out_file), flags));
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(code), "{flags:?}: {err}");
@@ -205,12 +210,32 @@ fn in_doubt_entries_are_skipped_unless_they_were_rolled_back() {
             .map(|&i| json!({"id": i, "n": {"deep": [i]}}))
             .collect();
         assert_eq!(got, want, "{flags:?}");
+        // Not loaded is failed and kept whole: nothing is left only in the
+        // file replayed.
+        let failed = 5 - ids.len();
         assert!(
-            err.contains(&format!("read={} inserted={}", ids.len(), ids.len())),
+            err.contains(&format!(
+                "read=5 inserted={} updated=0 skipped=0 failed={failed}",
+                ids.len()
+            )),
             "{flags:?}: {err}"
         );
+        let kept: Vec<Value> = if again.exists() {
+            read_jsonl(&again)
+        } else {
+            Vec::new()
+        };
+        assert_eq!(kept.len(), failed, "{flags:?}: {err}");
+        for k in &kept {
+            let entry: Value = serde_json::from_str(k["raw"].as_str().unwrap()).unwrap();
+            assert_eq!(entry["in_doubt"], true, "{k}");
+            assert!(k["reason"]
+                .as_str()
+                .unwrap()
+                .contains("--jsonl-replay-in-doubt"));
+        }
         let warned = err.contains(
-            "3 in-doubt entries skipped (xid (a plain transaction), pcli-7-1): their batch may have committed",
+            "3 in-doubt entries not loaded (xid (a plain transaction), pcli-7-1): their batch may have committed",
         ) && err.contains("replay them with --jsonl-replay-in-doubt");
         assert_eq!(warned, ids.len() == 2, "{flags:?}: {err}");
     }

@@ -33,7 +33,7 @@ pub struct JsonlFlags {
     /// document's line; delete actions are rejected) or dead-letter (a
     /// --dead-letter file: the records it holds, to load again once the
     /// table or the mapping is fixed; rows the source could not read are
-    /// rejected again, in-doubt entries skipped, see --jsonl-replay-in-doubt;
+    /// rejected again, in-doubt entries failed and kept (see --jsonl-replay-in-doubt);
     /// another file is refused). elasticdump and bulk give the fields `_id`,
     /// `_index`, then the document's keys, as --es-meta-fields _id,_index
     /// would. auto (the default) decides for each input (each file of a
@@ -66,8 +66,9 @@ pub struct JsonlFlags {
 
     /// A dead-letter file's in-doubt entries (`"in_doubt": true`: records of
     /// a batch whose commit could not be checked) are loaded too. Without
-    /// it they are skipped, and the run says how many and their xid: the
-    /// batch may have committed. Give it once the transaction is known
+    /// it they are failed and kept whole in --dead-letter, and the run says
+    /// how many and their xid: the batch may have committed. Give it once
+    /// the transaction is known
     /// rolled back (XA RECOVER does not list the xid, its rows are not in
     /// the table). Example: --jsonl-replay-in-doubt
     #[arg(long, help_heading = "NDJSON source")]

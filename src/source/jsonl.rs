@@ -282,8 +282,7 @@ enum Step {
     End,
     /// A blank line of this many bytes, skipped.
     Blank(u64),
-    /// A line of `bytes` bytes became a record or was rejected (or is an
-    /// in-doubt entry of a dead-letter file, skipped); `cut`: it
+    /// A line of `bytes` bytes became a record or was rejected; `cut`: it
     /// was cut short by the stop signal; `stop`: its rejection spent the
     /// error budget.
     Row { bytes: u64, cut: bool, stop: bool },
@@ -338,8 +337,6 @@ impl JsonlSource {
                         out.took();
                         (bytes, false, None)
                     }
-                    // Read, but neither a record nor rejected.
-                    Entry::Skipped => (bytes, false, None),
                     Entry::Rejected(raw, reason) => (
                         bytes,
                         false,
@@ -395,7 +392,7 @@ impl Source for JsonlSource {
                 JsonlFormat::Elasticdump => "source: elasticdump documents, one per line; fields _id, _index, then the _source keys (nested objects and arrays stay JSON)",
                 JsonlFormat::Bulk => "source: _bulk action and document line pairs; fields _id, _index, then the document's keys (nested objects and arrays stay JSON); delete actions are rejected",
                 JsonlFormat::DeadLetter if self.replay.in_doubt => "source: a dead-letter file: the records it holds, in-doubt ones too (--jsonl-replay-in-doubt); raw rows the source could not read are rejected again, kept as they were",
-                JsonlFormat::DeadLetter => "source: a dead-letter file: the records it holds; in-doubt entries are skipped (--jsonl-replay-in-doubt takes them), raw rows the source could not read are rejected again, kept as they were",
+                JsonlFormat::DeadLetter => "source: a dead-letter file: the records it holds; in-doubt entries are failed and kept whole (--jsonl-replay-in-doubt takes them), raw rows the source could not read are rejected again, kept as they were",
             }
             .into(),
         );

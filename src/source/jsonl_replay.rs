@@ -54,7 +54,7 @@ pub(super) fn is_entry(map: &Map<String, Json>) -> bool {
 pub(super) struct Replay {
     /// `--jsonl-replay-in-doubt`.
     pub in_doubt: bool,
-    /// In-doubt entries skipped, and their transaction ids.
+    /// In-doubt entries not loaded (failed), and their transaction ids.
     pub skipped: u64,
     pub xids: BTreeSet<String>,
 }
@@ -63,8 +63,6 @@ pub(super) struct Replay {
 pub(super) enum Entry {
     /// A record, added to the pending chunk.
     Row,
-    /// An in-doubt entry, skipped.
-    Skipped,
     /// Rejected: the bytes to keep (the raw row an entry holds, else the
     /// line) and why.
     Rejected(Option<Vec<u8>>, String),
@@ -94,7 +92,14 @@ impl Replay {
             self.skipped += 1;
             let xid = map.get("xid").and_then(Json::as_str).unwrap_or_default();
             self.xids.insert(xid.to_string());
-            return Entry::Skipped;
+            // Failed again, the entry kept whole: a replay that exits 0
+            // must not leave a record only in the file it replayed.
+            return Entry::Rejected(
+                None,
+                format!(
+                    "an in-doubt record (xid '{xid}'): its batch may have committed; replay it with --jsonl-replay-in-doubt once the transaction is known rolled back"
+                ),
+            );
         }
         match (map.get("record"), map.get("raw")) {
             (Some(Json::Object(record)), _) => {
@@ -135,7 +140,7 @@ impl Replay {
         }
     }
 
-    /// The warning for the in-doubt entries skipped, if any were.
+    /// The warning for the in-doubt entries not loaded, if any were.
     pub fn skipped_warning(&self, name: &str) -> Option<String> {
         if self.skipped == 0 {
             return None;
@@ -152,7 +157,7 @@ impl Replay {
             })
             .collect();
         Some(format!(
-            "{name}: {} in-doubt entries skipped (xid {}): their batch may have committed; once it is known rolled back (XA RECOVER does not list it and its rows are not in the table), replay them with --jsonl-replay-in-doubt",
+            "{name}: {} in-doubt entries not loaded (xid {}): their batch may have committed; they are counted failed and kept whole in --dead-letter, if given; once it is known rolled back (XA RECOVER does not list it and its rows are not in the table), replay them with --jsonl-replay-in-doubt",
             self.skipped,
             xids.join(", ")
         ))
@@ -255,7 +260,7 @@ mod tests {
                 assert!(is_entry(&map), "{line}");
                 match replay.take(line.as_bytes(), i as u64 + 1, &mut cache, &mut pending) {
                     Entry::Rejected(raw, why) => rejected.push((raw, why)),
-                    Entry::Row | Entry::Skipped => {}
+                    Entry::Row => {}
                 }
             }
             let Pending::Records(got) = pending else {
@@ -268,13 +273,14 @@ mod tests {
             assert_eq!(got[0].position, 1);
             assert_eq!(got[1].values, doc.values, "JSON values stay JSON");
             assert_eq!(replay.skipped, if in_doubt { 0 } else { 1 });
-            assert_eq!(rejected.len(), 1);
-            assert_eq!(rejected[0].0.as_deref(), Some(&b"a,\xff,c"[..]));
-            assert!(
-                rejected[0].1.contains("position 9 of in.csv: bad row"),
-                "{}",
-                rejected[0].1
-            );
+            assert_eq!(rejected.len(), if in_doubt { 1 } else { 2 });
+            if !in_doubt {
+                assert_eq!(rejected[0].0, None, "the in-doubt entry kept whole");
+                assert!(rejected[0].1.contains("xid 'pcli-1'"), "{}", rejected[0].1);
+            }
+            let raw = rejected.last().unwrap();
+            assert_eq!(raw.0.as_deref(), Some(&b"a,\xff,c"[..]));
+            assert!(raw.1.contains("position 9 of in.csv: bad row"), "{}", raw.1);
         }
     }
 
