@@ -380,6 +380,9 @@ pub struct FileSinkConfig {
     pub output: OutputPath,
     /// Compress the output: each batch one gzip member or zstd frame.
     pub compression: Option<OutputCompression>,
+    /// `--checkpoint`, resumed: the `.partial` is kept, cut back to this
+    /// length, and written on from there.
+    pub resume_bytes: Option<u64>,
 }
 
 /// `--output-compression`.
@@ -608,6 +611,19 @@ pub struct Config {
     /// `--es-slices`, `--input-shard I/N`): `slice` and `slices` labels on
     /// every metric, and its own Pushgateway group.
     pub slice: Option<(u32, u32)>,
+    /// `--checkpoint`: a run that can be resumed.
+    pub checkpoint: Option<CheckpointConfig>,
+}
+
+/// `--checkpoint PATH`, `--restart`, `--checkpoint-every`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckpointConfig {
+    /// The checkpoint file.
+    pub path: PathBuf,
+    /// Discard an existing checkpoint and start over.
+    pub restart: bool,
+    /// Longest time between two writes of the file while batches commit.
+    pub every: Duration,
 }
 
 impl Config {
@@ -650,6 +666,7 @@ impl Config {
             shutdown_timeout: Duration::from_secs(DEFAULT_SHUTDOWN_TIMEOUT_SECS),
             push: None,
             slice: None,
+            checkpoint: None,
             textfile: None,
             lock_file: None,
         }

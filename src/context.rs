@@ -37,6 +37,8 @@ pub struct Context {
     /// `--es-index`, naming a rejected document's index when the record
     /// does not carry its `_index`.
     index: std::sync::OnceLock<Arc<str>>,
+    /// `--checkpoint`: the run's frontier, written as batches commit.
+    checkpoint: std::sync::OnceLock<Arc<crate::checkpoint::Tracker>>,
 }
 
 impl Context {
@@ -59,7 +61,18 @@ impl Context {
             progress,
             input: Mutex::new(None),
             index: std::sync::OnceLock::new(),
+            checkpoint: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Follows the run's frontier in `tracker` (`--checkpoint`).
+    pub fn set_checkpoint(&self, tracker: Arc<crate::checkpoint::Tracker>) {
+        let _ = self.checkpoint.set(tracker);
+    }
+
+    /// The run's checkpoint, with `--checkpoint`.
+    pub fn checkpoint(&self) -> Option<&Arc<crate::checkpoint::Tracker>> {
+        self.checkpoint.get()
     }
 
     /// Says which of several input files the source now reads.

@@ -18,6 +18,8 @@
 //! - `context`: what a run's workers share: stop, first error, error budget, rejections.
 //! - `channel`: the bounded channel from source to sinks, and its depth.
 //! - `progress`: the progress bar.
+//! - `checkpoint`: `--checkpoint`, resumable runs: each row's stream and
+//!   ordinal, the frontier of done rows, the checkpoint file and its job.
 //! - `pipeline`: source -> channel -> sink workers, shutdown order, run summary.
 //! - `source`: sources (CSV, NDJSON, Elasticsearch/OpenSearch), and the one
 //!   `SourceOutput` every source sends through (chunks, counts, `--limit`).
@@ -36,6 +38,7 @@
 
 pub mod app;
 pub(crate) mod channel;
+pub(crate) mod checkpoint;
 pub(crate) mod cli;
 pub(crate) mod config;
 pub(crate) mod context;

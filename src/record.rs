@@ -308,6 +308,22 @@ impl Lines {
         }
     }
 
+    /// Keeps only the lines `keep` says yes to (by index), in order.
+    pub fn retain(&mut self, mut keep: impl FnMut(usize) -> bool) {
+        let (mut bytes, mut ends, mut positions) = (Vec::new(), Vec::new(), Vec::new());
+        let mut start = 0;
+        for i in 0..self.len() {
+            let end = self.ends[i];
+            if keep(i) {
+                bytes.extend_from_slice(&self.bytes[start..end]);
+                ends.push(bytes.len());
+                positions.push(self.positions[i]);
+            }
+            start = end;
+        }
+        (self.bytes, self.ends, self.positions) = (bytes, ends, positions);
+    }
+
     /// Record `i`, read back from its line (for a dead-letter entry).
     pub fn record(&self, i: usize) -> Record {
         let start = if i == 0 { 0 } else { self.ends[i - 1] };
@@ -364,11 +380,15 @@ pub struct Counts {
     /// Rows `--delete-missing` deleted (not records read, so outside the
     /// invariant).
     pub deleted: u64,
+    /// Rows a run resumed from `--checkpoint` skipped: an earlier run of
+    /// the job had finished them (not read by this run, so outside the
+    /// invariant).
+    pub resumed: u64,
 }
 
 impl Counts {
     /// The counts a summary reports, by their names in it.
-    pub fn named(&self) -> [(&'static str, u64); 8] {
+    pub fn named(&self) -> [(&'static str, u64); 9] {
         [
             ("read", self.read),
             ("inserted", self.inserted),
@@ -378,6 +398,7 @@ impl Counts {
             ("in_doubt", self.in_doubt),
             ("recovered", self.recovered),
             ("deleted", self.deleted),
+            ("resumed", self.resumed),
         ]
     }
 

@@ -4,6 +4,7 @@
 //! the snake_case spellings older cron lines use (`file.rs`: both become
 //! plain kebab-case flags before clap sees them).
 
+mod checkpoint;
 mod file;
 mod kinds;
 mod metrics;
@@ -268,6 +269,10 @@ pub struct Cli {
     #[command(flatten)]
     pub push: PushFlags,
 
+    /// Resumable runs.
+    #[command(flatten)]
+    pub checkpoint: checkpoint::CheckpointFlags,
+
     /// Write the final metrics to this file (atomically) for node_exporter's
     /// textfile collector. Example: --metrics-textfile /var/lib/node_exporter/orders.prom
     #[arg(long, value_name = "PATH", help_heading = "Scheduled runs")]
@@ -403,6 +408,8 @@ impl Cli {
         self.once_not_written(&config)?;
         sink_mysql_delete::refuse_combinations(&config, self.mysql.no_key)?;
         sink_mysql::check_load_mode(&config)?;
+        self.checkpoint
+            .resolve(&mut config, slice, self.file.output_file.as_deref())?;
         Ok(config)
     }
 
@@ -556,6 +563,7 @@ impl Cli {
             SinkConfig::File(FileSinkConfig {
                 output: OutputPath::Stdout,
                 compression: None,
+                resume_bytes: None,
             }),
         );
         config.log_format = self.log_format;

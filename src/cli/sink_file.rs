@@ -63,6 +63,7 @@ impl FileFlags {
         Ok(FileSinkConfig {
             output,
             compression,
+            resume_bytes: None,
         })
     }
 }

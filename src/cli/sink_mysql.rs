@@ -366,6 +366,7 @@ impl MysqlFlags {
             timeout: duration_flag("--db-timeout", &self.db_timeout)?,
             delete_missing: self.delete.resolve(self.load_mode == TableLoad::Replace)?,
             max_shrink: self.delete.bound()?,
+            checkpoint: None,
         })
     }
 

@@ -125,6 +125,8 @@ pub struct MysqlConfig {
     /// `--max-delete` for `--load-mode replace`: how many rows fewer than
     /// the old table the new one may have.
     pub max_shrink: super::MaxDelete,
+    /// `--checkpoint`: its id, recorded with each batch's rows.
+    pub checkpoint: Option<String>,
 }
 
 impl MysqlConfig {

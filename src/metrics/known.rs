@@ -12,14 +12,17 @@ pub(super) enum Which {
     Records,
     /// `pipeline_source_watermark`.
     Watermark,
+    /// `pipeline_source_resumed_records`.
+    Resumed,
 }
 
 pub(super) struct Known {
     bytes: Gauge,
     records: Gauge,
     watermark: Gauge,
+    resumed: Gauge,
     /// Which have been set, by [`Which`].
-    set: [std::sync::atomic::AtomicBool; 3],
+    set: [std::sync::atomic::AtomicBool; 4],
 }
 
 impl Known {
@@ -38,6 +41,10 @@ impl Known {
                 "pipeline_source_watermark",
                 "Where an incremental run (--es-since-field) stands: the value saved in the state file, in seconds since the Unix epoch when it is a date; exported once known.",
             ),
+            resumed: g(
+                "pipeline_source_resumed_records",
+                "Rows a run resumed from --checkpoint skipped because an earlier run of the job had finished them (never counted read); exported when the run resumes.",
+            ),
             set: Default::default(),
         }
     }
@@ -47,6 +54,7 @@ impl Known {
             Which::Bytes => &self.bytes,
             Which::Records => &self.records,
             Which::Watermark => &self.watermark,
+            Which::Resumed => &self.resumed,
         }
     }
 

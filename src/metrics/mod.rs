@@ -403,6 +403,18 @@ impl Metrics {
         self.known.set(&self.registry, known::Which::Watermark, v);
     }
 
+    /// Rows skipped so far because an earlier run finished them
+    /// (`--checkpoint`): `source_resumed_records`.
+    pub fn resumed_records(&self, n: u64) {
+        self.known
+            .set(&self.registry, known::Which::Resumed, n as f64);
+    }
+
+    /// Rows skipped because an earlier run finished them.
+    pub fn resumed(&self) -> u64 {
+        self.known.get(known::Which::Resumed).unwrap_or(0.0) as u64
+    }
+
     /// Records a successful run: sets and from now on exports
     /// `last_success_timestamp_seconds`.
     pub fn mark_success(&self) {
@@ -438,6 +450,7 @@ impl Metrics {
             in_doubt: self.records.in_doubt.get(),
             recovered: self.records.recovered.get(),
             deleted: self.records.deleted.get(),
+            resumed: self.resumed(),
         }
     }
 

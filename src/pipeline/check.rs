@@ -189,6 +189,9 @@ pub fn check(config: &Config) -> Result<Vec<String>, PipelineError> {
     if let Some(l) = config.limit {
         lines.push(format!("source: at most {l} records (--limit)"));
     }
+    if config.checkpoint.is_some() {
+        lines.push(super::resume::describe(config)?);
+    }
     let sink: std::sync::Arc<dyn Sink> = sink::open(&config.sink, fields.as_deref(), true)?;
     lines.extend(sink.plan());
     if let Some(n) = sink.wants_sample() {

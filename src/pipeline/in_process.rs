@@ -31,6 +31,7 @@ fn config(input: &Path, output: &Path) -> Config {
     let sink = SinkConfig::File(FileSinkConfig {
         output: OutputPath::File(output.to_path_buf()),
         compression: None,
+        resume_bytes: None,
     });
     let mut c = Config::new(source, sink);
     c.quiet = true;

@@ -5,6 +5,7 @@
 mod check;
 #[cfg(test)]
 mod in_process;
+mod resume;
 mod summary;
 
 use std::io::IsTerminal;
@@ -55,9 +56,17 @@ pub fn prepare(
             e
         }
     };
+    // --checkpoint: a new one, or the one this run resumes.
+    let start = match &config.checkpoint {
+        Some(c) => Some(
+            crate::checkpoint::start(config, &c.path, c.restart).map_err(counted(Stage::Source))?,
+        ),
+        None => None,
+    };
+    let sink_config = resume::sink_config(&config.sink, start.as_ref());
     let source =
         source::open(&config.source, &metrics, &shutdown).map_err(counted(Stage::Source))?;
-    let sink = sink::open(&config.sink, source.fields().as_deref(), false)
+    let sink = sink::open(&sink_config, source.fields().as_deref(), false)
         .map_err(counted(Stage::Sink))?;
     let hold = match sink.wants_sample() {
         // --create-table from the whole input: regular files are read
@@ -86,8 +95,18 @@ pub fn prepare(
     let dead_letter = DeadLetter::open(config.dead_letter.as_deref())
         .map_err(counted(Stage::Sink))?
         .holding_exit(&shutdown);
+    let tracker = match start {
+        Some(start) => {
+            Some(resume::track(config, start, sink.as_ref()).map_err(counted(Stage::Sink))?)
+        }
+        None => None,
+    };
     let progress = progress_bar(config, "");
     let ctx = Context::new(metrics, shutdown, dead_letter, config.max_errors, progress);
+    if let Some(t) = tracker {
+        ctx.metrics.resumed_records(0);
+        ctx.set_checkpoint(t);
+    }
     if let crate::config::SourceConfig::Elasticsearch(es) = &config.source {
         ctx.set_index(&es.index);
     }
@@ -149,7 +168,10 @@ impl Prepared {
         metrics.set_state(RunState::Running);
         // Batches numbered in input order, for a sink that keeps it with
         // several workers.
-        let order = (sink.ordered() && writers.len() > 1).then(|| std::sync::Mutex::new(0u64));
+        // With --checkpoint every batch is a range of the items sent.
+        let numbered = sink.ordered() && writers.len() > 1;
+        let order =
+            (numbered || ctx.checkpoint().is_some()).then(|| sink::batch::Order::new(numbered));
         std::thread::scope(|scope| {
             let workers = Workers {
                 ctx: &ctx,
@@ -229,7 +251,7 @@ fn queue_capacity(config: &Config, lines: bool) -> usize {
 struct Workers<'a> {
     ctx: &'a Arc<Context>,
     config: &'a Config,
-    order: Option<&'a std::sync::Mutex<u64>>,
+    order: Option<&'a sink::batch::Order>,
     spent: &'a channel::Spent,
     depth: channel::Depth,
     flatten: Option<&'a Flattener>,
@@ -351,6 +373,9 @@ fn settle(
     // one, even failures --accept-errors allows keep the position, so the
     // next run reads them again rather than losing them.
     let kept = ctx.dead_letter().path().is_some();
+    if let Some(t) = ctx.checkpoint() {
+        metrics.resumed_records(t.resumed());
+    }
     let mut staged = None;
     let mut state_note = None;
     if complete && so_far.reconciles() {
@@ -400,6 +425,17 @@ fn settle(
                 p.display(),
                 so_far.failed
             )
+        });
+    }
+    // --checkpoint: removed once the job is complete, else written as of now.
+    if let Some(t) = ctx.checkpoint() {
+        let note = resume::finish(t, sink, committed).unwrap_or_else(|e| {
+            tracing::warn!("checkpoint: {e}");
+            e
+        });
+        state_note = Some(match state_note {
+            Some(s) => format!("{s}; {note}"),
+            None => note,
         });
     }
     // What the source does once its inputs are loaded (--after-load), and

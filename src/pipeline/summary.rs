@@ -75,6 +75,12 @@ impl RunSummary {
                 c.recovered
             ));
         }
+        if c.resumed > 0 {
+            line.push_str(&format!(
+                "; resumed={} rows an earlier run of the job had finished were skipped (--checkpoint)",
+                c.resumed
+            ));
+        }
         if c.deleted > 0 {
             line.push_str(&format!(
                 "; deleted={} rows the source no longer has (--delete-missing)",

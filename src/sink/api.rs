@@ -93,6 +93,18 @@ pub trait BatchWriter: Send {
     /// Batch number `seq` will not be written (the sink failed earlier): the
     /// batches after it need not wait for it.
     fn skip(&mut self, _seq: Option<u64>) {}
+
+    /// `--checkpoint`: the rows of the next batch, for a sink that records
+    /// them in the batch's own transaction (MySQL), so that a resumed run
+    /// skips a batch that committed after the checkpoint was last written.
+    fn set_coverage(&mut self, _coverage: Option<crate::checkpoint::Coverage>) {}
+
+    /// The output's length right after this writer's last batch (a file
+    /// sink, which writes batches in order): where a resumed run cuts it
+    /// back to.
+    fn position(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// An opened sink.
@@ -134,6 +146,22 @@ pub trait Sink: Send + Sync {
     fn replaces_all(&self) -> bool {
         false
     }
+
+    /// `--checkpoint`: the output's length before any batch (a file sink).
+    fn output_position(&self) -> Option<u64> {
+        None
+    }
+
+    /// `--checkpoint` `id`: the rows of the batches that committed under
+    /// it, as recorded with them ([`BatchWriter::set_coverage`]), each as
+    /// its coverage text. Nothing for a sink that does not record them.
+    fn checkpoint_coverage(&self, _id: &str) -> Result<Vec<String>, PipelineError> {
+        Ok(Vec::new())
+    }
+
+    /// `--checkpoint` `id` is done (its job completed): what was recorded
+    /// for it goes.
+    fn checkpoint_complete(&self, _id: &str) {}
 
     /// Called once after every worker has stopped. `complete` is true when
     /// the run read everything and nothing fatal happened; a file sink then

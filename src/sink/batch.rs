@@ -18,17 +18,37 @@ use crate::record::{Lines, Record};
 
 use super::api::{BatchError, BatchWriter, InDoubt};
 
+/// Batches taken whole and in queue order: the next batch's number and
+/// the number of items taken before it.
+#[derive(Default)]
+pub struct Order {
+    next: Mutex<(u64, u64)>,
+    /// The sink is told each batch's number (it keeps input order).
+    numbered: bool,
+}
+
+impl Order {
+    /// Batches taken in order; `numbered`: the sink is told their numbers.
+    pub fn new(numbered: bool) -> Order {
+        Order {
+            next: Mutex::default(),
+            numbered,
+        }
+    }
+}
+
 /// Runs one sink worker until the channel is closed and drained. With
-/// `order` (a sink that keeps input order, several workers) each batch is
-/// taken whole under that lock and numbered from it, so batch numbers follow
-/// the input and the sink writes them in that order.
+/// `order` (a sink that keeps input order with several workers, or
+/// `--checkpoint`) each batch is taken whole under that lock and numbered
+/// from it, so batch numbers follow the input and the sink writes them in
+/// that order, and each batch is a range of the items sent.
 pub fn run_worker(
     rx: Receiver<Item>,
     mut writer: Box<dyn BatchWriter>,
     ctx: &Context,
     batch_size: usize,
     batch_timeout: Duration,
-    order: Option<&Mutex<u64>>,
+    order: Option<&Order>,
     (spent, depth, flatten): (&Spent, &Depth, Option<&Flattener>),
 ) {
     let _active = ctx.metrics.worker_active(Stage::Sink);
@@ -36,15 +56,20 @@ pub fn run_worker(
     // Once the sink has failed, later batches are failed (and dead-lettered)
     // instead of written, so everything read is still accounted for.
     let mut broken: Option<BatchError> = None;
-    let number = |taking: &mut Option<std::sync::MutexGuard<'_, u64>>| {
+    let numbered = order.is_some_and(|o| o.numbered);
+    // A batch's number (for the sink) and its items' range.
+    let number = |taking: &mut Option<std::sync::MutexGuard<'_, (u64, u64)>>, items: usize| {
         taking.as_mut().map(|next| {
-            let seq = **next;
-            **next += 1;
-            seq
+            let (seq, from) = **next;
+            **next = (seq + 1, from + items as u64);
+            (seq, (from, from + items as u64))
         })
     };
+    let split = |taken: Option<(u64, (u64, u64))>| {
+        (taken.filter(|_| numbered).map(|t| t.0), taken.map(|t| t.1))
+    };
     loop {
-        let mut taking = order.map(|m| m.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut taking = order.map(|m| m.next.lock().unwrap_or_else(|e| e.into_inner()));
         let Ok(first) = rx.recv() else {
             break;
         };
@@ -52,11 +77,17 @@ pub fn run_worker(
         let first = match first {
             Item::Lines(lines) => {
                 depth.took_lines(lines.len());
-                let seq = number(&mut taking);
+                let (seq, span) = split(number(&mut taking, lines.len()));
                 drop(taking);
                 ctx.metrics.queue_depth(depth.records(rx.len()));
                 let batch = Batch::Lines(&lines);
-                flush(batch, writer.as_mut(), ctx, (started, seq), &mut broken);
+                flush(
+                    batch,
+                    writer.as_mut(),
+                    ctx,
+                    (started, seq, span),
+                    &mut broken,
+                );
                 continue;
             }
             Item::Record(r) => r,
@@ -82,8 +113,11 @@ pub fn run_worker(
                 }
             }
         }
-        let seq = number(&mut taking);
-        let after_seq = after.as_ref().and_then(|_| number(&mut taking));
+        let (seq, span) = split(number(&mut taking, batch.len()));
+        let (after_seq, after_span) = match &after {
+            Some(lines) => split(number(&mut taking, lines.len())),
+            None => (None, None),
+        };
         drop(taking);
         ctx.metrics.queue_depth(depth.records(rx.len()));
         let flat = flatten.map(|f| flattened(f, &batch, ctx));
@@ -91,7 +125,13 @@ pub fn run_worker(
             Some((flat, from)) => Batch::Flat(flat, &batch, from),
             None => Batch::Records(&batch),
         };
-        flush(records, writer.as_mut(), ctx, (started, seq), &mut broken);
+        flush(
+            records,
+            writer.as_mut(),
+            ctx,
+            (started, seq, span),
+            &mut broken,
+        );
         spent.give(&mut batch);
         if let Some(lines) = after {
             let batch = Batch::Lines(&lines);
@@ -99,7 +139,7 @@ pub fn run_worker(
                 batch,
                 writer.as_mut(),
                 ctx,
-                (Instant::now(), after_seq),
+                (Instant::now(), after_seq, after_span),
                 &mut broken,
             );
         }
@@ -166,9 +206,14 @@ fn flush(
     batch: Batch<'_>,
     writer: &mut dyn BatchWriter,
     ctx: &Context,
-    (started, seq): (Instant, Option<u64>),
+    (started, seq, span): (Instant, Option<u64>, Option<(u64, u64)>),
     broken: &mut Option<BatchError>,
 ) {
+    // --checkpoint: the batch's rows, recorded with it by a sink that can.
+    let tracker = ctx.checkpoint().filter(|_| span.is_some());
+    if let (Some(t), Some((lo, hi))) = (tracker, span) {
+        writer.set_coverage(Some(t.coverage(lo, hi)));
+    }
     let mut report = BatchReport {
         size: batch.len() as u64,
         ..Default::default()
@@ -196,6 +241,11 @@ fn flush(
             r
         }
     };
+    // The batch is done, for the checkpoint, when it committed (its
+    // failures, one by one, kept like any run's); not when it is in doubt
+    // or the sink broke: a resumed run writes those records again, and a
+    // sink that records its batches skips the ones that did commit.
+    let done = matches!(&result, Ok(r) if r.in_doubt.is_none() && r.broken.is_none());
     match result {
         Ok(res) => {
             report.ok = true;
@@ -237,6 +287,9 @@ fn flush(
                 *broken = Some(e);
             }
         }
+    }
+    if let (true, Some(t), Some((lo, hi))) = (done, tracker, span) {
+        t.done(lo, hi, writer.position());
     }
     report.batch_elapsed = started.elapsed();
     tracing::debug!(

@@ -99,7 +99,7 @@ pub struct FileSink {
 
 /// Opens `partial` for this run alone: created if missing, locked, and only
 /// then emptied. A run that finds it locked gets [`PipelineError::Busy`].
-fn open_locked(partial: &Path, target: &Path) -> Result<File, PipelineError> {
+fn open_locked(partial: &Path, target: &Path, keep: Option<u64>) -> Result<File, PipelineError> {
     use std::os::unix::fs::MetadataExt;
     let open_err = |source: io::Error| PipelineError::OpenOutput {
         what: "--output-file",
@@ -130,7 +130,18 @@ fn open_locked(partial: &Path, target: &Path) -> Result<File, PipelineError> {
         let ours = file.metadata().map_err(open_err)?;
         match std::fs::symlink_metadata(partial) {
             Ok(m) if m.dev() == ours.dev() && m.ino() == ours.ino() => {
-                file.set_len(0).map_err(open_err)?;
+                // A resumed run keeps what the checkpoint says was written.
+                let keep = keep.unwrap_or(0);
+                if ours.len() < keep {
+                    return Err(PipelineError::Config(format!(
+                        "{} holds {} bytes but the checkpoint says {keep} were written: it was cut or replaced since; --restart to write the output from the start",
+                        partial.display(),
+                        ours.len()
+                    )));
+                }
+                file.set_len(keep).map_err(open_err)?;
+                let mut file = file;
+                io::Seek::seek(&mut file, io::SeekFrom::Start(keep)).map_err(open_err)?;
                 return Ok(file);
             }
             Ok(_) | Err(_) => continue,
@@ -179,13 +190,19 @@ impl FileSink {
                     });
                 }
                 let partial = partial_path(path);
-                let file = open_locked(&partial, path)?;
+                if config.resume_bytes.is_some() && !partial.exists() {
+                    return Err(PipelineError::Config(format!(
+                        "the checkpoint goes on writing {} but it is gone (moved, or the output completed and was renamed); --restart to write the output from the start",
+                        partial.display()
+                    )));
+                }
+                let file = open_locked(&partial, path, config.resume_bytes)?;
                 (Out::File(file), Some(path.clone()), Some(partial))
             }
         };
         let mut out = out;
-        let mut written = 0;
-        if let Some(kind) = config.compression {
+        let mut written = config.resume_bytes.unwrap_or(0);
+        if let (Some(kind), None) = (config.compression, config.resume_bytes) {
             // An empty member (frame) first: the output is a valid stream
             // from the start, whenever the run ends and however few records
             // it wrote (an empty file is not a valid gzip or zstd file).
@@ -228,6 +245,8 @@ struct FileWriter {
     buf: Vec<u8>,
     /// End offset in `buf` of each record's line.
     ends: Vec<usize>,
+    /// The output's length right after this writer's last batch.
+    end: std::cell::Cell<Option<u64>>,
 }
 
 /// Writes `buf` to `out`, returning how many bytes went out before an error.
@@ -285,6 +304,10 @@ fn not_written(indexes: std::ops::Range<usize>, reason: &str) -> Vec<Rejected> {
 impl BatchWriter for FileWriter {
     fn write_batch(&mut self, batch: &[Record]) -> Result<BatchResult, BatchError> {
         self.write_batch_at(None, batch)
+    }
+
+    fn position(&self) -> Option<u64> {
+        self.end.get()
     }
 
     fn skip(&mut self, seq: Option<u64>) {
@@ -383,7 +406,9 @@ impl FileWriter {
                 .expect("output lock"),
             None => state,
         };
-        self.write_locked(&mut state, buf, ends, per_end)
+        let result = self.write_locked(&mut state, buf, ends, per_end);
+        self.end.set(Some(state.written));
+        result
     }
 
     /// Writes encoded lines to the output, the lock held.
@@ -466,6 +491,11 @@ impl Sink for FileSink {
         true
     }
 
+    fn output_position(&self) -> Option<u64> {
+        let state = self.shared.state.lock().expect("output lock");
+        matches!(state.out, Some(Out::File(_))).then_some(state.written)
+    }
+
     fn takes_lines(&self) -> bool {
         true
     }
@@ -496,6 +526,7 @@ impl Sink for FileSink {
             packed: Vec::new(),
             buf: Vec::with_capacity(256 * 1024),
             ends: Vec::new(),
+            end: Default::default(),
         }))
     }
 
@@ -581,6 +612,7 @@ mod tests {
         let config = FileSinkConfig {
             output: OutputPath::File(target.clone()),
             compression: None,
+            resume_bytes: None,
         };
         let sink = FileSink::open(&config).unwrap();
         let lines = b"{\"id\":1}\n";
@@ -590,6 +622,7 @@ mod tests {
             packed: Vec::new(),
             buf: Vec::new(),
             ends: Vec::new(),
+            end: Default::default(),
         };
         let r = w.write_in_turn(None, lines, &[lines.len()], 1);
         assert_eq!(r.inserted, 1);

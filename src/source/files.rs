@@ -197,6 +197,8 @@ impl Source for FileList {
             };
             tracing::debug!("reading {} ({} of {})", file.display(), i + 1, files.len());
             ctx.set_input(Some(file.display().to_string().into()));
+            // --checkpoint: each file's rows are numbered on their own.
+            out.begin_stream(i as u32, 0);
             let result = source.run(out);
             ctx.set_input(None);
             result?;

@@ -11,6 +11,7 @@ mod csv_reader;
 mod csv_row;
 pub mod elasticsearch;
 mod files;
+mod follow;
 mod gzip_parallel;
 pub mod input;
 mod json_object;

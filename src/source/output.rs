@@ -69,6 +69,8 @@ pub struct SourceOutput<'a> {
     started: Instant,
     /// Records the sinks are done with, to fill again.
     spare: Vec<Record>,
+    /// `--checkpoint`: each row's ordinal, the rows to skip.
+    follow: Option<super::follow::Follow>,
 }
 
 /// Rows a chunk of records starts with room for.
@@ -97,6 +99,30 @@ impl<'a> SourceOutput<'a> {
             rows: 0,
             started: Instant::now(),
             spare: Vec::new(),
+            follow: ctx
+                .checkpoint()
+                .map(|t| super::follow::Follow::new(t.clone())),
+        }
+    }
+
+    /// From now on the rows read are of stream `stream` (the file of a
+    /// list, the slice of an index), the next one numbered `after + 1`
+    /// (`--checkpoint`; nothing without).
+    pub fn begin_stream(&mut self, stream: u32, after: u64) {
+        if self.follow.is_some() {
+            self.count_rows();
+            self.send_pending();
+        }
+        if let Some(f) = &mut self.follow {
+            f.begin(stream, after);
+        }
+    }
+
+    /// Where the source can go on from once the chunk being read is sent
+    /// (`--checkpoint`: a point in time and the last sort values).
+    pub fn set_resume_state(&mut self, state: impl FnOnce() -> serde_json::Value) {
+        if let Some(f) = &mut self.follow {
+            f.set_state(state());
         }
     }
 
@@ -196,9 +222,19 @@ impl<'a> SourceOutput<'a> {
         self.left = self.left.saturating_sub(n);
     }
 
+    /// True when the next row is one an earlier run finished
+    /// (`--checkpoint`): it is skipped. `item`: it would be sent.
+    #[inline]
+    fn skipped(&mut self, item: bool) -> bool {
+        self.follow.as_mut().is_some_and(|f| f.next(item))
+    }
+
     /// A row became `record`.
     #[inline]
     pub fn push(&mut self, record: Record) {
+        if self.skipped(true) {
+            return;
+        }
         self.took_rows(1);
         match &mut self.pending {
             Pending::Records(chunk) => chunk.push(record),
@@ -209,6 +245,15 @@ impl<'a> SourceOutput<'a> {
     /// A row was added to [`SourceOutput::pending`] by the source.
     #[inline]
     pub fn took(&mut self) {
+        if self.skipped(true) {
+            match &mut self.pending {
+                Pending::Records(chunk) => {
+                    chunk.pop();
+                }
+                Pending::Lines(lines) => lines.truncate(lines.len().saturating_sub(1)),
+            }
+            return;
+        }
         self.took_rows(1);
     }
 
@@ -216,6 +261,9 @@ impl<'a> SourceOutput<'a> {
     /// counted read, then it is failed and kept in the dead-letter file.
     /// True when reading must stop (the error budget is spent).
     pub fn reject(&mut self, line: u64, raw: &[u8], error_type: ErrorType, reason: &str) -> bool {
+        if self.skipped(false) {
+            return self.ctx.should_stop_reading();
+        }
         self.took_rows(1);
         self.count_rows();
         self.ctx.reject_row(line, raw, error_type, reason);
@@ -226,6 +274,20 @@ impl<'a> SourceOutput<'a> {
     /// records read before them, all counted read first; cut to what
     /// `--limit` leaves. True when they were cut: reading ends.
     pub fn send_lines(&mut self, mut lines: Lines) -> bool {
+        if self.follow.is_some() {
+            // The chunk before the lines goes as a chunk of its own.
+            self.count_rows();
+            self.send_pending();
+            let follow = self.follow.as_mut().expect("following");
+            let keep: Vec<bool> = (0..lines.len()).map(|_| !follow.next(true)).collect();
+            if keep.contains(&false) {
+                lines.retain(|i| keep[i]);
+            }
+            self.took_rows(lines.len() as u64);
+            self.count_rows();
+            self.send_lines_now(lines);
+            return false;
+        }
         self.at_limit();
         let cut = lines.len() as u64 > self.left;
         if cut {
@@ -258,7 +320,7 @@ impl<'a> SourceOutput<'a> {
         let bytes = self.shared.bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
         self.ctx.metrics.fetch_observed(took);
         self.send_pending();
-        self.ctx.progress(bytes, read);
+        self.ctx.progress(bytes, read + self.resumed());
     }
 
     /// Ends a page whose bytes and fetch time were counted as it came:
@@ -267,7 +329,7 @@ impl<'a> SourceOutput<'a> {
         let read = self.count_rows();
         self.send_pending();
         let bytes = self.shared.bytes.load(Ordering::Relaxed);
-        self.ctx.progress(bytes, read);
+        self.ctx.progress(bytes, read + self.resumed());
     }
 
     /// Reading failed: what the chunk holds is counted and sent, so every
@@ -277,6 +339,11 @@ impl<'a> SourceOutput<'a> {
         self.send_pending();
     }
 
+    /// Rows skipped because an earlier run finished them (`--checkpoint`).
+    pub fn resumed(&self) -> u64 {
+        self.follow.as_ref().map_or(0, |f| f.tracker.resumed())
+    }
+
     /// Counts the chunk's rows read; returns the rows read in all.
     fn count_rows(&mut self) -> u64 {
         let rows = std::mem::take(&mut self.rows);
@@ -284,7 +351,23 @@ impl<'a> SourceOutput<'a> {
         self.shared.read.fetch_add(rows, Ordering::Relaxed) + rows
     }
 
+    /// Sends `lines` as a chunk of their own (`--checkpoint`).
+    fn send_lines_now(&mut self, lines: Lines) {
+        let follow = self.follow.as_mut().expect("following");
+        let tracker = follow.tracker.clone();
+        let _turn = tracker.lock_send();
+        if let Some(all) = follow.sending() {
+            self.ctx.metrics.resumed_records(all);
+        }
+        self.sender.send_lines(lines, self.ctx);
+    }
+
     fn send_pending(&mut self) {
+        let tracker = self.follow.as_ref().map(|f| f.tracker.clone());
+        let _turn = tracker.as_ref().map(|t| t.lock_send());
+        if let Some(all) = self.follow.as_mut().and_then(|f| f.sending()) {
+            self.ctx.metrics.resumed_records(all);
+        }
         match &mut self.pending {
             Pending::Records(chunk) => self.sender.send_all(chunk, self.ctx),
             Pending::Lines(lines) if !lines.is_empty() => {

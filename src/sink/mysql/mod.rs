@@ -13,6 +13,7 @@ mod add_columns;
 mod check;
 mod conn;
 mod convert;
+mod covered;
 mod ddl;
 mod delete;
 mod fit;
@@ -433,6 +434,9 @@ impl MysqlSink {
             ),
         })??;
         check_table(cfg, probe.table.as_ref(), fields)?;
+        if cfg.checkpoint.is_some() && !dry {
+            runtime().block_on(covered::create(&opts, cfg))?;
+        }
         let load_data = use_load_data(cfg, probe.local_infile)?;
         let missing = runtime().block_on(delete::prepare(&opts, cfg, probe.table.as_ref(), dry))?;
         let replace =
@@ -560,6 +564,14 @@ impl Sink for MysqlSink {
 
     fn replaces_all(&self) -> bool {
         self.shared.replace.is_some()
+    }
+
+    fn checkpoint_coverage(&self, id: &str) -> Result<Vec<String>, PipelineError> {
+        runtime().block_on(covered::load(&self.shared.opts, &self.shared.cfg, id))
+    }
+
+    fn checkpoint_complete(&self, id: &str) {
+        runtime().block_on(covered::forget(&self.shared.opts, &self.shared.cfg, id));
     }
 
     fn wants_sample(&self) -> Option<u64> {

@@ -41,6 +41,8 @@ pub(super) struct MysqlWriter {
     last_marker: Option<String>,
     /// Set when the batch just tried is in doubt.
     in_doubt: Option<InDoubt>,
+    /// `--checkpoint`: the next batch's rows, recorded in its transaction.
+    coverage: Option<crate::checkpoint::Coverage>,
 }
 
 impl MysqlWriter {
@@ -70,6 +72,7 @@ impl MysqlWriter {
             xid_seq: 0,
             last_marker: None,
             in_doubt: None,
+            coverage: None,
         }
     }
 
@@ -87,6 +90,7 @@ impl MysqlWriter {
             xid_seq: 0,
             last_marker: None,
             in_doubt: None,
+            coverage: None,
         }
     }
 
@@ -154,6 +158,10 @@ impl Drop for MysqlWriter {
 }
 
 impl BatchWriter for MysqlWriter {
+    fn set_coverage(&mut self, coverage: Option<crate::checkpoint::Coverage>) {
+        self.coverage = coverage;
+    }
+
     fn write_batch(&mut self, batch: &[Record]) -> Result<BatchResult, BatchError> {
         let mut table = self.table(batch)?;
         if self.shared.cfg.add_columns {
@@ -255,6 +263,9 @@ impl MysqlWriter {
         }
         let xid = self.next_xid();
         let tally = self.write_groups(table, rows, &xid).await?;
+        if let (Some(c), Some(conn)) = (&self.coverage, self.conn.as_mut()) {
+            super::covered::record(conn, &self.shared.cfg, &xid, c).await?;
+        }
         if let (Some(m), Some(conn)) = (&self.shared.missing, self.conn.as_mut()) {
             m.note(conn, rows, limit, self.shared.max_packet).await?;
         }

@@ -69,6 +69,15 @@ pub struct EsSource {
     limited: bool,
 }
 
+/// The point in time a run resumed from `--checkpoint` reads on.
+fn saved_pit(ctx: &Context) -> Option<String> {
+    let resume = ctx.checkpoint()?.resume()?;
+    resume
+        .state
+        .values()
+        .find_map(|(_, at)| at["pit"].as_str().map(str::to_string))
+}
+
 /// The count of a `_count` answer or a `size: 0` search.
 fn count_of(answer: &Json) -> u64 {
     answer["count"]
@@ -137,13 +146,25 @@ impl EsSource {
     ) -> SliceEnd {
         let mut scrolls = Vec::new();
         let _active = out.ctx().metrics.worker_active(Stage::Source);
-        let mut cursor = match pit {
-            Some(id) => Cursor::Pit {
+        // --checkpoint, resumed: the slice goes on after the sort values of
+        // its last page done, its documents numbered on from there.
+        let resumed = out
+            .ctx()
+            .checkpoint()
+            .and_then(|t| t.resume())
+            .and_then(|r| r.state.get(&slice).cloned());
+        let mut cursor = match (pit, &resumed) {
+            (Some(_), Some((_, at))) if at["pit"].is_string() => Cursor::Pit {
+                id: at["pit"].as_str().unwrap_or_default().to_string(),
+                after: Some(at["after"].clone()).filter(|a| !a.is_null()),
+            },
+            (Some(id), _) => Cursor::Pit {
                 id: id.to_string(),
                 after: None,
             },
-            None => Cursor::ScrollStart,
+            (None, _) => Cursor::ScrollStart,
         };
+        out.begin_stream(slice, resumed.as_ref().map_or(0, |r| r.0));
         let (mut total, mut first, mut limited) = (0u64, true, false);
         let mut schemas = SchemaCache::default();
         let mut mark = Mark::default();
@@ -170,6 +191,9 @@ impl EsSource {
             }
             if let Some(new_scroll) = cursor.advance(&page) {
                 scrolls.push(new_scroll);
+            }
+            if let Cursor::Pit { id, after } = &cursor {
+                out.set_resume_state(|| json!({"pit": id, "after": after}));
             }
             if page.len() == 0 {
                 break Ok(total);
@@ -351,19 +375,33 @@ impl Source for EsSource {
 
     fn run(&mut self, out: &mut SourceOutput) -> Result<(), PipelineError> {
         let ctx = out.ctx();
-        let (pit, count) = self
-            .open_reading(ctx)
-            .map_err(|e| self.run_error(e, &ctx.metrics, 0))?;
+        if ctx.checkpoint().is_some() && self.paging == Paging::Scroll {
+            return Err(PipelineError::Config(format!(
+                "--checkpoint needs a point in time to go on from; {} offers only scroll here (--es-mode), whose pages cannot be asked for again",
+                self.server
+            )));
+        }
+        let (pit, count) = self.open_reading(ctx).map_err(|e| match saved_pit(ctx) {
+            Some(_) if !matches!(e, EsError::Stopped) => PipelineError::Config(format!(
+                "--checkpoint: the point in time it reads on is gone or cannot be read ({}); it expires --es-keep-alive {} after the last page asked for, or when the server restarts; --restart to export the index from the start",
+                e.message(),
+                self.cfg.keep_alive
+            )),
+            _ => self.run_error(e, &ctx.metrics, 0),
+        })?;
         if !self.scroll_slice() {
             out.progress_total_records(count);
         }
         let ends = self.read_slices(pit.as_deref(), out);
         // Always release what the server holds for us.
         // (Not a point in time opened beforehand: the other processes of
-        // the job may still be reading it.)
+        // the job may still be reading it; nor one a run stopped part way
+        // with --checkpoint goes on reading when resumed: it expires after
+        // --es-keep-alive.)
         let rt = runtime();
         let last_pit = ends.iter().rev().find_map(|e| e.pit.clone()).or(pit);
-        if let (Some(id), None) = (&last_pit, &self.cfg.pit_id) {
+        let resumable = ctx.checkpoint().is_some() && ctx.should_stop_reading();
+        if let (Some(id), None, false) = (&last_pit, &self.cfg.pit_id, resumable) {
             rt.block_on(self.close_pit(id));
         }
         let scrolls = ends
@@ -372,7 +410,8 @@ impl Source for EsSource {
             .collect();
         rt.block_on(self.clear_scrolls(scrolls));
 
-        let read = out.read();
+        // Documents an earlier run finished count as read here.
+        let read = out.read() + out.resumed();
         self.limited = ends.iter().any(|e| e.limited);
         let mut slice_totals = 0u64;
         for end in ends {
@@ -449,6 +488,10 @@ impl EsSource {
         runtime().block_on(async {
             match self.paging {
                 Paging::EsPit | Paging::OsPit => {
+                    // --checkpoint, resumed: the point in time it read.
+                    if let Some(id) = saved_pit(ctx) {
+                        return Ok((Some(id.clone()), self.count_in_pit(&id).await?));
+                    }
                     let (id, ours) = match &self.cfg.pit_id {
                         Some(id) => (id.clone(), false),
                         None => (self.open_pit().await?, true),

@@ -1,0 +1,130 @@
+//! `--checkpoint` at the start and the end of a run: what it resumes, the
+//! tracker that follows it, and what becomes of the file when it ends.
+
+use std::sync::Arc;
+
+use crate::checkpoint::{Coverage, Header, Start, Tracker};
+use crate::config::{Config, SinkConfig};
+use crate::error::PipelineError;
+use crate::sink::Sink;
+
+/// The sink's settings for a run with checkpoint `start`: a MySQL sink
+/// records each batch's rows under its id; a resumed file sink keeps its
+/// `.partial` up to where the checkpoint says.
+pub(super) fn sink_config(sink: &SinkConfig, start: Option<&Start>) -> SinkConfig {
+    let mut sink = sink.clone();
+    if let Some(start) = start {
+        match &mut sink {
+            SinkConfig::Mysql(m) => m.checkpoint = Some(start.id.clone()),
+            SinkConfig::File(f) => {
+                f.resume_bytes = start.resume.as_ref().and_then(|r| r.output_bytes)
+            }
+        }
+    }
+    sink
+}
+
+/// The tracker of a run with checkpoint `start`, the sink open: what the
+/// sink recorded of batches beyond the checkpoint is skipped too. The
+/// checkpoint is written before anything is read, so a run killed at any
+/// moment after this leaves one to resume from.
+pub(super) fn track(
+    config: &Config,
+    start: Start,
+    sink: &dyn Sink,
+) -> Result<Arc<Tracker>, PipelineError> {
+    let c = config.checkpoint.as_ref().expect("--checkpoint");
+    let Start {
+        id,
+        identity,
+        mut resume,
+    } = start;
+    if let Some(r) = &mut resume {
+        for text in sink.checkpoint_coverage(&id)? {
+            for (stream, lo, hi) in Coverage::parse(&text) {
+                r.cover(stream, lo, hi);
+            }
+        }
+        r.settle();
+        tracing::info!(
+            checkpoint = %c.path.display(),
+            "resuming from checkpoint {}: {} rows done by earlier runs are skipped",
+            c.path.display(),
+            r.done_rows()
+        );
+    }
+    let header = Header {
+        path: c.path.clone(),
+        id,
+        identity,
+    };
+    let tracker = Tracker::new(header, c.every, resume, sink.output_position());
+    tracker.save_now().map_err(|e| {
+        PipelineError::Config(format!(
+            "--checkpoint '{}' cannot be written: {e}; check that its directory exists and is writable, or give another path",
+            c.path.display()
+        ))
+    })?;
+    Ok(Arc::new(tracker))
+}
+
+/// The run is over: a complete run (its output in place) removes the
+/// checkpoint and what the sink recorded under it; any other writes it as
+/// of now. Returns what the summary says of it.
+pub(super) fn finish(
+    tracker: &Tracker,
+    sink: &dyn Sink,
+    committed: bool,
+) -> Result<String, String> {
+    tracker.finish(committed)?;
+    if committed {
+        sink.checkpoint_complete(tracker.id());
+    }
+    Ok(tracker.note(committed))
+}
+
+/// What a run would do with its `--checkpoint`, for `--check`: resume from
+/// it (and from where), start it, or refuse it (the error).
+pub(super) fn describe(config: &Config) -> Result<String, PipelineError> {
+    let c = config.checkpoint.as_ref().expect("--checkpoint");
+    let path = c.path.display();
+    let start = crate::checkpoint::start(config, &c.path, c.restart)?;
+    Ok(match &start.resume {
+        Some(r) => {
+            let streams: Vec<String> = r
+                .frontier
+                .iter()
+                .map(|(s, o)| format!("{} up to row {o}", stream_name(config, *s)))
+                .collect();
+            format!(
+                "checkpoint: a run would resume from {path}: {} rows done by earlier runs are skipped ({}){}",
+                r.done_rows(),
+                if streams.is_empty() { "none yet".to_string() } else { streams.join(", ") },
+                match &config.sink {
+                    SinkConfig::Mysql(_) => "; and the rows of batches that committed after it was written",
+                    SinkConfig::File(_) => "; the output's .partial is kept up to its last batch done",
+                }
+            )
+        }
+        None if c.restart && c.path.exists() => format!(
+            "checkpoint: {path} would be discarded (--restart): the run starts from the beginning"
+        ),
+        None => format!(
+            "checkpoint: none at {path}: a run starts from the beginning and records there, as batches commit, where to resume"
+        ),
+    })
+}
+
+/// How a stream of the source is named: its file, its slice.
+fn stream_name(config: &Config, stream: u32) -> String {
+    match &config.source {
+        crate::config::SourceConfig::Elasticsearch(_) => format!("slice {stream}"),
+        _ => {
+            let files = config.source.input_files().1;
+            match files.get(stream as usize) {
+                Some(f) => f.display().to_string(),
+                None => format!("file {}", stream + 1),
+            }
+        }
+    }
+}
