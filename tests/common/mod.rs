@@ -6,6 +6,7 @@
 
 pub mod binary;
 pub mod es;
+pub mod kill_loop;
 pub mod mariadb;
 pub mod mysql;
 pub mod net;
