@@ -54,6 +54,8 @@ pub struct Resume {
     pub output_bytes: Option<u64>,
     /// Records the earlier runs loaded, as the checkpoint says.
     pub loaded: u64,
+    /// What the source as a whole goes on from (an index's point in time).
+    pub source: Option<Json>,
 }
 
 impl Resume {
@@ -231,6 +233,7 @@ fn parse_resume(saved: &Json) -> Option<Resume> {
     let mut r = Resume {
         output_bytes: saved["output_bytes"].as_u64(),
         loaded: saved["loaded"].as_u64().unwrap_or(0),
+        source: Some(saved["source"].clone()).filter(|s| !s.is_null()),
         ..Resume::default()
     };
     for (s, at) in saved["streams"].as_object()? {

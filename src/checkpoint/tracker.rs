@@ -74,6 +74,9 @@ struct Inner {
     saved: Instant,
     /// Set once a write failed (said once).
     failed: bool,
+    /// What the source as a whole goes on from (an index's point in time),
+    /// written before anything of it is sent.
+    pinned: Option<Json>,
 }
 
 /// See the module's documentation.
@@ -128,6 +131,7 @@ impl Tracker {
                 carried,
                 saved: Instant::now(),
                 failed: false,
+                pinned: resume.as_ref().and_then(|r| r.source.clone()),
             }),
             resume,
             resumed: AtomicU64::new(0),
@@ -180,6 +184,17 @@ impl Tracker {
         if items == 0 {
             advance(&mut inner);
         }
+    }
+
+    /// What the source as a whole goes on from (the point in time an index
+    /// is read in): written now, before anything read in it is sent, so
+    /// that whatever commits can be told apart by a resumed run.
+    pub fn pin(&self, source: Json) -> std::io::Result<()> {
+        let mut inner = self.inner();
+        inner.pinned = Some(source);
+        inner.saved = Instant::now();
+        let text = self.text(&inner);
+        crate::fsutil::write_atomic(&self.header.path, &text)
     }
 
     /// `n` rows skipped: an earlier run had loaded them.
@@ -314,6 +329,7 @@ impl Tracker {
                 "covered": covered,
                 "output_bytes": inner.output,
                 "loaded": loaded,
+                "source": inner.pinned,
             }),
         )
     }

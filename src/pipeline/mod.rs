@@ -64,7 +64,7 @@ pub fn prepare(
         None => None,
     };
     let sink_config = resume::sink_config(&config.sink, start.as_ref());
-    let source =
+    let mut source =
         source::open(&config.source, &metrics, &shutdown).map_err(counted(Stage::Source))?;
     let sink = sink::open(&sink_config, source.fields().as_deref(), false)
         .map_err(counted(Stage::Sink))?;
@@ -97,6 +97,11 @@ pub fn prepare(
         .holding_exit(&shutdown);
     let tracker = match start {
         Some(start) => {
+            // A source that cannot go on from the checkpoint says so
+            // before the checkpoint is written again.
+            source
+                .checkpointed(start.resume.as_ref())
+                .map_err(counted(Stage::Source))?;
             Some(resume::track(config, start, sink.as_ref()).map_err(counted(Stage::Sink))?)
         }
         None => None,

@@ -98,6 +98,16 @@ pub trait Source: Send {
         false
     }
 
+    /// `--checkpoint`: the run follows a checkpoint, resuming `resume`
+    /// when there is one. A source that cannot go on from a saved position
+    /// refuses it now, before anything is read or written (exit 2).
+    fn checkpointed(
+        &mut self,
+        _resume: Option<&crate::checkpoint::Resume>,
+    ) -> Result<(), PipelineError> {
+        Ok(())
+    }
+
     /// The records come from `origin`, one of several input files: their
     /// schemas say so (for dead-letter entries). Called before `run`.
     fn set_origin(&mut self, _origin: std::sync::Arc<str>) {}

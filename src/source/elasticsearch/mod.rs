@@ -67,15 +67,21 @@ pub struct EsSource {
     server: String,
     /// `--limit` cut the read short.
     limited: bool,
+    /// `--checkpoint`, resumed: the point in time read on, and its count.
+    resumed_at: Option<(String, u64)>,
 }
 
-/// The point in time a run resumed from `--checkpoint` reads on.
-fn saved_pit(ctx: &Context) -> Option<String> {
-    let resume = ctx.checkpoint()?.resume()?;
+/// The point in time a run resumed from `--checkpoint` reads on: the
+/// latest id a slice was given, or the one the first run opened.
+fn saved_pit(resume: &crate::checkpoint::Resume) -> Option<String> {
     resume
         .state
         .values()
         .find_map(|(_, at)| at["pit"].as_str().map(str::to_string))
+        .or_else(|| {
+            let source = resume.source.as_ref()?;
+            source["pit"].as_str().map(str::to_string)
+        })
 }
 
 /// The count of a `_count` answer or a `size: 0` search.
@@ -373,22 +379,53 @@ impl Source for EsSource {
         lines
     }
 
-    fn run(&mut self, out: &mut SourceOutput) -> Result<(), PipelineError> {
-        let ctx = out.ctx();
-        if ctx.checkpoint().is_some() && self.paging == Paging::Scroll {
+    fn checkpointed(
+        &mut self,
+        resume: Option<&crate::checkpoint::Resume>,
+    ) -> Result<(), PipelineError> {
+        if self.paging == Paging::Scroll {
             return Err(PipelineError::Config(format!(
-                "--checkpoint needs a point in time to go on from; {} offers only scroll here (--es-mode), whose pages cannot be asked for again",
+                "--checkpoint needs a point in time to go on from; {} offers only scroll here (--es-mode), whose pages cannot be asked for again: leave out --checkpoint, or use --es-mode pit",
                 self.server
             )));
         }
-        let (pit, count) = self.open_reading(ctx).map_err(|e| match saved_pit(ctx) {
-            Some(_) if !matches!(e, EsError::Stopped) => PipelineError::Config(format!(
+        let Some(id) = resume.and_then(saved_pit) else {
+            return Ok(());
+        };
+        // The point in time a resumed run reads on is still there, and its
+        // count is the one the run is checked against.
+        let count = runtime()
+            .block_on(self.count_in_pit(&id))
+            .map_err(|e| PipelineError::Config(format!(
                 "--checkpoint: the point in time it reads on is gone or cannot be read ({}); it expires --es-keep-alive {} after the last page asked for, or when the server restarts; --restart to export the index from the start",
                 e.message(),
                 self.cfg.keep_alive
-            )),
-            _ => self.run_error(e, &ctx.metrics, 0),
-        })?;
+            )))?;
+        self.resumed_at = Some((id, count));
+        Ok(())
+    }
+
+    fn run(&mut self, out: &mut SourceOutput) -> Result<(), PipelineError> {
+        let ctx = out.ctx();
+        let (pit, count) = match self.resumed_at.take() {
+            Some((id, count)) => (Some(id), count),
+            None => self
+                .open_reading(ctx)
+                .map_err(|e| self.run_error(e, &ctx.metrics, 0))?,
+        };
+        // --checkpoint: the documents are numbered in this point in time's
+        // order; it is saved before any of them is sent.
+        if let (Some(t), Some(id)) = (ctx.checkpoint(), &pit) {
+            t.pin(json!({"pit": id})).map_err(|e| {
+                PipelineError::Source(
+                    ErrorType::Io,
+                    format!(
+                        "cannot write --checkpoint '{}': {e}; check that its directory is writable",
+                        t.path().display()
+                    ),
+                )
+            })?;
+        }
         if !self.scroll_slice() {
             out.progress_total_records(count);
         }
@@ -488,10 +525,6 @@ impl EsSource {
         runtime().block_on(async {
             match self.paging {
                 Paging::EsPit | Paging::OsPit => {
-                    // --checkpoint, resumed: the point in time it read.
-                    if let Some(id) = saved_pit(ctx) {
-                        return Ok((Some(id.clone()), self.count_in_pit(&id).await?));
-                    }
                     let (id, ours) = match &self.cfg.pit_id {
                         Some(id) => (id.clone(), false),
                         None => (self.open_pit().await?, true),

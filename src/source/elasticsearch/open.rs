@@ -171,6 +171,7 @@ impl EsSource {
             since,
             server,
             limited: false,
+            resumed_at: None,
         };
         if let Some(id) = &cfg.pit_id {
             runtime()
