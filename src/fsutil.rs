@@ -154,6 +154,9 @@ fn written_paths(config: &Config) -> Vec<Written> {
     if let Some(p) = state_file(config) {
         add("--state-file", p);
     }
+    if let Some(c) = &config.checkpoint {
+        add("--checkpoint", &c.path);
+    }
     written
 }
 
