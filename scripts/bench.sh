@@ -13,6 +13,9 @@
 #   scripts/bench.sh ndjson   NDJSON -> JSON lines against jq, Miller and DuckDB, NDJSON
 #                             -> MySQL against a Python executemany loader,
 #                             gzip CSV input against zcat | pipeline-cli -
+#   scripts/bench.sh resume   --checkpoint: CSV -> MySQL/MariaDB and NDJSON -> JSON
+#                             lines killed (SIGKILL) at 80 % and resumed, against
+#                             starting over; the overhead of --checkpoint
 #
 # Sizes are environment knobs listed in each job module's docstring.
 # Reports are printed and written to bench-out/.

@@ -10,10 +10,13 @@
   hand-written scroll + executemany loop, ABBA pairs
 - ndjson_job: NDJSON -> JSON lines (jq, Miller, DuckDB), NDJSON -> MySQL (a Python
   executemany loader), gzip input (zcat | pipeline-cli -)
+- resume_job: --checkpoint: CSV -> MySQL/MariaDB and NDJSON -> JSON lines
+  runs killed with SIGKILL at 80 % and resumed, against starting over, and
+  the overhead of --checkpoint
 
 Each job runs every tool in the same run, so ratios stay meaningful on a
 noisy (shared, small) machine; absolute times from different runs are not
 comparable. Shared helpers are in common.py, each job's report in
 report_<job>.py. Run from the repository root: `python3 -m scripts.bench
-[csv|mysql|es|es-mysql|ndjson]` (scripts/bench.sh does that); reports go to bench-out/.
+[csv|mysql|es|es-mysql|ndjson|resume]` (scripts/bench.sh does that); reports go to bench-out/.
 """
