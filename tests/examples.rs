@@ -48,6 +48,18 @@ static SHOP: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// MariaDB as the examples expect it: database `shop`, user `loader` (its
 /// password in PIPELINE_DB_PASS), table `shop.orders`, empty. Hold [`SHOP`].
 fn shop() -> Db {
+    let mut db = loader();
+    db.exec("DROP TABLE IF EXISTS shop.orders");
+    db.exec(
+        "CREATE TABLE shop.orders (_id VARCHAR(64) PRIMARY KEY, status VARCHAR(20), \
+         amount DECIMAL(10,2), updated_at BIGINT)",
+    );
+    db
+}
+
+/// Database `shop` and user `loader` (its password in PIPELINE_DB_PASS), as
+/// the examples expect them; a connection as the test's user. Hold [`SHOP`].
+fn loader() -> Db {
     let mut db = Db::connect();
     db.exec("CREATE DATABASE IF NOT EXISTS shop");
     for host in ["%", "localhost"] {
@@ -56,11 +68,6 @@ fn shop() -> Db {
         ));
         db.exec(&format!("GRANT ALL ON shop.* TO 'loader'@'{host}'"));
     }
-    db.exec("DROP TABLE IF EXISTS shop.orders");
-    db.exec(
-        "CREATE TABLE shop.orders (_id VARCHAR(64) PRIMARY KEY, status VARCHAR(20), \
-         amount DECIMAL(10,2), updated_at BIGINT)",
-    );
     db
 }
 
@@ -253,7 +260,7 @@ fn systemd_command() -> (Vec<String>, Vec<(String, String)>) {
 
 /// The manifests as JSON (PyYAML comes with kubernetes-validate).
 fn manifest(name: &str) -> Value {
-    let py = repo().join(".venv/bin/python");
+    let py = venv().join("bin/python");
     let out = Command::new(&py)
         .args([
             "-c",
@@ -300,7 +307,7 @@ fn the_configmap_holds_the_example_and_every_manifest_validates() {
     let cm = manifest("configmap.yaml");
     let file = fs::read_to_string(example("es-to-mysql.toml")).unwrap();
     assert_eq!(cm["data"]["es-to-mysql.toml"].as_str(), Some(file.as_str()));
-    let validate = repo().join(".venv/bin/kubernetes-validate");
+    let validate = venv().join("bin/kubernetes-validate");
     let mut files: Vec<PathBuf> = fs::read_dir(repo().join("deploy/kubernetes"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -1089,4 +1096,234 @@ fn the_full_resync_job_leaves_exactly_the_index() {
         let summary = summary_json(&out);
         assert_eq!(summary["deleted"], 2, "{kind:?}: {summary}");
     }
+}
+
+/// Rows of the CSV the resumable load test generates: enough that one
+/// uninterrupted run of the debug build takes several seconds (about 4 s on
+/// 2 cores), so that it can be killed part way three times.
+const ARCHIVE_ROWS: u64 = 400_000;
+
+/// The value of `flag` on a command line, if it is there.
+fn flag_value<'a>(argv: &'a [String], flag: &str) -> Option<&'a str> {
+    let at = argv.iter().position(|a| a == flag)?;
+    argv.get(at + 1).map(String::as_str)
+}
+
+/// deploy/kubernetes/resumable-load-job.yaml played on one machine: its pod
+/// loads a CSV from the state volume into a table without a key, is killed
+/// (SIGKILL, as an OOM kill or a lost node would) three times while some
+/// but not all rows are in, and is started again each time with the same
+/// flags, as the Job controller does under the manifest's podFailurePolicy
+/// and backoffLimit, until one run exits 0: every row is in once, and the
+/// checkpoint on the volume is gone.
+#[test]
+fn the_resumable_load_job_resumes_after_its_pod_is_killed() {
+    use common::kill_loop::{run_to_end, stop_when_ready, Rng, Stop};
+    use std::io::Write;
+    use std::os::unix::process::ExitStatusExt;
+    use std::time::Duration;
+
+    let job = manifest("resumable-load-job.yaml");
+    let spec = &job["spec"];
+    let tpl = &spec["template"]["spec"];
+    assert_eq!(tpl["restartPolicy"], "Never", "{job}");
+    let backoff = spec["backoffLimit"].as_u64().unwrap();
+    // Exit codes that fail the Job rather than start a new pod.
+    let fail_job: Vec<i64> = spec["podFailurePolicy"]["rules"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["action"] == "FailJob")
+        .flat_map(|r| {
+            r["onExitCodes"]["values"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .map(|v| v.as_i64().unwrap())
+        .collect();
+    let container = &tpl["containers"][0];
+    let pod = pod(container);
+
+    // The state volume is state-pvc.yaml's claim; the input, the checkpoint
+    // and the dead-letter file are on it.
+    let claim = manifest("state-pvc.yaml")["metadata"]["name"].clone();
+    let volume = tpl["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["persistentVolumeClaim"]["claimName"] == claim)
+        .unwrap_or_else(|| panic!("no volume of the claim {claim}"));
+    let mount = container["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == volume["name"])
+        .expect("the claim's volume mounted")["mountPath"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let on_volume = |flag: &str| {
+        let path = flag_value(&pod.argv, flag)?;
+        assert!(
+            path.starts_with(&format!("{mount}/")),
+            "{flag} {path} is not on the state volume ({mount}): a new pod would not find it"
+        );
+        Some(path.to_string())
+    };
+    on_volume("--csv-file").expect("--csv-file");
+    on_volume("--dead-letter").expect("--dead-letter");
+    let checkpoint = on_volume("--checkpoint");
+
+    // The environment from the Secret, each value a test one.
+    let secret = manifest("secret.yaml");
+    assert_eq!(
+        container["envFrom"][0]["secretRef"]["name"],
+        secret["metadata"]["name"]
+    );
+    let vars: Vec<(String, String)> = secret["stringData"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| {
+            let v = if k == "PIPELINE_DB_PASS" {
+                DB_PASS
+            } else {
+                "not-used-by-this-job"
+            };
+            (k.clone(), v.to_string())
+        })
+        .collect();
+    assert!(
+        vars.iter().any(|(k, _)| k == "PIPELINE_DB_PASS"),
+        "{secret}"
+    );
+    assert!(pod.fields.is_empty(), "{container}");
+
+    // The table, without a key: nothing but the checkpoint keeps a row from
+    // going in twice.
+    let db_name = flag_value(&pod.argv, "--db-name").unwrap();
+    let table = format!("{db_name}.{}", flag_value(&pod.argv, "--db-table").unwrap());
+    let mut db = {
+        let _shop = SHOP.lock().unwrap_or_else(|e| e.into_inner());
+        loader()
+    };
+    db.exec(&format!("DROP TABLE IF EXISTS {table}"));
+    db.exec(&format!(
+        "CREATE TABLE {table} (id BIGINT NOT NULL, customer VARCHAR(32), \
+         status VARCHAR(16), amount DECIMAL(10,2), created_at DATETIME)"
+    ));
+
+    let dir = tempfile::tempdir().unwrap();
+    let map = Mapping {
+        pairs: vec![
+            ("/usr/local/bin/pipeline-cli".into(), bin().into()),
+            (mount.clone(), dir.path().display().to_string()),
+            ("mysql.shop.svc".into(), "127.0.0.1".into()),
+        ],
+    };
+    let argv: Vec<String> = pod.argv.iter().map(|a| map.apply(a)).collect();
+    assert_eq!(argv[0], bin());
+    let csv = PathBuf::from(flag_value(&argv, "--csv-file").unwrap());
+    fs::create_dir_all(csv.parent().unwrap()).unwrap();
+    let mut w = std::io::BufWriter::new(fs::File::create(&csv).unwrap());
+    writeln!(w, "id,customer,status,amount,created_at").unwrap();
+    for i in 1..=ARCHIVE_ROWS {
+        let status = if i % 3 == 0 { "open" } else { "paid" };
+        writeln!(
+            w,
+            "{i},c{},{status},{}.{:02},2026-{:02}-{:02} 12:00:00",
+            i % 977,
+            i % 500,
+            i % 100,
+            i % 12 + 1,
+            i % 28 + 1
+        )
+        .unwrap();
+    }
+    w.into_inner().unwrap().sync_all().unwrap();
+
+    let args: Vec<&str> = argv[1..].iter().map(String::as_str).collect();
+    let vars: Vec<(String, String)> = vars
+        .into_iter()
+        .chain(pod.vars.iter().map(|(k, v)| (k.clone(), map.apply(v))))
+        .collect();
+    let env: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (&**k, &**v)).collect();
+    let count = format!("SELECT COUNT(*) FROM {table}");
+    // Each of the three kills comes once at least this many rows are in, a
+    // random share of the rows (20-30 %, 40-50 %, 60-70 %).
+    let mut rng = Rng::seeded("the_resumable_load_job_resumes_after_its_pod_is_killed");
+    let kill_at: Vec<u64> = (1..=3)
+        .map(|i| ARCHIVE_ROWS * rng.between(20 * i, 20 * i + 10) / 100)
+        .collect();
+    let limit = Duration::from_secs(180);
+    let mut stderrs = Vec::new();
+    let mut failed_pods = 0;
+    let last = loop {
+        let n = stderrs.len();
+        let out = match kill_at.get(n) {
+            Some(&at) => {
+                let r = stop_when_ready(&args, &env, Stop::Kill, limit, || db.count(&count) >= at);
+                let now = db.count(&count);
+                eprintln!("pod {n}: killed with {now} rows in (at least {at} asked)");
+                assert!(
+                    !r.exited_first && r.interrupted(),
+                    "pod {n} ended {} before {at} rows were in; stderr:\n{}",
+                    r.out.status,
+                    r.stderr()
+                );
+                assert!(0 < now && now < ARCHIVE_ROWS, "pod {n}: {now} rows in");
+                r.out
+            }
+            None => run_to_end(&args, &env, limit),
+        };
+        let err = stderr(&out);
+        // The exit code the kubelet reports: 128 + the signal when killed.
+        let code = out
+            .status
+            .code()
+            .or(out.status.signal().map(|s| 128 + s))
+            .unwrap();
+        stderrs.push(err.clone());
+        if code == 0 {
+            break out;
+        }
+        assert!(
+            !fail_job.contains(&i64::from(code)),
+            "pod {n} exited {code}: the Job fails; stderr:\n{err}"
+        );
+        failed_pods += 1;
+        assert!(
+            failed_pods <= backoff,
+            "more than backoffLimit ({backoff}) pods failed: the Job fails; stderr:\n{err}"
+        );
+    };
+    assert_eq!(failed_pods, 3);
+
+    // Every row of the CSV once, though the table has no key.
+    assert_eq!(db.count(&count), ARCHIVE_ROWS, "rows in {table}");
+    assert_eq!(
+        db.count(&format!("SELECT COUNT(DISTINCT id) FROM {table}")),
+        ARCHIVE_ROWS,
+        "ids in {table}"
+    );
+    let summary = summary_json(&last);
+    assert_eq!(
+        summary["resumed"].as_u64().unwrap() + summary["read"].as_u64().unwrap(),
+        ARCHIVE_ROWS,
+        "{summary}"
+    );
+    let checkpoint = map.apply(&checkpoint.expect("--checkpoint"));
+    assert!(
+        !Path::new(&checkpoint).exists(),
+        "the completed job left its checkpoint {checkpoint}"
+    );
+    assert!(
+        stderrs
+            .iter()
+            .any(|e| e.contains("resuming from checkpoint")),
+        "no run resumed:\n{}",
+        stderrs.join("\n")
+    );
+    db.exec(&format!("DROP TABLE {table}"));
 }

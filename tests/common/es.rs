@@ -29,7 +29,9 @@ pub struct EsServer {
     _dir: tempfile::TempDir,
 }
 
-fn venv() -> std::path::PathBuf {
+/// The Python virtualenv of the test tools (`PIPELINE_TEST_VENV`, default
+/// `.venv` in the repository; scripts/services.sh installs it).
+pub fn venv() -> std::path::PathBuf {
     std::env::var_os("PIPELINE_TEST_VENV")
         .map(Into::into)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv"))
