@@ -620,6 +620,8 @@ pub struct Config {
 pub struct CheckpointConfig {
     /// The checkpoint file.
     pub path: PathBuf,
+    /// Held for the run: one run of the job at a time.
+    pub lock: PathBuf,
     /// Discard an existing checkpoint and start over.
     pub restart: bool,
     /// Longest time between two writes of the file while batches commit.

@@ -156,6 +156,9 @@ fn written_paths(config: &Config) -> Vec<Written> {
     }
     if let Some(c) = &config.checkpoint {
         add("--checkpoint", &c.path);
+        if config.lock_file.as_ref() != Some(&c.lock) {
+            add("the checkpoint's lock (--checkpoint + .lock)", &c.lock);
+        }
     }
     written
 }

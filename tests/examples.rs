@@ -1315,8 +1315,8 @@ fn the_resumable_load_job_resumes_after_its_pod_is_killed() {
     );
     let checkpoint = map.apply(&checkpoint.expect("--checkpoint"));
     assert!(
-        !Path::new(&checkpoint).exists(),
-        "the completed job left its checkpoint {checkpoint}"
+        common::kill_loop::marked_complete(Path::new(&checkpoint)),
+        "the completed job's checkpoint {checkpoint} is not marked complete"
     );
     assert!(
         stderrs

@@ -23,7 +23,9 @@ use std::fs;
 use std::path::Path;
 use std::time::Duration;
 
-use common::kill_loop::{kill_loop, run_to_end, stop_when_ready, Rng, Stop, Stopped};
+use common::kill_loop::{
+    kill_loop, marked_complete, run_to_end, stop_when_ready, Rng, Stop, Stopped,
+};
 use common::*;
 
 fn p(path: &Path) -> &str {
@@ -259,7 +261,17 @@ fn csv_to_mysql_keyless_survives_twenty_sigkills() {
     };
     let err = assert_completed(&out, what);
     assert_table_is(&mut db, &table, &want, what);
-    assert!(!ck.exists(), "{what}: the checkpoint is still there: {err}");
+    assert!(
+        marked_complete(&ck),
+        "{what}: the checkpoint is not marked complete: {err}"
+    );
+    // The same job again (a run killed right after completing is started
+    // again by its scheduler): nothing to do, nothing written twice.
+    let again = run_to_end(&args, &[], RUN_LIMIT);
+    let err = stderr(&again);
+    assert_eq!(again.status.code(), Some(0), "{what}, again: {err}");
+    assert!(err.contains("nothing to do"), "{what}, again: {err}");
+    assert_table_is(&mut db, &table, &want, &format!("{what}, again"));
     db.exec(&format!("DROP TABLE {table}"));
 }
 
@@ -302,7 +314,10 @@ fn csv_to_mysql_on_duplicate_error_survives_kills_and_ctrl_c() {
     };
     let err = assert_completed(&out, what);
     assert_table_is(&mut db, &table, &want, what);
-    assert!(!ck.exists(), "{what}: the checkpoint is still there: {err}");
+    assert!(
+        marked_complete(&ck),
+        "{what}: the checkpoint is not marked complete: {err}"
+    );
     assert!(
         fs::read_to_string(&dead).unwrap_or_default().is_empty(),
         "{what}: dead letters: {}",
@@ -369,7 +384,10 @@ fn ndjson_to_jsonl_is_byte_equal_after_kills() {
             want.len()
         );
     }
-    assert!(!ck.exists(), "{what}: the checkpoint is still there: {err}");
+    assert!(
+        marked_complete(&ck),
+        "{what}: the checkpoint is not marked complete: {err}"
+    );
     assert!(
         !dir.path().join("out.jsonl.partial").exists(),
         "{what}: .partial left"
@@ -467,7 +485,10 @@ fn a_changed_input_is_refused() {
             // Resumed: the content is the same, so the table must be whole.
             assert_completed(&out, &what);
             assert_table_is(&mut db, &table, &want, &what);
-            assert!(!ck.exists(), "{what}: the checkpoint is still there");
+            assert!(
+                marked_complete(&ck),
+                "{what}: the checkpoint is not marked complete"
+            );
             db.exec(&format!("DROP TABLE {table}"));
             continue;
         }
@@ -488,7 +509,10 @@ fn a_changed_input_is_refused() {
             "{what}: --restart resumed: {err}"
         );
         assert_table_is(&mut db, &table, &want, &format!("{what}, --restart"));
-        assert!(!ck.exists(), "{what}: the checkpoint is still there");
+        assert!(
+            marked_complete(&ck),
+            "{what}: the checkpoint is not marked complete"
+        );
         db.exec(&format!("DROP TABLE {table}"));
     }
 }
@@ -552,7 +576,7 @@ fn a_checkpoint_of_another_job_is_refused() {
     let err = assert_completed(&out, "the job itself");
     assert!(err.contains("resuming from checkpoint"), "{err}");
     assert_table_is(&mut db, &table, &want, "the job itself");
-    assert!(!ck.exists());
+    assert!(marked_complete(&ck));
 
     // Another output file.
     let nd = dir.path().join("in.jsonl");
@@ -691,7 +715,7 @@ fn check_says_what_it_would_resume() {
     let err = assert_completed(&out, "after --check");
     assert!(err.contains("resuming from checkpoint"), "{err}");
     assert_table_is(&mut db, &table, &want, "after --check");
-    assert!(!ck.exists());
+    assert!(marked_complete(&ck));
     db.exec(&format!("DROP TABLE {table}"));
 }
 

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value as Json};
 
-use common::kill_loop::{kill_loop, run_to_end, stop_when_ready, Rng, Stop};
+use common::kill_loop::{kill_loop, marked_complete, run_to_end, stop_when_ready, Rng, Stop};
 use common::*;
 
 const DOCS: usize = 20_000;
@@ -145,7 +145,10 @@ fn es_to_mysql_keyless_survives_kills_on_both_servers() {
         assert_eq!(out.status.code(), Some(0), "{what}: {err}");
         assert_eq!(summary_number(&err, "failed"), 0, "{what}: {err}");
         assert_every_document_once(&mut db, &table, &what);
-        assert!(!ck.exists(), "{what}: the checkpoint is still there: {err}");
+        assert!(
+            marked_complete(&ck),
+            "{what}: the checkpoint is not marked complete: {err}"
+        );
         db.exec(&format!("DROP TABLE {table}"));
     }
 }
@@ -216,10 +219,12 @@ fn an_expired_point_in_time_is_refused_and_restart_loads_everything() {
             .collect();
         assert_eq!(lines.len(), 1, "{what}: one error line: {err}");
         assert!(lines[0].contains("--restart"), "{what}: {err}");
-        assert_eq!(
-            db.count(&count),
-            loaded,
-            "{what}: the refused run wrote rows"
+        // The refused run reads nothing; opening the sink commits the
+        // batches the killed run left prepared (at most one per worker).
+        let now = db.count(&count);
+        assert!(
+            (loaded..=loaded + 4 * 50).contains(&now),
+            "{what}: the refused run wrote rows: {loaded} before, {now} after: {err}"
         );
 
         db.exec(&format!("TRUNCATE TABLE {table}"));
@@ -234,7 +239,10 @@ fn an_expired_point_in_time_is_refused_and_restart_loads_everything() {
             "{what}: --restart resumed: {err}"
         );
         assert_every_document_once(&mut db, &table, &format!("{what}, --restart"));
-        assert!(!ck.exists(), "{what}: the checkpoint is still there");
+        assert!(
+            marked_complete(&ck),
+            "{what}: the checkpoint is not marked complete"
+        );
         db.exec(&format!("DROP TABLE {table}"));
     }
 }

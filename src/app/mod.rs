@@ -84,20 +84,27 @@ fn try_main(raw: Vec<OsString>) -> Result<ExitCode, PipelineError> {
     }
     // Held until the run's work is done (a lingering metrics server does
     // not hold it), or the process exits, whichever way it exits.
-    let lock = match &config.lock_file {
-        Some(path) => Some(RunLock::acquire(path).map_err(|e| match e {
+    // --lock-file, and a --checkpoint's own lock.
+    let mut paths: Vec<&std::path::Path> = config.lock_file.iter().map(|p| p.as_path()).collect();
+    if let Some(c) = &config.checkpoint {
+        if !paths.contains(&c.lock.as_path()) {
+            paths.push(&c.lock);
+        }
+    }
+    let mut locks = Vec::new();
+    for path in paths {
+        locks.push(RunLock::acquire(path).map_err(|e| match e {
             LockError::Held(holder) => PipelineError::Busy(format!(
                 "another run holds the lock {}: {holder}",
                 path.display()
             )),
             LockError::Io(e) => PipelineError::Config(format!(
-                "cannot lock --lock-file '{}': {e}; give a path in a writable directory",
+                "cannot lock '{}': {e}; give a path in a writable directory (--lock-file, --checkpoint)",
                 path.display()
             )),
-        })?),
-        None => None,
-    };
-    run::run(config, lock)
+        })?);
+    }
+    run::run(config, locks)
 }
 
 /// A flag clap refused: its own (multi-line) message as text, or one fatal

@@ -25,7 +25,7 @@ struct Exports {
 
 /// Runs the pipeline `config` describes and returns its exit code, or the
 /// error that kept it from starting.
-pub(super) fn run(config: Config, lock: Option<RunLock>) -> Result<ExitCode, PipelineError> {
+pub(super) fn run(config: Config, lock: Vec<RunLock>) -> Result<ExitCode, PipelineError> {
     let shutdown = Shutdown::new();
     signals::install(&shutdown)?;
     let exports = start_exports(&config, &shutdown)?;
@@ -137,7 +137,7 @@ fn not_started(
     shutdown: &Shutdown,
     exports: Exports,
     e: PipelineError,
-    lock: Option<RunLock>,
+    lock: Vec<RunLock>,
 ) -> ExitCode {
     let code = exit_code(Ending::Error(&e));
     report::error_line(&e, code.code());

@@ -26,7 +26,7 @@ pub struct Identity {
 }
 
 /// FNV-1a, 64 bits: stable across runs and versions.
-fn fnv(bytes: &[u8]) -> u64 {
+pub(super) fn fnv(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in bytes {
         h ^= u64::from(*b);

@@ -56,6 +56,8 @@ pub struct Resume {
     pub loaded: u64,
     /// What the source as a whole goes on from (an index's point in time).
     pub source: Option<Json>,
+    /// Records failed (and kept) among the rows done.
+    pub failed: u64,
 }
 
 impl Resume {
@@ -84,6 +86,15 @@ impl Resume {
             }
             *ranges = merged;
         }
+    }
+
+    /// True when every row of `lo..=hi` of `stream` is done already.
+    pub fn is_done(&self, stream: u32, lo: u64, hi: u64) -> bool {
+        hi <= self.frontier.get(&stream).copied().unwrap_or(0)
+            || self
+                .covered
+                .get(&stream)
+                .is_some_and(|r| r.iter().any(|&(a, b)| a <= lo && hi <= b))
     }
 
     /// The filter of stream `stream`'s rows.
@@ -145,6 +156,13 @@ pub struct Start {
     pub identity: Identity,
     /// What to resume from; `None`: from the start.
     pub resume: Option<Resume>,
+    /// The checkpoint says this very job completed: nothing to do (a run
+    /// killed right after completing is not run a second time). The note
+    /// says so.
+    pub complete: Option<String>,
+    /// The id of a checkpoint discarded (`--restart`, or a completed job
+    /// followed by a new one): what a sink recorded under it goes.
+    pub discarded: Option<String>,
 }
 
 fn config_error(path: &Path, what: String) -> PipelineError {
@@ -165,32 +183,64 @@ pub fn start(config: &Config, path: &Path, restart: bool) -> Result<Start, Pipel
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(config_error(path, format!("cannot be read: {e}"))),
     };
-    let fresh = || Start {
+    let fresh = |discarded: Option<String>| Start {
         id: new_id(),
         identity: identity.clone(),
         resume: None,
+        complete: None,
+        discarded,
     };
     let Some(text) = text else {
-        return Ok(fresh());
+        return Ok(fresh(None));
     };
+    let saved: Option<Json> = serde_json::from_str(&text).ok();
+    let old_id = saved
+        .as_ref()
+        .and_then(|s| s["id"].as_str())
+        .map(str::to_string);
     if restart {
         tracing::warn!(
             "--restart: the checkpoint {} is discarded and the job starts from the beginning",
             path.display()
         );
-        return Ok(fresh());
+        return Ok(fresh(old_id));
     }
-    let saved: Json = serde_json::from_str(&text).map_err(|e| {
-        config_error(
-            path,
-            format!("is not a checkpoint ({e}); remove it, or --restart to start over"),
-        )
-    })?;
-    if saved["format"] != FORMAT {
-        return Err(config_error(
-            path,
-            "is not a checkpoint of this version of pipeline-cli; --restart to start over".into(),
-        ));
+    let saved = match saved {
+        Some(s) if s["format"] == FORMAT && intact(&s) => s,
+        Some(s) if s["format"] != FORMAT => {
+            return Err(config_error(
+                path,
+                "is not a checkpoint of this version of pipeline-cli; --restart to start over"
+                    .into(),
+            ))
+        }
+        _ => {
+            return Err(config_error(
+                path,
+                "is damaged or was edited (it does not match its own check sum); remove it, or --restart to start over".into(),
+            ))
+        }
+    };
+    if saved["complete"] == true {
+        // The job it followed completed: this very job again (the same
+        // flags, its inputs as they were) has nothing to do; anything else
+        // is a new job.
+        let same =
+            saved["job"] == identity.hash && identity.check_inputs(&saved["inputs"], path).is_ok();
+        if same {
+            return Ok(Start {
+                complete: Some(format!(
+                    "nothing to do: --checkpoint '{}' says this job completed (run it again with --restart, or change its input)",
+                    path.display()
+                )),
+                ..fresh(None)
+            });
+        }
+        tracing::info!(
+            "the job of checkpoint {} completed; this is a new job, which starts from the beginning",
+            path.display()
+        );
+        return Ok(fresh(old_id));
     }
     if saved["job"] != identity.hash {
         let was = saved["job_text"].as_str().unwrap_or("another job");
@@ -221,7 +271,23 @@ pub fn start(config: &Config, path: &Path, restart: bool) -> Result<Start, Pipel
         id,
         identity,
         resume: Some(resume),
+        complete: None,
+        discarded: None,
     })
+}
+
+/// The check sum of a checkpoint's content (all but `check`).
+fn check_sum(saved: &Json) -> String {
+    let mut body = saved.clone();
+    if let Some(map) = body.as_object_mut() {
+        map.remove("check");
+    }
+    format!("{:016x}", identity::fnv(body.to_string().as_bytes()))
+}
+
+/// True when a checkpoint's content matches its check sum.
+fn intact(saved: &Json) -> bool {
+    saved["check"].as_str() == Some(check_sum(saved).as_str())
 }
 
 /// A new checkpoint id: the id of the run that starts it (16 hex digits).
@@ -234,6 +300,7 @@ fn parse_resume(saved: &Json) -> Option<Resume> {
         output_bytes: saved["output_bytes"].as_u64(),
         loaded: saved["loaded"].as_u64().unwrap_or(0),
         source: Some(saved["source"].clone()).filter(|s| !s.is_null()),
+        failed: saved["failed"].as_u64().unwrap_or(0),
         ..Resume::default()
     };
     for (s, at) in saved["streams"].as_object()? {
@@ -270,6 +337,7 @@ pub(crate) fn render(header: &Header, body: Json) -> Vec<u8> {
     if let (Json::Object(all), Json::Object(body)) = (&mut all, body) {
         all.extend(body);
     }
+    all["check"] = json!(check_sum(&all));
     let mut text = serde_json::to_vec_pretty(&all).unwrap_or_default();
     text.push(b'\n');
     text

@@ -24,6 +24,22 @@ use super::{render, Header, Resume};
 pub struct Coverage(pub String);
 
 impl Coverage {
+    /// Records of the batch failed (kept in the dead-letter file): said in
+    /// the text as `f:N`.
+    pub fn with_failed(&self, n: u64) -> Coverage {
+        match n {
+            0 => self.clone(),
+            n => Coverage(format!("{} f:{n}", self.0)),
+        }
+    }
+
+    /// The failed records a coverage text says its batch had.
+    pub fn failed(text: &str) -> u64 {
+        text.split_whitespace()
+            .filter_map(|p| p.strip_prefix("f:")?.parse::<u64>().ok())
+            .sum()
+    }
+
     /// Reads a coverage text back: (stream, first, last) ranges.
     pub fn parse(text: &str) -> Vec<(u32, u64, u64)> {
         text.split_whitespace()
@@ -49,6 +65,8 @@ struct Chunk {
     end: u64,
     /// Where the source can go on from after it.
     state: Option<Json>,
+    /// Rows of its span rejected as they were read.
+    rejected: u64,
 }
 
 /// Where one stream stands.
@@ -62,8 +80,12 @@ struct Inner {
     /// The number the next item sent gets.
     next: u64,
     chunks: VecDeque<Chunk>,
-    /// Batches done beyond the frontier: first number -> (end, output).
-    done: BTreeMap<u64, (u64, Option<u64>)>,
+    /// Batches done beyond the frontier: first number -> (end, output,
+    /// records failed).
+    done: BTreeMap<u64, (u64, Option<u64>, u64)>,
+    /// Records failed (and kept) among the rows done, earlier runs'
+    /// included.
+    failed: u64,
     /// Every item below this number is done.
     frontier: u64,
     /// The file sink's length with every item below `frontier` written.
@@ -73,10 +95,12 @@ struct Inner {
     carried: BTreeMap<u32, Vec<(u64, u64)>>,
     saved: Instant,
     /// Set once a write failed (said once).
-    failed: bool,
+    unwritable: bool,
     /// What the source as a whole goes on from (an index's point in time),
     /// written before anything of it is sent.
     pinned: Option<Json>,
+    /// The job completed.
+    complete: bool,
 }
 
 /// See the module's documentation.
@@ -130,13 +154,21 @@ impl Tracker {
                 streams,
                 carried,
                 saved: Instant::now(),
-                failed: false,
+                unwritable: false,
                 pinned: resume.as_ref().and_then(|r| r.source.clone()),
+                complete: false,
+                failed: resume.as_ref().map_or(0, |r| r.failed),
             }),
             resume,
             resumed: AtomicU64::new(0),
             finished: AtomicU64::new(0),
         }
+    }
+
+    /// Records failed (and kept) by earlier runs among the rows this run
+    /// skips: the job's outcome counts them.
+    pub fn failed_before(&self) -> u64 {
+        self.resume.as_ref().map_or(0, |r| r.failed)
     }
 
     /// The checkpoint's id.
@@ -166,7 +198,13 @@ impl Tracker {
     /// A chunk of stream `stream` is about to be sent: its items' ordinals
     /// (`runs`), the ordinal of the last row read before it (`end`) and
     /// where the source can go on from after it (`state`).
-    pub fn sent(&self, stream: u32, runs: Vec<(u64, u64)>, end: u64, state: Option<Json>) {
+    pub fn sent(
+        &self,
+        stream: u32,
+        runs: Vec<(u64, u64)>,
+        (end, rejected): (u64, u64),
+        state: Option<Json>,
+    ) {
         let items: u64 = runs.iter().map(|(lo, hi)| hi - lo + 1).sum();
         let mut inner = self.inner();
         let lo = inner.next;
@@ -178,6 +216,7 @@ impl Tracker {
             runs,
             end,
             state,
+            rejected,
         });
         // A chunk with nothing in it (every row skipped or rejected) is
         // done once everything before it is.
@@ -225,12 +264,12 @@ impl Tracker {
         Coverage(parts.join(" "))
     }
 
-    /// The batch of items `lo..hi` is done (committed, or its failures
-    /// kept); `output` is the file sink's length right after it.
-    pub fn done(&self, lo: u64, hi: u64, output: Option<u64>) {
+    /// The batch of items `lo..hi` is done (committed, its `failed`
+    /// records kept); `output` is the file sink's length right after it.
+    pub fn done(&self, lo: u64, hi: u64, output: Option<u64>, failed: u64) {
         self.finished.fetch_add(hi - lo, Ordering::Relaxed);
         let mut inner = self.inner();
-        inner.done.insert(lo, (hi, output));
+        inner.done.insert(lo, (hi, output, failed));
         advance(&mut inner);
         if inner.saved.elapsed() >= self.every {
             self.save(&mut inner);
@@ -249,8 +288,8 @@ impl Tracker {
         inner.saved = Instant::now();
         let text = self.text(inner);
         if let Err(e) = crate::fsutil::write_atomic(&self.header.path, &text) {
-            if !inner.failed {
-                inner.failed = true;
+            if !inner.unwritable {
+                inner.unwritable = true;
                 tracing::warn!(
                     "cannot write the checkpoint {}: {e}; a run resumed from it goes on from an earlier point",
                     self.header.path.display()
@@ -259,16 +298,13 @@ impl Tracker {
         }
     }
 
-    /// The run is over: a complete run removes the checkpoint (its job is
-    /// done); any other leaves it, written as of now, to resume from.
+    /// The run is over: a complete run marks the checkpoint complete (the
+    /// same job again then has nothing to do); any other writes it as of
+    /// now, to resume from.
     pub fn finish(&self, complete: bool) -> Result<(), String> {
         let path = &self.header.path;
         if complete {
-            return match std::fs::remove_file(path) {
-                Ok(()) => Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                Err(e) => Err(format!("cannot remove {}: {e}", path.display())),
-            };
+            self.inner().complete = true;
         }
         self.save_now()
             .map_err(|e| format!("cannot write {}: {e}", path.display()))
@@ -280,7 +316,7 @@ impl Tracker {
         let inner = self.inner();
         let done: u64 = inner.streams.values().map(|s| s.ordinal).sum();
         match complete {
-            true => format!("checkpoint {path} removed: the job is complete"),
+            true => format!("checkpoint {path} marked complete"),
             false => format!(
                 "checkpoint {path} kept: {done} rows done; run again with the same flags to go on from there"
             ),
@@ -330,6 +366,8 @@ impl Tracker {
                 "output_bytes": inner.output,
                 "loaded": loaded,
                 "source": inner.pinned,
+                "complete": inner.complete,
+                "failed": inner.failed,
             }),
         )
     }
@@ -338,14 +376,16 @@ impl Tracker {
 /// Moves the frontier over the batches done, and each stream's frontier
 /// over the chunks wholly below it.
 fn advance(inner: &mut Inner) {
-    while let Some((hi, output)) = inner.done.remove(&inner.frontier) {
+    while let Some((hi, output, failed)) = inner.done.remove(&inner.frontier) {
         inner.frontier = hi;
+        inner.failed += failed;
         if output.is_some() {
             inner.output = output;
         }
     }
     while inner.chunks.front().is_some_and(|c| c.hi <= inner.frontier) {
         let c = inner.chunks.pop_front().expect("a chunk");
+        inner.failed += c.rejected;
         let at = inner.streams.entry(c.stream).or_default();
         at.ordinal = at.ordinal.max(c.end);
         if let Some(state) = c.state {
@@ -408,23 +448,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let t = tracker(dir.path());
         // Stream 0: rows 1-4 sent, row 5 rejected, rows 6-9 sent.
-        t.sent(0, vec![(1, 4)], 4, None);
-        t.sent(0, vec![(6, 9)], 9, Some(json!("after 9")));
+        t.sent(0, vec![(1, 4)], (4, 1), None);
+        t.sent(0, vec![(6, 9)], (9, 0), Some(json!("after 9")));
         assert_eq!(t.coverage(2, 6).0, "0:3-4 0:6-7");
         // The second batch commits first: nothing moves.
-        t.done(4, 8, Some(80));
+        t.done(4, 8, Some(80), 0);
         let s = saved(&t);
         assert_eq!(s["streams"], json!({}));
-        t.done(0, 4, Some(40));
+        t.done(0, 4, Some(40), 2);
         let s = saved(&t);
         assert_eq!(s["streams"]["0"]["ordinal"], 9);
         assert_eq!(s["streams"]["0"]["state"]["at"], "after 9");
         assert_eq!(s["output_bytes"], 80);
         assert_eq!(s["loaded"], 8);
+        // Two records of the first batch, and the row rejected as read.
+        assert_eq!(s["failed"], 3);
         // A batch done in the middle of a chunk: the chunk's first items
         // are listed as covered, the output is as long as they are.
-        t.sent(0, vec![(10, 19)], 19, None);
-        t.done(8, 12, Some(120));
+        t.sent(0, vec![(10, 19)], (19, 0), None);
+        t.done(8, 12, Some(120), 0);
         let s = saved(&t);
         assert_eq!(s["streams"]["0"]["ordinal"], 9);
         assert_eq!(s["covered"]["0"], json!([[10, 13]]));
@@ -439,11 +481,11 @@ mod tests {
     fn a_chunk_of_skipped_rows_moves_the_frontier_when_reached() {
         let dir = tempfile::tempdir().unwrap();
         let t = tracker(dir.path());
-        t.sent(1, vec![(1, 2)], 2, None);
-        t.sent(1, vec![], 50, None);
-        t.done(0, 2, None);
+        t.sent(1, vec![(1, 2)], (2, 0), None);
+        t.sent(1, vec![], (50, 0), None);
+        t.done(0, 2, None, 0);
         assert_eq!(saved(&t)["streams"]["1"]["ordinal"], 50);
         t.finish(true).unwrap();
-        assert!(!t.path().exists());
+        assert_eq!(saved(&t)["complete"], true);
     }
 }

@@ -21,7 +21,7 @@ pub struct CheckpointFlags {
     /// `.partial` is kept and cut back to its last batch done. A complete
     /// run removes PATH. A checkpoint of another job, or of an input file
     /// that changed since, is refused (exit 2; --restart starts over). One
-    /// run at a time: without --lock-file, PATH.lock is held (exit 75).
+    /// run at a time: PATH.lock is held (exit 75 for another).
     /// `{slice}` in PATH as in --state-file. Example: --checkpoint /var/lib/pipeline/orders.checkpoint
     #[arg(long, value_name = "PATH", help_heading = "Scheduled runs")]
     pub checkpoint: Option<PathBuf>,
@@ -78,14 +78,12 @@ impl CheckpointFlags {
             .path("--checkpoint", Some(given))?
             .expect("a path given");
         // Two runs of one job at once would both go on from the same
-        // point: a lock (--lock-file, or else the checkpoint's name with
-        // .lock) lets one run at a time (exit 75 for the other).
-        if config.lock_file.is_none() {
-            let mut lock = path.clone().into_os_string();
-            lock.push(".lock");
-            config.lock_file = Some(lock.into());
-        }
+        // point: the checkpoint's name with .lock lets one run at a time
+        // (exit 75 for the other), whatever --lock-file says.
+        let mut lock = path.clone().into_os_string();
+        lock.push(".lock");
         config.checkpoint = Some(CheckpointConfig {
+            lock: lock.into(),
             path,
             restart: self.restart,
             every,

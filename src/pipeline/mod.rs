@@ -31,8 +31,17 @@ pub use summary::{signal_name, Outcome, RunSummary};
 pub const MAX_ERRORS_QUEUE: usize = 64;
 
 /// A run that has opened its source, sink and dead-letter file (so every
-/// configuration error has been seen) but has not read anything yet.
-pub struct Prepared {
+/// configuration error has been seen) but has not read anything yet; or one
+/// with nothing to do (its `--checkpoint` says the job completed).
+pub enum Prepared {
+    /// Ready to run.
+    Ready(Box<Ready>),
+    /// Nothing to do, and why.
+    Done(String, Arc<Metrics>),
+}
+
+/// A run ready to read.
+pub struct Ready {
     config: Config,
     ctx: Arc<Context>,
     source: Box<dyn Source>,
@@ -63,6 +72,9 @@ pub fn prepare(
         ),
         None => None,
     };
+    if let Some(note) = start.as_ref().and_then(|s| s.complete.clone()) {
+        return Ok(Prepared::Done(note, metrics));
+    }
     let sink_config = resume::sink_config(&config.sink, start.as_ref());
     let mut source =
         source::open(&config.source, &metrics, &shutdown).map_err(counted(Stage::Source))?;
@@ -107,7 +119,11 @@ pub fn prepare(
         None => None,
     };
     let progress = progress_bar(config, "");
-    let ctx = Context::new(metrics, shutdown, dead_letter, config.max_errors, progress);
+    // --max-errors spans the runs of a resumed job: what earlier runs
+    // failed is spent.
+    let earlier = tracker.as_ref().map_or(0, |t| t.failed_before());
+    let budget = config.max_errors.map(|m| m.saturating_sub(earlier));
+    let ctx = Context::new(metrics, shutdown, dead_letter, budget, progress);
     if let Some(t) = tracker {
         ctx.metrics.resumed_records(0);
         ctx.set_checkpoint(t);
@@ -116,14 +132,14 @@ pub fn prepare(
         ctx.set_index(&es.index);
     }
     ctx.progress_total(source.size_hint());
-    Ok(Prepared {
+    Ok(Prepared::Ready(Box::new(Ready {
         config: config.clone(),
         ctx: Arc::new(ctx),
         source,
         sink,
         writers,
         hold,
-    })
+    })))
 }
 
 /// The progress bar, `label` before it: for a person at a terminal, not
@@ -139,7 +155,30 @@ impl Prepared {
     /// Reads everything (or until stopped), writes it, and reports. Never
     /// returns before every record read has been written or failed.
     pub fn run(self) -> RunSummary {
-        let Prepared {
+        match self {
+            Prepared::Ready(ready) => ready.run(),
+            Prepared::Done(note, metrics) => {
+                tracing::info!("{note}");
+                mark_outcome(&metrics, Outcome::Success, true);
+                RunSummary {
+                    outcome: Outcome::Success,
+                    counts: metrics.counts(),
+                    elapsed: std::time::Duration::ZERO,
+                    error: None,
+                    output_note: Some(note),
+                    state_note: None,
+                    dead_letter: None,
+                    dead_letter_lost: 0,
+                }
+            }
+        }
+    }
+}
+
+impl Ready {
+    /// See [`Prepared::run`].
+    fn run(self) -> RunSummary {
+        let Ready {
             config,
             ctx,
             mut source,
@@ -209,14 +248,17 @@ impl Prepared {
             ctx.fail_run(PipelineError::Reconcile(counts));
         }
         let error = ctx.take_fatal();
+        // A resumed job's outcome counts what its earlier runs failed.
+        let earlier = ctx.checkpoint().map_or(0, |t| t.failed_before());
+        let failed = counts.failed + earlier;
         let accepted = config
             .accept_errors
-            .is_some_and(|a| a.allows(counts.failed, counts.read));
+            .is_some_and(|a| a.allows(failed, counts.read + counts.resumed));
         let outcome = match (error.is_some(), interrupted) {
             (true, _) => Outcome::Failed,
             (false, Some(sig)) => Outcome::Interrupted(sig),
-            (false, None) if counts.failed > 0 && accepted => Outcome::FailuresAccepted,
-            (false, None) if counts.failed > 0 => Outcome::RecordsFailed,
+            (false, None) if failed > 0 && accepted => Outcome::FailuresAccepted,
+            (false, None) if failed > 0 => Outcome::RecordsFailed,
             (false, None) => Outcome::Success,
         };
         mark_outcome(&metrics, outcome, committed);

@@ -38,10 +38,24 @@ pub(super) fn track(
         id,
         identity,
         mut resume,
+        discarded,
+        ..
     } = start;
+    // What the sink recorded under a checkpoint discarded goes.
+    if let Some(old) = discarded {
+        sink.checkpoint_complete(&old);
+    }
     if let Some(r) = &mut resume {
-        for text in sink.checkpoint_coverage(&id)? {
-            for (stream, lo, hi) in Coverage::parse(&text) {
+        let recorded = sink.checkpoint_coverage(&id)?;
+        // The failures of batches beyond what the file says is done.
+        for text in &recorded {
+            let ranges = Coverage::parse(text);
+            if ranges.iter().any(|&(s, lo, hi)| !r.is_done(s, lo, hi)) {
+                r.failed += Coverage::failed(text);
+            }
+        }
+        for text in &recorded {
+            for (stream, lo, hi) in Coverage::parse(text) {
                 r.cover(stream, lo, hi);
             }
         }
@@ -68,9 +82,9 @@ pub(super) fn track(
     Ok(Arc::new(tracker))
 }
 
-/// The run is over: a complete run (its output in place) removes the
-/// checkpoint and what the sink recorded under it; any other writes it as
-/// of now. Returns what the summary says of it.
+/// The run is over: a complete run (its output in place) marks the
+/// checkpoint complete, then lets go of what the sink recorded under it;
+/// any other writes it as of now. Returns what the summary says of it.
 pub(super) fn finish(
     tracker: &Tracker,
     sink: &dyn Sink,
@@ -80,7 +94,11 @@ pub(super) fn finish(
     if committed {
         sink.checkpoint_complete(tracker.id());
     }
-    Ok(tracker.note(committed))
+    let note = tracker.note(committed);
+    Ok(match tracker.failed_before() {
+        0 => note,
+        n => format!("{note}; failed earlier={n} records in earlier runs of the job (kept in the dead-letter file when one was given)"),
+    })
 }
 
 /// What a run would do with its `--checkpoint`, for `--check`: resume from
@@ -89,6 +107,9 @@ pub(super) fn describe(config: &Config) -> Result<String, PipelineError> {
     let c = config.checkpoint.as_ref().expect("--checkpoint");
     let path = c.path.display();
     let start = crate::checkpoint::start(config, &c.path, c.restart)?;
+    if let Some(note) = &start.complete {
+        return Ok(format!("checkpoint: a run would do {note}"));
+    }
     Ok(match &start.resume {
         Some(r) => {
             let streams: Vec<String> = r

@@ -212,7 +212,12 @@ fn flush(
     // --checkpoint: the batch's rows, recorded with it by a sink that can.
     let tracker = ctx.checkpoint().filter(|_| span.is_some());
     if let (Some(t), Some((lo, hi))) = (tracker, span) {
-        writer.set_coverage(Some(t.coverage(lo, hi)));
+        // Records --flatten failed before the sink saw them count too.
+        let flattened = match batch {
+            Batch::Flat(flat, read, _) => (read.len() - flat.len()) as u64,
+            _ => 0,
+        };
+        writer.set_coverage(Some(t.coverage(lo, hi).with_failed(flattened)));
     }
     let mut report = BatchReport {
         size: batch.len() as u64,
@@ -246,6 +251,10 @@ fn flush(
     // or the sink broke: a resumed run writes those records again, and a
     // sink that records its batches skips the ones that did commit.
     let done = matches!(&result, Ok(r) if r.in_doubt.is_none() && r.broken.is_none());
+    let failed = match (&result, span) {
+        (Ok(r), Some((lo, hi))) => (hi - lo).saturating_sub(r.inserted + r.updated + r.skipped),
+        _ => 0,
+    };
     match result {
         Ok(res) => {
             report.ok = true;
@@ -289,7 +298,7 @@ fn flush(
         }
     }
     if let (true, Some(t), Some((lo, hi))) = (done, tracker, span) {
-        t.done(lo, hi, writer.position());
+        t.done(lo, hi, writer.position(), failed);
     }
     report.batch_elapsed = started.elapsed();
     tracing::debug!(

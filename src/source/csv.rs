@@ -52,6 +52,9 @@ pub struct CsvSource {
     lines: Option<usize>,
     /// The input has no header at all: it reads as nothing.
     empty: bool,
+    /// The byte of the input the reader's offset 0 is (it was opened
+    /// again further on: a resumed run, a quote the chunks could not follow).
+    base_offset: u64,
 }
 
 /// True for a row that is no header at all: none, or one field of
@@ -209,6 +212,7 @@ impl CsvSource {
             stop: stop.clone(),
             origin: None,
             empty,
+            base_offset: 0,
         })
     }
 
@@ -266,7 +270,7 @@ impl CsvSource {
         let plan = super::csv_parallel::Plan {
             path,
             name: &self.name,
-            start: self.reader.offset(),
+            start: self.base_offset + self.reader.offset(),
             line: self.reader.line(),
             delimiter: self.delimiter,
             max_field_bytes: self.max_field_bytes,
@@ -291,6 +295,7 @@ impl CsvSource {
                     self.max_field_lines,
                     line,
                 );
+                self.base_offset = offset;
                 Ok(true)
             }
         }
@@ -298,6 +303,33 @@ impl CsvSource {
 }
 
 impl CsvSource {
+    /// `--checkpoint`, resumed: the file is opened again where the rows
+    /// done end (a compressed one decoded up to there), the rows before
+    /// never read again.
+    fn resume_at(&mut self, out: &mut SourceOutput) -> Result<(), PipelineError> {
+        let (Some((ordinal, at)), Some(path)) = (out.resume_point(), self.path.clone()) else {
+            return Ok(());
+        };
+        let (Some(offset), Some(line)) = (at["offset"].as_u64(), at["line"].as_u64()) else {
+            return Ok(());
+        };
+        let input = self.read_on_from(&path, offset)?;
+        self.reader = RowReader::starting_at(
+            input,
+            self.delimiter,
+            self.max_field_bytes,
+            self.max_field_lines,
+            line,
+        );
+        self.base_offset = offset;
+        out.resume_stream_from(ordinal);
+        tracing::debug!(
+            "CSV {}: resumed at byte {offset} (line {line}, row {ordinal})",
+            self.name
+        );
+        Ok(())
+    }
+
     /// The input from byte `offset` on: the file opened again and sought,
     /// or, compressed, decoded again from its start up to there.
     fn read_on_from(
@@ -421,6 +453,7 @@ impl Source for CsvSource {
             return Ok(());
         }
         let _active = out.ctx().metrics.worker_active(crate::error::Stage::Source);
+        self.resume_at(out)?;
         // What is left after the chunks (a quote they could not follow) is
         // read here, its byte offsets counted from there.
         if !self.read_in_parallel(out)? {
@@ -451,6 +484,9 @@ impl Source for CsvSource {
                 }
             }
             let byte = self.reader.offset();
+            // --checkpoint: a resumed run opens the file again here.
+            let (at, line) = (self.base_offset + byte, self.reader.line());
+            out.set_resume_state(|| serde_json::json!({"offset": at, "line": line}));
             out.end_chunk(byte - last_byte);
             last_byte = byte;
         }

@@ -23,6 +23,8 @@ pub(super) struct Follow {
     state: Option<Json>,
     /// Rows skipped since the count was last reported.
     skipped: u64,
+    /// Rows rejected as read since the last chunk was sent.
+    pub(super) rejected: u64,
 }
 
 impl Follow {
@@ -37,6 +39,7 @@ impl Follow {
             runs: Vec::new(),
             state: None,
             skipped: 0,
+            rejected: 0,
         };
         f.begin(0, 0);
         f
@@ -81,6 +84,17 @@ impl Follow {
         false
     }
 
+    /// The stream being read.
+    pub(super) fn stream(&self) -> u32 {
+        self.stream
+    }
+
+    /// Where an earlier run said this stream can go on from, and the
+    /// ordinal of the last row before it.
+    pub(super) fn resume_point(&self) -> Option<(u64, Json)> {
+        self.tracker.resume()?.state.get(&self.stream).cloned()
+    }
+
     /// Where the source can go on from once the chunk being read is sent.
     pub(super) fn set_state(&mut self, state: Json) {
         self.state = Some(state);
@@ -92,8 +106,13 @@ impl Follow {
         let grew =
             (self.skipped > 0).then(|| self.tracker.skipped(std::mem::take(&mut self.skipped)));
         let runs = std::mem::take(&mut self.runs);
-        self.tracker
-            .sent(self.stream, runs, self.ordinal, self.state.take());
+        let rejected = std::mem::take(&mut self.rejected);
+        self.tracker.sent(
+            self.stream,
+            runs,
+            (self.ordinal, rejected),
+            self.state.take(),
+        );
         grew
     }
 }

@@ -118,6 +118,22 @@ impl<'a> SourceOutput<'a> {
         }
     }
 
+    /// `--checkpoint`, resumed: where the source can go on from in the
+    /// stream it reads now (what it said with
+    /// [`SourceOutput::set_resume_state`] in an earlier run), and the
+    /// ordinal of the last row before that point.
+    pub fn resume_point(&self) -> Option<(u64, serde_json::Value)> {
+        self.follow.as_ref()?.resume_point()
+    }
+
+    /// The source goes on from a resume point: the rows of its stream up to
+    /// `ordinal` are not read again.
+    pub fn resume_stream_from(&mut self, ordinal: u64) {
+        if let Some(f) = &mut self.follow {
+            f.begin(f.stream(), ordinal);
+        }
+    }
+
     /// Where the source can go on from once the chunk being read is sent
     /// (`--checkpoint`: a point in time and the last sort values).
     pub fn set_resume_state(&mut self, state: impl FnOnce() -> serde_json::Value) {
@@ -263,6 +279,9 @@ impl<'a> SourceOutput<'a> {
     pub fn reject(&mut self, line: u64, raw: &[u8], error_type: ErrorType, reason: &str) -> bool {
         if self.skipped(false) {
             return self.ctx.should_stop_reading();
+        }
+        if let Some(f) = &mut self.follow {
+            f.rejected += 1;
         }
         self.took_rows(1);
         self.count_rows();

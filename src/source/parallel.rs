@@ -230,6 +230,8 @@ struct Pending {
     offset: u64,
     line: u64,
     len: u64,
+    /// Its lines (the next chunk starts on line + lines).
+    lines: u64,
     result: Receiver<Reply>,
 }
 
@@ -282,6 +284,7 @@ impl Order {
                 offset: self.next_offset,
                 line: self.next_line,
                 len,
+                lines,
                 result,
             });
             let spare = match self.reuse {
@@ -342,6 +345,9 @@ fn sequence<C: Cut>(
             return Err(reading.read_err(e));
         }
         let stop = send_parsed(parsed.items, out);
+        // --checkpoint: where a resumed run opens the file again.
+        let (at, line) = (chunk.offset + chunk.len, chunk.line + chunk.lines);
+        out.set_resume_state(|| serde_json::json!({"offset": at, "line": line}));
         out.end_chunk_took(chunk.len, took);
         if stop {
             return Ok(Ended::Done);

@@ -313,3 +313,11 @@ pub fn kill_loop(
         completed: None,
     }
 }
+
+/// True when the checkpoint at `path` says its job completed.
+pub fn marked_complete(path: &std::path::Path) -> bool {
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .is_some_and(|v| v["complete"] == true)
+}

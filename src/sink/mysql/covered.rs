@@ -4,7 +4,7 @@
 //! resumed run reads them back and skips those rows as well as the ones
 //! the checkpoint file says are done: a batch that committed after the file
 //! was last written is never written again, even into a table without a
-//! key. A completed job's rows are deleted.
+//! key. A completed (or discarded) job's rows are deleted.
 
 use mysql_async::{Conn, Opts};
 
@@ -113,27 +113,18 @@ pub(super) async fn load(
     .await
 }
 
-/// Deletes what was recorded under checkpoint `id` (its job is complete),
-/// and what abandoned checkpoints left more than a week ago.
+/// Deletes what was recorded under checkpoint `id` (its job is complete,
+/// or it was discarded). Nothing else: the rows of a job only paused,
+/// however long ago, are what its resumed run skips.
 pub(super) async fn forget(opts: &Opts, cfg: &MysqlConfig, id: &str) {
     let done = bounded(cfg, "cleaning", async {
         let mut conn = connect(opts, cfg)
             .await
             .map_err(|e| failed("cleaning", plain(&e)))?;
-        for (sql, params) in [
-            (
-                format!("DELETE FROM {TABLE} WHERE checkpoint = ?"),
-                vec![id.into()],
-            ),
-            (
-                format!("DELETE FROM {TABLE} WHERE created < NOW() - INTERVAL 7 DAY"),
-                vec![],
-            ),
-        ] {
-            exec_with(&mut conn, cfg.timeout, &sql, params)
-                .await
-                .map_err(|e| failed("cleaning", db_text(&e)))?;
-        }
+        let sql = format!("DELETE FROM {TABLE} WHERE checkpoint = ?");
+        exec_with(&mut conn, cfg.timeout, &sql, vec![id.into()])
+            .await
+            .map_err(|e| failed("cleaning", db_text(&e)))?;
         let _ = conn.disconnect().await;
         Ok(())
     })

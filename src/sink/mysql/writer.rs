@@ -43,6 +43,8 @@ pub(super) struct MysqlWriter {
     in_doubt: Option<InDoubt>,
     /// `--checkpoint`: the next batch's rows, recorded in its transaction.
     coverage: Option<crate::checkpoint::Coverage>,
+    /// Records of the batch being written (some may fail converting).
+    batch_len: usize,
 }
 
 impl MysqlWriter {
@@ -73,6 +75,7 @@ impl MysqlWriter {
             last_marker: None,
             in_doubt: None,
             coverage: None,
+            batch_len: 0,
         }
     }
 
@@ -91,6 +94,7 @@ impl MysqlWriter {
             last_marker: None,
             in_doubt: None,
             coverage: None,
+            batch_len: 0,
         }
     }
 
@@ -163,6 +167,7 @@ impl BatchWriter for MysqlWriter {
     }
 
     fn write_batch(&mut self, batch: &[Record]) -> Result<BatchResult, BatchError> {
+        self.batch_len = batch.len();
         let mut table = self.table(batch)?;
         if self.shared.cfg.add_columns {
             table = super::add_columns::add_missing_columns(
@@ -264,7 +269,10 @@ impl MysqlWriter {
         let xid = self.next_xid();
         let tally = self.write_groups(table, rows, &xid).await?;
         if let (Some(c), Some(conn)) = (&self.coverage, self.conn.as_mut()) {
-            super::covered::record(conn, &self.shared.cfg, &xid, c).await?;
+            // Its failed records: those that did not convert, and those
+            // the server refused.
+            let failed = (self.batch_len.saturating_sub(rows.len()) + tally.rejected.len()) as u64;
+            super::covered::record(conn, &self.shared.cfg, &xid, &c.with_failed(failed)).await?;
         }
         if let (Some(m), Some(conn)) = (&self.shared.missing, self.conn.as_mut()) {
             m.note(conn, rows, limit, self.shared.max_packet).await?;

@@ -69,6 +69,8 @@ pub struct EsSource {
     limited: bool,
     /// `--checkpoint`, resumed: the point in time read on, and its count.
     resumed_at: Option<(String, u64)>,
+    /// `--checkpoint`: the point in time left open until the job is complete.
+    open_pit_id: Option<String>,
 }
 
 /// The point in time a run resumed from `--checkpoint` reads on: the
@@ -432,14 +434,16 @@ impl Source for EsSource {
         let ends = self.read_slices(pit.as_deref(), out);
         // Always release what the server holds for us.
         // (Not a point in time opened beforehand: the other processes of
-        // the job may still be reading it; nor one a run stopped part way
-        // with --checkpoint goes on reading when resumed: it expires after
-        // --es-keep-alive.)
+        // the job may still be reading it. With --checkpoint, only once the
+        // job is complete (`finished`): until every record read is written,
+        // a resumed run may still need to read on in it; left open, it
+        // expires after --es-keep-alive.)
         let rt = runtime();
         let last_pit = ends.iter().rev().find_map(|e| e.pit.clone()).or(pit);
-        let resumable = ctx.checkpoint().is_some() && ctx.should_stop_reading();
-        if let (Some(id), None, false) = (&last_pit, &self.cfg.pit_id, resumable) {
-            rt.block_on(self.close_pit(id));
+        match (&last_pit, &self.cfg.pit_id) {
+            (Some(id), None) if ctx.checkpoint().is_some() => self.open_pit_id = Some(id.clone()),
+            (Some(id), None) => rt.block_on(self.close_pit(id)),
+            _ => {}
         }
         let scrolls = ends
             .iter()
@@ -467,6 +471,14 @@ impl Source for EsSource {
             self.paging.name()
         );
         Ok(())
+    }
+
+    fn finished(&mut self, committed: bool) -> Result<Option<String>, PipelineError> {
+        // --checkpoint: the job is complete, nothing will read on in it.
+        if let (true, Some(id)) = (committed, self.open_pit_id.take()) {
+            runtime().block_on(self.close_pit(&id));
+        }
+        Ok(None)
     }
 
     fn stage_commit(&mut self) -> Result<Option<super::StagedCommit>, PipelineError> {

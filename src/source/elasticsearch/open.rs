@@ -172,6 +172,7 @@ impl EsSource {
             server,
             limited: false,
             resumed_at: None,
+            open_pit_id: None,
         };
         if let Some(id) = &cfg.pit_id {
             runtime()
