@@ -383,6 +383,9 @@ pub struct FileSinkConfig {
     /// `--checkpoint`, resumed: the `.partial` is kept, cut back to this
     /// length, and written on from there.
     pub resume_bytes: Option<u64>,
+    /// A hash of its last bytes before that length, as the checkpoint has
+    /// it (`checkpoint::tail_of`): checked before the file is written on.
+    pub resume_tail: Option<String>,
 }
 
 /// `--output-compression`.

@@ -119,7 +119,15 @@ impl Context {
 
     /// A source row could not become a record: count it, keep it in the
     /// dead-letter file, and check the error budget.
-    pub fn reject_row(&self, position: u64, raw: &[u8], error_type: ErrorType, reason: &str) {
+    /// `tag` (`--checkpoint`: `id:stream:ordinal`) names the row in its
+    /// entry, so a resumed run knows it is kept already.
+    pub fn reject_row(
+        &self,
+        (position, tag): (u64, Option<&str>),
+        raw: &[u8],
+        error_type: ErrorType,
+        reason: &str,
+    ) {
         self.metrics.record_failed(Stage::Source, error_type, 1);
         let file = self.input.lock().expect("input lock").clone();
         self.warn_rejected(|| match &file {
@@ -128,7 +136,7 @@ impl Context {
         });
         if let Err(e) =
             self.dead_letter
-                .source_row(position, file.as_deref(), raw, error_type, reason)
+                .source_row((position, tag), file.as_deref(), raw, error_type, reason)
         {
             self.dead_letter_failed(e);
         }

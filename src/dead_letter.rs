@@ -87,7 +87,7 @@ impl DeadLetter {
     /// as read; bytes that are not UTF-8 are also given in hex so nothing is lost.
     pub fn source_row(
         &self,
-        position: u64,
+        (position, tag): (u64, Option<&str>),
         file: Option<&str>,
         raw: &[u8],
         error_type: ErrorType,
@@ -108,6 +108,9 @@ impl DeadLetter {
         }
         if let Some(f) = file {
             entry["file"] = json!(f);
+        }
+        if let Some(t) = tag {
+            entry["checkpoint"] = json!(t);
         }
         self.write(entry)
     }
@@ -190,7 +193,7 @@ impl DeadLetter {
 /// Every key an entry may have. `--jsonl-format auto` takes a file for a
 /// dead-letter file only when its first entry has no other key: a key added
 /// to the entries is added here too.
-pub const ENTRY_KEYS: [&str; 12] = [
+pub const ENTRY_KEYS: [&str; 13] = [
     "stage",
     "error_type",
     "position",
@@ -203,6 +206,7 @@ pub const ENTRY_KEYS: [&str; 12] = [
     "in_doubt",
     "xid",
     "run_id",
+    "checkpoint",
 ];
 
 /// The entry of a record a sink rejected (`xid`: its batch is in doubt).

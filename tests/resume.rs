@@ -773,3 +773,87 @@ fn resumed_records_are_counted() {
     assert_table_is(&mut db, &table, &want, "counted");
     db.exec(&format!("DROP TABLE {table}"));
 }
+
+/// Bad rows across kills: each is kept in the dead-letter file once, the
+/// output equals an uninterrupted run's, and the run that completes the job
+/// exits 1 and counts the failures of the earlier runs too.
+#[test]
+fn bad_rows_are_kept_once_and_counted_across_kills() {
+    let what = "CSV with bad rows -> file";
+    let mut rng = Rng::seeded("bad_rows_are_kept_once_and_counted_across_kills");
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    let mut text = String::from("id,name,amount\n");
+    let mut bad = 0u64;
+    for i in 1..=800_000u64 {
+        if i % 499 == 0 {
+            // A row with a field too many.
+            text.push_str(&format!("{i},x,1.00,extra\n"));
+            bad += 1;
+        } else if i % 211 == 0 {
+            text.push_str(&format!("{i},\"two\nlines\",2.00\n"));
+        } else {
+            text.push_str(&format!("{i},name {i},{}.{:02}\n", i % 1000, i % 100));
+        }
+    }
+    fs::write(&input, text).unwrap();
+    let (reference, output) = (dir.path().join("ref.jsonl"), dir.path().join("out.jsonl"));
+    let (dl_ref, dl) = (dir.path().join("ref.dl"), dir.path().join("out.dl"));
+    let ck = dir.path().join("ck");
+    let mut args = csv_to_file(p(&input), p(&reference));
+    args.extend(["--batch-size", "50", "--dead-letter", p(&dl_ref)]);
+    let out = run(&args);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the reference run: {}",
+        stderr(&out)
+    );
+    assert_eq!(summary_number(&stderr(&out), "failed"), bad);
+
+    let mut args = csv_to_file(p(&input), p(&output));
+    args.extend(["--batch-size", "50", "--dead-letter", p(&dl)]);
+    args.extend(["--checkpoint", p(&ck), "--checkpoint-every", "20ms"]);
+    let lp = kill_loop(what, &args, &[], &mut rng, &[Stop::Kill; 8], (60, 400));
+    assert!(lp.resumed_runs() >= 1, "{what}: no run resumed");
+    let out = match lp.completed {
+        Some(out) => out,
+        None => run_to_end(&args, &[], RUN_LIMIT),
+    };
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{what}: {err}");
+    let earlier = err
+        .split("failed earlier=")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .map_or(0, |n| n.parse::<u64>().unwrap());
+    assert_eq!(
+        summary_number(&err, "failed") + earlier,
+        bad,
+        "{what}: failures of this run and the earlier ones: {err}"
+    );
+    assert_eq!(
+        fs::read(&output).unwrap(),
+        fs::read(&reference).unwrap(),
+        "{what}: output"
+    );
+    let kept = |path: &Path| {
+        let mut rows: Vec<(u64, String)> = read_jsonl(path)
+            .iter()
+            .map(|e| {
+                (
+                    e["position"].as_u64().unwrap(),
+                    e["raw"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        rows.sort();
+        rows
+    };
+    assert_eq!(
+        kept(&dl),
+        kept(&dl_ref),
+        "{what}: the dead-letter entries, each once"
+    );
+    assert!(marked_complete(&ck), "{what}: {err}");
+}

@@ -52,6 +52,9 @@ pub struct Resume {
     pub covered: BTreeMap<u32, Vec<(u64, u64)>>,
     /// The length of the file sink's `.partial` at the frontier.
     pub output_bytes: Option<u64>,
+    /// A hash of the `.partial`'s last bytes before that length
+    /// ([`tail_of`]): the file a resumed run writes on is this job's.
+    pub output_tail: Option<String>,
     /// Records the earlier runs loaded, as the checkpoint says.
     pub loaded: u64,
     /// What the source as a whole goes on from (an index's point in time).
@@ -276,6 +279,15 @@ pub fn start(config: &Config, path: &Path, restart: bool) -> Result<Start, Pipel
     })
 }
 
+/// A hash of the last (at most 4 KiB) bytes of `path` before byte `len`.
+pub fn tail_of(path: &Path, len: u64) -> std::io::Result<String> {
+    use std::os::unix::fs::FileExt;
+    let from = len.saturating_sub(4096);
+    let mut buf = vec![0u8; (len - from) as usize];
+    std::fs::File::open(path)?.read_exact_at(&mut buf, from)?;
+    Ok(format!("{:016x}", identity::fnv(&buf)))
+}
+
 /// The check sum of a checkpoint's content (all but `check`).
 fn check_sum(saved: &Json) -> String {
     let mut body = saved.clone();
@@ -297,7 +309,8 @@ fn new_id() -> String {
 
 fn parse_resume(saved: &Json) -> Option<Resume> {
     let mut r = Resume {
-        output_bytes: saved["output_bytes"].as_u64(),
+        output_bytes: saved["partial_length"].as_u64(),
+        output_tail: saved["partial_tail"].as_str().map(str::to_string),
         loaded: saved["loaded"].as_u64().unwrap_or(0),
         source: Some(saved["source"].clone()).filter(|s| !s.is_null()),
         failed: saved["failed"].as_u64().unwrap_or(0),

@@ -101,6 +101,8 @@ struct Inner {
     pinned: Option<Json>,
     /// The job completed.
     complete: bool,
+    /// The file sink's `.partial`, whose tail is hashed with each write.
+    partial: Option<std::path::PathBuf>,
 }
 
 /// See the module's documentation.
@@ -157,6 +159,7 @@ impl Tracker {
                 unwritable: false,
                 pinned: resume.as_ref().and_then(|r| r.source.clone()),
                 complete: false,
+                partial: None,
                 failed: resume.as_ref().map_or(0, |r| r.failed),
             }),
             resume,
@@ -169,6 +172,12 @@ impl Tracker {
     /// skips: the job's outcome counts them.
     pub fn failed_before(&self) -> u64 {
         self.resume.as_ref().map_or(0, |r| r.failed)
+    }
+
+    /// The file sink writes `partial`: each write of the checkpoint holds a
+    /// hash of its tail at the recorded length.
+    pub fn follow_output(&self, partial: std::path::PathBuf) {
+        self.inner().partial = Some(partial);
     }
 
     /// The checkpoint's id.
@@ -363,7 +372,11 @@ impl Tracker {
             json!({
                 "streams": streams,
                 "covered": covered,
-                "output_bytes": inner.output,
+                "partial_length": inner.output,
+                "partial_tail": match (&inner.partial, inner.output) {
+                    (Some(p), Some(len)) => super::tail_of(p, len).ok(),
+                    _ => None,
+                },
                 "loaded": loaded,
                 "source": inner.pinned,
                 "complete": inner.complete,
@@ -459,7 +472,7 @@ mod tests {
         let s = saved(&t);
         assert_eq!(s["streams"]["0"]["ordinal"], 9);
         assert_eq!(s["streams"]["0"]["state"]["at"], "after 9");
-        assert_eq!(s["output_bytes"], 80);
+        assert_eq!(s["partial_length"], 80);
         assert_eq!(s["loaded"], 8);
         // Two records of the first batch, and the row rejected as read.
         assert_eq!(s["failed"], 3);
@@ -470,7 +483,7 @@ mod tests {
         let s = saved(&t);
         assert_eq!(s["streams"]["0"]["ordinal"], 9);
         assert_eq!(s["covered"]["0"], json!([[10, 13]]));
-        assert_eq!(s["output_bytes"], 120);
+        assert_eq!(s["partial_length"], 120);
         let r = super::super::parse_resume(&s).unwrap();
         let mut f = r.filter(0);
         let skipped: Vec<u64> = (1..=20).filter(|&o| f.skip(o)).collect();

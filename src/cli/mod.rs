@@ -564,6 +564,7 @@ impl Cli {
                 output: OutputPath::Stdout,
                 compression: None,
                 resume_bytes: None,
+                resume_tail: None,
             }),
         );
         config.log_format = self.log_format;

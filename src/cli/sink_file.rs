@@ -64,6 +64,7 @@ impl FileFlags {
             output,
             compression,
             resume_bytes: None,
+            resume_tail: None,
         })
     }
 }

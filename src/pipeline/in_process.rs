@@ -32,6 +32,7 @@ fn config(input: &Path, output: &Path) -> Config {
         output: OutputPath::File(output.to_path_buf()),
         compression: None,
         resume_bytes: None,
+        resume_tail: None,
     });
     let mut c = Config::new(source, sink);
     c.quiet = true;

@@ -17,7 +17,8 @@ pub(super) fn sink_config(sink: &SinkConfig, start: Option<&Start>) -> SinkConfi
         match &mut sink {
             SinkConfig::Mysql(m) => m.checkpoint = Some(start.id.clone()),
             SinkConfig::File(f) => {
-                f.resume_bytes = start.resume.as_ref().and_then(|r| r.output_bytes)
+                f.resume_bytes = start.resume.as_ref().and_then(|r| r.output_bytes);
+                f.resume_tail = start.resume.as_ref().and_then(|r| r.output_tail.clone());
             }
         }
     }
@@ -59,6 +60,16 @@ pub(super) fn track(
                 r.cover(stream, lo, hi);
             }
         }
+        // Rows rejected as they were read, beyond the rows done, are kept in
+        // the dead-letter file already: not read (nor kept) again.
+        if let Some(dl) = &config.dead_letter {
+            for (stream, ordinal) in kept_rows(dl, &id) {
+                if !r.is_done(stream, ordinal, ordinal) {
+                    r.failed += 1;
+                    r.cover(stream, ordinal, ordinal);
+                }
+            }
+        }
         r.settle();
         tracing::info!(
             checkpoint = %c.path.display(),
@@ -73,6 +84,13 @@ pub(super) fn track(
         identity,
     };
     let tracker = Tracker::new(header, c.every, resume, sink.output_position());
+    if let SinkConfig::File(crate::config::FileSinkConfig {
+        output: crate::config::OutputPath::File(p),
+        ..
+    }) = &config.sink
+    {
+        tracker.follow_output(crate::safe_fs::partial_path(p));
+    }
     tracker.save_now().map_err(|e| {
         PipelineError::Config(format!(
             "--checkpoint '{}' cannot be written: {e}; check that its directory exists and is writable, or give another path",
@@ -148,4 +166,34 @@ fn stream_name(config: &Config, stream: u32) -> String {
             }
         }
     }
+}
+
+/// The rows of checkpoint `id` the dead-letter file `path` keeps (rejected
+/// as they were read): (stream, ordinal), each once.
+fn kept_rows(path: &std::path::Path, id: &str) -> std::collections::BTreeSet<(u32, u64)> {
+    use std::io::BufRead;
+    let mut rows = std::collections::BTreeSet::new();
+    let Ok(file) = std::fs::File::open(path) else {
+        return rows;
+    };
+    let needle = format!("\"checkpoint\":\"{id}:");
+    for line in std::io::BufReader::new(file)
+        .split(b'\n')
+        .map_while(Result::ok)
+    {
+        let Some(at) = memchr::memmem::find(&line, needle.as_bytes()) else {
+            continue;
+        };
+        let rest = &line[at + needle.len()..];
+        let end = rest.iter().position(|&b| b == b'"').unwrap_or(rest.len());
+        let Ok(text) = std::str::from_utf8(&rest[..end]) else {
+            continue;
+        };
+        if let Some((s, o)) = text.split_once(':') {
+            if let (Ok(s), Ok(o)) = (s.parse(), o.parse()) {
+                rows.insert((s, o));
+            }
+        }
+    }
+    rows
 }

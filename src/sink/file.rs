@@ -99,7 +99,11 @@ pub struct FileSink {
 
 /// Opens `partial` for this run alone: created if missing, locked, and only
 /// then emptied. A run that finds it locked gets [`PipelineError::Busy`].
-fn open_locked(partial: &Path, target: &Path, keep: Option<u64>) -> Result<File, PipelineError> {
+fn open_locked(
+    partial: &Path,
+    target: &Path,
+    keep: Option<(u64, Option<&str>)>,
+) -> Result<File, PipelineError> {
     use std::os::unix::fs::MetadataExt;
     let open_err = |source: io::Error| PipelineError::OpenOutput {
         what: "--output-file",
@@ -130,8 +134,19 @@ fn open_locked(partial: &Path, target: &Path, keep: Option<u64>) -> Result<File,
         let ours = file.metadata().map_err(open_err)?;
         match std::fs::symlink_metadata(partial) {
             Ok(m) if m.dev() == ours.dev() && m.ino() == ours.ino() => {
-                // A resumed run keeps what the checkpoint says was written.
-                let keep = keep.unwrap_or(0);
+                // A resumed run keeps what the checkpoint says was written,
+                // once it is sure the file is the one the checkpoint means.
+                let (keep, tail) = keep.unwrap_or((0, None));
+                if let Some(want) = tail {
+                    if ours.len() >= keep
+                        && crate::checkpoint::tail_of(partial, keep).ok().as_deref() != Some(want)
+                    {
+                        return Err(PipelineError::Config(format!(
+                            "{} is not what the checkpoint says was written (its bytes before {keep} differ): another run wrote it since; --restart to write the output from the start",
+                            partial.display()
+                        )));
+                    }
+                }
                 if ours.len() < keep {
                     return Err(PipelineError::Config(format!(
                         "{} holds {} bytes but the checkpoint says {keep} were written: it was cut or replaced since; --restart to write the output from the start",
@@ -196,7 +211,10 @@ impl FileSink {
                         partial.display()
                     )));
                 }
-                let file = open_locked(&partial, path, config.resume_bytes)?;
+                let keep = config
+                    .resume_bytes
+                    .map(|len| (len, config.resume_tail.as_deref()));
+                let file = open_locked(&partial, path, keep)?;
                 (Out::File(file), Some(path.clone()), Some(partial))
             }
         };
@@ -613,6 +631,7 @@ mod tests {
             output: OutputPath::File(target.clone()),
             compression: None,
             resume_bytes: None,
+            resume_tail: None,
         };
         let sink = FileSink::open(&config).unwrap();
         let lines = b"{\"id\":1}\n";

@@ -84,6 +84,11 @@ impl Follow {
         false
     }
 
+    /// The last row's name in a dead-letter entry: `id:stream:ordinal`.
+    pub(super) fn tag(&self) -> String {
+        format!("{}:{}:{}", self.tracker.id(), self.stream, self.ordinal)
+    }
+
     /// The stream being read.
     pub(super) fn stream(&self) -> u32 {
         self.stream

@@ -240,8 +240,14 @@ mod tests {
         dl.sink_record(&doc, ErrorType::Conversion, "too long")
             .unwrap();
         dl.sink_record_in_doubt(&doc, "pcli-1", "cut off").unwrap();
-        dl.source_row(9, Some("in.csv"), b"a,\xff,c", ErrorType::Parse, "bad row")
-            .unwrap();
+        dl.source_row(
+            (9, None),
+            Some("in.csv"),
+            b"a,\xff,c",
+            ErrorType::Parse,
+            "bad row",
+        )
+        .unwrap();
         dl.flush().unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = text.lines().collect();

@@ -280,12 +280,14 @@ impl<'a> SourceOutput<'a> {
         if self.skipped(false) {
             return self.ctx.should_stop_reading();
         }
-        if let Some(f) = &mut self.follow {
+        let tag = self.follow.as_mut().map(|f| {
             f.rejected += 1;
-        }
+            f.tag()
+        });
         self.took_rows(1);
         self.count_rows();
-        self.ctx.reject_row(line, raw, error_type, reason);
+        self.ctx
+            .reject_row((line, tag.as_deref()), raw, error_type, reason);
         self.ctx.should_stop_reading()
     }
 
