@@ -246,6 +246,10 @@ impl JsonlSource {
         if threads < 2 && self.lines.is_none() {
             return Ok(false);
         }
+        // --checkpoint, resumed: from the byte after the rows done.
+        let resume = out.resume_point().and_then(|(ordinal, at)| {
+            Some((ordinal, at["offset"].as_u64()?, at["line"].as_u64()?))
+        });
         let plan = super::jsonl_parallel::Plan {
             path,
             name: &self.name,
@@ -255,19 +259,36 @@ impl JsonlSource {
             threads,
             chunk_bytes: self.chunk_bytes,
             lines: self.lines,
+            start: resume.map_or((0, 1), |(_, offset, line)| (offset, line)),
         };
         // Rows go out as records or as the parse threads' own lines.
         out.collect_into(Pending::Records(Vec::new()));
-        let before = out.read();
         // Nothing was read from a compressed file's decoder yet: its lines
-        // are cut from the start, as a plain file's.
-        let stream = self.compression.map(|_| {
-            let input = std::mem::replace(
-                &mut self.input,
-                BufReader::new(Box::new(io::empty()) as Box<dyn Read + Send>),
+        // are cut from the start, as a plain file's (a resumed run's from
+        // where it goes on, what comes before decoded and let go).
+        let stream = match self.compression {
+            Some(_) => {
+                let mut input = std::mem::replace(
+                    &mut self.input,
+                    BufReader::new(Box::new(io::empty()) as Box<dyn Read + Send>),
+                );
+                if let Some((_, offset, _)) = resume {
+                    io::copy(&mut (&mut input).take(offset), &mut io::sink()).map_err(|e| {
+                        PipelineError::Source(ErrorType::Io, format!("reading {}: {e}", self.name))
+                    })?;
+                }
+                Some(Box::new(input) as Box<dyn Read + Send>)
+            }
+            None => None,
+        };
+        if let Some((ordinal, offset, line)) = resume {
+            out.resume_stream_from(ordinal);
+            tracing::debug!(
+                "NDJSON {}: resumed at byte {offset} (line {line}, row {ordinal})",
+                self.name
             );
-            Box::new(input) as Box<dyn Read + Send>
-        });
+        }
+        let before = out.read();
         super::jsonl_parallel::run(&plan, stream, out)?;
         if out.read() == before && !out.should_stop() && !out.at_limit() {
             tracing::warn!("{} is empty (no records); nothing read", self.name);

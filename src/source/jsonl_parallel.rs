@@ -43,6 +43,9 @@ pub(super) struct Plan<'a> {
     pub chunk_bytes: usize,
     /// Records are written as JSON lines, in batches of this many.
     pub lines: Option<usize>,
+    /// Where reading starts: a byte at a line's start, and that line's
+    /// number (0 and 1 but for a resumed run).
+    pub start: (u64, u64),
 }
 
 impl Plan<'_> {
@@ -269,8 +272,8 @@ pub(super) fn run(
         path: plan.path,
         name: plan.name,
         kind: "NDJSON",
-        start: 0,
-        line: 1,
+        start: plan.start.0,
+        line: plan.start.1,
         threads: plan.threads,
     };
     let mut cutter = LineCutter {
@@ -313,6 +316,7 @@ mod tests {
             threads: 1,
             chunk_bytes: chunk,
             lines,
+            start: (0, 1),
         };
         let mut cutter = LineCutter {
             file: Box::new(std::fs::File::open(&path).unwrap()),
@@ -388,6 +392,7 @@ mod tests {
             threads: 2,
             chunk_bytes: 16,
             lines: None,
+            start: (0, 1),
         };
         let parser = Parser::new(&plan);
         let record =
