@@ -55,6 +55,8 @@ pub struct CsvSource {
     /// The byte of the input the reader's offset 0 is (it was opened
     /// again further on: a resumed run, a quote the chunks could not follow).
     base_offset: u64,
+    /// Bytes a resumed run goes on after, not counted read yet.
+    uncounted: u64,
 }
 
 /// True for a row that is no header at all: none, or one field of
@@ -213,6 +215,7 @@ impl CsvSource {
             origin: None,
             empty,
             base_offset: 0,
+            uncounted: 0,
         })
     }
 
@@ -261,6 +264,8 @@ impl CsvSource {
                 "the cores this process may use"
             }
         );
+        // The chunks count the bytes before their start.
+        self.uncounted = 0;
         // A compressed file's rows come from its decoder, from where the
         // header left it.
         let stream = self.compression.map(|_| {
@@ -322,6 +327,7 @@ impl CsvSource {
             line,
         );
         self.base_offset = offset;
+        self.uncounted = offset;
         out.resume_stream_from(ordinal);
         tracing::debug!(
             "CSV {}: resumed at byte {offset} (line {line}, row {ordinal})",
@@ -460,7 +466,9 @@ impl Source for CsvSource {
             return Ok(());
         }
         let mut row = Row::default();
-        // The header was read from the source too: count from the first byte.
+        // The header was read from the source too: count from the first byte
+        // (a resumed run: the bytes it goes on after too).
+        out.count_bytes(std::mem::take(&mut self.uncounted));
         let mut last_byte = 0;
         let mut done = false;
         while !done && !out.should_stop() {
