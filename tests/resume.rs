@@ -857,3 +857,53 @@ fn bad_rows_are_kept_once_and_counted_across_kills() {
     );
     assert!(marked_complete(&ck), "{what}: {err}");
 }
+
+/// Two runs of one job at once would both go on from the same point: the
+/// second exits 75 at once, whatever --lock-file each is given, and the
+/// first loads every row once.
+#[test]
+fn two_runs_of_one_job_at_once_are_one_too_many() {
+    let what = "two runs at once";
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    let want = write_csv(&input, 300_000, "twice");
+    let mut db = connect();
+    let table = table_name("resume_twice");
+    make_table(&mut db, &table, false);
+    let (url, ck) = (mysql_url(), dir.path().join("ck"));
+    let (lock_a, lock_b) = (dir.path().join("a.lock"), dir.path().join("b.lock"));
+    let args = |lock: &Path| -> Vec<String> {
+        let extra = [
+            "--batch-size",
+            "25",
+            "--checkpoint",
+            p(&ck),
+            "--lock-file",
+            p(lock),
+        ];
+        csv_to_mysql(p(&input), &url, &table, &extra)
+            .into_iter()
+            .map(str::to_string)
+            .collect()
+    };
+    let first_args = args(&lock_a);
+    let first = spawn(&strs(&first_args));
+    // The first holds its checkpoint's lock once the checkpoint exists.
+    let t0 = std::time::Instant::now();
+    while !ck.exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "{what}: no checkpoint"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second_args = args(&lock_b);
+    let out = run_to_end(&strs(&second_args), &[], RUN_LIMIT);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(75), "{what}: the second run: {err}");
+    assert!(err.contains("ck.lock"), "{what}: {err}");
+    let out = wait_with_limit(first, RUN_LIMIT);
+    assert_completed(&out, "the first run");
+    assert_table_is(&mut db, &table, &want, what);
+    db.exec(&format!("DROP TABLE {table}"));
+}
