@@ -60,6 +60,16 @@ IGNORED = "email,created_at,active,note"
 RUN_LIMIT_S = 1800  # one run longer than this: something is wrong
 
 
+
+def marked_complete(ckpt):
+    """True when the checkpoint says its job completed (a complete run
+    marks it so; the same job again would have nothing to do)."""
+    try:
+        with open(ckpt) as f:
+            return json.load(f).get("complete") is True
+    except (OSError, ValueError):
+        return False
+
 class Failed(Exception):
     """A check failed: the job stops and exits 1."""
 
@@ -225,8 +235,9 @@ class Job:
                 self.full("mysql", "start over", rnd, args, self.md / f"mysql-{rnd}-full.log")
                 self.check_table("start over")
                 self.sql(f"TRUNCATE TABLE {TABLE}")
-                if ckpt.exists():
-                    raise Failed(f"{ckpt} is still there after a complete run")
+                if not marked_complete(ckpt):
+                    raise Failed(f"{ckpt} is not marked complete after a complete run")
+                ckpt.unlink()
                 self.killed("mysql", rnd, args, self.md / f"mysql-{rnd}-killed.log",
                             lambda: int(poller.value(f"SELECT COUNT(*) FROM {TABLE}")), target, "rows")  # fmt: skip
                 if not ckpt.exists():
@@ -277,8 +288,9 @@ class Job:
             self.full("file", "start over", rnd, args, self.md / f"file-{rnd}-full.log")
             same("start over")
             out.unlink()
-            if ckpt.exists():
-                raise Failed(f"{ckpt} is still there after a complete run")
+            if not marked_complete(ckpt):
+                raise Failed(f"{ckpt} is not marked complete after a complete run")
+            ckpt.unlink()
             run = self.killed("file", rnd, args, self.md / f"file-{rnd}-killed.log", size, target, "bytes")
             run["total"] = ref_bytes
             if not ckpt.exists():
