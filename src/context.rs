@@ -146,6 +146,18 @@ impl Context {
     /// A sink rejected `record`: count it, keep it in the dead-letter file, and
     /// check the error budget.
     pub fn reject_record(&self, record: &Record, error_type: ErrorType, reason: &str) {
+        self.reject_record_tagged(record, error_type, reason, None);
+    }
+
+    /// [`Context::reject_record`], its entry naming the row (`--checkpoint`:
+    /// `id:stream:ordinal`) so a resumed run knows it is kept already.
+    pub fn reject_record_tagged(
+        &self,
+        record: &Record,
+        error_type: ErrorType,
+        reason: &str,
+        tag: Option<&str>,
+    ) {
         self.metrics.record_failed(Stage::Sink, error_type, 1);
         self.warn_rejected(|| match record.text_of("_id") {
             Some(id) => {
@@ -160,7 +172,10 @@ impl Context {
             }
             None => tracing::warn!(position = record.position, "rejected record: {reason}"),
         });
-        if let Err(e) = self.dead_letter.sink_record(record, error_type, reason) {
+        if let Err(e) = self
+            .dead_letter
+            .sink_record(record, error_type, reason, tag)
+        {
             self.dead_letter_failed(e);
         }
         self.check_budget();

@@ -116,16 +116,22 @@ impl DeadLetter {
     }
 
     /// A record a sink rejected.
+    /// `tag`: the row's name with `--checkpoint` (`id:stream:ordinal`).
     pub fn sink_record(
         &self,
         record: &Record,
         error_type: ErrorType,
         reason: &str,
+        tag: Option<&str>,
     ) -> std::io::Result<()> {
         if self.out.is_none() {
             return Ok(());
         }
-        self.write(sink_entry(record, error_type, reason, None))
+        let mut entry = sink_entry(record, error_type, reason, None);
+        if let Some(t) = tag {
+            entry["checkpoint"] = json!(t);
+        }
+        self.write(entry)
     }
 
     /// A record of a batch whose commit is in doubt: `"in_doubt": true` and

@@ -907,3 +907,190 @@ fn two_runs_of_one_job_at_once_are_one_too_many() {
     assert_table_is(&mut db, &table, &want, what);
     db.exec(&format!("DROP TABLE {table}"));
 }
+
+/// Values the table refuses (a name too long for its column) across kills:
+/// every row is either in the table or in the dead-letter file, once. A
+/// MySQL batch records only the rows it wrote, so a run killed after a
+/// commit but before the refused rows reached the dead-letter file reads
+/// them again rather than losing them.
+#[test]
+fn rows_the_table_refuses_are_kept_once_across_kills() {
+    let what = "NDJSON -> MySQL, values refused";
+    let mut rng = Rng::seeded("rows_the_table_refuses_are_kept_once_across_kills");
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    let rows = 300_000u64;
+    let mut text = String::new();
+    for i in 1..=rows {
+        let name = if i % 20 == 0 {
+            "x".repeat(40)
+        } else {
+            format!("n{i}")
+        };
+        text.push_str(&format!("{{\"id\":{i},\"name\":\"{name}\",\"v\":{i}}}\n"));
+    }
+    fs::write(&input, text).unwrap();
+    let mut db = connect();
+    let table = table_name("resume_refused");
+    db.exec(&format!("DROP TABLE IF EXISTS {table}"));
+    db.exec(&format!(
+        "CREATE TABLE {table} (id BIGINT, name VARCHAR(20), v BIGINT)"
+    ));
+    let (url, ck, dl) = (mysql_url(), dir.path().join("ck"), dir.path().join("dl"));
+    let args: Vec<String> = [
+        "--source-type",
+        "jsonl",
+        "--jsonl-file",
+        p(&input),
+        "--sink-type",
+        "mysql",
+        "--db-url",
+        &url,
+        "--db-table",
+        &table,
+        "--batch-size",
+        "2000",
+        "--workers",
+        "2",
+        "--dead-letter",
+        p(&dl),
+        "--checkpoint",
+        p(&ck),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let lp = kill_loop(
+        what,
+        &strs(&args),
+        &[],
+        &mut rng,
+        &[Stop::Kill; 10],
+        (150, 900),
+    );
+    let out = match lp.completed {
+        Some(out) => out,
+        None => run_to_end(&strs(&args), &[], RUN_LIMIT),
+    };
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{what}: {err}");
+    let in_table = db.count(&format!("SELECT COUNT(*) FROM {table}"));
+    let distinct = db.count(&format!("SELECT COUNT(DISTINCT id) FROM {table}"));
+    let kept: Vec<u64> = read_jsonl(&dl)
+        .iter()
+        .map(|e| e["record"]["id"].as_u64().expect("an id"))
+        .collect();
+    let kept_set: std::collections::BTreeSet<u64> = kept.iter().copied().collect();
+    assert_eq!(in_table, distinct, "{what}: rows twice in the table");
+    assert_eq!(
+        kept.len(),
+        kept_set.len(),
+        "{what}: entries twice in the dead-letter file"
+    );
+    assert_eq!(
+        kept_set.len() as u64,
+        rows / 20,
+        "{what}: refused rows kept"
+    );
+    assert!(
+        kept_set.iter().all(|id| id % 20 == 0),
+        "{what}: {kept_set:?}"
+    );
+    assert_eq!(
+        in_table + kept.len() as u64,
+        rows,
+        "{what}: every row once: {err}"
+    );
+    db.exec(&format!("DROP TABLE {table}"));
+}
+
+/// What a completed job's checkpoint makes of later runs: the same job has
+/// nothing to do and exits as the job did (1: records failed); its input
+/// touched is refused; a JSON-lines job killed after its output was put in
+/// place (its `.partial` renamed) but before its checkpoint said so is
+/// found complete; a --max-errors budget spent by earlier runs stays spent.
+#[test]
+fn a_completed_or_spent_job_is_not_run_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    let mut text = String::from("id,name,amount\n");
+    for i in 1..=200_000u64 {
+        match i % 400 {
+            0 => text.push_str(&format!("{i},bad,1.00,extra\n")),
+            _ => text.push_str(&format!("{i},name {i},{}.00\n", i % 100)),
+        }
+    }
+    fs::write(&input, text).unwrap();
+    let (out_file, ck, dl) = (
+        dir.path().join("out.jsonl"),
+        dir.path().join("ck"),
+        dir.path().join("dl"),
+    );
+    let mut args = csv_to_file(p(&input), p(&out_file));
+    args.extend(["--checkpoint", p(&ck), "--dead-letter", p(&dl)]);
+    let first = run(&args);
+    assert_eq!(first.status.code(), Some(1), "{}", stderr(&first));
+    let bytes = fs::read(&out_file).unwrap();
+    let again = run(&args);
+    let err = stderr(&again);
+    assert_eq!(again.status.code(), Some(1), "the same job again: {err}");
+    assert!(
+        err.contains("nothing to do") && err.contains("failed earlier=500"),
+        "{err}"
+    );
+    assert_eq!(
+        fs::read(&out_file).unwrap(),
+        bytes,
+        "the output was written again"
+    );
+    assert_eq!(read_jsonl(&dl).len(), 500, "the dead-letter file grew");
+
+    // Touched: the same size and head, maybe new rows: not guessed.
+    let f = fs::File::options().write(true).open(&input).unwrap();
+    f.set_modified(std::time::SystemTime::now() + Duration::from_secs(5))
+        .unwrap();
+    let touched = run(&args);
+    let err = stderr(&touched);
+    assert_eq!(touched.status.code(), Some(2), "touched: {err}");
+    assert!(err.contains("--restart"), "{err}");
+
+    // Killed after the rename, before the checkpoint said so: stopped
+    // part way, then its .partial put in place by hand.
+    let mut args = csv_to_file(p(&input), p(&out_file));
+    args.extend(["--checkpoint", p(&ck), "--restart", "--batch-size", "50"]);
+    args.extend(["--checkpoint-every", "20ms"]);
+    fs::remove_file(&out_file).unwrap();
+    let partial = dir.path().join("out.jsonl.partial");
+    let r = stop_when_ready(&args, &[], Stop::Kill, RUN_LIMIT, || {
+        fs::metadata(&partial).map_or(0, |m| m.len()) > 1_000_000
+    });
+    assert!(
+        r.interrupted(),
+        "the run ended before it could be killed: {}",
+        r.stderr()
+    );
+    fs::rename(&partial, &out_file).unwrap();
+    args.retain(|a| *a != "--restart");
+    let done = run(&args);
+    let err = stderr(&done);
+    assert!(
+        err.contains("nothing to do") && err.contains("is complete"),
+        "{err}"
+    );
+
+    // --max-errors spent by the first run: the next reads nothing.
+    fs::remove_file(&out_file).unwrap();
+    let mut args = csv_to_file(p(&input), p(&out_file));
+    args.extend(["--checkpoint", p(&ck), "--restart", "--max-errors", "10"]);
+    let spent = run(&args);
+    assert_eq!(summary_number(&stderr(&spent), "failed"), 10);
+    args.retain(|a| *a != "--restart");
+    let again = run(&args);
+    let err = stderr(&again);
+    assert_ne!(again.status.code(), Some(0), "{err}");
+    assert_eq!(
+        summary_number(&err, "read"),
+        0,
+        "a spent budget read on: {err}"
+    );
+}

@@ -91,13 +91,14 @@ impl Resume {
         }
     }
 
-    /// True when every row of `lo..=hi` of `stream` is done already.
+    /// True when every row of `lo..=hi` of `stream` is done already (the
+    /// covered ranges settled).
     pub fn is_done(&self, stream: u32, lo: u64, hi: u64) -> bool {
         hi <= self.frontier.get(&stream).copied().unwrap_or(0)
-            || self
-                .covered
-                .get(&stream)
-                .is_some_and(|r| r.iter().any(|&(a, b)| a <= lo && hi <= b))
+            || self.covered.get(&stream).is_some_and(|r| {
+                let at = r.partition_point(|&(_, b)| b < lo);
+                r.get(at).is_some_and(|&(a, b)| a <= lo && hi <= b)
+            })
     }
 
     /// The filter of stream `stream`'s rows.
@@ -150,6 +151,17 @@ impl Filter {
     }
 }
 
+/// A job its checkpoint says completed.
+#[derive(Debug, Clone)]
+pub struct Completed {
+    /// What a run of it says.
+    pub note: String,
+    /// Records it failed, in all its runs.
+    pub failed: u64,
+    /// Those failures were within `--accept-errors`.
+    pub accepted: bool,
+}
+
 /// The checkpoint of a run about to start: a new one, or the one it
 /// resumes.
 pub struct Start {
@@ -160,9 +172,8 @@ pub struct Start {
     /// What to resume from; `None`: from the start.
     pub resume: Option<Resume>,
     /// The checkpoint says this very job completed: nothing to do (a run
-    /// killed right after completing is not run a second time). The note
-    /// says so.
-    pub complete: Option<String>,
+    /// killed right after completing is not run a second time).
+    pub complete: Option<Completed>,
     /// The id of a checkpoint discarded (`--restart`, or a completed job
     /// followed by a new one): what a sink recorded under it goes.
     pub discarded: Option<String>,
@@ -228,16 +239,27 @@ pub fn start(config: &Config, path: &Path, restart: bool) -> Result<Start, Pipel
         // The job it followed completed: this very job again (the same
         // flags, its inputs as they were) has nothing to do; anything else
         // is a new job.
-        let same =
-            saved["job"] == identity.hash && identity.check_inputs(&saved["inputs"], path).is_ok();
-        if same {
+        let job = saved["job"] == identity.hash;
+        if job && identity.check_inputs(&saved["inputs"], path).is_ok() {
             return Ok(Start {
-                complete: Some(format!(
-                    "nothing to do: --checkpoint '{}' says this job completed (run it again with --restart, or change its input)",
-                    path.display()
-                )),
+                complete: Some(Completed {
+                    note: format!(
+                        "nothing to do: the job of --checkpoint '{}' completed (run it again with --restart)",
+                        path.display()
+                    ),
+                    failed: saved["failed"].as_u64().unwrap_or(0),
+                    accepted: saved["accepted"] == true,
+                }),
                 ..fresh(None)
             });
+        }
+        // Touched, copied again, its owner changed: the same content, as
+        // far as can be told cheaply. New rows or none? Not guessed.
+        if job && identity.same_content(&saved["inputs"]) {
+            return Err(config_error(
+                path,
+                "says its job completed, and its input looks the same (size and first 64 KiB) but was touched or replaced since; --restart loads it again if it holds new rows, otherwise there is nothing to do".into(),
+            ));
         }
         tracing::info!(
             "the job of checkpoint {} completed; this is a new job, which starts from the beginning",

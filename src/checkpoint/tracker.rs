@@ -24,31 +24,60 @@ use super::{render, Header, Resume};
 pub struct Coverage(pub String);
 
 impl Coverage {
-    /// Records of the batch failed (kept in the dead-letter file): said in
-    /// the text as `f:N`.
-    pub fn with_failed(&self, n: u64) -> Coverage {
-        match n {
-            0 => self.clone(),
-            n => Coverage(format!("{} f:{n}", self.0)),
+    /// The batch's records at these indexes (in the order of its rows)
+    /// failed: they are not done (a resumed run reads them again, or finds
+    /// them kept in the dead-letter file). Said as `x:i,j,…`.
+    pub fn without(&self, failed: &[usize]) -> Coverage {
+        if failed.is_empty() {
+            return self.clone();
         }
+        let list: Vec<String> = failed.iter().map(usize::to_string).collect();
+        Coverage(format!("{} x:{}", self.0, list.join(",")))
     }
 
-    /// The failed records a coverage text says its batch had.
-    pub fn failed(text: &str) -> u64 {
-        text.split_whitespace()
-            .filter_map(|p| p.strip_prefix("f:")?.parse::<u64>().ok())
-            .sum()
-    }
-
-    /// Reads a coverage text back: (stream, first, last) ranges.
+    /// Reads a coverage text back: the (stream, first, last) ranges of the
+    /// rows done (those said to have failed left out).
     pub fn parse(text: &str) -> Vec<(u32, u64, u64)> {
-        text.split_whitespace()
-            .filter_map(|part| {
-                let (s, range) = part.split_once(':')?;
-                let (lo, hi) = range.split_once('-')?;
-                Some((s.parse().ok()?, lo.parse().ok()?, hi.parse().ok()?))
-            })
-            .collect()
+        let mut ranges: Vec<(u32, u64, u64)> = Vec::new();
+        let mut failed: Vec<u64> = Vec::new();
+        for part in text.split_whitespace() {
+            let Some((s, rest)) = part.split_once(':') else {
+                continue;
+            };
+            if s == "x" {
+                failed.extend(rest.split(',').filter_map(|i| i.parse::<u64>().ok()));
+                continue;
+            }
+            let parsed = rest
+                .split_once('-')
+                .and_then(|(lo, hi)| Some((s.parse().ok()?, lo.parse().ok()?, hi.parse().ok()?)));
+            ranges.extend(parsed);
+        }
+        failed.sort_unstable();
+        failed.dedup();
+        if failed.is_empty() {
+            return ranges;
+        }
+        // Drop the failed rows: the i-th row is the i-th ordinal of the
+        // ranges in order.
+        let mut out = Vec::new();
+        let (mut at, mut next) = (0u64, 0usize);
+        for (s, lo, hi) in ranges {
+            let mut start = lo;
+            while next < failed.len() && failed[next] < at + (hi - lo + 1) {
+                let o = lo + (failed[next] - at);
+                if o > start {
+                    out.push((s, start, o - 1));
+                }
+                start = o + 1;
+                next += 1;
+            }
+            if start <= hi {
+                out.push((s, start, hi));
+            }
+            at += hi - lo + 1;
+        }
+        out
     }
 }
 
@@ -101,6 +130,8 @@ struct Inner {
     pinned: Option<Json>,
     /// The job completed.
     complete: bool,
+    /// Its failed records were within --accept-errors.
+    accepted: bool,
     /// The file sink's `.partial`, whose tail is hashed with each write.
     partial: Option<std::path::PathBuf>,
 }
@@ -159,6 +190,7 @@ impl Tracker {
                 unwritable: false,
                 pinned: resume.as_ref().and_then(|r| r.source.clone()),
                 complete: false,
+                accepted: false,
                 partial: None,
                 failed: resume.as_ref().map_or(0, |r| r.failed),
             }),
@@ -255,6 +287,37 @@ impl Tracker {
         self.resumed.load(Ordering::Relaxed)
     }
 
+    /// The row of item `item` as a dead-letter entry names it:
+    /// `id:stream:ordinal`.
+    pub fn tag_of(&self, item: u64) -> Option<String> {
+        let inner = self.inner();
+        let at = inner.chunks.partition_point(|c| c.hi <= item);
+        let c = inner.chunks.get(at).filter(|c| c.lo <= item)?;
+        let (o, _) = *slice_runs(&c.runs, item - c.lo, item - c.lo + 1).first()?;
+        Some(format!("{}:{}:{o}", self.header.id, c.stream))
+    }
+
+    /// The rows of items `lo..hi` (a batch), but those at `except`
+    /// (offsets from `lo`, rising), for the sink to record.
+    pub fn coverage_except(&self, lo: u64, hi: u64, except: &[u64]) -> Coverage {
+        let mut parts = Vec::new();
+        let mut from = lo;
+        for &x in except.iter().chain(std::iter::once(&(hi - lo))) {
+            let to = lo + x;
+            if to > from {
+                parts.push(self.coverage(from, to).0);
+            }
+            from = to + 1;
+        }
+        Coverage(
+            parts
+                .into_iter()
+                .filter(|p| !p.is_empty())
+                .collect::<Vec<_>>()
+                .join(" "),
+        )
+    }
+
     /// The rows of items `lo..hi` (a batch), for the sink to record.
     pub fn coverage(&self, lo: u64, hi: u64) -> Coverage {
         let inner = self.inner();
@@ -310,10 +373,12 @@ impl Tracker {
     /// The run is over: a complete run marks the checkpoint complete (the
     /// same job again then has nothing to do); any other writes it as of
     /// now, to resume from.
-    pub fn finish(&self, complete: bool) -> Result<(), String> {
+    pub fn finish(&self, complete: Option<bool>) -> Result<(), String> {
         let path = &self.header.path;
-        if complete {
-            self.inner().complete = true;
+        if let Some(accepted) = complete {
+            let mut inner = self.inner();
+            inner.complete = true;
+            inner.accepted = accepted;
         }
         self.save_now()
             .map_err(|e| format!("cannot write {}: {e}", path.display()))
@@ -380,6 +445,7 @@ impl Tracker {
                 "loaded": loaded,
                 "source": inner.pinned,
                 "complete": inner.complete,
+                "accepted": inner.accepted,
                 "failed": inner.failed,
             }),
         )
@@ -448,6 +514,14 @@ mod tests {
     }
 
     #[test]
+    fn failed_rows_are_left_out_of_a_coverage() {
+        let c = Coverage("0:1-5 0:10-12".into()).without(&[0, 4, 6]);
+        assert_eq!(c.0, "0:1-5 0:10-12 x:0,4,6");
+        assert_eq!(Coverage::parse(&c.0), [(0, 2, 4), (0, 10, 10), (0, 12, 12)]);
+        assert_eq!(Coverage::parse("1:3-4"), [(1, 3, 4)]);
+    }
+
+    #[test]
     fn slices_of_runs() {
         let runs = [(1, 3), (7, 9)];
         assert_eq!(slice_runs(&runs, 0, 6), [(1, 3), (7, 9)]);
@@ -498,7 +572,7 @@ mod tests {
         t.sent(1, vec![], (50, 0), None);
         t.done(0, 2, None, 0);
         assert_eq!(saved(&t)["streams"]["1"]["ordinal"], 50);
-        t.finish(true).unwrap();
+        t.finish(Some(false)).unwrap();
         assert_eq!(saved(&t)["complete"], true);
     }
 }

@@ -36,8 +36,8 @@ pub const MAX_ERRORS_QUEUE: usize = 64;
 pub enum Prepared {
     /// Ready to run.
     Ready(Box<Ready>),
-    /// Nothing to do, and why.
-    Done(String, Arc<Metrics>),
+    /// Nothing to do: the job completed.
+    Done(crate::checkpoint::Completed, Arc<Metrics>),
 }
 
 /// A run ready to read.
@@ -72,8 +72,22 @@ pub fn prepare(
         ),
         None => None,
     };
-    if let Some(note) = start.as_ref().and_then(|s| s.complete.clone()) {
-        return Ok(Prepared::Done(note, metrics));
+    if let Some(done) = start.as_ref().and_then(|s| s.complete.clone()) {
+        return Ok(Prepared::Done(done, metrics));
+    }
+    if let Some(note) = start
+        .as_ref()
+        .and_then(|s| resume::output_complete(config, s))
+    {
+        let done = crate::checkpoint::Completed {
+            note,
+            failed: start
+                .as_ref()
+                .and_then(|s| s.resume.as_ref())
+                .map_or(0, |r| r.failed),
+            accepted: false,
+        };
+        return Ok(Prepared::Done(done, metrics));
     }
     let sink_config = resume::sink_config(&config.sink, start.as_ref());
     let mut source =
@@ -124,6 +138,10 @@ pub fn prepare(
     let earlier = tracker.as_ref().map_or(0, |t| t.failed_before());
     let budget = config.max_errors.map(|m| m.saturating_sub(earlier));
     let ctx = Context::new(metrics, shutdown, dead_letter, budget, progress);
+    if let Some(max) = config.max_errors.filter(|&m| earlier >= m) {
+        // Spent by the earlier runs: this one reads nothing.
+        ctx.fail_run(crate::error::PipelineError::TooManyErrors(max));
+    }
     if let Some(t) = tracker {
         ctx.metrics.resumed_records(0);
         ctx.set_checkpoint(t);
@@ -157,16 +175,24 @@ impl Prepared {
     pub fn run(self) -> RunSummary {
         match self {
             Prepared::Ready(ready) => ready.run(),
-            Prepared::Done(note, metrics) => {
-                tracing::info!("{note}");
-                mark_outcome(&metrics, Outcome::Success, true);
+            Prepared::Done(done, metrics) => {
+                tracing::info!("{}", done.note);
+                // As the run that completed the job ended.
+                let outcome = match (done.failed, done.accepted) {
+                    (0, _) => Outcome::Success,
+                    (_, true) => Outcome::FailuresAccepted,
+                    _ => Outcome::RecordsFailed,
+                };
+                mark_outcome(&metrics, outcome, true);
+                let failed = (done.failed > 0)
+                    .then(|| format!("failed earlier={} records in the job's runs", done.failed));
                 RunSummary {
-                    outcome: Outcome::Success,
+                    outcome,
                     counts: metrics.counts(),
                     elapsed: std::time::Duration::ZERO,
                     error: None,
-                    output_note: Some(note),
-                    state_note: None,
+                    output_note: Some(done.note),
+                    state_note: failed,
                     dead_letter: None,
                     dead_letter_lost: 0,
                 }
@@ -476,7 +502,11 @@ fn settle(
     }
     // --checkpoint: removed once the job is complete, else written as of now.
     if let Some(t) = ctx.checkpoint() {
-        let note = resume::finish(t, sink, committed).unwrap_or_else(|e| {
+        let all = ctx.metrics.counts();
+        let accepted = config
+            .accept_errors
+            .is_some_and(|a| a.allows(all.failed + t.failed_before(), all.read + all.resumed));
+        let note = resume::finish(t, sink, committed, accepted).unwrap_or_else(|e| {
             tracing::warn!("checkpoint: {e}");
             e
         });

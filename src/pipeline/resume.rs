@@ -47,27 +47,24 @@ pub(super) fn track(
         sink.checkpoint_complete(&old);
     }
     if let Some(r) = &mut resume {
-        let recorded = sink.checkpoint_coverage(&id)?;
-        // The failures of batches beyond what the file says is done.
-        for text in &recorded {
-            let ranges = Coverage::parse(text);
-            if ranges.iter().any(|&(s, lo, hi)| !r.is_done(s, lo, hi)) {
-                r.failed += Coverage::failed(text);
-            }
-        }
-        for text in &recorded {
-            for (stream, lo, hi) in Coverage::parse(text) {
-                r.cover(stream, lo, hi);
-            }
-        }
-        // Rows rejected as they were read, beyond the rows done, are kept in
-        // the dead-letter file already: not read (nor kept) again.
+        // Rows failed beyond what the file says is done, and kept in the
+        // dead-letter file already: not read (nor kept) again, and counted
+        // failed by an earlier run.
         if let Some(dl) = &config.dead_letter {
-            for (stream, ordinal) in kept_rows(dl, &id) {
-                if !r.is_done(stream, ordinal, ordinal) {
-                    r.failed += 1;
-                    r.cover(stream, ordinal, ordinal);
-                }
+            let kept: Vec<(u32, u64)> = kept_rows(dl, &id)
+                .into_iter()
+                .filter(|&(s, o)| !r.is_done(s, o, o))
+                .collect();
+            r.failed += kept.len() as u64;
+            for (stream, ordinal) in kept {
+                r.cover(stream, ordinal, ordinal);
+            }
+        }
+        // The rows of batches that committed beyond it (their failed rows
+        // left out: they are kept, found above, or read again).
+        for text in sink.checkpoint_coverage(&id)? {
+            for (stream, lo, hi) in Coverage::parse(&text) {
+                r.cover(stream, lo, hi);
             }
         }
         r.settle();
@@ -107,8 +104,9 @@ pub(super) fn finish(
     tracker: &Tracker,
     sink: &dyn Sink,
     committed: bool,
+    accepted: bool,
 ) -> Result<String, String> {
-    tracker.finish(committed)?;
+    tracker.finish(committed.then_some(accepted))?;
     if committed {
         sink.checkpoint_complete(tracker.id());
     }
@@ -125,8 +123,13 @@ pub(super) fn describe(config: &Config) -> Result<String, PipelineError> {
     let c = config.checkpoint.as_ref().expect("--checkpoint");
     let path = c.path.display();
     let start = crate::checkpoint::start(config, &c.path, c.restart)?;
-    if let Some(note) = &start.complete {
-        return Ok(format!("checkpoint: a run would do {note}"));
+    if let Some(done) = &start.complete {
+        return Ok(format!("checkpoint: a run would say {}", done.note));
+    }
+    if start.discarded.is_some() && !c.restart {
+        return Ok(format!(
+            "checkpoint: {path} holds a job that completed; a run starts this one from the beginning"
+        ));
     }
     Ok(match &start.resume {
         Some(r) => {
@@ -196,4 +199,29 @@ fn kept_rows(path: &std::path::Path, id: &str) -> std::collections::BTreeSet<(u3
         }
     }
     rows
+}
+
+/// A file sink's job killed after its output was put in place but before
+/// its checkpoint said so: the output is there whole (a `.partial` is
+/// renamed only when complete) and starts with what the checkpoint
+/// recorded. Returns the note that the job is complete.
+pub(super) fn output_complete(config: &Config, start: &Start) -> Option<String> {
+    let SinkConfig::File(crate::config::FileSinkConfig {
+        output: crate::config::OutputPath::File(target),
+        ..
+    }) = &config.sink
+    else {
+        return None;
+    };
+    let r = start.resume.as_ref()?;
+    let (len, tail) = (r.output_bytes?, r.output_tail.as_ref()?);
+    let partial = crate::safe_fs::partial_path(target);
+    let whole = std::fs::metadata(target).ok()?.len();
+    let ours = crate::checkpoint::tail_of(target, len).ok()? == *tail;
+    (!partial.exists() && whole >= len && ours).then(|| {
+        format!(
+            "nothing to do: {} is complete (its run ended before --checkpoint could say so; run it again with --restart)",
+            target.display()
+        )
+    })
 }

@@ -120,7 +120,7 @@ pub fn run_worker(
         };
         drop(taking);
         ctx.metrics.queue_depth(depth.records(rx.len()));
-        let flat = flatten.map(|f| flattened(f, &batch, ctx));
+        let flat = flatten.map(|f| flattened(f, &batch, ctx, span));
         let records = match &flat {
             Some((flat, from)) => Batch::Flat(flat, &batch, from),
             None => Batch::Records(&batch),
@@ -148,7 +148,12 @@ pub fn run_worker(
 
 /// `batch` flattened (`--flatten`), with the index in `batch` of each
 /// record; a record whose fields collide is failed here, as it was read.
-fn flattened(f: &Flattener, batch: &[Record], ctx: &Context) -> (Vec<Record>, Vec<usize>) {
+fn flattened(
+    f: &Flattener,
+    batch: &[Record],
+    ctx: &Context,
+    span: Option<(u64, u64)>,
+) -> (Vec<Record>, Vec<usize>) {
     let mut flat = Vec::with_capacity(batch.len());
     let mut from = Vec::with_capacity(batch.len());
     for (i, r) in batch.iter().enumerate() {
@@ -157,10 +162,20 @@ fn flattened(f: &Flattener, batch: &[Record], ctx: &Context) -> (Vec<Record>, Ve
                 flat.push(r);
                 from.push(i);
             }
-            Err(reason) => ctx.reject_record(r, ErrorType::Conversion, &reason),
+            Err(reason) => {
+                let tag = tag_of(ctx, span, i);
+                ctx.reject_record_tagged(r, ErrorType::Conversion, &reason, tag.as_deref())
+            }
         }
     }
     (flat, from)
+}
+
+/// `--checkpoint`: how a dead-letter entry names record `i` of the batch
+/// of items `span`.
+fn tag_of(ctx: &Context, span: Option<(u64, u64)>, i: usize) -> Option<String> {
+    let (lo, _) = span?;
+    ctx.checkpoint()?.tag_of(lo + i as u64)
 }
 
 /// A batch as it came: records, or records the source wrote as lines.
@@ -192,12 +207,29 @@ impl Batch<'_> {
         }
     }
 
-    /// Fails record `i` (kept in the dead-letter file).
-    fn reject(&self, ctx: &Context, i: usize, error_type: ErrorType, reason: &str) {
+    /// Record `i` of what the sink was given, as an index in the batch as
+    /// it came (before --flatten failed some).
+    fn original(&self, i: usize) -> usize {
         match self {
-            Batch::Records(r) => ctx.reject_record(&r[i], error_type, reason),
-            Batch::Lines(l) => ctx.reject_record(&l.record(i), error_type, reason),
-            Batch::Flat(_, read, from) => ctx.reject_record(&read[from[i]], error_type, reason),
+            Batch::Flat(_, _, from) => from[i],
+            _ => i,
+        }
+    }
+
+    /// Fails record `i` (kept in the dead-letter file, named by `tag`).
+    fn reject(
+        &self,
+        ctx: &Context,
+        i: usize,
+        (error_type, reason): (ErrorType, &str),
+        tag: Option<&str>,
+    ) {
+        match self {
+            Batch::Records(r) => ctx.reject_record_tagged(&r[i], error_type, reason, tag),
+            Batch::Lines(l) => ctx.reject_record_tagged(&l.record(i), error_type, reason, tag),
+            Batch::Flat(_, read, from) => {
+                ctx.reject_record_tagged(&read[from[i]], error_type, reason, tag)
+            }
         }
     }
 }
@@ -212,13 +244,22 @@ fn flush(
     // --checkpoint: the batch's rows, recorded with it by a sink that can.
     let tracker = ctx.checkpoint().filter(|_| span.is_some());
     if let (Some(t), Some((lo, hi))) = (tracker, span) {
-        // Records --flatten failed before the sink saw them count too.
-        let flattened = match batch {
-            Batch::Flat(flat, read, _) => (read.len() - flat.len()) as u64,
-            _ => 0,
+        // The records the sink is given, in order: not those --flatten
+        // failed (kept in the dead-letter file already).
+        let coverage = match batch {
+            Batch::Flat(_, read, from) => {
+                let mut kept = from.iter().peekable();
+                let except: Vec<u64> = (0..read.len())
+                    .filter(|i| kept.next_if(|&&k| k == *i).is_none())
+                    .map(|i| i as u64)
+                    .collect();
+                t.coverage_except(lo, hi, &except)
+            }
+            _ => t.coverage(lo, hi),
         };
-        writer.set_coverage(Some(t.coverage(lo, hi).with_failed(flattened)));
+        writer.set_coverage(Some(coverage));
     }
+    let tag = |i: usize| tag_of(ctx, span, batch.original(i));
     let mut report = BatchReport {
         size: batch.len() as u64,
         ..Default::default()
@@ -262,7 +303,8 @@ fn flush(
             report.updated = res.updated;
             report.skipped = res.skipped;
             for rej in &res.rejected {
-                batch.reject(ctx, rej.index, rej.error_type, &rej.reason);
+                let t = tag(rej.index);
+                batch.reject(ctx, rej.index, (rej.error_type, &rej.reason), t.as_deref());
             }
             if let Some(doubt) = &res.in_doubt {
                 report.ok = false;
@@ -289,7 +331,7 @@ fn flush(
         }
         Err(e) => {
             for i in 0..batch.len() {
-                batch.reject(ctx, i, e.error_type, &e.message);
+                batch.reject(ctx, i, (e.error_type, &e.message), None);
             }
             if broken.is_none() {
                 ctx.fail_run(PipelineError::Sink(e.error_type, e.message.clone()));

@@ -235,9 +235,9 @@ mod tests {
             ],
             3,
         );
-        dl.sink_record(&csv, ErrorType::Conversion, "too long")
+        dl.sink_record(&csv, ErrorType::Conversion, "too long", None)
             .unwrap();
-        dl.sink_record(&doc, ErrorType::Conversion, "too long")
+        dl.sink_record(&doc, ErrorType::Conversion, "too long", None)
             .unwrap();
         dl.sink_record_in_doubt(&doc, "pcli-1", "cut off").unwrap();
         dl.source_row(

@@ -43,8 +43,8 @@ pub(super) struct MysqlWriter {
     in_doubt: Option<InDoubt>,
     /// `--checkpoint`: the next batch's rows, recorded in its transaction.
     coverage: Option<crate::checkpoint::Coverage>,
-    /// Records of the batch being written (some may fail converting).
-    batch_len: usize,
+    /// The batch's records that failed converting (their indexes).
+    convert_failed: Vec<usize>,
 }
 
 impl MysqlWriter {
@@ -75,7 +75,7 @@ impl MysqlWriter {
             last_marker: None,
             in_doubt: None,
             coverage: None,
-            batch_len: 0,
+            convert_failed: Vec::new(),
         }
     }
 
@@ -94,7 +94,7 @@ impl MysqlWriter {
             last_marker: None,
             in_doubt: None,
             coverage: None,
-            batch_len: 0,
+            convert_failed: Vec::new(),
         }
     }
 
@@ -167,7 +167,6 @@ impl BatchWriter for MysqlWriter {
     }
 
     fn write_batch(&mut self, batch: &[Record]) -> Result<BatchResult, BatchError> {
-        self.batch_len = batch.len();
         let mut table = self.table(batch)?;
         if self.shared.cfg.add_columns {
             table = super::add_columns::add_missing_columns(
@@ -178,6 +177,7 @@ impl BatchWriter for MysqlWriter {
             )?;
         }
         let (table, rows, unmatched, mut converted) = self.fit(table, batch);
+        self.convert_failed = converted.rejected.iter().map(|r| r.index).collect();
         if let Some(broken) = self.structural(batch.len(), unmatched, &converted) {
             converted.broken = Some(broken);
             return Ok(converted);
@@ -269,10 +269,13 @@ impl MysqlWriter {
         let xid = self.next_xid();
         let tally = self.write_groups(table, rows, &xid).await?;
         if let (Some(c), Some(conn)) = (&self.coverage, self.conn.as_mut()) {
-            // Its failed records: those that did not convert, and those
-            // the server refused.
-            let failed = (self.batch_len.saturating_sub(rows.len()) + tally.rejected.len()) as u64;
-            super::covered::record(conn, &self.shared.cfg, &xid, &c.with_failed(failed)).await?;
+            // Its failed records (those that did not convert, those the
+            // server refused) are not done: they are kept in the
+            // dead-letter file after the commit, which a kill can cut off.
+            let mut failed: Vec<usize> = self.convert_failed.clone();
+            failed.extend(tally.rejected.iter().map(|r| r.index));
+            failed.sort_unstable();
+            super::covered::record(conn, &self.shared.cfg, &xid, &c.without(&failed)).await?;
         }
         if let (Some(m), Some(conn)) = (&self.shared.missing, self.conn.as_mut()) {
             m.note(conn, rows, limit, self.shared.max_packet).await?;
