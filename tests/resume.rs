@@ -617,7 +617,16 @@ fn checkpoint_is_refused_with_flags_it_cannot_work_with() {
     let url = mysql_url();
     let state = dir.path().join("state");
     let stdout_out = "-".to_string();
+    // Inputs read once: standard input and a named pipe.
+    let fifo = dir.path().join("fifo.csv");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
     let cases: Vec<(&str, Vec<&str>)> = vec![
+        ("standard input", csv_to_mysql("-", &url, &table, &[])),
+        ("a named pipe", csv_to_mysql(p(&fifo), &url, &table, &[])),
         (
             "--limit",
             csv_to_mysql(p(&input), &url, &table, &["--limit", "10"]),
@@ -1093,4 +1102,31 @@ fn a_completed_or_spent_job_is_not_run_again() {
         0,
         "a spent budget read on: {err}"
     );
+}
+
+/// An input given as a link to a regular file is read again like the file:
+/// a run through the link resumes, every row once.
+#[test]
+fn an_input_given_as_a_link_resumes() {
+    let what = "CSV through a link";
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    let want = write_csv(&input, 200_000, "links");
+    let link = dir.path().join("link.csv");
+    std::os::unix::fs::symlink(&input, &link).unwrap();
+    let mut db = connect();
+    let table = table_name("resume_link");
+    make_table(&mut db, &table, false);
+    let ck = dir.path().join("ck");
+    let args = load_args(&link, &table, &ck, &["--batch-size", "25"]);
+    let count = format!("SELECT COUNT(*) FROM {table}");
+    let r = stop_when_ready(&strs(&args), &[], Stop::Kill, RUN_LIMIT, || {
+        ck.exists() && db.count(&count) >= 2_000
+    });
+    assert!(r.interrupted(), "{what}: not killed: {}", r.stderr());
+    let out = run_to_end(&strs(&args), &[], RUN_LIMIT);
+    let err = assert_completed(&out, what);
+    assert!(err.contains("resuming from checkpoint"), "{what}: {err}");
+    assert_table_is(&mut db, &table, &want, what);
+    db.exec(&format!("DROP TABLE {table}"));
 }

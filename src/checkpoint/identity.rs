@@ -89,9 +89,13 @@ pub fn job_of(config: &Config) -> Result<Identity, PipelineError> {
             }
         }
     }
+    // A link to a regular file is read again like the file; a named pipe
+    // or a device is read once.
     for f in &files {
-        if let Some(what) = crate::safe_fs::not_regular(f, false) {
-            return Err(refuse(&format!("{} ({what})", f.display())));
+        if let Ok(meta) = std::fs::metadata(f) {
+            if !meta.is_file() && !meta.is_dir() {
+                return Err(refuse(&format!("{} (not a regular file)", f.display())));
+            }
         }
     }
     if !files.is_empty() {
